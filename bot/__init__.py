@@ -1,0 +1,1 @@
+"""The share-image bot: `/share-image` in Slack adds image members on Samsung Cloud Platform."""
