@@ -1,0 +1,337 @@
+"""The signed client of the image-member API: timeouts, retries, typed answers."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from bot import errors
+from bot.scp.auth import ScpAuth
+from bot.scp.models import (
+    ImageMember,
+    ImageMemberCreateRequest,
+    ImageMemberList,
+    VersionList,
+    read_error_body,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE = "virtualserver"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# A member created this long before our first attempt was there already: a real conflict.
+CONFLICT_CLOCK_SLACK = timedelta(seconds=120)
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a call that may succeed later."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    # A Retry-After longer than this is not waited for: the user gets "try again later".
+    max_retry_after: float = 30.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    jitter: Callable[[], float] = field(default=random.random, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before attempt `attempt + 1`: full jitter, at least Retry-After."""
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1)) * self.jitter()
+        return max(backoff, retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class VersionReport:
+    """Whether the configured API version is still served, from the service's own list."""
+
+    configured: str
+    status: str | None
+    current: str | None
+    served: list[str]
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the configured version is served and not deprecated."""
+        return self.problem is None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parse_day(value: str | None) -> date | None:
+    if not value:
+        return None
+    for layout in ("%Y%m%d", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value[:10], layout).date()
+        except ValueError:
+            continue
+    return None
+
+
+class ScpClient:
+    """Add, list, show and remove image members; every call signed, bounded and retried."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: ScpAuth,
+        *,
+        api_version: str = "1.1",
+        language: str = "en-US",
+        timeout: httpx.Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.api_version = api_version
+        self.language = language
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            auth=auth,
+            timeout=timeout or httpx.Timeout(10.0, connect=5.0),
+            transport=transport,
+            headers={
+                "Accept": "application/json",
+                "Scp-Api-Version": f"{SERVICE} {api_version}",
+                "User-Agent": "share-image-bot",
+            },
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # -- the member operations -------------------------------------------------
+
+    def add_member(
+        self, image_id: str, member_id: str, *, language: str | None = None
+    ) -> ImageMember:
+        """Add `member_id` to the image; its answer is the member, normally `pending`."""
+        body = ImageMemberCreateRequest(member_id=member_id).model_dump()
+        started = datetime.now(UTC)
+        response, attempts = self._send(
+            "POST", self._members_path(image_id), json=body, language=language
+        )
+        if response.status_code == 409 and attempts > 1:
+            # An earlier attempt may have reached the service before its answer was lost.
+            member = self._own_earlier_attempt(image_id, member_id, started, language)
+            if member is not None:
+                return member
+        if response.is_success:
+            try:
+                return ImageMember.model_validate_json(response.content)
+            except ValidationError:
+                # The member was added but the answer got lost on the way: read it back.
+                return self.show_member(image_id, member_id, language=language)
+        raise self._error(response, member_path=False)
+
+    def list_members(self, image_id: str, *, language: str | None = None) -> list[ImageMember]:
+        """Every member of the image with its status."""
+        response, _ = self._send("GET", self._members_path(image_id), language=language)
+        return self._parse(response, ImageMemberList, member_path=False).members
+
+    def show_member(
+        self, image_id: str, member_id: str, *, language: str | None = None
+    ) -> ImageMember:
+        """One member of the image; `MemberNotFound` when it is not there."""
+        response, _ = self._send("GET", self._member_path(image_id, member_id), language=language)
+        return self._parse(response, ImageMember, member_path=True)
+
+    def remove_member(self, image_id: str, member_id: str, *, language: str | None = None) -> None:
+        """Remove the member from the image (answered 204)."""
+        response, attempts = self._send(
+            "DELETE", self._member_path(image_id, member_id), language=language
+        )
+        if response.is_success:
+            return
+        error = self._error(response, member_path=True)
+        if isinstance(error, errors.MemberNotFound) and attempts > 1:
+            return  # an earlier attempt removed it
+        raise error
+
+    # -- versions ----------------------------------------------------------------
+
+    def versions(self) -> VersionList:
+        """The service's version list: an unsigned GET on its base URL."""
+        try:
+            response = self._http.get("/", auth=None, headers={"Scp-Api-Version": ""})
+        except httpx.TransportError as exc:
+            raise errors.CloudUnavailable(
+                f"version list unreachable: {type(exc).__name__}"
+            ) from None
+        if not response.is_success:
+            raise self._error(response, member_path=False)
+        try:
+            return VersionList.model_validate_json(response.content)
+        except ValidationError:
+            raise errors.CloudUnavailable(
+                "version list unreadable", status=response.status_code
+            ) from None
+
+    def version_report(self, today: date | None = None) -> VersionReport:
+        """Compare the configured version with the service's list."""
+        today = today or datetime.now(UTC).date()
+        listing = self.versions().versions
+        current = next((v.number for v in listing if v.status.upper() == "CURRENT"), None)
+        mine = next((v for v in listing if v.number == self.api_version), None)
+        served = [v.number for v in listing]
+        problem: str | None = None
+        if mine is None:
+            problem = f"version {self.api_version} is not served"
+        else:
+            until = _parse_day(mine.supported_until)
+            if until is not None and until < today:
+                problem = f"version {self.api_version} was supported until {until.isoformat()}"
+            elif mine.status.upper() == "DEPRECATED":
+                problem = f"version {self.api_version} is DEPRECATED"
+        if problem and current:
+            problem += f"; the CURRENT version is {current} (set SCP_API_VERSION={current})"
+        return VersionReport(
+            configured=self.api_version,
+            status=mine.status if mine else None,
+            current=current,
+            served=served,
+            problem=problem,
+        )
+
+    # -- plumbing ----------------------------------------------------------------
+
+    @staticmethod
+    def _members_path(image_id: str) -> str:
+        return f"/v1/images/{quote(image_id, safe='')}/members"
+
+    @classmethod
+    def _member_path(cls, image_id: str, member_id: str) -> str:
+        return f"{cls._members_path(image_id)}/{quote(member_id, safe='')}"
+
+    def _own_earlier_attempt(
+        self, image_id: str, member_id: str, started: datetime, language: str | None
+    ) -> ImageMember | None:
+        try:
+            member = self.show_member(image_id, member_id, language=language)
+        except errors.MemberNotFound:
+            return None
+        created = _parse_time(member.created_at)
+        if created is not None and created < started - CONFLICT_CLOCK_SLACK:
+            return None
+        log.info("retried add found its own earlier attempt", extra={"image": image_id})
+        return member
+
+    def _send(
+        self, method: str, path: str, *, json: Any = None, language: str | None = None
+    ) -> tuple[httpx.Response, int]:
+        """Send with retries; the answer that ended the loop, and how many attempts it took."""
+        headers = {"Accept-Language": language or self.language}
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._http.request(method, path, json=json, headers=headers)
+            except httpx.TransportError as exc:
+                if attempt >= self.retry.attempts:
+                    raise errors.CloudUnavailable(
+                        f"{method} {path} failed after {attempt} attempts: {type(exc).__name__}"
+                    ) from None
+                delay = self.retry.delay(attempt, None)
+                log.warning(
+                    "cloud API %s %s: %s, retry in %.2fs",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    delay,
+                )
+                self.retry.sleep(delay)
+                continue
+            if response.status_code not in RETRY_STATUSES or attempt >= self.retry.attempts:
+                return response, attempt
+            retry_after = _retry_after(response)
+            if retry_after is not None and retry_after > self.retry.max_retry_after:
+                return response, attempt
+            delay = self.retry.delay(attempt, retry_after)
+            log.warning(
+                "cloud API %s %s: HTTP %s (request id %s), retry in %.2fs",
+                method,
+                path,
+                response.status_code,
+                read_error_body(
+                    response.content, response.headers.get("content-type", "")
+                ).request_id,
+                delay,
+            )
+            self.retry.sleep(delay)
+
+    def _parse(self, response: httpx.Response, model: type[Model], *, member_path: bool) -> Model:
+        if not response.is_success:
+            raise self._error(response, member_path=member_path)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError:
+            raise errors.CloudUnavailable(
+                "the cloud API's answer could not be read",
+                status=response.status_code,
+                request_id=response.headers.get("X-Request-Id"),
+            ) from None
+
+    @staticmethod
+    def _error(response: httpx.Response, *, member_path: bool) -> errors.CloudError:
+        body = read_error_body(response.content, response.headers.get("content-type", ""))
+        status = response.status_code
+        cls: type[errors.CloudError]
+        if status == 400 and body.code and "version" in body.code.lower():
+            cls = errors.CloudAuthError
+        elif status == 404:
+            cls = errors.MemberNotFound if member_path else errors.ImageNotFound
+        else:
+            cls = {
+                400: errors.MemberRefused,
+                401: errors.CloudAuthError,
+                403: errors.ImageNotShareable,
+                409: errors.AlreadyMember,
+            }.get(
+                status,
+                errors.CloudUnavailable
+                if status in RETRY_STATUSES or status >= 500
+                else errors.CloudError,
+            )
+        return cls(
+            f"{response.request.method} {response.request.url.path} answered {status}",
+            status=status,
+            request_id=body.request_id or response.headers.get("X-Request-Id"),
+            code=body.code,
+            detail=body.detail,
+        )
