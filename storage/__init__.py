@@ -1,0 +1,25 @@
+"""SQLite storage through sqlite-utils: one small class per concern."""
+
+from storage.audit import AuditLog
+from storage.database import Database
+from storage.grants import Grant, Grants, Role
+from storage.members import KnownMember, KnownMembers
+from storage.oncall import OnCall, OnCallShift
+from storage.people import People
+from storage.requests import RequestState, ShareRequest, ShareRequests
+
+__all__ = [
+    "AuditLog",
+    "Database",
+    "Grant",
+    "Grants",
+    "KnownMember",
+    "KnownMembers",
+    "OnCall",
+    "OnCallShift",
+    "People",
+    "RequestState",
+    "Role",
+    "ShareRequest",
+    "ShareRequests",
+]

@@ -1,0 +1,123 @@
+"""Opening the database: WAL, a busy timeout, one connection per thread, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import sqlite_utils
+
+from bot.errors import StorageError
+from storage.schema import migrations
+
+T = TypeVar("T")
+
+# SQLite answers "database is locked" when a writer holds the lock past the busy timeout.
+# A few more tries after that ride out a burst of writers without losing a row.
+LOCKED_RETRIES = 5
+
+
+def utcnow() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+def stamp(moment: datetime) -> str:
+    """A sortable UTC text timestamp, the form every table stores."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def unstamp(text: str) -> datetime:
+    """The datetime of a stored timestamp."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class Database:
+    """The bot's SQLite file. Each thread gets its own connection; all share WAL mode.
+
+    Storage classes call `db` for the current thread's `sqlite_utils.Database` and
+    `write(fn)` for writes that must survive lock contention.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 10.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.clock = clock
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            migrations.apply(self.db)
+        except (OSError, sqlite3.Error) as error:
+            raise StorageError(f"cannot open the database at {self.path}: {error}") from error
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection, opened on first use."""
+        current: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if current is None:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            current = sqlite_utils.Database(conn)
+            self._local.db = current
+            with self._lock:
+                self._connections.append(conn)
+        return current
+
+    def now(self) -> datetime:
+        """The clock every table's timestamps come from (injectable for tests)."""
+        return self.clock()
+
+    def write(self, work: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run `work` in one transaction, retrying when another writer holds the lock."""
+        for attempt in range(LOCKED_RETRIES + 1):
+            db = self.db
+            try:
+                # IMMEDIATE takes the write lock up front (waiting up to busy_timeout),
+                # so a read inside the transaction never goes stale under another writer.
+                db.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(db)
+                    db.conn.execute("COMMIT")
+                except BaseException:
+                    if db.conn.in_transaction:
+                        db.conn.rollback()
+                    raise
+                return result
+            except sqlite3.OperationalError as error:
+                locked = "locked" in str(error) or "busy" in str(error)
+                if not locked or attempt == LOCKED_RETRIES:
+                    raise StorageError(f"database write failed: {error}") from error
+                time.sleep(0.05 * (attempt + 1))
+            except sqlite3.Error as error:
+                raise StorageError(f"database write failed: {error}") from error
+        raise AssertionError("unreachable")
+
+    def read(self, work: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run a read, turning SQLite failures into `StorageError`."""
+        try:
+            return work(self.db)
+        except sqlite3.Error as error:
+            raise StorageError(f"database read failed: {error}") from error
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()

@@ -1,0 +1,107 @@
+"""Who may do what: roles per Slack user, for every image or for one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlite_utils
+
+from storage.database import Database, stamp
+
+ALL_IMAGES = ""
+
+
+class Role(StrEnum):
+    """What a role lets its holder do."""
+
+    REQUESTER = "requester"  # may ask; an approver decides
+    SHARER = "sharer"  # shares directly (with known members, see SHARE_UNKNOWN_MEMBERS)
+    APPROVER = "approver"  # approves or denies others' requests
+    ADMIN = "admin"  # all of the above, and manages grants
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One role held by one user, for one image or ("") all."""
+
+    user_id: str
+    role: Role
+    image_id: str
+    granted_by: str
+    granted_at: str
+
+    @property
+    def scope(self) -> str:
+        """`all images` or the image id."""
+        return self.image_id or "all images"
+
+
+class Grants:
+    """The grants table."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def grant(self, user_id: str, role: Role, image_id: str = ALL_IMAGES, *, by: str) -> bool:
+        """Give `role`; False when the user had it already."""
+
+        def work(db: sqlite_utils.Database) -> bool:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO grants (user_id, role, image_id, granted_by, granted_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [user_id, role.value, image_id, by, stamp(self._database.now())],
+            )
+            return cursor.rowcount == 1
+
+        return self._database.write(work)
+
+    def revoke(self, user_id: str, role: Role, image_id: str = ALL_IMAGES) -> bool:
+        """Take `role` away; False when the user did not have it."""
+
+        def work(db: sqlite_utils.Database) -> bool:
+            cursor = db.execute(
+                "DELETE FROM grants WHERE user_id = ? AND role = ? AND image_id = ?",
+                [user_id, role.value, image_id],
+            )
+            return cursor.rowcount > 0
+
+        return self._database.write(work)
+
+    def roles(self, user_id: str, image_id: str) -> set[Role]:
+        """The roles `user_id` holds for `image_id` (its own grants and all-image ones)."""
+        rows = self._database.read(
+            lambda db: db.execute(
+                "SELECT role FROM grants WHERE user_id = ? AND image_id IN ('', ?)",
+                [user_id, image_id],
+            ).fetchall()
+        )
+        return {Role(row[0]) for row in rows}
+
+    def all(self) -> list[Grant]:
+        """Every grant, by user then role."""
+        rows = self._database.read(
+            lambda db: list(db.table("grants").rows_where(order_by="user_id, role, image_id"))
+        )
+        return [
+            Grant(
+                user_id=row["user_id"],
+                role=Role(row["role"]),
+                image_id=row["image_id"],
+                granted_by=row["granted_by"] or "",
+                granted_at=row["granted_at"],
+            )
+            for row in rows
+        ]
+
+    def holders(self, *roles: Role) -> list[str]:
+        """User ids holding any of `roles` for all images, for "who can help"."""
+        marks = ", ".join("?" for _ in roles)
+        rows = self._database.read(
+            lambda db: db.execute(
+                f"SELECT DISTINCT user_id FROM grants WHERE role IN ({marks}) AND image_id = ''"
+                " ORDER BY user_id",
+                [role.value for role in roles],
+            ).fetchall()
+        )
+        return [row[0] for row in rows]

@@ -1,0 +1,59 @@
+"""Known members: accounts the team has registered, with a friendly name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from storage.database import Database, stamp
+
+
+@dataclass(frozen=True)
+class KnownMember:
+    """A registered member account."""
+
+    member_id: str
+    name: str
+
+
+class KnownMembers:
+    """The known_members table."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def add(self, member_id: str, name: str, *, by: str) -> None:
+        """Register (or rename) a member."""
+        now = stamp(self._database.now())
+        self._database.write(
+            lambda db: db.table("known_members").upsert(
+                {"member_id": member_id, "name": name, "added_by": by, "added_at": now},
+                pk="member_id",
+            )
+        )
+
+    def remove(self, member_id: str) -> bool:
+        """Forget a member; False when it was not registered."""
+
+        def work(db: sqlite_utils.Database) -> bool:
+            cursor = db.execute("DELETE FROM known_members WHERE member_id = ?", [member_id])
+            return cursor.rowcount > 0
+
+        return self._database.write(work)
+
+    def name(self, member_id: str) -> str | None:
+        """The friendly name, or None for an unknown member."""
+        row = self._database.read(
+            lambda db: db.execute(
+                "SELECT name FROM known_members WHERE member_id = ?", [member_id]
+            ).fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def all(self) -> list[KnownMember]:
+        """Every registered member, by name."""
+        rows = self._database.read(
+            lambda db: list(db.table("known_members").rows_where(order_by="name, member_id"))
+        )
+        return [KnownMember(member_id=row["member_id"], name=row["name"]) for row in rows]

@@ -1,0 +1,73 @@
+"""On-call shifts: whoever's window covers now decides approvals first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+import sqlite_utils
+
+from storage.database import Database, stamp
+
+
+@dataclass(frozen=True)
+class OnCallShift:
+    """One person's on-call window."""
+
+    id: int
+    user_id: str
+    starts_at: str
+    ends_at: str
+
+
+class OnCall:
+    """The oncall table."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def add(self, user_id: str, starts: datetime, ends: datetime, *, by: str) -> int:
+        """Add a shift; its id."""
+        now = stamp(self._database.now())
+
+        def work(db: sqlite_utils.Database) -> int:
+            table = db.table("oncall").insert(
+                {
+                    "user_id": user_id,
+                    "starts_at": stamp(starts),
+                    "ends_at": stamp(ends),
+                    "added_by": by,
+                    "added_at": now,
+                }
+            )
+            return int(cast(int, table.last_pk))
+
+        return self._database.write(work)
+
+    def remove(self, user_id: str) -> int:
+        """Remove every shift of `user_id`; how many there were."""
+
+        def work(db: sqlite_utils.Database) -> int:
+            return db.execute("DELETE FROM oncall WHERE user_id = ?", [user_id]).rowcount
+
+        return self._database.write(work)
+
+    def all(self) -> list[OnCallShift]:
+        """Every shift, soonest first."""
+        rows = self._database.read(
+            lambda db: list(db.table("oncall").rows_where(order_by="starts_at, user_id"))
+        )
+        return [OnCallShift(r["id"], r["user_id"], r["starts_at"], r["ends_at"]) for r in rows]
+
+    def now_on_call(self) -> list[str]:
+        """User ids whose window covers now."""
+        now = stamp(self._database.now())
+        rows = self._database.read(
+            lambda db: db.execute(
+                "SELECT DISTINCT user_id FROM oncall WHERE starts_at <= ? AND ends_at > ?"
+                " ORDER BY user_id",
+                [now, now],
+            ).fetchall()
+        )
+        return [row[0] for row in rows]

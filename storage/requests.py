@@ -1,0 +1,358 @@
+"""Share requests: every ask, its decision, the cloud API's answer and what Slack was told.
+
+A request moves through these states (the worker drives every arrow but the decisions):
+
+    awaiting_approval ──approve──▶ queued ──▶ sending ──▶ pending ──▶ accepted | rejected
+            │ deny / expire                      │            (unshare: removed)
+            ▼                                    ▼
+     denied | expired                          failed
+
+`due_at` says when the worker should look at a row next (NULL: nothing to do) and
+`lease_until` which worker holds it, so a crashed worker's rows are picked up again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, cast
+
+import sqlite_utils
+
+from storage.database import Database, stamp, unstamp
+
+
+class RequestState(StrEnum):
+    """Where a share request stands."""
+
+    AWAITING_APPROVAL = "awaiting_approval"
+    QUEUED = "queued"
+    SENDING = "sending"
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    REMOVED = "removed"
+    FAILED = "failed"
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+    @property
+    def open(self) -> bool:
+        """Not decided or not yet answered by the cloud API."""
+        return self in OPEN_STATES
+
+
+OPEN_STATES = frozenset({RequestState.AWAITING_APPROVAL, RequestState.QUEUED, RequestState.SENDING})
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    """One row of share_requests."""
+
+    id: int
+    action: str
+    user_id: str
+    team_id: str | None
+    channel_id: str | None
+    response_url: str | None
+    image_id: str
+    member_id: str
+    reason: str | None
+    language: str | None
+    state: str
+    created_at: str
+    updated_at: str | None
+    needs_approval: int
+    approval_reason: str | None
+    expires_at: str | None
+    decided_by: str | None
+    decided_at: str | None
+    deny_reason: str | None
+    card_channel: str | None
+    card_ts: str | None
+    sent_at: str | None
+    finished_at: str | None
+    api_status: int | None
+    api_request_id: str | None
+    error_kind: str | None
+    error_detail: str | None
+    member_status: str | None
+    member_created_at: str | None
+    member_updated_at: str | None
+    follow_until: str | None
+    next_poll_at: str | None
+    parent_channel: str | None
+    parent_ts: str | None
+    via_response_url: int
+    announced_state: str | None
+    delivery_failures: int
+    due_at: str | None
+    lease_until: str | None
+
+    @property
+    def status(self) -> RequestState:
+        """The state as an enum."""
+        return RequestState(self.state)
+
+
+COLUMNS = [f.name for f in fields(ShareRequest)]
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """What a user asked for, validated, before it is stored."""
+
+    action: str
+    user_id: str
+    image_id: str
+    member_id: str
+    reason: str
+    language: str
+    team_id: str = ""
+    channel_id: str = ""
+    response_url: str = ""
+    needs_approval: bool = False
+    approval_reason: str = ""
+
+
+def _row(row: dict[str, Any] | None) -> ShareRequest | None:
+    if row is None:
+        return None
+    values: dict[str, Any] = {name: row.get(name) for name in COLUMNS}
+    return ShareRequest(**values)
+
+
+class ShareRequests:
+    """The share_requests table."""
+
+    def __init__(
+        self, database: Database, *, approval_ttl: timedelta = timedelta(hours=24)
+    ) -> None:
+        self._database = database
+        self.approval_ttl = approval_ttl
+
+    def _now(self) -> datetime:
+        return self._database.now()
+
+    # -- asking --------------------------------------------------------------------
+
+    def record(self, new: NewRequest) -> tuple[ShareRequest, bool]:
+        """Store a new request, unless one for the same image and member is still open.
+
+        Returns the request and True when it is new, or the open one and False.
+        Check and insert share one transaction, so two identical asks make one row.
+        """
+        now = self._now()
+
+        def work(db: sqlite_utils.Database) -> tuple[int, bool]:
+            existing = db.execute(
+                "SELECT id FROM share_requests WHERE image_id = ? AND member_id = ?"
+                " AND state IN ('awaiting_approval', 'queued', 'sending') ORDER BY id LIMIT 1",
+                [new.image_id, new.member_id],
+            ).fetchone()
+            if existing is not None:
+                return int(existing[0]), False
+            state = RequestState.AWAITING_APPROVAL if new.needs_approval else RequestState.QUEUED
+            table = db.table("share_requests").insert(
+                {
+                    "action": new.action,
+                    "user_id": new.user_id,
+                    "team_id": new.team_id,
+                    "channel_id": new.channel_id,
+                    "response_url": new.response_url,
+                    "image_id": new.image_id,
+                    "member_id": new.member_id,
+                    "reason": new.reason,
+                    "language": new.language,
+                    "state": state.value,
+                    "created_at": stamp(now),
+                    "updated_at": stamp(now),
+                    "needs_approval": int(new.needs_approval),
+                    "approval_reason": new.approval_reason or None,
+                    "expires_at": stamp(now + self.approval_ttl) if new.needs_approval else None,
+                    "delivery_failures": 0,
+                    "via_response_url": 0,
+                    "due_at": stamp(now),
+                }
+            )
+            return int(cast(int, table.last_pk)), True
+
+        request_id, created = self._database.write(work)
+        found = self.get(request_id)
+        assert found is not None
+        return found, created
+
+    # -- reading -------------------------------------------------------------------
+
+    def get(self, request_id: int) -> ShareRequest | None:
+        """One request by id."""
+        return self._database.read(
+            lambda db: _row(
+                next(iter(db.table("share_requests").rows_where("id = ?", [request_id])), None)
+            )
+        )
+
+    def for_user(self, user_id: str, limit: int = 10) -> list[ShareRequest]:
+        """A user's newest requests."""
+        rows = self._database.read(
+            lambda db: list(
+                db.table("share_requests").rows_where(
+                    "user_id = ?", [user_id], order_by="created_at desc, id desc", limit=limit
+                )
+            )
+        )
+        return [r for r in map(_row, rows) if r is not None]
+
+    def awaiting_decision(self, limit: int = 20) -> list[ShareRequest]:
+        """Requests still waiting for an approver, oldest first."""
+        now = stamp(self._now())
+        rows = self._database.read(
+            lambda db: list(
+                db.table("share_requests").rows_where(
+                    "state = 'awaiting_approval' AND expires_at > ?",
+                    [now],
+                    order_by="created_at, id",
+                    limit=limit,
+                )
+            )
+        )
+        return [r for r in map(_row, rows) if r is not None]
+
+    def in_states(self, *states: RequestState) -> list[ShareRequest]:
+        """Every request in one of `states` (for reports and tests)."""
+        marks = ", ".join("?" for _ in states)
+        rows = self._database.read(
+            lambda db: list(
+                db.table("share_requests").rows_where(
+                    f"state IN ({marks})", [s.value for s in states], order_by="id"
+                )
+            )
+        )
+        return [r for r in map(_row, rows) if r is not None]
+
+    # -- deciding --------------------------------------------------------------------
+
+    def decide(
+        self, request_id: int, *, approve: bool, by: str, reason: str = ""
+    ) -> ShareRequest | None:
+        """Approve or deny, once: a compare-and-set that only one click can win.
+
+        Returns the updated request for the winner, None for everyone else.
+        """
+        now = stamp(self._now())
+        state = RequestState.QUEUED if approve else RequestState.DENIED
+
+        def work(db: sqlite_utils.Database) -> int:
+            return db.execute(
+                "UPDATE share_requests SET state = ?, decided_by = ?, decided_at = ?,"
+                " deny_reason = ?, updated_at = ?, due_at = ?"
+                " WHERE id = ? AND state = 'awaiting_approval' AND expires_at > ?"
+                " AND user_id != ?",
+                [state.value, by, now, reason or None, now, now, request_id, now, by],
+            ).rowcount
+
+        won = self._database.write(work)
+        return self.get(request_id) if won == 1 else None
+
+    def expire(self, request_id: int) -> bool:
+        """Mark an undecided request expired once its time is up; True if this call did."""
+        now = stamp(self._now())
+        return (
+            self._database.write(
+                lambda db: (
+                    db.execute(
+                        "UPDATE share_requests SET state = 'expired', updated_at = ?, due_at = ?"
+                        " WHERE id = ? AND state = 'awaiting_approval' AND expires_at <= ?",
+                        [now, now, request_id, now],
+                    ).rowcount
+                )
+            )
+            == 1
+        )
+
+    # -- the worker's side ---------------------------------------------------------------
+
+    def due(self, limit: int = 32) -> list[int]:
+        """Ids of requests the worker should look at now, most overdue first."""
+        now = stamp(self._now())
+        rows = self._database.read(
+            lambda db: db.execute(
+                "SELECT id FROM share_requests WHERE due_at <= ?"
+                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?",
+                [now, now, limit],
+            ).fetchall()
+        )
+        return [int(row[0]) for row in rows]
+
+    def claim(self, request_id: int, lease: timedelta) -> ShareRequest | None:
+        """Take a due request for `lease`; None when another worker holds it or it is not due."""
+        now = self._now()
+        won = self._database.write(
+            lambda db: (
+                db.execute(
+                    "UPDATE share_requests SET lease_until = ? WHERE id = ? AND due_at <= ?"
+                    " AND (lease_until IS NULL OR lease_until < ?)",
+                    [stamp(now + lease), request_id, stamp(now), stamp(now)],
+                ).rowcount
+            )
+        )
+        return self.get(request_id) if won == 1 else None
+
+    def release(self, request_id: int, due_at: datetime | None, *, seen_state: str) -> None:
+        """Give a claimed request back, to be looked at again at `due_at` (None: never).
+
+        If its state changed meanwhile (an approver clicked), it is due at once instead.
+        """
+        now = stamp(self._now())
+        due = stamp(due_at) if due_at else None
+        self._database.write(
+            lambda db: db.execute(
+                "UPDATE share_requests SET lease_until = NULL,"
+                " due_at = CASE WHEN state = ? THEN ? ELSE ? END WHERE id = ?",
+                [seen_state, due, now, request_id],
+            )
+        )
+
+    def drop_leases(self) -> int:
+        """Forget every lease: at start-up no worker holds anything. How many were held."""
+        return self._database.write(
+            lambda db: (
+                db.execute(
+                    "UPDATE share_requests SET lease_until = NULL WHERE lease_until IS NOT NULL"
+                ).rowcount
+            )
+        )
+
+    def start_sending(self, request_id: int) -> bool:
+        """queued → sending, stored before the cloud API is called; False if not queued."""
+        now = stamp(self._now())
+        return (
+            self._database.write(
+                lambda db: (
+                    db.execute(
+                        "UPDATE share_requests SET state = 'sending', sent_at = ?, updated_at = ?"
+                        " WHERE id = ? AND state = 'queued'",
+                        [now, now, request_id],
+                    ).rowcount
+                )
+            )
+            == 1
+        )
+
+    def update(self, request_id: int, **values: Any) -> ShareRequest:
+        """Set columns of one request (and `updated_at`)."""
+        unknown = set(values) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown columns: {sorted(unknown)}")
+        values.setdefault("updated_at", stamp(self._now()))
+        values = {k: v.value if isinstance(v, StrEnum) else v for k, v in values.items()}
+        self._database.write(lambda db: db.table("share_requests").update(request_id, values))
+        found = self.get(request_id)
+        assert found is not None
+        return found
+
+
+def parse_stamp(value: str | None) -> datetime | None:
+    """A stored timestamp as a datetime (None stays None)."""
+    return unstamp(value) if value else None

@@ -1,0 +1,107 @@
+"""The schema, as sqlite-utils migrations: add new steps at the end, never edit old ones."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("share-image-bot")
+
+
+@migrations()
+def create_tables(db: sqlite_utils.Database) -> None:
+    """Grants, share requests, known members, on-call, people and the audit log."""
+    db.table("grants").create(
+        {
+            "id": int,
+            "user_id": str,
+            "role": str,
+            "image_id": str,  # "" means every image
+            "granted_by": str,
+            "granted_at": str,
+        },
+        pk="id",
+        not_null={"user_id", "role", "image_id", "granted_at"},
+    )
+    db.table("grants").create_index(["user_id", "role", "image_id"], unique=True)
+
+    db.table("share_requests").create(
+        {
+            "id": int,
+            "action": str,  # share | unshare
+            "user_id": str,
+            "team_id": str,
+            "channel_id": str,
+            "response_url": str,
+            "image_id": str,
+            "member_id": str,
+            "reason": str,
+            "language": str,
+            "state": str,
+            "created_at": str,
+            "updated_at": str,
+            # approval
+            "needs_approval": int,
+            "approval_reason": str,  # why approval is needed: role | unknown_member
+            "expires_at": str,
+            "decided_by": str,
+            "decided_at": str,
+            "deny_reason": str,
+            "card_channel": str,
+            "card_ts": str,
+            # the cloud API's answer
+            "sent_at": str,
+            "finished_at": str,
+            "api_status": int,
+            "api_request_id": str,
+            "error_kind": str,
+            "error_detail": str,
+            "member_status": str,
+            "member_created_at": str,
+            "member_updated_at": str,
+            # following a pending share
+            "follow_until": str,
+            "next_poll_at": str,
+            # Slack side
+            "parent_channel": str,
+            "parent_ts": str,
+            "via_response_url": int,
+            "announced_state": str,
+            "delivery_failures": int,
+            # the worker's bookkeeping: when to look at the row next, and who holds it
+            "due_at": str,
+            "lease_until": str,
+        },
+        pk="id",
+        not_null={"action", "user_id", "image_id", "member_id", "state", "created_at"},
+        defaults={"needs_approval": 0, "via_response_url": 0, "delivery_failures": 0},
+    )
+    db.table("share_requests").create_index(["due_at"])
+    db.table("share_requests").create_index(["user_id", "created_at"])
+    db.table("share_requests").create_index(["image_id", "member_id", "state"])
+    db.table("share_requests").create_index(["state"])
+
+    db.table("known_members").create(
+        {"member_id": str, "name": str, "added_by": str, "added_at": str},
+        pk="member_id",
+    )
+    db.table("oncall").create(
+        {
+            "id": int,
+            "user_id": str,
+            "starts_at": str,
+            "ends_at": str,
+            "added_by": str,
+            "added_at": str,
+        },
+        pk="id",
+    )
+    db.table("oncall").create_index(["starts_at", "ends_at"])
+    db.table("people").create(
+        {"user_id": str, "language": str, "fetched_at": str},
+        pk="user_id",
+    )
+    db.table("audit").create(
+        {"id": int, "at": str, "actor": str, "action": str, "detail": str},
+        pk="id",
+    )
