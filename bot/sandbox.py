@@ -1,0 +1,704 @@
+"""A local stand-in for SCP's image-member API: a real HTTP server that checks everything.
+
+Operators run it (`python -m bot sandbox`) to try the bot before they have cloud keys;
+tests and the benchmark use it as the cloud API peer. It checks the gateway headers and
+the signature (401, gateway envelope), the API version (400 `UnsupportedApiVersion`),
+routes, ids and bodies exactly as `/work/shared/spec/scp-image-members.md` describes, keeps
+members in memory, records every request, and misbehaves on demand (`Fault`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from email.message import Message
+from enum import StrEnum
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+from pydantic import TypeAdapter, ValidationError
+
+from bot.scp.auth import CLIENT_TYPE, sign
+from bot.scp.models import (
+    ApiVersion,
+    ImageId,
+    ImageMember,
+    ImageMemberCreateRequest,
+    ImageMemberStatusRequest,
+    MemberId,
+    MemberStatus,
+    VersionList,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE = "virtualserver"
+DEFAULT_ACCESS_KEY = "sandbox-access-key"
+DEFAULT_SECRET_KEY = "sandbox-secret-key"
+DEFAULT_VERSIONS: tuple[ApiVersion, ...] = (
+    ApiVersion(id="v1.3", status="CURRENT", not_before="2026-03-01"),
+    ApiVersion(
+        id="v1.2", status="SUPPORTED", not_before="2025-09-01", supported_until="2026-08-31"
+    ),
+    ApiVersion(id="v1.1", status="DEPRECATED", not_before="2025-01-01"),
+    ApiVersion(
+        id="v1.0", status="DEPRECATED", not_before="2024-01-01", supported_until="2025-12-31"
+    ),
+)
+SIGNED_HEADERS = (
+    "Scp-Accesskey",
+    "Scp-Signature",
+    "Scp-Timestamp",
+    "Scp-ClientType",
+    "Scp-AccountId",
+)
+MAX_BODY = 1 << 20
+
+_ROUTE = re.compile(r"^/v1/images/(?P<image>[^/]+)/members(?:/(?P<member>[^/]+))?$")
+_IMAGE_ID: TypeAdapter[str] = TypeAdapter(ImageId)
+_MEMBER_ID: TypeAdapter[str] = TypeAdapter(MemberId)
+
+
+class FaultKind(StrEnum):
+    """What a scripted fault does to the request it catches."""
+
+    ANSWER = "answer"  # answer `status` with `body` instead of the real answer
+    STALL = "stall"  # wait `seconds` (longer than the client's timeout), then answer normally
+    RESET = "reset"  # reset the connection without an answer
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour, used up by the first request it matches.
+
+    `apply=True` carries the operation out first (the member is added) and then answers
+    or drops as told: the client never learns that its request succeeded.
+    """
+
+    kind: FaultKind
+    method: str | None = None
+    path: str = ""
+    status: int = 503
+    # None: a service-envelope error for `status`.
+    body: bytes | None = None
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    apply: bool = False
+
+    @classmethod
+    def answer(
+        cls,
+        status: int,
+        body: bytes | str | None = None,
+        *,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+        apply: bool = False,
+        method: str | None = None,
+        path: str = "",
+    ) -> Fault:
+        """Answer `status` with `body` (e.g. 503 + Retry-After, a proxy's HTML, cut JSON)."""
+        raw = body.encode() if isinstance(body, str) else body
+        return cls(
+            FaultKind.ANSWER,
+            method,
+            path,
+            status=status,
+            body=raw,
+            content_type=content_type,
+            headers=dict(headers or {}),
+            apply=apply,
+        )
+
+    @classmethod
+    def stall(cls, seconds: float, *, method: str | None = None, path: str = "") -> Fault:
+        """Hold the request `seconds` before handling it normally."""
+        return cls(FaultKind.STALL, method, path, seconds=seconds)
+
+    @classmethod
+    def reset(cls, *, method: str | None = None, path: str = "") -> Fault:
+        """Reset the connection without applying anything or answering."""
+        return cls(FaultKind.RESET, method, path)
+
+    @classmethod
+    def apply_then_drop(cls, *, method: str | None = None, path: str = "") -> Fault:
+        """Carry the operation out, then reset the connection without an answer."""
+        return cls(FaultKind.RESET, method, path, apply=True)
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this fault catches a request of `method` on `path`."""
+        return (self.method is None or self.method.upper() == method) and self.path in path
+
+
+@dataclass(frozen=True)
+class Record:
+    """One request the sandbox received and what became of it.
+
+    `member_id` comes from the body, else from the path. `status` is None while the
+    request is being handled (`done` False) and when no answer was sent.
+    """
+
+    method: str
+    path: str
+    member_id: str | None
+    signed: bool
+    status: int | None
+    at: float
+    request_id: str
+    fault: Fault | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Image:
+    shareable: bool
+    members: dict[str, ImageMember] = field(default_factory=dict)
+
+
+def _request_id() -> str:
+    return f"req-{uuid.uuid4().hex}"
+
+
+def _json(status: int, data: Any, **headers: str) -> _Reply:
+    return _Reply(status, json.dumps(data).encode(), headers=headers)
+
+
+def _service_error(status: int, code: str, detail: str | list[str], request_id: str) -> _Reply:
+    item = {
+        "code": code,
+        "title": code,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id,
+        "global_request_id": _request_id(),
+        "links": [],
+        "related_resources": [],
+        "response": None,
+    }
+    return _json(status, {"errors": [item]})
+
+
+def _gateway_error(message: str) -> _Reply:
+    body = {"status": "UNAUTHORIZED", "name": "Request was rejected by gateway", "message": message}
+    return _json(401, body)
+
+
+def _framework_error(status: int, error: str, path: str, request_id: str) -> _Reply:
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    body = {"timestamp": stamp, "path": path, "status": status, "error": error}
+    return _json(status, body | {"requestId": request_id})
+
+
+def _fault_reply(fault: Fault, request_id: str) -> _Reply:
+    if fault.body is not None:
+        return _Reply(fault.status, fault.body, fault.content_type, fault.headers)
+    code = HTTPStatus(fault.status).phrase.replace(" ", "")
+    detail = f"scripted fault: {fault.status}"
+    return replace(_service_error(fault.status, code, detail, request_id), headers=fault.headers)
+
+
+def _validation_details(error: ValidationError) -> list[str]:
+    return [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()]
+
+
+class Sandbox:
+    """The image-member API on a local port, with in-memory images, records and faults."""
+
+    def __init__(
+        self,
+        access_key: str,
+        secret_key: str,
+        account_id: str = "",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        open_images: bool = False,
+        delay: float = 0.0,
+        max_skew_seconds: float = 300.0,
+        versions: Sequence[ApiVersion] = DEFAULT_VERSIONS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.access_key = access_key
+        self._secret_key = secret_key
+        self.account_id = account_id
+        self.host = host
+        self.port = port
+        self.open_images = open_images
+        self.delay = delay
+        self.max_skew_seconds = max_skew_seconds
+        self.versions = list(versions)
+        self._clock = clock
+        self._lock = threading.Condition()
+        self._images: dict[str, _Image] = {}
+        self._records: list[Record] = []
+        self._faults: list[Fault] = []
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Sandbox(access_key={self.access_key!r}, url={self._url_or_none()!r})"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Listen and serve in a daemon thread; returns self. Starting twice is a no-op."""
+        if self._server is None:
+            self._stopping.clear()
+            self._server = _Server((self.host, self.port), self)
+            # A short poll keeps stop() quick: shutdown() waits for the loop to look up.
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, args=(0.05,), name="scp-sandbox", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and wait for their threads."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()  # wakes delays and stalls
+        server.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already gone
+                connection.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL to give the client, e.g. `http://127.0.0.1:54321`."""
+        url = self._url_or_none()
+        if url is None:
+            raise RuntimeError("the sandbox is not started")
+        return url
+
+    def _url_or_none(self) -> str | None:
+        if self._server is None:
+            return None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- state -----------------------------------------------------------------------
+
+    def add_image(self, image_id: str, *, shareable: bool = True) -> None:
+        """Register an image this account owns; `shareable=False` answers 403 to its members."""
+        image_id = _IMAGE_ID.validate_python(image_id)
+        with self._lock:
+            self._images[image_id] = _Image(shareable=shareable)
+
+    def members(self, image_id: str) -> list[ImageMember]:
+        """The image's members, oldest first; empty for an image nobody touched."""
+        with self._lock:
+            image = self._images.get(image_id)
+            return list(image.members.values()) if image else []
+
+    def set_member_status(
+        self, image_id: str, member_id: str, status: MemberStatus | str
+    ) -> ImageMember:
+        """Change a member's status, as the other account would; KeyError if not a member."""
+        status = MemberStatus(status)
+        with self._lock:
+            members = self._images[image_id].members
+            member = members[member_id].model_copy(
+                update={"status": status.value, "updated_at": self._now()}
+            )
+            members[member_id] = member
+            return member
+
+    # -- records and faults -----------------------------------------------------------
+
+    @property
+    def records(self) -> list[Record]:
+        """Every request received so far, in order of arrival."""
+        with self._lock:
+            return list(self._records)
+
+    def wait_for(
+        self, predicate: Callable[[list[Record]], bool], timeout: float = 5.0
+    ) -> list[Record]:
+        """Wait until `predicate(records)` holds and return the records; TimeoutError if not."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: predicate(list(self._records)), timeout):
+                raise TimeoutError(f"no matching requests within {timeout}s: {self._records}")
+            return list(self._records)
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults; each is used up by the first later request it matches."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    @property
+    def faults(self) -> list[Fault]:
+        """Faults not used yet."""
+        with self._lock:
+            return list(self._faults)
+
+    # -- serving ---------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _track(self, connection: socket.socket, live: bool) -> None:
+        with self._lock:
+            if not live:
+                self._connections.discard(connection)
+            elif self._stopping.is_set():
+                connection.shutdown(socket.SHUT_RDWR)  # accepted while stop() was cutting
+            else:
+                self._connections.add(connection)
+
+    def _serve(self, method: str, target: str, headers: Message, body: bytes) -> _Reply | None:
+        """Answer one request (None: drop the connection); records and logs it."""
+        path = target.partition("?")[0]
+        request_id = _request_id()
+        versions_route = method == "GET" and path == "/"
+        problem = None if versions_route else self._gateway_problem(method, target, headers)
+        with self._lock:
+            index = len(self._records)
+            record = Record(
+                method=method,
+                path=path,
+                member_id=_member_in(path, body),
+                signed=not versions_route and problem is None,
+                status=None,
+                at=time.monotonic(),
+                request_id=request_id,
+            )
+            self._records.append(record)
+            fault = next((f for f in self._faults if f.matches(method, path)), None)
+            if fault is not None:
+                self._faults.remove(fault)
+            self._lock.notify_all()
+
+        if fault is not None and fault.kind is FaultKind.STALL:
+            self._stopping.wait(fault.seconds)
+        if path.startswith("/v1/") and self.delay > 0:
+            self._stopping.wait(self.delay)
+
+        reply: _Reply | None = None
+        if fault is None or fault.kind is FaultKind.STALL or fault.apply:
+            if versions_route:
+                reply = self._versions(headers)
+            elif problem is not None:
+                reply = _gateway_error(problem)
+            else:
+                reply = self._dispatch(method, path, headers, body, request_id)
+            reply = replace(reply, headers={"X-Request-Id": request_id, **reply.headers})
+        if fault is not None and fault.kind is FaultKind.ANSWER:
+            reply = _fault_reply(fault, request_id)
+        elif fault is not None and fault.kind is FaultKind.RESET:
+            reply = None
+
+        status = reply.status if reply else None
+        with self._lock:
+            self._records[index] = replace(record, status=status, fault=fault, done=True)
+            self._lock.notify_all()
+        log.info("%s %s -> %s %s", method, path, status or "dropped", request_id)
+        return reply
+
+    def _gateway_problem(self, method: str, target: str, headers: Message) -> str | None:
+        """What the API gateway objects to, or None; never echoes a signature or secret."""
+        values = {name: headers.get(name) for name in SIGNED_HEADERS}
+        missing = [name for name, value in values.items() if value is None]
+        if missing:
+            return f"missing header(s): {', '.join(missing)}"
+        access_key, signature, timestamp, client_type, account_id = (
+            str(values[name]) for name in SIGNED_HEADERS
+        )
+        if client_type != CLIENT_TYPE:
+            return f"Scp-ClientType must be {CLIENT_TYPE}"
+        if not hmac.compare_digest(access_key.encode("latin-1"), self.access_key.encode()):
+            return "unknown access key"
+        if account_id != self.account_id:
+            return "Scp-AccountId does not belong to this access key"
+        if not timestamp.isdigit():
+            return "Scp-Timestamp must be epoch milliseconds"
+        skew = abs(self._clock() - int(timestamp) / 1000)
+        if skew > self.max_skew_seconds:
+            return (
+                f"Scp-Timestamp is {skew:.0f}s away from the server clock "
+                f"(allowed {self.max_skew_seconds:.0f}s)"
+            )
+        expected = sign(
+            method=method,
+            url=f"http://{headers.get('Host', '')}{target}",
+            timestamp=timestamp,
+            access_key=access_key,
+            account_id=account_id,
+            secret_key=self._secret_key,
+        )
+        if not hmac.compare_digest(signature.encode("latin-1"), expected.encode()):
+            return "signature does not match"
+        return None
+
+    def _versions(self, headers: Message) -> _Reply:
+        href = f"http://{headers.get('Host', '')}/v1/"
+        listing = VersionList(
+            versions=[
+                v.model_copy(update={"links": [{"rel": "self", "href": href}]})
+                for v in self.versions
+            ]
+        )
+        return _Reply(200, listing.model_dump_json().encode())
+
+    def _version_problem(self, headers: Message) -> str | None:
+        value = headers.get("Scp-Api-Version")
+        if not value:
+            return f"Scp-Api-Version missing: send '{SERVICE} <version>'"
+        service, _, number = value.partition(" ")
+        served = [v.number for v in self.versions]
+        if service != SERVICE or not number:
+            return f"Scp-Api-Version must be '{SERVICE} <version>'"
+        version = next((v for v in self.versions if v.number == number), None)
+        if version is None:
+            return f"version {number} is not served; served: {', '.join(served)}"
+        today = datetime.fromtimestamp(self._clock(), UTC).date()
+        if version.supported_until and date.fromisoformat(version.supported_until) < today:
+            return f"version {number} was supported until {version.supported_until}"
+        return None
+
+    def _dispatch(
+        self, method: str, path: str, headers: Message, body: bytes, request_id: str
+    ) -> _Reply:
+        match = _ROUTE.match(path)
+        if match is None:
+            return _framework_error(404, "Not Found", path, request_id)
+        raw_member = match["member"]
+        allowed = ("GET", "POST") if raw_member is None else ("GET", "PUT", "DELETE")
+        if method not in allowed:
+            return _framework_error(405, "Method Not Allowed", path, request_id)
+        problem = self._version_problem(headers)
+        if problem is not None:
+            return _service_error(400, "UnsupportedApiVersion", problem, request_id)
+
+        try:
+            image_id = _IMAGE_ID.validate_python(unquote(match["image"]))
+        except ValidationError:
+            return _service_error(400, "ValidationError", "image_id must be a UUID", request_id)
+        member_id: str | None = None
+        if raw_member is not None:
+            try:
+                member_id = _MEMBER_ID.validate_python(unquote(raw_member))
+            except ValidationError:
+                detail = "member_id must be 1 to 64 of [A-Za-z0-9-]"
+                return _service_error(400, "ValidationError", detail, request_id)
+
+        payload: ImageMemberCreateRequest | ImageMemberStatusRequest | None = None
+        if method in ("POST", "PUT"):
+            content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                detail = "Content-Type must be application/json"
+                return _service_error(400, "ValidationError", detail, request_id)
+            model = ImageMemberCreateRequest if method == "POST" else ImageMemberStatusRequest
+            try:
+                payload = model.model_validate_json(body)
+            except ValidationError as error:
+                details = _validation_details(error)
+                return _service_error(400, "ValidationError", details, request_id)
+
+        with self._lock:
+            image = self._images.get(image_id)
+            if image is None and self.open_images:
+                image = self._images[image_id] = _Image(shareable=True)
+            if image is None:
+                return _framework_error(404, "Not Found", path, request_id)
+            if not image.shareable:
+                detail = f"image {image_id} cannot be shared"
+                return _service_error(403, "Forbidden", detail, request_id)
+            return self._operate(method, image_id, image, member_id, payload, request_id)
+
+    def _operate(
+        self,
+        method: str,
+        image_id: str,
+        image: _Image,
+        member_id: str | None,
+        payload: ImageMemberCreateRequest | ImageMemberStatusRequest | None,
+        request_id: str,
+    ) -> _Reply:
+        """The member operation proper; the caller holds the lock."""
+        if isinstance(payload, ImageMemberCreateRequest):
+            existing = image.members.get(payload.member_id)
+            if existing is not None:
+                detail = f"{payload.member_id} is already a member ({existing.status})"
+                return _service_error(409, "Conflict", detail, request_id)
+            now = self._now()
+            added = ImageMember(
+                created_at=now,
+                image_id=image_id,
+                member_id=payload.member_id,
+                status=MemberStatus.PENDING.value,
+                updated_at=now,
+            )
+            image.members[added.member_id] = added
+            return _Reply(200, added.model_dump_json().encode())
+        if member_id is None:
+            listing = {"members": [m.model_dump() for m in image.members.values()]}
+            return _json(200, listing)
+        member = image.members.get(member_id)
+        if member is None:
+            detail = f"{member_id} is not a member of image {image_id}"
+            return _service_error(404, "NotFound", detail, request_id)
+        if isinstance(payload, ImageMemberStatusRequest):
+            member = member.model_copy(
+                update={"status": payload.status.value, "updated_at": self._now()}
+            )
+            image.members[member_id] = member
+        elif method == "DELETE":
+            del image.members[member_id]
+            return _Reply(204, content_type="")
+        return _Reply(200, member.model_dump_json().encode())
+
+
+def _member_in(path: str, body: bytes) -> str | None:
+    """The member a request is about: the body's `member_id`, else the path's."""
+    try:
+        data = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("member_id"), str):
+        return str(data["member_id"])
+    match = _ROUTE.match(path)
+    return unquote(match["member"]) if match and match["member"] else None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("sandbox: %s went away", client_address)
+        else:
+            log.exception("sandbox: error while handling a request from %s", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.sandbox._track(self.connection, live=True)
+
+    def finish(self) -> None:
+        self.server.sandbox._track(self.connection, live=False)
+        with contextlib.suppress(OSError):  # the peer is gone
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("sandbox http.server: " + format, *args)
+
+    def _handle(self) -> None:
+        length = self.headers.get("Content-Length") or "0"
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        if chunked or not length.isdigit() or int(length) > MAX_BODY:
+            # The body cannot be skipped reliably, so the connection goes too.
+            self.close_connection = True
+            self._write(_Reply(411 if chunked else 400, b'{"error": "bad Content-Length"}'))
+            return
+        body = self.rfile.read(int(length))
+        reply = self.server.sandbox._serve(self.command, self.path, self.headers, body)
+        if reply is None:
+            self._reset()
+        else:
+            self._write(reply)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+    def _write(self, reply: _Reply) -> None:
+        try:
+            self.send_response(reply.status)
+            if reply.content_type:
+                self.send_header("Content-Type", reply.content_type)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except OSError:
+            self.close_connection = True  # the client gave up (timeout) or reset
+
+    def _reset(self) -> None:
+        # Linger 0 makes close() send RST: the client sees a reset, not a clean end.
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+
+
+def _from_env(name: str, default: str, described: str) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        print(f"{name} not set: using {described}", flush=True)
+        return default
+    print(f"{name}: taken from the environment", flush=True)
+    return value
+
+
+def run_sandbox(port: int, *, host: str = "127.0.0.1") -> None:
+    """Serve an open sandbox (any image id works) until Ctrl-C; keys from SCP_* or defaults."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    access_key = _from_env("SCP_ACCESS_KEY", DEFAULT_ACCESS_KEY, repr(DEFAULT_ACCESS_KEY))
+    secret_key = _from_env(
+        "SCP_SECRET_KEY",
+        DEFAULT_SECRET_KEY,
+        "bot.sandbox.DEFAULT_SECRET_KEY (give the bot the same)",
+    )
+    account_id = _from_env("SCP_ACCOUNT_ID", "", "an empty account id")
+    sandbox = Sandbox(access_key, secret_key, account_id, host=host, port=port, open_images=True)
+    try:
+        sandbox.start()
+    except OSError as error:
+        raise SystemExit(f"sandbox: cannot listen on {host}:{port}: {error.strerror}") from None
+    with sandbox:
+        print(f"SCP sandbox ready: set SCP_ENDPOINT={sandbox.url} (Ctrl-C stops it)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("sandbox stopped", flush=True)

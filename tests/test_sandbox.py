@@ -1,0 +1,632 @@
+"""The sandbox against the real signed client: every check, the records and the faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot import errors
+from bot.sandbox import Fault, FaultKind, Record, Sandbox
+from bot.scp import RetryPolicy, ScpAuth, ScpClient, sign
+from bot.scp.models import ApiVersion
+
+ACCESS = "AK-test-0123456789"
+SECRET = "SK-test-very-secret-value"
+ACCOUNT = "0f0e0d0c0b0a49388776655443322110"
+IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
+PUBLIC_IMAGE = "11111111-2222-4333-8444-555555555555"
+UNKNOWN_IMAGE = "99999999-9999-4999-8999-999999999999"
+MEMBER = "a8f10467abfc4b87b64614ab36eb9ae4"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TamperedAuth(ScpAuth):
+    """Signs like ScpAuth, then overrides (value) or removes (None) some headers."""
+
+    def __init__(self, *args: Any, override: dict[str, str | None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.override = override
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        signed = next(super().auth_flow(request))
+        for name, value in self.override.items():
+            if value is None:
+                del signed.headers[name]
+            else:
+                signed.headers[name] = value
+        yield signed
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(ACCESS, SECRET, ACCOUNT) as server:
+        server.add_image(IMAGE)
+        server.add_image(PUBLIC_IMAGE, shareable=False)
+        yield server
+
+
+@pytest.fixture
+def slept() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def make_client(sandbox: Sandbox, slept: list[float]) -> Iterator[Callable[..., ScpClient]]:
+    clients: list[ScpClient] = []
+
+    def make(
+        *,
+        auth: ScpAuth | None = None,
+        version: str = "1.1",
+        attempts: int = 4,
+        timeout: float = 5.0,
+    ) -> ScpClient:
+        client = ScpClient(
+            sandbox.url,
+            auth or ScpAuth(ACCESS, SECRET, ACCOUNT),
+            api_version=version,
+            timeout=httpx.Timeout(timeout),
+            retry=RetryPolicy(attempts=attempts, sleep=slept.append),
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., ScpClient]) -> ScpClient:
+    return make_client()
+
+
+@pytest.fixture
+def raw(sandbox: Sandbox) -> Iterator[httpx.Client]:
+    """Signed httpx for requests the typed client would never send."""
+    headers = {"Scp-Api-Version": "virtualserver 1.1"}
+    auth = ScpAuth(ACCESS, SECRET, ACCOUNT)
+    with httpx.Client(base_url=sandbox.url, auth=auth, headers=headers, timeout=5) as http:
+        yield http
+
+
+def posts(records: list[Record]) -> list[Record]:
+    return [r for r in records if r.method == "POST"]
+
+
+def added(records: list[Record]) -> list[Record]:
+    return [r for r in posts(records) if r.status == 200]
+
+
+# -- the happy paths -------------------------------------------------------------------
+
+
+def test_add_member_is_pending_and_recorded(sandbox: Sandbox, client: ScpClient) -> None:
+    member = client.add_member(IMAGE, MEMBER)
+
+    assert (member.image_id, member.member_id, member.status) == (IMAGE, MEMBER, "pending")
+    assert member.created_at == member.updated_at
+    assert time.strptime(member.created_at, "%Y-%m-%dT%H:%M:%SZ")
+    [record] = sandbox.records
+    assert (record.method, record.member_id, record.signed, record.status) == (
+        "POST",
+        MEMBER,
+        True,
+        200,
+    )
+    assert record.done and record.request_id.startswith("req-")
+    assert sandbox.members(IMAGE) == [member]
+
+
+def test_list_show_status_and_remove(sandbox: Sandbox, client: ScpClient) -> None:
+    client.add_member(IMAGE, MEMBER)
+    client.add_member(IMAGE, "other-account")
+    sandbox.set_member_status(IMAGE, MEMBER, "accepted")
+
+    assert [(m.member_id, m.status) for m in client.list_members(IMAGE)] == [
+        (MEMBER, "accepted"),
+        ("other-account", "pending"),
+    ]
+    assert client.show_member(IMAGE, MEMBER).status == "accepted"
+    client.remove_member(IMAGE, MEMBER)
+    with pytest.raises(errors.MemberNotFound):
+        client.show_member(IMAGE, MEMBER)
+    with pytest.raises(errors.MemberNotFound) as caught:
+        client.remove_member(IMAGE, MEMBER)
+    assert caught.value.status == 404 and caught.value.code == "NotFound"
+
+    statuses = [(r.method, r.status) for r in sandbox.records]
+    assert statuses == [
+        ("POST", 200),
+        ("POST", 200),
+        ("GET", 200),
+        ("GET", 200),
+        ("DELETE", 204),
+        ("GET", 404),
+        ("DELETE", 404),
+    ]
+    assert [m.member_id for m in sandbox.members(IMAGE)] == ["other-account"]
+
+
+def test_put_sets_status_and_delete_has_no_body(sandbox: Sandbox, raw: httpx.Client) -> None:
+    path = f"/v1/images/{IMAGE}/members"
+    assert raw.post(path, json={"member_id": MEMBER}).status_code == 200
+
+    answer = raw.put(f"{path}/{MEMBER}", json={"status": "rejected"})
+    assert answer.status_code == 200 and answer.json()["status"] == "rejected"
+    assert sandbox.members(IMAGE)[0].status == "rejected"
+    gone = raw.delete(f"{path}/{MEMBER}")
+    assert (gone.status_code, gone.content) == (204, b"")
+    assert sandbox.members(IMAGE) == []
+
+
+def test_open_images_accept_any_uuid_but_still_check_it(raw: httpx.Client) -> None:
+    with Sandbox(ACCESS, SECRET, ACCOUNT, open_images=True) as open_sandbox:
+        url = f"{open_sandbox.url}/v1/images/{UNKNOWN_IMAGE}/members"
+        assert raw.post(url, json={"member_id": MEMBER}).status_code == 200
+        bad = raw.post(f"{open_sandbox.url}/v1/images/not-a-uuid/members", json={})
+        assert bad.status_code == 400
+        assert [m.member_id for m in open_sandbox.members(UNKNOWN_IMAGE)] == [MEMBER]
+
+
+# -- the service's refusals --------------------------------------------------------------
+
+
+def test_add_twice_is_already_member(sandbox: Sandbox, client: ScpClient) -> None:
+    client.add_member(IMAGE, MEMBER)
+    sandbox.set_member_status(IMAGE, MEMBER, "rejected")
+
+    with pytest.raises(errors.AlreadyMember) as caught:
+        client.add_member(IMAGE, MEMBER)
+
+    assert caught.value.status == 409 and caught.value.code == "Conflict"
+    assert caught.value.request_id == sandbox.records[-1].request_id
+    assert [r.status for r in posts(sandbox.records)] == [200, 409]
+    assert len(sandbox.members(IMAGE)) == 1
+
+
+def test_unknown_image_is_a_framework_404(sandbox: Sandbox, client: ScpClient) -> None:
+    with pytest.raises(errors.ImageNotFound) as caught:
+        client.add_member(UNKNOWN_IMAGE, MEMBER)
+
+    [record] = sandbox.records
+    assert caught.value.status == 404 and caught.value.request_id == record.request_id
+    assert (record.status, record.signed) == (404, True)
+    assert sandbox.members(UNKNOWN_IMAGE) == []
+
+
+def test_unshareable_image_is_forbidden(sandbox: Sandbox, client: ScpClient) -> None:
+    with pytest.raises(errors.ImageNotShareable) as caught:
+        client.add_member(PUBLIC_IMAGE, MEMBER)
+
+    assert (caught.value.status, caught.value.code) == (403, "Forbidden")
+    assert [r.status for r in sandbox.records] == [403]
+    assert sandbox.members(PUBLIC_IMAGE) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "status"),
+    [
+        ("POST", f"/v1/images/{IMAGE}/members", '{"member_id": "x", "extra": 1}', None, 400),
+        ("POST", f"/v1/images/{IMAGE}/members", '{"member": "x"}', None, 400),
+        ("POST", f"/v1/images/{IMAGE}/members", '{"member_id": 123}', None, 400),
+        ("POST", f"/v1/images/{IMAGE}/members", '{"member_id": "bad id!"}', None, 400),
+        ("POST", f"/v1/images/{IMAGE}/members", '{"member_id": ""}', None, 400),
+        ("POST", f"/v1/images/{IMAGE}/members", json.dumps({"member_id": "a" * 65}), None, 400),
+        ("POST", f"/v1/images/{IMAGE}/members", '{"member_id": "x"', None, 400),
+        ("POST", f"/v1/images/{IMAGE}/members", '{"member_id": "x"}', "text/plain", 400),
+        ("POST", f"/v1/images/{IMAGE.upper()}/members", '{"member_id": "x"}', None, 400),
+        ("POST", "/v1/images/not-a-uuid/members", '{"member_id": "x"}', None, 400),
+        ("PUT", f"/v1/images/{IMAGE}/members/{MEMBER}", '{"status": "maybe"}', None, 400),
+        ("GET", f"/v1/images/{IMAGE}/members/bad%20id", None, None, 400),
+    ],
+)
+def test_malformed_requests_are_validation_errors(
+    sandbox: Sandbox,
+    raw: httpx.Client,
+    method: str,
+    path: str,
+    body: str | None,
+    content_type: str | None,
+    status: int,
+) -> None:
+    headers = {"Content-Type": content_type or "application/json"} if body else {}
+    answer = raw.request(method, path, content=body, headers=headers)
+
+    assert answer.status_code == status
+    [error] = answer.json()["errors"]
+    assert error["code"] == error["title"] == "ValidationError"
+    assert error["status"] == status and error["detail"]
+    assert error["request_id"] == sandbox.records[-1].request_id
+    assert error["global_request_id"].startswith("req-")
+    assert (error["links"], error["related_resources"], error["response"]) == ([], [], None)
+    assert [r.status for r in sandbox.records] == [status]
+    assert sandbox.members(IMAGE) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error"),
+    [
+        ("GET", "/v1/images", 404, "Not Found"),
+        ("POST", f"/v2/images/{IMAGE}/members", 404, "Not Found"),
+        ("GET", f"/v1/images/{IMAGE}/members/{MEMBER}/extra", 404, "Not Found"),
+        ("PATCH", f"/v1/images/{IMAGE}/members", 405, "Method Not Allowed"),
+    ],
+)
+def test_unknown_routes_are_framework_errors(
+    sandbox: Sandbox, raw: httpx.Client, method: str, path: str, status: int, error: str
+) -> None:
+    answer = raw.request(method, path)
+
+    body = answer.json()
+    assert answer.status_code == body["status"] == status
+    assert (body["error"], body["path"]) == (error, path)
+    assert body["requestId"] == sandbox.records[-1].request_id and body["timestamp"]
+
+
+# -- the gateway -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        (ScpAuth(ACCESS, "wrong-secret", ACCOUNT), "signature does not match"),
+        (ScpAuth("AK-unknown", SECRET, ACCOUNT), "unknown access key"),
+        (ScpAuth(ACCESS, SECRET, "another-account"), "Scp-AccountId"),
+        (ScpAuth(ACCESS, SECRET, ACCOUNT, clock=lambda: time.time() - 301), "Scp-Timestamp"),
+        (ScpAuth(ACCESS, SECRET, ACCOUNT, clock=lambda: time.time() + 600), "Scp-Timestamp"),
+        (
+            TamperedAuth(ACCESS, SECRET, ACCOUNT, override={"Scp-Signature": "AAAA" * 11}),
+            "signature does not match",
+        ),
+        (
+            TamperedAuth(ACCESS, SECRET, ACCOUNT, override={"Scp-ClientType": "OpenApi"}),
+            "Scp-ClientType",
+        ),
+        (
+            TamperedAuth(ACCESS, SECRET, ACCOUNT, override={"Scp-Timestamp": "soon"}),
+            "Scp-Timestamp",
+        ),
+        (
+            TamperedAuth(ACCESS, SECRET, ACCOUNT, override={"Scp-AccountId": None}),
+            "Scp-AccountId",
+        ),
+    ],
+    ids=[
+        "wrong-secret",
+        "wrong-access-key",
+        "wrong-account",
+        "stale-timestamp",
+        "future-timestamp",
+        "bad-signature",
+        "wrong-client-type",
+        "timestamp-not-ms",
+        "no-account-header",
+    ],
+)
+def test_gateway_rejects_bad_signing(
+    sandbox: Sandbox,
+    make_client: Callable[..., ScpClient],
+    caplog: pytest.LogCaptureFixture,
+    auth: ScpAuth,
+    message: str,
+) -> None:
+    caplog.set_level("INFO", logger="bot.sandbox")
+    with pytest.raises(errors.CloudAuthError) as caught:
+        make_client(auth=auth).add_member(IMAGE, MEMBER)
+
+    assert caught.value.status == 401 and caught.value.code == "UNAUTHORIZED"
+    assert message in (caught.value.detail or "")
+    assert SECRET not in str(caught.value) and "wrong-secret" not in str(caught.value)
+    [record] = sandbox.records
+    assert (record.signed, record.status, record.member_id) == (False, 401, MEMBER)
+    assert sandbox.members(IMAGE) == []
+    assert f"POST {record.path} -> 401 {record.request_id}" in caplog.text
+
+
+def test_gateway_envelope_never_echoes_the_signature(sandbox: Sandbox) -> None:
+    timestamp = str(int(time.time() * 1000))
+    url = f"{sandbox.url}/v1/images/{IMAGE}/members"
+    good = sign(
+        method="GET",
+        url=url,
+        timestamp=timestamp,
+        access_key=ACCESS,
+        account_id=ACCOUNT,
+        secret_key=SECRET,
+    )
+    # Header names in odd cases are fine; a signature made for another method is not.
+    headers = {
+        "scp-accesskey": ACCESS,
+        "SCP-TIMESTAMP": timestamp,
+        "Scp-ClientType": "Openapi",
+        "scp-accountid": ACCOUNT,
+        "SCP-API-VERSION": "virtualserver 1.1",
+    }
+    with httpx.Client(timeout=5) as http:
+        ok = http.get(url, headers=headers | {"scp-SIGNATURE": good})
+        bad = http.delete(f"{url}/{MEMBER}", headers=headers | {"Scp-Signature": good})
+
+    assert (ok.status_code, ok.json()) == (200, {"members": []})
+    assert bad.status_code == 401
+    assert bad.json() == {
+        "status": "UNAUTHORIZED",
+        "name": "Request was rejected by gateway",
+        "message": "signature does not match",
+    }
+    assert good not in bad.text
+    assert [(r.signed, r.status) for r in sandbox.records] == [(True, 200), (False, 401)]
+
+
+def test_signature_covers_the_query(sandbox: Sandbox, raw: httpx.Client) -> None:
+    assert raw.get(f"/v1/images/{IMAGE}/members", params={"limit": "5"}).status_code == 200
+    timestamp = str(int(time.time() * 1000))
+    path = f"/v1/images/{IMAGE}/members"
+    without_query = sign(
+        method="GET",
+        url=sandbox.url + path,
+        timestamp=timestamp,
+        access_key=ACCESS,
+        account_id=ACCOUNT,
+        secret_key=SECRET,
+    )
+    headers = {
+        "Scp-Accesskey": ACCESS,
+        "Scp-Signature": without_query,
+        "Scp-Timestamp": timestamp,
+        "Scp-ClientType": "Openapi",
+        "Scp-AccountId": ACCOUNT,
+    }
+    with httpx.Client(timeout=5) as http:
+        answer = http.get(sandbox.url + path + "?limit=5", headers=headers)
+    assert answer.status_code == 401
+    assert [r.signed for r in sandbox.records] == [True, False]
+
+
+# -- versions -----------------------------------------------------------------------------
+
+
+def test_version_list_is_unsigned(sandbox: Sandbox) -> None:
+    with httpx.Client(timeout=5) as http:
+        listing = http.get(sandbox.url + "/").json()["versions"]
+
+    assert [(v["id"], v["status"], v["supported_until"]) for v in listing] == [
+        ("v1.3", "CURRENT", None),
+        ("v1.2", "SUPPORTED", "2026-08-31"),
+        ("v1.1", "DEPRECATED", None),
+        ("v1.0", "DEPRECATED", "2025-12-31"),
+    ]
+    assert all(v["not_before"] for v in listing)
+    assert listing[0]["links"] == [{"rel": "self", "href": sandbox.url + "/v1/"}]
+    [record] = sandbox.records
+    assert (record.method, record.path, record.signed, record.status) == ("GET", "/", False, 200)
+
+
+def test_version_report_flags_deprecated_1_1(make_client: Callable[..., ScpClient]) -> None:
+    report = make_client(version="1.1").version_report()
+
+    assert not report.ok and report.status == "DEPRECATED" and report.current == "1.3"
+    assert report.problem is not None and "DEPRECATED" in report.problem
+    assert "1.3" in report.problem
+    assert make_client(version="1.3").version_report().ok
+
+
+@pytest.mark.parametrize("version", ["1.0", "9.9"])
+def test_unserved_versions_are_refused(
+    sandbox: Sandbox, make_client: Callable[..., ScpClient], version: str
+) -> None:
+    with pytest.raises(errors.CloudAuthError) as caught:
+        make_client(version=version).add_member(IMAGE, MEMBER)
+
+    assert (caught.value.status, caught.value.code) == (400, "UnsupportedApiVersion")
+    assert version in (caught.value.detail or "")
+    [record] = sandbox.records
+    assert (record.signed, record.status) == (True, 400)
+    assert sandbox.members(IMAGE) == []
+
+
+def test_versions_are_configurable_and_dates_end_them(raw: httpx.Client) -> None:
+    versions = [
+        ApiVersion(id="v2.0", status="CURRENT"),
+        ApiVersion(id="v1.1", status="SUPPORTED", supported_until="2020-01-01"),
+    ]
+    with Sandbox(ACCESS, SECRET, ACCOUNT, versions=versions) as custom:
+        custom.add_image(IMAGE)
+        url = f"{custom.url}/v1/images/{IMAGE}/members"
+        expired = raw.get(url)
+        current = raw.get(url, headers={"Scp-Api-Version": "virtualserver 2.0"})
+        missing = raw.get(url, headers={"Scp-Api-Version": ""})
+        other = raw.get(url, headers={"Scp-Api-Version": "objectstorage 2.0"})
+
+    [error] = expired.json()["errors"]
+    assert (expired.status_code, error["code"]) == (400, "UnsupportedApiVersion")
+    assert "2020-01-01" in error["detail"]
+    assert current.status_code == 200
+    assert missing.status_code == other.status_code == 400
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+def test_503_with_retry_after_then_success(
+    sandbox: Sandbox, client: ScpClient, slept: list[float]
+) -> None:
+    sandbox.inject(Fault.answer(503, headers={"Retry-After": "1"}, method="POST"))
+
+    member = client.add_member(IMAGE, MEMBER)
+
+    assert member.status == "pending"
+    assert [(r.status, r.fault is not None) for r in sandbox.records] == [
+        (503, True),
+        (200, False),
+    ]
+    assert len(slept) == 1 and slept[0] >= 1.0
+    assert len(sandbox.members(IMAGE)) == 1 and sandbox.faults == []
+
+
+def test_apply_then_drop_reads_the_member_back(sandbox: Sandbox, client: ScpClient) -> None:
+    sandbox.inject(Fault.apply_then_drop(method="POST"))
+
+    member = client.add_member(IMAGE, MEMBER)
+
+    assert (member.member_id, member.status) == (MEMBER, "pending")
+    first, retry, read_back = sandbox.records
+    assert first.fault is not None and first.fault.apply and first.status is None
+    assert (retry.method, retry.status) == ("POST", 409)
+    assert (read_back.method, read_back.member_id, read_back.status) == ("GET", MEMBER, 200)
+    assert sandbox.members(IMAGE) == [member]
+
+
+def test_reset_is_retried_without_a_second_member(sandbox: Sandbox, client: ScpClient) -> None:
+    sandbox.inject(Fault.reset(method="POST"))
+
+    client.add_member(IMAGE, MEMBER)
+
+    assert [(r.status, r.fault) for r in posts(sandbox.records)] == [
+        (None, Fault.reset(method="POST")),
+        (200, None),
+    ]
+    assert len(added(sandbox.records)) == 1
+
+
+def test_exhausted_retries_are_unavailable(
+    sandbox: Sandbox, make_client: Callable[..., ScpClient], slept: list[float]
+) -> None:
+    sandbox.inject(*[Fault.answer(503, method="POST")] * 3)
+
+    with pytest.raises(errors.CloudUnavailable) as caught:
+        make_client(attempts=3).add_member(IMAGE, MEMBER)
+
+    assert (caught.value.status, caught.value.code) == (503, "ServiceUnavailable")
+    assert caught.value.request_id == sandbox.records[-1].request_id
+    assert [r.status for r in sandbox.records] == [503, 503, 503]
+    assert len(slept) == 2 and sandbox.members(IMAGE) == []
+
+
+def test_proxy_html_and_cut_json_do_not_crash_the_client(
+    sandbox: Sandbox, make_client: Callable[..., ScpClient]
+) -> None:
+    html = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    sandbox.inject(
+        Fault.answer(502, html, content_type="text/html", method="POST"),
+        Fault.answer(429, b'{"errors": [{"code": "TooMany', method="POST"),
+    )
+
+    with pytest.raises(errors.CloudUnavailable) as caught:
+        make_client(attempts=2).add_member(IMAGE, MEMBER)
+
+    assert caught.value.status == 429
+    assert caught.value.detail is not None and "unreadable body" in caught.value.detail
+    assert [r.status for r in sandbox.records] == [502, 429]
+    assert sandbox.members(IMAGE) == []
+
+
+def test_cut_success_body_is_read_back(sandbox: Sandbox, client: ScpClient) -> None:
+    sandbox.inject(Fault.answer(200, b'{"created_at": "2025-', apply=True, method="POST"))
+
+    member = client.add_member(IMAGE, MEMBER)
+
+    assert member.member_id == MEMBER
+    assert [(r.method, r.status) for r in sandbox.records] == [("POST", 200), ("GET", 200)]
+    assert len(sandbox.members(IMAGE)) == 1
+
+
+def test_stall_past_the_timeout_is_retried(
+    sandbox: Sandbox, make_client: Callable[..., ScpClient]
+) -> None:
+    client = make_client(timeout=0.3)
+    client.add_member(IMAGE, MEMBER)
+    sandbox.inject(Fault.stall(30, method="GET", path="/members"))
+
+    [member] = client.list_members(IMAGE)
+
+    assert member.member_id == MEMBER
+    gets = [r for r in sandbox.records if r.method == "GET"]
+    assert len(gets) == 2 and not gets[0].done and gets[1].status == 200
+
+
+def test_faults_match_method_and_path(sandbox: Sandbox, client: ScpClient) -> None:
+    sandbox.inject(Fault.answer(503, method="DELETE"), Fault.answer(429, path="/nowhere"))
+
+    client.add_member(IMAGE, MEMBER)
+    client.list_members(IMAGE)
+
+    assert [r.status for r in sandbox.records] == [200, 200]
+    assert len(sandbox.faults) == 2
+
+
+def test_delay_does_not_serialise_requests(sandbox: Sandbox, client: ScpClient) -> None:
+    sandbox.delay = 0.5
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        answers = list(pool.map(lambda _: client.list_members(IMAGE), range(100)))
+
+    assert answers == [[]] * 100
+    assert time.monotonic() - started < 5  # serial would take 50 s
+    assert len(sandbox.records) == 100 and {r.status for r in sandbox.records} == {200}
+
+
+def test_wait_for_sees_a_request_arrive(sandbox: Sandbox, client: ScpClient) -> None:
+    sandbox.delay = 0.3
+    caller = threading.Thread(target=client.add_member, args=(IMAGE, MEMBER))
+    caller.start()
+
+    arrived = sandbox.wait_for(lambda rs: any(r.method == "POST" for r in rs), timeout=5)
+    finished = sandbox.wait_for(lambda rs: bool(rs) and rs[-1].done, timeout=5)
+    caller.join()
+
+    assert not arrived[0].done and arrived[0].status is None
+    assert finished[0].status == 200
+    with pytest.raises(TimeoutError):
+        sandbox.wait_for(lambda rs: len(rs) > 1, timeout=0.05)
+
+
+def test_fault_kinds_are_plain_values() -> None:
+    assert Fault.apply_then_drop().kind is FaultKind.RESET and Fault.apply_then_drop().apply
+    assert Fault.answer(200, "x").body == b"x"
+    assert Fault.stall(2).seconds == 2
+
+
+# -- the operator's command ------------------------------------------------------------------
+
+
+def test_run_sandbox_serves_until_ctrl_c() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCP_")}
+    env |= {"SCP_SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT)}
+    code = "from bot.sandbox import run_sandbox; run_sandbox(0)"
+    with subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(4)]
+        url = lines[-1].split("SCP_ENDPOINT=")[1].split()[0]
+        auth = ScpAuth("sandbox-access-key", SECRET)
+        client = ScpClient(url, auth, retry=RetryPolicy(attempts=1))
+        try:
+            assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
+        finally:
+            client.close()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+
+    assert process.returncode == 0
+    printed = "".join(lines) + out + err
+    assert "SCP_ACCESS_KEY not set" in printed and "SCP_ACCOUNT_ID not set" in printed
+    assert SECRET not in printed and "sandbox-secret-key" not in printed
+    assert f"POST /v1/images/{UNKNOWN_IMAGE}/members -> 200 req-" in err
