@@ -1,0 +1,1354 @@
+"""A fake Slack for tests, and a sender that talks to a Bolt app the way Slack does.
+
+``FakeSlack`` runs three real servers on 127.0.0.1, each on a free port:
+
+* the Web API (``api_url``), for ``slack_sdk.WebClient(base_url=fake.api_url, ...)``;
+* ``response_url`` endpoints (``fake.response_url(name)``);
+* the Socket Mode websocket, handed out by ``apps.connections.open``.
+
+It records every request, answers as Slack does (including its errors), and lets a
+test wait for what the bot did without sleeping::
+
+    with FakeSlack() as fake:
+        client = WebClient(base_url=fake.api_url, token=fake.bot_token)
+        ...
+        [message] = fake.wait_for(lambda: fake.messages("C1"))
+
+``SlackSender`` posts signed slash commands and button clicks to a Bolt app in HTTP
+mode, or hands the same payloads to ``FakeSlack.socket_send`` for Socket Mode.
+
+Close a ``SocketModeHandler`` *before* stopping the fake: on a server-side close the
+slack_sdk client reconnects at once through ``apps.connections.open``.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.parser
+import email.policy
+import itertools
+import json
+import logging
+import secrets
+import socketserver
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.sync.server import Server, ServerConnection, serve
+
+__all__ = [
+    "Call",
+    "FakeSlack",
+    "ResponsePost",
+    "SlackSender",
+    "SlackSignature",
+    "block_actions_payload",
+    "slash_command_payload",
+]
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+# Fields that Slack accepts as JSON strings inside form-encoded bodies.
+_JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata", "unfurls"})
+_FIRST_TS = 1_700_000_000_000_000  # microseconds: "1700000000.000000"
+_VERIFICATION_TOKEN = "fake-verification-token"
+_SLACK_USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Web API request the fake received, with what it answered."""
+
+    method: str
+    args: dict[str, Any]
+    time: float
+    response: dict[str, Any] = field(default_factory=dict)
+    status: int = 200
+
+    @property
+    def ok(self) -> bool:
+        """True when Slack accepted the call."""
+        return self.status == 200 and bool(self.response.get("ok"))
+
+    @property
+    def ts(self) -> str | None:
+        """The message ts this call created or edited, if any."""
+        value = self.response.get("ts") or self.response.get("message_ts") or self.args.get("ts")
+        return str(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class ResponsePost:
+    """One POST to a ``response_url``; ``ts`` is set when it was accepted."""
+
+    name: str
+    body: dict[str, Any]
+    time: float
+    status: int
+    ts: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the fake accepted the post (HTTP 200)."""
+        return self.status == 200
+
+
+class FakeSlack:
+    """A fake Slack: Web API, response_url and Socket Mode on 127.0.0.1.
+
+    ``not_in_channel`` and ``missing_channels`` are sets of channel ids a test
+    fills to make posting there fail with ``not_in_channel`` / ``channel_not_found``.
+    ``response_url_max_uses`` (5, as Slack; ``None`` for no limit) makes a URL
+    answer 404 ``expired_url`` after that many accepted posts.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-fake-bot-token",
+        app_token: str = "xapp-1-A1-1-fake-app-token",
+        team_id: str = "T1",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        app_id: str = "A1",
+        socket_ping_interval: float | None = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.app_id = app_id
+        self.not_in_channel: set[str] = set()
+        self.missing_channels: set[str] = set()
+        self.response_url_max_uses: int | None = 5
+        self._socket_ping_interval = socket_ping_interval
+        self._clock = clock
+
+        # One condition guards all state; it is notified on every recorded event.
+        self._cond = threading.Condition()
+        self._generation = 0  # bumped on every change, so waiters miss nothing
+        self._calls: list[Call] = []
+        self._messages: dict[str, dict[str, Any]] = {}  # ts -> current message, with "channel"
+        self._ts_counter = itertools.count(1)
+        self._view_counter = itertools.count(1)
+        self._users: dict[str, dict[str, Any]] = {}
+        self._locales: dict[str, str] = {}
+        self._rate_limits: dict[str, list[int]] = {}
+        self._failures: dict[str, list[str]] = {}
+        self._responses: list[ResponsePost] = []
+        self._expired: set[str] = set()
+        self._tickets: set[str] = set()
+        self._sockets: list[ServerConnection] = []
+        self._socket_connections = 0
+        self._envelopes: list[dict[str, Any]] = []
+        self._acks: dict[str, dict[str, Any]] = {}
+        self._socket_received: list[Any] = []
+        self.errors: list[BaseException] = []  # exceptions raised inside the fake itself
+
+        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "users.info": self._users_info,
+            "views.publish": self._views_publish,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "conversations.info": self._conversations_info,
+            "conversations.join": self._conversations_join,
+            "apps.connections.open": self._apps_connections_open,
+        }
+
+        self._httpd: _HTTPServer | None = None
+        self._ws: Server | None = None
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Self:
+        """Start the HTTP and websocket servers; returns self."""
+        if self._httpd is not None:
+            raise RuntimeError("FakeSlack already started")
+        try:
+            self._httpd = httpd = _HTTPServer(self)
+            self._ws = serve(
+                self._socket_handler,
+                "127.0.0.1",
+                0,
+                compression=None,  # slack_sdk's builtin client speaks no extensions
+                process_request=self._socket_check_ticket,
+                ping_interval=self._socket_ping_interval,
+                close_timeout=1,
+                logger=logging.getLogger(f"{__name__}.websocket"),
+            )
+            for name, target in (
+                ("fake-slack-http", lambda: httpd.serve_forever(poll_interval=0.05)),
+                ("fake-slack-socket", self._ws.serve_forever),
+            ):
+                thread = threading.Thread(target=target, name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers and wait for their threads; idempotent."""
+        httpd, self._httpd = self._httpd, None
+        ws, self._ws = self._ws, None
+        serving = {t.name for t in self._threads}
+        # Websockets first: a client told to go away reconnects through
+        # apps.connections.open at once, and slack_sdk spins if that call fails.
+        if ws is not None:
+            if "fake-slack-socket" in serving:
+                ws.shutdown()  # closes open websockets with 1001 and joins their threads
+            else:  # shutdown() would wait for serve_forever() forever
+                for sock in (ws.socket, ws.shutdown_watcher, ws.shutdown_notifier):
+                    sock.close()
+        if httpd is not None:
+            if "fake-slack-http" in serving:  # shutdown() waits for serve_forever to notice
+                httpd.shutdown()
+            httpd.server_close()  # also joins request threads (ThreadingMixIn.block_on_close)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        if self._httpd is None:
+            raise RuntimeError("FakeSlack is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        """Web API base URL for ``WebClient(base_url=...)``, ending in ``/api/``."""
+        return f"{self.base_url}/api/"
+
+    @property
+    def socket_url(self) -> str:
+        """``ws://127.0.0.1:WSPORT`` (``apps.connections.open`` adds path and ticket)."""
+        if self._ws is None:
+            raise RuntimeError("FakeSlack is not started")
+        return f"ws://127.0.0.1:{self._ws.socket.getsockname()[1]}"
+
+    def response_url(self, name: str) -> str:
+        """A response_url whose posts are recorded under ``name``."""
+        return f"{self.base_url}/response/{quote(name, safe='')}"
+
+    # ------------------------------------------------------------------ scripting
+
+    def set_locale(self, user_id: str, locale: str) -> None:
+        """Locale that ``users.info(include_locale=True)`` reports for this user."""
+        with self._cond:
+            self._locales[user_id] = locale
+
+    def set_user(self, user_id: str, **fields: Any) -> None:
+        """Override fields of the user that ``users.info`` returns (name, tz, ...)."""
+        with self._cond:
+            self._users.setdefault(user_id, {}).update(fields)
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP 429 and Retry-After."""
+        with self._cond:
+            self._rate_limits.setdefault(method, []).extend([retry_after] * times)
+
+    def fail(self, method: str, error: str = "internal_error", times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``ok: false`` and ``error``."""
+        with self._cond:
+            self._failures.setdefault(method, []).extend([error] * times)
+
+    def expire_response_url(self, name: str) -> None:
+        """Make this response_url answer 404 ``expired_url`` from now on."""
+        with self._cond:
+            self._expired.add(name)
+
+    def clear(self) -> None:
+        """Forget recorded calls, responses and socket traffic (not the scripting)."""
+        with self._cond:
+            self._calls.clear()
+            self._responses.clear()
+            self._envelopes.clear()
+            self._acks.clear()
+            self._socket_received.clear()
+
+    # ------------------------------------------------------------------ reading
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Every recorded Web API call (accepted or not), oldest first."""
+        with self._cond:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def messages(self, channel: str | None = None) -> list[Call]:
+        """Accepted ``chat.postMessage`` calls, optionally in one channel."""
+        return [
+            c
+            for c in self.calls("chat.postMessage")
+            if c.ok
+            and (channel is None or channel in (c.args.get("channel"), c.response["channel"]))
+        ]
+
+    def thread(self, ts: str) -> list[Call]:
+        """Accepted ``chat.postMessage`` calls replying in the thread of ``ts``."""
+        return [c for c in self.messages() if str(c.args.get("thread_ts")) == ts]
+
+    def updates(self, ts: str | None = None) -> list[Call]:
+        """Accepted ``chat.update`` calls, optionally for one message."""
+        return [c for c in self.calls("chat.update") if c.ok and (ts is None or c.args["ts"] == ts)]
+
+    def ephemerals(self, user: str | None = None) -> list[Call]:
+        """Accepted ``chat.postEphemeral`` calls, optionally for one user."""
+        return [
+            c
+            for c in self.calls("chat.postEphemeral")
+            if c.ok and (user is None or c.args.get("user") == user)
+        ]
+
+    def message(self, ts: str) -> dict[str, Any] | None:
+        """The message ``ts`` as it stands now (after updates), with its ``channel``."""
+        with self._cond:
+            found = self._messages.get(ts)
+            return copy.deepcopy(found) if found is not None else None
+
+    def responses(
+        self, name: str | None = None, *, include_rejected: bool = False
+    ) -> list[ResponsePost]:
+        """Posts to response_urls (accepted ones unless ``include_rejected``)."""
+        with self._cond:
+            return [
+                r
+                for r in self._responses
+                if (name is None or r.name == name) and (include_rejected or r.ok)
+            ]
+
+    def wait_for(
+        self, predicate: Callable[[], T | None], timeout: float = 5.0, *, what: str = ""
+    ) -> T:
+        """Wait until ``predicate()`` is truthy and return its value.
+
+        Re-checked whenever the fake records something (and every 0.1 s, for
+        predicates over state outside the fake). Raises AssertionError with a dump
+        of everything recorded when ``timeout`` passes.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                seen = self._generation
+            # Called without the lock, so a predicate may itself call the fake over HTTP.
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                label = what or getattr(predicate, "__qualname__", repr(predicate))
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {label}\n{self.dump()}"
+                )
+            with self._cond:
+                if self._generation == seen:
+                    self._cond.wait(min(remaining, 0.1))
+
+    def _changed(self) -> None:
+        """Wake every waiter; call with the lock held."""
+        self._generation += 1
+        self._cond.notify_all()
+
+    def dump(self) -> str:
+        """Everything recorded, one line each, for failure messages."""
+        with self._cond:
+            lines = [f"FakeSlack recorded {len(self._calls)} Web API call(s):"]
+            lines += [f"  {i}. {_describe(c)}" for i, c in enumerate(self._calls, 1)]
+            lines.append(f"response_url posts ({len(self._responses)}):")
+            lines += [f"  {r.name}: HTTP {r.status} {_short(r.body)}" for r in self._responses]
+            lines.append(
+                f"socket mode: {len(self._sockets)} open, {self._socket_connections} ever, "
+                f"{len(self._envelopes)} envelope(s) sent, {len(self._acks)} ack(s)"
+            )
+            lines += [f"  ack {_short(a)}" for a in self._acks.values()]
+            if self.errors:
+                lines.append("errors inside the fake:")
+                lines += [f"  {e!r}" for e in self.errors]
+            return "\n".join(lines)
+
+    # ------------------------------------------------------------------ socket mode
+
+    @property
+    def socket_connection_count(self) -> int:
+        """How many Socket Mode connections were ever opened (reconnects count)."""
+        with self._cond:
+            return self._socket_connections
+
+    def wait_socket_connected(self, timeout: float = 5.0) -> None:
+        """Wait until a Socket Mode client is connected and has been sent ``hello``."""
+        self.wait_for(lambda: bool(self._sockets), timeout, what="a Socket Mode connection")
+
+    def socket_received(self) -> list[Any]:
+        """Everything the Socket Mode client sent (acks included), oldest first."""
+        with self._cond:
+            return list(self._socket_received)
+
+    def socket_send(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        accepts_response_payload: bool = True,
+        *,
+        timeout: float = 5.0,
+        retry_attempt: int | None = None,
+        retry_reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Send an envelope to the connected client and return its ack.
+
+        ``type_`` is ``"slash_commands"``, ``"interactive"`` or ``"events_api"``.
+        The ack is ``{"envelope_id": ..., "payload": {...}}`` (payload optional).
+        """
+        envelope_id = self.socket_send_nowait(
+            type_,
+            payload,
+            accepts_response_payload,
+            retry_attempt=retry_attempt,
+            retry_reason=retry_reason,
+        )
+        return self.socket_ack(envelope_id, timeout)
+
+    def socket_send_nowait(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        accepts_response_payload: bool = True,
+        *,
+        retry_attempt: int | None = None,
+        retry_reason: str | None = None,
+    ) -> str:
+        """Send an envelope without waiting; returns its envelope_id for ``socket_ack``."""
+        envelope: dict[str, Any] = {
+            "envelope_id": str(uuid.uuid4()),
+            "type": type_,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if type_ == "events_api" or retry_attempt is not None:
+            envelope["retry_attempt"] = retry_attempt or 0
+            envelope["retry_reason"] = retry_reason or ""
+        with self._cond:
+            if not self._sockets:
+                raise AssertionError(f"no Socket Mode client is connected\n{self.dump()}")
+            connection = self._sockets[-1]
+            self._envelopes.append(envelope)
+        self._socket_write(connection, envelope)
+        return str(envelope["envelope_id"])
+
+    def socket_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Wait for the client's ack of ``envelope_id`` and return it."""
+        return self.wait_for(
+            lambda: self._acks.get(envelope_id), timeout, what=f"the ack of envelope {envelope_id}"
+        )
+
+    def socket_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask the client to reconnect, as Slack does every few hours."""
+        with self._cond:
+            if not self._sockets:
+                raise AssertionError("no Socket Mode client is connected")
+            connection = self._sockets[-1]
+        message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}}
+        self._socket_write(connection, message)
+
+    def _socket_write(self, connection: ServerConnection, message: dict[str, Any]) -> None:
+        try:
+            connection.send(json.dumps(message))
+        except ConnectionClosed as e:
+            raise AssertionError(f"the Socket Mode client went away: {e}\n{self.dump()}") from e
+
+    def _socket_check_ticket(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        parts = urlsplit(request.path)
+        ticket = dict(parse_qsl(parts.query)).get("ticket")
+        with self._cond:
+            valid = parts.path == "/link/" and ticket in self._tickets
+        if valid:
+            return None
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid ticket\n")
+
+    def _socket_handler(self, connection: ServerConnection) -> None:
+        hello = {
+            "type": "hello",
+            "num_connections": 1,
+            "debug_info": {
+                "host": "fake-slack",
+                "build_number": 1,
+                "approximate_connection_time": 18060,
+            },
+            "connection_info": {"app_id": self.app_id},
+        }
+        try:
+            connection.send(json.dumps(hello))
+            with self._cond:
+                self._sockets.append(connection)
+                self._socket_connections += 1
+                self._changed()
+            for raw in connection:
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    message = {"unparsed": raw}
+                with self._cond:
+                    self._socket_received.append(message)
+                    if isinstance(message, dict) and message.get("envelope_id"):
+                        self._acks[str(message["envelope_id"])] = message
+                    self._changed()
+        except ConnectionClosed:
+            pass  # slack_sdk's client drops the TCP connection without a close frame
+        finally:
+            with self._cond:
+                if connection in self._sockets:
+                    self._sockets.remove(connection)
+                self._changed()
+
+    # ------------------------------------------------------------------ HTTP side
+
+    def _handle_http(
+        self, verb: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(target)
+        try:
+            if parts.path.startswith("/api/"):
+                return self._handle_api(parts.path[len("/api/") :], parts.query, headers, body)
+            if parts.path.startswith("/response/") and verb == "POST":
+                return self._handle_response_url(
+                    unquote(parts.path[len("/response/") :]), headers, body
+                )
+            return 404, {"Content-Type": "text/plain"}, b"not found"
+        except Exception as e:  # a bug in the fake: answer 500 and keep it for the dump
+            logger.exception("FakeSlack failed on %s %s", verb, target)
+            with self._cond:
+                self.errors.append(e)
+                self._changed()
+            return 500, {"Content-Type": "text/plain"}, f"fake slack error: {e!r}".encode()
+
+    def _handle_api(
+        self, method: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        status: int = 200
+        extra_headers: dict[str, str] = {}
+        try:
+            args, bad_body = _decode_params(headers.get("content-type", ""), query, body), False
+        except ValueError:
+            args, bad_body = {}, True
+        bearer = _bearer(headers.get("authorization"))
+        body_token = args.pop("token", None)
+        token = bearer or body_token
+        with self._cond:
+            handler = self._methods.get(method)
+            response: dict[str, Any]
+            if handler is None:
+                response = {"ok": False, "error": "unknown_method", "req_method": method}
+            elif bad_body:
+                response = {"ok": False, "error": "invalid_json"}
+            elif error := self._auth_error(method, token):
+                response = {"ok": False, "error": error}
+            elif self._rate_limits.get(method):
+                retry_after = self._rate_limits[method].pop(0)
+                status, extra_headers = 429, {"Retry-After": str(retry_after)}
+                response = {"ok": False, "error": "ratelimited"}
+            elif self._failures.get(method):
+                response = {"ok": False, "error": self._failures[method].pop(0)}
+            else:
+                response = handler(args)
+            self._calls.append(Call(method, args, self._clock(), response, status))
+            self._changed()
+        payload = json.dumps(response).encode()
+        return status, {"Content-Type": "application/json; charset=utf-8", **extra_headers}, payload
+
+    def _auth_error(self, method: str, token: str | None) -> str | None:
+        wanted, other = (
+            (self.app_token, self.bot_token)
+            if method == "apps.connections.open"
+            else (self.bot_token, self.app_token)
+        )
+        if not token:
+            return "not_authed"
+        if token == wanted:
+            return None
+        return "not_allowed_token_type" if token == other else "invalid_auth"
+
+    def _handle_response_url(
+        self, name: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        text_plain = {"Content-Type": "text/plain"}
+        try:
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype == "application/x-www-form-urlencoded":
+                data = json.loads(dict(parse_qsl(body.decode())).get("payload", ""))
+            else:
+                data = json.loads(body)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            data = {"unparsed": body.decode(errors="replace")}
+            status, answer = 400, b"invalid_payload"
+        else:
+            has_content = any(data.get(k) for k in ("text", "blocks", "attachments"))
+            status, answer = (
+                (200, b"ok") if has_content or data.get("delete_original") else (400, b"no_text")
+            )
+        with self._cond:
+            used = sum(1 for r in self._responses if r.name == name and r.ok)
+            limit = self.response_url_max_uses
+            if name in self._expired or (limit is not None and used >= limit):
+                status, answer = 404, b"expired_url"
+            ts = self._next_ts() if status == 200 else None
+            self._responses.append(ResponsePost(name, data, self._clock(), status, ts))
+            self._changed()
+        return status, text_plain, answer
+
+    # ------------------------------------------------------------------ Web API methods
+    # Each runs under self._cond and returns the JSON answer.
+
+    def _next_ts(self) -> str:
+        micros = _FIRST_TS + next(self._ts_counter) * 100
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _channel_error(self, channel: str | None) -> str | None:
+        if not channel or channel in self.missing_channels:
+            return "channel_not_found"
+        if channel in self.not_in_channel or _resolve_channel(channel) in self.not_in_channel:
+            return "not_in_channel"
+        return None
+
+    def _message_fields(self, args: dict[str, Any]) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if "text" in args:
+            fields["text"] = args["text"] or ""
+        if "blocks" in args:
+            fields["blocks"] = _with_block_ids(args["blocks"])
+        if "attachments" in args:
+            fields["attachments"] = copy.deepcopy(args["attachments"])
+        if "metadata" in args:
+            fields["metadata"] = copy.deepcopy(args["metadata"])
+        return fields
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake-team.slack.com/",
+            "team": "Fake Team",
+            "user": "sharebot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if error := self._channel_error(channel):
+            return {"ok": False, "error": error}
+        assert channel is not None
+        if not any(args.get(k) for k in ("text", "blocks", "attachments")):
+            return {"ok": False, "error": "no_text"}
+        resolved = _resolve_channel(channel)
+        ts = self._next_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
+            "text": "",
+            "ts": ts,
+            **self._message_fields(args),
+        }
+        if args.get("thread_ts"):
+            message["thread_ts"] = str(args["thread_ts"])
+        self._messages[ts] = {**copy.deepcopy(message), "channel": resolved}
+        return {"ok": True, "channel": resolved, "ts": ts, "message": message}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = args.get("channel"), str(args.get("ts") or "")
+        stored = self._messages.get(ts)
+        if not channel or stored is None or stored["channel"] != _resolve_channel(channel):
+            return {"ok": False, "error": "message_not_found"}
+        fields = self._message_fields(args)
+        if not fields:
+            return {"ok": False, "error": "no_text"}
+        # Fields not sent are kept, as Slack does (an empty list removes blocks).
+        stored.update(fields)
+        stored["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+        message = {k: v for k, v in copy.deepcopy(stored).items() if k != "channel"}
+        return {
+            "ok": True,
+            "channel": stored["channel"],
+            "ts": ts,
+            "text": stored.get("text", ""),
+            "message": message,
+        }
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if error := self._channel_error(channel):
+            return {"ok": False, "error": error}
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_found"}
+        if not any(args.get(k) for k in ("text", "blocks", "attachments")):
+            return {"ok": False, "error": "no_text"}
+        # Not stored: chat.update cannot edit an ephemeral message.
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user")
+        if not user_id:
+            return {"ok": False, "error": "user_not_found"}
+        user: dict[str, Any] = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": str(user_id).lower(),
+            "real_name": f"User {user_id}",
+            "deleted": False,
+            "is_bot": False,
+            "is_admin": False,
+            "tz": "Asia/Seoul",
+            "tz_offset": 32400,
+            "profile": {"real_name": f"User {user_id}", "display_name": str(user_id).lower()},
+        }
+        user.update(copy.deepcopy(self._users.get(user_id, {})))
+        if _truthy(args.get("include_locale")):
+            user["locale"] = self._locales.get(user_id, "en-US")
+        return {"ok": True, "user": user}
+
+    def _view(self, view: Any, **extra: Any) -> dict[str, Any]:
+        body = dict(view) if isinstance(view, dict) else {}
+        return {
+            "id": f"V{next(self._view_counter):08d}",
+            "team_id": self.team_id,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+            **body,
+            "blocks": _with_block_ids(body.get("blocks", [])),
+            **extra,
+        }
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("user_id") or not isinstance(args.get("view"), dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "view": self._view(args["view"])}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if not isinstance(args.get("view"), dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "view": self._view(args["view"])}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not (args.get("view_id") or args.get("external_id")) or not isinstance(
+            args.get("view"), dict
+        ):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "view": self._view(args["view"])}
+
+    def _conversation(self, channel: str) -> dict[str, Any]:
+        resolved = _resolve_channel(channel)
+        return {
+            "id": resolved,
+            "name": channel.lstrip("#").lower(),
+            "is_channel": resolved.startswith("C"),
+            "is_group": resolved.startswith("G"),
+            "is_im": resolved.startswith("D"),
+            "is_private": resolved.startswith("G"),
+            "is_archived": False,
+            "is_member": channel not in self.not_in_channel and resolved not in self.not_in_channel,
+        }
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not channel or channel in self.missing_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": self._conversation(channel)}
+
+    def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not channel or channel in self.missing_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        self.not_in_channel.discard(channel)
+        self.not_in_channel.discard(_resolve_channel(channel))
+        return {"ok": True, "channel": self._conversation(channel)}
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self._ws is None:
+            return {"ok": False, "error": "internal_error"}
+        ticket = str(uuid.uuid4())
+        self._tickets.add(ticket)
+        return {"ok": True, "url": f"{self.socket_url}/link/?ticket={ticket}&app_id={self.app_id}"}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, fake: FakeSlack) -> None:
+        self.fake = fake
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-request is not a failure of the fake.
+        logger.debug("FakeSlack HTTP connection from %s failed", client_address, exc_info=True)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can
+        # stall for seconds on machines without working DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 10  # an idle client must not keep server_close() waiting forever
+    server: _HTTPServer
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def _serve(self) -> None:
+        body = self._read_body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, answer_headers, payload = self.server.fake._handle_http(
+            self.command, self.path, headers, body
+        )
+        self.send_response(status)
+        for key, value in answer_headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+        self.close_connection = True
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline().strip():
+                pass  # trailers
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _bearer(value: str | None) -> str | None:
+    if value and value.lower().startswith("bearer "):
+        return value[len("bearer ") :].strip()
+    return None
+
+
+def _truthy(value: Any) -> bool:
+    return value in (True, 1, "1", "true", "True")
+
+
+def _resolve_channel(channel: str) -> str:
+    # Posting to a user id opens the bot's DM with them, which Slack answers as "D...".
+    if channel[:1] in ("U", "W"):
+        return "D" + channel[1:]
+    return channel
+
+
+def _decode_params(content_type: str, query: str, body: bytes) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        k: _maybe_json(k, v) for k, v in parse_qsl(query, keep_blank_values=True)
+    }
+    ctype = content_type.split(";")[0].strip().lower()
+    if not body:
+        return args
+    if ctype == "application/json":
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("JSON body is not an object")
+        args.update(data)
+    elif ctype == "multipart/form-data":
+        args.update(_parse_multipart(content_type, body))
+    else:
+        for key, value in parse_qsl(body.decode(), keep_blank_values=True):
+            args[key] = _maybe_json(key, value)
+    return args
+
+
+def _maybe_json(key: str, value: str) -> Any:
+    if key in _JSON_FIELDS and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = str(part.get_param("name", header="content-disposition"))
+        data = part.get_payload(decode=True)
+        data = data if isinstance(data, bytes) else b""
+        fields[name] = data if part.get_filename() else _maybe_json(name, data.decode())
+    return fields
+
+
+def _with_block_ids(blocks: Any) -> Any:
+    """Copy of blocks with a block_id on each, as Slack stores a posted message."""
+    if not isinstance(blocks, list):
+        return copy.deepcopy(blocks)
+    out = copy.deepcopy(blocks)
+    for block in out:
+        if isinstance(block, dict) and not block.get("block_id"):
+            block["block_id"] = secrets.token_urlsafe(4)
+    return out
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(call: Call) -> str:
+    keys = ("channel", "user", "user_id", "ts", "thread_ts", "text")
+    shown = " ".join(f"{k}={call.args[k]!r}" for k in keys if k in call.args)
+    if "blocks" in call.args:
+        shown += f" blocks={len(call.args['blocks'] or [])}"
+    if call.ok:
+        outcome = "ok" + (f" ts={call.ts}" if call.ts else "")
+    else:
+        outcome = f"error={call.response.get('error')!r}"
+    status = f" HTTP {call.status}" if call.status != 200 else ""
+    return f"{call.method} {shown} -> {outcome}{status}".replace("  ", " ")
+
+
+def _trigger_id() -> str:
+    return f"{secrets.randbelow(10**13)}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
+
+
+# ---------------------------------------------------------------------- what Slack sends
+
+
+def slash_command_payload(
+    text: str,
+    *,
+    response_url: str,
+    command: str = "/share-image",
+    user_id: str = "U1",
+    user_name: str | None = None,
+    channel_id: str = "C1",
+    channel_name: str | None = None,
+    team_id: str = "T1",
+    team_domain: str = "fake-team",
+    api_app_id: str = "A1",
+    trigger_id: str | None = None,
+) -> dict[str, str]:
+    """The fields of a slash command, in Slack's order (form body, or Socket Mode payload)."""
+    return {
+        "token": _VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "team_domain": team_domain,
+        "channel_id": channel_id,
+        "channel_name": channel_name or _default_channel_name(channel_id),
+        "user_id": user_id,
+        "user_name": user_name or user_id.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": api_app_id,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id or _trigger_id(),
+    }
+
+
+def block_actions_payload(
+    message: Call | ResponsePost,
+    action_id: str,
+    *,
+    user_id: str,
+    response_url: str,
+    user_name: str | None = None,
+    team_id: str = "T1",
+    team_domain: str = "fake-team",
+    api_app_id: str = "A1",
+    channel_id: str | None = None,
+    channel_name: str | None = None,
+    trigger_id: str | None = None,
+    action_ts: str | None = None,
+) -> dict[str, Any]:
+    """A ``block_actions`` payload for a click on a button the bot really posted.
+
+    ``message`` is a recorded ``chat.postMessage`` / ``chat.update`` /
+    ``chat.postEphemeral`` call, or a ``ResponsePost``. Its blocks must hold a
+    button with ``action_id``; its block_id and value are taken from there. Pass
+    the original post to click what an approver saw before an update (a stale
+    click), or the ``chat.update`` call to click the message as it is now.
+    """
+    if isinstance(message, ResponsePost):
+        if message.ts is None:
+            raise AssertionError(f"the response_url post was rejected: {message}")
+        shown = {**message.body, "ts": message.ts}
+        ephemeral = message.body.get("response_type") != "in_channel"
+        channel = channel_id or "C1"
+        ts = message.ts
+    else:
+        if not message.ok:
+            raise AssertionError(f"cannot click on a message Slack refused: {_describe(message)}")
+        shown = dict(message.response.get("message") or message.args)
+        ephemeral = message.method == "chat.postEphemeral"
+        channel = channel_id or str(message.response.get("channel") or message.args["channel"])
+        ts = str(message.ts)
+        shown["ts"] = ts
+    block_id, button = _find_button(shown.get("blocks"), action_id)
+    action: dict[str, Any] = {
+        "action_id": action_id,
+        "block_id": block_id,
+        "type": button.get("type", "button"),
+        "action_ts": action_ts or f"{time.time():.6f}",
+    }
+    if "text" in button:
+        action["text"] = button["text"]
+    if "value" in button:
+        action["value"] = button["value"]
+    if "style" in button:
+        action["style"] = button["style"]
+    user_name = user_name or user_id.lower()
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": _VERIFICATION_TOKEN,
+        "container": {
+            "type": "message",
+            "message_ts": ts,
+            "channel_id": channel,
+            "is_ephemeral": ephemeral,
+        },
+        "trigger_id": trigger_id or _trigger_id(),
+        "team": {"id": team_id, "domain": team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": channel_name or _default_channel_name(channel)},
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [action],
+    }
+    if not ephemeral:  # Slack leaves the message out for ephemeral ones
+        payload["message"] = {k: v for k, v in shown.items() if k != "channel"}
+    return payload
+
+
+def _default_channel_name(channel_id: str) -> str:
+    return "directmessage" if channel_id.startswith("D") else f"channel-{channel_id.lower()}"
+
+
+def _find_button(blocks: Any, action_id: str) -> tuple[str, dict[str, Any]]:
+    seen = []
+    for block in blocks or []:
+        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
+        if isinstance(block.get("accessory"), dict):
+            elements.append(block["accessory"])
+        for element in elements:
+            seen.append(element.get("action_id"))
+            if element.get("action_id") == action_id:
+                block_id = block.get("block_id") or secrets.token_urlsafe(4)
+                return block_id, element
+    raise AssertionError(f"no element with action_id {action_id!r} in the message; found {seen}")
+
+
+# ---------------------------------------------------------------------- sender
+
+
+class SlackSignature(httpx.Auth):
+    """Signs a request as Slack does: ``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}``.
+
+    ``timestamp_offset`` shifts the timestamp (negative: a stale request);
+    ``signature`` replaces the computed signature (a forged request).
+    """
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        signing_secret: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        timestamp_offset: float = 0.0,
+        signature: str | None = None,
+    ) -> None:
+        self._verifier = SignatureVerifier(signing_secret)
+        self._clock = clock
+        self._offset = timestamp_offset
+        self._signature = signature
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        timestamp = str(int(self._clock() + self._offset))
+        signature = self._signature or self._verifier.generate_signature(
+            timestamp=timestamp, body=request.content
+        )
+        request.headers["X-Slack-Request-Timestamp"] = timestamp
+        request.headers["X-Slack-Signature"] = str(signature)
+        yield request
+
+
+class SlackSender:
+    """Sends slash commands and clicks to a Bolt app exactly as Slack does.
+
+    HTTP mode: signed form posts to ``events_url`` (``transport`` may be an
+    ``httpx.WSGITransport`` around the app). Socket Mode: ``socket_*`` methods hand
+    the same payloads to ``FakeSlack.socket_send``. Without an explicit
+    ``response_url``, each request gets ``fake.response_url("command-N")`` or
+    ``"action-N"`` (N counts from 1 per sender).
+    """
+
+    def __init__(
+        self,
+        events_url: str,
+        signing_secret: str,
+        clock: Callable[[], float] = time.time,
+        *,
+        fake: FakeSlack | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        team_id: str = "T1",
+        api_app_id: str = "A1",
+    ) -> None:
+        self.events_url = events_url
+        self.signing_secret = signing_secret
+        self.clock = clock
+        self.fake = fake
+        self.team_id = team_id
+        self.api_app_id = api_app_id
+        self._transport = transport
+        self._timeout = timeout
+        self._client: httpx.Client | None = None
+        self._commands = itertools.count(1)
+        self._actions = itertools.count(1)
+
+    def close(self) -> None:
+        """Close the HTTP client, if one was opened."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- payloads
+
+    def command_payload(
+        self,
+        text: str,
+        *,
+        fake: FakeSlack | None = None,
+        response_url: str | None = None,
+        **fields: Any,
+    ) -> dict[str, str]:
+        """Slash command fields; ``fields`` as in ``slash_command_payload``."""
+        fields.setdefault("team_id", self.team_id)
+        fields.setdefault("api_app_id", self.api_app_id)
+        url = response_url or self._default_response_url(fake, f"command-{next(self._commands)}")
+        return slash_command_payload(text, response_url=url, **fields)
+
+    def click_payload(
+        self,
+        message: Call | ResponsePost,
+        action_id: str,
+        *,
+        user_id: str,
+        fake: FakeSlack | None = None,
+        response_url: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A ``block_actions`` payload; ``fields`` as in ``block_actions_payload``."""
+        fields.setdefault("team_id", self.team_id)
+        fields.setdefault("api_app_id", self.api_app_id)
+        fields.setdefault("action_ts", f"{self.clock():.6f}")
+        url = response_url or self._default_response_url(fake, f"action-{next(self._actions)}")
+        return block_actions_payload(
+            message, action_id, user_id=user_id, response_url=url, **fields
+        )
+
+    def _default_response_url(self, fake: FakeSlack | None, name: str) -> str:
+        fake = fake or self.fake
+        # Without a fake, a closed local port: a post fails fast, never reaches the internet.
+        return (
+            fake.response_url(name) if fake is not None else f"http://127.0.0.1:9/response/{name}"
+        )
+
+    # -- HTTP mode
+
+    def command(
+        self,
+        text: str,
+        *,
+        user_id: str = "U1",
+        channel_id: str = "C1",
+        command: str = "/share-image",
+        response_url: str | None = None,
+        user_name: str | None = None,
+        team_id: str | None = None,
+        trigger_id: str | None = None,
+        channel_name: str | None = None,
+        timestamp_offset: float = 0.0,
+        signature: str | None = None,
+        signed: bool = True,
+    ) -> httpx.Response:
+        """POST a slash command as ``application/x-www-form-urlencoded``."""
+        payload = self.command_payload(
+            text,
+            response_url=response_url,
+            user_id=user_id,
+            channel_id=channel_id,
+            command=command,
+            user_name=user_name,
+            team_id=team_id or self.team_id,
+            trigger_id=trigger_id,
+            channel_name=channel_name,
+        )
+        return self.post(
+            urlencode(payload),
+            timestamp_offset=timestamp_offset,
+            signature=signature,
+            signed=signed,
+        )
+
+    def action(
+        self,
+        payload: dict[str, Any],
+        *,
+        timestamp_offset: float = 0.0,
+        signature: str | None = None,
+        signed: bool = True,
+    ) -> httpx.Response:
+        """POST an interaction (block_actions, view_submission...) as ``payload=<JSON>``."""
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.post(
+            body, timestamp_offset=timestamp_offset, signature=signature, signed=signed
+        )
+
+    def click(
+        self,
+        message_call: Call | ResponsePost,
+        action_id: str,
+        *,
+        user_id: str,
+        user_name: str | None = None,
+        response_url: str | None = None,
+        trigger_id: str | None = None,
+        timestamp_offset: float = 0.0,
+        signature: str | None = None,
+        signed: bool = True,
+    ) -> httpx.Response:
+        """Click the button ``action_id`` in a message the bot posted."""
+        payload = self.click_payload(
+            message_call,
+            action_id,
+            user_id=user_id,
+            user_name=user_name,
+            response_url=response_url,
+            trigger_id=trigger_id,
+        )
+        return self.action(
+            payload, timestamp_offset=timestamp_offset, signature=signature, signed=signed
+        )
+
+    def post(
+        self,
+        body: str | bytes,
+        *,
+        content_type: str = "application/x-www-form-urlencoded",
+        timestamp_offset: float = 0.0,
+        signature: str | None = None,
+        signed: bool = True,
+    ) -> httpx.Response:
+        """POST a raw body to ``events_url``, signed unless ``signed=False``."""
+        if self._client is None:
+            self._client = httpx.Client(transport=self._transport, timeout=self._timeout)
+        auth = (
+            SlackSignature(
+                self.signing_secret,
+                clock=self.clock,
+                timestamp_offset=timestamp_offset,
+                signature=signature,
+            )
+            if signed
+            else httpx.USE_CLIENT_DEFAULT  # the client has no auth of its own
+        )
+        headers = {"Content-Type": content_type, "User-Agent": _SLACK_USER_AGENT}
+        content = body.encode() if isinstance(body, str) else body
+        return self._client.post(self.events_url, content=content, headers=headers, auth=auth)
+
+    # -- Socket Mode
+
+    def socket_command(
+        self, fake: FakeSlack, text: str, *, timeout: float = 5.0, **fields: Any
+    ) -> dict[str, Any]:
+        """Send a slash command over Socket Mode; returns the client's ack."""
+        payload = self.command_payload(text, fake=fake, **fields)
+        return fake.socket_send("slash_commands", payload, timeout=timeout)
+
+    def socket_click(
+        self,
+        fake: FakeSlack,
+        message_call: Call | ResponsePost,
+        action_id: str,
+        *,
+        user_id: str,
+        timeout: float = 5.0,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Click a button over Socket Mode; returns the client's ack."""
+        payload = self.click_payload(message_call, action_id, user_id=user_id, fake=fake, **fields)
+        return fake.socket_send(
+            "interactive", payload, accepts_response_payload=False, timeout=timeout
+        )
