@@ -1,0 +1,223 @@
+"""Reading `/share-image` text into a command, with a precise complaint for anything else.
+
+    /share-image <image_id> <member_id> [reason…]     share
+    /share-image unshare <image_id> <member_id> [reason…]
+    /share-image list <image_id>
+    /share-image status
+    /share-image help
+    /share-image admin grant|revoke <@user> <role> [image_id]
+    /share-image admin grants
+    /share-image admin member add <member_id> <name…> | remove <member_id> | list
+    /share-image admin oncall add <@user> <from> <to> | remove <@user> | list
+
+Nothing that fails these rules gets any further: ids reach the cloud API and its
+URLs only once they match the API's own patterns, ASCII only.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.errors import CommandError
+from storage.grants import Role
+
+IMAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+MEMBER_ID = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
+SLACK_USER = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>|([UW][A-Z0-9]{2,20})", re.ASCII)
+MAX_TEXT = 1000
+MAX_REASON = 300
+MAX_NAME = 80
+
+
+@dataclass(frozen=True)
+class Share:
+    """Share (or unshare) an image with a member."""
+
+    image_id: str
+    member_id: str
+    reason: str
+    unshare: bool = False
+
+    @property
+    def action(self) -> str:
+        """`share` or `unshare`, as stored."""
+        return "unshare" if self.unshare else "share"
+
+
+@dataclass(frozen=True)
+class ListMembers:
+    """List an image's members."""
+
+    image_id: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """The caller's recent requests."""
+
+
+@dataclass(frozen=True)
+class Help:
+    """Usage."""
+
+
+@dataclass(frozen=True)
+class Admin:
+    """An admin command: `what` is e.g. `grant`, `member add`, `oncall list`."""
+
+    what: str
+    user_id: str = ""
+    role: Role | None = None
+    image_id: str = ""
+    member_id: str = ""
+    name: str = ""
+    starts: datetime | None = None
+    ends: datetime | None = None
+
+
+Command = Share | ListMembers | Status | Help | Admin
+
+
+def _shown(token: str) -> str:
+    """A token as it may be quoted back: printable, short."""
+    visible = "".join(ch if ch.isprintable() and not ch.isspace() else "�" for ch in token)
+    return visible if len(visible) <= 40 else visible[:40] + "…"
+
+
+def image_id(token: str) -> str:
+    """A valid image id (UUID, case folded to lower) or CommandError."""
+    lowered = token.lower() if token.isascii() else token
+    if IMAGE_ID.fullmatch(lowered):
+        return lowered
+    if not token.isascii():
+        raise CommandError("image_id_not_ascii", token=_shown(token))
+    raise CommandError("image_id_invalid", token=_shown(token))
+
+
+def member_id(token: str) -> str:
+    """A valid member id or CommandError."""
+    if MEMBER_ID.fullmatch(token):
+        return token
+    if not token.isascii():
+        raise CommandError("member_id_not_ascii", token=_shown(token))
+    if len(token) > 64:
+        raise CommandError("member_id_too_long", token=_shown(token))
+    raise CommandError("member_id_invalid", token=_shown(token))
+
+
+def reason(words: list[str]) -> str:
+    """The free-text reason: printable, one line, at most MAX_REASON characters."""
+    text = " ".join(words)
+    if len(text) > MAX_REASON:
+        raise CommandError("reason_too_long", limit=str(MAX_REASON))
+    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in text):
+        raise CommandError("reason_invisible")
+    return text
+
+
+def slack_user(token: str) -> str:
+    """A user id from a mention (`<@U123|name>`) or a bare `U123`."""
+    match = SLACK_USER.fullmatch(token)
+    if not match:
+        raise CommandError("user_invalid", token=_shown(token))
+    return match.group(1) or match.group(2)
+
+
+def role(token: str) -> Role:
+    """One of the four roles."""
+    try:
+        return Role(token.lower())
+    except ValueError:
+        raise CommandError("role_invalid", token=_shown(token)) from None
+
+
+def moment(token: str) -> datetime:
+    """An ISO 8601 time; UTC when no offset is given."""
+    try:
+        parsed = datetime.fromisoformat(token)
+    except ValueError:
+        raise CommandError("time_invalid", token=_shown(token)) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _split(text: str) -> list[str]:
+    if len(text) > MAX_TEXT:
+        raise CommandError("too_long", limit=str(MAX_TEXT))
+    # str.split() also splits on no-break and other Unicode spaces; zero-width
+    # characters are not spaces, so they stay inside a token and fail its check.
+    return text.split()
+
+
+def _need(words: list[str], count: int, usage: str) -> None:
+    if len(words) < count:
+        raise CommandError("missing_arguments", usage=usage)
+
+
+def parse(text: str) -> Command:
+    """Read the text typed after `/share-image`."""
+    words = _split(text)
+    if not words or words[0].lower() in {"help", "-h", "--help", "?"}:
+        return Help()
+    verb = words[0].lower()
+    if verb == "status":
+        return Status()
+    if verb == "list":
+        _need(words, 2, "list <image_id>")
+        if len(words) > 2:
+            raise CommandError("extra_arguments", extra=_shown(" ".join(words[2:])))
+        return ListMembers(image_id(words[1]))
+    if verb == "unshare":
+        _need(words, 3, "unshare <image_id> <member_id> [reason]")
+        return Share(image_id(words[1]), member_id(words[2]), reason(words[3:]), unshare=True)
+    if verb == "admin":
+        return _admin(words[1:])
+    if len(words) < 2:
+        # One word: either an image id without a member, or an unknown verb.
+        if IMAGE_ID.fullmatch(words[0].lower()):
+            raise CommandError("member_missing")
+        raise CommandError("unknown_command", token=_shown(words[0]))
+    return Share(image_id(words[0]), member_id(words[1]), reason(words[2:]))
+
+
+def _admin(words: list[str]) -> Admin:
+    if not words:
+        raise CommandError("admin_usage")
+    verb = words[0].lower()
+    if verb == "grants":
+        return Admin("grants")
+    if verb in {"grant", "revoke"}:
+        _need(words, 3, f"admin {verb} <@user> <role> [image_id]")
+        scope = image_id(words[3]) if len(words) > 3 else ""
+        return Admin(verb, user_id=slack_user(words[1]), role=role(words[2]), image_id=scope)
+    if verb == "member":
+        sub = words[1].lower() if len(words) > 1 else ""
+        if sub == "list":
+            return Admin("member list")
+        if sub == "add":
+            _need(words, 4, "admin member add <member_id> <name>")
+            name = " ".join(words[3:])
+            if len(name) > MAX_NAME:
+                raise CommandError("name_too_long", limit=str(MAX_NAME))
+            return Admin("member add", member_id=member_id(words[2]), name=reason([name]))
+        if sub == "remove":
+            _need(words, 3, "admin member remove <member_id>")
+            return Admin("member remove", member_id=member_id(words[2]))
+        raise CommandError("admin_usage")
+    if verb == "oncall":
+        sub = words[1].lower() if len(words) > 1 else ""
+        if sub == "list":
+            return Admin("oncall list")
+        if sub == "add":
+            _need(words, 5, "admin oncall add <@user> <from> <to>")
+            starts, ends = moment(words[3]), moment(words[4])
+            if ends <= starts:
+                raise CommandError("window_backwards")
+            return Admin("oncall add", user_id=slack_user(words[2]), starts=starts, ends=ends)
+        if sub == "remove":
+            _need(words, 3, "admin oncall remove <@user>")
+            return Admin("oncall remove", user_id=slack_user(words[2]))
+        raise CommandError("admin_usage")
+    raise CommandError("admin_usage")
