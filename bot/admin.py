@@ -1,0 +1,62 @@
+"""Administration shared by the CLI and `/share-image admin`: every change audited."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from storage import AuditLog, Grants, KnownMembers, OnCall, Role
+
+
+class Administration:
+    """Grants, known members and on-call changes, each recorded with who made it."""
+
+    def __init__(
+        self, *, grants: Grants, members: KnownMembers, oncall: OnCall, audit: AuditLog
+    ) -> None:
+        self.grants = grants
+        self.members = members
+        self.oncall = oncall
+        self.audit = audit
+
+    def is_admin(self, user_id: str) -> bool:
+        """Whether `user_id` is an admin for all images."""
+        return Role.ADMIN in self.grants.roles(user_id, "")
+
+    def grant(self, user_id: str, role: Role, image_id: str, *, by: str) -> bool:
+        """Give a role; False if already held."""
+        added = self.grants.grant(user_id, role, image_id, by=by)
+        if added:
+            self.audit.record(by, "grant", f"{user_id} {role.value} {image_id or '*'}")
+        return added
+
+    def revoke(self, user_id: str, role: Role, image_id: str, *, by: str) -> bool:
+        """Take a role away; False if not held."""
+        removed = self.grants.revoke(user_id, role, image_id)
+        if removed:
+            self.audit.record(by, "revoke", f"{user_id} {role.value} {image_id or '*'}")
+        return removed
+
+    def add_member(self, member_id: str, name: str, *, by: str) -> None:
+        """Register a known member."""
+        self.members.add(member_id, name, by=by)
+        self.audit.record(by, "member add", f"{member_id} {name}")
+
+    def remove_member(self, member_id: str, *, by: str) -> bool:
+        """Forget a known member."""
+        removed = self.members.remove(member_id)
+        if removed:
+            self.audit.record(by, "member remove", member_id)
+        return removed
+
+    def add_shift(self, user_id: str, starts: datetime, ends: datetime, *, by: str) -> int:
+        """Put someone on call."""
+        shift = self.oncall.add(user_id, starts, ends, by=by)
+        self.audit.record(by, "oncall add", f"{user_id} {starts.isoformat()} {ends.isoformat()}")
+        return shift
+
+    def remove_shifts(self, user_id: str, *, by: str) -> int:
+        """Take someone off call."""
+        count = self.oncall.remove(user_id)
+        if count:
+            self.audit.record(by, "oncall remove", f"{user_id} ({count})")
+        return count

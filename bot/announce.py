@@ -1,0 +1,353 @@
+"""Telling Slack what happened: parent messages, thread replies, cards, notify lines.
+
+`Announcer.announce(request)` brings Slack up to date with the request's state once
+(`announced_state` remembers what was said). It raises `DeliveryError` when Slack
+does not take a message, and the worker tries again later: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from bot import views
+from bot.errors import DeliveryError
+from bot.messages import code, mentions, outcome_error, say
+from storage import Grants, KnownMembers, OnCall, RequestState, Role, ShareRequest, ShareRequests
+from storage.requests import parse_stamp
+
+log = logging.getLogger(__name__)
+
+# Where chat.postMessage answers these, the bot cannot post in the channel: use response_url.
+NOT_IN_CHANNEL = frozenset(
+    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "cannot_dm_bot"}
+)
+FINAL = frozenset(
+    {
+        RequestState.PENDING,
+        RequestState.ACCEPTED,
+        RequestState.REJECTED,
+        RequestState.REMOVED,
+        RequestState.FAILED,
+        RequestState.DENIED,
+        RequestState.EXPIRED,
+    }
+)
+ICONS = {
+    "pending": ":white_check_mark:",
+    "accepted": ":tada:",
+    "rejected": ":leftwards_arrow_with_hook:",
+    "removed": ":wastebasket:",
+    "failed": ":x:",
+    "denied": ":no_entry:",
+    "expired": ":hourglass:",
+}
+
+
+def slack_time(moment: datetime | None) -> str:
+    """A time Slack shows in each reader's own time zone."""
+    if moment is None:
+        return "?"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def api_time(text: str | None) -> str:
+    """A cloud API timestamp (`2025-07-22T09:00:00Z`) for Slack."""
+    if not text:
+        return "?"
+    try:
+        return slack_time(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return code(text)
+
+
+class Announcer:
+    """Posts and updates everything a request's people and channels should see."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        requests: ShareRequests,
+        grants: Grants,
+        members: KnownMembers,
+        oncall: OnCall,
+        approval_channel: str = "",
+        notify_channel: str = "",
+        default_language: str = "en",
+        approval_ttl_hours: float = 24,
+        follow_days: float = 7,
+        webhook: Callable[[str], WebhookClient] = WebhookClient,
+    ) -> None:
+        self.client = client
+        self.requests = requests
+        self.grants = grants
+        self.members = members
+        self.oncall = oncall
+        self.approval_channel = approval_channel
+        self.notify_channel = notify_channel
+        self.default_language = default_language
+        self.approval_ttl_hours = approval_ttl_hours
+        self.follow_days = follow_days
+        self._webhook = webhook
+
+    # -- the entry point ------------------------------------------------------------------
+
+    def announce(self, request: ShareRequest) -> ShareRequest:
+        """Say what the request's state means to everyone concerned, once."""
+        if request.announced_state == request.state:
+            return request
+        language = request.language or self.default_language
+        name = self.members.name(request.member_id)
+        if request.parent_ts is None and not request.via_response_url:
+            request = self._post_parent(request, language, name)
+        state = RequestState(request.state)
+        if state is RequestState.AWAITING_APPROVAL:
+            request = self._ask_approvers(request, language, name)
+        elif state is RequestState.QUEUED and request.decided_by:
+            self._update_card(request, name)
+            self._reply(request, language, say(language, "thread_approved", by=request.decided_by))
+        elif state in FINAL:
+            if state in {RequestState.DENIED, RequestState.EXPIRED}:
+                self._update_card(request, name)
+            self._reply(request, language, self.outcome_text(request, language, name))
+            self._update_parent(request, language, name)
+            self._notify(request, name)
+        return self.requests.update(request.id, announced_state=request.state, delivery_failures=0)
+
+    def follow_stopped(self, request: ShareRequest) -> None:
+        """Tell the thread the bot stopped checking a still-pending share."""
+        language = request.language or self.default_language
+        text = say(
+            language,
+            "outcome_follow_stopped",
+            member=code(request.member_id),
+            days=f"{self.follow_days:g}",
+            image_plain=request.image_id,
+        )
+        self._reply(request, language, text)
+
+    # -- the words ---------------------------------------------------------------------------
+
+    def admins(self, language: str) -> str:
+        """Who can help: the admins, mentioned, or how to make one."""
+        people = self.grants.holders(Role.ADMIN)
+        return mentions(people) if people else say(language, "no_admins")
+
+    def outcome_text(self, request: ShareRequest, language: str, name: str | None) -> str:
+        """The thread reply for a final state."""
+        member = views.member_label(request.member_id, name)
+        image = code(request.image_id)
+        state = request.state
+        if state == "pending":
+            return say(
+                language,
+                "outcome_pending",
+                member=member,
+                created=api_time(request.member_created_at),
+                updated=api_time(request.member_updated_at),
+            )
+        if state in {"accepted", "rejected"}:
+            return say(
+                language,
+                f"outcome_{state}",
+                member=member,
+                image=image,
+                updated=api_time(request.member_updated_at),
+            )
+        if state == "removed":
+            return say(language, "outcome_removed", member=member, image=image)
+        if state == "denied":
+            reason = (
+                say(language, "deny_reason_line", reason=code(request.deny_reason))
+                if request.deny_reason
+                else ""
+            )
+            return say(language, "thread_denied", by=request.decided_by, reason=reason)
+        if state == "expired":
+            return say(language, "thread_expired", hours=f"{self.approval_ttl_hours:g}")
+        return outcome_error(
+            language,
+            request.error_kind or "unexpected",
+            image=image,
+            member=member,
+            admins=self.admins(language),
+            request_id=request.api_request_id,
+            detail=request.error_detail,
+            member_status=request.member_status,
+        )
+
+    # -- posting -------------------------------------------------------------------------------
+
+    def _call(self, method: str, **args: Any) -> dict[str, Any]:
+        try:
+            response = self.client.api_call(method, json=args)
+        except SlackApiError as error:
+            raise DeliveryError(method, str(error.response.get("error", "unknown"))) from None
+        except Exception as error:  # urllib, socket and ssl errors: Slack unreachable
+            raise DeliveryError(method, type(error).__name__) from None
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def _post_parent(self, request: ShareRequest, language: str, name: str | None) -> ShareRequest:
+        text, blocks = views.parent(request, language, name)
+        try:
+            answer = self._call(
+                "chat.postMessage",
+                channel=request.channel_id,
+                text=text,
+                blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except DeliveryError as error:
+            if error.error not in NOT_IN_CHANNEL:
+                raise
+            log.info(
+                "not in channel, answering through response_url",
+                extra={"request": request.id, "channel": request.channel_id},
+            )
+            return self.requests.update(request.id, via_response_url=1)
+        return self.requests.update(
+            request.id, parent_channel=answer.get("channel"), parent_ts=answer.get("ts")
+        )
+
+    def _reply(self, request: ShareRequest, language: str, text: str) -> None:
+        if request.via_response_url:
+            self._respond(request, language, text)
+            return
+        self._call(
+            "chat.postMessage",
+            channel=request.parent_channel,
+            thread_ts=request.parent_ts,
+            text=text,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+    def _respond(self, request: ShareRequest, language: str, text: str) -> None:
+        """Answer through the command's response_url; failing that, a direct message."""
+        headline, _ = views.parent(request, language, self.members.name(request.member_id))
+        full = f"{headline}\n{text}\n\n{say(language, 'invite_hint')}"
+        if request.response_url:
+            try:
+                answer = self._webhook(request.response_url).send(
+                    text=full, response_type="ephemeral", replace_original=False
+                )
+                if answer.status_code == 200:
+                    return
+                log.warning(
+                    "response_url refused",
+                    extra={"request": request.id, "status": answer.status_code},
+                )
+            except Exception as error:  # an expired or unreachable response_url
+                log.warning(
+                    "response_url failed",
+                    extra={"request": request.id, "error": type(error).__name__},
+                )
+        self._call("chat.postMessage", channel=request.user_id, text=full, unfurl_links=False)
+
+    def _update_parent(self, request: ShareRequest, language: str, name: str | None) -> None:
+        if request.via_response_url or not request.parent_ts:
+            return
+        text, blocks = views.parent(request, language, name)
+        self._call(
+            "chat.update",
+            channel=request.parent_channel,
+            ts=request.parent_ts,
+            text=text,
+            blocks=blocks,
+        )
+
+    def _ask_approvers(
+        self, request: ShareRequest, language: str, name: str | None
+    ) -> ShareRequest:
+        why = self._why(request, language, name)
+        channel = self.approval_channel or (
+            request.parent_channel if not request.via_response_url else ""
+        )
+        if not channel:
+            self._reply(
+                request,
+                language,
+                say(language, "thread_awaiting_nochannel", why=why, admins=self.admins(language)),
+            )
+            return request
+        if request.card_ts is None:
+            card_language = self.default_language
+            text, blocks = views.approval_card(
+                request,
+                card_language,
+                member_name=name,
+                why=self._why(request, card_language, name),
+                on_call=self.oncall.now_on_call(),
+                approvers=self.grants.holders(Role.APPROVER) or self.grants.holders(Role.ADMIN),
+                asked=slack_time(parse_stamp(request.created_at)),
+                expires=slack_time(parse_stamp(request.expires_at)),
+            )
+            answer = self._call(
+                "chat.postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False
+            )
+            request = self.requests.update(
+                request.id, card_channel=answer.get("channel"), card_ts=answer.get("ts")
+            )
+        link = views.permalink(request.card_channel, request.card_ts)
+        self._reply(
+            request,
+            language,
+            say(language, "thread_awaiting", why=why, channel=request.card_channel, link=link),
+        )
+        return request
+
+    def _why(self, request: ShareRequest, language: str, name: str | None) -> str:
+        if request.approval_reason == "unknown_member":
+            return say(
+                language, "why_unknown_member", member=views.member_label(request.member_id, name)
+            )
+        return say(language, "why_role")
+
+    def _update_card(self, request: ShareRequest, name: str | None) -> None:
+        if not request.card_ts:
+            return
+        text, blocks = views.decided_card(request, self.default_language, name)
+        self._call(
+            "chat.update",
+            channel=request.card_channel,
+            ts=request.card_ts,
+            text=text,
+            blocks=blocks,
+        )
+
+    def _notify(self, request: ShareRequest, name: str | None) -> None:
+        if not self.notify_channel:
+            return
+        language = self.default_language
+        if request.state == "failed":
+            state = say(language, "state_failed", what=views.failure_words(request, language))
+        else:
+            state = views.state_line(request, language)
+        link = views.permalink(request.parent_channel, request.parent_ts) or "-"
+        text = say(
+            language,
+            "notify",
+            icon=ICONS.get(request.state, ""),
+            user=request.user_id,
+            verb=say(language, f"verb_{request.action}"),
+            image=code(request.image_id),
+            member=views.member_label(request.member_id, name),
+            state=state,
+            link=link,
+        )
+        self._call(
+            "chat.postMessage",
+            channel=self.notify_channel,
+            text=text,
+            unfurl_links=False,
+            unfurl_media=False,
+        )

@@ -1,0 +1,287 @@
+"""The share service: who may share, what is recorded, what the cloud API is asked.
+
+It knows nothing of Slack: handlers and the worker call it with plain values and
+render what it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot import errors
+from bot.commands import Share
+from bot.messages import cloud_language
+from bot.scp import ImageMember, MemberStatus, ScpClient
+from bot.settings import UnknownMembers
+from storage import Grants, KnownMembers, RequestState, Role, ShareRequest, ShareRequests
+from storage.database import stamp
+from storage.requests import NewRequest, parse_stamp
+
+log = logging.getLogger(__name__)
+
+MAY_ASK = frozenset({Role.REQUESTER, Role.SHARER, Role.APPROVER, Role.ADMIN})
+SHARES_DIRECTLY = frozenset({Role.SHARER, Role.ADMIN})
+DECIDES = frozenset({Role.APPROVER, Role.ADMIN})
+MEMBER_STATES = {status.value: RequestState(status.value) for status in MemberStatus}
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A recorded ask: `created` is False when an open request already covered it."""
+
+    request: ShareRequest
+    created: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The result of an approve or deny click: the won request, or why nothing changed."""
+
+    request: ShareRequest | None
+    refusal: str | None = None  # not_approver | own_request | done | expired | unknown
+
+
+@dataclass(frozen=True)
+class Following:
+    """How long and how often pending shares are re-read."""
+
+    every: timedelta = timedelta(seconds=300)
+    days: timedelta = timedelta(days=7)
+
+
+class ShareService:
+    """Asking, deciding and carrying out shares; every step recorded before it matters."""
+
+    def __init__(
+        self,
+        *,
+        requests: ShareRequests,
+        grants: Grants,
+        members: KnownMembers,
+        cloud: ScpClient,
+        unknown_members: UnknownMembers = UnknownMembers.APPROVAL,
+        following: Following | None = None,
+    ) -> None:
+        self.requests = requests
+        self.grants = grants
+        self.members = members
+        self.cloud = cloud
+        self.unknown_members = unknown_members
+        self.following = following or Following()
+
+    # -- asking --------------------------------------------------------------------------
+
+    def ask(
+        self,
+        user_id: str,
+        command: Share,
+        *,
+        language: str,
+        team_id: str = "",
+        channel_id: str = "",
+        response_url: str = "",
+    ) -> Asked:
+        """Check the user may ask, then record the request (queued or awaiting approval)."""
+        roles = self.grants.roles(user_id, command.image_id)
+        if not roles & MAY_ASK:
+            raise errors.NotAllowed(user_id, f"{command.action} {command.image_id}")
+        why = ""
+        if not roles & SHARES_DIRECTLY:
+            why = "role"
+        elif (
+            not command.unshare
+            and self.unknown_members is UnknownMembers.APPROVAL
+            and self.members.name(command.member_id) is None
+        ):
+            why = "unknown_member"
+        request, created = self.requests.record(
+            NewRequest(
+                action=command.action,
+                user_id=user_id,
+                image_id=command.image_id,
+                member_id=command.member_id,
+                reason=command.reason,
+                language=language,
+                team_id=team_id,
+                channel_id=channel_id,
+                response_url=response_url,
+                needs_approval=bool(why),
+                approval_reason=why,
+            )
+        )
+        return Asked(request, created)
+
+    def decide(self, request_id: int, user_id: str, *, approve: bool, reason: str = "") -> Decision:
+        """Approve or deny, checked on the server each time; exactly one click wins."""
+        request = self.requests.get(request_id)
+        if request is None:
+            return Decision(None, "unknown")
+        if not self.grants.roles(user_id, request.image_id) & DECIDES:
+            return Decision(request, "not_approver")
+        if request.user_id == user_id:
+            return Decision(request, "own_request")
+        won = self.requests.decide(request_id, approve=approve, by=user_id, reason=reason)
+        if won is not None:
+            log.info(
+                "request decided",
+                extra={"request": request_id, "decision": won.state, "by": user_id},
+            )
+            return Decision(won)
+        current = self.requests.get(request_id)
+        if current is not None and current.state == RequestState.AWAITING_APPROVAL:
+            return Decision(current, "expired")  # time ran out, the worker marks it soon
+        return Decision(current, "expired" if current and current.state == "expired" else "done")
+
+    def may_decide(self, user_id: str, image_id: str = "") -> bool:
+        """Whether the user is an approver or admin (for that image)."""
+        return bool(self.grants.roles(user_id, image_id) & DECIDES)
+
+    def list_members(self, user_id: str, image_id: str, *, language: str) -> list[ImageMember]:
+        """The image's members, from the cloud API; anyone with a role may look."""
+        if not self.grants.roles(user_id, image_id) & MAY_ASK:
+            raise errors.NotAllowed(user_id, f"list {image_id}")
+        return self.cloud.list_members(image_id, language=cloud_language(language))
+
+    # -- carrying out (the worker's side) --------------------------------------------------------
+
+    def send(self, request: ShareRequest) -> ShareRequest:
+        """Call the cloud API for a request the worker has moved to `sending`; record the answer."""
+        started = time.monotonic()
+        language = cloud_language(request.language or "en")
+        try:
+            if request.action == "unshare":
+                self.cloud.remove_member(request.image_id, request.member_id, language=language)
+                done = self._finished(request, RequestState.REMOVED, api_status=204)
+            else:
+                member = self.cloud.add_member(
+                    request.image_id, request.member_id, language=language
+                )
+                done = self._member_answer(request, member, api_status=200)
+        except errors.CloudError as error:
+            done = self._failed(request, error)
+        self._log_outcome(done, started)
+        return done
+
+    def reconcile(self, request: ShareRequest) -> ShareRequest:
+        """Finish a request left in `sending` by a crash: read the member, never blindly re-add."""
+        language = cloud_language(request.language or "en")
+        log.warning("reconciling interrupted request", extra={"request": request.id})
+        try:
+            member = self.cloud.show_member(request.image_id, request.member_id, language=language)
+        except errors.MemberNotFound:
+            if request.action == "unshare":
+                return self._finished(request, RequestState.REMOVED, api_status=404)
+            # The add never landed: send it now, for the first time that counts.
+            return self.send(request)
+        if request.action == "unshare":
+            return self.send(request)
+        return self._member_answer(request, member, api_status=200)
+
+    def poll(self, request: ShareRequest) -> ShareRequest:
+        """Re-read a pending member; record a new status, or stop following when time is up."""
+        now = self.requests_now()
+        follow_until = parse_stamp(request.follow_until)
+        language = cloud_language(request.language or "en")
+        try:
+            member = self.cloud.show_member(request.image_id, request.member_id, language=language)
+        except errors.MemberNotFound:
+            return self.requests.update(
+                request.id, state=RequestState.REMOVED, next_poll_at=None, finished_at=stamp(now)
+            )
+        state = MEMBER_STATES.get(member.status, RequestState.PENDING)
+        if state != RequestState.PENDING:
+            log.info(
+                "member status changed",
+                extra={"request": request.id, "status": member.status},
+            )
+            return self.requests.update(
+                request.id,
+                state=state,
+                member_status=member.status,
+                member_updated_at=member.updated_at,
+                next_poll_at=None,
+            )
+        if follow_until is not None and now >= follow_until:
+            return self.requests.update(request.id, next_poll_at=None)
+        return self.requests.update(
+            request.id, next_poll_at=stamp(now + self.following.every), updated_at=stamp(now)
+        )
+
+    def requests_now(self) -> datetime:
+        """The storage clock."""
+        return self.requests._database.now()
+
+    # -- recording outcomes --------------------------------------------------------------
+
+    def _member_answer(
+        self, request: ShareRequest, member: ImageMember, *, api_status: int
+    ) -> ShareRequest:
+        state = MEMBER_STATES.get(member.status, RequestState.PENDING)
+        now = self.requests_now()
+        following = state == RequestState.PENDING
+        return self.requests.update(
+            request.id,
+            state=state,
+            api_status=api_status,
+            member_status=member.status,
+            member_created_at=member.created_at,
+            member_updated_at=member.updated_at,
+            finished_at=stamp(now),
+            error_kind=None,
+            error_detail=None,
+            follow_until=stamp(now + self.following.days) if following else None,
+            next_poll_at=stamp(now + self.following.every) if following else None,
+        )
+
+    def _finished(
+        self, request: ShareRequest, state: RequestState, *, api_status: int
+    ) -> ShareRequest:
+        return self.requests.update(
+            request.id,
+            state=state,
+            api_status=api_status,
+            finished_at=stamp(self.requests_now()),
+        )
+
+    def _failed(self, request: ShareRequest, error: errors.CloudError) -> ShareRequest:
+        member_status = None
+        if isinstance(error, errors.AlreadyMember):
+            try:
+                member_status = self.cloud.show_member(request.image_id, request.member_id).status
+            except errors.CloudError:
+                member_status = None
+        failed = self.requests.update(
+            request.id,
+            state=RequestState.FAILED,
+            api_status=error.status,
+            api_request_id=error.request_id,
+            error_kind=error.kind,
+            error_detail=(error.detail or "")[:500] or None,
+            member_status=member_status,
+            finished_at=stamp(self.requests_now()),
+        )
+        log.warning(
+            "cloud API refused or failed", extra={"request": request.id, "error": str(error)}
+        )
+        return failed
+
+    @staticmethod
+    def _log_outcome(request: ShareRequest, started: float) -> None:
+        log.info(
+            "share outcome",
+            extra={
+                "request": request.id,
+                "user": request.user_id,
+                "action": request.action,
+                "image": request.image_id,
+                "member": request.member_id,
+                "state": request.state,
+                "api_status": request.api_status,
+                "api_request_id": request.api_request_id,
+                "error": request.error_kind,
+                "duration_ms": round((time.monotonic() - started) * 1000),
+            },
+        )

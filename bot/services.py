@@ -1,0 +1,138 @@
+"""Building the bot's collaborators from its settings, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.admin import Administration
+from bot.announce import Announcer
+from bot.languages import Languages
+from bot.scp import ScpAuth, ScpClient
+from bot.service import Following, ShareService
+from bot.settings import Settings
+from storage import AuditLog, Database, Grants, KnownMembers, OnCall, People, ShareRequests
+
+
+def make_web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
+    """The Slack Web API client: retries rate limits (honouring Retry-After) and 5xx."""
+    return WebClient(
+        token=settings.SLACK_BOT_TOKEN.get_secret_value(),
+        base_url=settings.SLACK_API_URL,
+        timeout=timeout,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def make_cloud_client(settings: Settings, **options: object) -> ScpClient:
+    """The signed cloud API client for these settings."""
+    auth = ScpAuth(
+        settings.SCP_ACCESS_KEY.get_secret_value(),
+        settings.SCP_SECRET_KEY.get_secret_value(),
+        settings.SCP_ACCOUNT_ID,
+    )
+    return ScpClient(
+        settings.scp_base_url,
+        auth,
+        api_version=settings.SCP_API_VERSION,
+        language=settings.SCP_LANGUAGE,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class Services:
+    """Everything handlers, the worker and the CLI work with."""
+
+    settings: Settings
+    database: Database
+    requests: ShareRequests
+    grants: Grants
+    members: KnownMembers
+    oncall: OnCall
+    audit: AuditLog
+    cloud: ScpClient
+    share: ShareService
+    admin: Administration
+    languages: Languages
+    announcer: Announcer
+    # Called after a request is recorded, so an in-process worker starts at once.
+    wake: Callable[[], None] = field(default=lambda: None)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.cloud.close()
+        self.database.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    slack: WebClient | None = None,
+    cloud: ScpClient | None = None,
+) -> Services:
+    """Wire the storage, cloud client, share service, Slack output and administration."""
+    database = database or Database(settings.DATABASE_PATH)
+    slack = slack or make_web_client(settings)
+    # The ack path asks Slack for a user's locale at most once a day; it must not wait long.
+    quick_slack = WebClient(
+        token=slack.token, base_url=slack.base_url, timeout=2, retry_handlers=[]
+    )
+    cloud = cloud or make_cloud_client(settings)
+    requests = ShareRequests(
+        database, approval_ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS)
+    )
+    grants = Grants(database)
+    members = KnownMembers(database)
+    oncall = OnCall(database)
+    audit = AuditLog(database)
+    share = ShareService(
+        requests=requests,
+        grants=grants,
+        members=members,
+        cloud=cloud,
+        unknown_members=settings.SHARE_UNKNOWN_MEMBERS,
+        following=Following(
+            every=timedelta(seconds=settings.SHARE_STATUS_POLL_SECONDS),
+            days=timedelta(days=settings.SHARE_FOLLOW_DAYS),
+        ),
+    )
+    announcer = Announcer(
+        slack,
+        requests=requests,
+        grants=grants,
+        members=members,
+        oncall=oncall,
+        approval_channel=settings.SHARE_APPROVAL_CHANNEL,
+        notify_channel=settings.SHARE_NOTIFY_CHANNEL,
+        default_language=settings.BOT_DEFAULT_LANGUAGE,
+        approval_ttl_hours=settings.SHARE_APPROVAL_TTL_HOURS,
+        follow_days=settings.SHARE_FOLLOW_DAYS,
+    )
+    return Services(
+        settings=settings,
+        database=database,
+        requests=requests,
+        grants=grants,
+        members=members,
+        oncall=oncall,
+        audit=audit,
+        cloud=cloud,
+        share=share,
+        admin=Administration(grants=grants, members=members, oncall=oncall, audit=audit),
+        languages=Languages(People(database), quick_slack, settings.BOT_DEFAULT_LANGUAGE),
+        announcer=announcer,
+    )

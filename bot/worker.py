@@ -1,0 +1,194 @@
+"""The worker: carries out recorded requests, outside Slack's 3-second ack.
+
+Handlers only record requests. The worker finds rows that are due, leases one at a
+time per thread, and moves it on: announce, call the cloud API, announce again, follow
+a pending share. All state lives in SQLite, so a restart picks up where it stopped;
+a request caught mid-call is reconciled with a read, never blindly sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from bot.announce import Announcer
+from bot.errors import CloudError, DeliveryError, StorageError
+from bot.service import ShareService
+from storage import RequestState, ShareRequest, ShareRequests
+from storage.requests import parse_stamp
+
+log = logging.getLogger(__name__)
+
+MAX_DELIVERY_FAILURES = 8
+
+
+class Worker:
+    """Drains due share requests with a pool of threads."""
+
+    def __init__(
+        self,
+        *,
+        requests: ShareRequests,
+        service: ShareService,
+        announcer: Announcer,
+        threads: int = 32,
+        poll_interval: float = 0.05,
+        lease: timedelta = timedelta(minutes=3),
+    ) -> None:
+        self.requests = requests
+        self.service = service
+        self.announcer = announcer
+        self.threads = threads
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self._wake = threading.Event()
+        self._busy: set[int] = set()
+        self._busy_lock = threading.Lock()
+
+    def wake(self) -> None:
+        """Look for due work now rather than at the next poll."""
+        self._wake.set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until `stop` is set; then finish what is under way."""
+        dropped = self.requests.drop_leases()
+        if dropped:
+            log.warning("picked up requests left by a stopped worker", extra={"count": dropped})
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
+            while not stop.is_set():
+                try:
+                    self._dispatch(pool)
+                except StorageError as error:
+                    log.error("cannot read due requests", extra={"error": str(error)})
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+
+    def run_until_idle(self, timeout: float = 10.0) -> None:
+        """Advance everything that is due now, in this thread (for the CLI and tests)."""
+        deadline = self.requests._database.now() + timedelta(seconds=timeout)
+        while self.requests._database.now() < deadline:
+            due = self.requests.due(self.threads)
+            if not due:
+                return
+            for request_id in due:
+                self.advance(request_id)
+
+    def _dispatch(self, pool: ThreadPoolExecutor) -> None:
+        with self._busy_lock:
+            room = self.threads - len(self._busy)
+        if room <= 0:
+            return
+        for request_id in self.requests.due(room + len(self._busy)):
+            with self._busy_lock:
+                if request_id in self._busy or len(self._busy) >= self.threads:
+                    continue
+                self._busy.add(request_id)
+            pool.submit(self._advance_then_free, request_id)
+
+    def _advance_then_free(self, request_id: int) -> None:
+        try:
+            self.advance(request_id)
+        finally:
+            with self._busy_lock:
+                self._busy.discard(request_id)
+            self._wake.set()
+
+    # -- one request ----------------------------------------------------------------------
+
+    def advance(self, request_id: int) -> None:
+        """Move one request as far as it can go now, and say when to look again."""
+        request = self.requests.claim(request_id, self.lease)
+        if request is None:
+            return
+        next_due: datetime | None = self.requests._database.now()
+        seen = request.state
+        failed = True
+        try:
+            request = self._step(request)
+            seen = request.state
+            next_due = self._next_due(request)
+            failed = False
+        except DeliveryError as error:
+            next_due = self._delivery_failed(request_id, error)
+        except CloudError as error:
+            # Only reads (reconcile, follow) get here; sends record their own failures.
+            log.warning("cloud API read failed", extra={"request": request_id, "error": str(error)})
+            next_due = self.requests._database.now() + timedelta(seconds=30)
+        except StorageError as error:
+            log.error(
+                "database failed mid-request", extra={"request": request_id, "error": str(error)}
+            )
+            next_due = self.requests._database.now() + timedelta(seconds=5)
+        except Exception:
+            # A bug must not stop the other requests: log it whole and look again later.
+            log.exception("unexpected failure", extra={"request": request_id})
+            next_due = self.requests._database.now() + timedelta(minutes=1)
+        try:
+            if failed:
+                # After a failure the row may have moved on inside the step: take it as it is.
+                current = self.requests.get(request_id)
+                seen = current.state if current else seen
+            self.requests.release(request_id, next_due, seen_state=seen)
+        except StorageError as error:
+            # The lease runs out by itself; the request is picked up again then.
+            log.error("cannot release request", extra={"request": request_id, "error": str(error)})
+
+    def _step(self, request: ShareRequest) -> ShareRequest:
+        now = self.requests._database.now()
+        if request.state == RequestState.AWAITING_APPROVAL:
+            expires = parse_stamp(request.expires_at)
+            if expires is not None and expires <= now and self.requests.expire(request.id):
+                request = self._reload(request)
+        request = self.announcer.announce(request)
+        if request.state == RequestState.QUEUED:
+            if self.requests.start_sending(request.id):
+                request = self.service.send(self._reload(request))
+            request = self.announcer.announce(self._reload(request))
+        elif request.state == RequestState.SENDING:
+            request = self.announcer.announce(self.service.reconcile(request))
+        elif request.state == RequestState.PENDING and request.next_poll_at:
+            poll_at = parse_stamp(request.next_poll_at)
+            if poll_at is not None and poll_at <= now:
+                request = self.service.poll(request)
+                if request.state == RequestState.PENDING and request.next_poll_at is None:
+                    self.announcer.follow_stopped(request)
+                request = self.announcer.announce(request)
+        return request
+
+    def _reload(self, request: ShareRequest) -> ShareRequest:
+        return self.requests.get(request.id) or request
+
+    def _next_due(self, request: ShareRequest) -> datetime | None:
+        now = self.requests._database.now()
+        if request.announced_state != request.state or request.state in {
+            RequestState.QUEUED,
+            RequestState.SENDING,
+        }:
+            return now
+        if request.state == RequestState.AWAITING_APPROVAL:
+            return parse_stamp(request.expires_at)
+        if request.state == RequestState.PENDING:
+            return parse_stamp(request.next_poll_at)
+        return None
+
+    def _delivery_failed(self, request_id: int, error: DeliveryError) -> datetime | None:
+        request = self.requests.get(request_id)
+        if request is None:
+            return None
+        failures = request.delivery_failures + 1
+        now = self.requests._database.now()
+        if failures >= MAX_DELIVERY_FAILURES:
+            log.error(
+                "giving up telling Slack",
+                extra={"request": request_id, "state": request.state, "error": str(error)},
+            )
+            self.requests.update(request_id, announced_state=request.state, delivery_failures=0)
+            return self._next_due(self._reload(request))
+        log.warning(
+            "Slack did not take a message, will retry",
+            extra={"request": request_id, "error": str(error), "failures": failures},
+        )
+        self.requests.update(request_id, delivery_failures=failures)
+        return now + timedelta(seconds=min(300, 2**failures))
