@@ -1,0 +1,150 @@
+"""Approve and Deny buttons, and the deny-reason modal.
+
+Rights are checked on the server at every click; the decision is a compare-and-set,
+so double and simultaneous clicks give one decision. The worker does the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.messages import mentions, say, state_word
+from bot.service import Decision
+from bot.services import Services
+from bot.views import APPROVE, DENY, DENY_MODAL, DENY_REASON_BLOCK, DENY_REASON_INPUT, deny_modal
+from storage import RequestState, Role, ShareRequest
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the button and modal listeners."""
+
+    @app.action(APPROVE)
+    def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        clicker = body["user"]["id"]
+        request = _clicked_request(services, body)
+        decision = (
+            services.share.decide(request.id, clicker, approve=True)
+            if request is not None
+            else Decision(None, "unknown")
+        )
+        _after(services, decision, clicker, respond)
+
+    @app.action(DENY)
+    def deny(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        clicker = body["user"]["id"]
+        request = _clicked_request(services, body)
+        refusal = _refusal(services, request, clicker)
+        if refusal or request is None:
+            _after(services, Decision(request, refusal or "unknown"), clicker, respond)
+            return
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=deny_modal(
+                request.id,
+                services.languages.of(clicker),
+                request.card_channel or "",
+                request.card_ts or "",
+            ),
+        )
+
+    @app.view(DENY_MODAL)
+    def deny_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        clicker = body["user"]["id"]
+        language = services.languages.of(clicker)
+        try:
+            request_id = int(view["private_metadata"].split("|", 1)[0])
+        except (KeyError, ValueError):
+            ack(
+                response_action="errors", errors={DENY_REASON_BLOCK: say(language, "click_unknown")}
+            )
+            return
+        values = view.get("state", {}).get("values", {})
+        reason = (
+            values.get(DENY_REASON_BLOCK, {}).get(DENY_REASON_INPUT, {}).get("value") or ""
+        ).strip()[:300]
+        decision = services.share.decide(request_id, clicker, approve=False, reason=reason)
+        if decision.refusal:
+            ack(
+                response_action="errors",
+                errors={DENY_REASON_BLOCK: _refusal_text(services, decision, language)},
+            )
+            return
+        ack()
+        services.wake()
+
+
+def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest | None:
+    """The request a click is about, only if the click came from that request's own card."""
+    try:
+        request_id = int(body["actions"][0]["value"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    request = services.requests.get(request_id)
+    if request is None:
+        return None
+    message_ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get(
+        "message_ts"
+    )
+    if request.card_ts is None or message_ts != request.card_ts:
+        log.warning("click does not match the request's card", extra={"request": request_id})
+        return None
+    return request
+
+
+def _refusal(services: Services, request: ShareRequest | None, clicker: str) -> str | None:
+    if request is None:
+        return "unknown"
+    if not services.share.may_decide(clicker, request.image_id):
+        return "not_approver"
+    if request.user_id == clicker:
+        return "own_request"
+    if request.state == RequestState.EXPIRED:
+        return "expired"
+    if request.state != RequestState.AWAITING_APPROVAL:
+        return "done"
+    return None
+
+
+def _after(services: Services, decision: Decision, clicker: str, respond: Respond) -> None:
+    if decision.refusal is None:
+        services.wake()
+        return
+    language = services.languages.of(clicker)
+    log.info(
+        "click refused",
+        extra={
+            "user": clicker,
+            "refusal": decision.refusal,
+            "request": decision.request.id if decision.request else None,
+        },
+    )
+    respond(
+        text=_refusal_text(services, decision, language),
+        response_type="ephemeral",
+        replace_original=False,
+    )
+
+
+def _refusal_text(services: Services, decision: Decision, language: str) -> str:
+    request = decision.request
+    refusal = decision.refusal
+    if refusal == "not_approver":
+        people = services.grants.holders(Role.APPROVER, Role.ADMIN)
+        return say(
+            language, "click_not_approver", people=mentions(people) or say(language, "no_admins")
+        )
+    if refusal == "own_request":
+        return say(language, "click_own_request")
+    if request is None or refusal == "unknown":
+        return say(language, "click_unknown")
+    if refusal == "expired":
+        return say(language, "click_expired", id=request.id)
+    return say(language, "click_done", id=request.id, state=state_word(language, request.state))

@@ -1,0 +1,26 @@
+"""The App Home tab: your requests and, for approvers, what waits for a decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.services import Services
+from bot.views import home
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the Home tab listener."""
+
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user = event["user"]
+        language = services.languages.of(user)
+        waiting = services.requests.awaiting_decision() if services.share.may_decide(user) else None
+        client.views_publish(
+            user_id=user, view=home(language, services.requests.for_user(user), waiting)
+        )

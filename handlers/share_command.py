@@ -1,0 +1,243 @@
+"""`/share-image`: parse, ask the share service, acknowledge within Slack's 3 seconds.
+
+Everything here answers in the ack (ephemeral, only the caller sees it). The share
+itself is carried out by the worker, which posts the channel message and its thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot import commands, messages
+from bot.errors import CloudError, CommandError, NotAllowed, StorageError
+from bot.messages import code, say
+from bot.services import Services
+from bot.views import member_label, permalink, request_line
+from storage import Role
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the slash command listener."""
+
+    @app.command("/share-image")
+    def share_image(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        handle(services, ack, command, respond)
+
+
+def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+    """Answer one `/share-image` command."""
+    user = command["user_id"]
+    language = services.languages.of(user)
+    try:
+        parsed = commands.parse(command.get("text") or "")
+    except CommandError as error:
+        log.info("bad command", extra={"user": user, "problem": error.problem})
+        ack(response_type="ephemeral", text=messages.command_problem(language, error))
+        return
+    try:
+        _dispatch(services, ack, respond, command, parsed, language)
+    except NotAllowed as error:
+        log.info("refused", extra={"user": user, "what": error.what})
+        ack(
+            response_type="ephemeral",
+            text=say(language, "not_allowed", admins=services.announcer.admins(language)),
+        )
+    except StorageError as error:
+        log.error("database failed on command", extra={"user": user, "error": str(error)})
+        ack(response_type="ephemeral", text=say(language, "error_storage"))
+
+
+def _dispatch(
+    services: Services,
+    ack: Ack,
+    respond: Respond,
+    command: dict[str, Any],
+    parsed: commands.Command,
+    language: str,
+) -> None:
+    user = command["user_id"]
+    if isinstance(parsed, commands.Help):
+        ack(response_type="ephemeral", text=messages.usage(language))
+    elif isinstance(parsed, commands.Share):
+        ack(response_type="ephemeral", text=_ask(services, command, parsed, language))
+    elif isinstance(parsed, commands.Status):
+        mine = services.requests.for_user(user)
+        lines = [request_line(r, language) for r in mine]
+        ack(
+            response_type="ephemeral",
+            text="\n".join([say(language, "status_header"), *lines])
+            if lines
+            else say(language, "status_empty"),
+        )
+    elif isinstance(parsed, commands.ListMembers):
+        _list(services, ack, respond, user, parsed.image_id, language)
+    else:
+        if not services.admin.is_admin(user):
+            ack(
+                response_type="ephemeral",
+                text=say(language, "admin_only", admins=services.announcer.admins(language)),
+            )
+            return
+        ack(response_type="ephemeral", text=_admin(services, user, parsed, language))
+
+
+def _ask(services: Services, command: dict[str, Any], parsed: commands.Share, language: str) -> str:
+    asked = services.share.ask(
+        command["user_id"],
+        parsed,
+        language=language,
+        team_id=command.get("team_id", ""),
+        channel_id=command.get("channel_id", ""),
+        response_url=command.get("response_url", ""),
+    )
+    request = asked.request
+    name = services.members.name(request.member_id)
+    log.info(
+        "request recorded" if asked.created else "duplicate request",
+        extra={
+            "request": request.id,
+            "user": request.user_id,
+            "action": request.action,
+            "image": request.image_id,
+            "member": request.member_id,
+            "state": request.state,
+        },
+    )
+    if not asked.created:
+        link = permalink(request.parent_channel, request.parent_ts) or permalink(
+            request.card_channel, request.card_ts
+        )
+        return say(
+            language,
+            "duplicate" if link else "duplicate_nolink",
+            id=request.id,
+            image=code(request.image_id),
+            member=member_label(request.member_id, name),
+            state=messages.state_word(language, request.state),
+            link=link,
+        )
+    services.wake()
+    if request.needs_approval:
+        why = (
+            say(language, "why_unknown_member", member=member_label(request.member_id, name))
+            if request.approval_reason == "unknown_member"
+            else say(language, "why_role")
+        )
+        return say(language, "ack_approval", why=why)
+    return say(
+        language,
+        "ack_direct",
+        action=say(language, f"action_{request.action}"),
+        image=code(request.image_id),
+        member=member_label(request.member_id, name),
+    )
+
+
+def _list(
+    services: Services, ack: Ack, respond: Respond, user: str, image_id: str, language: str
+) -> None:
+    # Ack first: the cloud API may take seconds. The answer follows via response_url.
+    ack()
+    try:
+        found = services.share.list_members(user, image_id, language=language)
+    except NotAllowed:
+        respond(text=say(language, "not_allowed", admins=services.announcer.admins(language)))
+        return
+    except CloudError as error:
+        log.warning("list failed", extra={"user": user, "image": image_id, "error": str(error)})
+        respond(
+            text=messages.outcome_error(
+                language,
+                error.kind,
+                image=code(image_id),
+                member="-",
+                admins=services.announcer.admins(language),
+                request_id=error.request_id,
+                detail=error.detail,
+            )
+        )
+        return
+    if not found:
+        respond(text=say(language, "list_empty", image=code(image_id)))
+        return
+    lines = [
+        say(
+            language,
+            "list_item",
+            member=member_label(m.member_id, services.members.name(m.member_id)),
+            status=messages.escape(m.status),
+            created=messages.escape(m.created_at),
+            updated=messages.escape(m.updated_at),
+        )
+        for m in found
+    ]
+    respond(text="\n".join([say(language, "list_header", image=code(image_id)), *lines]))
+
+
+def _admin(services: Services, user: str, parsed: commands.Admin, language: str) -> str:
+    admin = services.admin
+    scope = code(parsed.image_id) if parsed.image_id else say(language, "all_images")
+    if parsed.what in {"grant", "revoke"}:
+        assert parsed.role is not None
+        role: Role = parsed.role
+        if parsed.what == "grant":
+            changed = admin.grant(parsed.user_id, role, parsed.image_id, by=user)
+            key = "granted" if changed else "grant_existed"
+        else:
+            changed = admin.revoke(parsed.user_id, role, parsed.image_id, by=user)
+            key = "revoked" if changed else "revoke_missing"
+        return say(language, key, user=parsed.user_id, role=role.value, scope=scope)
+    if parsed.what == "grants":
+        grants = services.grants.all()
+        if not grants:
+            return say(language, "grants_empty")
+        everything = say(language, "all_images")
+        lines = [
+            f"• <@{g.user_id}>: {g.role.value} ({code(g.image_id) if g.image_id else everything})"
+            for g in grants
+        ]
+        return "\n".join([say(language, "grants_header"), *lines])
+    if parsed.what == "member add":
+        admin.add_member(parsed.member_id, parsed.name, by=user)
+        return say(
+            language,
+            "member_added",
+            member=code(parsed.member_id),
+            name=messages.escape(parsed.name),
+        )
+    if parsed.what == "member remove":
+        removed = admin.remove_member(parsed.member_id, by=user)
+        return say(
+            language,
+            "member_removed" if removed else "member_missing_known",
+            member=code(parsed.member_id),
+        )
+    if parsed.what == "member list":
+        known = services.members.all()
+        if not known:
+            return say(language, "members_empty")
+        lines = [f"• {member_label(m.member_id, m.name)}" for m in known]
+        return "\n".join([say(language, "members_header"), *lines])
+    if parsed.what == "oncall add":
+        assert parsed.starts is not None and parsed.ends is not None
+        admin.add_shift(parsed.user_id, parsed.starts, parsed.ends, by=user)
+        return say(
+            language,
+            "oncall_added",
+            user=parsed.user_id,
+            starts=parsed.starts.isoformat(),
+            ends=parsed.ends.isoformat(),
+        )
+    if parsed.what == "oncall remove":
+        count = admin.remove_shifts(parsed.user_id, by=user)
+        return say(language, "oncall_removed", user=parsed.user_id, count=count)
+    shifts = services.oncall.all()
+    if not shifts:
+        return say(language, "oncall_empty")
+    lines = [f"• <@{s.user_id}>: {s.starts_at[:16]} → {s.ends_at[:16]} UTC" for s in shifts]
+    return "\n".join([say(language, "oncall_header"), *lines])
