@@ -1,0 +1,427 @@
+"""Approvals, notifications, following a share, and the commands around them."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.sandbox import Sandbox
+from storage import Role
+from tests.fakes.slack import Call, FakeSlack
+from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness
+
+UNKNOWN = "ffffffffffffffffffffffffffffffff"
+
+
+@pytest.fixture
+def team(make_bot: Callable[..., BotHarness]) -> BotHarness:
+    """A bot with a requester, a sharer, two approvers and an admin; notify channel on."""
+    bot = make_bot(SHARE_NOTIFY_CHANNEL="CNOTIFY")
+    bot.grant("UREQ", Role.REQUESTER)
+    bot.grant("USHARE", Role.SHARER)
+    bot.grant("UAPP1", Role.APPROVER)
+    bot.grant("UAPP2", Role.APPROVER)
+    bot.grant("UADMIN", Role.ADMIN)
+    bot.services.members.add(MEMBER, "QA account", by="test")
+    return bot
+
+
+def adds(sandbox: Sandbox) -> list[Any]:
+    return [r for r in sandbox.records if r.method == "POST"]
+
+
+def card(bot: BotHarness) -> Call:
+    """The approval card the bot posted."""
+    return bot.parent("CAPPROVE")
+
+
+def ask(bot: BotHarness, user: str = "UREQ", member: str = MEMBER, reason: str = "QA run") -> Call:
+    """A request that waits for approval, and its card."""
+    bot.ack_text(f"{IMAGE} {member} {reason}", user=user)
+    bot.wait_state("awaiting_approval")
+    return card(bot)
+
+
+def thread_of(bot: BotHarness, count: int) -> list[str]:
+    return bot.wait_thread(bot.parent("C1"), count)
+
+
+def test_a_request_posts_a_card_and_nothing_reaches_the_cloud(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    posted = ask(team)
+
+    text = json.dumps(posted.args["blocks"])
+    assert "Share request #1" in text
+    assert f"<@UREQ> asks to share image `{IMAGE}` with `{MEMBER}` (QA account)" in text
+    assert "Reason: QA run" in text
+    assert "Nobody is on call; approvers: <@UAPP1>, <@UAPP2>" in text
+    actions = next(b for b in posted.args["blocks"] if b["type"] == "actions")
+    assert [e["action_id"] for e in actions["elements"]] == ["approve", "deny"]
+    [waiting] = thread_of(team, 1)
+    assert "This needs approval (your role asks for approval)" in waiting
+    assert "<#CAPPROVE>" in waiting and "https://slack.com/archives/CAPPROVE/p" in waiting
+    assert adds(sandbox) == []
+
+
+def test_the_card_mentions_whoever_is_on_call(team: BotHarness) -> None:
+    now = team.clock()
+    team.services.oncall.add("UONCALL", now.replace(year=now.year - 1),
+                             now.replace(year=now.year + 1), by="test")
+    posted = ask(team)
+    assert "On call: <@UONCALL>" in json.dumps(posted.args["blocks"])
+
+
+def test_approve_shares_once_and_tells_everyone(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    posted = ask(team)
+
+    response = team.sender.click(posted, "approve", user_id="UAPP1")
+
+    assert response.status_code == 200
+    replies = thread_of(team, 3)
+    assert replies[1] == "Approved by <@UAPP1>. Working on it now."
+    assert replies[2].startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    request = team.wait_state("pending")
+    assert request.decided_by == "UAPP1"
+    assert len(adds(sandbox)) == 1
+    assert posted.ts is not None
+    [card_update] = slack.updates(posted.ts)
+    assert "Approved by <@UAPP1>" in json.dumps(card_update.args["blocks"])
+    assert "actions" not in [b["type"] for b in card_update.args["blocks"]]
+    [line] = slack.messages("CNOTIFY")
+    assert line.args["text"].startswith(":white_check_mark: <@UREQ> · share image")
+    assert "https://slack.com/archives/C1/p" in line.args["text"]
+
+
+@pytest.mark.parametrize(
+    ("clicker", "expected"),
+    [
+        ("UREQ", "Only approvers and admins can decide"),
+        ("USHARE", "Only approvers and admins can decide"),
+        ("UNOBODY", "Only approvers and admins can decide"),
+    ],
+)
+def test_a_click_without_the_right_is_refused_and_changes_nothing(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack, clicker: str, expected: str
+) -> None:
+    posted = ask(team)
+
+    team.sender.click(posted, "approve", user_id=clicker)
+
+    [refusal] = slack.wait_for(lambda: slack.responses(), what="an ephemeral refusal")
+    assert expected in refusal.body["text"]
+    assert refusal.body["response_type"] == "ephemeral"
+    assert refusal.body.get("replace_original") is False
+    time.sleep(0.1)
+    assert team.request().state == "awaiting_approval"
+    assert adds(sandbox) == [] and slack.updates(posted.ts) == []
+
+
+def test_nobody_approves_their_own_request(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    team.grant("UAPP1", Role.REQUESTER)
+    posted = ask(team, user="UAPP1")
+
+    team.sender.click(posted, "approve", user_id="UAPP1")
+
+    [refusal] = slack.wait_for(lambda: slack.responses(), what="an ephemeral refusal")
+    assert "You can't decide your own request" in refusal.body["text"]
+    time.sleep(0.1)
+    assert team.request().state == "awaiting_approval" and adds(sandbox) == []
+
+
+def test_simultaneous_and_double_clicks_give_one_decision_and_one_call(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    posted = ask(team)
+    sandbox.delay = 0.3
+    clicks = [("UAPP1", "approve"), ("UAPP2", "approve"), ("UAPP1", "approve"),
+              ("UADMIN", "approve"), ("UAPP2", "deny")]
+    barrier = threading.Barrier(len(clicks))
+    statuses: list[int] = []
+
+    def click(user: str, action: str) -> None:
+        barrier.wait()
+        statuses.append(team.sender.click(posted, action, user_id=user).status_code)
+
+    threads = [threading.Thread(target=click, args=c) for c in clicks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert statuses == [200] * len(clicks)
+    request = team.wait_state("pending")
+    refusals = slack.wait_for(lambda: len(slack.responses()) >= 3 and slack.responses(),
+                              what="refusals for the losers")
+    assert all("is already" in r.body["text"] for r in refusals)
+    time.sleep(0.2)
+    assert len(adds(sandbox)) == 1
+    assert request.decided_by in {"UAPP1", "UAPP2", "UADMIN"}
+    assert len(slack.updates(posted.ts)) == 1
+
+
+def submit_deny(team: BotHarness, slack: FakeSlack, user: str, reason: str) -> Any:
+    """Submit the deny modal the bot opened, as Slack does."""
+    [opened] = slack.wait_for(lambda: slack.calls("views.open"), what="the deny modal")
+    view = opened.args["view"]
+    payload = {
+        "type": "view_submission",
+        "team": {"id": "T1", "domain": "fake-team"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T1"},
+        "api_app_id": "A1",
+        "token": "fake-verification-token",
+        "trigger_id": "1.2.3",
+        "view": {
+            **view,
+            "id": "V1",
+            "team_id": "T1",
+            "state": {"values": {"reason": {"reason_input": {"type": "plain_text_input",
+                                                             "value": reason}}}},
+        },
+    }
+    return team.sender.action(payload)
+
+
+def test_deny_asks_why_and_tells_the_requester(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    posted = ask(team)
+
+    team.sender.click(posted, "deny", user_id="UAPP2")
+    response = submit_deny(team, slack, "UAPP2", "Use the <!channel> *prod* image")
+
+    assert response.status_code == 200
+    request = team.wait_state("denied")
+    assert (request.decided_by, request.deny_reason) == (
+        "UAPP2", "Use the <!channel> *prod* image")
+    replies = thread_of(team, 2)
+    assert replies[1] == "Denied by <@UAPP2>. Reason: `Use the &lt;!channel&gt; *prod* image`"
+    [card_update] = slack.updates(posted.ts)
+    blocks = json.dumps(card_update.args["blocks"])
+    assert "Denied by <@UAPP2>" in blocks and '"actions"' not in blocks
+    assert adds(sandbox) == []
+    [line] = slack.messages("CNOTIFY")
+    assert ":no_entry:" in line.args["text"]
+
+
+def test_a_deny_modal_from_a_non_approver_is_refused_in_the_modal(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    posted = ask(team)
+    team.sender.click(posted, "deny", user_id="UAPP2")
+
+    response = submit_deny(team, slack, "USHARE", "no")
+
+    assert response.json()["response_action"] == "errors"
+    assert "Only approvers" in response.json()["errors"]["reason"]
+    assert team.request().state == "awaiting_approval"
+
+
+def test_stale_requests_expire_and_late_clicks_only_explain(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    posted = ask(team)
+
+    team.clock.advance(hours=24, seconds=1)
+    team.worker.wake()
+    team.wait_state("expired")
+
+    replies = thread_of(team, 2)
+    assert "Nobody decided within 24 hours, so this request expired" in replies[1]
+    [card_update] = slack.updates(posted.ts)
+    assert "Expired" in json.dumps(card_update.args["blocks"])
+    team.sender.click(posted, "approve", user_id="UAPP1")
+    [late] = slack.wait_for(lambda: slack.responses(), what="a late-click explanation")
+    assert "expired before a decision; nothing was sent" in late.body["text"]
+    assert team.request().state == "expired" and adds(sandbox) == []
+
+
+def test_a_second_request_points_to_the_first(team: BotHarness, sandbox: Sandbox) -> None:
+    ask(team)
+
+    again = team.ack_text(f"{IMAGE} {MEMBER} again", user="UAPP1")
+
+    assert again.startswith("Request #1 for image")
+    assert "is already awaiting approval" in again
+    assert "https://slack.com/archives/C1/p" in again
+    assert len(team._all_requests()) == 1
+
+
+def test_sharing_with_an_unknown_member_needs_approval(
+    team: BotHarness, sandbox: Sandbox
+) -> None:
+    ack = team.ack_text(f"{IMAGE} {UNKNOWN}", user="USHARE")
+
+    assert f"`{UNKNOWN}` is not a registered member" in ack
+    team.wait_state("awaiting_approval")
+    assert adds(sandbox) == []
+
+
+def test_with_unknown_members_direct_sharers_share_with_anyone(
+    make_bot: Callable[..., BotHarness], sandbox: Sandbox
+) -> None:
+    bot = make_bot(SHARE_UNKNOWN_MEMBERS="direct")
+    bot.grant("USHARE", Role.SHARER)
+    assert bot.ack_text(f"{IMAGE} {UNKNOWN}", user="USHARE").startswith("On it")
+    bot.wait_state("pending")
+    assert len(adds(sandbox)) == 1
+
+
+@pytest.mark.parametrize(("final", "icon", "words"), [
+    ("accepted", ":tada:", "*accepted* image"),
+    ("rejected", ":leftwards_arrow_with_hook:", "*rejected* image"),
+])
+def test_a_pending_share_is_followed_until_the_account_decides(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack, final: str, icon: str, words: str
+) -> None:
+    team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
+    team.wait_state("pending")
+    parent = team.parent("C1")
+
+    team.clock.advance(seconds=301)  # not yet decided: still pending, checked again later
+    team.worker.wake()
+    slack.wait_for(lambda: len([r for r in sandbox.records if r.method == "GET"]) >= 1,
+                   what="a status read")
+    sandbox.set_member_status(IMAGE, MEMBER, final)
+    team.clock.advance(seconds=301)
+    team.worker.wake()
+    request = team.wait_state(final)
+
+    replies = team.wait_thread(parent, 2)
+    assert words in replies[1]
+    assert request.member_status == final
+    assert final in json.dumps(slack.updates(parent.ts)[-1].args["blocks"])
+    lines = [m.args["text"] for m in slack.messages("CNOTIFY")]
+    assert lines[-1].startswith(f"{icon} <@USHARE>")
+
+
+def test_following_survives_a_restart(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
+    team.wait_state("pending")
+    team.stop_worker()
+
+    sandbox.set_member_status(IMAGE, MEMBER, "accepted")
+    team.clock.advance(seconds=301)
+    team.start_worker()
+
+    team.wait_state("accepted")
+    assert len(adds(sandbox)) == 1
+
+
+def test_following_stops_after_the_follow_days(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
+    team.wait_state("pending")
+    parent = team.parent("C1")
+
+    team.clock.advance(days=7, seconds=1)
+    team.worker.wake()
+    replies = team.wait_thread(parent, 2)
+
+    assert "still hasn't accepted after 7 days; I've stopped checking" in replies[1]
+    assert team.request().next_poll_at is None
+
+
+def test_korean_users_get_korean_messages(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    slack.set_locale("USHARE", "ko-KR")
+
+    ack = team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
+
+    assert ack.startswith("처리 중입니다")
+    [reply] = team.wait_thread(team.parent("C1"))
+    assert reply.startswith("공유했습니다.")
+    assert team.request().language == "ko"
+    assert team.ack_text("help", user="USHARE").startswith("*사용법*")
+    bad = team.ack_text(f"nope {MEMBER}", user="USHARE")
+    assert "`nope`은(는) 이미지 ID가 아닙니다" in bad
+
+
+def test_list_unshare_and_status(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
+    team.wait_state("pending")
+
+    url = slack.response_url("list")
+    assert team.command(f"list {IMAGE}", user="USHARE", response_url=url).status_code == 200
+    [listed] = slack.wait_for(lambda: slack.responses("list"), what="the member list")
+    assert f"Members of image `{IMAGE}`:" in listed.body["text"]
+    assert f"• `{MEMBER}` (QA account): *pending*" in listed.body["text"]
+
+    assert team.ack_text(f"unshare {IMAGE} {MEMBER} done", user="USHARE").startswith(
+        "On it: unsharing")
+    team.wait_state("removed", request_id=2)
+    assert sandbox.members(IMAGE) == []
+    assert [r.method for r in sandbox.records if r.path.startswith("/v1/")][-1] == "DELETE"
+
+    status = team.ack_text("status", user="USHARE")
+    assert status.startswith("Your recent requests:")
+    assert "#2 unshare" in status and "removed" in status and "#1 share" in status
+
+
+def test_admins_manage_grants_members_and_oncall_from_slack(
+    team: BotHarness, sandbox: Sandbox
+) -> None:
+    assert team.ack_text("admin grant <@U0NEWBIE|newbie> sharer", user="UADMIN") == (
+        "<@U0NEWBIE> is now sharer for all images.")
+    assert Role.SHARER in team.services.grants.roles("U0NEWBIE", IMAGE)
+    assert team.ack_text(f"admin grant U0NEWBIE approver {OTHER_IMAGE}", user="UADMIN").startswith(
+        "<@U0NEWBIE> is now approver for `")
+    assert "<@U0NEWBIE>: sharer (all images)" in team.ack_text("admin grants", user="UADMIN")
+    assert team.ack_text("admin revoke <@U0NEWBIE> sharer", user="UADMIN") == (
+        "<@U0NEWBIE> is no longer sharer for all images.")
+    assert team.ack_text(f"admin member add {UNKNOWN} Partner QA", user="UADMIN") == (
+        f"`{UNKNOWN}` is now known as Partner QA.")
+    assert "Partner QA" in team.ack_text("admin member list", user="UADMIN")
+    assert team.ack_text(
+        "admin oncall add <@U0NEWBIE> 2026-01-01T00:00Z 2026-01-02T00:00Z", user="UADMIN"
+    ).startswith("<@U0NEWBIE> is on call from 2026-01-01T00:00:00+00:00")
+    assert "<@U0NEWBIE>" in team.ack_text("admin oncall list", user="UADMIN")
+
+    audit = [(a["actor"], a["action"]) for a in team.services.audit.recent()]
+    assert ("UADMIN", "grant") in audit and ("UADMIN", "revoke") in audit
+    assert ("UADMIN", "member add") in audit and ("UADMIN", "oncall add") in audit
+
+
+def test_only_admins_may_administer(team: BotHarness) -> None:
+    ack = team.ack_text("admin grant <@UREQ> admin", user="UAPP1")
+    assert ack.startswith("Only admins can do that. Admins: <@UADMIN>")
+    assert Role.ADMIN not in team.services.grants.roles("UREQ", "")
+
+
+def test_the_home_tab_shows_requests_and_what_waits(
+    team: BotHarness, slack: FakeSlack
+) -> None:
+    ask(team)
+
+    for user in ("UREQ", "UAPP1"):
+        event = {
+            "token": "fake-verification-token",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event_id": f"Ev{user}",
+            "event_time": int(time.time()),
+            "event": {"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home"},
+        }
+        assert team.sender.post(json.dumps(event), content_type="application/json").status_code \
+            == 200
+    published = slack.wait_for(lambda: len(slack.calls("views.publish")) == 2 and
+                               slack.calls("views.publish"), what="two home tabs")
+    by_user = {c.args["user_id"]: json.dumps(c.args["view"]) for c in published}
+    assert "#1 share" in by_user["UREQ"] and "Waiting for a decision" not in by_user["UREQ"]
+    assert "Waiting for a decision" in by_user["UAPP1"] and "#1 share" in by_user["UAPP1"]
