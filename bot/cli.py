@@ -62,13 +62,51 @@ def _actor() -> str:
 # -- running ---------------------------------------------------------------------------------
 
 
+class WorkerProcess:
+    """The worker as a child process, started again if it ever stops on its own."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._thread = threading.Thread(
+            target=self._supervise, name="worker-supervisor", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the worker and keep it running."""
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            self._process = subprocess.Popen([sys.executable, "-m", "bot", "worker"])
+            code = self._process.wait()
+            if self._stop.is_set():
+                return
+            log.error("worker stopped, starting it again", extra={"exit_code": code})
+            self._stop.wait(1.0)
+
+    def stop(self) -> None:
+        """Stop the worker and wait for it (it finishes what is under way)."""
+        self._stop.set()
+        process = self._process
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def run(settings: Settings, *, with_worker: bool = True) -> None:
     """Serve Slack (Socket Mode or HTTP) and carry out requests in a worker process."""
     from bot.app import create_app
     from bot.server import WebApp, serve
     from bot.services import build_services
 
-    worker = subprocess.Popen([sys.executable, "-m", "bot", "worker"]) if with_worker else None
+    worker = WorkerProcess() if with_worker else None
+    if worker is not None:
+        worker.start()
     try:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -77,6 +115,8 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
             app = create_app(services)
             assert settings.SLACK_APP_TOKEN is not None
             log.info("starting in Socket Mode")
+            # SIGTERM (a platform stopping the process) ends it like Ctrl-C: cleanly.
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
             handler = SocketModeHandler(app, settings.SLACK_APP_TOKEN.get_secret_value())
             handler.start()  # type: ignore[no-untyped-call]
         else:
@@ -89,11 +129,7 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
             serve(make_app, port=settings.PORT)
     finally:
         if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            worker.stop()
 
 
 def run_worker(settings: Settings) -> None:
