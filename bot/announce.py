@@ -24,9 +24,10 @@ from storage.requests import parse_stamp
 
 log = logging.getLogger(__name__)
 
-# Where chat.postMessage answers these, the bot cannot post in the channel: use response_url.
-NOT_IN_CHANNEL = frozenset(
-    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "cannot_dm_bot"}
+# Slack errors worth trying again later; any other refusal of a parent message means the
+# bot cannot post there (not_in_channel, channel_not_found, is_archived…): use response_url.
+TRANSIENT = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 FINAL = frozenset(
     {
@@ -101,26 +102,51 @@ class Announcer:
     # -- the entry point ------------------------------------------------------------------
 
     def announce(self, request: ShareRequest) -> ShareRequest:
-        """Say what the request's state means to everyone concerned, once."""
+        """Say what the request's state means to everyone concerned, once.
+
+        Each message is a step; `announce_step` remembers how many went out, so a retry
+        after Slack failed half-way sends only what is missing, never a message twice.
+        """
         if request.announced_state == request.state:
             return request
         language = request.language or self.default_language
         name = self.members.name(request.member_id)
         if request.parent_ts is None and not request.via_response_url:
             request = self._post_parent(request, language, name)
+        steps = self._steps(request, language, name)
+        for number, step in enumerate(steps, start=1):
+            if number <= request.announce_step:
+                continue
+            request = step() or request
+            request = self.requests.update(request.id, announce_step=number)
+        return self.requests.update(
+            request.id, announced_state=request.state, announce_step=0, delivery_failures=0
+        )
+
+    def _steps(
+        self, request: ShareRequest, language: str, name: str | None
+    ) -> list[Callable[[], ShareRequest | None]]:
         state = RequestState(request.state)
         if state is RequestState.AWAITING_APPROVAL:
-            request = self._ask_approvers(request, language, name)
-        elif state is RequestState.QUEUED and request.decided_by:
-            self._update_card(request, name)
-            self._reply(request, language, say(language, "thread_approved", by=request.decided_by))
-        elif state in FINAL:
-            if state in {RequestState.DENIED, RequestState.EXPIRED}:
-                self._update_card(request, name)
-            self._reply(request, language, self.outcome_text(request, language, name))
-            self._update_parent(request, language, name)
-            self._notify(request, name)
-        return self.requests.update(request.id, announced_state=request.state, delivery_failures=0)
+            return [lambda: self._ask_approvers(request, language, name)]
+        if state is RequestState.QUEUED and request.decided_by:
+            approved = say(language, "thread_approved", by=request.decided_by)
+            return [
+                lambda: self._update_card(request, name),
+                lambda: self._reply(request, language, approved),
+            ]
+        if state not in FINAL:
+            return []
+        steps: list[Callable[[], ShareRequest | None]] = []
+        if state in {RequestState.DENIED, RequestState.EXPIRED}:
+            steps.append(lambda: self._update_card(request, name))
+        outcome = self.outcome_text(request, language, name)
+        steps += [
+            lambda: self._reply(request, language, outcome),
+            lambda: self._update_parent(request, language, name),
+            lambda: self._notify(request, name),
+        ]
+        return steps
 
     def follow_stopped(self, request: ShareRequest) -> None:
         """Tell the thread the bot stopped checking a still-pending share."""
@@ -190,9 +216,11 @@ class Announcer:
         try:
             response = self.client.api_call(method, json=args)
         except SlackApiError as error:
-            raise DeliveryError(method, str(error.response.get("error", "unknown"))) from None
+            code = str(error.response.get("error", "unknown"))
+            transient = error.response.status_code >= 500 or error.response.status_code == 429
+            raise DeliveryError(method, code, transient=transient or code in TRANSIENT) from None
         except Exception as error:  # urllib, socket and ssl errors: Slack unreachable
-            raise DeliveryError(method, type(error).__name__) from None
+            raise DeliveryError(method, type(error).__name__, transient=True) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     def _post_parent(self, request: ShareRequest, language: str, name: str | None) -> ShareRequest:
@@ -207,11 +235,12 @@ class Announcer:
                 unfurl_media=False,
             )
         except DeliveryError as error:
-            if error.error not in NOT_IN_CHANNEL:
+            if error.transient:
                 raise
+            # Not in the channel, or a channel the bot may not post in: answer privately.
             log.info(
-                "not in channel, answering through response_url",
-                extra={"request": request.id, "channel": request.channel_id},
+                "cannot post in the channel, answering through response_url",
+                extra={"request": request.id, "channel": request.channel_id, "error": error.error},
             )
             return self.requests.update(request.id, via_response_url=1)
         return self.requests.update(

@@ -24,6 +24,9 @@ from storage import AuditLog, Database, Grants, KnownMembers, OnCall
 
 log = logging.getLogger("bot")
 
+# Seconds the Slack-facing process waits for a database lock before answering with an error.
+ACK_BUSY_TIMEOUT = 2.0
+
 
 def _secrets(settings: Settings) -> list[str]:
     values = [settings.SLACK_BOT_TOKEN, settings.SLACK_SIGNING_SECRET, settings.SCP_SECRET_KEY]
@@ -111,7 +114,8 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-            services = build_services(settings)
+            database = Database(settings.DATABASE_PATH, busy_timeout=ACK_BUSY_TIMEOUT)
+            services = build_services(settings, database=database)
             app = create_app(services)
             assert settings.SLACK_APP_TOKEN is not None
             log.info("starting in Socket Mode")
@@ -122,7 +126,9 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
         else:
 
             def make_app() -> WebApp:
-                services = build_services(settings)
+                # The ack must come within Slack's 3 s even if the database is locked.
+                database = Database(settings.DATABASE_PATH, busy_timeout=ACK_BUSY_TIMEOUT)
+                services = build_services(settings, database=database)
                 return WebApp(create_app(services), services.database)
 
             log.info("starting in HTTP mode", extra={"port": settings.PORT})

@@ -58,11 +58,15 @@ class StorageError(ShareBotError):
 
 
 class DeliveryError(ShareBotError):
-    """Slack did not take a message; `error` is Slack's error code or the failure's type."""
+    """Slack did not take a message; `error` is Slack's error code or the failure's type.
 
-    def __init__(self, method: str, error: str) -> None:
+    `transient` errors (rate limits, 5xx, network) are worth trying again later.
+    """
+
+    def __init__(self, method: str, error: str, *, transient: bool = False) -> None:
         self.method = method
         self.error = error
+        self.transient = transient
         super().__init__(f"{method} failed: {error}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -17,9 +18,7 @@ from storage.schema import migrations
 
 T = TypeVar("T")
 
-# SQLite answers "database is locked" when a writer holds the lock past the busy timeout.
-# A few more tries after that ride out a burst of writers without losing a row.
-LOCKED_RETRIES = 5
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -83,8 +82,16 @@ class Database:
         return self.clock()
 
     def write(self, work: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run `work` in one transaction, retrying when another writer holds the lock."""
-        for attempt in range(LOCKED_RETRIES + 1):
+        """Run `work` in one transaction, retrying while another writer holds the lock.
+
+        SQLite's own busy handler waits inside each attempt; a lock error that comes
+        back at once (a checkpoint, a recovering WAL) is tried again, and no attempt
+        starts after `busy_timeout` has passed.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        attempt = 0
+        while True:
+            attempt += 1
             db = self.db
             try:
                 # IMMEDIATE takes the write lock up front (waiting up to busy_timeout),
@@ -100,12 +107,12 @@ class Database:
                 return result
             except sqlite3.OperationalError as error:
                 locked = "locked" in str(error) or "busy" in str(error)
-                if not locked or attempt == LOCKED_RETRIES:
+                if not locked or time.monotonic() >= deadline:
                     raise StorageError(f"database write failed: {error}") from error
-                time.sleep(0.05 * (attempt + 1))
+                log.info("database busy, trying again", extra={"attempt": attempt})
+                time.sleep(min(0.05 * attempt, max(0.0, deadline - time.monotonic())))
             except sqlite3.Error as error:
                 raise StorageError(f"database write failed: {error}") from error
-        raise AssertionError("unreachable")
 
     def read(self, work: Callable[[sqlite_utils.Database], T]) -> T:
         """Run a read, turning SQLite failures into `StorageError`."""

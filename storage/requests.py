@@ -89,6 +89,7 @@ class ShareRequest:
     delivery_failures: int
     due_at: str | None
     lease_until: str | None
+    announce_step: int
 
     @property
     def status(self) -> RequestState:

@@ -105,3 +105,9 @@ def create_tables(db: sqlite_utils.Database) -> None:
         {"id": int, "at": str, "actor": str, "action": str, "detail": str},
         pk="id",
     )
+
+
+@migrations()
+def add_announce_step(db: sqlite_utils.Database) -> None:
+    """How many messages of the current state's announcement went out already."""
+    db.table("share_requests").add_column("announce_step", int, not_null_default=0)
