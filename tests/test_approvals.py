@@ -71,8 +71,9 @@ def test_a_request_posts_a_card_and_nothing_reaches_the_cloud(
 
 def test_the_card_mentions_whoever_is_on_call(team: BotHarness) -> None:
     now = team.clock()
-    team.services.oncall.add("UONCALL", now.replace(year=now.year - 1),
-                             now.replace(year=now.year + 1), by="test")
+    team.services.oncall.add(
+        "UONCALL", now.replace(year=now.year - 1), now.replace(year=now.year + 1), by="test"
+    )
     posted = ask(team)
     assert "On call: <@UONCALL>" in json.dumps(posted.args["blocks"])
 
@@ -143,8 +144,13 @@ def test_simultaneous_and_double_clicks_give_one_decision_and_one_call(
 ) -> None:
     posted = ask(team)
     sandbox.delay = 0.3
-    clicks = [("UAPP1", "approve"), ("UAPP2", "approve"), ("UAPP1", "approve"),
-              ("UADMIN", "approve"), ("UAPP2", "deny")]
+    clicks = [
+        ("UAPP1", "approve"),
+        ("UAPP2", "approve"),
+        ("UAPP1", "approve"),
+        ("UADMIN", "approve"),
+        ("UAPP2", "deny"),
+    ]
     barrier = threading.Barrier(len(clicks))
     statuses: list[int] = []
 
@@ -160,8 +166,9 @@ def test_simultaneous_and_double_clicks_give_one_decision_and_one_call(
 
     assert statuses == [200] * len(clicks)
     request = team.wait_state("pending")
-    refusals = slack.wait_for(lambda: len(slack.responses()) >= 3 and slack.responses(),
-                              what="refusals for the losers")
+    refusals = slack.wait_for(
+        lambda: len(slack.responses()) >= 3 and slack.responses(), what="refusals for the losers"
+    )
     assert all("is already" in r.body["text"] for r in refusals)
     time.sleep(0.2)
     assert len(adds(sandbox)) == 1
@@ -184,8 +191,11 @@ def submit_deny(team: BotHarness, slack: FakeSlack, user: str, reason: str) -> A
             **view,
             "id": "V1",
             "team_id": "T1",
-            "state": {"values": {"reason": {"reason_input": {"type": "plain_text_input",
-                                                             "value": reason}}}},
+            "state": {
+                "values": {
+                    "reason": {"reason_input": {"type": "plain_text_input", "value": reason}}
+                }
+            },
         },
     }
     return team.sender.action(payload)
@@ -201,8 +211,7 @@ def test_deny_asks_why_and_tells_the_requester(
 
     assert response.status_code == 200
     request = team.wait_state("denied")
-    assert (request.decided_by, request.deny_reason) == (
-        "UAPP2", "Use the <!channel> *prod* image")
+    assert (request.decided_by, request.deny_reason) == ("UAPP2", "Use the <!channel> *prod* image")
     replies = thread_of(team, 2)
     assert replies[1] == "Denied by <@UAPP2>. Reason: `Use the &lt;!channel&gt; *prod* image`"
     [card_update] = slack.updates(posted.ts)
@@ -256,9 +265,7 @@ def test_a_second_request_points_to_the_first(team: BotHarness, sandbox: Sandbox
     assert len(team._all_requests()) == 1
 
 
-def test_sharing_with_an_unknown_member_needs_approval(
-    team: BotHarness, sandbox: Sandbox
-) -> None:
+def test_sharing_with_an_unknown_member_needs_approval(team: BotHarness, sandbox: Sandbox) -> None:
     ack = team.ack_text(f"{IMAGE} {UNKNOWN}", user="USHARE")
 
     assert f"`{UNKNOWN}` is not a registered member" in ack
@@ -276,10 +283,13 @@ def test_with_unknown_members_direct_sharers_share_with_anyone(
     assert len(adds(sandbox)) == 1
 
 
-@pytest.mark.parametrize(("final", "icon", "words"), [
-    ("accepted", ":tada:", "*accepted* image"),
-    ("rejected", ":leftwards_arrow_with_hook:", "*rejected* image"),
-])
+@pytest.mark.parametrize(
+    ("final", "icon", "words"),
+    [
+        ("accepted", ":tada:", "*accepted* image"),
+        ("rejected", ":leftwards_arrow_with_hook:", "*rejected* image"),
+    ],
+)
 def test_a_pending_share_is_followed_until_the_account_decides(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack, final: str, icon: str, words: str
 ) -> None:
@@ -289,8 +299,9 @@ def test_a_pending_share_is_followed_until_the_account_decides(
 
     team.clock.advance(seconds=301)  # not yet decided: still pending, checked again later
     team.worker.wake()
-    slack.wait_for(lambda: len([r for r in sandbox.records if r.method == "GET"]) >= 1,
-                   what="a status read")
+    slack.wait_for(
+        lambda: len([r for r in sandbox.records if r.method == "GET"]) >= 1, what="a status read"
+    )
     sandbox.set_member_status(IMAGE, MEMBER, final)
     team.clock.advance(seconds=301)
     team.worker.wake()
@@ -304,9 +315,7 @@ def test_a_pending_share_is_followed_until_the_account_decides(
     assert lines[-1].startswith(f"{icon} <@USHARE>")
 
 
-def test_following_survives_a_restart(
-    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
-) -> None:
+def test_following_survives_a_restart(team: BotHarness, sandbox: Sandbox, slack: FakeSlack) -> None:
     team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
     team.wait_state("pending")
     team.stop_worker()
@@ -350,9 +359,7 @@ def test_korean_users_get_korean_messages(
     assert "`nope`은(는) 이미지 ID가 아닙니다" in bad
 
 
-def test_list_unshare_and_status(
-    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
-) -> None:
+def test_list_unshare_and_status(team: BotHarness, sandbox: Sandbox, slack: FakeSlack) -> None:
     team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
     team.wait_state("pending")
 
@@ -363,7 +370,8 @@ def test_list_unshare_and_status(
     assert f"• `{MEMBER}` (QA account): *pending*" in listed.body["text"]
 
     assert team.ack_text(f"unshare {IMAGE} {MEMBER} done", user="USHARE").startswith(
-        "On it: unsharing")
+        "On it: unsharing"
+    )
     team.wait_state("removed", request_id=2)
     assert sandbox.members(IMAGE) == []
     assert [r.method for r in sandbox.records if r.path.startswith("/v1/")][-1] == "DELETE"
@@ -377,15 +385,19 @@ def test_admins_manage_grants_members_and_oncall_from_slack(
     team: BotHarness, sandbox: Sandbox
 ) -> None:
     assert team.ack_text("admin grant <@U0NEWBIE|newbie> sharer", user="UADMIN") == (
-        "<@U0NEWBIE> is now sharer for all images.")
+        "<@U0NEWBIE> is now sharer for all images."
+    )
     assert Role.SHARER in team.services.grants.roles("U0NEWBIE", IMAGE)
     assert team.ack_text(f"admin grant U0NEWBIE approver {OTHER_IMAGE}", user="UADMIN").startswith(
-        "<@U0NEWBIE> is now approver for `")
+        "<@U0NEWBIE> is now approver for `"
+    )
     assert "<@U0NEWBIE>: sharer (all images)" in team.ack_text("admin grants", user="UADMIN")
     assert team.ack_text("admin revoke <@U0NEWBIE> sharer", user="UADMIN") == (
-        "<@U0NEWBIE> is no longer sharer for all images.")
+        "<@U0NEWBIE> is no longer sharer for all images."
+    )
     assert team.ack_text(f"admin member add {UNKNOWN} Partner QA", user="UADMIN") == (
-        f"`{UNKNOWN}` is now known as Partner QA.")
+        f"`{UNKNOWN}` is now known as Partner QA."
+    )
     assert "Partner QA" in team.ack_text("admin member list", user="UADMIN")
     assert team.ack_text(
         "admin oncall add <@U0NEWBIE> 2026-01-01T00:00Z 2026-01-02T00:00Z", user="UADMIN"
@@ -403,9 +415,7 @@ def test_only_admins_may_administer(team: BotHarness) -> None:
     assert Role.ADMIN not in team.services.grants.roles("UREQ", "")
 
 
-def test_the_home_tab_shows_requests_and_what_waits(
-    team: BotHarness, slack: FakeSlack
-) -> None:
+def test_the_home_tab_shows_requests_and_what_waits(team: BotHarness, slack: FakeSlack) -> None:
     ask(team)
 
     for user in ("UREQ", "UAPP1"):
@@ -418,10 +428,13 @@ def test_the_home_tab_shows_requests_and_what_waits(
             "event_time": int(time.time()),
             "event": {"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home"},
         }
-        assert team.sender.post(json.dumps(event), content_type="application/json").status_code \
-            == 200
-    published = slack.wait_for(lambda: len(slack.calls("views.publish")) == 2 and
-                               slack.calls("views.publish"), what="two home tabs")
+        assert (
+            team.sender.post(json.dumps(event), content_type="application/json").status_code == 200
+        )
+    published = slack.wait_for(
+        lambda: len(slack.calls("views.publish")) == 2 and slack.calls("views.publish"),
+        what="two home tabs",
+    )
     by_user = {c.args["user_id"]: json.dumps(c.args["view"]) for c in published}
     assert "#1 share" in by_user["UREQ"] and "Waiting for a decision" not in by_user["UREQ"]
     assert "Waiting for a decision" in by_user["UAPP1"] and "#1 share" in by_user["UAPP1"]
