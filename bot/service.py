@@ -273,12 +273,7 @@ class ShareService:
         log.info(
             "share outcome",
             extra={
-                "request": request.id,
-                "user": request.user_id,
-                "action": request.action,
-                "image": request.image_id,
-                "member": request.member_id,
-                "state": request.state,
+                **request.log_fields(),
                 "api_status": request.api_status,
                 "api_request_id": request.api_request_id,
                 "error": request.error_kind,

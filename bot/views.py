@@ -95,6 +95,20 @@ def parent(
     return f"{headline}: {status}", blocks
 
 
+def _card_heading(request: ShareRequest, language: str, member_name: str | None) -> tuple[str, str]:
+    """A card's title and its first line: who asks what."""
+    title = say(language, "card_title", id=request.id)
+    intro = say(
+        language,
+        "card_intro",
+        user=request.user_id,
+        verb=say(language, f"verb_{request.action}"),
+        image=code(request.image_id),
+        member=member_label(request.member_id, member_name),
+    )
+    return title, intro
+
+
 def approval_card(
     request: ShareRequest,
     language: str,
@@ -107,15 +121,7 @@ def approval_card(
     expires: str,
 ) -> tuple[str, list[Block]]:
     """The card approvers decide on, with Approve and Deny buttons."""
-    title = say(language, "card_title", id=request.id)
-    intro = say(
-        language,
-        "card_intro",
-        user=request.user_id,
-        verb=say(language, f"verb_{request.action}"),
-        image=code(request.image_id),
-        member=member_label(request.member_id, member_name),
-    )
+    title, intro = _card_heading(request, language, member_name)
     if on_call:
         who = say(language, "card_oncall", people=mentions(on_call))
     elif approvers:
@@ -164,15 +170,7 @@ def decided_card(
     request: ShareRequest, language: str, member_name: str | None
 ) -> tuple[str, list[Block]]:
     """The card once decided or expired: the same facts, the decision, no buttons."""
-    title = say(language, "card_title", id=request.id)
-    intro = say(
-        language,
-        "card_intro",
-        user=request.user_id,
-        verb=say(language, f"verb_{request.action}"),
-        image=code(request.image_id),
-        member=member_label(request.member_id, member_name),
-    )
+    title, intro = _card_heading(request, language, member_name)
     if request.state == "expired":
         outcome = say(language, "card_expired")
     elif request.state == "denied":

@@ -99,14 +99,7 @@ def _ask(services: Services, command: dict[str, Any], parsed: commands.Share, la
     name = services.members.name(request.member_id)
     log.info(
         "request recorded" if asked.created else "duplicate request",
-        extra={
-            "request": request.id,
-            "user": request.user_id,
-            "action": request.action,
-            "image": request.image_id,
-            "member": request.member_id,
-            "state": request.state,
-        },
+        extra=request.log_fields(),
     )
     if not asked.created:
         link = permalink(request.parent_channel, request.parent_ts) or permalink(

@@ -96,6 +96,17 @@ class ShareRequest:
         """The state as an enum."""
         return RequestState(self.state)
 
+    def log_fields(self) -> dict[str, Any]:
+        """What a log line says about the request (never a secret: none is stored)."""
+        return {
+            "request": self.id,
+            "user": self.user_id,
+            "action": self.action,
+            "image": self.image_id,
+            "member": self.member_id,
+            "state": self.state,
+        }
+
 
 COLUMNS = [f.name for f in fields(ShareRequest)]
 
