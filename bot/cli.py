@@ -69,7 +69,11 @@ class WorkerProcess:
     """The worker as a child process, started again if it ever stops on its own."""
 
     def __init__(self) -> None:
+        # gunicorn forks its worker from this process, and the fork unwinds through
+        # run()'s `finally` when it exits: only the process that started the worker stops it.
+        self._owner = os.getpid()
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(
             target=self._supervise, name="worker-supervisor", daemon=True
@@ -80,9 +84,13 @@ class WorkerProcess:
         self._thread.start()
 
     def _supervise(self) -> None:
-        while not self._stop.is_set():
-            self._process = subprocess.Popen([sys.executable, "-m", "bot", "worker"])
-            code = self._process.wait()
+        while True:
+            with self._lock:  # no new worker once stop() has begun
+                if self._stop.is_set():
+                    return
+                process = subprocess.Popen([sys.executable, "-m", "bot", "worker"])
+                self._process = process
+            code = process.wait()
             if self._stop.is_set():
                 return
             log.error("worker stopped, starting it again", extra={"exit_code": code})
@@ -90,8 +98,11 @@ class WorkerProcess:
 
     def stop(self) -> None:
         """Stop the worker and wait for it (it finishes what is under way)."""
-        self._stop.set()
-        process = self._process
+        if os.getpid() != self._owner:
+            return
+        with self._lock:
+            self._stop.set()
+            process = self._process
         if process is None:
             return
         process.terminate()
@@ -101,12 +112,30 @@ class WorkerProcess:
             process.kill()
 
 
+def _check_slack_token(settings: Settings) -> None:
+    """Stop with one clear line when Slack refuses the bot token (Bolt would raise)."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.services import make_web_client
+
+    try:
+        make_web_client(settings).auth_test()
+    except SlackApiError as error:
+        sys.exit(
+            "share-image-bot cannot start: Slack refused SLACK_BOT_TOKEN "
+            f"({error.response.get('error', 'unknown error')})"
+        )
+    except Exception as error:  # network: say so rather than a traceback
+        sys.exit(f"share-image-bot cannot start: Slack is unreachable ({type(error).__name__})")
+
+
 def run(settings: Settings, *, with_worker: bool = True) -> None:
     """Serve Slack (Socket Mode or HTTP) and carry out requests in a worker process."""
     from bot.app import create_app
     from bot.server import WebApp, serve
     from bot.services import build_services
 
+    _check_slack_token(settings)
     worker = WorkerProcess() if with_worker else None
     if worker is not None:
         worker.start()
@@ -239,7 +268,10 @@ def admin_command(args: argparse.Namespace) -> None:
                 removed = admin.remove_member(commands.member_id(args.member_id), by=actor)
                 print(f"removed {args.member_id}" if removed else f"{args.member_id} was not known")
             else:
-                for m in admin.members.all():
+                known = admin.members.all()
+                if not known:
+                    print("no known members yet")
+                for m in known:
                     print(f"{m.member_id}\t{m.name}")
         elif args.command == "oncall":
             if args.action == "add":
@@ -253,7 +285,10 @@ def admin_command(args: argparse.Namespace) -> None:
                 count = admin.remove_shifts(commands.slack_user(args.user_id), by=actor)
                 print(f"removed {count} shift(s)")
             else:
-                for s in admin.oncall.all():
+                shifts = admin.oncall.all()
+                if not shifts:
+                    print("no on-call shifts")
+                for s in shifts:
                     print(f"{s.user_id}\t{s.starts_at}\t{s.ends_at}")
     except CommandError as error:
         _fail(error)
