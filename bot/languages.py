@@ -6,6 +6,7 @@ import logging
 
 from slack_sdk import WebClient
 
+from bot.errors import StorageError
 from bot.messages import language_of
 from storage import People
 
@@ -32,5 +33,9 @@ class Languages:
             log.warning("users.info failed", extra={"user": user_id, "error": type(error).__name__})
             return self.default
         language = language_of(locale, self.default)
-        self.people.remember(user_id, language)
+        try:
+            self.people.remember(user_id, language)
+        except StorageError as error:
+            # Only a cache: a database that cannot be written must not cost the user the answer.
+            log.warning("cannot cache a language", extra={"user": user_id, "error": str(error)})
         return language

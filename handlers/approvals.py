@@ -17,6 +17,7 @@ from bot.service import Decision
 from bot.services import Services
 from bot.views import APPROVE, DENY, DENY_MODAL, DENY_REASON_BLOCK, DENY_REASON_INPUT, deny_modal
 from storage import RequestState, Role, ShareRequest
+from storage.requests import parse_stamp
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ def _refusal(services: Services, request: ShareRequest | None, clicker: str) -> 
         return "expired"
     if request.state != RequestState.AWAITING_APPROVAL:
         return "done"
+    expires = parse_stamp(request.expires_at)
+    if expires is not None and expires <= services.share.requests_now():
+        return "expired"  # time ran out before the worker marked it: no modal for a dead card
     return None
 
 

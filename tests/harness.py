@@ -91,13 +91,15 @@ class BotHarness:
     slack: FakeSlack
     clock: Clock = field(default_factory=Clock)
     retry: RetryPolicy = FAST_RETRY
+    # The cloud client's timeout; None keeps the client's own default.
+    timeout: httpx.Timeout | None = None
 
     def __post_init__(self) -> None:
         self.database = Database(self.settings.DATABASE_PATH, clock=self.clock)
         self.services: Services = build_services(
             self.settings,
             database=self.database,
-            cloud=make_cloud_client(self.settings, retry=self.retry),
+            cloud=make_cloud_client(self.settings, retry=self.retry, timeout=self.timeout),
         )
         self.app = create_app(self.services)
         self._server = make_server(
