@@ -203,9 +203,12 @@ def run_worker(settings: Settings) -> None:
 
     threading.Thread(target=watch_parent, daemon=True).start()
     log.info("worker started")
-    Worker(requests=services.requests, service=services.share, announcer=services.announcer).run(
-        stop
-    )
+    Worker(
+        requests=services.requests,
+        service=services.share,
+        announcer=services.announcer,
+        threads=settings.BOT_WORKER_THREADS,
+    ).run(stop)
     services.close()
 
 

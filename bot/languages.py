@@ -1,29 +1,58 @@
-"""Each Slack user's language, from their Slack locale, cached in the database."""
+"""Each Slack user's language, from their Slack locale, cached in memory and the database."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from slack_sdk import WebClient
 
 from bot.errors import StorageError
 from bot.messages import language_of
 from storage import People
+from storage.people import FRESH_FOR
 
 log = logging.getLogger(__name__)
 
 
 class Languages:
-    """`en` or `ko` per user: `users.info` with `include_locale`, asked once a day."""
+    """`en` or `ko` per user: `users.info` with `include_locale`, asked once a day.
+
+    This runs on the ack path, so a known user costs a dictionary look-up, and
+    simultaneous first commands of one user ask Slack once between them.
+    """
 
     def __init__(self, people: People, client: WebClient, default: str = "en") -> None:
         self.people = people
         self.client = client
         self.default = default
+        self._known: dict[str, tuple[str, float]] = {}
+        self._asking: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
 
     def of(self, user_id: str) -> str:
         """The user's language; the default when Slack cannot tell."""
-        cached = self.people.language(user_id)
+        known = self._known.get(user_id)
+        if known is not None and time.monotonic() < known[1]:
+            return known[0]
+        with self._lock:
+            asking = self._asking.setdefault(user_id, threading.Lock())
+        with asking:  # one question to Slack per user, however many commands wait for it
+            known = self._known.get(user_id)
+            if known is not None and time.monotonic() < known[1]:
+                return known[0]
+            language = self._look_up(user_id)
+        if language is not None:
+            self._known[user_id] = (language, time.monotonic() + FRESH_FOR.total_seconds())
+        return language or self.default
+
+    def _look_up(self, user_id: str) -> str | None:
+        try:
+            cached = self.people.language(user_id)
+        except StorageError as error:
+            log.warning("cannot read a language", extra={"user": user_id, "error": str(error)})
+            cached = None
         if cached:
             return cached
         try:
@@ -31,7 +60,7 @@ class Languages:
             locale = (answer.get("user") or {}).get("locale")
         except Exception as error:  # Slack down or slow: the default language will do
             log.warning("users.info failed", extra={"user": user_id, "error": type(error).__name__})
-            return self.default
+            return None
         language = language_of(locale, self.default)
         try:
             self.people.remember(user_id, language)

@@ -89,7 +89,7 @@ def build_services(
     slack = slack or make_web_client(settings)
     # The ack path asks Slack for a user's locale at most once a day; it must not wait long.
     quick_slack = WebClient(
-        token=slack.token, base_url=slack.base_url, timeout=2, retry_handlers=[]
+        token=slack.token, base_url=slack.base_url, timeout=1, retry_handlers=[]
     )
     cloud = cloud or make_cloud_client(settings)
     requests = ShareRequests(

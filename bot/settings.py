@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     SHARE_FOLLOW_DAYS: float = Field(default=7, gt=0)
     SHARE_UNKNOWN_MEMBERS: UnknownMembers = UnknownMembers.APPROVAL
     BOT_DEFAULT_LANGUAGE: str = Field(default="en", pattern=r"^(en|ko)$")
+    # Requests the worker carries out at once; each waits on the cloud API in its own thread.
+    BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
 
     @field_validator("SLACK_APP_TOKEN", mode="before")
     @classmethod

@@ -56,6 +56,7 @@ class Database:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             migrations.apply(self.db)
@@ -89,6 +90,16 @@ class Database:
         starts after `busy_timeout` has passed.
         """
         deadline = time.monotonic() + self.busy_timeout
+        # Writers of this process queue on a lock that wakes the next one at once;
+        # SQLite's busy handler alone sleeps in steps of up to 100 ms between tries.
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise StorageError("database write failed: this process's writers are stuck")
+        try:
+            return self._write(work, deadline)
+        finally:
+            self._write_lock.release()
+
+    def _write(self, work: Callable[[sqlite_utils.Database], T], deadline: float) -> T:
         attempt = 0
         while True:
             attempt += 1

@@ -166,29 +166,33 @@ class ShareRequests:
             if existing is not None:
                 return int(existing[0]), False
             state = RequestState.AWAITING_APPROVAL if new.needs_approval else RequestState.QUEUED
-            table = db.table("share_requests").insert(
-                {
-                    "action": new.action,
-                    "user_id": new.user_id,
-                    "team_id": new.team_id,
-                    "channel_id": new.channel_id,
-                    "response_url": new.response_url,
-                    "image_id": new.image_id,
-                    "member_id": new.member_id,
-                    "reason": new.reason,
-                    "language": new.language,
-                    "state": state.value,
-                    "created_at": stamp(now),
-                    "updated_at": stamp(now),
-                    "needs_approval": int(new.needs_approval),
-                    "approval_reason": new.approval_reason or None,
-                    "expires_at": stamp(now + self.approval_ttl) if new.needs_approval else None,
-                    "delivery_failures": 0,
-                    "via_response_url": 0,
-                    "due_at": stamp(now),
-                }
+            row = {
+                "action": new.action,
+                "user_id": new.user_id,
+                "team_id": new.team_id,
+                "channel_id": new.channel_id,
+                "response_url": new.response_url,
+                "image_id": new.image_id,
+                "member_id": new.member_id,
+                "reason": new.reason,
+                "language": new.language,
+                "state": state.value,
+                "created_at": stamp(now),
+                "updated_at": stamp(now),
+                "needs_approval": int(new.needs_approval),
+                "approval_reason": new.approval_reason or None,
+                "expires_at": stamp(now + self.approval_ttl) if new.needs_approval else None,
+                "delivery_failures": 0,
+                "via_response_url": 0,
+                "due_at": stamp(now),
+            }
+            # Plain SQL on the hot path: sqlite-utils' insert reads the schema first.
+            cursor = db.execute(
+                f"INSERT INTO share_requests ({', '.join(row)})"
+                f" VALUES ({', '.join('?' for _ in row)})",
+                list(row.values()),
             )
-            return int(cast(int, table.last_pk)), True
+            return int(cast(int, cursor.lastrowid)), True
 
         request_id, created = self._database.write(work)
         found = self.get(request_id)
@@ -199,11 +203,15 @@ class ShareRequests:
 
     def get(self, request_id: int) -> ShareRequest | None:
         """One request by id."""
-        return self._database.read(
-            lambda db: _row(
-                next(iter(db.table("share_requests").rows_where("id = ?", [request_id])), None)
-            )
-        )
+
+        def work(db: sqlite_utils.Database) -> ShareRequest | None:
+            cursor = db.execute("SELECT * FROM share_requests WHERE id = ?", [request_id])
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return _row(dict(zip([c[0] for c in cursor.description], row, strict=True)))
+
+        return self._database.read(work)
 
     def for_user(self, user_id: str, limit: int = 10) -> list[ShareRequest]:
         """A user's newest requests."""
@@ -359,7 +367,13 @@ class ShareRequests:
             raise ValueError(f"unknown columns: {sorted(unknown)}")
         values.setdefault("updated_at", stamp(self._now()))
         values = {k: v.value if isinstance(v, StrEnum) else v for k, v in values.items()}
-        self._database.write(lambda db: db.table("share_requests").update(request_id, values))
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        self._database.write(
+            lambda db: db.execute(
+                f"UPDATE share_requests SET {assignments} WHERE id = ?",
+                [*values.values(), request_id],
+            )
+        )
         found = self.get(request_id)
         assert found is not None
         return found
