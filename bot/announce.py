@@ -141,6 +141,8 @@ class Announcer:
         if state in {RequestState.DENIED, RequestState.EXPIRED}:
             steps.append(lambda: self._update_card(request, name))
         outcome = self.outcome_text(request, language, name)
+        if request.announced_state == RequestState.FAILED:
+            outcome = say(language, "landed_after_all") + " " + outcome
         steps += [
             lambda: self._reply(request, language, outcome),
             lambda: self._update_parent(request, language, name),

@@ -248,9 +248,15 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "error_unavailable": (
         "The cloud API didn't answer properly, even after retries, so this isn't done. "
-        "Please try again in a few minutes.",
+        "Please try again in a few minutes. (In case the cloud did it without telling me, "
+        "I'll check for the next hour and say so here.)",
         "재시도했지만 클라우드 API가 제대로 응답하지 않아 완료되지 않았습니다. 몇 분 뒤 "
-        "다시 시도해 주세요.",
+        "다시 시도해 주세요. (응답 없이 처리되었을 수도 있어 한 시간 동안 확인하고, "
+        "처리되었다면 여기에 알려 드립니다.)",
+    ),
+    "landed_after_all": (
+        "Update: the cloud did carry this out after all.",
+        "업데이트: 클라우드가 결국 이 요청을 처리했습니다.",
     ),
     "error_unexpected": (
         "The cloud API answered something unexpected, so this isn't done. "

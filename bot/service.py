@@ -50,6 +50,10 @@ class Following:
 
     every: timedelta = timedelta(seconds=300)
     days: timedelta = timedelta(days=7)
+    # A change whose answer never came (timeouts, resets, 5xx) may still have landed:
+    # it is read back this often, for this long, and the thread told if it did.
+    recheck_every: timedelta = timedelta(seconds=60)
+    recheck_for: timedelta = timedelta(hours=1)
 
 
 class ShareService:
@@ -180,6 +184,29 @@ class ShareService:
             return self.send(request)
         return self._member_answer(request, member, api_status=200)
 
+    def recheck(self, request: ShareRequest) -> ShareRequest:
+        """Read back a change that failed without an answer: it may have landed after all."""
+        now = self.requests_now()
+        language = cloud_language(request.language or "en")
+        try:
+            member = self.cloud.show_member(request.image_id, request.member_id, language=language)
+        except errors.MemberNotFound:
+            if request.action == "unshare":
+                log.info("an unanswered remove landed after all", extra={"request": request.id})
+                return self._finished(request, RequestState.REMOVED, api_status=404)
+            return self.requests.update(request.id, next_poll_at=None)
+        except errors.CloudError:
+            until = parse_stamp(request.follow_until)
+            if until is None or now >= until:
+                return self.requests.update(request.id, next_poll_at=None)
+            return self.requests.update(
+                request.id, next_poll_at=stamp(now + self.following.recheck_every)
+            )
+        if request.action == "unshare":
+            return self.requests.update(request.id, next_poll_at=None)
+        log.info("an unanswered add landed after all", extra={"request": request.id})
+        return self._member_answer(request, member, api_status=200)
+
     def poll(self, request: ShareRequest) -> ShareRequest:
         """Re-read a pending member; record a new status, or stop following when time is up."""
         now = self.requests_now()
@@ -253,9 +280,13 @@ class ShareService:
                 member_status = self.cloud.show_member(request.image_id, request.member_id).status
             except errors.CloudError:
                 member_status = None
+        now = self.requests_now()
+        unanswered = isinstance(error, errors.CloudUnavailable)
         failed = self.requests.update(
             request.id,
             state=RequestState.FAILED,
+            next_poll_at=stamp(now + self.following.recheck_every) if unanswered else None,
+            follow_until=stamp(now + self.following.recheck_for) if unanswered else None,
             api_status=error.status,
             api_request_id=error.request_id,
             error_kind=error.kind,

@@ -148,13 +148,14 @@ class Worker:
             request = self.announcer.announce(self._reload(request))
         elif request.state == RequestState.SENDING:
             request = self.announcer.announce(self.service.reconcile(request))
-        elif request.state == RequestState.PENDING and request.next_poll_at:
-            poll_at = parse_stamp(request.next_poll_at)
-            if poll_at is not None and poll_at <= now:
+        elif request.next_poll_at and (parse_stamp(request.next_poll_at) or now) <= now:
+            if request.state == RequestState.PENDING:
                 request = self.service.poll(request)
                 if request.state == RequestState.PENDING and request.next_poll_at is None:
                     self.announcer.follow_stopped(request)
-                request = self.announcer.announce(request)
+            elif request.state == RequestState.FAILED:
+                request = self.service.recheck(request)
+            request = self.announcer.announce(request)
         return request
 
     def _reload(self, request: ShareRequest) -> ShareRequest:
@@ -169,7 +170,7 @@ class Worker:
             return now
         if request.state == RequestState.AWAITING_APPROVAL:
             return parse_stamp(request.expires_at)
-        if request.state == RequestState.PENDING:
+        if request.state in {RequestState.PENDING, RequestState.FAILED}:
             return parse_stamp(request.next_poll_at)
         return None
 

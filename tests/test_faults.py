@@ -183,6 +183,45 @@ def test_a_cloud_api_that_never_answers_in_time_is_tried_only_as_often_as_the_po
     nothing_open(bot)
 
 
+def test_an_add_that_lands_after_the_bot_gave_up_is_found_and_reported(
+    make: Callable[..., BotHarness], sandbox: Sandbox
+) -> None:
+    bot = make(timeout=httpx.Timeout(0.2, connect=1.0))
+    sandbox.inject(*[Fault.stall(0.5, method="POST") for _ in range(FAST_RETRY.attempts)])
+    bot.ack_text(f"{IMAGE} {MEMBER}")
+    reply, request = outcome(bot, "failed")
+    assert "I'll check for the next hour and say so here" in reply
+    settled(sandbox, FAST_RETRY.attempts)  # the held adds finish: the member is there now
+    assert [m.member_id for m in sandbox.members(IMAGE)] == [MEMBER]
+
+    bot.clock.advance(seconds=61)
+    bot.worker.wake()
+    request = bot.wait_state("pending")
+
+    replies = bot.wait_thread(bot.parent(), 2)
+    assert replies[1].startswith("Update: the cloud did carry this out after all. Shared.")
+    assert (request.error_kind, request.member_status) == (None, "pending")
+    assert len(calls(sandbox, "POST")) == FAST_RETRY.attempts  # read back, never sent again
+    assert calls(sandbox, "GET")
+
+
+def test_an_add_that_never_landed_is_rechecked_quietly_then_left(
+    make: Callable[..., BotHarness], sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    bot = make(timeout=httpx.Timeout(0.2, connect=1.0))
+    sandbox.inject(*[Fault.reset(method="POST") for _ in range(FAST_RETRY.attempts)])
+    bot.ack_text(f"{IMAGE} {MEMBER}")
+    outcome(bot, "failed")
+
+    bot.clock.advance(seconds=61)
+    bot.worker.wake()
+    wait_until(lambda: bot.request().next_poll_at is None, what="the recheck")
+
+    assert bot.request().state == "failed"
+    assert len(bot.thread_texts(bot.parent())) == 1  # nothing more was said
+    assert sandbox.members(IMAGE) == []
+
+
 # -- the cloud API: resets, 5xx, 429 ---------------------------------------------------------
 
 
