@@ -12,7 +12,17 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 
 
 class JsonFormatter(logging.Formatter):
-    """`{"at", "level", "logger", "message", ...extra}` on one line."""
+    """`{"at", "level", "logger", "message", ...extra}` on one line.
+
+    Any configured secret is replaced by `***` in the finished line, so no field,
+    `extra` value or traceback can carry one out.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # JSON may escape a secret's characters, so look for both spellings.
+        found = {s for s in secrets if s and len(s) >= 6}
+        self._secrets = sorted(found | {json.dumps(s)[1:-1] for s in found}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
@@ -26,33 +36,16 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
-
-
-class SecretScrubber(logging.Filter):
-    """Replaces any configured secret that reaches a log line with `***`."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self._secrets = [s for s in secrets if s and len(s) >= 6]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
-        scrubbed = message
+        text = json.dumps(line, default=str, ensure_ascii=False)
         for secret in self._secrets:
-            scrubbed = scrubbed.replace(secret, "***")
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
-        return True
+            text = text.replace(secret, "***")
+        return text
 
 
 def configure_logging(secrets: Iterable[str] = (), level: int = logging.INFO) -> None:
-    """Send JSON lines to stderr, with the scrubber on the handler (it sees every logger)."""
+    """Send JSON lines to stderr from every logger, secrets scrubbed."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(SecretScrubber(secrets))
+    handler.setFormatter(JsonFormatter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
