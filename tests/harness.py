@@ -109,7 +109,9 @@ class BotHarness:
             server_class=_ThreadingWSGIServer,
             handler_class=_Quiet,
         )
-        self._server_thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server_thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._server_thread.start()
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self.sender = SlackSender(f"{self.url}/slack/events", SIGNING_SECRET, fake=self.slack)
