@@ -173,6 +173,8 @@ def run_worker(settings: Settings) -> None:
     from bot.services import build_services
     from bot.worker import Worker
 
+    # Acks come first: on a busy machine the Slack-facing process gets the CPU before us.
+    os.nice(5)
     services = build_services(settings)
     try:
         report = services.cloud.version_report()
@@ -207,6 +209,7 @@ def run_worker(settings: Settings) -> None:
         requests=services.requests,
         service=services.share,
         announcer=services.announcer,
+        languages=services.languages,
         threads=settings.BOT_WORKER_THREADS,
     ).run(stop)
     services.close()

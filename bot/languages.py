@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 class Languages:
     """`en` or `ko` per user: `users.info` with `include_locale`, asked once a day.
 
-    This runs on the ack path, so a known user costs a dictionary look-up, and
-    simultaneous first commands of one user ask Slack once between them.
+    The ack path uses `known` (memory, then the database: no network); the worker
+    and the listeners that run after the ack use `of`, which asks Slack when needed,
+    once for all the commands of a user that wait on it.
     """
 
     def __init__(self, people: People, client: WebClient, default: str = "en") -> None:
@@ -30,6 +31,20 @@ class Languages:
         self._known: dict[str, tuple[str, float]] = {}
         self._asking: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def known(self, user_id: str) -> str | None:
+        """The user's language if the bot already knows it, without asking Slack."""
+        remembered = self._known.get(user_id)
+        if remembered is not None and time.monotonic() < remembered[1]:
+            return remembered[0]
+        try:
+            cached = self.people.language(user_id)
+        except StorageError as error:
+            log.warning("cannot read a language", extra={"user": user_id, "error": str(error)})
+            return None
+        if cached:
+            self._known[user_id] = (cached, time.monotonic() + FRESH_FOR.total_seconds())
+        return cached
 
     def of(self, user_id: str) -> str:
         """The user's language; the default when Slack cannot tell."""

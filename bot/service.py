@@ -239,7 +239,7 @@ class ShareService:
 
     def requests_now(self) -> datetime:
         """The storage clock."""
-        return self.requests._database.now()
+        return self.requests.now()
 
     # -- recording outcomes --------------------------------------------------------------
 

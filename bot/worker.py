@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.announce import Announcer
 from bot.errors import CloudError, DeliveryError, StorageError
+from bot.languages import Languages
 from bot.service import ShareService
 from storage import RequestState, ShareRequest, ShareRequests
 from storage.requests import parse_stamp
@@ -33,6 +34,7 @@ class Worker:
         requests: ShareRequests,
         service: ShareService,
         announcer: Announcer,
+        languages: Languages | None = None,
         threads: int = 32,
         poll_interval: float = 0.05,
         lease: timedelta = timedelta(minutes=3),
@@ -40,6 +42,7 @@ class Worker:
         self.requests = requests
         self.service = service
         self.announcer = announcer
+        self.languages = languages
         self.threads = threads
         self.poll_interval = poll_interval
         self.lease = lease
@@ -67,8 +70,8 @@ class Worker:
 
     def run_until_idle(self, timeout: float = 10.0) -> None:
         """Advance everything that is due now, in this thread (for the CLI and tests)."""
-        deadline = self.requests._database.now() + timedelta(seconds=timeout)
-        while self.requests._database.now() < deadline:
+        deadline = self.requests.now() + timedelta(seconds=timeout)
+        while self.requests.now() < deadline:
             due = self.requests.due(self.threads)
             if not due:
                 return
@@ -102,7 +105,7 @@ class Worker:
         request = self.requests.claim(request_id, self.lease)
         if request is None:
             return
-        next_due: datetime | None = self.requests._database.now()
+        next_due: datetime | None = self.requests.now()
         seen = request.state
         failed = True
         try:
@@ -115,16 +118,16 @@ class Worker:
         except CloudError as error:
             # Only reads (reconcile, follow) get here; sends record their own failures.
             log.warning("cloud API read failed", extra={"request": request_id, "error": str(error)})
-            next_due = self.requests._database.now() + timedelta(seconds=30)
+            next_due = self.requests.now() + timedelta(seconds=30)
         except StorageError as error:
             log.error(
                 "database failed mid-request", extra={"request": request_id, "error": str(error)}
             )
-            next_due = self.requests._database.now() + timedelta(seconds=5)
+            next_due = self.requests.now() + timedelta(seconds=5)
         except Exception:
             # A bug must not stop the other requests: log it whole and look again later.
             log.exception("unexpected failure", extra={"request": request_id})
-            next_due = self.requests._database.now() + timedelta(minutes=1)
+            next_due = self.requests.now() + timedelta(minutes=1)
         try:
             if failed:
                 # After a failure the row may have moved on inside the step: take it as it is.
@@ -136,7 +139,10 @@ class Worker:
             log.error("cannot release request", extra={"request": request_id, "error": str(error)})
 
     def _step(self, request: ShareRequest) -> ShareRequest:
-        now = self.requests._database.now()
+        now = self.requests.now()
+        if not request.language and self.languages is not None:
+            # Recorded before the bot knew the user's language: ask Slack now, off the ack.
+            request = self.requests.update(request.id, language=self.languages.of(request.user_id))
         if request.state == RequestState.AWAITING_APPROVAL:
             expires = parse_stamp(request.expires_at)
             if expires is not None and expires <= now and self.requests.expire(request.id):
@@ -162,7 +168,7 @@ class Worker:
         return self.requests.get(request.id) or request
 
     def _next_due(self, request: ShareRequest) -> datetime | None:
-        now = self.requests._database.now()
+        now = self.requests.now()
         if request.announced_state != request.state or request.state in {
             RequestState.QUEUED,
             RequestState.SENDING,
@@ -179,7 +185,7 @@ class Worker:
         if request is None:
             return None
         failures = request.delivery_failures + 1
-        now = self.requests._database.now()
+        now = self.requests.now()
         if failures >= MAX_DELIVERY_FAILURES:
             log.error(
                 "giving up telling Slack",

@@ -59,7 +59,7 @@ def register(app: App, services: Services) -> None:
     @app.view(DENY_MODAL)
     def deny_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         clicker = body["user"]["id"]
-        language = services.languages.of(clicker)
+        language = services.languages.known(clicker) or services.settings.BOT_DEFAULT_LANGUAGE
         try:
             request_id = int(view["private_metadata"].split("|", 1)[0])
         except (KeyError, ValueError):

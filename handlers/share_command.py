@@ -32,7 +32,10 @@ def register(app: App, services: Services) -> None:
 def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
     """Answer one `/share-image` command."""
     user = command["user_id"]
-    language = services.languages.of(user)
+    # No network before the ack: a user the bot does not know yet gets the default
+    # language here, and the worker looks theirs up for everything that follows.
+    known = services.languages.known(user)
+    language = known or services.settings.BOT_DEFAULT_LANGUAGE
     try:
         parsed = commands.parse(command.get("text") or "")
     except CommandError as error:
@@ -40,7 +43,7 @@ def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respo
         ack(response_type="ephemeral", text=messages.command_problem(language, error))
         return
     try:
-        _dispatch(services, ack, respond, command, parsed, language)
+        _dispatch(services, ack, respond, command, parsed, language, known)
     except NotAllowed as error:
         log.info("refused", extra={"user": user, "what": error.what})
         ack(
@@ -59,12 +62,13 @@ def _dispatch(
     command: dict[str, Any],
     parsed: commands.Command,
     language: str,
+    known: str | None,
 ) -> None:
     user = command["user_id"]
     if isinstance(parsed, commands.Help):
         ack(response_type="ephemeral", text=messages.usage(language))
     elif isinstance(parsed, commands.Share):
-        ack(response_type="ephemeral", text=_ask(services, command, parsed, language))
+        ack(response_type="ephemeral", text=_ask(services, command, parsed, language, known))
     elif isinstance(parsed, commands.Status):
         mine = services.requests.for_user(user)
         lines = [request_line(r, language) for r in mine]
@@ -86,11 +90,17 @@ def _dispatch(
         ack(response_type="ephemeral", text=_admin(services, user, parsed, language))
 
 
-def _ask(services: Services, command: dict[str, Any], parsed: commands.Share, language: str) -> str:
+def _ask(
+    services: Services,
+    command: dict[str, Any],
+    parsed: commands.Share,
+    language: str,
+    known: str | None,
+) -> str:
     asked = services.share.ask(
         command["user_id"],
         parsed,
-        language=language,
+        language=known or "",
         team_id=command.get("team_id", ""),
         channel_id=command.get("channel_id", ""),
         response_url=command.get("response_url", ""),

@@ -144,7 +144,8 @@ class ShareRequests:
         self._database = database
         self.approval_ttl = approval_ttl
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
+        """The clock every timestamp of this table comes from."""
         return self._database.now()
 
     # -- asking --------------------------------------------------------------------
@@ -155,7 +156,7 @@ class ShareRequests:
         Returns the request and True when it is new, or the open one and False.
         Check and insert share one transaction, so two identical asks make one row.
         """
-        now = self._now()
+        now = self.now()
 
         def work(db: sqlite_utils.Database) -> tuple[int, bool]:
             existing = db.execute(
@@ -226,7 +227,7 @@ class ShareRequests:
 
     def awaiting_decision(self, limit: int = 20) -> list[ShareRequest]:
         """Requests still waiting for an approver, oldest first."""
-        now = stamp(self._now())
+        now = stamp(self.now())
         rows = self._database.read(
             lambda db: list(
                 db.table("share_requests").rows_where(
@@ -260,7 +261,7 @@ class ShareRequests:
 
         Returns the updated request for the winner, None for everyone else.
         """
-        now = stamp(self._now())
+        now = stamp(self.now())
         state = RequestState.QUEUED if approve else RequestState.DENIED
 
         def work(db: sqlite_utils.Database) -> int:
@@ -277,7 +278,7 @@ class ShareRequests:
 
     def expire(self, request_id: int) -> bool:
         """Mark an undecided request expired once its time is up; True if this call did."""
-        now = stamp(self._now())
+        now = stamp(self.now())
         return (
             self._database.write(
                 lambda db: (
@@ -295,7 +296,7 @@ class ShareRequests:
 
     def due(self, limit: int = 32) -> list[int]:
         """Ids of requests the worker should look at now, most overdue first."""
-        now = stamp(self._now())
+        now = stamp(self.now())
         rows = self._database.read(
             lambda db: db.execute(
                 "SELECT id FROM share_requests WHERE due_at <= ?"
@@ -307,7 +308,7 @@ class ShareRequests:
 
     def claim(self, request_id: int, lease: timedelta) -> ShareRequest | None:
         """Take a due request for `lease`; None when another worker holds it or it is not due."""
-        now = self._now()
+        now = self.now()
         won = self._database.write(
             lambda db: (
                 db.execute(
@@ -324,7 +325,7 @@ class ShareRequests:
 
         If its state changed meanwhile (an approver clicked), it is due at once instead.
         """
-        now = stamp(self._now())
+        now = stamp(self.now())
         due = stamp(due_at) if due_at else None
         self._database.write(
             lambda db: db.execute(
@@ -346,7 +347,7 @@ class ShareRequests:
 
     def start_sending(self, request_id: int) -> bool:
         """queued → sending, stored before the cloud API is called; False if not queued."""
-        now = stamp(self._now())
+        now = stamp(self.now())
         return (
             self._database.write(
                 lambda db: (
@@ -365,7 +366,7 @@ class ShareRequests:
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown columns: {sorted(unknown)}")
-        values.setdefault("updated_at", stamp(self._now()))
+        values.setdefault("updated_at", stamp(self.now()))
         values = {k: v.value if isinstance(v, StrEnum) else v for k, v in values.items()}
         assignments = ", ".join(f"{column} = ?" for column in values)
         self._database.write(

@@ -127,6 +127,7 @@ class BotHarness:
             requests=self.services.requests,
             service=self.services.share,
             announcer=self.services.announcer,
+            languages=self.services.languages,
             threads=16,
             poll_interval=0.02,
         )

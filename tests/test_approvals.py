@@ -348,15 +348,31 @@ def test_korean_users_get_korean_messages(
 ) -> None:
     slack.set_locale("USHARE", "ko-KR")
 
-    ack = team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
+    # The very first ack comes before the bot may ask Slack (no network on the ack
+    # path): it is in the default language. Everything after is in Korean.
+    first = team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
 
-    assert ack.startswith("처리 중입니다")
+    assert first.startswith("On it")
     [reply] = team.wait_thread(team.parent("C1"))
     assert reply.startswith("공유했습니다.")
     assert team.request().language == "ko"
     assert team.ack_text("help", user="USHARE").startswith("*사용법*")
     bad = team.ack_text(f"nope {MEMBER}", user="USHARE")
     assert "`nope`은(는) 이미지 ID가 아닙니다" in bad
+    assert [c.args["user"] for c in slack.calls("users.info")] == ["USHARE"]
+
+
+def test_the_default_language_answers_users_the_bot_does_not_know_yet(
+    make_bot: Callable[..., BotHarness], slack: FakeSlack
+) -> None:
+    bot = make_bot(BOT_DEFAULT_LANGUAGE="ko")
+    bot.grant("U1", Role.SHARER)
+    slack.set_locale("U1", "en-US")
+
+    assert bot.ack_text(f"{IMAGE} {MEMBER}").startswith("승인이 필요합니다")
+    [waiting] = bot.wait_thread(bot.parent("C1"))
+    assert waiting.startswith("This needs approval")  # the user's own language from here on
+    assert bot.ack_text("help").startswith("*Usage*")
 
 
 def test_list_unshare_and_status(team: BotHarness, sandbox: Sandbox, slack: FakeSlack) -> None:
