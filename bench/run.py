@@ -217,7 +217,7 @@ def run_app(app: str, args: argparse.Namespace, fakes: Fakes, workdir: Path) -> 
     )
     if app == "bot":
         grant_sharers(bench_users(args), env, directory)
-        argv = [sys.executable, "-m", "bot", *os.environ.get("BENCH_BOT_ARGS", "").split()]
+        argv = [sys.executable, "-m", "bot"]
         label = "the bot (python -m bot)"
     else:
         argv = [sys.executable, "-m", "bench.bare_app"]
@@ -560,8 +560,8 @@ def burst_table(report: Report, args: argparse.Namespace) -> str:
         "",
         "ack latency: from connecting to the last byte of the answer. 'p99 vs bare' compares"
         " medians over the runs;\nthe absolute limits must hold in every run. Each app first"
-        " answers 3 'help' commands; in run 1\nthe bot's language cache is empty for the users"
-        " (each first command of a user asks Slack's users.info).",
+        " answers 3 'help' commands; in run 1\nthe bot does not know the users' languages yet"
+        " (its worker asks Slack's users.info once per user).",
         "",
     ]
     for i, b in enumerate(bot.bursts):
