@@ -76,3 +76,16 @@ def bot(make_bot: Callable[..., BotHarness]) -> BotHarness:
     harness.grant("UADMIN", Role.ADMIN)
     harness.services.members.add(MEMBER, MEMBER_NAME, by="test")
     return harness
+
+
+@pytest.fixture
+def team(make_bot: Callable[..., BotHarness]) -> BotHarness:
+    """A requester, a sharer, two approvers and an admin; MEMBER is known; notify channel on."""
+    bot = make_bot(SHARE_NOTIFY_CHANNEL="CNOTIFY")
+    bot.grant("UREQ", Role.REQUESTER)
+    bot.grant("USHARE", Role.SHARER)
+    bot.grant("UAPP1", Role.APPROVER)
+    bot.grant("UAPP2", Role.APPROVER)
+    bot.grant("UADMIN", Role.ADMIN)
+    bot.services.members.add(MEMBER, MEMBER_NAME, by="test")
+    return bot

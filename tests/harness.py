@@ -18,6 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import httpx
 
 from bot.app import create_app
+from bot.sandbox import Record, Sandbox
 from bot.scp import RetryPolicy
 from bot.server import WebApp
 from bot.services import Services, build_services, make_cloud_client
@@ -223,6 +224,16 @@ class BotHarness:
             lambda: len(self.slack.thread(ts)) >= count, what=f"{count} thread replies"
         )
         return self.thread_texts(parent)
+
+
+def adds(sandbox: Sandbox) -> list[Record]:
+    """The add-member calls the sandbox received."""
+    return [r for r in sandbox.records if r.method == "POST"]
+
+
+def member_calls(sandbox: Sandbox) -> list[Record]:
+    """Every call on the member API (the unsigned version list left out)."""
+    return [r for r in sandbox.records if r.path.startswith("/v1/")]
 
 
 def records_of(caplog_records: list[logging.LogRecord]) -> list[str]:

@@ -13,26 +13,9 @@ import pytest
 from bot.sandbox import Sandbox
 from storage import Role
 from tests.fakes.slack import Call, FakeSlack
-from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness
+from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds
 
 UNKNOWN = "ffffffffffffffffffffffffffffffff"
-
-
-@pytest.fixture
-def team(make_bot: Callable[..., BotHarness]) -> BotHarness:
-    """A bot with a requester, a sharer, two approvers and an admin; notify channel on."""
-    bot = make_bot(SHARE_NOTIFY_CHANNEL="CNOTIFY")
-    bot.grant("UREQ", Role.REQUESTER)
-    bot.grant("USHARE", Role.SHARER)
-    bot.grant("UAPP1", Role.APPROVER)
-    bot.grant("UAPP2", Role.APPROVER)
-    bot.grant("UADMIN", Role.ADMIN)
-    bot.services.members.add(MEMBER, "QA account", by="test")
-    return bot
-
-
-def adds(sandbox: Sandbox) -> list[Any]:
-    return [r for r in sandbox.records if r.method == "POST"]
 
 
 def card(bot: BotHarness) -> Call:

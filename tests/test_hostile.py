@@ -11,7 +11,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -34,28 +34,12 @@ from tests.harness import (
     SECRETS,
     SIGNING_SECRET,
     BotHarness,
+    member_calls,
     settings_for,
 )
 
 UNKNOWN = "ffffffffffffffffffffffffffffffff"
 USAGE = "/share-image <image_id> <member_id> [reason]"
-
-
-@pytest.fixture
-def team(make_bot: Callable[..., BotHarness]) -> BotHarness:
-    """A requester, a sharer, two approvers and an admin; MEMBER is known."""
-    bot = make_bot(SHARE_NOTIFY_CHANNEL="CNOTIFY")
-    bot.grant("UREQ", Role.REQUESTER)
-    bot.grant("USHARE", Role.SHARER)
-    bot.grant("UAPP1", Role.APPROVER)
-    bot.grant("UAPP2", Role.APPROVER)
-    bot.grant("UADMIN", Role.ADMIN)
-    bot.services.members.add(MEMBER, "QA account", by="test")
-    return bot
-
-
-def member_calls(sandbox: Sandbox) -> list[Any]:
-    return [r for r in sandbox.records if r.path.startswith("/v1/")]
 
 
 def ask(bot: BotHarness, member: str = MEMBER, *, request_id: int = 1) -> Call:

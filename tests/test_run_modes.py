@@ -22,9 +22,17 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox import Record, Sandbox
+from bot.sandbox import Sandbox
 from tests.fakes.slack import FakeSlack, SlackSender
-from tests.harness import ACCESS_KEY, IMAGE, MEMBER, SECRET_KEY, SECRETS, SIGNING_SECRET
+from tests.harness import (
+    ACCESS_KEY,
+    IMAGE,
+    MEMBER,
+    SECRET_KEY,
+    SECRETS,
+    SIGNING_SECRET,
+    adds,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30.0
@@ -213,10 +221,6 @@ def assert_stops_cleanly(bot: BotProcess) -> None:
     left = [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert not process_group_alive(bot.pid), f"left over: {[command_line(p) for p in left]}"
     assert "Traceback" not in bot.output(), bot.output()
-
-
-def adds(sandbox: Sandbox) -> list[Record]:
-    return [r for r in sandbox.records if r.method == "POST"]
 
 
 def wait_thread_reply(slack: FakeSlack) -> tuple[str, str]:

@@ -13,17 +13,7 @@ import pytest
 from bot.sandbox import Fault, Sandbox
 from storage import Role
 from tests.fakes.slack import FakeSlack
-from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness
-
-
-def adds(sandbox: Sandbox) -> list[Any]:
-    """The add-member calls the sandbox received."""
-    return [r for r in sandbox.records if r.method == "POST"]
-
-
-def member_calls(sandbox: Sandbox) -> list[Any]:
-    """Every call on the member API (the unsigned version list excluded)."""
-    return [r for r in sandbox.records if r.path.startswith("/v1/")]
+from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds, member_calls
 
 
 def test_direct_share_answers_in_a_thread_with_the_pending_status(
