@@ -333,6 +333,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "You can't decide your own request; another approver has to.",
         "본인의 요청은 결정할 수 없습니다. 다른 승인자가 결정해야 합니다.",
     ),
+    "click_decided": (
+        "Request #{id} was already {decision} by <@{by}>; nothing changed.",
+        "요청 #{id}은(는) 이미 <@{by}> 님이 {decision}했습니다. 변경하지 않았습니다.",
+    ),
+    "decision_approved": ("approved", "승인"),
+    "decision_denied": ("denied", "거절"),
     "click_done": (
         "Request #{id} is already {state}; nothing changed.",
         "요청 #{id}은(는) 이미 {state} 상태라서 변경하지 않았습니다.",

@@ -151,4 +151,13 @@ def _refusal_text(services: Services, decision: Decision, language: str) -> str:
         return say(language, "click_unknown")
     if refusal == "expired":
         return say(language, "click_expired", id=request.id)
+    if request.decided_by:
+        outcome = "denied" if request.state == RequestState.DENIED else "approved"
+        return say(
+            language,
+            "click_decided",
+            id=request.id,
+            decision=say(language, f"decision_{outcome}"),
+            by=request.decided_by,
+        )
     return say(language, "click_done", id=request.id, state=state_word(language, request.state))

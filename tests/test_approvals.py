@@ -152,10 +152,14 @@ def test_simultaneous_and_double_clicks_give_one_decision_and_one_call(
     refusals = slack.wait_for(
         lambda: len(slack.responses()) >= 3 and slack.responses(), what="refusals for the losers"
     )
-    assert all("is already" in r.body["text"] for r in refusals)
+    assert request.decided_by in {"UAPP1", "UAPP2", "UADMIN"}
+    assert all(
+        r.body["text"] == f"Request #1 was already approved by <@{request.decided_by}>;"
+        " nothing changed."
+        for r in refusals
+    )
     time.sleep(0.2)
     assert len(adds(sandbox)) == 1
-    assert request.decided_by in {"UAPP1", "UAPP2", "UADMIN"}
     assert len(slack.updates(posted.ts)) == 1
 
 

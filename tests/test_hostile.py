@@ -183,7 +183,7 @@ def test_a_replayed_click_is_refused_by_age_or_by_state(
     team.wait_state("pending")
     assert post_signed(team, body, timestamp=now).status_code == 200
     [refusal] = slack.wait_for(lambda: slack.responses(), what="the replay's refusal")
-    assert refusal.body["text"] == "Request #1 is already pending; nothing changed."
+    assert refusal.body["text"] == "Request #1 was already approved by <@UAPP1>; nothing changed."
     assert refusal.body["response_type"] == "ephemeral"
     time.sleep(0.15)
     assert len([r for r in member_calls(sandbox) if r.method == "POST"]) == 1
