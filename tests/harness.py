@@ -171,6 +171,22 @@ class BotHarness:
         assert response.status_code == 200, response.text
         return str(response.json().get("text", "")) if response.content else ""
 
+    def submit_deny(self, user: str, reason: str) -> httpx.Response:
+        """Submit the deny modal the bot opened last, as Slack does."""
+        opened = self.slack.wait_for(lambda: self.slack.calls("views.open"), what="a deny modal")
+        view = opened[-1].args["view"]
+        typed = {"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T1", "domain": "fake-team"},
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T1"},
+            "api_app_id": "A1",
+            "token": "fake-verification-token",
+            "trigger_id": "1.2.3",
+            "view": {**view, "id": "V1", "team_id": "T1", "state": {"values": typed}},
+        }
+        return self.sender.action(payload)
+
     def grant(self, user: str, role: Role, image: str = "") -> None:
         """Give `user` a role."""
         self.services.grants.grant(user, role, image, by="test")

@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -163,38 +162,13 @@ def test_simultaneous_and_double_clicks_give_one_decision_and_one_call(
     assert len(slack.updates(posted.ts)) == 1
 
 
-def submit_deny(team: BotHarness, slack: FakeSlack, user: str, reason: str) -> Any:
-    """Submit the deny modal the bot opened, as Slack does."""
-    [opened] = slack.wait_for(lambda: slack.calls("views.open"), what="the deny modal")
-    view = opened.args["view"]
-    payload = {
-        "type": "view_submission",
-        "team": {"id": "T1", "domain": "fake-team"},
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "fake-verification-token",
-        "trigger_id": "1.2.3",
-        "view": {
-            **view,
-            "id": "V1",
-            "team_id": "T1",
-            "state": {
-                "values": {
-                    "reason": {"reason_input": {"type": "plain_text_input", "value": reason}}
-                }
-            },
-        },
-    }
-    return team.sender.action(payload)
-
-
 def test_deny_asks_why_and_tells_the_requester(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
     posted = ask(team)
 
     team.sender.click(posted, "deny", user_id="UAPP2")
-    response = submit_deny(team, slack, "UAPP2", "Use the <!channel> *prod* image")
+    response = team.submit_deny("UAPP2", "Use the <!channel> *prod* image")
 
     assert response.status_code == 200
     request = team.wait_state("denied")
@@ -215,7 +189,7 @@ def test_a_deny_modal_from_a_non_approver_is_refused_in_the_modal(
     posted = ask(team)
     team.sender.click(posted, "deny", user_id="UAPP2")
 
-    response = submit_deny(team, slack, "USHARE", "no")
+    response = team.submit_deny("USHARE", "no")
 
     assert response.json()["response_action"] == "errors"
     assert "Only approvers" in response.json()["errors"]["reason"]

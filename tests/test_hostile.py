@@ -477,26 +477,6 @@ def text_objects(value: Any) -> Iterator[tuple[str, str]]:
             yield from text_objects(item)
 
 
-def _submit_deny(bot: BotHarness, user: str, reason: str) -> httpx.Response:
-    opened = bot.slack.wait_for(lambda: bot.slack.calls("views.open"), what="the deny modal")
-    view = opened[-1].args["view"]
-    payload = {
-        "type": "view_submission",
-        "team": {"id": "T1", "domain": "fake-team"},
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "fake-verification-token",
-        "trigger_id": "1.2.3",
-        "view": {
-            **view,
-            "id": "V1",
-            "team_id": "T1",
-            "state": {"values": {"reason": {"reason_input": {"value": reason}}}},
-        },
-    }
-    return bot.sender.action(payload)
-
-
 def test_markup_in_reasons_and_names_never_reaches_slack_unescaped(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
@@ -512,7 +492,7 @@ def test_markup_in_reasons_and_names_never_reaches_slack_unescaped(
     team.wait_state("awaiting_approval", 2)
     card = slack.wait_for(lambda: slack.messages("CAPPROVE"), what="the card")[0]
     team.sender.click(card, "deny", user_id="UAPP1")
-    assert _submit_deny(team, "UAPP1", DENY_REASON).status_code == 200
+    assert team.submit_deny("UAPP1", DENY_REASON).status_code == 200
     team.wait_state("denied", 2)
     # 3: asked, then approved.
     acks.append(team.ack_text(f"{OTHER_IMAGE} {MEMBER} {REASON}", user="UREQ"))
@@ -645,7 +625,7 @@ def test_no_secret_reaches_a_log_line_a_slack_message_or_a_stored_row(
         bot.wait_state("awaiting_approval", 3)
         card = slack.wait_for(lambda: len(c := slack.messages("CAPPROVE")) == 2 and c)[1]
         bot.sender.click(card, "deny", user_id="UAPP1")
-        _submit_deny(bot, "UAPP1", "not today")
+        bot.submit_deny("UAPP1", "not today")
         bot.wait_state("denied", 3)
         # The cloud API down (503 until the retries run out).
         sandbox.inject(*[Fault.answer(503, method="POST") for _ in range(3)])
