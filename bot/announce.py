@@ -20,6 +20,7 @@ from bot import views
 from bot.errors import DeliveryError
 from bot.messages import code, mentions, outcome_error, say
 from storage import Grants, KnownMembers, OnCall, RequestState, Role, ShareRequest, ShareRequests
+from storage.database import stamp
 from storage.requests import parse_stamp
 
 log = logging.getLogger(__name__)
@@ -102,13 +103,17 @@ class Announcer:
     # -- the entry point ------------------------------------------------------------------
 
     def announce(self, request: ShareRequest) -> ShareRequest:
-        """Say what the request's state means to everyone concerned, once.
+        """Say what the request's state means to everyone concerned.
 
         Each message is a step; `announce_step` remembers how many went out, so a retry
-        after Slack failed half-way sends only what is missing, never a message twice.
+        after Slack failed half-way sends only what is missing. A step Slack refuses for
+        good (a channel the bot is not in, a deleted message) is logged and skipped; a
+        passing failure raises `DeliveryError` for the worker to try again later. If the
+        state moves on meanwhile (an approver clicked), the new state is announced next.
         """
         if request.announced_state == request.state:
             return request
+        announcing = RequestState(request.state)
         language = request.language or self.default_language
         name = self.members.name(request.member_id)
         if request.parent_ts is None and not request.via_response_url:
@@ -117,10 +122,24 @@ class Announcer:
         for number, step in enumerate(steps, start=1):
             if number <= request.announce_step:
                 continue
-            request = step() or request
-            request = self.requests.update(request.id, announce_step=number)
+            try:
+                request = step() or request
+            except DeliveryError as error:
+                if error.transient:
+                    raise
+                log.error(
+                    "Slack refused a message for good; going on without it",
+                    extra={**request.log_fields(), "method": error.method, "error": error.error},
+                )
+            request = self.requests.update(request.id, announce_step=number, only_in=announcing)
+            if request.state != announcing:
+                return request
         return self.requests.update(
-            request.id, announced_state=request.state, announce_step=0, delivery_failures=0
+            request.id,
+            announced_state=announcing,
+            announce_step=0,
+            delivery_failures=0,
+            only_in=announcing,
         )
 
     def _steps(
@@ -191,7 +210,8 @@ class Announcer:
                 updated=api_time(request.member_updated_at),
             )
         if state == "removed":
-            return say(language, "outcome_removed", member=member, image=image)
+            key = "outcome_removed" if request.action == "unshare" else "outcome_gone"
+            return say(language, key, member=member, image=image)
         if state == "denied":
             reason = (
                 say(language, "deny_reason_line", reason=code(request.deny_reason))
@@ -303,31 +323,27 @@ class Announcer:
         channel = self.approval_channel or (
             request.parent_channel if not request.via_response_url else ""
         )
-        if not channel:
-            self._reply(
-                request,
-                language,
-                say(language, "thread_awaiting_nochannel", why=why, admins=self.admins(language)),
-            )
-            return request
         if request.card_ts is None:
-            card_language = self.default_language
-            text, blocks = views.approval_card(
-                request,
-                card_language,
-                member_name=name,
-                why=self._why(request, card_language, name),
-                on_call=self.oncall.now_on_call(),
-                approvers=self.grants.holders(Role.APPROVER) or self.grants.holders(Role.ADMIN),
-                asked=slack_time(parse_stamp(request.created_at)),
-                expires=slack_time(parse_stamp(request.expires_at)),
-            )
-            answer = self._call(
-                "chat.postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False
-            )
-            request = self.requests.update(
-                request.id, card_channel=answer.get("channel"), card_ts=answer.get("ts")
-            )
+            try:
+                if not channel:
+                    raise DeliveryError("chat.postMessage", "no_approval_channel")
+                request = self._post_card(request, channel, name)
+            except DeliveryError as error:
+                if error.transient:
+                    raise
+                # Nobody could ever approve it: say so now rather than at expiry.
+                log.error(
+                    "cannot post the approval card",
+                    extra={**request.log_fields(), "channel": channel, "error": error.error},
+                )
+                return self.requests.update(
+                    request.id,
+                    state=RequestState.FAILED,
+                    error_kind="approval_unreachable",
+                    error_detail=error.error,
+                    finished_at=stamp(self.requests.now()),
+                    only_in=RequestState.AWAITING_APPROVAL,
+                )
         link = views.permalink(request.card_channel, request.card_ts)
         self._reply(
             request,
@@ -335,6 +351,26 @@ class Announcer:
             say(language, "thread_awaiting", why=why, channel=request.card_channel, link=link),
         )
         return request
+
+    def _post_card(self, request: ShareRequest, channel: str, name: str | None) -> ShareRequest:
+        card_language = self.default_language
+        text, blocks = views.approval_card(
+            request,
+            card_language,
+            member_name=name,
+            why=self._why(request, card_language, name),
+            on_call=self.oncall.now_on_call(),
+            approvers=self.grants.holders(Role.APPROVER, image_id=request.image_id)
+            or self.grants.holders(Role.ADMIN),
+            asked=slack_time(parse_stamp(request.created_at)),
+            expires=slack_time(parse_stamp(request.expires_at)),
+        )
+        answer = self._call(
+            "chat.postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False
+        )
+        return self.requests.update(
+            request.id, card_channel=answer.get("channel"), card_ts=answer.get("ts")
+        )
 
     def _why(self, request: ShareRequest, language: str, name: str | None) -> str:
         if request.approval_reason == "unknown_member":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import signal
@@ -173,6 +174,14 @@ def run_worker(settings: Settings) -> None:
     from bot.services import build_services
     from bot.worker import Worker
 
+    # One worker per database: leases are dropped at start-up, which is only safe
+    # when no other worker holds any. The OS releases the lock when we die.
+    lock_path = Path(f"{settings.DATABASE_PATH}.worker.lock")
+    lock = lock_path.open("a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"another worker is already running on {settings.DATABASE_PATH}")
     # Acks come first: on a busy machine the Slack-facing process gets the CPU before us.
     os.nice(5)
     services = build_services(settings)

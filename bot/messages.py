@@ -212,6 +212,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "{days}일이 지나도 {member}이(가) 수락하지 않아 확인을 멈췄습니다. "
         "`/share-image list {image_plain}`으로 현재 상태를 볼 수 있습니다.",
     ),
+    "outcome_gone": (
+        "{member} is no longer a member of image {image}: it was removed outside this thread.",
+        "{member}은(는) 더 이상 이미지 {image}의 멤버가 아닙니다. 이 스레드 밖에서 제거되었습니다.",
+    ),
     "outcome_removed": (
         "Removed {member} from image {image}.",
         "이미지 {image}에서 {member}을(를) 제거했습니다.",
@@ -264,6 +268,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         "클라우드 API가 예상하지 못한 응답을 보내 완료되지 않았습니다. 나중에 다시 "
         "시도하고, 계속되면 관리자에게 알려 주세요: {admins}.",
     ),
+    "error_approval_unreachable": (
+        "This needs an approver's OK, but I can't post the approval card (I'm not in the "
+        "approval channel, or none is set up), so nothing was sent. An admin can fix it: "
+        "{admins}.",
+        "승인이 필요하지만 승인 요청 카드를 올릴 수 없어(승인 채널에 제가 없거나 설정되지 "
+        "않음) 아무것도 보내지 않았습니다. 관리자가 해결할 수 있습니다: {admins}.",
+    ),
     "error_storage": (
         "I couldn't write to my database, so nothing was done. Please try again in a minute.",
         "데이터베이스에 기록하지 못해 아무것도 하지 않았습니다. 잠시 뒤 다시 시도해 주세요.",
@@ -307,12 +318,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "thread_awaiting": (
         "This needs approval ({why}). I've asked the approvers in <#{channel}>: {link}",
         "승인이 필요합니다({why}). <#{channel}>에서 승인자에게 요청했습니다: {link}",
-    ),
-    "thread_awaiting_nochannel": (
-        "This needs approval ({why}), but no approval channel is set up "
-        "(SHARE_APPROVAL_CHANNEL). Admins: {admins}.",
-        "승인이 필요하지만({why}) 승인 채널(SHARE_APPROVAL_CHANNEL)이 설정되지 않았습니다. "
-        "관리자: {admins}.",
     ),
     "thread_approved": (
         "Approved by <@{by}>. Working on it now.",
@@ -458,7 +463,8 @@ def escape(text: str) -> str:
 
 def code(text: str) -> str:
     """User text shown as inline code (backticks inside cannot close it)."""
-    return "`" + escape(text).replace("`", "'") + "`"
+    flat = " ".join(text.split())  # a newline would end the code span
+    return "`" + escape(flat).replace("`", "'") + "`"
 
 
 def say(language: str, key: str, **values: object) -> str:
@@ -517,12 +523,3 @@ def outcome_error(
     if request_id:
         text += "\n" + say(language, "request_id", request_id=escape(request_id))
     return text
-
-
-def error_kind(error: Exception) -> str:
-    """The stored kind of an error (see `bot.errors`)."""
-    if isinstance(error, errors.CloudError):
-        return error.kind
-    if isinstance(error, errors.StorageError):
-        return "storage"
-    return "unexpected"

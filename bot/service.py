@@ -7,7 +7,6 @@ render what it returns.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -96,8 +95,7 @@ class ShareService:
         if not roles & SHARES_DIRECTLY:
             why = "role"
         elif (
-            not command.unshare
-            and self.unknown_members is UnknownMembers.APPROVAL
+            self.unknown_members is UnknownMembers.APPROVAL
             and self.members.name(command.member_id) is None
         ):
             why = "unknown_member"
@@ -133,6 +131,8 @@ class ShareService:
                 "request decided",
                 extra={"request": request_id, "decision": won.state, "by": user_id},
             )
+            if won.state == RequestState.DENIED:
+                self.log_outcome(won)
             return Decision(won)
         current = self.requests.get(request_id)
         if current is not None and current.state == RequestState.AWAITING_APPROVAL:
@@ -153,7 +153,6 @@ class ShareService:
 
     def send(self, request: ShareRequest) -> ShareRequest:
         """Call the cloud API for a request the worker has moved to `sending`; record the answer."""
-        started = time.monotonic()
         language = cloud_language(request.language or "en")
         try:
             if request.action == "unshare":
@@ -166,13 +165,17 @@ class ShareService:
                 done = self._member_answer(request, member, api_status=200)
         except errors.CloudError as error:
             done = self._failed(request, error)
-        self._log_outcome(done, started)
         return done
 
     def reconcile(self, request: ShareRequest) -> ShareRequest:
-        """Finish a request left in `sending` by a crash: read the member, never blindly re-add."""
+        """Finish a request left in `sending` by a crash: read the member, never blindly re-add.
+
+        While the cloud API cannot be read, the request stays in `sending` (the worker
+        tries again) for at most `recheck_for` after it was sent; then, or at once for
+        an answer that will not change (401, 403), the user is told it failed.
+        """
         language = cloud_language(request.language or "en")
-        log.warning("reconciling interrupted request", extra={"request": request.id})
+        log.warning("reconciling interrupted request", extra=request.log_fields())
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:
@@ -180,6 +183,12 @@ class ShareService:
                 return self._finished(request, RequestState.REMOVED, api_status=404)
             # The add never landed: send it now, for the first time that counts.
             return self.send(request)
+        except errors.CloudError as error:
+            sent = parse_stamp(request.sent_at) or self.requests_now()
+            waiting = self.requests_now() < sent + self.following.recheck_for
+            if isinstance(error, errors.CloudUnavailable) and waiting:
+                raise
+            return self._failed(request, error)
         if request.action == "unshare":
             return self.send(request)
         return self._member_answer(request, member, api_status=200)
@@ -215,22 +224,30 @@ class ShareService:
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:
-            return self.requests.update(
+            gone = self.requests.update(
                 request.id, state=RequestState.REMOVED, next_poll_at=None, finished_at=stamp(now)
             )
+            self.log_outcome(gone)
+            return gone
+        except errors.CloudError as error:
+            # Not readable now: look again at the usual pace, and stop when time is up.
+            log.warning(
+                "cannot read a followed member", extra={"request": request.id, "error": str(error)}
+            )
+            if follow_until is not None and now >= follow_until:
+                return self.requests.update(request.id, next_poll_at=None)
+            return self.requests.update(request.id, next_poll_at=stamp(now + self.following.every))
         state = MEMBER_STATES.get(member.status, RequestState.PENDING)
         if state != RequestState.PENDING:
-            log.info(
-                "member status changed",
-                extra={"request": request.id, "status": member.status},
-            )
-            return self.requests.update(
+            changed = self.requests.update(
                 request.id,
                 state=state,
                 member_status=member.status,
                 member_updated_at=member.updated_at,
                 next_poll_at=None,
             )
+            self.log_outcome(changed)
+            return changed
         if follow_until is not None and now >= follow_until:
             return self.requests.update(request.id, next_poll_at=None)
         return self.requests.update(
@@ -249,7 +266,7 @@ class ShareService:
         state = MEMBER_STATES.get(member.status, RequestState.PENDING)
         now = self.requests_now()
         following = state == RequestState.PENDING
-        return self.requests.update(
+        answered = self.requests.update(
             request.id,
             state=state,
             api_status=api_status,
@@ -262,16 +279,20 @@ class ShareService:
             follow_until=stamp(now + self.following.days) if following else None,
             next_poll_at=stamp(now + self.following.every) if following else None,
         )
+        self.log_outcome(answered)
+        return answered
 
     def _finished(
         self, request: ShareRequest, state: RequestState, *, api_status: int
     ) -> ShareRequest:
-        return self.requests.update(
+        finished = self.requests.update(
             request.id,
             state=state,
             api_status=api_status,
             finished_at=stamp(self.requests_now()),
         )
+        self.log_outcome(finished)
+        return finished
 
     def _failed(self, request: ShareRequest, error: errors.CloudError) -> ShareRequest:
         member_status = None
@@ -297,10 +318,14 @@ class ShareService:
         log.warning(
             "cloud API refused or failed", extra={"request": request.id, "error": str(error)}
         )
+        self.log_outcome(failed)
         return failed
 
     @staticmethod
-    def _log_outcome(request: ShareRequest, started: float) -> None:
+    def log_outcome(request: ShareRequest) -> None:
+        """The one structured line per outcome, whoever reached it."""
+        started = parse_stamp(request.sent_at) or parse_stamp(request.created_at)
+        finished = parse_stamp(request.finished_at) or parse_stamp(request.updated_at)
         log.info(
             "share outcome",
             extra={
@@ -308,6 +333,8 @@ class ShareService:
                 "api_status": request.api_status,
                 "api_request_id": request.api_request_id,
                 "error": request.error_kind,
-                "duration_ms": round((time.monotonic() - started) * 1000),
+                "duration_ms": round((finished - started).total_seconds() * 1000)
+                if started and finished
+                else None,
             },
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -20,6 +22,8 @@ from bot.scp import ScpAuth, ScpClient
 from bot.service import Following, ShareService
 from bot.settings import Settings
 from storage import AuditLog, Database, Grants, KnownMembers, OnCall, People, ShareRequests
+
+log = logging.getLogger(__name__)
 
 
 def make_web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
@@ -68,11 +72,29 @@ class Services:
     admin: Administration
     languages: Languages
     announcer: Announcer
-    # Called after a request is recorded, so an in-process worker starts at once.
+    # Called after a request is recorded. The worker process polls the database every
+    # 50 ms; a worker running in the same process (tests) is woken at once instead.
     wake: Callable[[], None] = field(default=lambda: None)
+    # Slow follow-ups of a listener (a cloud read for `list`) run here, on their own
+    # few threads, so they can never hold up the threads that produce acks.
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="after-ack")
+    )
+
+    def after_ack(self, work: Callable[[], None]) -> None:
+        """Run `work` on the follow-up threads; a failure is logged whole."""
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:  # nobody else would see it
+                log.exception("follow-up after an ack failed")
+
+        self.background.submit(run)
 
     def close(self) -> None:
-        """Release connections."""
+        """Finish follow-ups and release connections."""
+        self.background.shutdown(wait=True)
         self.cloud.close()
         self.database.close()
 
@@ -87,7 +109,7 @@ def build_services(
     """Wire the storage, cloud client, share service, Slack output and administration."""
     database = database or Database(settings.DATABASE_PATH)
     slack = slack or make_web_client(settings)
-    # The ack path asks Slack for a user's locale at most once a day; it must not wait long.
+    # Locale look-ups happen off the ack path (the worker, follow-ups): still, never long.
     quick_slack = WebClient(
         token=slack.token, base_url=slack.base_url, timeout=1, retry_handlers=[]
     )

@@ -74,6 +74,7 @@ def failure_words(request: ShareRequest, language: str) -> str:
         "member_refused": ("member id refused", "멤버 ID 거부"),
         "misconfigured": ("bot misconfigured", "봇 설정 오류"),
         "unavailable": ("cloud API unavailable", "클라우드 API 응답 없음"),
+        "approval_unreachable": ("no approver could be asked", "승인 요청 불가"),
     }.get(request.error_kind or "", ("unexpected error", "예상치 못한 오류"))
     return short[1] if language == "ko" else short[0]
 

@@ -68,16 +68,6 @@ class Worker:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
 
-    def run_until_idle(self, timeout: float = 10.0) -> None:
-        """Advance everything that is due now, in this thread (for the CLI and tests)."""
-        deadline = self.requests.now() + timedelta(seconds=timeout)
-        while self.requests.now() < deadline:
-            due = self.requests.due(self.threads)
-            if not due:
-                return
-            for request_id in due:
-                self.advance(request_id)
-
     def _dispatch(self, pool: ThreadPoolExecutor) -> None:
         with self._busy_lock:
             room = self.threads - len(self._busy)
@@ -147,13 +137,14 @@ class Worker:
             expires = parse_stamp(request.expires_at)
             if expires is not None and expires <= now and self.requests.expire(request.id):
                 request = self._reload(request)
-        request = self.announcer.announce(request)
+                self.service.log_outcome(request)
+        request = self._announce(request)
         if request.state == RequestState.QUEUED:
             if self.requests.start_sending(request.id):
                 request = self.service.send(self._reload(request))
-            request = self.announcer.announce(self._reload(request))
+            request = self._announce(self._reload(request))
         elif request.state == RequestState.SENDING:
-            request = self.announcer.announce(self.service.reconcile(request))
+            request = self._announce(self.service.reconcile(request))
         elif request.next_poll_at and (parse_stamp(request.next_poll_at) or now) <= now:
             if request.state == RequestState.PENDING:
                 request = self.service.poll(request)
@@ -161,6 +152,14 @@ class Worker:
                     self.announcer.follow_stopped(request)
             elif request.state == RequestState.FAILED:
                 request = self.service.recheck(request)
+            request = self._announce(request)
+        return request
+
+    def _announce(self, request: ShareRequest) -> ShareRequest:
+        """Announce until Slack is up to date, even if the state moved while announcing."""
+        for _ in range(len(RequestState)):
+            if request.announced_state == request.state:
+                break
             request = self.announcer.announce(request)
         return request
 
@@ -191,7 +190,9 @@ class Worker:
                 "giving up telling Slack",
                 extra={"request": request_id, "state": request.state, "error": str(error)},
             )
-            self.requests.update(request_id, announced_state=request.state, delivery_failures=0)
+            self.requests.update(
+                request_id, announced_state=request.state, announce_step=0, delivery_failures=0
+            )
             return self._next_due(self._reload(request))
         log.warning(
             "Slack did not take a message, will retry",

@@ -50,7 +50,7 @@ def register(app: App, services: Services) -> None:
             trigger_id=body["trigger_id"],
             view=deny_modal(
                 request.id,
-                services.languages.of(clicker),
+                services.languages.known(clicker) or services.settings.BOT_DEFAULT_LANGUAGE,
                 request.card_channel or "",
                 request.card_ts or "",
             ),

@@ -20,7 +20,14 @@ def register(app: App, services: Services) -> None:
             return
         user = event["user"]
         language = services.languages.of(user)
-        waiting = services.requests.awaiting_decision() if services.share.may_decide(user) else None
+        images = services.grants.images_decided_by(user)
+        waiting = None
+        if images is None or images:  # approvers and admins (of some images) see what waits
+            waiting = [
+                r
+                for r in services.requests.awaiting_decision()
+                if (images is None or r.image_id in images) and r.user_id != user
+            ]
         client.views_publish(
             user_id=user, view=home(language, services.requests.for_user(user), waiting)
         )

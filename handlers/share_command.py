@@ -146,6 +146,12 @@ def _list(
 ) -> None:
     # Ack first: the cloud API may take seconds. The answer follows via response_url.
     ack()
+    services.after_ack(lambda: _list_reply(services, respond, user, image_id, language))
+
+
+def _list_reply(
+    services: Services, respond: Respond, user: str, image_id: str, language: str
+) -> None:
     try:
         found = services.share.list_members(user, image_id, language=language)
     except NotAllowed:

@@ -94,14 +94,25 @@ class Grants:
             for row in rows
         ]
 
-    def holders(self, *roles: Role) -> list[str]:
-        """User ids holding any of `roles` for all images, for "who can help"."""
+    def holders(self, *roles: Role, image_id: str = ALL_IMAGES) -> list[str]:
+        """User ids holding any of `roles` for all images (or for `image_id` too)."""
         marks = ", ".join("?" for _ in roles)
         rows = self._database.read(
             lambda db: db.execute(
-                f"SELECT DISTINCT user_id FROM grants WHERE role IN ({marks}) AND image_id = ''"
-                " ORDER BY user_id",
-                [role.value for role in roles],
+                f"SELECT DISTINCT user_id FROM grants WHERE role IN ({marks})"
+                " AND image_id IN ('', ?) ORDER BY user_id",
+                [*(role.value for role in roles), image_id],
             ).fetchall()
         )
         return [row[0] for row in rows]
+
+    def images_decided_by(self, user_id: str) -> set[str] | None:
+        """Images `user_id` may approve: None for every image, else the set."""
+        rows = self._database.read(
+            lambda db: db.execute(
+                "SELECT image_id FROM grants WHERE user_id = ? AND role IN ('approver', 'admin')",
+                [user_id],
+            ).fetchall()
+        )
+        images = {row[0] for row in rows}
+        return None if ALL_IMAGES in images else images

@@ -37,13 +37,9 @@ class RequestState(StrEnum):
     DENIED = "denied"
     EXPIRED = "expired"
 
-    @property
-    def open(self) -> bool:
-        """Not decided or not yet answered by the cloud API."""
-        return self in OPEN_STATES
 
-
-OPEN_STATES = frozenset({RequestState.AWAITING_APPROVAL, RequestState.QUEUED, RequestState.SENDING})
+# Not decided yet, or not yet answered by the cloud API: a second ask joins these.
+OPEN_STATES = (RequestState.AWAITING_APPROVAL, RequestState.QUEUED, RequestState.SENDING)
 
 
 @dataclass(frozen=True)
@@ -161,8 +157,8 @@ class ShareRequests:
         def work(db: sqlite_utils.Database) -> tuple[int, bool]:
             existing = db.execute(
                 "SELECT id FROM share_requests WHERE image_id = ? AND member_id = ?"
-                " AND state IN ('awaiting_approval', 'queued', 'sending') ORDER BY id LIMIT 1",
-                [new.image_id, new.member_id],
+                " AND action = ? AND state IN (?, ?, ?) ORDER BY id LIMIT 1",
+                [new.image_id, new.member_id, new.action, *OPEN_STATES],
             ).fetchone()
             if existing is not None:
                 return int(existing[0]), False
@@ -267,7 +263,7 @@ class ShareRequests:
         def work(db: sqlite_utils.Database) -> int:
             return db.execute(
                 "UPDATE share_requests SET state = ?, decided_by = ?, decided_at = ?,"
-                " deny_reason = ?, updated_at = ?, due_at = ?"
+                " deny_reason = ?, updated_at = ?, due_at = ?, announce_step = 0"
                 " WHERE id = ? AND state = 'awaiting_approval' AND expires_at > ?"
                 " AND user_id != ?",
                 [state.value, by, now, reason or None, now, now, request_id, now, by],
@@ -283,7 +279,8 @@ class ShareRequests:
             self._database.write(
                 lambda db: (
                     db.execute(
-                        "UPDATE share_requests SET state = 'expired', updated_at = ?, due_at = ?"
+                        "UPDATE share_requests SET state = 'expired', updated_at = ?, due_at = ?,"
+                        " announce_step = 0"
                         " WHERE id = ? AND state = 'awaiting_approval' AND expires_at <= ?",
                         [now, now, request_id, now],
                     ).rowcount
@@ -352,7 +349,8 @@ class ShareRequests:
             self._database.write(
                 lambda db: (
                     db.execute(
-                        "UPDATE share_requests SET state = 'sending', sent_at = ?, updated_at = ?"
+                        "UPDATE share_requests SET state = 'sending', sent_at = ?, updated_at = ?,"
+                        " announce_step = 0"
                         " WHERE id = ? AND state = 'queued'",
                         [now, now, request_id],
                     ).rowcount
@@ -361,18 +359,27 @@ class ShareRequests:
             == 1
         )
 
-    def update(self, request_id: int, **values: Any) -> ShareRequest:
-        """Set columns of one request (and `updated_at`)."""
+    def update(
+        self, request_id: int, *, only_in: RequestState | None = None, **values: Any
+    ) -> ShareRequest:
+        """Set columns of one request (and `updated_at`); the row as it is afterwards.
+
+        A new state starts its announcement from the first step. With `only_in`, the
+        row changes only if it is still in that state (a compare-and-set).
+        """
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown columns: {sorted(unknown)}")
         values.setdefault("updated_at", stamp(self.now()))
+        if "state" in values:
+            values.setdefault("announce_step", 0)
         values = {k: v.value if isinstance(v, StrEnum) else v for k, v in values.items()}
         assignments = ", ".join(f"{column} = ?" for column in values)
+        condition = "id = ?" + (" AND state = ?" if only_in else "")
+        parameters = [*values.values(), request_id, *([only_in.value] if only_in else [])]
         self._database.write(
             lambda db: db.execute(
-                f"UPDATE share_requests SET {assignments} WHERE id = ?",
-                [*values.values(), request_id],
+                f"UPDATE share_requests SET {assignments} WHERE {condition}", parameters
             )
         )
         found = self.get(request_id)

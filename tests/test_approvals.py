@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.sandbox import Sandbox
-from storage import Role
+from storage import Role, ShareRequest
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds
 
@@ -415,3 +415,72 @@ def test_the_home_tab_shows_requests_and_what_waits(team: BotHarness, slack: Fak
     by_user = {c.args["user_id"]: json.dumps(c.args["view"]) for c in published}
     assert "#1 share" in by_user["UREQ"] and "Waiting for a decision" not in by_user["UREQ"]
     assert "Waiting for a decision" in by_user["UAPP1"] and "#1 share" in by_user["UAPP1"]
+
+
+def test_a_click_while_the_request_is_still_being_announced_is_announced_too(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    announcer = team.services.announcer
+    reply = announcer._reply
+
+    def click_during_the_reply(request: ShareRequest, language: str, text: str) -> None:
+        # The approver clicks in the instant between the card and its thread message.
+        if request.state == "awaiting_approval":
+            assert team.services.share.decide(request.id, "UAPP1", approve=True).request
+        reply(request, language, text)
+
+    announcer._reply = click_during_the_reply  # type: ignore[method-assign]
+    posted = ask_until_carded(team)
+
+    request = team.wait_state("pending")
+    assert request.decided_by == "UAPP1"
+    replies = thread_of(team, 3)
+    assert replies[1:] == [
+        "Approved by <@UAPP1>. Working on it now.",
+        replies[2],
+    ] and replies[2].startswith("Shared.")
+    [card_update] = slack.updates(posted.ts)
+    assert "Approved by <@UAPP1>" in json.dumps(card_update.args["blocks"])
+    assert len(adds(sandbox)) == 1
+
+
+def ask_until_carded(team: BotHarness) -> Call:
+    """Ask for approval and return the card, whatever state the request reaches next."""
+    team.ack_text(f"{IMAGE} {MEMBER} QA run", user="UREQ")
+    return card(team)
+
+
+def test_a_channel_slack_refuses_for_good_is_skipped_not_retried_forever(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.not_in_channel.add("CNOTIFY")  # the bot was never invited to the notify channel
+    team.ack_text(f"{IMAGE} {MEMBER}", user="USHARE")
+    team.wait_state("pending")
+    parent = team.parent("C1")
+
+    sandbox.set_member_status(IMAGE, MEMBER, "accepted")
+    team.clock.advance(seconds=301)
+    team.worker.wake()
+    request = team.wait_state("accepted")
+
+    replies = team.wait_thread(parent, 2)
+    assert "*accepted* image" in replies[1]
+    assert "accepted" in json.dumps(slack.updates(parent.ts)[-1].args["blocks"])
+    assert request.delivery_failures == 0
+    refused = [r for r in caplog.records if "refused a message for good" in r.getMessage()]
+    assert len(refused) == 2  # the pending line and the accepted line, once each
+
+
+def test_an_approval_nobody_can_see_fails_at_once_and_says_why(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    slack.not_in_channel.add("CAPPROVE")  # the bot is not in the approval channel
+
+    team.ack_text(f"{IMAGE} {MEMBER}", user="UREQ")
+
+    request = team.wait_state("failed")
+    assert request.error_kind == "approval_unreachable"
+    [reply] = thread_of(team, 1)
+    assert reply.startswith("This needs an approver's OK, but I can't post the approval card")
+    assert "<@UADMIN>" in reply
+    assert adds(sandbox) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -462,3 +463,33 @@ def test_the_bot_stops_with_one_line_when_slack_refuses_its_token(
         "share-image-bot cannot start: Slack refused SLACK_BOT_TOKEN (invalid_auth)"
     )
     assert wrong not in run.printed
+
+
+def test_a_second_worker_on_the_same_database_refuses_to_start(
+    cli: Any, check_env: dict[str, str], tmp_path: Path
+) -> None:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **check_env}
+    with (tmp_path / "first.log").open("w") as output:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "bot", "worker"],
+            cwd=tmp_path,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while "worker started" not in (tmp_path / "first.log").read_text():
+                assert first.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+
+            second = cli("worker", env=check_env)
+
+            assert second.code != 0
+            assert second.err.strip().endswith(
+                f"another worker is already running on {check_env['DATABASE_PATH']}"
+            )
+            assert first.poll() is None  # the first one carries on
+        finally:
+            first.terminate()
+            first.wait(15)

@@ -782,3 +782,51 @@ def test_a_database_that_cannot_be_written_gets_a_kind_ack_and_nothing_is_sent(
     }
     assert calls(sandbox) == [] and slack.messages() == []
     assert bot.services.requests.in_states(*RequestState) == []
+
+
+def test_an_interrupted_add_that_cannot_be_read_back_for_good_is_answered(
+    make: Callable[..., BotHarness], sandbox: Sandbox
+) -> None:
+    # The keys were rotated while the bot was down: every read is refused with 401.
+    bot = make(SCP_SECRET_KEY="rotated-secret-key-0123456789")
+    bot.stop_worker()
+    bot.ack_text(f"{IMAGE} {MEMBER}")
+    assert bot.services.requests.start_sending(1)  # as if the worker died mid-call
+
+    bot.start_worker()
+
+    reply, request = outcome(bot, "failed")
+    assert "credentials or settings were refused" in reply
+    assert request.error_kind == "misconfigured"
+    assert calls(sandbox, "POST") == []  # never sent blindly
+    nothing_open(bot)
+
+
+def test_slow_list_commands_never_hold_up_other_acks(
+    make: Callable[..., BotHarness], sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    bot = make()
+    sandbox.delay = 1.0
+    lists = [
+        threading.Thread(
+            target=bot.command,
+            args=(f"list {IMAGE}",),
+            kwargs={"response_url": slack.response_url(f"list{n}")},
+        )
+        for n in range(12)  # three times the follow-up threads, each held 1 s
+    ]
+    for thread in lists:
+        thread.start()
+
+    started = time.monotonic()
+    ack = bot.ack_text(f"{IMAGE} {MEMBER}")
+    took = time.monotonic() - started
+
+    assert ack.startswith("On it") and took < 1.0
+    for thread in lists:
+        thread.join()
+    answers = slack.wait_for(
+        lambda: len(slack.responses()) == 12 and slack.responses(), timeout=10, what="12 lists"
+    )
+    # Each list got its answer (the share above may or may not have landed yet).
+    assert all(f"mage `{IMAGE}`" in a.body["text"] for a in answers), [a.body for a in answers]
