@@ -48,28 +48,16 @@ class Languages:
 
     def of(self, user_id: str) -> str:
         """The user's language; the default when Slack cannot tell."""
-        known = self._known.get(user_id)
-        if known is not None and time.monotonic() < known[1]:
-            return known[0]
+        language = self.known(user_id)
+        if language:
+            return language
         with self._lock:
             asking = self._asking.setdefault(user_id, threading.Lock())
-        with asking:  # one question to Slack per user, however many commands wait for it
-            known = self._known.get(user_id)
-            if known is not None and time.monotonic() < known[1]:
-                return known[0]
-            language = self._look_up(user_id)
-        if language is not None:
-            self._known[user_id] = (language, time.monotonic() + FRESH_FOR.total_seconds())
+        with asking:  # one question to Slack per user, however many callers wait for it
+            language = self.known(user_id) or self._ask_slack(user_id)
         return language or self.default
 
-    def _look_up(self, user_id: str) -> str | None:
-        try:
-            cached = self.people.language(user_id)
-        except StorageError as error:
-            log.warning("cannot read a language", extra={"user": user_id, "error": str(error)})
-            cached = None
-        if cached:
-            return cached
+    def _ask_slack(self, user_id: str) -> str | None:
         try:
             answer = self.client.users_info(user=user_id, include_locale=True)
             locale = (answer.get("user") or {}).get("locale")
@@ -77,6 +65,7 @@ class Languages:
             log.warning("users.info failed", extra={"user": user_id, "error": type(error).__name__})
             return None
         language = language_of(locale, self.default)
+        self._known[user_id] = (language, time.monotonic() + FRESH_FOR.total_seconds())
         try:
             self.people.remember(user_id, language)
         except StorageError as error:

@@ -87,11 +87,6 @@ class ShareRequest:
     lease_until: str | None
     announce_step: int
 
-    @property
-    def status(self) -> RequestState:
-        """The state as an enum."""
-        return RequestState(self.state)
-
     def log_fields(self) -> dict[str, Any]:
         """What a log line says about the request (never a secret: none is stored)."""
         return {

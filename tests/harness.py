@@ -7,7 +7,6 @@ and restart it) and the clock can be moved forward.
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from bot.server import WebApp
 from bot.services import Services, build_services, make_cloud_client
 from bot.settings import Settings, load_settings
 from bot.worker import Worker
-from storage import Database, Role, ShareRequest
+from storage import Database, RequestState, Role, ShareRequest
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 
 ACCESS_KEY = "AKTEST0123456789"
@@ -193,13 +192,8 @@ class BotHarness:
 
     # -- looking -------------------------------------------------------------------------
 
-    def requests(self) -> list[ShareRequest]:
+    def all_requests(self) -> list[ShareRequest]:
         """Every stored request."""
-        return self.services.requests.for_user("%", 0) or [r for r in self._all_requests()]
-
-    def _all_requests(self) -> list[ShareRequest]:
-        from storage import RequestState
-
         return self.services.requests.in_states(*RequestState)
 
     def request(self, request_id: int = 1) -> ShareRequest:
@@ -250,8 +244,3 @@ def adds(sandbox: Sandbox) -> list[Record]:
 def member_calls(sandbox: Sandbox) -> list[Record]:
     """Every call on the member API (the unsigned version list left out)."""
     return [r for r in sandbox.records if r.path.startswith("/v1/")]
-
-
-def records_of(caplog_records: list[logging.LogRecord]) -> list[str]:
-    """Rendered log lines."""
-    return [r.getMessage() + " " + str(vars(r)) for r in caplog_records]

@@ -223,7 +223,7 @@ def test_a_second_request_points_to_the_first(team: BotHarness, sandbox: Sandbox
     assert again.startswith("Request #1 for image")
     assert "is already awaiting approval" in again
     assert "https://slack.com/archives/C1/p" in again
-    assert len(team._all_requests()) == 1
+    assert len(team.all_requests()) == 1
 
 
 def test_sharing_with_an_unknown_member_needs_approval(team: BotHarness, sandbox: Sandbox) -> None:

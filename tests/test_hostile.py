@@ -157,7 +157,7 @@ def test_signatures_that_do_not_belong_to_the_body_get_401(
     nothing_sent(team, sandbox, posted)
     assert slack.responses() == []
     undecided(team)
-    assert len(team._all_requests()) == 1
+    assert len(team.all_requests()) == 1
 
 
 def test_a_replayed_click_is_refused_by_age_or_by_state(
@@ -433,7 +433,7 @@ def _everything(bot: BotHarness) -> tuple[Any, ...]:
         services.members.all(),
         services.oncall.all(),
         services.audit.recent(),
-        bot._all_requests(),
+        bot.all_requests(),
     )
 
 
@@ -511,7 +511,7 @@ def test_markup_in_reasons_and_names_never_reaches_slack_unescaped(
     slack.wait_for(lambda: slack.responses("private"), what="the private answer")
 
     # The shares went through, and the database keeps what was typed, as typed.
-    assert [r.reason for r in team._all_requests()] == [REASON] * 4
+    assert [r.reason for r in team.all_requests()] == [REASON] * 4
     assert team.request(2).deny_reason == DENY_REASON
     assert {m.member_id: m.name for m in team.services.members.all()}[NAMED] == NAME
     assert len([r for r in member_calls(sandbox) if r.method == "POST"]) == 3

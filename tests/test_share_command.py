@@ -228,7 +228,7 @@ def test_bad_input_gets_a_precise_message_and_changes_nothing(
     time.sleep(0.1)  # give a (wrongly) started worker the chance to show itself
     assert member_calls(sandbox) == []
     assert slack.messages() == []
-    assert bot._all_requests() == []
+    assert bot.all_requests() == []
 
 
 def test_whitespace_tricks_are_tolerated_when_the_ids_are_clean(
@@ -249,7 +249,7 @@ def test_someone_without_a_role_is_refused_and_told_who_can_help(
     assert "<@UADMIN>" in ack
     time.sleep(0.1)
     assert member_calls(sandbox) == [] and slack.messages() == []
-    assert bot._all_requests() == []
+    assert bot.all_requests() == []
 
 
 def test_a_role_for_another_image_does_not_count(bot: BotHarness, sandbox: Sandbox) -> None:
@@ -316,7 +316,7 @@ def test_forged_or_stale_requests_get_401_and_reach_nothing(
     assert response.status_code == 401
     time.sleep(0.1)
     assert member_calls(sandbox) == [] and slack.messages() == []
-    assert bot._all_requests() == []
+    assert bot.all_requests() == []
 
 
 def test_many_commands_at_once_are_acked_fast_and_all_answered(
