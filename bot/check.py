@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 from slack_sdk import WebClient
 
-from bot.errors import CloudAuthError, CloudError, ImageNotFound, StorageError
 from bot.scp import ScpClient
+from bot.scp.errors import CloudAuthError, CloudError, ImageNotFound
 from bot.services import make_cloud_client, make_web_client
 from bot.settings import Settings
 from storage import Database
+from storage.errors import StorageError
 
 # A well-formed image id nobody owns: a signed read of it answers 404 when keys are good.
 PROBE_IMAGE = "00000000-0000-4000-8000-000000000000"

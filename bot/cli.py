@@ -16,12 +16,13 @@ from types import FrameType
 
 from dotenv import dotenv_values
 
-from bot import commands
-from bot.errors import CommandError, SettingsError, StorageError
 from bot.logs import configure_logging
-from bot.messages import say
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, SettingsError, load_settings
+from bot.sharing import commands
+from bot.sharing.errors import CommandError
+from bot.slack.texts import say
 from storage import AuditLog, Database, Grants, KnownMembers, OnCall
+from storage.errors import StorageError
 
 log = logging.getLogger("bot")
 
@@ -170,9 +171,9 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
 
 def run_worker(settings: Settings) -> None:
     """Carry out recorded requests until SIGTERM or SIGINT (or the parent goes away)."""
-    from bot.errors import CloudError
+    from bot.scp.errors import CloudError
     from bot.services import build_services
-    from bot.worker import Worker
+    from bot.sharing.worker import Worker
 
     # One worker per database: leases are dropped at start-up, which is only safe
     # when no other worker holds any. The OS releases the lock when we die.
@@ -234,7 +235,7 @@ def _fail(error: CommandError) -> None:
 
 def admin_command(args: argparse.Namespace) -> None:
     """grant, revoke, grants, member …, oncall …"""
-    from bot.admin import Administration
+    from bot.sharing.admin import Administration
 
     database = _open_database()
     admin = Administration(
@@ -360,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         admin_command(args)
         return
     if command == "sandbox":
-        from bot.sandbox import run_sandbox
+        from bot.scp.sandbox import run_sandbox
 
         configure_logging()
         run_sandbox(args.port)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.errors import StorageError
 from storage import Database
+from storage.errors import StorageError
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment

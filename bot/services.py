@@ -15,12 +15,12 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.admin import Administration
-from bot.announce import Announcer
-from bot.languages import Languages
 from bot.scp import ScpAuth, ScpClient
-from bot.service import Following, ShareService
 from bot.settings import Settings
+from bot.sharing.admin import Administration
+from bot.sharing.service import Following, ShareService
+from bot.slack.announcer import Announcer
+from bot.slack.languages import Languages
 from storage import AuditLog, Database, Grants, KnownMembers, OnCall, People, ShareRequests
 
 log = logging.getLogger(__name__)

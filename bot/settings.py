@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.errors import SettingsError
+from bot.sharing.rules import UnknownMembers
 
 SLACK_API_URL_DEFAULT = "https://slack.com/api/"
 
 
-class UnknownMembers(StrEnum):
-    """What a `sharer` sharing with a member nobody registered goes through."""
+class SettingsError(Exception):
+    """Settings are missing or invalid; `problems` names each one."""
 
-    APPROVAL = "approval"
-    DIRECT = "direct"
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
 
 
 class Settings(BaseSettings):

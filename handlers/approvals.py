@@ -12,12 +12,19 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.messages import mentions, say, state_word
-from bot.service import Decision
 from bot.services import Services
-from bot.views import APPROVE, DENY, DENY_MODAL, DENY_REASON_BLOCK, DENY_REASON_INPUT, deny_modal
+from bot.sharing.rules import Refusal
+from bot.sharing.service import Decision
+from bot.slack.texts import mentions, say, state_word
+from bot.slack.views import (
+    APPROVE,
+    DENY,
+    DENY_MODAL,
+    DENY_REASON_BLOCK,
+    DENY_REASON_INPUT,
+    deny_modal,
+)
 from storage import RequestState, Role, ShareRequest
-from storage.requests import parse_stamp
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +40,7 @@ def register(app: App, services: Services) -> None:
         decision = (
             services.share.decide(request.id, clicker, approve=True)
             if request is not None
-            else Decision(None, "unknown")
+            else Decision(None, Refusal.UNKNOWN)
         )
         _after(services, decision, clicker, respond)
 
@@ -42,9 +49,9 @@ def register(app: App, services: Services) -> None:
         ack()
         clicker = body["user"]["id"]
         request = _clicked_request(services, body)
-        refusal = _refusal(services, request, clicker)
-        if refusal or request is None:
-            _after(services, Decision(request, refusal or "unknown"), clicker, respond)
+        refusal = services.share.refusal(request, clicker)
+        if refusal is not None or request is None:
+            _after(services, Decision(request, refusal or Refusal.UNKNOWN), clicker, respond)
             return
         client.views_open(
             trigger_id=body["trigger_id"],
@@ -100,23 +107,6 @@ def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest |
     return request
 
 
-def _refusal(services: Services, request: ShareRequest | None, clicker: str) -> str | None:
-    if request is None:
-        return "unknown"
-    if not services.share.may_decide(clicker, request.image_id):
-        return "not_approver"
-    if request.user_id == clicker:
-        return "own_request"
-    if request.state == RequestState.EXPIRED:
-        return "expired"
-    if request.state != RequestState.AWAITING_APPROVAL:
-        return "done"
-    expires = parse_stamp(request.expires_at)
-    if expires is not None and expires <= services.share.requests_now():
-        return "expired"  # time ran out before the worker marked it: no modal for a dead card
-    return None
-
-
 def _after(services: Services, decision: Decision, clicker: str, respond: Respond) -> None:
     if decision.refusal is None:
         services.wake()
@@ -140,16 +130,16 @@ def _after(services: Services, decision: Decision, clicker: str, respond: Respon
 def _refusal_text(services: Services, decision: Decision, language: str) -> str:
     request = decision.request
     refusal = decision.refusal
-    if refusal == "not_approver":
+    if refusal is Refusal.NOT_APPROVER:
         people = services.grants.holders(Role.APPROVER, Role.ADMIN)
         return say(
             language, "click_not_approver", people=mentions(people) or say(language, "no_admins")
         )
-    if refusal == "own_request":
+    if refusal is Refusal.OWN_REQUEST:
         return say(language, "click_own_request")
-    if request is None or refusal == "unknown":
+    if request is None or refusal is Refusal.UNKNOWN:
         return say(language, "click_unknown")
-    if refusal == "expired":
+    if refusal is Refusal.EXPIRED:
         return say(language, "click_expired", id=request.id)
     if request.decided_by:
         outcome = "denied" if request.state == RequestState.DENIED else "approved"

@@ -8,7 +8,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.services import Services
-from bot.views import home
+from bot.slack.views import home
 
 
 def register(app: App, services: Services) -> None:

@@ -11,12 +11,15 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import commands, messages
-from bot.errors import CloudError, CommandError, NotAllowed, StorageError
-from bot.messages import code, say
+from bot.scp.errors import CloudError
 from bot.services import Services
-from bot.views import member_label, permalink, request_line
+from bot.sharing import commands
+from bot.sharing.errors import CommandError, NotAllowed
+from bot.slack import texts as messages
+from bot.slack.texts import code, say
+from bot.slack.views import member_label, permalink, request_line
 from storage import Role
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 

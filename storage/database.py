@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import sqlite_utils
 
-from bot.errors import StorageError
+from storage.errors import StorageError
 from storage.schema import migrations
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox import Sandbox
+from bot.scp.sandbox import Sandbox
 from storage import Role
 from tests.fakes.slack import FakeSlack
 from tests.harness import (

@@ -17,12 +17,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import httpx
 
 from bot.app import create_app
-from bot.sandbox import Record, Sandbox
 from bot.scp import RetryPolicy
+from bot.scp.sandbox import Record, Sandbox
 from bot.server import WebApp
 from bot.services import Services, build_services, make_cloud_client
 from bot.settings import Settings, load_settings
-from bot.worker import Worker
+from bot.sharing.worker import Worker
 from storage import Database, RequestState, Role, ShareRequest
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.sandbox import Sandbox
+from bot.scp.sandbox import Sandbox
 from storage import Role, ShareRequest
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox import Sandbox
+from bot.scp.sandbox import Sandbox
 from bot.settings import Settings
 from tests.fakes.slack import FakeSlack
 from tests.harness import ACCESS_KEY, IMAGE, SECRET_KEY, SIGNING_SECRET

@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import errors
-from bot.scp import RetryPolicy, ScpAuth, ScpClient, sign
+from bot.scp import RetryPolicy, ScpAuth, ScpClient, errors, sign
 
 BASE = "https://virtualserver.kr-west1.e.samsungsdscloud.com"
 ACCESS = "AK-client-test-0123"

@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.errors import StorageError
-from bot.sandbox import Fault, Record, Sandbox
 from bot.scp import RetryPolicy
+from bot.scp.sandbox import Fault, Record, Sandbox
 from storage import Database, Grants, RequestState, Role, ShareRequest, ShareRequests
+from storage.errors import StorageError
 from storage.requests import NewRequest
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import (

@@ -22,7 +22,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.logs import configure_logging
-from bot.sandbox import Fault, Sandbox
+from bot.scp.sandbox import Fault, Sandbox
 from storage import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import (

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox import Sandbox
+from bot.scp.sandbox import Sandbox
 from tests.fakes.slack import FakeSlack, SlackSender
 from tests.harness import (
     ACCESS_KEY,

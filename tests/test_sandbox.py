@@ -17,10 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import errors
-from bot.sandbox import Fault, FaultKind, Record, Sandbox
-from bot.scp import RetryPolicy, ScpAuth, ScpClient, sign
+from bot.scp import RetryPolicy, ScpAuth, ScpClient, errors, sign
 from bot.scp.models import ApiVersion
+from bot.scp.sandbox import Fault, FaultKind, Record, Sandbox
 
 ACCESS = "AK-test-0123456789"
 SECRET = "SK-test-very-secret-value"
@@ -323,7 +322,7 @@ def test_gateway_rejects_bad_signing(
     auth: ScpAuth,
     message: str,
 ) -> None:
-    caplog.set_level("INFO", logger="bot.sandbox")
+    caplog.set_level("INFO", logger="bot.scp.sandbox")
     with pytest.raises(errors.CloudAuthError) as caught:
         make_client(auth=auth).add_member(IMAGE, MEMBER)
 
@@ -605,7 +604,7 @@ def test_fault_kinds_are_plain_values() -> None:
 def test_run_sandbox_serves_until_ctrl_c() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCP_")}
     env |= {"SCP_SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT)}
-    code = "from bot.sandbox import run_sandbox; run_sandbox(0)"
+    code = "from bot.scp.sandbox import run_sandbox; run_sandbox(0)"
     with subprocess.Popen(
         [sys.executable, "-c", code],
         env=env,

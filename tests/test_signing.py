@@ -7,7 +7,7 @@ import pytest
 
 from bot.scp import ScpAuth, sign
 
-# The check vector of /work/shared/spec/scp-image-members.md.
+# The check vector of docs/scp-api.md ("The signature", "Check vector").
 URL = (
     "https://virtualserver.kr-west1.e.samsungsdscloud.com"
     "/v1/images/70a599e0-31e7-49b7-b260-868f441e862b/members"

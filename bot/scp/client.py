@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from bot import errors
+from bot.scp import errors
 from bot.scp.auth import ScpAuth
 from bot.scp.models import (
     ImageMember,
@@ -33,6 +33,11 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 CONFLICT_CLOCK_SLACK = timedelta(seconds=120)
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+def accept_language(language: str) -> str:
+    """The `Accept-Language` for a person's language (`ko` or `en`): the service's texts."""
+    return "ko-KR" if language == "ko" else "en-US"
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import time
 
 from slack_sdk import WebClient
 
-from bot.errors import StorageError
-from bot.messages import language_of
+from bot.slack.texts import language_of
 from storage import People
+from storage.errors import StorageError
 from storage.people import FRESH_FOR
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ escaped here (`escape`, `code`), so no reason or id can mention, link or format.
 
 from __future__ import annotations
 
-from bot import errors
+from bot.sharing.errors import CommandError
 
 LANGUAGES = ("en", "ko")
 
@@ -451,11 +451,6 @@ def language_of(locale: str | None, default: str = "en") -> str:
     return default
 
 
-def cloud_language(language: str) -> str:
-    """The cloud API's Accept-Language for a bot language."""
-    return "ko-KR" if language == "ko" else "en-US"
-
-
 def escape(text: str) -> str:
     """User text made inert for Slack mrkdwn: no mentions, links or channel pings."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -490,7 +485,7 @@ def mentions(user_ids: list[str]) -> str:
     return ", ".join(f"<@{user}>" for user in user_ids)
 
 
-def command_problem(language: str, error: errors.CommandError) -> str:
+def command_problem(language: str, error: CommandError) -> str:
     """A bad command, explained, followed by the usage."""
     values = {k: code(v) if k in {"token", "extra"} else v for k, v in error.values.items()}
     return say(language, error.problem, **values) + "\n\n" + usage(language)

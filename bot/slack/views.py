@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.messages import code, escape, mentions, say, state_word
+from bot.slack.texts import code, escape, mentions, say, state_word
 from storage import ShareRequest
 
 Block = dict[str, Any]

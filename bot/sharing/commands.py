@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.errors import CommandError
+from bot.sharing.errors import CommandError
 from storage.grants import Role
 
 IMAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)

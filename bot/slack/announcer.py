@@ -16,9 +16,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot import views
-from bot.errors import DeliveryError
-from bot.messages import code, mentions, outcome_error, say
+from bot.sharing.errors import DeliveryError
+from bot.slack import views
+from bot.slack.texts import code, mentions, outcome_error, say
 from storage import Grants, KnownMembers, OnCall, RequestState, Role, ShareRequest, ShareRequests
 from storage.database import stamp
 from storage.requests import parse_stamp

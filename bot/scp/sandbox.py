@@ -3,7 +3,7 @@
 Operators run it (`python -m bot sandbox`) to try the bot before they have cloud keys;
 tests and the benchmark use it as the cloud API peer. It checks the gateway headers and
 the signature (401, gateway envelope), the API version (400 `UnsupportedApiVersion`),
-routes, ids and bodies exactly as `/work/shared/spec/scp-image-members.md` describes, keeps
+routes, ids and bodies exactly as `docs/scp-api.md` describes, keeps
 members in memory, records every request, and misbehaves on demand (`Fault`).
 """
 
@@ -688,7 +688,7 @@ def run_sandbox(port: int, *, host: str = "127.0.0.1") -> None:
     secret_key = _from_env(
         "SCP_SECRET_KEY",
         DEFAULT_SECRET_KEY,
-        "bot.sandbox.DEFAULT_SECRET_KEY (give the bot the same)",
+        "bot.scp.sandbox.DEFAULT_SECRET_KEY (give the bot the same)",
     )
     account_id = _from_env("SCP_ACCOUNT_ID", "", "an empty account id")
     sandbox = Sandbox(access_key, secret_key, account_id, host=host, port=port, open_images=True)

@@ -12,17 +12,35 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from bot.announce import Announcer
-from bot.errors import CloudError, DeliveryError, StorageError
-from bot.languages import Languages
-from bot.service import ShareService
+from bot.scp.errors import CloudError
+from bot.sharing.errors import DeliveryError
+from bot.sharing.service import ShareService
 from storage import RequestState, ShareRequest, ShareRequests
+from storage.errors import StorageError
 from storage.requests import parse_stamp
 
 log = logging.getLogger(__name__)
 
 MAX_DELIVERY_FAILURES = 8
+
+
+class Announcer(Protocol):
+    """Tells people what a request's state means (`bot.slack.announcer` does it in Slack)."""
+
+    def announce(self, request: ShareRequest) -> ShareRequest:
+        """Bring what people were told up to date; `DeliveryError` when they could not be."""
+
+    def follow_stopped(self, request: ShareRequest) -> None:
+        """Say that a still-pending share is no longer followed."""
+
+
+class Languages(Protocol):
+    """Each person's language, asked of wherever people live (Slack's locale)."""
+
+    def of(self, user_id: str) -> str:
+        """`en` or `ko` for this person."""
 
 
 class Worker:

@@ -10,20 +10,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot import errors
-from bot.commands import Share
-from bot.messages import cloud_language
-from bot.scp import ImageMember, MemberStatus, ScpClient
-from bot.settings import UnknownMembers
-from storage import Grants, KnownMembers, RequestState, Role, ShareRequest, ShareRequests
+from bot.scp import ImageMember, MemberStatus, ScpClient, accept_language, errors
+from bot.sharing import rules
+from bot.sharing.commands import Share
+from bot.sharing.errors import NotAllowed
+from bot.sharing.rules import Refusal, UnknownMembers
+from storage import Grants, KnownMembers, RequestState, ShareRequest, ShareRequests
 from storage.database import stamp
 from storage.requests import NewRequest, parse_stamp
 
 log = logging.getLogger(__name__)
 
-MAY_ASK = frozenset({Role.REQUESTER, Role.SHARER, Role.APPROVER, Role.ADMIN})
-SHARES_DIRECTLY = frozenset({Role.SHARER, Role.ADMIN})
-DECIDES = frozenset({Role.APPROVER, Role.ADMIN})
 MEMBER_STATES = {status.value: RequestState(status.value) for status in MemberStatus}
 
 
@@ -40,7 +37,7 @@ class Decision:
     """The result of an approve or deny click: the won request, or why nothing changed."""
 
     request: ShareRequest | None
-    refusal: str | None = None  # not_approver | own_request | done | expired | unknown
+    refusal: Refusal | None = None
 
 
 @dataclass(frozen=True)
@@ -89,16 +86,13 @@ class ShareService:
     ) -> Asked:
         """Check the user may ask, then record the request (queued or awaiting approval)."""
         roles = self.grants.roles(user_id, command.image_id)
-        if not roles & MAY_ASK:
-            raise errors.NotAllowed(user_id, f"{command.action} {command.image_id}")
-        why = ""
-        if not roles & SHARES_DIRECTLY:
-            why = "role"
-        elif (
-            self.unknown_members is UnknownMembers.APPROVAL
-            and self.members.name(command.member_id) is None
-        ):
-            why = "unknown_member"
+        if not rules.may_ask(roles):
+            raise NotAllowed(user_id, f"{command.action} {command.image_id}")
+        why = rules.why_approval(
+            roles,
+            member_known=self.members.name(command.member_id) is not None,
+            unknown_members=self.unknown_members,
+        )
         request, created = self.requests.record(
             NewRequest(
                 action=command.action,
@@ -110,21 +104,23 @@ class ShareService:
                 team_id=team_id,
                 channel_id=channel_id,
                 response_url=response_url,
-                needs_approval=bool(why),
-                approval_reason=why,
+                needs_approval=why is not None,
+                approval_reason=why.value if why else "",
             )
         )
         return Asked(request, created)
 
+    def refusal(self, request: ShareRequest | None, user_id: str) -> Refusal | None:
+        """Why `user_id` may not decide `request` now (None: they may); checked at every click."""
+        roles = self.grants.roles(user_id, request.image_id) if request is not None else set()
+        return rules.refusal(request, user_id, roles, self.requests_now())
+
     def decide(self, request_id: int, user_id: str, *, approve: bool, reason: str = "") -> Decision:
         """Approve or deny, checked on the server each time; exactly one click wins."""
         request = self.requests.get(request_id)
-        if request is None:
-            return Decision(None, "unknown")
-        if not self.grants.roles(user_id, request.image_id) & DECIDES:
-            return Decision(request, "not_approver")
-        if request.user_id == user_id:
-            return Decision(request, "own_request")
+        refused = self.refusal(request, user_id)
+        if refused is not None:
+            return Decision(request, refused)
         won = self.requests.decide(request_id, approve=approve, by=user_id, reason=reason)
         if won is not None:
             log.info(
@@ -134,26 +130,21 @@ class ShareService:
             if won.state == RequestState.DENIED:
                 self.log_outcome(won)
             return Decision(won)
+        # Another click won meanwhile, or time ran out: say which, as it stands now.
         current = self.requests.get(request_id)
-        if current is not None and current.state == RequestState.AWAITING_APPROVAL:
-            return Decision(current, "expired")  # time ran out, the worker marks it soon
-        return Decision(current, "expired" if current and current.state == "expired" else "done")
-
-    def may_decide(self, user_id: str, image_id: str = "") -> bool:
-        """Whether the user is an approver or admin (for that image)."""
-        return bool(self.grants.roles(user_id, image_id) & DECIDES)
+        return Decision(current, self.refusal(current, user_id) or Refusal.DONE)
 
     def list_members(self, user_id: str, image_id: str, *, language: str) -> list[ImageMember]:
         """The image's members, from the cloud API; anyone with a role may look."""
-        if not self.grants.roles(user_id, image_id) & MAY_ASK:
-            raise errors.NotAllowed(user_id, f"list {image_id}")
-        return self.cloud.list_members(image_id, language=cloud_language(language))
+        if not rules.may_ask(self.grants.roles(user_id, image_id)):
+            raise NotAllowed(user_id, f"list {image_id}")
+        return self.cloud.list_members(image_id, language=accept_language(language))
 
     # -- carrying out (the worker's side) --------------------------------------------------------
 
     def send(self, request: ShareRequest) -> ShareRequest:
         """Call the cloud API for a request the worker has moved to `sending`; record the answer."""
-        language = cloud_language(request.language or "en")
+        language = accept_language(request.language or "en")
         try:
             if request.action == "unshare":
                 self.cloud.remove_member(request.image_id, request.member_id, language=language)
@@ -174,7 +165,7 @@ class ShareService:
         tries again) for at most `recheck_for` after it was sent; then, or at once for
         an answer that will not change (401, 403), the user is told it failed.
         """
-        language = cloud_language(request.language or "en")
+        language = accept_language(request.language or "en")
         log.warning("reconciling interrupted request", extra=request.log_fields())
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
@@ -196,7 +187,7 @@ class ShareService:
     def recheck(self, request: ShareRequest) -> ShareRequest:
         """Read back a change that failed without an answer: it may have landed after all."""
         now = self.requests_now()
-        language = cloud_language(request.language or "en")
+        language = accept_language(request.language or "en")
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:
@@ -220,7 +211,7 @@ class ShareService:
         """Re-read a pending member; record a new status, or stop following when time is up."""
         now = self.requests_now()
         follow_until = parse_stamp(request.follow_until)
-        language = cloud_language(request.language or "en")
+        language = accept_language(request.language or "en")
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:

@@ -1,0 +1,48 @@
+"""Every error the share rules raise on purpose, in one tree.
+
+    SharingError             base of the domain's errors
+    ├── CommandError         a request that cannot be acted on (bad ids, missing words)
+    ├── NotAllowed           the user holds no role that permits this
+    └── DeliveryError        the people concerned could not be told (tried again later)
+
+The cloud client (`bot.scp.errors`) and storage (`storage.errors`) have trees of their
+own; `bot.slack.texts` turns all of them into what users read, and nothing else
+decides wording. None of them ever holds a secret.
+"""
+
+from __future__ import annotations
+
+
+class SharingError(Exception):
+    """Base of every error the share rules raise on purpose."""
+
+
+class CommandError(SharingError):
+    """The request cannot be acted on; `problem` is a message key, `values` fill it."""
+
+    def __init__(self, problem: str, **values: str) -> None:
+        self.problem = problem
+        self.values = values
+        super().__init__(problem)
+
+
+class NotAllowed(SharingError):
+    """The user holds no role that permits this; nothing was done."""
+
+    def __init__(self, user_id: str, what: str) -> None:
+        self.user_id = user_id
+        self.what = what
+        super().__init__(f"{user_id} may not {what}")
+
+
+class DeliveryError(SharingError):
+    """A message did not reach people; `error` is the platform's code or the failure's type.
+
+    `transient` errors (rate limits, 5xx, network) are worth trying again later.
+    """
+
+    def __init__(self, method: str, error: str, *, transient: bool = False) -> None:
+        self.method = method
+        self.error = error
+        self.transient = transient
+        super().__init__(f"{method} failed: {error}")
