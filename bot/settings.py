@@ -8,6 +8,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.sharing.rules import UnknownMembers
+from bot.slack.texts import languages
 
 SLACK_API_URL_DEFAULT = "https://slack.com/api/"
 
@@ -48,7 +49,8 @@ class Settings(BaseSettings):
     SHARE_STATUS_POLL_SECONDS: float = Field(default=300, gt=0)
     SHARE_FOLLOW_DAYS: float = Field(default=7, gt=0)
     SHARE_UNKNOWN_MEMBERS: UnknownMembers = UnknownMembers.APPROVAL
-    BOT_DEFAULT_LANGUAGE: str = Field(default="en", pattern=r"^(en|ko)$")
+    # One of the languages there is a catalog for (bot/slack/catalogs): en, ko.
+    BOT_DEFAULT_LANGUAGE: str = "en"
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.
     BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
 
@@ -56,6 +58,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("BOT_DEFAULT_LANGUAGE")
+    @classmethod
+    def _spoken(cls, value: str) -> str:
+        spoken = languages()
+        if value not in spoken:
+            raise ValueError(f"must be one of {', '.join(spoken)}")
+        return value
 
     @field_validator("SLACK_API_URL")
     @classmethod

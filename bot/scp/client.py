@@ -35,9 +35,13 @@ CONFLICT_CLOCK_SLACK = timedelta(seconds=120)
 Model = TypeVar("Model", bound=BaseModel)
 
 
+# The service writes its error texts in these two languages only.
+ACCEPT_LANGUAGES = {"ko": "ko-KR", "en": "en-US"}
+
+
 def accept_language(language: str) -> str:
-    """The `Accept-Language` for a person's language (`ko` or `en`): the service's texts."""
-    return "ko-KR" if language == "ko" else "en-US"
+    """The `Accept-Language` for a person's language: theirs if the service has it, else English."""
+    return ACCEPT_LANGUAGES.get(language, "en-US")
 
 
 @dataclass(frozen=True)

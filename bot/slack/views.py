@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.slack.texts import code, escape, mentions, say, state_word
+from bot.slack.texts import code, escape, failure_word, mentions, say, state_word
 from storage import ShareRequest
 
 Block = dict[str, Any]
@@ -66,17 +66,7 @@ def state_line(request: ShareRequest, language: str) -> str:
 
 def failure_words(request: ShareRequest, language: str) -> str:
     """A short name for a failure, for the parent and notify lines."""
-    short = {
-        "already_member": ("already shared", "이미 공유됨"),
-        "image_not_found": ("image not found", "이미지 없음"),
-        "member_not_found": ("not a member", "멤버 아님"),
-        "not_shareable": ("image cannot be shared", "공유 불가 이미지"),
-        "member_refused": ("member id refused", "멤버 ID 거부"),
-        "misconfigured": ("bot misconfigured", "봇 설정 오류"),
-        "unavailable": ("cloud API unavailable", "클라우드 API 응답 없음"),
-        "approval_unreachable": ("no approver could be asked", "승인 요청 불가"),
-    }.get(request.error_kind or "", ("unexpected error", "예상치 못한 오류"))
-    return short[1] if language == "ko" else short[0]
+    return failure_word(language, request.error_kind)
 
 
 def parent(
