@@ -103,11 +103,6 @@ def _request_rows(count: int, users: int, rng: random.Random) -> Iterator[dict[s
             "finished_at": None if open_row else done,
             "api_status": None if open_row else 200,
             "member_status": None if open_row else "pending",
-            "parent_channel": f"C{k % 50:05d}",
-            "parent_ts": f"{1_700_000_000 + k}.000100",
-            "via_response_url": 0,
-            "announced_state": state,
-            "delivery_failures": 0,
             "due_at": at if open_row else None,
             "lease_until": None,
         }

@@ -21,7 +21,16 @@ from bot.sharing.admin import Administration
 from bot.sharing.service import Following, ShareService
 from bot.slack.announcer import Announcer
 from bot.slack.languages import Languages
-from storage import AuditLog, Database, Grants, KnownMembers, OnCall, People, ShareRequests
+from storage import (
+    AuditLog,
+    Database,
+    Grants,
+    KnownMembers,
+    OnCall,
+    People,
+    ShareRequests,
+    SlackMessages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +72,7 @@ class Services:
     settings: Settings
     database: Database
     requests: ShareRequests
+    messages: SlackMessages
     grants: Grants
     members: KnownMembers
     oncall: OnCall
@@ -132,9 +142,11 @@ def build_services(
             days=timedelta(days=settings.SHARE_FOLLOW_DAYS),
         ),
     )
+    messages = SlackMessages(database)
     announcer = Announcer(
         slack,
         requests=requests,
+        messages=messages,
         grants=grants,
         members=members,
         oncall=oncall,
@@ -148,6 +160,7 @@ def build_services(
         settings=settings,
         database=database,
         requests=requests,
+        messages=messages,
         grants=grants,
         members=members,
         oncall=oncall,

@@ -53,13 +53,14 @@ def register(app: App, services: Services) -> None:
         if refusal is not None or request is None:
             _after(services, Decision(request, refusal or Refusal.UNKNOWN), clicker, respond)
             return
+        card = services.messages.get(request.id)
         client.views_open(
             trigger_id=body["trigger_id"],
             view=deny_modal(
                 request.id,
                 services.languages.known(clicker) or services.settings.BOT_DEFAULT_LANGUAGE,
-                request.card_channel or "",
-                request.card_ts or "",
+                card.card_channel or "",
+                card.card_ts or "",
             ),
         )
 
@@ -101,7 +102,8 @@ def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest |
     message_ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get(
         "message_ts"
     )
-    if request.card_ts is None or message_ts != request.card_ts:
+    card_ts = services.messages.get(request_id).card_ts
+    if card_ts is None or message_ts != card_ts:
         log.warning("click does not match the request's card", extra={"request": request_id})
         return None
     return request

@@ -8,7 +8,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.services import Services
-from bot.slack.views import home
+from bot.slack.views import home, permalink
 
 
 def register(app: App, services: Services) -> None:
@@ -28,6 +28,10 @@ def register(app: App, services: Services) -> None:
                 for r in services.requests.awaiting_decision()
                 if (images is None or r.image_id in images) and r.user_id != user
             ]
+        cards = {}
+        for request in waiting or []:
+            told = services.messages.get(request.id)
+            cards[request.id] = permalink(told.card_channel, told.card_ts)
         client.views_publish(
-            user_id=user, view=home(language, services.requests.for_user(user), waiting)
+            user_id=user, view=home(language, services.requests.for_user(user), waiting, cards)
         )

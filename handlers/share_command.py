@@ -115,8 +115,9 @@ def _ask(
         extra=request.log_fields(),
     )
     if not asked.created:
-        link = permalink(request.parent_channel, request.parent_ts) or permalink(
-            request.card_channel, request.card_ts
+        told = services.messages.get(request.id)
+        link = permalink(told.parent_channel, told.parent_ts) or permalink(
+            told.card_channel, told.card_ts
         )
         return say(
             language,

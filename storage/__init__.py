@@ -7,6 +7,7 @@ from storage.members import KnownMember, KnownMembers
 from storage.oncall import OnCall, OnCallShift
 from storage.people import People
 from storage.requests import RequestState, ShareRequest, ShareRequests
+from storage.slack_messages import SlackData, SlackMessages
 
 __all__ = [
     "AuditLog",
@@ -22,4 +23,6 @@ __all__ = [
     "Role",
     "ShareRequest",
     "ShareRequests",
+    "SlackData",
+    "SlackMessages",
 ]

@@ -1,4 +1,4 @@
-"""Share requests: every ask, its decision, the cloud API's answer and what Slack was told.
+"""Share requests: every ask, its decision and the cloud API's answer (Slack's side apart).
 
 A request moves through these states (the worker drives every arrow but the decisions):
 
@@ -65,8 +65,6 @@ class ShareRequest:
     decided_by: str | None
     decided_at: str | None
     deny_reason: str | None
-    card_channel: str | None
-    card_ts: str | None
     sent_at: str | None
     finished_at: str | None
     api_status: int | None
@@ -78,14 +76,8 @@ class ShareRequest:
     member_updated_at: str | None
     follow_until: str | None
     next_poll_at: str | None
-    parent_channel: str | None
-    parent_ts: str | None
-    via_response_url: int
-    announced_state: str | None
-    delivery_failures: int
     due_at: str | None
     lease_until: str | None
-    announce_step: int
 
     def log_fields(self) -> dict[str, Any]:
         """What a log line says about the request (never a secret: none is stored)."""
@@ -174,8 +166,6 @@ class ShareRequests:
                 "needs_approval": int(new.needs_approval),
                 "approval_reason": new.approval_reason or None,
                 "expires_at": stamp(now + self.approval_ttl) if new.needs_approval else None,
-                "delivery_failures": 0,
-                "via_response_url": 0,
                 "due_at": stamp(now),
             }
             # Plain SQL on the hot path: sqlite-utils' insert reads the schema first.
@@ -258,7 +248,7 @@ class ShareRequests:
         def work(db: sqlite_utils.Database) -> int:
             return db.execute(
                 "UPDATE share_requests SET state = ?, decided_by = ?, decided_at = ?,"
-                " deny_reason = ?, updated_at = ?, due_at = ?, announce_step = 0"
+                " deny_reason = ?, updated_at = ?, due_at = ?"
                 " WHERE id = ? AND state = 'awaiting_approval' AND expires_at > ?"
                 " AND user_id != ?",
                 [state.value, by, now, reason or None, now, now, request_id, now, by],
@@ -274,8 +264,7 @@ class ShareRequests:
             self._database.write(
                 lambda db: (
                     db.execute(
-                        "UPDATE share_requests SET state = 'expired', updated_at = ?, due_at = ?,"
-                        " announce_step = 0"
+                        "UPDATE share_requests SET state = 'expired', updated_at = ?, due_at = ?"
                         " WHERE id = ? AND state = 'awaiting_approval' AND expires_at <= ?",
                         [now, now, request_id, now],
                     ).rowcount
@@ -344,8 +333,7 @@ class ShareRequests:
             self._database.write(
                 lambda db: (
                     db.execute(
-                        "UPDATE share_requests SET state = 'sending', sent_at = ?, updated_at = ?,"
-                        " announce_step = 0"
+                        "UPDATE share_requests SET state = 'sending', sent_at = ?, updated_at = ?"
                         " WHERE id = ? AND state = 'queued'",
                         [now, now, request_id],
                     ).rowcount
@@ -359,15 +347,13 @@ class ShareRequests:
     ) -> ShareRequest:
         """Set columns of one request (and `updated_at`); the row as it is afterwards.
 
-        A new state starts its announcement from the first step. With `only_in`, the
-        row changes only if it is still in that state (a compare-and-set).
+        With `only_in`, the row changes only if it is still in that state (a
+        compare-and-set).
         """
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown columns: {sorted(unknown)}")
         values.setdefault("updated_at", stamp(self.now()))
-        if "state" in values:
-            values.setdefault("announce_step", 0)
         values = {k: v.value if isinstance(v, StrEnum) else v for k, v in values.items()}
         assignments = ", ".join(f"{column} = ?" for column in values)
         condition = "id = ?" + (" AND state = ?" if only_in else "")

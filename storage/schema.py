@@ -111,3 +111,49 @@ def create_tables(db: sqlite_utils.Database) -> None:
 def add_announce_step(db: sqlite_utils.Database) -> None:
     """How many messages of the current state's announcement went out already."""
     db.table("share_requests").add_column("announce_step", int, not_null_default=0)
+
+
+SLACK_COLUMNS = (
+    "parent_channel",
+    "parent_ts",
+    "card_channel",
+    "card_ts",
+    "via_response_url",
+    "announced_state",
+    "announce_step",
+    "delivery_failures",
+)
+
+
+@migrations()
+def split_slack_bookkeeping(db: sqlite_utils.Database) -> None:
+    """A request's facts stay in share_requests; what Slack was told moves to slack_messages.
+
+    Every existing row keeps its messages: the columns are copied, then dropped.
+    """
+    db.table("slack_messages").create(
+        {
+            "request_id": int,
+            "parent_channel": str,
+            "parent_ts": str,
+            "card_channel": str,
+            "card_ts": str,
+            "via_response_url": int,
+            "announced_state": str,
+            "announcing_state": str,
+            "announce_step": int,
+            "delivery_failures": int,
+        },
+        pk="request_id",
+        not_null={"via_response_url", "announce_step", "delivery_failures"},
+        defaults={"via_response_url": 0, "announce_step": 0, "delivery_failures": 0},
+    )
+    db.execute(
+        "INSERT INTO slack_messages (request_id, parent_channel, parent_ts, card_channel,"
+        " card_ts, via_response_url, announced_state, announcing_state, announce_step,"
+        " delivery_failures)"
+        " SELECT id, parent_channel, parent_ts, card_channel, card_ts,"
+        " coalesce(via_response_url, 0), announced_state, state, coalesce(announce_step, 0),"
+        " coalesce(delivery_failures, 0) FROM share_requests"
+    )
+    db.table("share_requests").transform(drop=set(SLACK_COLUMNS))

@@ -23,7 +23,7 @@ from bot.server import WebApp
 from bot.services import Services, build_services, make_cloud_client
 from bot.settings import Settings, load_settings
 from bot.sharing.worker import Worker
-from storage import Database, RequestState, Role, ShareRequest
+from storage import Database, RequestState, Role, ShareRequest, SlackData
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 
 ACCESS_KEY = "AKTEST0123456789"
@@ -202,12 +202,17 @@ class BotHarness:
         assert found is not None, f"no request {request_id}"
         return found
 
+    def told(self, request_id: int = 1) -> SlackData:
+        """What Slack was told of a request: its messages and announcement."""
+        return self.services.messages.get(request_id)
+
     def wait_state(self, state: str, request_id: int = 1, timeout: float = 10.0) -> ShareRequest:
         """Wait until a request reaches `state` and Slack has been told."""
         deadline = threading.Event()
         for _ in range(int(timeout / 0.02)):
             found = self.services.requests.get(request_id)
-            if found is not None and found.state == state and found.announced_state == state:
+            told = self.told(request_id).announced_state
+            if found is not None and found.state == state and told == state:
                 return found
             deadline.wait(0.02)
         raise AssertionError(f"request {request_id} never reached {state}: {found}")

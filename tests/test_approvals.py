@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.scp.sandbox import Sandbox
-from storage import Role, ShareRequest
+from storage import Role, ShareRequest, SlackData
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds
 
@@ -423,11 +423,13 @@ def test_a_click_while_the_request_is_still_being_announced_is_announced_too(
     announcer = team.services.announcer
     reply = announcer._reply
 
-    def click_during_the_reply(request: ShareRequest, language: str, text: str) -> None:
+    def click_during_the_reply(
+        request: ShareRequest, told: SlackData, language: str, text: str
+    ) -> None:
         # The approver clicks in the instant between the card and its thread message.
         if request.state == "awaiting_approval":
             assert team.services.share.decide(request.id, "UAPP1", approve=True).request
-        reply(request, language, text)
+        reply(request, told, language, text)
 
     announcer._reply = click_during_the_reply  # type: ignore[method-assign]
     posted = ask_until_carded(team)
@@ -466,7 +468,7 @@ def test_a_channel_slack_refuses_for_good_is_skipped_not_retried_forever(
     replies = team.wait_thread(parent, 2)
     assert "*accepted* image" in replies[1]
     assert "accepted" in json.dumps(slack.updates(parent.ts)[-1].args["blocks"])
-    assert request.delivery_failures == 0
+    assert team.told(request.id).delivery_failures == 0
     refused = [r for r in caplog.records if "refused a message for good" in r.getMessage()]
     assert len(refused) == 2  # the pending line and the accepted line, once each
 

@@ -428,13 +428,13 @@ def test_a_rate_limited_post_is_retried_after_retry_after_and_delivered_once(
 
     bot.ack_text(f"{IMAGE} {MEMBER}")
 
-    reply, request = outcome(bot, "pending")
+    reply, _ = outcome(bot, "pending")
     limited, parent, answer = slack.calls("chat.postMessage")
     assert (limited.status, limited.response["error"]) == (429, "ratelimited")
     assert parent.ok and not parent.args.get("thread_ts")
     assert parent.time - limited.time >= 0.95  # Retry-After: 1 was honoured
     assert answer.args["thread_ts"] == parent.ts and answer.args["text"] == reply
-    assert (request.parent_ts, request.delivery_failures) == (parent.ts, 0)
+    assert (bot.told().parent_ts, bot.told().delivery_failures) == (parent.ts, 0)
     assert len(calls(sandbox, "POST")) == 1
 
 
@@ -452,7 +452,7 @@ def _retry_delivery(bot: BotHarness, failures: int) -> None:
     """Let the worker's delivery back-off pass, `failures` times over."""
     for n in range(1, failures + 1):
         wait_until(
-            lambda n=n: (r := bot.request()).delivery_failures == n and r.lease_until is None,
+            lambda n=n: bot.told().delivery_failures == n and bot.request().lease_until is None,
             what=f"delivery failure {n} recorded",
         )
         bot.clock.advance(seconds=2**n + 1)
@@ -469,7 +469,7 @@ def test_slack_failing_the_outcome_reply_is_retried_later_and_answered_once(
 
     _retry_delivery(bot, 3)
 
-    request = bot.wait_state("pending")
+    bot.wait_state("pending")
     assert parent.ts is not None
     [reply] = bot.wait_thread(parent)
     assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
@@ -477,7 +477,7 @@ def test_slack_failing_the_outcome_reply_is_retried_later_and_answered_once(
     assert [c.response["error"] for c in refused] == ["internal_error"] * 3
     assert all(c.args.get("thread_ts") == parent.ts for c in refused)
     assert len(slack.updates(parent.ts)) == 1
-    assert (request.delivery_failures, request.announced_state) == (0, "pending")
+    assert (bot.told().delivery_failures, bot.told().announced_state) == (0, "pending")
     assert len(calls(sandbox, "POST")) == 1  # the cloud API was asked once
     time.sleep(0.1)
     assert len(slack.thread(parent.ts)) == 1
@@ -493,14 +493,14 @@ def test_slack_failing_half_way_does_not_repeat_what_was_already_said(
 
     _retry_delivery(bot, 2)
 
-    request = bot.wait_state("pending")
+    bot.wait_state("pending")
     assert parent.ts is not None
     slack.wait_for(lambda: slack.updates(parent.ts), what="the parent updated")
     time.sleep(0.1)
     assert len(slack.thread(parent.ts)) == 1  # the reply went out once, before the failures
     assert len([c for c in slack.calls("chat.update") if not c.ok]) == 2
     assert len(slack.updates(parent.ts)) == 1
-    assert request.delivery_failures == 0
+    assert bot.told().delivery_failures == 0
     assert len(calls(sandbox, "POST")) == 1
 
 
@@ -580,7 +580,7 @@ def test_a_worker_killed_while_the_add_is_under_way_is_reconciled_with_a_read(
     reply, request = outcome(bot, "pending")
     assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
     assert "already" not in reply
-    assert (request.state, request.announced_state, request.member_status) == (
+    assert (request.state, bot.told().announced_state, request.member_status) == (
         "pending",
         "pending",
         "pending",
@@ -610,7 +610,7 @@ def test_a_worker_killed_after_a_post_that_never_landed_sends_it_once_on_restart
 
     reply, request = outcome(bot, "pending")
     assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
-    assert (request.state, request.announced_state) == ("pending", "pending")
+    assert (request.state, bot.told().announced_state) == ("pending", "pending")
     reads_then_sends = [(r.method, r.status) for r in calls(sandbox)][1:]
     assert reads_then_sends == [("GET", 404), ("POST", 200)]
     assert [m.member_id for m in sandbox.members(IMAGE)] == [MEMBER]

@@ -35,7 +35,8 @@ def test_direct_share_answers_in_a_thread_with_the_pending_status(
     assert (request.user_id, request.image_id, request.member_id) == ("U1", IMAGE, MEMBER)
     assert request.reason == "nightly QA build"
     assert request.api_status == 200 and request.member_status == "pending"
-    assert request.parent_channel == "C1" and request.parent_ts == parent.ts
+    told = bot.told(request.id)
+    assert told.parent_channel == "C1" and told.parent_ts == parent.ts
     assert request.sent_at and request.finished_at
 
     [update] = slack.updates(parent.ts)
@@ -282,7 +283,8 @@ def test_outside_the_channel_the_answer_goes_to_the_response_url(
     assert "is *pending*" in post.body["text"]
     assert "Invite me" in post.body["text"]
     request = bot.wait_state("pending")
-    assert request.via_response_url == 1 and request.parent_ts is None
+    told = bot.told(request.id)
+    assert told.via_response_url is True and told.parent_ts is None
     assert len(adds(sandbox)) == 1
 
 

@@ -4,6 +4,7 @@
     ├── CommandError         a request that cannot be acted on (bad ids, missing words)
     ├── NotAllowed           the user holds no role that permits this
     └── DeliveryError        the people concerned could not be told (tried again later)
+        └── ApproversUnreachable   no approval card can be posted: nobody could approve
 
 The cloud client (`bot.scp.errors`) and storage (`storage.errors`) have trees of their
 own; `bot.slack.texts` turns all of them into what users read, and nothing else
@@ -46,3 +47,7 @@ class DeliveryError(SharingError):
         self.error = error
         self.transient = transient
         super().__init__(f"{method} failed: {error}")
+
+
+class ApproversUnreachable(DeliveryError):
+    """No approver can be asked (no approval channel, or the bot may not post there)."""

@@ -245,6 +245,20 @@ class ShareService:
             request.id, next_poll_at=stamp(now + self.following.every), updated_at=stamp(now)
         )
 
+    def approvers_unreachable(self, request: ShareRequest, why: str) -> ShareRequest:
+        """No approval card can be posted: fail the request now rather than at its expiry."""
+        failed = self.requests.update(
+            request.id,
+            state=RequestState.FAILED,
+            error_kind="approval_unreachable",
+            error_detail=why,
+            finished_at=stamp(self.requests_now()),
+            only_in=RequestState.AWAITING_APPROVAL,
+        )
+        if failed.state == RequestState.FAILED:
+            self.log_outcome(failed)
+        return failed
+
     def requests_now(self) -> datetime:
         """The storage clock."""
         return self.requests.now()

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.scp.errors import CloudError
-from bot.sharing.errors import DeliveryError
+from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.service import ShareService
 from storage import RequestState, ShareRequest, ShareRequests
 from storage.errors import StorageError
@@ -23,14 +23,18 @@ from storage.requests import parse_stamp
 
 log = logging.getLogger(__name__)
 
-MAX_DELIVERY_FAILURES = 8
-
 
 class Announcer(Protocol):
     """Tells people what a request's state means (`bot.slack.announcer` does it in Slack)."""
 
+    def up_to_date(self, request: ShareRequest) -> bool:
+        """Whether people were told of the request's current state."""
+
     def announce(self, request: ShareRequest) -> ShareRequest:
         """Bring what people were told up to date; `DeliveryError` when they could not be."""
+
+    def delivery_failed(self, request: ShareRequest, error: DeliveryError) -> datetime | None:
+        """Note a failed delivery: when to try again, or None to go on without it."""
 
     def follow_stopped(self, request: ShareRequest) -> None:
         """Say that a still-pending share is no longer followed."""
@@ -121,8 +125,15 @@ class Worker:
             seen = request.state
             next_due = self._next_due(request)
             failed = False
+        except ApproversUnreachable as error:
+            # Nobody could ever approve it: fail it now rather than at expiry; it is due
+            # again at once, to say so.
+            self.service.approvers_unreachable(request, error.error)
+            next_due = self.requests.now()
         except DeliveryError as error:
-            next_due = self._delivery_failed(request_id, error)
+            next_due = self.announcer.delivery_failed(request, error)
+            if next_due is None:
+                next_due = self._next_due(self._reload(request))
         except CloudError as error:
             # Only reads (reconcile, follow) get here; sends record their own failures.
             log.warning("cloud API read failed", extra={"request": request_id, "error": str(error)})
@@ -176,7 +187,7 @@ class Worker:
     def _announce(self, request: ShareRequest) -> ShareRequest:
         """Announce until Slack is up to date, even if the state moved while announcing."""
         for _ in range(len(RequestState)):
-            if request.announced_state == request.state:
+            if self.announcer.up_to_date(request):
                 break
             request = self.announcer.announce(request)
         return request
@@ -186,7 +197,7 @@ class Worker:
 
     def _next_due(self, request: ShareRequest) -> datetime | None:
         now = self.requests.now()
-        if request.announced_state != request.state or request.state in {
+        if not self.announcer.up_to_date(request) or request.state in {
             RequestState.QUEUED,
             RequestState.SENDING,
         }:
@@ -196,25 +207,3 @@ class Worker:
         if request.state in {RequestState.PENDING, RequestState.FAILED}:
             return parse_stamp(request.next_poll_at)
         return None
-
-    def _delivery_failed(self, request_id: int, error: DeliveryError) -> datetime | None:
-        request = self.requests.get(request_id)
-        if request is None:
-            return None
-        failures = request.delivery_failures + 1
-        now = self.requests.now()
-        if failures >= MAX_DELIVERY_FAILURES:
-            log.error(
-                "giving up telling Slack",
-                extra={"request": request_id, "state": request.state, "error": str(error)},
-            )
-            self.requests.update(
-                request_id, announced_state=request.state, announce_step=0, delivery_failures=0
-            )
-            return self._next_due(self._reload(request))
-        log.warning(
-            "Slack did not take a message, will retry",
-            extra={"request": request_id, "error": str(error), "failures": failures},
-        )
-        self.requests.update(request_id, delivery_failures=failures)
-        return now + timedelta(seconds=min(300, 2**failures))

@@ -1,29 +1,42 @@
 """Telling Slack what happened: parent messages, thread replies, cards, notify lines.
 
 `Announcer.announce(request)` brings Slack up to date with the request's state once
-(`announced_state` remembers what was said). It raises `DeliveryError` when Slack
-does not take a message, and the worker tries again later: nothing is lost.
+(`slack_messages` remembers what was said). It raises `DeliveryError` when Slack
+does not take a message, and the worker tries again later: nothing is lost. It never
+changes the request itself: when no approver can be asked it says so
+(`ApproversUnreachable`) and the share service records the failure.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot.sharing.errors import DeliveryError
+from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.slack import views
 from bot.slack.texts import code, mentions, outcome_error, say
-from storage import Grants, KnownMembers, OnCall, RequestState, Role, ShareRequest, ShareRequests
-from storage.database import stamp
+from storage import (
+    Grants,
+    KnownMembers,
+    OnCall,
+    RequestState,
+    Role,
+    ShareRequest,
+    ShareRequests,
+    SlackData,
+    SlackMessages,
+)
 from storage.requests import parse_stamp
 
 log = logging.getLogger(__name__)
+
+MAX_DELIVERY_FAILURES = 8
 
 # Slack errors worth trying again later; any other refusal of a parent message means the
 # bot cannot post there (not_in_channel, channel_not_found, is_archived…): use response_url.
@@ -78,6 +91,7 @@ class Announcer:
         client: WebClient,
         *,
         requests: ShareRequests,
+        messages: SlackMessages,
         grants: Grants,
         members: KnownMembers,
         oncall: OnCall,
@@ -90,6 +104,7 @@ class Announcer:
     ) -> None:
         self.client = client
         self.requests = requests
+        self.messages = messages
         self.grants = grants
         self.members = members
         self.oncall = oncall
@@ -102,8 +117,12 @@ class Announcer:
 
     # -- the entry point ------------------------------------------------------------------
 
+    def up_to_date(self, request: ShareRequest) -> bool:
+        """Whether everyone concerned was told of the request's current state."""
+        return self.messages.get(request.id).announced_state == request.state
+
     def announce(self, request: ShareRequest) -> ShareRequest:
-        """Say what the request's state means to everyone concerned.
+        """Say what the request's state means to everyone concerned; the request as it is now.
 
         Each message is a step; `announce_step` remembers how many went out, so a retry
         after Slack failed half-way sends only what is missing. A step Slack refuses for
@@ -111,19 +130,22 @@ class Announcer:
         passing failure raises `DeliveryError` for the worker to try again later. If the
         state moves on meanwhile (an approver clicked), the new state is announced next.
         """
-        if request.announced_state == request.state:
+        slack = self.messages.get(request.id)
+        if slack.announced_state == request.state:
             return request
         announcing = RequestState(request.state)
         language = request.language or self.default_language
-        name = self.members.name(request.member_id)
-        if request.parent_ts is None and not request.via_response_url:
-            request = self._post_parent(request, language, name)
-        steps = self._steps(request, language, name)
-        for number, step in enumerate(steps, start=1):
-            if number <= request.announce_step:
+        name = self.members.name(request.member_id)  # once per announcement
+        if slack.parent_ts is None and not slack.via_response_url:
+            slack = self._post_parent(request, slack, language, name)
+        done = slack.steps_done(announcing)
+        for number, step in enumerate(self._steps(request, slack, language, name), start=1):
+            if number <= done:
                 continue
             try:
-                request = step() or request
+                slack = step(slack) or slack
+            except ApproversUnreachable:
+                raise
             except DeliveryError as error:
                 if error.transient:
                     raise
@@ -131,41 +153,69 @@ class Announcer:
                     "Slack refused a message for good; going on without it",
                     extra={**request.log_fields(), "method": error.method, "error": error.error},
                 )
-            request = self.requests.update(request.id, announce_step=number, only_in=announcing)
-            if request.state != announcing:
-                return request
-        return self.requests.update(
+            slack = self.messages.update(
+                request.id, announcing_state=announcing, announce_step=number
+            )
+            current = self.requests.get(request.id) or request
+            if current.state != announcing:
+                return current
+        self.messages.update(
             request.id,
             announced_state=announcing,
+            announcing_state=None,
             announce_step=0,
             delivery_failures=0,
-            only_in=announcing,
         )
+        return request
+
+    def delivery_failed(self, request: ShareRequest, error: DeliveryError) -> datetime | None:
+        """Slack did not take a message: when to try again, or None after too many tries."""
+        slack = self.messages.get(request.id)
+        failures = slack.delivery_failures + 1
+        if failures >= MAX_DELIVERY_FAILURES:
+            log.error(
+                "giving up telling Slack",
+                extra={**request.log_fields(), "error": str(error)},
+            )
+            self.messages.update(
+                request.id,
+                announced_state=request.state,
+                announcing_state=None,
+                announce_step=0,
+                delivery_failures=0,
+            )
+            return None
+        log.warning(
+            "Slack did not take a message, will retry",
+            extra={"request": request.id, "error": str(error), "failures": failures},
+        )
+        self.messages.update(request.id, delivery_failures=failures)
+        return self.requests.now() + timedelta(seconds=min(300, 2**failures))
 
     def _steps(
-        self, request: ShareRequest, language: str, name: str | None
-    ) -> list[Callable[[], ShareRequest | None]]:
+        self, request: ShareRequest, slack: SlackData, language: str, name: str | None
+    ) -> list[Callable[[SlackData], SlackData | None]]:
         state = RequestState(request.state)
         if state is RequestState.AWAITING_APPROVAL:
-            return [lambda: self._ask_approvers(request, language, name)]
+            return [lambda told: self._ask_approvers(request, told, language, name)]
         if state is RequestState.QUEUED and request.decided_by:
             approved = say(language, "thread_approved", by=request.decided_by)
             return [
-                lambda: self._update_card(request, name),
-                lambda: self._reply(request, language, approved),
+                lambda told: self._update_card(request, told, name),
+                lambda told: self._reply(request, told, language, approved),
             ]
         if state not in FINAL:
             return []
-        steps: list[Callable[[], ShareRequest | None]] = []
+        steps: list[Callable[[SlackData], SlackData | None]] = []
         if state in {RequestState.DENIED, RequestState.EXPIRED}:
-            steps.append(lambda: self._update_card(request, name))
+            steps.append(lambda told: self._update_card(request, told, name))
         outcome = self.outcome_text(request, language, name)
-        if request.announced_state == RequestState.FAILED:
+        if slack.announced_state == RequestState.FAILED:
             outcome = say(language, "landed_after_all") + " " + outcome
         steps += [
-            lambda: self._reply(request, language, outcome),
-            lambda: self._update_parent(request, language, name),
-            lambda: self._notify(request, name),
+            lambda told: self._reply(request, told, language, outcome),
+            lambda told: self._update_parent(request, told, language, name),
+            lambda told: self._notify(request, told, name),
         ]
         return steps
 
@@ -179,7 +229,7 @@ class Announcer:
             days=f"{self.follow_days:g}",
             image_plain=request.image_id,
         )
-        self._reply(request, language, text)
+        self._reply(request, self.messages.get(request.id), language, text)
 
     # -- the words ---------------------------------------------------------------------------
 
@@ -245,7 +295,9 @@ class Announcer:
             raise DeliveryError(method, type(error).__name__, transient=True) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
-    def _post_parent(self, request: ShareRequest, language: str, name: str | None) -> ShareRequest:
+    def _post_parent(
+        self, request: ShareRequest, slack: SlackData, language: str, name: str | None
+    ) -> SlackData:
         text, blocks = views.parent(request, language, name)
         try:
             answer = self._call(
@@ -264,19 +316,19 @@ class Announcer:
                 "cannot post in the channel, answering through response_url",
                 extra={"request": request.id, "channel": request.channel_id, "error": error.error},
             )
-            return self.requests.update(request.id, via_response_url=1)
-        return self.requests.update(
+            return self.messages.update(request.id, via_response_url=True)
+        return self.messages.update(
             request.id, parent_channel=answer.get("channel"), parent_ts=answer.get("ts")
         )
 
-    def _reply(self, request: ShareRequest, language: str, text: str) -> None:
-        if request.via_response_url:
+    def _reply(self, request: ShareRequest, slack: SlackData, language: str, text: str) -> None:
+        if slack.via_response_url:
             self._respond(request, language, text)
             return
         self._call(
             "chat.postMessage",
-            channel=request.parent_channel,
-            thread_ts=request.parent_ts,
+            channel=slack.parent_channel,
+            thread_ts=slack.parent_ts,
             text=text,
             unfurl_links=False,
             unfurl_media=False,
@@ -304,55 +356,51 @@ class Announcer:
                 )
         self._call("chat.postMessage", channel=request.user_id, text=full, unfurl_links=False)
 
-    def _update_parent(self, request: ShareRequest, language: str, name: str | None) -> None:
-        if request.via_response_url or not request.parent_ts:
+    def _update_parent(
+        self, request: ShareRequest, slack: SlackData, language: str, name: str | None
+    ) -> None:
+        if slack.via_response_url or not slack.parent_ts:
             return
         text, blocks = views.parent(request, language, name)
         self._call(
             "chat.update",
-            channel=request.parent_channel,
-            ts=request.parent_ts,
+            channel=slack.parent_channel,
+            ts=slack.parent_ts,
             text=text,
             blocks=blocks,
         )
 
     def _ask_approvers(
-        self, request: ShareRequest, language: str, name: str | None
-    ) -> ShareRequest:
+        self, request: ShareRequest, slack: SlackData, language: str, name: str | None
+    ) -> SlackData:
         why = self._why(request, language, name)
         channel = self.approval_channel or (
-            request.parent_channel if not request.via_response_url else ""
+            slack.parent_channel if not slack.via_response_url else ""
         )
-        if request.card_ts is None:
+        if slack.card_ts is None:
             try:
                 if not channel:
                     raise DeliveryError("chat.postMessage", "no_approval_channel")
-                request = self._post_card(request, channel, name)
+                slack = self._post_card(request, channel, name)
             except DeliveryError as error:
                 if error.transient:
                     raise
-                # Nobody could ever approve it: say so now rather than at expiry.
+                # Nobody could ever approve it: the service fails it now rather than at expiry.
                 log.error(
                     "cannot post the approval card",
                     extra={**request.log_fields(), "channel": channel, "error": error.error},
                 )
-                return self.requests.update(
-                    request.id,
-                    state=RequestState.FAILED,
-                    error_kind="approval_unreachable",
-                    error_detail=error.error,
-                    finished_at=stamp(self.requests.now()),
-                    only_in=RequestState.AWAITING_APPROVAL,
-                )
-        link = views.permalink(request.card_channel, request.card_ts)
+                raise ApproversUnreachable(error.method, error.error) from None
+        link = views.permalink(slack.card_channel, slack.card_ts)
         self._reply(
             request,
+            slack,
             language,
-            say(language, "thread_awaiting", why=why, channel=request.card_channel, link=link),
+            say(language, "thread_awaiting", why=why, channel=slack.card_channel, link=link),
         )
-        return request
+        return slack
 
-    def _post_card(self, request: ShareRequest, channel: str, name: str | None) -> ShareRequest:
+    def _post_card(self, request: ShareRequest, channel: str, name: str | None) -> SlackData:
         card_language = self.default_language
         text, blocks = views.approval_card(
             request,
@@ -368,7 +416,7 @@ class Announcer:
         answer = self._call(
             "chat.postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False
         )
-        return self.requests.update(
+        return self.messages.update(
             request.id, card_channel=answer.get("channel"), card_ts=answer.get("ts")
         )
 
@@ -379,19 +427,19 @@ class Announcer:
             )
         return say(language, "why_role")
 
-    def _update_card(self, request: ShareRequest, name: str | None) -> None:
-        if not request.card_ts:
+    def _update_card(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
+        if not slack.card_ts:
             return
         text, blocks = views.decided_card(request, self.default_language, name)
         self._call(
             "chat.update",
-            channel=request.card_channel,
-            ts=request.card_ts,
+            channel=slack.card_channel,
+            ts=slack.card_ts,
             text=text,
             blocks=blocks,
         )
 
-    def _notify(self, request: ShareRequest, name: str | None) -> None:
+    def _notify(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
         if not self.notify_channel:
             return
         language = self.default_language
@@ -399,7 +447,7 @@ class Announcer:
             state = say(language, "state_failed", what=views.failure_words(request, language))
         else:
             state = views.state_line(request, language)
-        link = views.permalink(request.parent_channel, request.parent_ts) or "-"
+        link = views.permalink(slack.parent_channel, slack.parent_ts) or "-"
         text = say(
             language,
             "notify",

@@ -225,9 +225,16 @@ def request_line(request: ShareRequest, language: str) -> str:
 
 
 def home(
-    language: str, mine: list[ShareRequest], waiting: list[ShareRequest] | None
+    language: str,
+    mine: list[ShareRequest],
+    waiting: list[ShareRequest] | None,
+    cards: dict[int, str] | None = None,
 ) -> dict[str, Any]:
-    """The Home tab: the user's requests and, for approvers, what waits for them."""
+    """The Home tab: the user's requests and, for approvers, what waits for them.
+
+    `cards` links each waiting request's id to its approval card, where there is one.
+    """
+    cards = cards or {}
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": say(language, "home_title")}},
         _section(f"*{say(language, 'home_mine')}*"),
@@ -239,8 +246,7 @@ def home(
         blocks.append({"type": "divider"})
         blocks.append(_section(f"*{say(language, 'home_waiting')}*"))
         lines = [
-            request_line(r, language)
-            + (f" · <{permalink(r.card_channel, r.card_ts)}|#{r.id}>" if r.card_ts else "")
+            request_line(r, language) + (f" · <{cards[r.id]}|#{r.id}>" if cards.get(r.id) else "")
             for r in waiting
         ]
         blocks.append(_section("\n".join(lines) or say(language, "home_none_waiting")))
