@@ -109,7 +109,7 @@ def _ask(
         response_url=command.get("response_url", ""),
     )
     request = asked.request
-    name = services.members.name(request.member_id)
+    name = asked.member_name
     log.info(
         "request recorded" if asked.created else "duplicate request",
         extra=request.log_fields(),

@@ -141,16 +141,20 @@ class ShareRequests:
         """
         now = self.now()
 
-        def work(db: sqlite_utils.Database) -> tuple[int, bool]:
-            existing = db.execute(
-                "SELECT id FROM share_requests WHERE image_id = ? AND member_id = ?"
+        def work(db: sqlite_utils.Database) -> tuple[ShareRequest, bool]:
+            cursor = db.execute(
+                "SELECT * FROM share_requests WHERE image_id = ? AND member_id = ?"
                 " AND action = ? AND state IN (?, ?, ?) ORDER BY id LIMIT 1",
                 [new.image_id, new.member_id, new.action, *OPEN_STATES],
-            ).fetchone()
+            )
+            existing = cursor.fetchone()
             if existing is not None:
-                return int(existing[0]), False
+                names = [c[0] for c in cursor.description]
+                found = _row(dict(zip(names, existing, strict=True)))
+                assert found is not None
+                return found, False
             state = RequestState.AWAITING_APPROVAL if new.needs_approval else RequestState.QUEUED
-            row = {
+            row: dict[str, Any] = {
                 "action": new.action,
                 "user_id": new.user_id,
                 "team_id": new.team_id,
@@ -174,12 +178,12 @@ class ShareRequests:
                 f" VALUES ({', '.join('?' for _ in row)})",
                 list(row.values()),
             )
-            return int(cast(int, cursor.lastrowid)), True
+            # The row is known: no read-back.
+            created = _row({**row, "id": int(cast(int, cursor.lastrowid))})
+            assert created is not None
+            return created, True
 
-        request_id, created = self._database.write(work)
-        found = self.get(request_id)
-        assert found is not None
-        return found, created
+        return self._database.write(work)
 
     # -- reading -------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ class Asked:
 
     request: ShareRequest
     created: bool
+    member_name: str | None = None  # the member's registered name, read once per ask
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,9 @@ class ShareService:
         roles = self.grants.roles(user_id, command.image_id)
         if not rules.may_ask(roles):
             raise NotAllowed(user_id, f"{command.action} {command.image_id}")
+        name = self.members.name(command.member_id)
         why = rules.why_approval(
-            roles,
-            member_known=self.members.name(command.member_id) is not None,
-            unknown_members=self.unknown_members,
+            roles, member_known=name is not None, unknown_members=self.unknown_members
         )
         request, created = self.requests.record(
             NewRequest(
@@ -108,7 +108,7 @@ class ShareService:
                 approval_reason=why.value if why else "",
             )
         )
-        return Asked(request, created)
+        return Asked(request, created, name)
 
     def refusal(self, request: ShareRequest | None, user_id: str) -> Refusal | None:
         """Why `user_id` may not decide `request` now (None: they may); checked at every click."""
