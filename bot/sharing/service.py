@@ -15,6 +15,7 @@ from bot.sharing import rules
 from bot.sharing.commands import Share
 from bot.sharing.errors import NotAllowed
 from bot.sharing.rules import Refusal, UnknownMembers
+from bot.sharing.states import check_move
 from storage import Grants, KnownMembers, RequestState, ShareRequest, ShareRequests
 from storage.database import stamp
 from storage.requests import NewRequest, parse_stamp
@@ -215,8 +216,8 @@ class ShareService:
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:
-            gone = self.requests.update(
-                request.id, state=RequestState.REMOVED, next_poll_at=None, finished_at=stamp(now)
+            gone = self._move(
+                request, RequestState.REMOVED, next_poll_at=None, finished_at=stamp(now)
             )
             self.log_outcome(gone)
             return gone
@@ -230,9 +231,9 @@ class ShareService:
             return self.requests.update(request.id, next_poll_at=stamp(now + self.following.every))
         state = MEMBER_STATES.get(member.status, RequestState.PENDING)
         if state != RequestState.PENDING:
-            changed = self.requests.update(
-                request.id,
-                state=state,
+            changed = self._move(
+                request,
+                state,
                 member_status=member.status,
                 member_updated_at=member.updated_at,
                 next_poll_at=None,
@@ -247,13 +248,12 @@ class ShareService:
 
     def approvers_unreachable(self, request: ShareRequest, why: str) -> ShareRequest:
         """No approval card can be posted: fail the request now rather than at its expiry."""
-        failed = self.requests.update(
-            request.id,
-            state=RequestState.FAILED,
+        failed = self._move(
+            request,
+            RequestState.FAILED,
             error_kind="approval_unreachable",
             error_detail=why,
             finished_at=stamp(self.requests_now()),
-            only_in=RequestState.AWAITING_APPROVAL,
         )
         if failed.state == RequestState.FAILED:
             self.log_outcome(failed)
@@ -265,15 +265,23 @@ class ShareService:
 
     # -- recording outcomes --------------------------------------------------------------
 
+    def _move(self, request: ShareRequest, to: RequestState, **values: object) -> ShareRequest:
+        """Move `request` to `to` with `values`: only a move its life allows, and only from
+        the state it was read in (a compare-and-set); the row as it is afterwards."""
+        check_move(request.state, to)
+        return self.requests.update(
+            request.id, state=to, only_in=RequestState(request.state), **values
+        )
+
     def _member_answer(
         self, request: ShareRequest, member: ImageMember, *, api_status: int
     ) -> ShareRequest:
         state = MEMBER_STATES.get(member.status, RequestState.PENDING)
         now = self.requests_now()
         following = state == RequestState.PENDING
-        answered = self.requests.update(
-            request.id,
-            state=state,
+        answered = self._move(
+            request,
+            state,
             api_status=api_status,
             member_status=member.status,
             member_created_at=member.created_at,
@@ -290,9 +298,9 @@ class ShareService:
     def _finished(
         self, request: ShareRequest, state: RequestState, *, api_status: int
     ) -> ShareRequest:
-        finished = self.requests.update(
-            request.id,
-            state=state,
+        finished = self._move(
+            request,
+            state,
             api_status=api_status,
             finished_at=stamp(self.requests_now()),
         )
@@ -308,9 +316,9 @@ class ShareService:
                 member_status = None
         now = self.requests_now()
         unanswered = isinstance(error, errors.CloudUnavailable)
-        failed = self.requests.update(
-            request.id,
-            state=RequestState.FAILED,
+        failed = self._move(
+            request,
+            RequestState.FAILED,
             next_poll_at=stamp(now + self.following.recheck_every) if unanswered else None,
             follow_until=stamp(now + self.following.recheck_for) if unanswered else None,
             api_status=error.status,

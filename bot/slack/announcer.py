@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
+from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, mentions, outcome_error, say
 from storage import (
@@ -42,17 +43,6 @@ MAX_DELIVERY_FAILURES = 8
 # bot cannot post there (not_in_channel, channel_not_found, is_archived…): use response_url.
 TRANSIENT = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
-FINAL = frozenset(
-    {
-        RequestState.PENDING,
-        RequestState.ACCEPTED,
-        RequestState.REJECTED,
-        RequestState.REMOVED,
-        RequestState.FAILED,
-        RequestState.DENIED,
-        RequestState.EXPIRED,
-    }
 )
 ICONS = {
     "pending": ":white_check_mark:",
@@ -204,7 +194,7 @@ class Announcer:
                 lambda told: self._update_card(request, told, name),
                 lambda told: self._reply(request, told, language, approved),
             ]
-        if state not in FINAL:
+        if state in OPEN:  # nothing to tell until it is decided or answered
             return []
         steps: list[Callable[[SlackData], SlackData | None]] = []
         if state in {RequestState.DENIED, RequestState.EXPIRED}:

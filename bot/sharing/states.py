@@ -1,0 +1,42 @@
+"""A request's life: every state it can be in and every move between them, in one place.
+
+    awaiting_approval ──approve──▶ queued ──▶ sending ──▶ pending ──▶ accepted | rejected
+        │  │ deny / expire                       │           │ (removed outside the bot)
+        │  ▼                                     │           ▼
+        │ denied | expired                       │         removed
+        │                                        ▼
+        └─ no approver can be asked ──────────▶ failed ──(the unanswered change landed after
+                                                           all)──▶ pending | accepted | …
+
+An unshare goes queued ▶ sending ▶ removed (or failed). The share service makes every
+move through `check_move`, and storage makes it a compare-and-set from the state it
+was decided in, so two writers can never both move one request.
+"""
+
+from __future__ import annotations
+
+from storage import RequestState
+
+S = RequestState
+
+# Where each state may go next. A state missing here is final.
+MOVES: dict[RequestState, frozenset[RequestState]] = {
+    S.AWAITING_APPROVAL: frozenset({S.QUEUED, S.DENIED, S.EXPIRED, S.FAILED}),
+    S.QUEUED: frozenset({S.SENDING}),
+    S.SENDING: frozenset({S.PENDING, S.ACCEPTED, S.REJECTED, S.REMOVED, S.FAILED}),
+    S.PENDING: frozenset({S.ACCEPTED, S.REJECTED, S.REMOVED}),
+    # A change that failed without an answer is read back: it may have landed after all.
+    S.FAILED: frozenset({S.PENDING, S.ACCEPTED, S.REJECTED, S.REMOVED}),
+}
+# Not decided yet, or not yet answered by the cloud API: a second ask joins these.
+OPEN = frozenset({S.AWAITING_APPROVAL, S.QUEUED, S.SENDING})
+
+
+class IllegalMove(Exception):
+    """A move the request's life does not allow: a bug, never a user's doing."""
+
+
+def check_move(current: str, to: RequestState) -> None:
+    """Raise `IllegalMove` unless a request in `current` may move to `to`."""
+    if to not in MOVES.get(RequestState(current), frozenset()):
+        raise IllegalMove(f"a request cannot move from {current} to {to}")
