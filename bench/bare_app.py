@@ -37,7 +37,11 @@ def make_app() -> WebApp:
     def share_image(ack: Ack) -> None:
         ack()
 
-    return WebApp(app, Database(os.environ["DATABASE_PATH"]))
+    return WebApp(
+        app,
+        Database(os.environ["DATABASE_PATH"]),
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+    )
 
 
 def main() -> None:

@@ -160,7 +160,11 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
                 # The ack must come within Slack's 3 s even if the database is locked.
                 database = Database(settings.DATABASE_PATH, busy_timeout=ACK_BUSY_TIMEOUT)
                 services = build_services(settings, database=database)
-                return WebApp(create_app(services), services.database)
+                return WebApp(
+                    create_app(services),
+                    services.database,
+                    signing_secret=settings.SLACK_SIGNING_SECRET.get_secret_value(),
+                )
 
             log.info("starting in HTTP mode", extra={"port": settings.PORT})
             serve(make_app, port=settings.PORT)

@@ -1,14 +1,27 @@
-"""HTTP mode: Slack's requests at `POST /slack/events`, `GET /healthz`, behind gunicorn."""
+"""HTTP mode: Slack's requests at `POST /slack/events`, `GET /healthz`, behind gunicorn.
+
+Before Bolt sees a request, the gate here bounds what a stranger can cost: a body over
+`MAX_BODY` is refused with 413 before it is read, a body that trickles in slower than
+`BODY_SECONDS` is dropped with 408, a request without Slack's valid signature gets 401
+whatever it contains, and a signed one that is not a payload Slack sends (not UTF-8, a
+`payload` that is no JSON object, a missing user, channel, action or view) gets 400. In
+each case one log line says why, and nothing else happens.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
-from collections.abc import Callable, Iterable
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
-from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt import App, BoltRequest
 
 from storage import Database
 from storage.errors import StorageError
@@ -19,13 +32,148 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+# Slack's payloads are a few kilobytes; the largest, a modal's submission with every
+# field filled, stays far under this. Anything bigger is not from Slack.
+MAX_BODY = 1024 * 1024
+# How long a client may take to send its body, start to end.
+BODY_SECONDS = 10.0
+# Slack signs each request with its time; older ones are replays (Slack's own rule).
+MAX_AGE_SECONDS = 300
+
+# What each kind of payload must carry for any listener to act on it.
+REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "block_actions": (("user", "id"), ("actions",)),
+    "view_submission": (("user", "id"), ("view",)),
+    "view_closed": (("user", "id"), ("view",)),
+    "block_suggestion": (("user", "id"), ("action_id",)),
+    "shortcut": (("user", "id"), ("callback_id",)),
+}
+COMMAND_FIELDS = ("command", "user_id", "channel_id", "team_id")
+
+
+class Refused(Exception):
+    """A request the gate answers itself: `status` and a one-line `reason` for the log."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(reason)
+
+
+class SlackGate:
+    """Reads and checks one request to the events URL; the body as text, or `Refused`."""
+
+    def __init__(self, signing_secret: str, *, clock: Callable[[], float] = time.time) -> None:
+        self._secret = signing_secret.encode()
+        self._clock = clock
+
+    def read(self, environ: WSGIEnvironment) -> str:
+        """The checked body, or `Refused` saying why not."""
+        raw = self._body(environ)
+        self._verify(environ, raw)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused("400 Bad Request", "signed body is not UTF-8") from None
+        self._check_shape(environ.get("CONTENT_TYPE", ""), text)
+        return text
+
+    def _body(self, environ: WSGIEnvironment) -> bytes:
+        declared = environ.get("CONTENT_LENGTH") or ""
+        try:
+            length = int(declared) if declared else None
+        except ValueError:
+            raise Refused("400 Bad Request", "Content-Length is not a number") from None
+        if length is not None and (length < 0 or length > MAX_BODY):
+            raise Refused("413 Content Too Large", f"declared body of {length} bytes")
+        connection = environ.get("gunicorn.socket")
+        if isinstance(connection, socket.socket):
+            connection.settimeout(BODY_SECONDS)
+        stream = environ["wsgi.input"]
+        deadline = time.monotonic() + BODY_SECONDS
+        chunks: list[bytes] = []
+        size = 0
+        wanted = MAX_BODY + 1 if length is None else length
+        try:
+            while size < wanted:
+                chunk = stream.read(min(65536, wanted - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if time.monotonic() > deadline:
+                    raise Refused("408 Request Timeout", f"body still arriving after {size} bytes")
+        except (TimeoutError, OSError):
+            raise Refused("408 Request Timeout", f"body stalled after {size} bytes") from None
+        finally:
+            if isinstance(connection, socket.socket):
+                connection.settimeout(None)
+        if size > MAX_BODY:
+            raise Refused("413 Content Too Large", f"body over {MAX_BODY} bytes")
+        return b"".join(chunks)
+
+    def _verify(self, environ: WSGIEnvironment, raw: bytes) -> None:
+        stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+        if not stamp or not signature:
+            raise Refused("401 Unauthorized", "unsigned request")
+        try:
+            age = abs(self._clock() - int(stamp))
+        except ValueError:
+            raise Refused("401 Unauthorized", "signature timestamp is not a number") from None
+        if age > MAX_AGE_SECONDS:
+            raise Refused("401 Unauthorized", "signature too old or from the future")
+        signed = b"v0:" + stamp.encode() + b":" + raw
+        expected = "v0=" + hmac.new(self._secret, signed, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+            raise Refused("401 Unauthorized", "signature does not match the body")
+
+    @staticmethod
+    def _check_shape(content_type: str, text: str) -> None:
+        if content_type.startswith("application/json"):
+            try:
+                event = json.loads(text)
+            except ValueError:
+                raise Refused("400 Bad Request", "JSON body is not JSON") from None
+            if not isinstance(event, dict):
+                raise Refused("400 Bad Request", "JSON body is not an object")
+            return
+        form = parse_qs(text, keep_blank_values=True)
+        if "payload" in form:
+            try:
+                payload = json.loads(form["payload"][0])
+            except ValueError:
+                raise Refused("400 Bad Request", "payload is not JSON") from None
+            if not isinstance(payload, dict):
+                raise Refused("400 Bad Request", "payload is not a JSON object")
+            for path in REQUIRED.get(str(payload.get("type")), ()):
+                if not _present(payload, path):
+                    kind = payload.get("type")
+                    raise Refused("400 Bad Request", f"{kind} without {'.'.join(path)}")
+            return
+        if "command" in form:
+            missing = [name for name in COMMAND_FIELDS if not form.get(name, [""])[0]]
+            if missing:
+                raise Refused("400 Bad Request", f"command without {', '.join(missing)}")
+            return
+        raise Refused("400 Bad Request", "neither a command, a payload nor an event")
+
+
+def _present(payload: dict[str, Any], path: tuple[str, ...]) -> bool:
+    value: Any = payload
+    for key in path:
+        if not isinstance(value, dict) or not value.get(key):
+            return False
+        value = value[key]
+    return True
 
 
 class WebApp:
     """The WSGI application: Bolt for Slack's requests, a health check for load balancers."""
 
-    def __init__(self, app: App, database: Database) -> None:
-        self._slack = SlackRequestHandler(app, path=EVENTS_PATH)
+    def __init__(self, app: App, database: Database, *, signing_secret: str) -> None:
+        self._app = app
+        self._gate = SlackGate(signing_secret)
         self._database = database
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -33,19 +181,58 @@ class WebApp:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method in {"GET", "HEAD"}:
             return self._health(start_response)
-        if path == EVENTS_PATH:
+        if path == EVENTS_PATH and method == "POST":
             return self._slack(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
         return [b"Not Found"]
 
+    def _slack(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            body = self._gate.read(environ)
+        except Refused as refused:
+            log.warning(
+                "refused a request to the events URL",
+                extra={"status": refused.status, "reason": refused.reason},
+            )
+            answer = [("Content-Type", "text/plain; charset=utf-8")]
+            if "gunicorn.socket" in environ:
+                # An unread body must not be drained for the next request: close instead.
+                answer.append(("Connection", "close"))
+            start_response(refused.status, answer)
+            return [refused.status.split(" ", 1)[1].encode()]
+        headers: dict[str, str | Sequence[str]] = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_") and isinstance(value, str)
+        }
+        headers["content-type"] = environ.get("CONTENT_TYPE", "")
+        response = self._app.dispatch(
+            BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+        )
+        listed = [
+            (name, str(value))
+            for name, values in response.headers.items()
+            for value in ([values] if isinstance(values, str) else values)
+        ]
+        start_response(f"{response.status} {_reason(response.status)}", listed)
+        return [response.body.encode() if isinstance(response.body, str) else response.body]
+
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            self._database.read(lambda db: db.execute("SELECT 1").fetchone())
+            self._database.check()
             status, body = "200 OK", {"ok": True, "database": "ok"}
-        except StorageError:
-            status, body = "503 Service Unavailable", {"ok": False, "database": "unavailable"}
+        except StorageError as error:
+            status = "503 Service Unavailable"
+            body = {"ok": False, "database": "unavailable", "problem": str(error)}
         start_response(status, [("Content-Type", "application/json")])
         return [json.dumps(body).encode()]
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def serve(make_app: Callable[[], WebApp], *, port: int, threads: int = 32) -> None:
@@ -63,6 +250,10 @@ def serve(make_app: Callable[[], WebApp], *, port: int, threads: int = 32) -> No
                 "graceful_timeout": 10,
                 "accesslog": None,
                 "loglevel": "warning",
+                # Headers are Slack's few; a request line or header block beyond these is not.
+                "limit_request_line": 4094,
+                "limit_request_fields": 50,
+                "limit_request_field_size": 8190,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)

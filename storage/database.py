@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -57,18 +58,66 @@ class Database:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        # Only opening the database creates its file: a connection opened later (another
+        # thread's) must never make a new, empty one where the real one went missing.
+        self._may_create = True
+        self.created = not self.path.exists()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             migrations.apply(self.db)
+            stat = self.path.stat()
         except (OSError, sqlite3.Error) as error:
             raise StorageError(f"cannot open the database at {self.path}: {error}") from error
+        self._may_create = False
+        self._identity = (stat.st_dev, stat.st_ino)
+        if self.created:
+            self._say_created()
+
+    def _say_created(self) -> None:
+        others = sorted(
+            p.name
+            for p in self.path.parent.glob("*")
+            if p != self.path
+            and (p.suffix == ".db" or ".db." in p.name or p.name.endswith(".lock"))
+        )
+        if others:
+            log.warning(
+                "created a NEW, EMPTY database although its folder holds other database files:"
+                " is DATABASE_PATH right?",
+                extra={"path": str(self.path.absolute()), "others": others},
+            )
+        else:
+            log.info("created a new, empty database", extra={"path": str(self.path.absolute())})
+
+    def check(self) -> None:
+        """`StorageError` unless the file at `path` is still the one this process opened."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            raise StorageError(
+                f"the database file {self.path} is gone (deleted or moved) while the bot was"
+                " running; nothing is read or written until it is back or the bot restarts"
+            ) from None
+        except OSError as error:
+            raise StorageError(f"cannot look at the database file {self.path}: {error}") from None
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            raise StorageError(
+                f"the database file {self.path} was replaced while the bot was running;"
+                " nothing is read or written until the bot restarts on it"
+            )
 
     @property
     def db(self) -> sqlite_utils.Database:
         """This thread's connection, opened on first use."""
         current: sqlite_utils.Database | None = getattr(self._local, "db", None)
         if current is None:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
+            mode = "rwc" if self._may_create else "rw"
+            conn = sqlite3.connect(
+                f"file:{quote(str(self.path.absolute()))}?mode={mode}",
+                uri=True,
+                timeout=self.busy_timeout,
+                check_same_thread=False,
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -89,6 +138,7 @@ class Database:
         back at once (a checkpoint, a recovering WAL) is tried again, and no attempt
         starts after `busy_timeout` has passed.
         """
+        self.check()
         deadline = time.monotonic() + self.busy_timeout
         # Writers of this process queue on a lock that wakes the next one at once;
         # SQLite's busy handler alone sleeps in steps of up to 100 ms between tries.
@@ -127,6 +177,7 @@ class Database:
 
     def read(self, work: Callable[[sqlite_utils.Database], T]) -> T:
         """Run a read, turning SQLite failures into `StorageError`."""
+        self.check()
         try:
             return work(self.db)
         except sqlite3.Error as error:

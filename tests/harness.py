@@ -105,7 +105,7 @@ class BotHarness:
         self._server = make_server(
             "127.0.0.1",
             0,
-            WebApp(self.app, self.database),
+            WebApp(self.app, self.database, signing_secret=SIGNING_SECRET),
             server_class=_ThreadingWSGIServer,
             handler_class=_Quiet,
         )
