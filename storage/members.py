@@ -46,7 +46,10 @@ class KnownMembers:
         """The friendly name, or None for an unknown member."""
         row = self._database.read(
             lambda db: db.execute(
-                "SELECT name FROM known_members WHERE member_id = ?", [member_id]
+                # Ids alike but for case name the same member (exact match first).
+                "SELECT name FROM known_members WHERE lower(member_id) = lower(?)"
+                " ORDER BY member_id = ? DESC LIMIT 1",
+                [member_id, member_id],
             ).fetchone()
         )
         return None if row is None else str(row[0])

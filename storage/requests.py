@@ -38,6 +38,14 @@ class RequestState(StrEnum):
     EXPIRED = "expired"
 
 
+# An earlier request for the same image and member (ids alike but for case count as the
+# same member) that the cloud has not answered yet; `me` is the request that would go next.
+EARLIER_IN_FLIGHT = (
+    "SELECT 1 FROM share_requests AS earlier WHERE earlier.image_id = {me}.image_id"
+    " AND lower(earlier.member_id) = lower({me}.member_id) AND earlier.id < {me}.id"
+    " AND earlier.state IN ('queued', 'sending')"
+)
+
 # Not decided yet, or not yet answered by the cloud API: a second ask joins these.
 OPEN_STATES = (RequestState.AWAITING_APPROVAL, RequestState.QUEUED, RequestState.SENDING)
 
@@ -143,7 +151,9 @@ class ShareRequests:
 
         def work(db: sqlite_utils.Database) -> tuple[ShareRequest, bool]:
             cursor = db.execute(
-                "SELECT * FROM share_requests WHERE image_id = ? AND member_id = ?"
+                # Member ids alike but for case are one member here (the cloud's own rule
+                # is unknown), though each request sends the id exactly as typed.
+                "SELECT * FROM share_requests WHERE image_id = ? AND lower(member_id) = lower(?)"
                 " AND action = ? AND state IN (?, ?, ?) ORDER BY id LIMIT 1",
                 [new.image_id, new.member_id, new.action, *OPEN_STATES],
             )
@@ -331,20 +341,37 @@ class ShareRequests:
         )
 
     def start_sending(self, request_id: int) -> bool:
-        """queued → sending, stored before the cloud API is called; False if not queued."""
+        """queued → sending, stored before the cloud API is called; False if not queued, or
+        while an earlier request for the same image and member is still being carried out
+        (requests for one pair go to the cloud one at a time, in the order they were asked).
+        """
         now = stamp(self.now())
         return (
             self._database.write(
                 lambda db: (
                     db.execute(
                         "UPDATE share_requests SET state = 'sending', sent_at = ?, updated_at = ?"
-                        " WHERE id = ? AND state = 'queued'",
+                        " WHERE id = ? AND state = 'queued' AND NOT EXISTS ("
+                        + EARLIER_IN_FLIGHT.format(me="share_requests")
+                        + ")",
                         [now, now, request_id],
                     ).rowcount
                 )
             )
             == 1
         )
+
+    def waiting_turn(self, request_id: int) -> bool:
+        """Whether an earlier request for the same image and member is still being carried out."""
+        row = self._database.read(
+            lambda db: db.execute(
+                "SELECT 1 FROM share_requests AS me WHERE me.id = ? AND EXISTS ("
+                + EARLIER_IN_FLIGHT.format(me="me")
+                + ")",
+                [request_id],
+            ).fetchone()
+        )
+        return row is not None
 
     def update(
         self, request_id: int, *, only_in: RequestState | None = None, **values: Any

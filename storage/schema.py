@@ -157,3 +157,12 @@ def split_slack_bookkeeping(db: sqlite_utils.Database) -> None:
         " coalesce(delivery_failures, 0) FROM share_requests"
     )
     db.table("share_requests").transform(drop=set(SLACK_COLUMNS))
+
+
+@migrations()
+def index_members_ignoring_case(db: sqlite_utils.Database) -> None:
+    """Duplicate checks and the order per member compare member ids ignoring case."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS share_requests_member_nocase"
+        " ON share_requests (image_id, lower(member_id), state)"
+    )

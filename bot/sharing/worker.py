@@ -24,6 +24,10 @@ from storage.requests import parse_stamp
 log = logging.getLogger(__name__)
 
 
+# How often a request waiting for an earlier one for the same image and member looks again.
+TURN_WAIT = timedelta(milliseconds=200)
+
+
 class Announcer(Protocol):
     """Tells people what a request's state means (`bot.slack.announcer` does it in Slack)."""
 
@@ -197,6 +201,8 @@ class Worker:
 
     def _next_due(self, request: ShareRequest) -> datetime | None:
         now = self.requests.now()
+        if request.state == RequestState.QUEUED and self.requests.waiting_turn(request.id):
+            return now + TURN_WAIT  # an earlier request for this image and member goes first
         if not self.announcer.up_to_date(request) or request.state in {
             RequestState.QUEUED,
             RequestState.SENDING,
