@@ -21,7 +21,7 @@ from bot.settings import Settings, SettingsError, load_settings
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
 from bot.slack.texts import say
-from storage import AuditLog, Database, Grants, KnownMembers, OnCall
+from storage import AuditLog, Database, Grants, KnownMembers, OnCall, Role
 from storage.errors import StorageError
 
 log = logging.getLogger("bot")
@@ -263,12 +263,18 @@ def admin_command(args: argparse.Namespace) -> None:
                     else f"{user} already was {role.value} for {scope}"
                 )
             else:
-                changed = admin.revoke(user, role, image, by=actor)
+                changed = admin.revoke(user, role, image, by=actor, last_admin_ok=True)
                 print(
                     f"{user} is no longer {role.value} for {scope}"
                     if changed
                     else f"{user} was not {role.value} for {scope}"
                 )
+                if changed and not admin.grants.holders(Role.ADMIN):
+                    print(
+                        "warning: nobody is an admin for all images now; nobody can administer"
+                        " the bot from Slack until `python -m bot grant <SLACK_USER_ID> admin`",
+                        file=sys.stderr,
+                    )
         elif args.command == "grants":
             rows = admin.grants.all()
             if not rows:

@@ -14,7 +14,7 @@ from slack_bolt import Ack, App, Respond
 from bot.scp.errors import CloudError
 from bot.services import Services
 from bot.sharing import commands
-from bot.sharing.errors import CommandError, NotAllowed
+from bot.sharing.errors import CommandError, LastAdmin, NotAllowed
 from bot.slack import texts as messages
 from bot.slack.texts import code, say
 from bot.slack.views import member_label, permalink, request_line
@@ -47,6 +47,9 @@ def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respo
         return
     try:
         _dispatch(services, ack, respond, command, parsed, language, known)
+    except LastAdmin as error:
+        log.info("refused to revoke the last admin", extra={"user": user, "admin": error.user_id})
+        ack(response_type="ephemeral", text=say(language, "last_admin", user=error.user_id))
     except NotAllowed as error:
         log.info("refused", extra={"user": user, "what": error.what})
         ack(

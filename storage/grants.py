@@ -56,15 +56,36 @@ class Grants:
 
         return self._database.write(work)
 
-    def revoke(self, user_id: str, role: Role, image_id: str = ALL_IMAGES) -> bool:
-        """Take `role` away; False when the user did not have it."""
+    def revoke(
+        self, user_id: str, role: Role, image_id: str = ALL_IMAGES, *, keep_last_admin: bool = False
+    ) -> bool | None:
+        """Take `role` away; False when the user did not have it.
 
-        def work(db: sqlite_utils.Database) -> bool:
-            cursor = db.execute(
+        With `keep_last_admin`, the last admin for all images keeps the role and the answer
+        is None: the check and the removal are one transaction, so two admins revoking
+        each other at once cannot leave nobody.
+        """
+
+        def work(db: sqlite_utils.Database) -> bool | None:
+            held = db.execute(
+                "SELECT 1 FROM grants WHERE user_id = ? AND role = ? AND image_id = ?",
+                [user_id, role.value, image_id],
+            ).fetchone()
+            if held is None:
+                return False
+            if keep_last_admin and role is Role.ADMIN and image_id == ALL_IMAGES:
+                others = db.execute(
+                    "SELECT count(*) FROM grants WHERE role = 'admin' AND image_id = ''"
+                    " AND user_id != ?",
+                    [user_id],
+                ).fetchone()[0]
+                if others == 0:
+                    return None
+            db.execute(
                 "DELETE FROM grants WHERE user_id = ? AND role = ? AND image_id = ?",
                 [user_id, role.value, image_id],
             )
-            return cursor.rowcount > 0
+            return True
 
         return self._database.write(work)
 

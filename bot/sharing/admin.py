@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.sharing.errors import LastAdmin
 from storage import AuditLog, Grants, KnownMembers, OnCall, Role
 
 
@@ -29,9 +30,14 @@ class Administration:
             self.audit.record(by, "grant", f"{user_id} {role.value} {image_id or '*'}")
         return added
 
-    def revoke(self, user_id: str, role: Role, image_id: str, *, by: str) -> bool:
-        """Take a role away; False if not held."""
-        removed = self.grants.revoke(user_id, role, image_id)
+    def revoke(
+        self, user_id: str, role: Role, image_id: str, *, by: str, last_admin_ok: bool = False
+    ) -> bool:
+        """Take a role away; False if not held. `LastAdmin` for the last admin for all
+        images, unless `last_admin_ok` (the command line, whose operator can grant again)."""
+        removed = self.grants.revoke(user_id, role, image_id, keep_last_admin=not last_admin_ok)
+        if removed is None:
+            raise LastAdmin(user_id)
         if removed:
             self.audit.record(by, "revoke", f"{user_id} {role.value} {image_id or '*'}")
         return removed

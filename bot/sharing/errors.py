@@ -3,6 +3,7 @@
     SharingError             base of the domain's errors
     ├── CommandError         a request that cannot be acted on (bad ids, missing words)
     ├── NotAllowed           the user holds no role that permits this
+    ├── LastAdmin            revoking the last admin for all images from Slack
     └── DeliveryError        the people concerned could not be told (tried again later)
         └── ApproversUnreachable   no approval card can be posted: nobody could approve
 
@@ -34,6 +35,14 @@ class NotAllowed(SharingError):
         self.user_id = user_id
         self.what = what
         super().__init__(f"{user_id} may not {what}")
+
+
+class LastAdmin(SharingError):
+    """Revoking this admin would leave nobody able to administer the bot from Slack."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        super().__init__(f"{user_id} is the last admin for all images")
 
 
 class DeliveryError(SharingError):
