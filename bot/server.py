@@ -209,13 +209,17 @@ class WebApp:
         response = self._app.dispatch(
             BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
         )
+        body_bytes = response.body.encode() if isinstance(response.body, str) else response.body
         listed = [
             (name, str(value))
             for name, values in response.headers.items()
+            if name.lower() != "content-length"
             for value in ([values] if isinstance(values, str) else values)
         ]
+        # A length, as Bolt's own adapter sends: without it the answer goes out chunked.
+        listed.append(("Content-Length", str(len(body_bytes))))
         start_response(f"{response.status} {_reason(response.status)}", listed)
-        return [response.body.encode() if isinstance(response.body, str) else response.body]
+        return [body_bytes]
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
         try:

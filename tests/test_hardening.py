@@ -158,12 +158,17 @@ def gunicorn_app(tmp_path: Path) -> Iterator[str]:
     code = textwrap.dedent(
         f"""
         from slack_bolt import App
+        from slack_bolt.authorization import AuthorizeResult
         from bot.server import WebApp, serve
         from storage import Database
 
+        def authorize(**_):  # no Slack to ask: a fixed installation
+            return AuthorizeResult(enterprise_id=None, team_id="T1", bot_token="xoxb-x",
+                                   bot_user_id="UB", bot_id="B")
+
         def make():
-            app = App(signing_secret={SIGNING_SECRET!r}, token="xoxb-x",
-                      token_verification_enabled=False)
+            app = App(signing_secret={SIGNING_SECRET!r}, authorize=authorize)
+            app.command("/share-image")(lambda ack: ack("usage"))
             return WebApp(app, Database({str(tmp_path / "g.db")!r}),
                           signing_secret={SIGNING_SECRET!r})
 
@@ -203,6 +208,26 @@ def test_through_gunicorn_a_huge_body_costs_no_memory_and_a_slow_one_is_dropped(
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert 5 < waited < 20  # BODY_SECONDS, not forever
     assert httpx.get(f"{gunicorn_app}/healthz", timeout=2).status_code == 200
+
+    # A signed request goes through to Bolt, answered with a length, not chunked.
+    body = b"command=%2Fshare-image&user_id=U1&channel_id=C1&team_id=T1&text=help"
+    stamp = str(int(time.time()))
+    digest = hmac.new(
+        SIGNING_SECRET.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256
+    ).hexdigest()
+    answer = httpx.post(
+        f"{gunicorn_app}/slack/events",
+        content=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": f"v0={digest}",
+        },
+        timeout=5,
+    )
+    assert (answer.status_code, answer.text) == (200, "usage")
+    assert answer.headers["content-length"] == str(len(answer.content))
+    assert "chunked" not in answer.headers.get("transfer-encoding", "")
 
 
 # -- the database --------------------------------------------------------------------------
