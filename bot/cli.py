@@ -269,7 +269,8 @@ def admin_command(args: argparse.Namespace) -> None:
                     if changed
                     else f"{user} was not {role.value} for {scope}"
                 )
-                if changed and not admin.grants.holders(Role.ADMIN):
+                last = role is Role.ADMIN and not image
+                if changed and last and not admin.grants.holders(Role.ADMIN):
                     print(
                         "warning: nobody is an admin for all images now; nobody can administer"
                         " the bot from Slack until `python -m bot grant <SLACK_USER_ID> admin`",
