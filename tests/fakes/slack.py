@@ -14,6 +14,10 @@ test wait for what the bot did without sleeping::
         ...
         [message] = fake.wait_for(lambda: fake.messages("C1"))
 
+It refuses what Slack refuses in Block Kit (``tests.fakes.blockkit``): blocks, text
+and views beyond Slack's limits are answered ``invalid_blocks``, ``msg_too_long`` or
+``invalid_arguments`` with the problems named, and still recorded in ``calls()``.
+
 ``SlackSender`` posts signed slash commands and button clicks to a Bolt app in HTTP
 mode, or hands the same payloads to ``FakeSlack.socket_send`` for Socket Mode.
 
@@ -48,6 +52,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from .blockkit import (
+    validate_blocks,
+    validate_message,
+    validate_options,
+    validate_text,
+    validate_view,
+)
+
 __all__ = [
     "Call",
     "FakeSlack",
@@ -56,6 +68,9 @@ __all__ = [
     "SlackSignature",
     "block_actions_payload",
     "slash_command_payload",
+    "validate_message",
+    "validate_options",
+    "validate_view",
 ]
 
 T = TypeVar("T")
@@ -67,6 +82,7 @@ _JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata", "unfurls"
 _FIRST_TS = 1_700_000_000_000_000  # microseconds: "1700000000.000000"
 _VERIFICATION_TOKEN = "fake-verification-token"
 _SLACK_USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
+_MISSING_TEXT = "missing_text_in_message_with_blocks"
 
 
 @dataclass(frozen=True)
@@ -93,13 +109,17 @@ class Call:
 
 @dataclass(frozen=True)
 class ResponsePost:
-    """One POST to a ``response_url``; ``ts`` is set when it was accepted."""
+    """One POST to a ``response_url``; ``ts`` is set when it was accepted.
+
+    ``problems`` says what in the blocks or text made Slack refuse it (HTTP 400).
+    """
 
     name: str
     body: dict[str, Any]
     time: float
     status: int
     ts: str | None = None
+    problems: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -114,6 +134,11 @@ class FakeSlack:
     fills to make posting there fail with ``not_in_channel`` / ``channel_not_found``.
     ``response_url_max_uses`` (5, as Slack; ``None`` for no limit) makes a URL
     answer 404 ``expired_url`` after that many accepted posts.
+
+    ``warnings`` lists what Slack took but warned about, one ``"<where>: <warning>"``
+    each: today ``missing_text_in_message_with_blocks``, for a message (Web API or
+    response_url) with blocks and no ``text`` fallback for notifications and screen
+    readers. A test asserts ``fake.warnings == []`` to keep every message readable.
     """
 
     def __init__(
@@ -160,6 +185,7 @@ class FakeSlack:
         self._acks: dict[str, dict[str, Any]] = {}
         self._socket_received: list[Any] = []
         self.errors: list[BaseException] = []  # exceptions raised inside the fake itself
+        self.warnings: list[str] = []  # what Slack accepted with a warning; see the docstring
 
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
@@ -170,6 +196,7 @@ class FakeSlack:
             "views.publish": self._views_publish,
             "views.open": self._views_open,
             "views.update": self._views_update,
+            "views.push": self._views_push,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "apps.connections.open": self._apps_connections_open,
@@ -294,9 +321,10 @@ class FakeSlack:
             self._expired.add(name)
 
     def clear(self) -> None:
-        """Forget recorded calls, responses and socket traffic (not the scripting)."""
+        """Forget recorded calls, responses, warnings and socket traffic (not the scripting)."""
         with self._cond:
             self._calls.clear()
+            self.warnings.clear()
             self._responses.clear()
             self._envelopes.clear()
             self._acks.clear()
@@ -389,7 +417,11 @@ class FakeSlack:
             lines = [f"FakeSlack recorded {len(self._calls)} Web API call(s):"]
             lines += [f"  {i}. {_describe(c)}" for i, c in enumerate(self._calls, 1)]
             lines.append(f"response_url posts ({len(self._responses)}):")
-            lines += [f"  {r.name}: HTTP {r.status} {_short(r.body)}" for r in self._responses]
+            lines += [
+                f"  {r.name}: HTTP {r.status} {_short(r.body)}"
+                + (f" {_short(list(r.problems), 400)}" if r.problems else "")
+                for r in self._responses
+            ]
             lines.append(
                 f"socket mode: {len(self._sockets)} open, {self._socket_connections} ever, "
                 f"{len(self._envelopes)} envelope(s) sent, {len(self._acks)} ack(s)"
@@ -606,6 +638,7 @@ class FakeSlack:
         self, name: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         text_plain = {"Content-Type": "text/plain"}
+        problems: list[str] = []
         try:
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype == "application/x-www-form-urlencoded":
@@ -622,13 +655,20 @@ class FakeSlack:
             status, answer = (
                 (200, b"ok") if has_content or data.get("delete_original") else (400, b"no_text")
             )
+            # Refused as the Web API does, but in a webhook's words: HTTP 400 and the error.
+            if status == 200 and (refusal := _message_refusal(data)):
+                problems = list(refusal.get("errors", []))
+                status, answer = 400, str(refusal["error"]).encode()
         with self._cond:
             used = sum(1 for r in self._responses if r.name == name and r.ok)
             limit = self.response_url_max_uses
             if name in self._expired or (limit is not None and used >= limit):
                 status, answer = 404, b"expired_url"
             ts = self._next_ts() if status == 200 else None
-            self._responses.append(ResponsePost(name, data, self._clock(), status, ts))
+            if status == 200 and _missing_text(data):
+                self.warnings.append(f"response_url {name}: {_MISSING_TEXT}")
+            post = ResponsePost(name, data, self._clock(), status, ts, tuple(problems))
+            self._responses.append(post)
             self._changed()
         return status, text_plain, answer
 
@@ -651,12 +691,22 @@ class FakeSlack:
         if "text" in args:
             fields["text"] = args["text"] or ""
         if "blocks" in args:
-            fields["blocks"] = _with_block_ids(args["blocks"])
+            fields["blocks"] = _with_block_ids(_blocks_arg(args["blocks"]))
         if "attachments" in args:
             fields["attachments"] = copy.deepcopy(args["attachments"])
         if "metadata" in args:
             fields["metadata"] = copy.deepcopy(args["metadata"])
         return fields
+
+    def _warned(
+        self, method: str, args: Mapping[str, Any], answer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``answer`` with Slack's warning when the message has blocks but no text fallback."""
+        if _missing_text(args):
+            answer["warning"] = _MISSING_TEXT
+            answer["response_metadata"] = {"warnings": [_MISSING_TEXT]}
+            self.warnings.append(f"{method}: {_MISSING_TEXT}")
+        return answer
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -677,6 +727,8 @@ class FakeSlack:
         assert channel is not None
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             return {"ok": False, "error": "no_text"}
+        if refusal := _message_refusal(args):
+            return refusal
         resolved = _resolve_channel(channel)
         ts = self._next_ts()
         message: dict[str, Any] = {
@@ -692,7 +744,8 @@ class FakeSlack:
         if args.get("thread_ts"):
             message["thread_ts"] = str(args["thread_ts"])
         self._messages[ts] = {**copy.deepcopy(message), "channel": resolved}
-        return {"ok": True, "channel": resolved, "ts": ts, "message": message}
+        answer = {"ok": True, "channel": resolved, "ts": ts, "message": message}
+        return self._warned("chat.postMessage", args, answer)
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel, ts = args.get("channel"), str(args.get("ts") or "")
@@ -702,17 +755,20 @@ class FakeSlack:
         fields = self._message_fields(args)
         if not fields:
             return {"ok": False, "error": "no_text"}
+        if refusal := _message_refusal(args):
+            return refusal
         # Fields not sent are kept, as Slack does (an empty list removes blocks).
         stored.update(fields)
         stored["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
         message = {k: v for k, v in copy.deepcopy(stored).items() if k != "channel"}
-        return {
+        answer = {
             "ok": True,
             "channel": stored["channel"],
             "ts": ts,
             "text": stored.get("text", ""),
             "message": message,
         }
+        return self._warned("chat.update", args, answer)
 
     def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = args.get("channel")
@@ -722,8 +778,10 @@ class FakeSlack:
             return {"ok": False, "error": "user_not_found"}
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             return {"ok": False, "error": "no_text"}
+        if refusal := _message_refusal(args):
+            return refusal
         # Not stored: chat.update cannot edit an ephemeral message.
-        return {"ok": True, "message_ts": self._next_ts()}
+        return self._warned("chat.postEphemeral", args, {"ok": True, "message_ts": self._next_ts()})
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = args.get("user")
@@ -761,6 +819,8 @@ class FakeSlack:
     def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("user_id") or not isinstance(args.get("view"), dict):
             return {"ok": False, "error": "invalid_arguments"}
+        if refusal := _view_refusal(args["view"], ("home",)):
+            return refusal
         return {"ok": True, "view": self._view(args["view"])}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -768,13 +828,21 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_trigger_id"}
         if not isinstance(args.get("view"), dict):
             return {"ok": False, "error": "invalid_arguments"}
+        if refusal := _view_refusal(args["view"], ("modal",)):
+            return refusal
         return {"ok": True, "view": self._view(args["view"])}
+
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Same checks as views.open; the fake keeps no stack, so never push_limit_reached.
+        return self._views_open(args)
 
     def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
         if not (args.get("view_id") or args.get("external_id")) or not isinstance(
             args.get("view"), dict
         ):
             return {"ok": False, "error": "invalid_arguments"}
+        if refusal := _view_refusal(args["view"], ("modal", "home")):
+            return refusal
         return {"ok": True, "view": self._view(args["view"])}
 
     def _conversation(self, channel: str) -> dict[str, Any]:
@@ -934,6 +1002,49 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
     return fields
 
 
+def _blocks_arg(value: Any) -> Any:
+    """``blocks`` as Slack reads them: a JSON string decoded, ``""`` as none sent."""
+    if value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _message_refusal(args: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Slack's answer to a message whose ``text`` or ``blocks`` it refuses, else None."""
+    text = args.get("text")
+    if isinstance(text, str) and validate_text(text):
+        return {"ok": False, "error": "msg_too_long"}
+    blocks = _blocks_arg(args.get("blocks"))
+    if blocks is not None and not isinstance(blocks, list):
+        return {"ok": False, "error": "invalid_blocks_format"}
+    if problems := validate_blocks(blocks):
+        return {"ok": False, "error": "invalid_blocks", "errors": problems}
+    return None
+
+
+def _missing_text(args: Mapping[str, Any]) -> bool:
+    """True for a message with blocks and no text fallback (Slack takes it, and warns)."""
+    text = args.get("text")
+    return bool(_blocks_arg(args.get("blocks"))) and not (isinstance(text, str) and text.strip())
+
+
+def _view_refusal(view: Any, types: tuple[str, ...]) -> dict[str, Any] | None:
+    """Slack's answer to a view it refuses (``types``: those the method takes), else None."""
+    if problems := validate_view(view, types=types):
+        messages = [f"[ERROR] {problem}" for problem in problems]
+        return {
+            "ok": False,
+            "error": "invalid_arguments",
+            "response_metadata": {"messages": messages},
+        }
+    return None
+
+
 def _with_block_ids(blocks: Any) -> Any:
     """Copy of blocks with a block_id on each, as Slack stores a posted message."""
     if not isinstance(blocks, list):
@@ -959,6 +1070,11 @@ def _describe(call: Call) -> str:
         outcome = "ok" + (f" ts={call.ts}" if call.ts else "")
     else:
         outcome = f"error={call.response.get('error')!r}"
+        problems = call.response.get("errors") or call.response.get("response_metadata", {}).get(
+            "messages"
+        )
+        if problems:
+            outcome += f" {_short(problems, 400)}"
     status = f" HTTP {call.status}" if call.status != 200 else ""
     return f"{call.method} {shown} -> {outcome}{status}".replace("  ", " ")
 
