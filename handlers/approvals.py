@@ -16,14 +16,7 @@ from bot.services import Services
 from bot.sharing.rules import Refusal
 from bot.sharing.service import Decision
 from bot.slack.texts import mentions, say, state_word
-from bot.slack.views import (
-    APPROVE,
-    DENY,
-    DENY_MODAL,
-    DENY_REASON_BLOCK,
-    DENY_REASON_INPUT,
-    deny_modal,
-)
+from bot.slack.views import APPROVE, DENY, DenyModal, MalformedSubmission
 from storage import RequestState, Role, ShareRequest
 
 log = logging.getLogger(__name__)
@@ -56,7 +49,7 @@ def register(app: App, services: Services) -> None:
         card = services.messages.get(request.id)
         client.views_open(
             trigger_id=body["trigger_id"],
-            view=deny_modal(
+            view=DenyModal.build(
                 request.id,
                 services.languages.known(clicker) or services.settings.BOT_DEFAULT_LANGUAGE,
                 card.card_channel or "",
@@ -64,26 +57,28 @@ def register(app: App, services: Services) -> None:
             ),
         )
 
-    @app.view(DENY_MODAL)
+    @app.view(DenyModal.callback_id)
     def deny_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         clicker = body["user"]["id"]
         language = services.languages.known(clicker) or services.settings.BOT_DEFAULT_LANGUAGE
         try:
-            request_id = int(view["private_metadata"].split("|", 1)[0])
-        except (KeyError, ValueError):
+            submitted = DenyModal.parse(view)
+        except MalformedSubmission as error:
+            log.warning(
+                "deny modal with forged metadata", extra={"user": clicker, "error": str(error)}
+            )
             ack(
-                response_action="errors", errors={DENY_REASON_BLOCK: say(language, "click_unknown")}
+                response_action="errors",
+                errors={DenyModal.reason_block: say(language, "click_unknown")},
             )
             return
-        values = view.get("state", {}).get("values", {})
-        reason = (
-            values.get(DENY_REASON_BLOCK, {}).get(DENY_REASON_INPUT, {}).get("value") or ""
-        ).strip()[:300]
-        decision = services.share.decide(request_id, clicker, approve=False, reason=reason)
+        decision = services.share.decide(
+            submitted.request_id, clicker, approve=False, reason=submitted.reason
+        )
         if decision.refusal:
             ack(
                 response_action="errors",
-                errors={DENY_REASON_BLOCK: _refusal_text(services, decision, language)},
+                errors={DenyModal.reason_block: _refusal_text(services, decision, language)},
             )
             return
         ack()

@@ -16,8 +16,9 @@ from bot.services import Services
 from bot.sharing import commands
 from bot.sharing.errors import CommandError, LastAdmin, NotAllowed
 from bot.slack import texts as messages
+from bot.slack import views
 from bot.slack.texts import code, say
-from bot.slack.views import member_label, permalink, request_line
+from bot.slack.views import member_label, permalink
 from storage import Role
 from storage.errors import StorageError
 
@@ -76,14 +77,8 @@ def _dispatch(
     elif isinstance(parsed, commands.Share):
         ack(response_type="ephemeral", text=_ask(services, command, parsed, language, known))
     elif isinstance(parsed, commands.Status):
-        mine = services.requests.for_user(user)
-        lines = [request_line(r, language) for r in mine]
-        ack(
-            response_type="ephemeral",
-            text="\n".join([say(language, "status_header"), *lines])
-            if lines
-            else say(language, "status_empty"),
-        )
+        text, blocks = views.status_listing(language, services.requests.for_user(user))
+        ack(response_type="ephemeral", text=text, blocks=blocks)
     elif isinstance(parsed, commands.ListMembers):
         _list(services, ack, respond, user, parsed.image_id, language)
     else:
@@ -92,6 +87,11 @@ def _dispatch(
                 response_type="ephemeral",
                 text=say(language, "admin_only", admins=services.announcer.admins(language)),
             )
+            return
+        listed = _admin_list(services, parsed, language)
+        if listed is not None:
+            text, blocks = listed
+            ack(response_type="ephemeral", text=text, blocks=blocks)
             return
         ack(response_type="ephemeral", text=_admin(services, user, parsed, language))
 
@@ -178,24 +178,35 @@ def _list_reply(
             )
         )
         return
-    if not found:
-        respond(text=say(language, "list_empty", image=code(image_id)))
-        return
-    lines = [
-        say(
-            language,
-            "list_item",
-            member=member_label(m.member_id, services.members.name(m.member_id)),
-            status=messages.escape(m.status),
-            created=messages.escape(m.created_at),
-            updated=messages.escape(m.updated_at),
+    # One answer within Slack's limits (a response_url takes only five): the newest
+    # changes first, and when there are too many to read, how many by status.
+    names = {m.member_id: m.name for m in services.members.all()} if found else {}
+    text, blocks = views.member_listing(language, image_id, found, names)
+    respond(text=text, blocks=blocks)
+
+
+def _admin_list(
+    services: Services, parsed: commands.Admin, language: str
+) -> tuple[str, list[dict[str, Any]]] | None:
+    """The answer to an admin list command, as text and blocks; None for other commands.
+
+    A list is one ephemeral answer (the ack): the first `views.LIST_SHOWN` entries, then
+    how many there are and that the CLI on the bot's host lists them all. One answer
+    reads better than a run of messages, and an ack can only be one message anyway.
+    """
+    if parsed.what == "grants":
+        return views.grants_listing(language, services.grants.all())
+    if parsed.what == "member list":
+        return views.known_members_listing(language, services.members.all())
+    if parsed.what == "oncall list":
+        return views.oncall_listing(
+            language, services.oncall.all(), now=services.database.now(), past=parsed.past
         )
-        for m in found
-    ]
-    respond(text="\n".join([say(language, "list_header", image=code(image_id)), *lines]))
+    return None
 
 
 def _admin(services: Services, user: str, parsed: commands.Admin, language: str) -> str:
+    """Carry out an admin change; what to answer."""
     admin = services.admin
     scope = code(parsed.image_id) if parsed.image_id else say(language, "all_images")
     if parsed.what in {"grant", "revoke"}:
@@ -208,16 +219,6 @@ def _admin(services: Services, user: str, parsed: commands.Admin, language: str)
             changed = admin.revoke(parsed.user_id, role, parsed.image_id, by=user)
             key = "revoked" if changed else "revoke_missing"
         return say(language, key, user=parsed.user_id, role=role.value, scope=scope)
-    if parsed.what == "grants":
-        grants = services.grants.all()
-        if not grants:
-            return say(language, "grants_empty")
-        everything = say(language, "all_images")
-        lines = [
-            f"• <@{g.user_id}>: {g.role.value} ({code(g.image_id) if g.image_id else everything})"
-            for g in grants
-        ]
-        return "\n".join([say(language, "grants_header"), *lines])
     if parsed.what == "member add":
         admin.add_member(parsed.member_id, parsed.name, by=user)
         return say(
@@ -233,12 +234,6 @@ def _admin(services: Services, user: str, parsed: commands.Admin, language: str)
             "member_removed" if removed else "member_missing_known",
             member=code(parsed.member_id),
         )
-    if parsed.what == "member list":
-        known = services.members.all()
-        if not known:
-            return say(language, "members_empty")
-        lines = [f"• {member_label(m.member_id, m.name)}" for m in known]
-        return "\n".join([say(language, "members_header"), *lines])
     if parsed.what == "oncall add":
         assert parsed.starts is not None and parsed.ends is not None
         admin.add_shift(parsed.user_id, parsed.starts, parsed.ends, by=user)
@@ -249,11 +244,6 @@ def _admin(services: Services, user: str, parsed: commands.Admin, language: str)
             starts=parsed.starts.isoformat(),
             ends=parsed.ends.isoformat(),
         )
-    if parsed.what == "oncall remove":
-        count = admin.remove_shifts(parsed.user_id, by=user)
-        return say(language, "oncall_removed", user=parsed.user_id, count=count)
-    shifts = services.oncall.all()
-    if not shifts:
-        return say(language, "oncall_empty")
-    lines = [f"• <@{s.user_id}>: {s.starts_at[:16]} → {s.ends_at[:16]} UTC" for s in shifts]
-    return "\n".join([say(language, "oncall_header"), *lines])
+    assert parsed.what == "oncall remove", parsed.what
+    count = admin.remove_shifts(parsed.user_id, by=user)
+    return say(language, "oncall_removed", user=parsed.user_id, count=count)

@@ -8,7 +8,7 @@
     /share-image admin grant|revoke <@user> <role> [image_id]
     /share-image admin grants
     /share-image admin member add <member_id> <name…> | remove <member_id> | list
-    /share-image admin oncall add <@user> <from> <to> | remove <@user> | list
+    /share-image admin oncall add <@user> <from> <to> | remove <@user> | list [all]
 
 Nothing that fails these rules gets any further: ids reach the cloud API and its
 URLs only once they match the API's own patterns, ASCII only.
@@ -76,6 +76,8 @@ class Admin:
     name: str = ""
     starts: datetime | None = None
     ends: datetime | None = None
+    # `oncall list all` (or `--all`): past shifts too, not only current and coming ones.
+    past: bool = False
 
 
 Command = Share | ListMembers | Status | Help | Admin
@@ -209,7 +211,10 @@ def _admin(words: list[str]) -> Admin:
     if verb == "oncall":
         sub = words[1].lower() if len(words) > 1 else ""
         if sub == "list":
-            return Admin("oncall list")
+            extra = [w.lower() for w in words[2:]]
+            if extra and extra != ["all"] and extra != ["--all"]:
+                raise CommandError("extra_arguments", extra=_shown(" ".join(words[2:])))
+            return Admin("oncall list", past=bool(extra))
         if sub == "add":
             _need(words, 5, "admin oncall add <@user> <from> <to>")
             starts, ends = moment(words[3]), moment(words[4])

@@ -1,19 +1,170 @@
-"""Block Kit for everything the bot posts: parent messages, cards, the modal, the Home tab."""
+"""Block Kit for everything the bot posts: parent messages, cards, the modal, the Home tab,
+and the long lists (members, grants, on-call).
+
+Blocks are built with `slack_sdk.models`, whose `to_dict()` checks many of Slack's
+limits; what it does not check (a context element's length, how many blocks a message
+holds) is kept here. Everything returned is a plain dict, ready to send as JSON.
+
+Long content stays within Slack's limits by design, never by luck:
+
+* a list is packed into sections of whole lines, each under `SECTION_TEXT_MAX`;
+* it shows at most a useful number of entries and then says how many were left out
+  and where the rest can be seen;
+* every message's `text` fallback stays under `TEXT_AIM` (Slack takes 40,000, but a
+  notification or screen reader gains nothing from more).
+"""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from bot.slack.texts import code, escape, failure_word, mentions, say, state_word
-from storage import ShareRequest
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
 
-Block = dict[str, Any]
+from bot.scp.models import ImageMember
+from bot.sharing.commands import MAX_REASON
+from bot.slack.texts import code, escape, failure_word, mentions, say, state_word
+from storage import Grant, KnownMember, OnCallShift, ShareRequest
+from storage.requests import parse_stamp
+
+BlockDict = dict[str, Any]
 
 APPROVE = "approve"
 DENY = "deny"
 DENY_MODAL = "deny_reason"
 DENY_REASON_BLOCK = "reason"
 DENY_REASON_INPUT = "reason_input"
+
+# Slack's limits (https://docs.slack.dev/reference/block-kit/blocks).
+SECTION_TEXT_MAX = 3000
+CONTEXT_ELEMENTS_MAX = 10
+CONTEXT_TEXT_MAX = 3000
+MESSAGE_BLOCKS_MAX = 50
+VIEW_BLOCKS_MAX = 100
+TEXT_MAX = 40_000
+TEXT_AIM = 4_000  # what a message's top-level text is kept under
+HEADER_TEXT_MAX = 150
+BUTTON_TEXT_MAX = 75
+MODAL_TEXT_MAX = 24  # a modal's title, submit and close
+
+# How much of a long list is shown. A card mentions a handful of people: more would be a
+# wall of pings nobody reads, and the rest can decide from the card all the same.
+PEOPLE_SHOWN = 5
+# A list message shows at most this many entries (a few screens): beyond that a list in
+# Slack is a wall nobody reads; the message says how many there are and where the whole
+# list is (the CLI on the bot's host, or the approval channel).
+LIST_SHOWN = 100
+HOME_MINE_SHOWN = 10  # as many as `/share-image status` shows
+HOME_WAITING_SHOWN = 50
+
+
+# -- small pieces ----------------------------------------------------------------------------
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mrkdwn(text: str, limit: int = SECTION_TEXT_MAX) -> MarkdownTextObject:
+    return MarkdownTextObject(text=clip(text, limit))
+
+
+def _plain(text: str, limit: int) -> PlainTextObject:
+    # emoji=False: user text is shown as typed, no :shortcode: becomes a picture.
+    return PlainTextObject(text=clip(text, limit), emoji=False)
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=_mrkdwn(text))
+
+
+def _context(*texts: str) -> ContextBlock:
+    return ContextBlock(
+        elements=[_mrkdwn(t, CONTEXT_TEXT_MAX) for t in texts[:CONTEXT_ELEMENTS_MAX]]
+    )
+
+
+def _header(text: str) -> HeaderBlock:
+    return HeaderBlock(text=PlainTextObject(text=clip(text, HEADER_TEXT_MAX)))
+
+
+def _plain_context(text: str) -> ContextBlock:
+    # plain_text: a reason is shown as typed, never parsed for mentions, links or formatting.
+    return ContextBlock(elements=[_plain(text, CONTEXT_TEXT_MAX)])
+
+
+def _message(blocks: Sequence[Block]) -> list[BlockDict]:
+    """Blocks as Slack takes them; `to_dict()` checks each one."""
+    if len(blocks) > MESSAGE_BLOCKS_MAX:  # a bug here, never the user's content
+        raise ValueError(f"{len(blocks)} blocks, more than a message takes")
+    return [block.to_dict() for block in blocks]
+
+
+def _fallback(text: str) -> str:
+    return clip(text, TEXT_AIM)
+
+
+def pack(lines: Sequence[str], *, max_blocks: int, limit: int = SECTION_TEXT_MAX) -> list[str]:
+    """Whole lines joined into at most `max_blocks` texts of at most `limit` characters.
+
+    Lines go in order until the blocks are full; how many made it is the sum of the
+    texts' line counts (`packed_count`). A line longer than `limit` is cut.
+    """
+    texts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for raw in lines:
+        line = clip(raw.replace("\n", " "), limit)
+        if current and size + 1 + len(line) > limit:
+            texts.append("\n".join(current))
+            current, size = [], 0
+            if len(texts) == max_blocks:
+                return texts
+        size += len(line) + (1 if current else 0)
+        current.append(line)
+    if current and len(texts) < max_blocks:
+        texts.append("\n".join(current))
+    return texts
+
+
+def packed_count(texts: Sequence[str]) -> int:
+    """How many lines `pack` put into `texts`."""
+    return sum(t.count("\n") + 1 for t in texts)
+
+
+def _lines_within(header: str, lines: Sequence[str], footer: Sequence[str], limit: int) -> str:
+    """The header, as many lines as fit, an ellipsis if some did not, then the footer."""
+    reserved = len(header) + sum(len(f) + 1 for f in footer) + 2  # newlines and "…"
+    kept: list[str] = []
+    size = reserved
+    for line in lines:
+        size += len(line) + 1
+        if size > limit:
+            kept.append("…")
+            break
+        kept.append(line)
+    return clip("\n".join([header, *kept, *footer]), limit)
+
+
+# -- links and words -------------------------------------------------------------------------
 
 
 def permalink(channel: str | None, ts: str | None) -> str:
@@ -26,32 +177,6 @@ def permalink(channel: str | None, ts: str | None) -> str:
 def member_label(member_id: str, name: str | None) -> str:
     """`a8f1…` or `a8f1…` (QA account)."""
     return code(member_id) + (f" ({escape(name)})" if name else "")
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
-def _reason_block(language: str, reason: str | None) -> list[Block]:
-    # plain_text: a reason is shown as typed, never parsed for mentions, links or formatting.
-    if not reason:
-        return []
-    return [
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "plain_text",
-                    "text": f"{say(language, 'reason_label')}: {reason}",
-                    "emoji": False,
-                }
-            ],
-        }
-    ]
 
 
 def state_line(request: ShareRequest, language: str) -> str:
@@ -69,9 +194,28 @@ def failure_words(request: ShareRequest, language: str) -> str:
     return failure_word(language, request.error_kind)
 
 
+def _reason_blocks(language: str, reason: str | None) -> list[Block]:
+    if not reason:
+        return []
+    shown = clip(reason, MAX_REASON)
+    return [_plain_context(f"{say(language, 'reason_label')}: {shown}")]
+
+
+def people_line(language: str, people: Sequence[str], key: str, more_key: str) -> str:
+    """`key` naming the first `PEOPLE_SHOWN` people, then how many more there are."""
+    shown = list(people[:PEOPLE_SHOWN])
+    named = mentions(shown)
+    if len(people) > len(shown):
+        named = say(language, more_key, people=named, count=len(people) - len(shown))
+    return say(language, key, people=named)
+
+
+# -- the request's messages ------------------------------------------------------------------
+
+
 def parent(
     request: ShareRequest, language: str, member_name: str | None
-) -> tuple[str, list[Block]]:
+) -> tuple[str, list[BlockDict]]:
     """The channel message a request's thread hangs off."""
     headline = say(
         language,
@@ -82,8 +226,12 @@ def parent(
         member=member_label(request.member_id, member_name),
     )
     status = state_line(request, language)
-    blocks = [_section(headline), *_reason_block(language, request.reason), _context(status)]
-    return f"{headline}: {status}", blocks
+    blocks: list[Block] = [
+        _section(headline),
+        *_reason_blocks(language, request.reason),
+        _context(status),
+    ]
+    return _fallback(f"{headline}: {status}"), _message(blocks)
 
 
 def _card_heading(request: ShareRequest, language: str, member_name: str | None) -> tuple[str, str]:
@@ -110,56 +258,56 @@ def approval_card(
     approvers: list[str],
     asked: str,
     expires: str,
-) -> tuple[str, list[Block]]:
-    """The card approvers decide on, with Approve and Deny buttons."""
+) -> tuple[str, list[BlockDict]]:
+    """The card approvers decide on, with Approve and Deny buttons.
+
+    Whoever is on call decides first, so only they are mentioned when there are any;
+    else the approvers. Either way the first `PEOPLE_SHOWN`, then "and N more".
+    """
     title, intro = _card_heading(request, language, member_name)
     if on_call:
-        who = say(language, "card_oncall", people=mentions(on_call))
+        who = people_line(language, on_call, "card_oncall", "card_more_oncall")
     elif approvers:
-        who = say(language, "card_approvers", people=mentions(approvers))
+        who = people_line(language, approvers, "card_approvers", "card_more_approvers")
     else:
         who = say(language, "card_nobody")
     value = str(request.id)
+    facts = "\n".join(
+        [
+            say(language, "card_why", why=why),
+            say(language, "card_when", when=asked, expires=expires),
+        ]
+    )
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title}},
+        _header(title),
         _section(intro),
-        *_reason_block(language, request.reason),
-        _context(
-            "\n".join(
-                [
-                    say(language, "card_why", why=why),
-                    say(language, "card_when", when=asked, expires=expires),
-                    who,
-                ]
-            )
-        ),
-        {
-            "type": "actions",
-            "block_id": f"decision-{request.id}",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": APPROVE,
-                    "style": "primary",
-                    "text": {"type": "plain_text", "text": say(language, "approve")},
-                    "value": value,
-                },
-                {
-                    "type": "button",
-                    "action_id": DENY,
-                    "style": "danger",
-                    "text": {"type": "plain_text", "text": say(language, "deny")},
-                    "value": value,
-                },
+        *_reason_blocks(language, request.reason),
+        # Two elements: the people line keeps its own 3,000 characters whatever `why` is.
+        _context(facts, who),
+        ActionsBlock(
+            block_id=f"decision-{request.id}",
+            elements=[
+                ButtonElement(
+                    action_id=APPROVE,
+                    style="primary",
+                    text=PlainTextObject(text=clip(say(language, "approve"), BUTTON_TEXT_MAX)),
+                    value=value,
+                ),
+                ButtonElement(
+                    action_id=DENY,
+                    style="danger",
+                    text=PlainTextObject(text=clip(say(language, "deny"), BUTTON_TEXT_MAX)),
+                    value=value,
+                ),
             ],
-        },
+        ),
     ]
-    return f"{title}: {intro} {who}", blocks
+    return _fallback(f"{title}: {intro} {who}"), _message(blocks)
 
 
 def decided_card(
     request: ShareRequest, language: str, member_name: str | None
-) -> tuple[str, list[Block]]:
+) -> tuple[str, list[BlockDict]]:
     """The card once decided or expired: the same facts, the decision, no buttons."""
     title, intro = _card_heading(request, language, member_name)
     if request.state == "expired":
@@ -169,45 +317,105 @@ def decided_card(
     else:
         outcome = say(language, "card_approved", by=request.decided_by)
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title}},
+        _header(title),
         _section(intro),
-        *_reason_block(language, request.reason),
+        *_reason_blocks(language, request.reason),
         _section(outcome),
     ]
     if request.state == "denied" and request.deny_reason:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "plain_text", "text": request.deny_reason, "emoji": False}],
-            }
+        blocks.append(_plain_context(clip(request.deny_reason, MAX_REASON)))
+    return _fallback(f"{title}: {outcome}"), _message(blocks)
+
+
+# -- the deny modal --------------------------------------------------------------------------
+
+
+class MalformedSubmission(ValueError):
+    """A deny-modal submission whose metadata is not the bot's own (forged or broken)."""
+
+
+@dataclass(frozen=True)
+class DenySubmission:
+    """What a submitted deny modal says: which request, from which card, and why."""
+
+    request_id: int
+    reason: str
+    card_channel: str = ""
+    card_ts: str = ""
+
+
+class DenyModal:
+    """The modal asking an approver why they deny: its ids, its view, reading it back.
+
+    `private_metadata` carries `<request id>|<card channel>|<card ts>`; only the id is
+    trusted for anything, and only once it is a plain positive number.
+    """
+
+    callback_id = DENY_MODAL
+    reason_block = DENY_REASON_BLOCK
+    reason_input = DENY_REASON_INPUT
+    max_reason = MAX_REASON
+    _REQUEST_ID = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
+
+    @classmethod
+    def build(
+        cls, request_id: int, language: str, card_channel: str, card_ts: str
+    ) -> dict[str, Any]:
+        """The view for `views.open`."""
+        view = View(
+            type="modal",
+            callback_id=cls.callback_id,
+            private_metadata=f"{request_id}|{card_channel}|{card_ts}",
+            title=PlainTextObject(
+                text=clip(say(language, "deny_title", id=request_id), MODAL_TEXT_MAX)
+            ),
+            submit=PlainTextObject(text=clip(say(language, "deny_submit"), MODAL_TEXT_MAX)),
+            close=PlainTextObject(text=clip(say(language, "cancel"), MODAL_TEXT_MAX)),
+            blocks=[
+                InputBlock(
+                    block_id=cls.reason_block,
+                    optional=True,
+                    label=PlainTextObject(text=say(language, "deny_label")),
+                    element=PlainTextInputElement(
+                        action_id=cls.reason_input, multiline=True, max_length=cls.max_reason
+                    ),
+                )
+            ],
         )
-    return f"{title}: {outcome}", blocks
+        return view.to_dict()
+
+    @classmethod
+    def parse(cls, view: Mapping[str, Any]) -> DenySubmission:
+        """The submission in a `view_submission`'s view; MalformedSubmission if forged."""
+        metadata = view.get("private_metadata")
+        if not isinstance(metadata, str):
+            raise MalformedSubmission("no private_metadata")
+        request_id, _, card = metadata.partition("|")
+        if not cls._REQUEST_ID.fullmatch(request_id):
+            raise MalformedSubmission("the request id is not a number")
+        card_channel, _, card_ts = card.partition("|")
+        return DenySubmission(
+            request_id=int(request_id),
+            reason=cls._reason(view),
+            card_channel=card_channel,
+            card_ts=card_ts,
+        )
+
+    @classmethod
+    def _reason(cls, view: Mapping[str, Any]) -> str:
+        """The typed reason, trimmed; empty when there is none or it is not text."""
+        found: Any = view.get("state")
+        for key in ("values", cls.reason_block, cls.reason_input, "value"):
+            found = found.get(key) if isinstance(found, Mapping) else None
+        return found.strip()[: cls.max_reason] if isinstance(found, str) else ""
 
 
 def deny_modal(request_id: int, language: str, card_channel: str, card_ts: str) -> dict[str, Any]:
     """The modal asking an approver why they deny."""
-    return {
-        "type": "modal",
-        "callback_id": DENY_MODAL,
-        "private_metadata": f"{request_id}|{card_channel}|{card_ts}",
-        "title": {"type": "plain_text", "text": say(language, "deny_title", id=request_id)[:24]},
-        "submit": {"type": "plain_text", "text": say(language, "deny_submit")},
-        "close": {"type": "plain_text", "text": say(language, "cancel")},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": DENY_REASON_BLOCK,
-                "optional": True,
-                "label": {"type": "plain_text", "text": say(language, "deny_label")},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": DENY_REASON_INPUT,
-                    "multiline": True,
-                    "max_length": 300,
-                },
-            }
-        ],
-    }
+    return DenyModal.build(request_id, language, card_channel, card_ts)
+
+
+# -- lists -----------------------------------------------------------------------------------
 
 
 def request_line(request: ShareRequest, language: str) -> str:
@@ -224,30 +432,183 @@ def request_line(request: ShareRequest, language: str) -> str:
     )
 
 
+def listing(
+    header: str,
+    lines: Sequence[str],
+    *,
+    shown: int = LIST_SHOWN,
+    more: Callable[[int], str] | None = None,
+    notes: Sequence[str] = (),
+) -> tuple[str, list[BlockDict]]:
+    """A list as one message within Slack's limits: `(text, blocks)`.
+
+    The blocks show the header, the first `shown` lines (fewer if they do not fit
+    the message's blocks) in sections of whole lines, and then `more(count shown)`
+    when some were left out, and the `notes`. The text fallback says the same as far
+    as `TEXT_AIM` allows, so a short list reads exactly as the blocks.
+    """
+    budget = MESSAGE_BLOCKS_MAX - 2  # the header, the footer
+    texts = pack(lines[:shown], max_blocks=budget)
+    count = packed_count(texts)
+    footer = [more(count)] if more is not None and count < len(lines) else []
+    footer += [n for n in notes if n]
+    blocks: list[Block] = [_section(header), *(_section(t) for t in texts)]
+    if footer:
+        blocks.append(_context(*footer))
+    text = _lines_within(header, lines[:count], footer, TEXT_AIM)
+    return text, _message(blocks)
+
+
+def status_listing(language: str, requests: Sequence[ShareRequest]) -> tuple[str, list[BlockDict]]:
+    """`/share-image status`: the caller's recent requests."""
+    if not requests:
+        text = say(language, "status_empty")
+        return text, _message([_section(text)])
+    lines = [request_line(r, language) for r in requests]
+    return listing(say(language, "status_header"), lines, shown=HOME_MINE_SHOWN)
+
+
+def member_listing(
+    language: str,
+    image_id: str,
+    members: Sequence[ImageMember],
+    names: Mapping[str, str],
+) -> tuple[str, list[BlockDict]]:
+    """`/share-image list <image>`: the image's members and their status.
+
+    Newest change first: with hundreds of members, what changed lately (a share just
+    accepted or rejected) is what a reader looks for. When not all fit, the footer
+    says how many there are and counts them by status.
+    """
+    image = code(image_id)
+    if not members:
+        text = say(language, "list_empty", image=image)
+        return text, _message([_section(text)])
+    ordered = sorted(members, key=lambda m: (m.updated_at, m.created_at), reverse=True)
+    lines = [
+        say(
+            language,
+            "list_item",
+            member=member_label(m.member_id, names.get(m.member_id)),
+            status=escape(m.status),
+            created=escape(m.created_at),
+            updated=escape(m.updated_at),
+        )
+        for m in ordered
+    ]
+    by_status = Counter(m.status for m in members)
+    summary = " · ".join(f"{escape(status)} {count}" for status, count in by_status.most_common())
+    return listing(
+        say(language, "list_header", image=image),
+        lines,
+        more=lambda count: (
+            say(language, "list_more", total=len(members), shown=count)
+            + " "
+            + say(language, "list_summary", counts=summary)
+        ),
+    )
+
+
+def grants_listing(language: str, grants: Sequence[Grant]) -> tuple[str, list[BlockDict]]:
+    """`/share-image admin grants`, by user then role."""
+    if not grants:
+        text = say(language, "grants_empty")
+        return text, _message([_section(text)])
+    everything = say(language, "all_images")
+    lines = [
+        f"• <@{g.user_id}>: {g.role.value} ({code(g.image_id) if g.image_id else everything})"
+        for g in grants
+    ]
+    return listing(
+        say(language, "grants_header"),
+        lines,
+        more=lambda count: say(language, "grants_more", total=len(grants), shown=count),
+    )
+
+
+def known_members_listing(
+    language: str, members: Sequence[KnownMember]
+) -> tuple[str, list[BlockDict]]:
+    """`/share-image admin member list`."""
+    if not members:
+        text = say(language, "members_empty")
+        return text, _message([_section(text)])
+    lines = [f"• {member_label(m.member_id, m.name)}" for m in members]
+    return listing(
+        say(language, "members_header"),
+        lines,
+        more=lambda count: say(language, "members_more", total=len(members), shown=count),
+    )
+
+
+def oncall_listing(
+    language: str, shifts: Sequence[OnCallShift], *, now: datetime, past: bool = False
+) -> tuple[str, list[BlockDict]]:
+    """`/share-image admin oncall list [all]`: current and coming shifts, soonest first.
+
+    Past shifts only with `past`; otherwise the footer says how many were left out.
+    """
+    if not shifts:
+        text = say(language, "oncall_empty")
+        return text, _message([_section(text)])
+    ended = {s.id for s in shifts if (parse_stamp(s.ends_at) or now) <= now}
+    listed = list(shifts) if past else [s for s in shifts if s.id not in ended]
+    note = say(language, "oncall_past_hidden", count=len(ended)) if ended and not past else ""
+    if not listed:
+        text = "\n".join([say(language, "oncall_none_coming"), note])
+        return text, _message([_section(say(language, "oncall_none_coming")), _context(note)])
+    lines = [f"• <@{s.user_id}>: {s.starts_at[:16]} → {s.ends_at[:16]} UTC" for s in listed]
+    return listing(
+        say(language, "oncall_header"),
+        lines,
+        more=lambda count: say(language, "oncall_more", total=len(listed), shown=count),
+        notes=[note],
+    )
+
+
+# -- the Home tab ----------------------------------------------------------------------------
+
+
 def home(
     language: str,
     mine: list[ShareRequest],
     waiting: list[ShareRequest] | None,
     cards: dict[int, str] | None = None,
+    *,
+    approval_channel: str = "",
 ) -> dict[str, Any]:
     """The Home tab: the user's requests and, for approvers, what waits for them.
 
-    `cards` links each waiting request's id to its approval card, where there is one.
+    `mine` newest first; `waiting` in any order (shown newest first). Each list shows
+    what fits (`HOME_MINE_SHOWN`, `HOME_WAITING_SHOWN`, and never more than the view's
+    blocks), then how many more there are and where to see them. `cards` links each
+    waiting request's id to its approval card, where there is one.
     """
     cards = cards or {}
-    blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": say(language, "home_title")}},
-        _section(f"*{say(language, 'home_mine')}*"),
-        _section(
-            "\n".join(request_line(r, language) for r in mine) or say(language, "status_empty")
-        ),
-    ]
+    blocks: list[Block] = [_header(say(language, "home_title"))]
+    # Fixed blocks: header, 2 titles, 2 "more" lines, divider.
+    budget = VIEW_BLOCKS_MAX - 6
+    mine_texts = pack(
+        [request_line(r, language) for r in mine[:HOME_MINE_SHOWN]], max_blocks=budget // 4
+    )
+    blocks.append(_section(f"*{say(language, 'home_mine')}*"))
+    blocks.extend(_section(t) for t in mine_texts or [say(language, "status_empty")])
+    left_out = len(mine) - packed_count(mine_texts)
+    if mine and left_out > 0:
+        blocks.append(_context(say(language, "home_more_mine", count=left_out)))
     if waiting is not None:
-        blocks.append({"type": "divider"})
+        blocks.append(DividerBlock())
         blocks.append(_section(f"*{say(language, 'home_waiting')}*"))
+        newest = sorted(waiting, key=lambda r: (r.created_at, r.id), reverse=True)
         lines = [
             request_line(r, language) + (f" · <{cards[r.id]}|#{r.id}>" if cards.get(r.id) else "")
-            for r in waiting
+            for r in newest[:HOME_WAITING_SHOWN]
         ]
-        blocks.append(_section("\n".join(lines) or say(language, "home_none_waiting")))
-    return {"type": "home", "blocks": blocks}
+        texts = pack(lines, max_blocks=budget - len(mine_texts))
+        blocks.extend(_section(t) for t in texts or [say(language, "home_none_waiting")])
+        left_out = len(waiting) - packed_count(texts)
+        if waiting and left_out > 0:
+            key = "home_more_waiting" if approval_channel else "home_more_waiting_nochannel"
+            blocks.append(_context(say(language, key, count=left_out, channel=approval_channel)))
+    view = View(type="home", blocks=blocks)
+    return view.to_dict()
