@@ -112,15 +112,19 @@ class Database:
         current: sqlite_utils.Database | None = getattr(self._local, "db", None)
         if current is None:
             mode = "rwc" if self._may_create else "rw"
-            conn = sqlite3.connect(
-                f"file:{quote(str(self.path.absolute()))}?mode={mode}",
-                uri=True,
-                timeout=self.busy_timeout,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            try:
+                conn = sqlite3.connect(
+                    f"file:{quote(str(self.path.absolute()))}?mode={mode}",
+                    uri=True,
+                    timeout=self.busy_timeout,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as error:
+                # The file went missing between the check and the open: never make a new one.
+                raise StorageError(f"cannot open the database at {self.path}: {error}") from None
             current = sqlite_utils.Database(conn)
             self._local.db = current
             with self._lock:

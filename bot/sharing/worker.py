@@ -82,7 +82,13 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set; then finish what is under way."""
-        dropped = self.requests.drop_leases()
+        try:
+            dropped = self.requests.drop_leases()
+        except StorageError as error:
+            log.error(
+                "cannot pick up requests left by a stopped worker", extra={"error": str(error)}
+            )
+            dropped = 0
         if dropped:
             log.warning("picked up requests left by a stopped worker", extra={"count": dropped})
         with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
