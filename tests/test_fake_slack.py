@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +18,15 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from tests.fakes.slack import Call, FakeSlack, SlackSender, SlackSignature
+from tests.fakes.slack import (
+    Call,
+    FakeSlack,
+    SlackSender,
+    SlackSignature,
+    validate_message,
+    validate_options,
+    validate_view,
+)
 
 SECRET = "test-signing-secret"
 NOW = 1_700_000_000.0
@@ -401,3 +409,575 @@ def test_socket_mode_client_is_closed_by_stop() -> None:
     app.listener_runner.listener_executor.shutdown()
     leftover = [t for t in set(threading.enumerate()) - before if t.name.startswith("fake-slack")]
     assert leftover == []
+
+
+# ---------------------------------------------------------------------- Slack's limits
+
+Blocks = list[dict[str, Any]]
+
+
+def plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text}
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def section(text: str = "x") -> dict[str, Any]:
+    return {"type": "section", "text": mrkdwn(text)}
+
+
+def button(**fields: Any) -> dict[str, Any]:
+    return {"type": "button", "action_id": "b", "text": plain("Go"), **fields}
+
+
+def actions(*elements: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "actions", "elements": list(elements)}
+
+
+def option(text: str = "o", value: str = "v") -> dict[str, Any]:
+    return {"text": plain(text), "value": value}
+
+
+def select(**fields: Any) -> dict[str, Any]:
+    return {"type": "static_select", "action_id": "s", "options": [option()], **fields}
+
+
+def text_input(**fields: Any) -> dict[str, Any]:
+    element = {"type": "plain_text_input", "action_id": "i", **fields.pop("element", {})}
+    return {"type": "input", "label": plain("Why"), "element": element, **fields}
+
+
+def modal(**fields: Any) -> dict[str, Any]:
+    return {"type": "modal", "title": plain("Deny"), "blocks": [section()], **fields}
+
+
+# Each builds blocks with `n` of something; Slack takes `limit` of it and refuses one more,
+# naming `path`.
+MESSAGE_LIMITS: list[tuple[str, Callable[[int], Blocks], int, str]] = [
+    ("blocks", lambda n: [section()] * n, 50, "blocks"),
+    ("section_text", lambda n: [section("s" * n)], 3000, "blocks[0].text.text"),
+    (
+        "section_fields",
+        lambda n: [{"type": "section", "fields": [mrkdwn("f")] * n}],
+        10,
+        "blocks[0].fields",
+    ),
+    (
+        "section_field_text",
+        lambda n: [{"type": "section", "fields": [mrkdwn("f"), plain("f" * n)]}],
+        2000,
+        "blocks[0].fields[1].text",
+    ),
+    (
+        "context_elements",
+        lambda n: [{"type": "context", "elements": [mrkdwn("c")] * n}],
+        10,
+        "blocks[0].elements",
+    ),
+    (
+        "context_mrkdwn",
+        lambda n: [{"type": "context", "elements": [mrkdwn("c" * n)]}],
+        3000,
+        "blocks[0].elements[0].text",
+    ),
+    (
+        "context_plain_text",
+        lambda n: [section(), {"type": "context", "elements": [mrkdwn("c"), plain("c" * n)]}],
+        3000,
+        "blocks[1].elements[1].text",
+    ),
+    ("header", lambda n: [{"type": "header", "text": plain("h" * n)}], 150, "blocks[0].text.text"),
+    (
+        "button_text",
+        lambda n: [actions(button(text=plain("b" * n)))],
+        75,
+        "blocks[0].elements[0].text.text",
+    ),
+    (
+        "button_value",
+        lambda n: [actions(button(value="v" * n))],
+        2000,
+        "blocks[0].elements[0].value",
+    ),
+    (
+        "button_url",
+        lambda n: [actions(button(url="https://e.test/" + "u" * (n - 15)))],
+        3000,
+        "blocks[0].elements[0].url",
+    ),
+    (
+        "action_id",
+        lambda n: [actions(button(action_id="a" * n))],
+        255,
+        "blocks[0].elements[0].action_id",
+    ),
+    (
+        "accessory_action_id",
+        lambda n: [{**section(), "accessory": button(action_id="a" * n)}],
+        255,
+        "blocks[0].accessory.action_id",
+    ),
+    (
+        "block_id",
+        lambda n: [section(), {**section(), "block_id": "b" * n}],
+        255,
+        "blocks[1].block_id",
+    ),
+    (
+        "actions_elements",
+        lambda n: [actions(*(button(action_id=f"b{i}") for i in range(n)))],
+        25,
+        "blocks[0].elements",
+    ),
+    (
+        "select_placeholder",
+        lambda n: [actions(select(placeholder=plain("p" * n)))],
+        150,
+        "blocks[0].elements[0].placeholder.text",
+    ),
+    (
+        "select_options",
+        lambda n: [actions(select(options=[option()] * n))],
+        100,
+        "blocks[0].elements[0].options",
+    ),
+    (
+        "option_text",
+        lambda n: [actions(select(options=[option(), option("o" * n)]))],
+        75,
+        "blocks[0].elements[0].options[1].text.text",
+    ),
+    (
+        "option_value",
+        lambda n: [actions(select(options=[option(value="v" * n)]))],
+        150,
+        "blocks[0].elements[0].options[0].value",
+    ),
+    ("input_label", lambda n: [text_input(label=plain("l" * n))], 2000, "blocks[0].label.text"),
+    ("input_hint", lambda n: [text_input(hint=plain("h" * n))], 2000, "blocks[0].hint.text"),
+    (
+        "input_max_length",
+        lambda n: [text_input(element={"max_length": n})],
+        3000,
+        "blocks[0].element.max_length",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "limit", "path"),
+    [pytest.param(make, limit, path, id=name) for name, make, limit, path in MESSAGE_LIMITS],
+)
+def test_blocks_at_a_limit_are_taken_and_one_more_is_invalid_blocks(
+    fake: FakeSlack, client: WebClient, make: Callable[[int], Blocks], limit: int, path: str
+) -> None:
+    taken = client.chat_postMessage(channel="C1", text="fallback", blocks=make(limit))
+    with pytest.raises(SlackApiError) as caught:
+        client.chat_postMessage(channel="C1", text="fallback", blocks=make(limit + 1))
+
+    assert taken["ok"]
+    assert caught.value.response.status_code == 200  # Slack answers errors with HTTP 200
+    assert caught.value.response["error"] == "invalid_blocks"
+    [problem] = caught.value.response["errors"]
+    assert problem.startswith(f"{path}: "), problem
+    assert [c.ok for c in fake.calls("chat.postMessage")] == [True, False]  # refused, recorded
+    assert len(fake.messages()) == 1
+    assert fake.warnings == []
+
+
+def test_a_problem_says_where_and_by_how_much(client: WebClient) -> None:
+    blocks = [section(), section(), section(), section("s" * 3412)]
+    with pytest.raises(SlackApiError) as caught:
+        client.chat_postMessage(channel="C1", text="fallback", blocks=blocks)
+    assert caught.value.response.data == {
+        "ok": False,
+        "error": "invalid_blocks",
+        "errors": ["blocks[3].text.text: 3,412 characters, more than 3,000"],
+    }
+    assert validate_message(blocks, "fallback") == caught.value.response["errors"]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "problem"),
+    [
+        pytest.param(
+            [{"type": "header", "text": mrkdwn("Title")}],
+            "blocks[0].text.type: must be 'plain_text', not 'mrkdwn'",
+            id="header_mrkdwn",
+        ),
+        pytest.param(
+            [section("")], "blocks[0].text.text: must not be empty", id="empty_text_object"
+        ),
+        pytest.param(
+            [{"type": "section", "text": {"type": "markdown", "text": "x"}}],
+            "blocks[0].text.type: must be 'plain_text' or 'mrkdwn', not 'markdown'",
+            id="text_object_type",
+        ),
+        pytest.param(
+            [{"type": "section", "text": "just a string"}],
+            "blocks[0].text: must be a text object, not a string",
+            id="text_not_an_object",
+        ),
+        pytest.param(
+            [{"type": "carousel"}], "blocks[0].type: unknown block type 'carousel'", id="unknown"
+        ),
+        pytest.param(
+            [actions({"type": "slider", "action_id": "s"})],
+            "blocks[0].elements[0].type: unknown element type 'slider'",
+            id="unknown_element",
+        ),
+        pytest.param(
+            [{**section(), "block_id": "a"}, {**section(), "block_id": "a"}],
+            "blocks[1].block_id: 'a' is already used by blocks[0]",
+            id="duplicate_block_id",
+        ),
+        pytest.param(
+            [actions(button(), button())],
+            "blocks[0].elements[1].action_id: 'b' is already used in this block",
+            id="duplicate_action_id",
+        ),
+        pytest.param(
+            [{"type": "input", "label": plain("Why")}],
+            "blocks[0].element: missing",
+            id="input_without_element",
+        ),
+        pytest.param([{"type": "section"}], "blocks[0]: needs text or fields", id="empty_section"),
+        pytest.param(
+            [actions(button(text=plain("")))],
+            "blocks[0].elements[0].text.text: must not be empty",
+            id="empty_button_text",
+        ),
+    ],
+)
+def test_blocks_slack_cannot_show_are_invalid_blocks(
+    client: WebClient, blocks: Blocks, problem: str
+) -> None:
+    with pytest.raises(SlackApiError) as caught:
+        client.chat_postMessage(channel="C1", text="fallback", blocks=blocks)
+    assert caught.value.response["error"] == "invalid_blocks"
+    assert caught.value.response["errors"] == [problem]
+
+
+@pytest.mark.parametrize("method", ["chat.postMessage", "chat.update", "chat.postEphemeral"])
+@pytest.mark.parametrize(
+    ("text", "blocks", "error"),
+    [
+        pytest.param("t" * 40_001, None, "msg_too_long", id="text"),
+        pytest.param("t", [section()] * 51, "invalid_blocks", id="blocks"),
+        pytest.param("t", {"type": "section"}, "invalid_blocks_format", id="not_a_list"),
+    ],
+)
+def test_every_message_method_refuses_what_slack_does(
+    fake: FakeSlack,
+    client: WebClient,
+    method: str,
+    text: str,
+    blocks: Blocks | None,
+    error: str,
+) -> None:
+    ts = client.chat_postMessage(channel="C1", text="original")["ts"]
+    args: dict[str, Any] = {"channel": "C1", "text": text, "ts": ts, "user": "U1"}
+    if blocks is not None:
+        args["blocks"] = blocks
+    with pytest.raises(SlackApiError) as caught:
+        client.api_call(method, json=args)
+    assert caught.value.response["error"] == error
+    assert not fake.calls(method)[-1].ok
+    assert fake.message(ts)["text"] == "original"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("method", ["chat.postMessage", "chat.update", "chat.postEphemeral"])
+def test_every_message_method_takes_a_message_at_the_limits(
+    fake: FakeSlack, client: WebClient, method: str
+) -> None:
+    ts = client.chat_postMessage(channel="C1", text="original")["ts"]
+    blocks = [{**section("s" * 3000), "block_id": f"{i:0255d}"} for i in range(50)]
+    args = {"channel": "C1", "text": "t" * 40_000, "blocks": blocks, "ts": ts, "user": "U1"}
+
+    answer = client.api_call(method, json=args)
+
+    assert answer["ok"] and "warning" not in answer
+    assert fake.calls(method)[-1].ok and fake.warnings == []
+
+
+def test_form_encoded_blocks_are_checked_too(fake: FakeSlack, client: WebClient) -> None:
+    too_many = json.dumps([section()] * 51)
+    with pytest.raises(SlackApiError) as caught:
+        client.api_call(
+            "chat.postMessage", params={"channel": "C1", "text": "t", "blocks": too_many}
+        )
+    assert caught.value.response["errors"] == ["blocks: 51 blocks, more than 50"]
+    broken = {"channel": "C1", "text": "t", "blocks": "[{"}
+    with pytest.raises(SlackApiError) as caught:
+        client.api_call("chat.postMessage", params=broken)
+    assert caught.value.response["error"] == "invalid_blocks_format"
+
+
+def test_a_message_needs_text_or_blocks(client: WebClient) -> None:
+    with pytest.raises(SlackApiError) as caught:
+        client.api_call("chat.postMessage", json={"channel": "C1", "text": ""})
+    assert caught.value.response["error"] == "no_text"
+
+
+def test_blocks_without_a_text_fallback_are_taken_with_a_warning(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    # Through api_call: slack_sdk's chat_postMessage warns itself before sending.
+    answer = client.api_call("chat.postMessage", json={"channel": "C1", "blocks": [section()]})
+    client.api_call(
+        "chat.update",
+        json={"channel": "C1", "ts": answer["ts"], "text": "  ", "blocks": [section()]},
+    )
+    WebhookClient(fake.response_url("r1")).send(blocks=[section()])
+
+    assert answer["ok"] and answer["warning"] == "missing_text_in_message_with_blocks"
+    assert answer["response_metadata"] == {"warnings": ["missing_text_in_message_with_blocks"]}
+    assert fake.warnings == [
+        "chat.postMessage: missing_text_in_message_with_blocks",
+        "chat.update: missing_text_in_message_with_blocks",
+        "response_url r1: missing_text_in_message_with_blocks",
+    ]
+    fake.clear()
+    assert fake.warnings == []
+
+
+# -- views
+
+# Each builds a view with `n` of something, for `method`; Slack takes `limit` of it.
+VIEW_LIMITS: list[tuple[str, str, Callable[[int], dict[str, Any]], int, str]] = [
+    ("modal_blocks", "views.open", lambda n: modal(blocks=[section()] * n), 100, "view.blocks"),
+    (
+        "home_blocks",
+        "views.publish",
+        lambda n: {"type": "home", "blocks": [section()] * n},
+        100,
+        "view.blocks",
+    ),
+    ("title", "views.open", lambda n: modal(title=plain("t" * n)), 24, "view.title.text"),
+    ("submit", "views.push", lambda n: modal(submit=plain("s" * n)), 24, "view.submit.text"),
+    ("close", "views.update", lambda n: modal(close=plain("c" * n)), 24, "view.close.text"),
+    ("callback_id", "views.open", lambda n: modal(callback_id="c" * n), 255, "view.callback_id"),
+    (
+        "private_metadata",
+        "views.open",
+        lambda n: modal(private_metadata="m" * n),
+        3000,
+        "view.private_metadata",
+    ),
+    (
+        "home_private_metadata",
+        "views.publish",
+        lambda n: {"type": "home", "blocks": [], "private_metadata": "m" * n},
+        3000,
+        "view.private_metadata",
+    ),
+    (
+        "input_label",
+        "views.open",
+        lambda n: modal(submit=plain("Deny"), blocks=[text_input(label=plain("l" * n))]),
+        2000,
+        "view.blocks[0].label.text",
+    ),
+    (
+        "input_max_length",
+        "views.open",
+        lambda n: modal(submit=plain("Deny"), blocks=[text_input(element={"max_length": n})]),
+        3000,
+        "view.blocks[0].element.max_length",
+    ),
+    (
+        "section_in_home",
+        "views.publish",
+        lambda n: {"type": "home", "blocks": [section("s" * n)]},
+        3000,
+        "view.blocks[0].text.text",
+    ),
+]
+
+VIEW_ARGS = {"trigger_id": "1.2.abc", "user_id": "U1", "view_id": "V1"}
+
+
+@pytest.mark.parametrize(
+    ("method", "make", "limit", "path"),
+    [pytest.param(*case[1:], id=case[0]) for case in VIEW_LIMITS],
+)
+def test_a_view_at_a_limit_is_taken_and_one_more_is_invalid_arguments(
+    fake: FakeSlack,
+    client: WebClient,
+    method: str,
+    make: Callable[[int], dict[str, Any]],
+    limit: int,
+    path: str,
+) -> None:
+    taken = client.api_call(method, json={**VIEW_ARGS, "view": make(limit)})
+    with pytest.raises(SlackApiError) as caught:
+        client.api_call(method, json={**VIEW_ARGS, "view": make(limit + 1)})
+
+    assert taken["ok"]
+    assert caught.value.response["error"] == "invalid_arguments"
+    [message] = caught.value.response["response_metadata"]["messages"]
+    assert message.startswith(f"[ERROR] {path}: "), message
+    assert [c.ok for c in fake.calls(method)] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("method", "view", "message"),
+    [
+        pytest.param(
+            "views.open",
+            {"type": "modal", "blocks": []},
+            "[ERROR] view.title: missing",
+            id="modal_without_title",
+        ),
+        pytest.param(
+            "views.open",
+            modal(title=mrkdwn("Deny")),
+            "[ERROR] view.title.type: must be 'plain_text', not 'mrkdwn'",
+            id="mrkdwn_title",
+        ),
+        pytest.param(
+            "views.open",
+            modal(blocks=[text_input()]),
+            "[ERROR] view.submit: missing, and a modal with input blocks needs it",
+            id="input_without_submit",
+        ),
+        pytest.param(
+            "views.publish",
+            modal(),
+            "[ERROR] view.type: must be one of 'home', not 'modal'",
+            id="modal_on_home",
+        ),
+        pytest.param(
+            "views.open",
+            {"type": "home", "blocks": []},
+            "[ERROR] view.type: must be one of 'modal', not 'home'",
+            id="home_as_modal",
+        ),
+        pytest.param(
+            "views.update",
+            {"type": "modal", "title": plain("t")},
+            "[ERROR] view.blocks: missing",
+            id="no_blocks",
+        ),
+    ],
+)
+def test_views_slack_cannot_show_are_invalid_arguments(
+    client: WebClient, method: str, view: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SlackApiError) as caught:
+        client.api_call(method, json={**VIEW_ARGS, "view": view})
+    assert caught.value.response.data == {
+        "ok": False,
+        "error": "invalid_arguments",
+        "response_metadata": {"messages": [message]},
+    }
+
+
+def test_views_through_slack_sdk_methods(client: WebClient) -> None:
+    long_title = modal(title=plain("Deny request #1234567890"))  # 24 characters
+    assert client.views_open(trigger_id="1.2.abc", view=long_title)["ok"]
+    assert client.views_push(trigger_id="1.2.abc", view=long_title)["ok"]
+    with pytest.raises(SlackApiError) as caught:
+        client.views_update(view_id="V1", view=modal(title=plain("Deny request #12345678901")))
+    assert caught.value.response["response_metadata"]["messages"] == [
+        "[ERROR] view.title.text: 25 characters, more than 24"
+    ]
+    assert validate_view(long_title) == []
+
+
+# -- response_url
+
+
+@pytest.mark.parametrize(
+    ("body", "answer", "problems"),
+    [
+        pytest.param({"text": "t" * 40_001}, "msg_too_long", [], id="text"),
+        pytest.param(
+            {"text": "t", "blocks": [section("s" * 3001)]},
+            "invalid_blocks",
+            ["blocks[0].text.text: 3,001 characters, more than 3,000"],
+            id="blocks",
+        ),
+        pytest.param({"text": "t", "blocks": "{}"}, "invalid_blocks_format", [], id="format"),
+    ],
+)
+def test_response_url_refuses_what_slack_does_and_keeps_its_posts(
+    fake: FakeSlack, body: dict[str, Any], answer: str, problems: list[str]
+) -> None:
+    webhook = WebhookClient(fake.response_url("r1"))
+    refused = webhook.send_dict(body)
+    at_limit = webhook.send(text="t" * 40_000, blocks=[section("s" * 3000)] * 50)
+
+    assert (refused.status_code, refused.body) == (400, answer)
+    assert at_limit.status_code == 200
+    [rejected, taken] = fake.responses("r1", include_rejected=True)
+    assert (rejected.ok, list(rejected.problems)) == (False, problems)
+    assert taken.ok and taken.ts
+    assert [webhook.send(text=str(i)).status_code for i in range(5)] == [200] * 4 + [404]
+
+
+# -- block_suggestion answers
+
+
+def options(count: int, text: str = "o", value: str = "v") -> list[dict[str, Any]]:
+    return [option(text, value)] * count
+
+
+@pytest.mark.parametrize(
+    ("answer", "problems"),
+    [
+        pytest.param({"options": []}, [], id="none"),
+        pytest.param({"options": options(100, "o" * 75, "v" * 150)}, [], id="at_limits"),
+        pytest.param(
+            {"option_groups": [{"label": plain("g" * 75), "options": options(100)}] * 100},
+            [],
+            id="groups_at_limits",
+        ),
+        pytest.param(
+            {"options": options(101)}, ["options: 101 options, more than 100"], id="101_options"
+        ),
+        pytest.param(
+            {"options": [option(), option("o" * 76)]},
+            ["options[1].text.text: 76 characters, more than 75"],
+            id="long_text",
+        ),
+        pytest.param(
+            {"options": [option(value="v" * 151)]},
+            ["options[0].value: 151 characters, more than 150"],
+            id="long_value",
+        ),
+        pytest.param(
+            {"options": [{"text": mrkdwn("*o*"), "value": "v"}]},
+            ["options[0].text.type: must be 'plain_text', not 'mrkdwn'"],
+            id="mrkdwn_text",
+        ),
+        pytest.param(
+            {"options": [{"text": plain("o")}]}, ["options[0].value: missing"], id="no_value"
+        ),
+        pytest.param(
+            {"option_groups": [{"label": plain("g"), "options": options(1)}] * 101},
+            ["option_groups: 101 option groups, more than 100"],
+            id="101_groups",
+        ),
+        pytest.param(
+            {"option_groups": [{"label": plain("g"), "options": options(101)}]},
+            ["option_groups[0].options: 101 options, more than 100"],
+            id="101_in_a_group",
+        ),
+        pytest.param(
+            {"option_groups": [{"label": plain("g" * 76), "options": options(1)}]},
+            ["option_groups[0].label.text: 76 characters, more than 75"],
+            id="long_label",
+        ),
+        pytest.param(
+            {"options": [], "option_groups": []},
+            ["answer: must hold either options or option_groups"],
+            id="both",
+        ),
+        pytest.param({}, ["answer: must hold either options or option_groups"], id="neither"),
+    ],
+)
+def test_validate_options(answer: dict[str, Any], problems: list[str]) -> None:
+    assert validate_options(answer) == problems
