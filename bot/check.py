@@ -1,27 +1,141 @@
-"""`python -m bot check`: one screen telling an operator whether the bot can work."""
+"""`python -m bot check`: one screen telling an operator whether the bot can work.
+
+Each check prints one `[ok]`, `[WARN]` or `[FAIL]` line; a failure is followed by what
+was tried, what came back and what to do, one line each. Warnings (a deprecated cloud
+API version that is still served, a new empty database) leave the exit status 0.
+"""
 
 from __future__ import annotations
 
+import socket
+import urllib.error
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.scp import ScpClient
+from bot.scp.client import VersionLevel
 from bot.scp.errors import CloudAuthError, CloudError, ImageNotFound
 from bot.services import make_cloud_client, make_web_client
-from bot.settings import Settings
+from bot.settings import SECRET_SETTINGS, Settings
 from storage import Database
 from storage.errors import StorageError
 
 # A well-formed image id nobody owns: a signed read of it answers 404 when keys are good.
 PROBE_IMAGE = "00000000-0000-4000-8000-000000000000"
-SECRET_SETTINGS = {
-    "SLACK_BOT_TOKEN",
-    "SLACK_SIGNING_SECRET",
-    "SLACK_APP_TOKEN",
-    "SCP_ACCESS_KEY",
-    "SCP_SECRET_KEY",
+SLACK_TIMEOUT = 10
+
+# What to do about each error code Slack answers with; {setting} is the token's setting.
+SLACK_ADVICE = {
+    "invalid_auth": (
+        "{setting} is not a valid token (mistyped, revoked, or of another workspace or app):"
+        " copy it again from api.slack.com/apps → your app"
+    ),
+    "not_authed": (
+        "no token reached Slack: {setting} is empty, or a proxy dropped the Authorization header"
+    ),
+    "account_inactive": (
+        "the app was uninstalled or its bot deactivated: reinstall the app to the workspace"
+        " and copy the new token into {setting}"
+    ),
+    "token_revoked": (
+        "the token was revoked: reinstall the app and copy the new token into {setting}"
+    ),
+    "token_expired": (
+        "the token expired (token rotation is on): turn rotation off for the app, reinstall it"
+        " and copy the new token into {setting}"
+    ),
+    "not_allowed_token_type": (
+        "{setting} holds the wrong kind of token: SLACK_BOT_TOKEN takes the Bot User OAuth"
+        " Token (xoxb-…), SLACK_APP_TOKEN an app-level token (xapp-…) with connections:write"
+    ),
+    "missing_scope": (
+        "the token lacks a scope{needed}: add it under OAuth & Permissions (or in"
+        " manifest.yml) and reinstall the app"
+    ),
+    "ratelimited": "Slack is rate-limiting this app: wait a minute and run check again",
+    "team_access_not_granted": (
+        "the app is not installed in this workspace: install it, then copy its token into {setting}"
+    ),
 }
+
+
+@dataclass(frozen=True)
+class SlackTrouble:
+    """Why a Slack call failed, in the operator's terms."""
+
+    code: str  # Slack's error code, or what kind of failure ("HTTP 404", "unreachable")
+    tried: str  # the URL
+    answer: str  # the HTTP status and Slack's error, or why there was no answer
+    advice: str  # what to do
+
+    @property
+    def refused(self) -> bool:
+        """Slack itself answered, with an error code (rather than no answer or no Slack)."""
+        return self.code not in {"unreachable", "error"} and not self.code.startswith("HTTP ")
+
+    def summary(self, setting: str) -> str:
+        """`Slack refused SLACK_BOT_TOKEN (invalid_auth)`, or that Slack was not reached."""
+        if self.refused:
+            return f"Slack refused {setting} ({self.code})"
+        return f"Slack was not reached ({self.code})"
+
+    def lines(self) -> list[str]:
+        """The three lines `check` prints under a failure."""
+        return [
+            f"    tried:  {self.tried}",
+            f"    answer: {self.answer}",
+            f"    do:     {self.advice}",
+        ]
+
+    def one_line(self) -> str:
+        """Everything on one line, for a start-up that stops."""
+        return f"{self.answer} from {self.tried}; {self.advice}"
+
+
+def slack_trouble(error: Exception, url: str, *, setting: str) -> SlackTrouble:
+    """Explain a failed Slack Web API call to `url`, made with the token in `setting`."""
+    if isinstance(error, SlackApiError):
+        response: Any = error.response
+        status = getattr(response, "status_code", None)
+        data = getattr(response, "data", None)
+        code = str(data.get("error", "")) if isinstance(data, dict) else ""
+        if status is not None and status >= 400 and (not code or "non-JSON" in code):
+            if status >= 500:
+                advice = "Slack is having trouble: see https://slack-status.com, then try again"
+            else:
+                advice = (
+                    "this is not Slack's Web API: check SLACK_API_URL"
+                    " (leave it unset for https://slack.com/api/) and any proxy"
+                )
+            return SlackTrouble(f"HTTP {status}", url, f"HTTP {status}, not a Slack answer", advice)
+        needed = data.get("needed") if isinstance(data, dict) else None
+        template = SLACK_ADVICE.get(
+            code, f"see https://api.slack.com/methods/{url.rsplit('/', 1)[-1]}#errors for {code}"
+        )
+        advice = template.format(setting=setting, needed=f" ({needed})" if needed else "")
+        shown = f"HTTP {status}, " if status is not None else ""
+        return SlackTrouble(code or "error", url, f"{shown}Slack error {code or 'unknown'}", advice)
+    if isinstance(error, urllib.error.URLError):
+        reason = error.reason
+        why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+        if isinstance(reason, TimeoutError | socket.timeout):
+            why = f"no answer within {SLACK_TIMEOUT} s"
+    elif isinstance(error, TimeoutError | socket.timeout):
+        why = f"no answer within {SLACK_TIMEOUT} s"
+    else:
+        why = f"{type(error).__name__}: {error}"
+    return SlackTrouble(
+        "unreachable",
+        url,
+        f"no answer ({why})",
+        "check SLACK_API_URL, the network and any proxy (HTTPS_PROXY) between here and Slack",
+    )
 
 
 def _settings_lines(settings: Settings) -> list[str]:
@@ -36,66 +150,206 @@ def _settings_lines(settings: Settings) -> list[str]:
     return lines
 
 
+class _Report:
+    """The lines of the check and its tally."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+        self.failures = 0
+        self.warnings = 0
+
+    def ok(self, what: str, detail: str = "") -> None:
+        self.echo(f"[ok] {what}" + (f": {detail}" if detail else ""))
+
+    def warn(self, what: str, detail: str, *more: str) -> None:
+        self.warnings += 1
+        self.echo(f"[WARN] {what}: {detail}")
+        for line in more:
+            self.echo(line)
+
+    def fail(self, what: str, detail: str, *more: str) -> None:
+        self.failures += 1
+        self.echo(f"[FAIL] {what}: {detail}")
+        for line in more:
+            self.echo(line)
+
+
+def _check_database(path: Path, report: _Report) -> None:
+    new = not path.exists()
+    try:
+        database = Database(path)
+        try:
+            grants = database.read(
+                lambda db: db.execute("SELECT count(*) FROM grants").fetchone()[0]
+            )
+        finally:
+            database.close()
+    except StorageError as error:
+        report.fail("database", str(error))
+        return
+    if new:
+        report.warn(
+            "database",
+            f"{path} did not exist and was created just now: a NEW, EMPTY database",
+            "    do:     if the bot ran before, DATABASE_PATH or the folder you are in is wrong;"
+            " otherwise make yourself an admin: python -m bot grant <YOUR_SLACK_USER_ID> admin",
+        )
+    elif not grants:
+        report.warn(
+            "database",
+            f"{path} holds no grants: nobody may share yet",
+            "    do:     python -m bot grant <YOUR_SLACK_USER_ID> admin",
+        )
+    else:
+        report.ok("database", f"{path} ({grants} grant{'s' if grants != 1 else ''})")
+
+
+def _check_slack(settings: Settings, slack: WebClient, report: _Report) -> str | None:
+    """auth.test with the bot token; the bot's user name when Slack accepts it."""
+    url = f"{settings.SLACK_API_URL}auth.test"
+    try:
+        answer = slack.auth_test()
+    except Exception as error:  # report any failure to reach or convince Slack
+        trouble = slack_trouble(error, url, setting="SLACK_BOT_TOKEN")
+        report.fail("Slack token", trouble.summary("SLACK_BOT_TOKEN"), *trouble.lines())
+        return None
+    report.ok("Slack token", f"bot {answer.get('user')} in team {answer.get('team')}")
+    return str(answer.get("user") or "the bot")
+
+
+def _check_app_token(settings: Settings, report: _Report) -> None:
+    assert settings.SLACK_APP_TOKEN is not None
+    token = settings.SLACK_APP_TOKEN.get_secret_value()
+    url = f"{settings.SLACK_API_URL}apps.connections.open"
+    client = WebClient(token=token, base_url=settings.SLACK_API_URL, timeout=SLACK_TIMEOUT)
+    try:
+        client.apps_connections_open(app_token=token)
+    except Exception as error:
+        trouble = slack_trouble(error, url, setting="SLACK_APP_TOKEN")
+        report.fail(
+            "Slack app token (Socket Mode)", trouble.summary("SLACK_APP_TOKEN"), *trouble.lines()
+        )
+        return
+    report.ok("Slack app token (Socket Mode)", "accepted by apps.connections.open")
+
+
+def _check_channel(
+    settings: Settings,
+    slack: WebClient,
+    bot: str,
+    what: str,
+    setting: str,
+    channel: str,
+    report: _Report,
+) -> None:
+    url = f"{settings.SLACK_API_URL}conversations.info"
+    try:
+        answer = slack.conversations_info(channel=channel)
+    except Exception as error:
+        trouble = slack_trouble(error, url, setting="SLACK_BOT_TOKEN")
+        if trouble.code == "missing_scope":
+            report.warn(
+                what,
+                f"cannot tell whether {bot} is a member of {channel} ({setting})",
+                *trouble.lines()[:2],
+                "    do:     give the app the channels:read scope (groups:read for a private"
+                " channel) and reinstall it, or make sure by hand that the bot was invited",
+            )
+            return
+        if trouble.code == "channel_not_found":
+            trouble = SlackTrouble(
+                trouble.code,
+                trouble.tried,
+                trouble.answer,
+                f"{setting} names no channel the bot can see: check the id (the channel's"
+                f" details, at the bottom); for a private channel, /invite @{bot} first",
+            )
+        report.fail(what, f"cannot look up {channel} ({setting}): {trouble.code}", *trouble.lines())
+        return
+    info = answer.get("channel") or {}
+    name = f"#{info.get('name')} ({channel})" if info.get("name") else channel
+    if info.get("is_member"):
+        report.ok(what, f"{bot} is a member of {name}")
+        return
+    report.fail(
+        what,
+        f"{bot} is not a member of {name} ({setting}): its messages there would be refused",
+        f"    tried:  {url}",
+        "    answer: channel.is_member is false",
+        f"    do:     in Slack, open {name.split(' ')[0]} and type /invite @{bot}",
+    )
+
+
+def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) -> None:
+    try:
+        version = cloud.version_report(today)
+    except CloudError as error:
+        report.fail("cloud API version list", str(error))
+    else:
+        served = ", ".join(version.served) or "none"
+        if version.level is VersionLevel.OK:
+            report.ok(
+                "cloud API version", f"{version.configured} ({version.status}); served: {served}"
+            )
+        elif version.level is VersionLevel.DEPRECATED:
+            report.warn("cloud API version", f"{version.problem}; served: {served}")
+        elif version.level is VersionLevel.AT_RISK:
+            report.warn(
+                "cloud API version",
+                f"MAY STOP WORKING ANY DAY: {version.problem}; served: {served}",
+            )
+        else:
+            report.fail("cloud API version", f"{version.problem}; served: {served}")
+    try:
+        cloud.list_members(PROBE_IMAGE)
+        report.ok("cloud API signed read", "keys and signature accepted")
+    except ImageNotFound:
+        report.ok("cloud API signed read", "keys and signature accepted")
+    except CloudAuthError as error:
+        report.fail("cloud API signed read", f"refused: {error}")
+    except CloudError as error:
+        report.fail("cloud API signed read", str(error))
+
+
 def run_check(
     settings: Settings,
     *,
     slack: WebClient | None = None,
     cloud: ScpClient | None = None,
     echo: Callable[[str], None] = print,
+    today: date | None = None,
 ) -> int:
-    """Print the check; 0 when everything works, 1 otherwise."""
-    failures = 0
-
-    def result(ok: bool, what: str, detail: str = "") -> None:
-        nonlocal failures
-        failures += not ok
-        echo(f"[{'ok' if ok else 'FAIL'}] {what}" + (f": {detail}" if detail else ""))
-
+    """Print the check; 0 when everything works (warnings allowed), 1 otherwise."""
+    report = _Report(echo)
     echo("Settings (secrets are never shown):")
     for line in _settings_lines(settings):
         echo(line)
-    result(True, "settings", "all required settings present and valid")
+    report.ok("settings", "all required settings present and valid")
 
-    try:
-        database = Database(settings.DATABASE_PATH)
-        database.read(lambda db: db.execute("SELECT count(*) FROM grants").fetchone())
-        database.close()
-        result(True, "database", str(settings.DATABASE_PATH))
-    except StorageError as error:
-        result(False, "database", str(error))
+    _check_database(settings.DATABASE_PATH, report)
 
-    slack = slack or make_web_client(settings)
-    try:
-        answer = slack.auth_test()
-        result(True, "Slack token", f"bot {answer.get('user')} in team {answer.get('team')}")
-    except Exception as error:  # report any failure to reach or convince Slack
-        detail = getattr(getattr(error, "response", None), "get", lambda _k: None)("error")
-        result(False, "Slack token", str(detail or type(error).__name__))
+    slack = slack or make_web_client(settings, timeout=SLACK_TIMEOUT)
+    bot = _check_slack(settings, slack, report)
+    if settings.SLACK_APP_TOKEN is not None:
+        _check_app_token(settings, report)
+    if bot is not None:
+        for what, setting in (
+            ("approval channel", "SHARE_APPROVAL_CHANNEL"),
+            ("notify channel", "SHARE_NOTIFY_CHANNEL"),
+        ):
+            channel = getattr(settings, setting)
+            if channel:
+                _check_channel(settings, slack, bot, what, setting, channel, report)
 
     cloud = cloud or make_cloud_client(settings)
     try:
-        report = cloud.version_report()
-        served = ", ".join(report.served) or "none"
-        if report.ok:
-            result(
-                True,
-                "cloud API version",
-                f"{report.configured} ({report.status}); served: {served}",
-            )
-        else:
-            result(False, "cloud API version", f"{report.problem}; served: {served}")
-    except CloudError as error:
-        result(False, "cloud API version list", str(error))
-    try:
-        cloud.list_members(PROBE_IMAGE)
-        result(True, "cloud API signed read", "keys and signature accepted")
-    except ImageNotFound:
-        result(True, "cloud API signed read", "keys and signature accepted")
-    except CloudAuthError as error:
-        result(False, "cloud API signed read", f"refused: {error}")
-    except CloudError as error:
-        result(False, "cloud API signed read", str(error))
+        _check_cloud(cloud, report, today)
     finally:
         cloud.close()
-    echo("All checks passed." if not failures else f"{failures} check(s) failed.")
-    return 0 if failures == 0 else 1
+    if report.failures:
+        echo(f"{report.failures} check(s) failed.")
+    elif report.warnings:
+        echo(f"All checks passed, with {report.warnings} warning(s): read the [WARN] lines.")
+    else:
+        echo("All checks passed.")
+    return 0 if report.failures == 0 else 1

@@ -10,9 +10,12 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from dotenv import dotenv_values
 
@@ -24,10 +27,24 @@ from bot.slack.texts import say
 from storage import AuditLog, Database, Grants, KnownMembers, OnCall, Role
 from storage.errors import StorageError
 
+if TYPE_CHECKING:
+    from bot.scp.client import VersionReport
+    from bot.scp.models import ApiVersion
+    from bot.scp.sandbox import Sandbox
+    from bot.settings import RawSetting
+    from bot.sharing.admin import Administration
+
 log = logging.getLogger("bot")
 
 # Seconds the Slack-facing process waits for a database lock before answering with an error.
 ACK_BUSY_TIMEOUT = 2.0
+# `python -m bot` hands its worker lock to the worker it starts, as this file descriptor.
+WORKER_LOCK_FD = "SHARE_IMAGE_BOT_WORKER_LOCK_FD"
+# A worker that stopped because it was asked to (Ctrl-C, a service manager's SIGTERM to
+# every process) while the bot itself goes on: started again after this many seconds.
+# Longer than gunicorn's graceful timeout, so a bot that is stopping too is never missed.
+STOP_GRACE = 15.0
+STOPPED_BY_REQUEST = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -54,26 +71,113 @@ def _database_path() -> Path:
 
 
 def _open_database() -> Database:
+    """The admin commands' database, saying on stderr which file it is (and if it is new)."""
+    path = _database_path()
+    new = not path.exists()
     try:
-        return Database(_database_path())
+        database = Database(path)
     except StorageError as error:
         sys.exit(str(error))
+    if new:
+        print(
+            f"created a NEW, EMPTY database at {path.absolute()}: if you expected grants,"
+            " members or shifts, this is the wrong folder or the wrong DATABASE_PATH",
+            file=sys.stderr,
+        )
+    else:
+        print(f"using the database {path.absolute()}", file=sys.stderr)
+    return database
 
 
 def _actor() -> str:
     return f"cli:{os.environ.get('USER') or os.environ.get('USERNAME') or 'operator'}"
 
 
+# -- one instance per database ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lock:
+    """An exclusive lock file next to the database, holding its owner's process id.
+
+    The OS releases it when the last process holding its descriptor ends: a crash never
+    leaves it locked. Never unlocked explicitly: gunicorn's worker is forked with the
+    descriptor, and unlocking there would unlock it for the bot too.
+    """
+
+    path: Path
+    fd: int
+
+
+def lock_path(database: Path, kind: str) -> Path:
+    """`share-image-bot.db.lock` for the bot, `share-image-bot.db.worker.lock` for the worker."""
+    return Path(f"{database}.lock") if kind == "bot" else Path(f"{database}.{kind}.lock")
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        pid = ""
+    return f"process {pid}" if pid.isdigit() else "another process"
+
+
+def take_lock(database: Path, kind: str) -> Lock:
+    """Lock `kind` ("bot" or "worker") for this database, or stop naming who holds it."""
+    path = lock_path(database, kind)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        sys.exit(f"share-image-bot cannot start: cannot open the lock file {path}: {error}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(fd)
+        os.close(fd)
+        sys.exit(
+            f"share-image-bot cannot start: another {kind} is already running on {database}"
+            f" ({holder} holds the lock file {path}); stop it first, or give this one its"
+            " own DATABASE_PATH"
+        )
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return Lock(path, fd)
+
+
+def _inherited_worker_lock(database: Path) -> Lock | None:
+    """The worker lock `python -m bot` handed to this worker, if it is one it started."""
+    value = os.environ.pop(WORKER_LOCK_FD, "")
+    if not value.isdigit():
+        return None
+    path, fd = lock_path(database, "worker"), int(value)
+    try:
+        mine, there = os.fstat(fd), os.stat(path)
+        if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):
+            return None
+        # Held by the parent through this very descriptor: taking it again succeeds.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return None
+    return Lock(path, fd)
+
+
 # -- running ---------------------------------------------------------------------------------
 
 
 class WorkerProcess:
-    """The worker as a child process, started again if it ever stops on its own."""
+    """The worker as a child process, started again if it ever stops on its own.
 
-    def __init__(self) -> None:
+    It gets the bot's worker lock (the descriptor is inherited), so a restarted worker
+    never finds the lock taken by the bot that started it.
+    """
+
+    def __init__(self, lock: Lock | None = None, *, stop_grace: float = STOP_GRACE) -> None:
         # gunicorn forks its worker from this process, and the fork unwinds through
         # run()'s `finally` when it exits: only the process that started the worker stops it.
         self._owner = os.getpid()
+        self._worker_lock = lock
+        self._grace = stop_grace
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
@@ -85,18 +189,40 @@ class WorkerProcess:
         """Start the worker and keep it running."""
         self._thread.start()
 
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        environment = dict(os.environ)
+        fds: tuple[int, ...] = ()
+        if self._worker_lock is not None:
+            environment[WORKER_LOCK_FD] = str(self._worker_lock.fd)
+            fds = (self._worker_lock.fd,)
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "worker"], env=environment, pass_fds=fds
+        )
+
     def _supervise(self) -> None:
+        # The worker is started from this thread and inherits its signal mask: with SIGINT
+        # blocked it cannot die of a Ctrl-C while it starts up (before main() ignores it).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         while True:
             with self._lock:  # no new worker once stop() has begun
                 if self._stop.is_set():
                     return
-                process = subprocess.Popen([sys.executable, "-m", "bot", "worker"])
+                process = self._spawn()
                 self._process = process
             code = process.wait()
-            if self._stop.is_set():
+            # Ctrl-C and a service manager's SIGTERM reach every process of the bot at
+            # once: the worker may stop a moment before the bot does. Give the bot that
+            # moment before calling it a crash.
+            asked = code in STOPPED_BY_REQUEST
+            if self._stop.wait(self._grace if asked else 1.0):
                 return
-            log.error("worker stopped, starting it again", extra={"exit_code": code})
-            self._stop.wait(1.0)
+            if asked:
+                log.warning(
+                    "the worker was stopped by a signal but the bot was not: starting it again",
+                    extra={"exit_code": code},
+                )
+            else:
+                log.error("worker stopped, starting it again", extra={"exit_code": code})
 
     def stop(self) -> None:
         """Stop the worker and wait for it (it finishes what is under way)."""
@@ -114,49 +240,77 @@ class WorkerProcess:
             process.kill()
 
 
-def _check_slack_token(settings: Settings) -> None:
-    """Stop with one clear line when Slack refuses the bot token (Bolt would raise)."""
-    from slack_sdk.errors import SlackApiError
+def _preflight(settings: Settings) -> None:
+    """Stop with one clear line when Slack refuses a token (Bolt would raise a traceback)."""
+    from slack_sdk import WebClient
 
+    from bot.check import slack_trouble
     from bot.services import make_web_client
 
-    try:
-        make_web_client(settings).auth_test()
-    except SlackApiError as error:
-        sys.exit(
-            "share-image-bot cannot start: Slack refused SLACK_BOT_TOKEN "
-            f"({error.response.get('error', 'unknown error')})"
+    checks: list[tuple[str, str, Callable[[], object]]] = [
+        ("SLACK_BOT_TOKEN", "auth.test", lambda: make_web_client(settings).auth_test())
+    ]
+    if settings.SLACK_APP_TOKEN is not None:
+        app_token = settings.SLACK_APP_TOKEN.get_secret_value()
+        app_client = WebClient(token=app_token, base_url=settings.SLACK_API_URL, timeout=10)
+        checks.append(
+            (
+                "SLACK_APP_TOKEN",
+                "apps.connections.open",
+                lambda: app_client.apps_connections_open(app_token=app_token),
+            )
         )
-    except Exception as error:  # network: say so rather than a traceback
-        sys.exit(f"share-image-bot cannot start: Slack is unreachable ({type(error).__name__})")
+    for setting, method, call in checks:
+        try:
+            call()
+        except Exception as error:  # any failure: one line rather than a traceback
+            trouble = slack_trouble(error, f"{settings.SLACK_API_URL}{method}", setting=setting)
+            sys.exit(
+                f"share-image-bot cannot start: {trouble.summary(setting)}: {trouble.one_line()}"
+            )
 
 
 def run(settings: Settings, *, with_worker: bool = True) -> None:
     """Serve Slack (Socket Mode or HTTP) and carry out requests in a worker process."""
+    # SIGTERM (a platform stopping the process) ends it like Ctrl-C: cleanly. In HTTP
+    # mode gunicorn's arbiter puts its own handlers in place of this one.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    # One bot per database, refused before anything starts; `run` holds the worker's
+    # lock as well and hands it to the worker it starts.
+    locks = [take_lock(settings.DATABASE_PATH, "bot")]
+    if with_worker:
+        locks.append(take_lock(settings.DATABASE_PATH, "worker"))
+
     from bot.app import create_app
     from bot.server import WebApp, serve
     from bot.services import build_services
 
-    _check_slack_token(settings)
-    worker = WorkerProcess() if with_worker else None
+    _preflight(settings)
+    worker = WorkerProcess(locks[-1]) if with_worker else None
     if worker is not None:
         worker.start()
     try:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
+            from slack_sdk.errors import SlackApiError
 
             database = Database(settings.DATABASE_PATH, busy_timeout=ACK_BUSY_TIMEOUT)
             services = build_services(settings, database=database)
             app = create_app(services)
             assert settings.SLACK_APP_TOKEN is not None
             log.info("starting in Socket Mode")
-            # SIGTERM (a platform stopping the process) ends it like Ctrl-C: cleanly.
-            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
             handler = SocketModeHandler(app, settings.SLACK_APP_TOKEN.get_secret_value())
-            handler.start()  # type: ignore[no-untyped-call]
+            try:
+                handler.start()  # type: ignore[no-untyped-call]
+            except SlackApiError as error:
+                code = error.response.get("error", "unknown error")
+                sys.exit(f"share-image-bot stopped: Slack refused SLACK_APP_TOKEN ({code})")
         else:
+            arbiter = os.getpid()
 
             def make_app() -> WebApp:
+                if os.getpid() != arbiter:
+                    _graceful_gunicorn_worker()
                 # The ack must come within Slack's 3 s even if the database is locked.
                 database = Database(settings.DATABASE_PATH, busy_timeout=ACK_BUSY_TIMEOUT)
                 services = build_services(settings, database=database)
@@ -173,42 +327,74 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
             worker.stop()
 
 
+def _graceful_gunicorn_worker() -> None:
+    """In gunicorn's worker (make_app runs there, after gunicorn set its signal handlers):
+    stop gracefully whatever the signal.
+
+    On Ctrl-C the arbiter sends its worker SIGQUIT, whose gthread handler shuts the thread
+    pool down inside the signal handler. When the signal lands while the worker is starting
+    a pool thread for a new connection, that handler waits for a lock the interrupted code
+    holds: the worker hangs until the arbiter SIGKILLs it 10 s later. SIGTERM's handler
+    only marks the worker as stopping and wakes its loop, so SIGQUIT gets that one too;
+    in-flight requests (acks take milliseconds) finish first. The terminal's SIGINT is
+    left to the arbiter, which drives the shutdown.
+    """
+    graceful = signal.getsignal(signal.SIGTERM)
+    if callable(graceful):
+        signal.signal(signal.SIGQUIT, graceful)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _log_version(report: VersionReport) -> None:
+    """The worker's start-up word on the API version, at the level `check` gives it."""
+    from bot.scp.client import VersionLevel
+
+    extra = {
+        "configured": report.configured,
+        "current": report.current,
+        "status": report.status,
+        "not_before": report.not_before.isoformat() if report.not_before else None,
+    }
+    if report.level is VersionLevel.OK:
+        log.info("cloud API version ok", extra={"version": report.configured})
+    elif report.level is VersionLevel.DEPRECATED:
+        log.warning("SCP API version deprecated, still served: %s", report.problem, extra=extra)
+    elif report.level is VersionLevel.AT_RISK:
+        log.error("SCP API VERSION MAY STOP WORKING ANY DAY: %s", report.problem, extra=extra)
+    else:
+        log.critical(
+            "SCP API VERSION NOT SERVED, every request will be refused: %s",
+            report.problem,
+            extra=extra,
+        )
+
+
 def run_worker(settings: Settings) -> None:
     """Carry out recorded requests until SIGTERM or SIGINT (or the parent goes away)."""
     from bot.scp.errors import CloudError
     from bot.services import build_services
     from bot.sharing.worker import Worker
 
-    # One worker per database: leases are dropped at start-up, which is only safe
-    # when no other worker holds any. The OS releases the lock when we die.
-    lock_path = Path(f"{settings.DATABASE_PATH}.worker.lock")
-    lock = lock_path.open("a")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        sys.exit(f"another worker is already running on {settings.DATABASE_PATH}")
-    # Acks come first: on a busy machine the Slack-facing process gets the CPU before us.
-    os.nice(5)
-    services = build_services(settings)
-    try:
-        report = services.cloud.version_report()
-        if report.problem:
-            log.error(
-                "SCP API VERSION PROBLEM: %s",
-                report.problem,
-                extra={"configured": report.configured, "current": report.current},
-            )
-        else:
-            log.info("cloud API version ok", extra={"version": report.configured})
-    except CloudError as error:
-        log.warning("could not read the cloud API's version list", extra={"error": str(error)})
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_signal)
+    # One worker per database: leases are dropped at start-up, which is only safe
+    # when no other worker holds any. The OS releases the lock when we die.
+    lock = _inherited_worker_lock(settings.DATABASE_PATH) or take_lock(
+        settings.DATABASE_PATH, "worker"
+    )
+    # Acks come first: on a busy machine the Slack-facing process gets the CPU before us.
+    os.nice(5)
+    services = build_services(settings)
+    try:
+        _log_version(services.cloud.version_report())
+    except CloudError as error:
+        log.warning("could not read the cloud API's version list", extra={"error": str(error)})
     parent = os.getppid()
 
     def watch_parent() -> None:
@@ -218,7 +404,7 @@ def run_worker(settings: Settings) -> None:
                 stop.set()
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    log.info("worker started")
+    log.info("worker started", extra={"lock": str(lock.path)})
     Worker(
         requests=services.requests,
         service=services.share,
@@ -229,6 +415,114 @@ def run_worker(settings: Settings) -> None:
     services.close()
 
 
+# -- the sandbox ------------------------------------------------------------------------------
+
+SANDBOX_SETTINGS = ("SCP_ENDPOINT", "SCP_ACCESS_KEY", "SCP_SECRET_KEY", "SCP_ACCOUNT_ID")
+
+
+def _versions_argument(value: str) -> list[ApiVersion]:
+    """`--versions`: a JSON file if one is there by that name, else VERSION:STATUS[:DATE],..."""
+    from bot.scp.sandbox import load_versions, parse_versions
+
+    path = Path(value)
+    try:
+        if path.is_file():
+            return load_versions(path.read_text(encoding="utf-8"))
+        if value.endswith(".json"):
+            raise ValueError(f"there is no file {value}")
+        return parse_versions(value)
+    except (OSError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _sandbox_lines(sandbox: Sandbox, settings: dict[str, RawSetting]) -> list[str]:
+    """What `python -m bot sandbox` prints once it listens: the `.env` lines and the gaps."""
+    from bot.scp.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+
+    served = ", ".join(
+        f"{v.number} ({v.status}" + (f", not_before {v.not_before}" if v.not_before else "") + ")"
+        for v in sandbox.served()
+    )
+    lines = [
+        f"SCP sandbox on {sandbox.url}, serving API versions {served or 'none'}",
+        "It reads the keys the bot reads (the environment, then .env) and uses its own"
+        " defaults for those not set. For the bot to use it, .env needs:",
+        "",
+        f"SCP_ENDPOINT={sandbox.url}",
+    ]
+    defaults = {"SCP_ACCESS_KEY": DEFAULT_ACCESS_KEY, "SCP_SECRET_KEY": DEFAULT_SECRET_KEY}
+    differences = []
+    endpoint = settings["SCP_ENDPOINT"]
+    if endpoint.value is None:
+        differences.append("SCP_ENDPOINT is not set")
+    elif endpoint.value.rstrip("/") != sandbox.url:
+        differences.append(
+            f"SCP_ENDPOINT is {endpoint.value} (from {endpoint.source}): the bot calls that,"
+            " not this sandbox"
+        )
+    for name in ("SCP_ACCESS_KEY", "SCP_SECRET_KEY", "SCP_ACCOUNT_ID"):
+        setting = settings[name]
+        if setting.usable is not None or (name == "SCP_ACCOUNT_ID" and setting.value == ""):
+            # The bot's own value: already where the bot reads it, and possibly a real
+            # key, so it is not shown.
+            lines.append(f"# {name}: already set in {setting.source}, the sandbox uses it")
+        else:
+            lines.append(f"{name}={defaults.get(name, '')}")
+            if setting.value is None:
+                if name != "SCP_ACCOUNT_ID":
+                    differences.append(
+                        f"{name} is not set; the sandbox uses its own (the line above)"
+                    )
+            else:
+                differences.append(
+                    f"{name} in {setting.source} is still the placeholder from .env.example;"
+                    " the sandbox uses its own (the line above)"
+                )
+        if (
+            setting.environment is not None
+            and setting.dotenv is not None
+            and setting.environment != setting.dotenv
+        ):
+            differences.append(
+                f"{name} in the environment differs from the one in .env: this sandbox (and a"
+                " bot started from this shell) use the environment's, a bot started without"
+                " it reads .env's and is refused (401)"
+            )
+    lines.append("")
+    if differences:
+        lines.append("The bot's settings differ from the sandbox's:")
+        lines.extend(f"  - {difference}" for difference in differences)
+    else:
+        lines.append("The bot's settings (the environment and .env) match this sandbox.")
+    return lines
+
+
+def sandbox_command(args: argparse.Namespace) -> None:
+    """`python -m bot sandbox`: the stand-in API with the bot's own cloud settings."""
+    from bot.scp.sandbox import (
+        DEFAULT_ACCESS_KEY,
+        DEFAULT_SECRET_KEY,
+        DEFAULT_VERSIONS,
+        run_sandbox,
+    )
+    from bot.settings import raw_settings
+
+    raw = raw_settings(*SANDBOX_SETTINGS)
+
+    def announce(sandbox: Sandbox) -> None:
+        print("\n".join(_sandbox_lines(sandbox, raw)), flush=True)
+
+    run_sandbox(
+        args.port,
+        host=args.host,
+        access_key=raw["SCP_ACCESS_KEY"].usable or DEFAULT_ACCESS_KEY,
+        secret_key=raw["SCP_SECRET_KEY"].usable or DEFAULT_SECRET_KEY,
+        account_id=raw["SCP_ACCOUNT_ID"].usable or "",
+        versions=args.versions if args.versions is not None else DEFAULT_VERSIONS,
+        announce=announce,
+    )
+
+
 # -- administration ----------------------------------------------------------------------------
 
 
@@ -237,24 +531,67 @@ def _fail(error: CommandError) -> None:
     sys.exit(say("en", error.problem, **values).replace("`", ""))
 
 
+def _member_name(text: str | None) -> str:
+    """`member add --name`: one line of visible text, at most commands.MAX_NAME characters."""
+    name = (text or "").strip()
+    if not name:
+        sys.exit('member add needs a --name, like --name "QA account"')
+    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in name):
+        sys.exit("The name has invisible or control characters; please retype it.")
+    if len(name) > commands.MAX_NAME:
+        sys.exit(say("en", "name_too_long", limit=str(commands.MAX_NAME)))
+    return name
+
+
+def _image_option(value: str | None) -> str:
+    """`--image`: absent means all images; present, it must be an image id."""
+    if value is None:
+        return ""
+    if not value.strip():
+        sys.exit(
+            "--image is empty: give an image id (a UUID like 70a599e0-31e7-49b7-b260-868f441e862b),"
+            " or leave --image out to mean all images"
+        )
+    return commands.image_id(value)
+
+
+class _Session:
+    """The admin commands' database, opened (and named) only once a command is valid."""
+
+    def __init__(self) -> None:
+        self._database: Database | None = None
+        self._admin: Administration | None = None
+
+    @property
+    def admin(self) -> Administration:
+        if self._admin is None:
+            from bot.sharing.admin import Administration
+
+            database = self._database = _open_database()
+            self._admin = Administration(
+                grants=Grants(database),
+                members=KnownMembers(database),
+                oncall=OnCall(database),
+                audit=AuditLog(database),
+            )
+        return self._admin
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database.close()
+
+
 def admin_command(args: argparse.Namespace) -> None:
     """grant, revoke, grants, member …, oncall …"""
-    from bot.sharing.admin import Administration
-
-    database = _open_database()
-    admin = Administration(
-        grants=Grants(database),
-        members=KnownMembers(database),
-        oncall=OnCall(database),
-        audit=AuditLog(database),
-    )
+    session = _Session()
     actor = _actor()
     try:
         if args.command in {"grant", "revoke"}:
             user = commands.slack_user(args.user_id)
             role = commands.role(args.role)
-            image = commands.image_id(args.image) if args.image else ""
+            image = _image_option(args.image)
             scope = image or "all images"
+            admin = session.admin
             if args.command == "grant":
                 changed = admin.grant(user, role, image, by=actor)
                 print(
@@ -277,7 +614,7 @@ def admin_command(args: argparse.Namespace) -> None:
                         file=sys.stderr,
                     )
         elif args.command == "grants":
-            rows = admin.grants.all()
+            rows = session.admin.grants.all()
             if not rows:
                 print("no grants yet")
             for g in rows:
@@ -286,16 +623,16 @@ def admin_command(args: argparse.Namespace) -> None:
                 )
         elif args.command == "member":
             if args.action == "add":
-                name = commands.reason([args.name]) if args.name else ""
-                if not name:
-                    sys.exit("member add needs --name")
-                admin.add_member(commands.member_id(args.member_id), name, by=actor)
+                member = commands.member_id(args.member_id)
+                name = _member_name(args.name)
+                session.admin.add_member(member, name, by=actor)
                 print(f"{args.member_id} is known as {name}")
             elif args.action == "remove":
-                removed = admin.remove_member(commands.member_id(args.member_id), by=actor)
+                member = commands.member_id(args.member_id)
+                removed = session.admin.remove_member(member, by=actor)
                 print(f"removed {args.member_id}" if removed else f"{args.member_id} was not known")
             else:
-                known = admin.members.all()
+                known = session.admin.members.all()
                 if not known:
                     print("no known members yet")
                 for m in known:
@@ -306,13 +643,14 @@ def admin_command(args: argparse.Namespace) -> None:
                 starts, ends = commands.moment(args.starts), commands.moment(args.ends)
                 if ends <= starts:
                     raise CommandError("window_backwards")
-                admin.add_shift(user, starts, ends, by=actor)
+                session.admin.add_shift(user, starts, ends, by=actor)
                 print(f"{user} on call {starts.isoformat()} → {ends.isoformat()}")
             elif args.action == "remove":
-                count = admin.remove_shifts(commands.slack_user(args.user_id), by=actor)
+                user = commands.slack_user(args.user_id)
+                count = session.admin.remove_shifts(user, by=actor)
                 print(f"removed {count} shift(s)")
             else:
-                shifts = admin.oncall.all()
+                shifts = session.admin.oncall.all()
                 if not shifts:
                     print("no on-call shifts")
                 for s in shifts:
@@ -322,60 +660,251 @@ def admin_command(args: argparse.Namespace) -> None:
     except StorageError as error:
         sys.exit(str(error))
     finally:
-        database.close()
+        session.close()
 
 
 # -- the parser ------------------------------------------------------------------------------
 
+USER_HELP = "a Slack user id (U… or W…, in their profile: ⋮ → Copy member ID)"
+DATABASE_NOTE = (
+    "Uses the database at DATABASE_PATH (the environment, then .env; default\n"
+    "share-image-bot.db in the current folder) and says on stderr which file that is,\n"
+    "and when it has just created a new, empty one."
+)
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+    examples: Sequence[str],
+) -> argparse.ArgumentParser:
+    """A sub-command with a one-line `help`, a `description` and examples in its `--help`."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
 
 def parser() -> argparse.ArgumentParser:
     """The command line."""
-    top = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    sub = top.add_subparsers(dest="command")
-    sub.add_parser("run", help="serve Slack and run the worker (the default)")
-    sub.add_parser("serve", help="serve Slack only (run `worker` separately)")
-    sub.add_parser("worker", help="carry out recorded requests only")
-    sub.add_parser("check", help="check settings, database, Slack and the cloud API")
-    sandbox = sub.add_parser("sandbox", help="serve a local stand-in of the image-member API")
-    sandbox.add_argument("--port", type=int, default=8787)
-    for name in ("grant", "revoke"):
-        p = sub.add_parser(name, help=f"{name} a role")
-        p.add_argument("user_id", metavar="SLACK_USER_ID")
+    top = argparse.ArgumentParser(
+        prog="python -m bot",
+        description=(
+            "share-image-bot: a Slack bot that shares Samsung Cloud Platform images.\n"
+            "Without a command it runs the bot (`run`). Settings come from the environment\n"
+            "and from .env in the current folder (the environment wins); see .env.example."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m bot                      # serve Slack and run the worker\n"
+            "  python -m bot check                # can the bot work with these settings?\n"
+            "  python -m bot grant U012AB3CD admin\n"
+            "  python -m bot sandbox --port 8787  # a local stand-in of the cloud API\n"
+            "\n"
+            "`python -m bot COMMAND --help` describes each command."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    _command(
+        sub,
+        "run",
+        "serve Slack and run the worker (the default)",
+        "Serve Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT) and run\n"
+        "the worker as a child process, started again if it stops on its own.\n"
+        "One bot per database: while one runs, a second refuses to start, naming the\n"
+        "first one's process and lock file (DATABASE_PATH.lock).",
+        ["python -m bot run", "PORT=3001 DATABASE_PATH=/srv/bot/bot.db python -m bot"],
+    )
+    _command(
+        sub,
+        "serve",
+        "serve Slack only (run `worker` separately)",
+        "Serve Slack only, without the worker; run `python -m bot worker` beside it on the\n"
+        "same DATABASE_PATH, or nothing is ever carried out.",
+        ["python -m bot serve & python -m bot worker"],
+    )
+    _command(
+        sub,
+        "worker",
+        "carry out recorded requests only",
+        "Carry out the recorded requests (the cloud calls, the Slack messages) until\n"
+        "SIGTERM or Ctrl-C. One worker per database: a second refuses to start, naming\n"
+        "the first one's process and lock file (DATABASE_PATH.worker.lock).",
+        ["python -m bot worker"],
+    )
+    _command(
+        sub,
+        "check",
+        "check settings, database, Slack and the cloud API",
+        "Check the settings, the database, Slack (the bot token, SLACK_APP_TOKEN when set,\n"
+        "and that the bot is in SHARE_APPROVAL_CHANNEL and SHARE_NOTIFY_CHANNEL) and the\n"
+        "cloud API (its version list and a signed read). Each failure says what was\n"
+        "tried, what came back and what to do.\n"
+        "Exit status 0 when the bot can work ([WARN] lines allowed), 1 otherwise.",
+        ["python -m bot check", "SCP_API_VERSION=1.3 python -m bot check"],
+    )
+    sandbox = _command(
+        sub,
+        "sandbox",
+        "serve a local stand-in of the image-member API",
+        "Serve a local stand-in of SCP's image-member API that checks signatures exactly\n"
+        "like SCP and accepts any image id. It uses the keys the bot reads (SCP_ACCESS_KEY,\n"
+        "SCP_SECRET_KEY, SCP_ACCOUNT_ID from the environment, then .env; its own defaults\n"
+        "where none are set), prints the lines to put in .env, and says where the bot's\n"
+        "settings differ. Its version list, unless --versions says otherwise, is the\n"
+        "operation's documented one: 1.1 CURRENT, 1.0 DEPRECATED (not_before 2025-12-31).",
+        [
+            "python -m bot sandbox --port 8787",
+            "python -m bot sandbox --versions 1.3:CURRENT,1.2:SUPPORTED:2026-08-31,"
+            "1.1:DEPRECATED:2026-08-31",
+            "python -m bot sandbox --versions versions.json",
+            '  (versions.json: {"versions": [{"id": "v1.3", "status": "CURRENT"},',
+            '                                {"id": "v1.1", "status": "DEPRECATED",'
+            ' "not_before": "2026-08-31"}]})',
+        ],
+    )
+    sandbox.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787)")
+    sandbox.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    sandbox.add_argument(
+        "--versions",
+        type=_versions_argument,
+        metavar="LIST_OR_FILE",
+        help="the version list to serve: VERSION:STATUS[:NOT_BEFORE],... (STATUS CURRENT,"
+        " SUPPORTED or DEPRECATED; NOT_BEFORE the minimum support guarantee date,"
+        ' YYYY-MM-DD), or a JSON file holding the service\'s answer {"versions": [...]}',
+    )
+    for name, verb in (("grant", "Give"), ("revoke", "Take back")):
+        p = _command(
+            sub,
+            name,
+            f"{name} a role",
+            f"{verb} a Slack user a role, for all images or for one (--image).\n"
+            "Roles: requester (asks; an approver decides), sharer (shares with known\n"
+            "members), approver (decides others' requests), admin (all that, and\n"
+            "administers from Slack). Every change is recorded in the audit table.\n\n"
+            + DATABASE_NOTE,
+            [
+                f"python -m bot {name} U012AB3CD sharer",
+                f"python -m bot {name} U012AB3CD approver --image "
+                "70a599e0-31e7-49b7-b260-868f441e862b",
+            ],
+        )
+        p.add_argument("user_id", metavar="SLACK_USER_ID", help=USER_HELP)
         p.add_argument("role", metavar="ROLE", help="requester, sharer, approver or admin")
-        p.add_argument("--image", metavar="IMAGE_ID", help="only for this image")
-    sub.add_parser("grants", help="list grants")
-    member = sub.add_parser("member", help="known members").add_subparsers(
-        dest="action", required=True
+        p.add_argument(
+            "--image", metavar="IMAGE_ID", help="only for this image (leave out: all images)"
+        )
+    _command(
+        sub,
+        "grants",
+        "list grants",
+        "List every grant: user, role, scope, who granted it and when.\n\n" + DATABASE_NOTE,
+        ["python -m bot grants"],
     )
-    add = member.add_parser("add")
+    member_command = _command(
+        sub,
+        "member",
+        "known members",
+        "Known members: friendly names for the accounts images are shared with, shown\n"
+        "in Slack next to their ids.\n\n" + DATABASE_NOTE,
+        [
+            'python -m bot member add a8f10467abfc4b87b64614ab36eb9ae4 --name "QA account"',
+            "python -m bot member list",
+        ],
+    )
+    member = member_command.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = _command(
+        member,
+        "add",
+        "name a member account",
+        "Give a member account (1 to 64 letters, digits or dashes) a friendly name:\n"
+        "one line of visible text, at most 80 characters.\n\n" + DATABASE_NOTE,
+        ['python -m bot member add a8f10467abfc4b87b64614ab36eb9ae4 --name "QA account"'],
+    )
     add.add_argument("member_id", metavar="MEMBER_ID")
-    add.add_argument("--name", required=True)
-    member.add_parser("remove").add_argument("member_id", metavar="MEMBER_ID")
-    member.add_parser("list")
-    oncall = sub.add_parser("oncall", help="on-call shifts").add_subparsers(
-        dest="action", required=True
+    add.add_argument("--name", required=True, help="the friendly name")
+    _command(
+        member,
+        "remove",
+        "forget a member's name",
+        "Forget a known member's name (its shares stay as they are).\n\n" + DATABASE_NOTE,
+        ["python -m bot member remove a8f10467abfc4b87b64614ab36eb9ae4"],
+    ).add_argument("member_id", metavar="MEMBER_ID")
+    _command(
+        member,
+        "list",
+        "list known members",
+        "List the known members by name.\n\n" + DATABASE_NOTE,
+        ["python -m bot member list"],
     )
-    shift = oncall.add_parser("add")
-    shift.add_argument("user_id", metavar="SLACK_USER_ID")
+    oncall_command = _command(
+        sub,
+        "oncall",
+        "on-call shifts",
+        "On-call shifts: whoever is on call when a request needs approval is mentioned on\n"
+        "its card.\n\n" + DATABASE_NOTE,
+        [
+            "python -m bot oncall add U012AB3CD --from 2026-12-01T09:00+09:00"
+            " --to 2026-12-01T18:00+09:00",
+            "python -m bot oncall list",
+        ],
+    )
+    oncall = oncall_command.add_subparsers(dest="action", required=True, metavar="ACTION")
+    shift = _command(
+        oncall,
+        "add",
+        "add a shift",
+        "Put a Slack user on call from one time to another (ISO 8601; without an offset,\n"
+        "UTC).\n\n" + DATABASE_NOTE,
+        [
+            "python -m bot oncall add U012AB3CD --from 2026-12-01T09:00+09:00"
+            " --to 2026-12-01T18:00+09:00"
+        ],
+    )
+    shift.add_argument("user_id", metavar="SLACK_USER_ID", help=USER_HELP)
     shift.add_argument("--from", dest="starts", required=True, metavar="ISO_TIME")
     shift.add_argument("--to", dest="ends", required=True, metavar="ISO_TIME")
-    oncall.add_parser("remove").add_argument("user_id", metavar="SLACK_USER_ID")
-    oncall.add_parser("list")
+    _command(
+        oncall,
+        "remove",
+        "remove a user's shifts",
+        "Remove every shift of a Slack user.\n\n" + DATABASE_NOTE,
+        ["python -m bot oncall remove U012AB3CD"],
+    ).add_argument("user_id", metavar="SLACK_USER_ID", help=USER_HELP)
+    _command(
+        oncall,
+        "list",
+        "list shifts",
+        "List the on-call shifts, soonest first, in UTC.\n\n" + DATABASE_NOTE,
+        ["python -m bot oncall list"],
+    )
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `python -m bot`."""
+    if os.environ.get(WORKER_LOCK_FD):
+        # A worker started by `python -m bot`: Ctrl-C reaches it along with the bot, which
+        # then stops it with SIGTERM. Left to the bot, its stop is one clean stop. (It
+        # started with SIGINT blocked; ignored now, a Ctrl-C pending since is dropped.)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     args = parser().parse_args(argv)
     command = args.command or "run"
     if command in {"grant", "revoke", "grants", "member", "oncall"}:
         admin_command(args)
         return
     if command == "sandbox":
-        from bot.scp.sandbox import run_sandbox
-
         configure_logging()
-        run_sandbox(args.port)
+        sandbox_command(args)
         return
     settings = _settings()
     configure_logging(_secrets(settings))
@@ -390,3 +919,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             run(settings, with_worker=command == "run")
     except StorageError as error:
         sys.exit(f"share-image-bot cannot start: {error}")
+    except KeyboardInterrupt:
+        # Ctrl-C before the server's own handlers are in place (or in Socket Mode): a
+        # stop like any other, without a traceback.
+        log.info("stopped")

@@ -1,9 +1,20 @@
-"""The bot's settings: one class, read from the environment (and `.env` for developers)."""
+"""The bot's settings: one class, read from the environment (and `.env` for developers).
+
+Every setting is checked before anything is asked of Slack or the cloud: a value copied
+unchanged from `.env.example` (`xoxb-...`, `...`), a token of the wrong kind, a URL that
+is not HTTP(S), a channel given by its name rather than its id. The messages name the
+setting and what is wrong with it; they never repeat a secret's value.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -11,6 +22,19 @@ from bot.sharing.rules import UnknownMembers
 from bot.slack.texts import languages
 
 SLACK_API_URL_DEFAULT = "https://slack.com/api/"
+ENV_FILE = ".env"
+# Slack's ids of public (C), private (G) and direct (D) conversations: upper-case letters
+# and digits. What people type instead is the name: `#general`, `general`.
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SECRET_SETTINGS = frozenset(
+    {
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SCP_ACCESS_KEY",
+        "SCP_SECRET_KEY",
+    }
+)
 
 
 class SettingsError(Exception):
@@ -21,11 +45,52 @@ class SettingsError(Exception):
         super().__init__("; ".join(problems))
 
 
+class Refusal(ValueError):
+    """A validator's refusal, worded to follow the setting's name: "SLACK_BOT_TOKEN must …"."""
+
+
+def is_placeholder(value: str) -> bool:
+    """A value left as `.env.example` shows it: `...`, `xoxb-...`, `<your key>`."""
+    text = value.strip()
+    return (
+        "..." in text
+        or "…" in text
+        or (text.startswith("<") and text.endswith(">"))
+        or ("{" in text and "}" in text)
+    )
+
+
+PLACEHOLDER = "is still the placeholder from .env.example: put in"
+
+
+def _token_kind(value: str) -> str:
+    """What kind of Slack token a value looks like, from its public prefix only."""
+    for prefix, kind in (
+        ("xoxb-", "a bot token (xoxb-…), which belongs in SLACK_BOT_TOKEN"),
+        ("xapp-", "an app-level token (xapp-…), which belongs in SLACK_APP_TOKEN"),
+        ("xoxp-", "a user token (xoxp-…)"),
+        ("xoxe", "a refresh or configuration token (xoxe…)"),
+    ):
+        if value.startswith(prefix):
+            return kind
+    return "not a Slack token of any kind"
+
+
+def _http_url(value: str) -> str | None:
+    """Why `value` is no usable HTTP(S) base URL, or None."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"}:
+        return "must be an http:// or https:// URL"
+    if not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    return None
+
+
 class Settings(BaseSettings):
     """Everything the bot reads from its environment. Secrets are `SecretStr`."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", case_sensitive=True
     )
 
     SLACK_BOT_TOKEN: SecretStr
@@ -59,19 +124,120 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    # -- secrets: checked by their shape, never repeated -----------------------------
+
+    @field_validator("SLACK_BOT_TOKEN")
+    @classmethod
+    def _bot_token(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value()
+        if is_placeholder(token):
+            raise Refusal(
+                f"{PLACEHOLDER} the Bot User OAuth Token (xoxb-…) from api.slack.com/apps"
+                " → your app → OAuth & Permissions"
+            )
+        if not token.startswith("xoxb-"):
+            raise Refusal(
+                f"must start with xoxb-, but this is {_token_kind(token)}: use the Bot User"
+                " OAuth Token from OAuth & Permissions"
+            )
+        return value
+
+    @field_validator("SLACK_APP_TOKEN")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if is_placeholder(token):
+            raise Refusal(
+                f"{PLACEHOLDER} an app-level token (xapp-…) with connections:write, from Basic"
+                " Information → App-Level Tokens, or leave it empty for HTTP mode"
+            )
+        if not token.startswith("xapp-"):
+            raise Refusal(
+                f"must start with xapp-, but this is {_token_kind(token)}: Socket Mode needs"
+                " an app-level token with connections:write, from Basic Information → App-Level"
+                " Tokens (or leave SLACK_APP_TOKEN empty for HTTP mode)"
+            )
+        return value
+
+    @field_validator("SLACK_SIGNING_SECRET")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if is_placeholder(secret):
+            raise Refusal(
+                f"{PLACEHOLDER} the Signing Secret from api.slack.com/apps → your app → Basic"
+                " Information"
+            )
+        if secret.startswith(("xoxb-", "xapp-", "xoxp-")):
+            raise Refusal(
+                f"is a Slack token ({secret[:5]}…), not a signing secret: use the Signing Secret"
+                " from Basic Information → App Credentials"
+            )
+        return value
+
+    @field_validator("SCP_ACCESS_KEY", "SCP_SECRET_KEY")
+    @classmethod
+    def _cloud_key(cls, value: SecretStr) -> SecretStr:
+        if is_placeholder(value.get_secret_value()):
+            raise Refusal(
+                f"{PLACEHOLDER} the key from the SCP console (or the sandbox's: `python -m bot"
+                " sandbox` prints them)"
+            )
+        return value
+
+    # -- plain values --------------------------------------------------------------------
+
+    @field_validator("SCP_ACCOUNT_ID")
+    @classmethod
+    def _account_id(cls, value: str) -> str:
+        if is_placeholder(value):
+            raise Refusal(f"{PLACEHOLDER} the account id, or leave it empty")
+        return value
+
+    @field_validator("SLACK_API_URL")
+    @classmethod
+    def _slack_api_url(cls, value: str) -> str:
+        problem = _http_url(value)
+        if problem:
+            raise Refusal(f"{problem}, like {SLACK_API_URL_DEFAULT}")
+        # slack_sdk joins "base_url + method", so the base must end in a slash.
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("SCP_ENDPOINT", mode="before")
+    @classmethod
+    def _scp_endpoint(cls, value: object) -> object:
+        if isinstance(value, str):
+            example = "https://virtualserver.kr-west1.e.samsungsdscloud.com"
+            if is_placeholder(value):
+                raise Refusal(
+                    f"has a placeholder left in it: put in the region and environment, like"
+                    f" {example}"
+                )
+            problem = _http_url(value)
+            if problem:
+                raise Refusal(f"{problem}, like {example}")
+        return value
+
+    @field_validator("SHARE_APPROVAL_CHANNEL", "SHARE_NOTIFY_CHANNEL")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        if value and not CHANNEL_ID.match(value):
+            shown = value if len(value) <= 40 else value[:40] + "…"
+            raise Refusal(
+                f"must be a channel id like C0123ABCD, not {shown!r}: in Slack, open the"
+                " channel's details; its id is at the bottom"
+            )
+        return value
+
     @field_validator("BOT_DEFAULT_LANGUAGE")
     @classmethod
     def _spoken(cls, value: str) -> str:
         spoken = languages()
         if value not in spoken:
-            raise ValueError(f"must be one of {', '.join(spoken)}")
+            raise Refusal(f"must be one of {', '.join(spoken)}")
         return value
-
-    @field_validator("SLACK_API_URL")
-    @classmethod
-    def _trailing_slash(cls, value: str) -> str:
-        # slack_sdk joins "base_url + method", so the base must end in a slash.
-        return value if value.endswith("/") else value + "/"
 
     @property
     def scp_base_url(self) -> str:
@@ -92,9 +258,49 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for item in error.errors():
             name = ".".join(str(part) for part in item["loc"])
+            refusal = item.get("ctx", {}).get("error")
             if item["type"] == "missing":
                 problems.append(f"{name} is not set")
+            elif isinstance(refusal, Refusal):
+                problems.append(f"{name} {refusal}")
             else:
                 # The message only, never the input: the input may be a secret.
                 problems.append(f"{name} is invalid: {item['msg']}")
         raise SettingsError(problems) from None
+
+
+# -- raw values, for the commands that need only a few settings ---------------------------
+
+
+@dataclass(frozen=True)
+class RawSetting:
+    """One setting as the bot would read it: the environment wins over `.env`."""
+
+    name: str
+    environment: str | None
+    dotenv: str | None
+
+    @property
+    def value(self) -> str | None:
+        """What the bot reads, placeholders and all; None when unset."""
+        return self.environment if self.environment is not None else self.dotenv
+
+    @property
+    def source(self) -> str | None:
+        """Where the value comes from: "the environment", ".env", or None."""
+        if self.environment is not None:
+            return "the environment"
+        return ENV_FILE if self.dotenv is not None else None
+
+    @property
+    def usable(self) -> str | None:
+        """The value unless it is unset, empty or a placeholder."""
+        value = self.value
+        return value if value and not is_placeholder(value) else None
+
+
+def raw_settings(*names: str, env_file: str | Path = ENV_FILE) -> dict[str, RawSetting]:
+    """These settings from the environment and `.env`, read as the bot reads them."""
+    path = Path(env_file)
+    from_file = dotenv_values(path) if path.is_file() else {}
+    return {name: RawSetting(name, os.environ.get(name), from_file.get(name)) for name in names}

@@ -6,16 +6,22 @@ operator sees: the exit status, stdout and stderr.
 
 from __future__ import annotations
 
+import argparse
 import os
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.cli import parser as cli_parser
+from bot.scp.models import ApiVersion
 from bot.scp.sandbox import Sandbox
 from bot.settings import Settings
 from tests.fakes.slack import FakeSlack
@@ -38,10 +44,24 @@ class Run:
     code: int
     out: str
     err: str
+    # The DATABASE_PATH it ran with, and whether that file existed before it ran.
+    database: Path = Path()
+    existed: bool = True
 
     @property
     def printed(self) -> str:
         return self.out + self.err
+
+    @property
+    def database_line(self) -> str:
+        """What an admin command says on stderr about the database it used."""
+        path = self.database.absolute()
+        if self.existed:
+            return f"using the database {path}\n"
+        return (
+            f"created a NEW, EMPTY database at {path}: if you expected grants, members or"
+            " shifts, this is the wrong folder or the wrong DATABASE_PATH\n"
+        )
 
 
 @pytest.fixture
@@ -56,6 +76,8 @@ def cli(tmp_path: Path) -> Any:
             "USER": "ops",
             **(env or {}),
         }
+        database = tmp_path / environment["DATABASE_PATH"]
+        existed = database.exists()
         done = subprocess.run(
             [sys.executable, "-m", "bot", *args],
             cwd=tmp_path,
@@ -64,14 +86,15 @@ def cli(tmp_path: Path) -> Any:
             text=True,
             timeout=60,
         )
-        return Run(done.returncode, done.stdout, done.stderr)
+        return Run(done.returncode, done.stdout, done.stderr, database, existed)
 
     return run
 
 
 def ok(run: Run) -> str:
+    """A successful admin command: status 0, and stderr names the database, nothing else."""
     assert run.code == 0, run
-    assert run.err == "", run
+    assert run.err == run.database_line, run
     return run.out
 
 
@@ -216,6 +239,143 @@ def test_a_bad_member_id_is_refused(cli: Any, member: str, message: str) -> None
     assert "\t" not in ok(cli("member", "list"))  # no rows
 
 
+def test_a_name_with_control_characters_is_refused_as_a_name(cli: Any) -> None:
+    for name in ("QA\x07account", "QA\u200baccount", "line\nbreak"):
+        run = cli("member", "add", "ops-1", "--name", name)
+
+        assert one_line_failure(run) == (
+            "The name has invisible or control characters; please retype it."
+        )
+    assert ok(cli("member", "list")) == "no known members yet\n"
+
+
+def test_a_long_name_is_refused_with_the_names_limit(cli: Any) -> None:
+    assert one_line_failure(cli("member", "add", "ops-1", "--name", "x" * 81)) == (
+        "Keep the name under 80 characters."
+    )
+    assert (
+        ok(cli("member", "add", "ops-1", "--name", "x" * 80)) == f"ops-1 is known as {'x' * 80}\n"
+    )
+
+
+# -- the database an admin command used ----------------------------------------------------
+
+
+def test_every_admin_command_names_its_database_and_a_new_one_is_called_new(
+    cli: Any, tmp_path: Path
+) -> None:
+    first = cli("grants")
+
+    # Run in the wrong folder, this must not look like "no grants yet" alone.
+    assert first.out == "no grants yet\n"
+    assert first.err == (
+        f"created a NEW, EMPTY database at {tmp_path / 'bot.db'}: if you expected grants,"
+        " members or shifts, this is the wrong folder or the wrong DATABASE_PATH\n"
+    )
+    for args in (
+        ["grants"],
+        ["grant", "U123", "sharer"],
+        ["revoke", "U123", "sharer"],
+        ["member", "add", "ops-1", "--name", "Ops"],
+        ["member", "list"],
+        ["member", "remove", "ops-1"],
+        ["oncall", "add", "U99", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00"],
+        ["oncall", "list"],
+        ["oncall", "remove", "U99"],
+    ):
+        run = cli(*args)
+        assert run.code == 0, run
+        assert run.err == f"using the database {tmp_path / 'bot.db'}\n", args
+
+
+def test_a_relative_database_path_is_shown_absolute(cli: Any, tmp_path: Path) -> None:
+    run = cli("grants", env={"DATABASE_PATH": "data/bot.db"})
+
+    assert str(tmp_path / "data" / "bot.db") in run.err and "NEW, EMPTY" in run.err
+    assert "NEW" not in cli("grants", env={"DATABASE_PATH": "data/bot.db"}).err
+
+
+def test_a_refused_command_creates_no_database(cli: Any, tmp_path: Path) -> None:
+    one_line_failure(cli("grant", "U123", "boss"))
+    one_line_failure(cli("member", "add", "ops-1", "--name", "QA\x07"))
+
+    assert not (tmp_path / "bot.db").exists()
+
+
+def test_an_empty_image_option_is_refused_not_taken_for_all_images(cli: Any) -> None:
+    message = (
+        "--image is empty: give an image id (a UUID like 70a599e0-31e7-49b7-b260-868f441e862b),"
+        " or leave --image out to mean all images"
+    )
+    assert one_line_failure(cli("grant", "U123", "sharer", "--image", "")) == message
+    assert one_line_failure(cli("grant", "U123", "sharer", "--image", " ")) == message
+    ok(cli("grant", "U123", "sharer"))
+    assert one_line_failure(cli("revoke", "U123", "sharer", "--image", "")) == message
+    [line] = ok(cli("grants")).splitlines()
+    assert line.split("\t")[:3] == ["U123", "sharer", "all images"]
+
+
+# -- help ----------------------------------------------------------------------------------
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _commands(child, (*path, name))
+
+
+def test_every_command_has_a_description_and_an_example() -> None:
+    found = dict(_commands(cli_parser()))
+
+    assert set(found) >= {
+        (),
+        ("run",),
+        ("serve",),
+        ("worker",),
+        ("check",),
+        ("sandbox",),
+        ("grant",),
+        ("revoke",),
+        ("grants",),
+        ("member",),
+        ("member", "add"),
+        ("member", "remove"),
+        ("member", "list"),
+        ("oncall",),
+        ("oncall", "add"),
+        ("oncall", "remove"),
+        ("oncall", "list"),
+    }
+    for path, command in found.items():
+        assert command.formatter_class is argparse.RawDescriptionHelpFormatter, path
+        assert command.description and len(command.description) > 30, path
+        assert command.epilog and command.epilog.startswith("examples:\n"), path
+        examples = command.epilog.splitlines()[1:]
+        assert any(line.strip().startswith("python -m bot") for line in examples), path
+        if path:
+            assert any(" ".join(path) in line for line in examples), path
+
+
+def test_help_is_printed_as_written(cli: Any) -> None:
+    run = cli("member", "add", "--help")
+
+    assert run.code == 0 and run.err == "", run
+    assert run.out.startswith("usage: python -m bot member add")
+    assert "Give a member account (1 to 64 letters, digits or dashes) a friendly name:\n" in (
+        run.out
+    )
+    assert run.out.rstrip().endswith(
+        'examples:\n  python -m bot member add a8f10467abfc4b87b64614ab36eb9ae4 --name "QA account"'
+    )
+    versions = cli("sandbox", "--help").out
+    assert "--versions LIST_OR_FILE" in versions and "VERSION:STATUS[:NOT_BEFORE]" in versions
+    assert "python -m bot sandbox --versions 1.3:CURRENT," in versions
+
+
 # -- on-call shifts ----------------------------------------------------------------------------
 
 
@@ -311,11 +471,7 @@ def test_invalid_settings_are_named_without_their_values(cli: Any) -> None:
 
     assert run.code != 0 and "Traceback" not in run.err
     problems = [line for line in run.err.splitlines() if line.startswith("  - ")]
-    assert [p.split(" is ")[0] for p in problems] == [
-        "  - SCP_ENDPOINT",
-        "  - SCP_API_VERSION",
-        "  - PORT",
-    ]
+    assert [p.split(" ")[3] for p in problems] == ["SCP_ENDPOINT", "SCP_API_VERSION", "PORT"]
     assert "not a url" not in run.err and "latest" not in run.err
     for secret in ("xoxb-secret-token-value", "signing-secret-value", "scp-secret-value"):
         assert secret not in run.err
@@ -357,10 +513,22 @@ def result_lines(run: Run) -> list[str]:
     return [line for line in run.out.splitlines() if line.startswith("[")]
 
 
+def explained(run: Run, first: str) -> list[str]:
+    """The result line starting with `first` and the lines explaining it."""
+    lines = run.out.splitlines()
+    [at] = [i for i, line in enumerate(lines) if line.startswith(first)]
+    return lines[at : at + 4]
+
+
+def in_days(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
+
+
 def test_check_passes_with_the_current_version(
     cli: Any, check_env: dict[str, str], slack: FakeSlack, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    run = cli("check", env=check_env | {"SCP_API_VERSION": "1.3"})
+    ok(cli("grant", "UADMIN", "admin", env=check_env))
+    run = cli("check", env=check_env)
 
     assert run.code == 0, run
     assert "Traceback" not in run.printed
@@ -372,17 +540,18 @@ def test_check_passes_with_the_current_version(
         assert shown[name] == "set"
     assert shown["SLACK_APP_TOKEN"] == "not set (optional)"
     assert shown["SCP_ENDPOINT"].rstrip("/") == sandbox.url
-    assert shown["SCP_API_VERSION"] == "1.3"
+    assert shown["SCP_API_VERSION"] == "1.1"
     assert shown["DATABASE_PATH"] == str(tmp_path / "check.db")
     assert shown["SCP_ACCOUNT_ID"] == "(empty)"
     for secret in [*secrets_of(check_env), ACCESS_KEY]:
         assert secret not in run.printed
 
+    # The documented default, 1.1, is the sandbox's CURRENT version.
     assert result_lines(run) == [
         "[ok] settings: all required settings present and valid",
-        f"[ok] database: {tmp_path / 'check.db'}",
+        f"[ok] database: {tmp_path / 'check.db'} (1 grant)",
         "[ok] Slack token: bot sharebot in team Fake Team",
-        "[ok] cloud API version: 1.3 (CURRENT); served: 1.3, 1.2, 1.1, 1.0",
+        "[ok] cloud API version: 1.1 (CURRENT); served: 1.1, 1.0",
         "[ok] cloud API signed read: keys and signature accepted",
     ]
     assert lines[-1] == "All checks passed."
@@ -392,23 +561,64 @@ def test_check_passes_with_the_current_version(
     assert (read.method, read.signed, read.status) == ("GET", True, 404)
 
 
-def test_check_flags_the_deprecated_default_version(cli: Any, check_env: dict[str, str]) -> None:
+def test_a_deprecated_version_still_served_is_a_warning(
+    cli: Any, check_env: dict[str, str], sandbox: Sandbox
+) -> None:
+    guaranteed = in_days(200)
+    sandbox.versions = [
+        ApiVersion(id="v1.3", status="CURRENT", not_before="2026-03-01"),
+        ApiVersion(id="v1.1", status="DEPRECATED", not_before=guaranteed),
+    ]
+    ok(cli("grant", "UADMIN", "admin", env=check_env))
     run = cli("check", env=check_env)
+
+    assert run.code == 0, run
+    [version] = [line for line in result_lines(run) if "cloud API version" in line]
+    assert version == (
+        f"[WARN] cloud API version: version 1.1 is DEPRECATED (served at least until"
+        f" {guaranteed}); the CURRENT version is 1.3 (set SCP_API_VERSION=1.3);"
+        " served: 1.3, 1.1"
+    )
+    # 1.1 is still served, so everything else works.
+    assert "[ok] cloud API signed read: keys and signature accepted" in result_lines(run)
+    assert run.out.splitlines()[-1] == (
+        "All checks passed, with 1 warning(s): read the [WARN] lines."
+    )
+
+
+def test_a_version_past_its_minimum_support_date_is_a_loud_warning(
+    cli: Any, check_env: dict[str, str]
+) -> None:
+    ok(cli("grant", "UADMIN", "admin", env=check_env))
+    # The default list: 1.0 DEPRECATED, guaranteed until 2025-12-31 only.
+    run = cli("check", env=check_env | {"SCP_API_VERSION": "1.0"})
+
+    assert run.code == 0, run
+    [version] = [line for line in result_lines(run) if "cloud API version" in line]
+    assert version == (
+        "[WARN] cloud API version: MAY STOP WORKING ANY DAY: version 1.0 is DEPRECATED and its"
+        " minimum support date, 2025-12-31, has passed: it may stop being served any day;"
+        " the CURRENT version is 1.1 (set SCP_API_VERSION=1.1); served: 1.1, 1.0"
+    )
+    assert "[ok] cloud API signed read: keys and signature accepted" in result_lines(run)
+
+
+def test_a_version_not_served_fails(cli: Any, check_env: dict[str, str]) -> None:
+    run = cli("check", env=check_env | {"SCP_API_VERSION": "1.3"})
 
     assert run.code == 1, run
     [version] = [line for line in result_lines(run) if "cloud API version" in line]
     assert version == (
-        "[FAIL] cloud API version: version 1.1 is DEPRECATED; the CURRENT version is 1.3 "
-        "(set SCP_API_VERSION=1.3); served: 1.3, 1.2, 1.1, 1.0"
+        "[FAIL] cloud API version: version 1.3 is not served; the CURRENT version is 1.1"
+        " (set SCP_API_VERSION=1.1); served: 1.1, 1.0"
     )
-    # 1.1 is still served, so everything else works.
-    assert "[ok] cloud API signed read: keys and signature accepted" in result_lines(run)
-    assert run.out.splitlines()[-1] == "1 check(s) failed."
+    [read] = [line for line in result_lines(run) if "signed read" in line]
+    assert read.startswith("[FAIL] cloud API signed read: refused: ") and "1.3" in read
 
 
 def test_check_reports_a_refused_signature(cli: Any, check_env: dict[str, str]) -> None:
     wrong = "SK-wrong-secret-0123456789"
-    run = cli("check", env=check_env | {"SCP_API_VERSION": "1.3", "SCP_SECRET_KEY": wrong})
+    run = cli("check", env=check_env | {"SCP_SECRET_KEY": wrong})
 
     assert run.code == 1, run
     [read] = [line for line in result_lines(run) if "signed read" in line]
@@ -416,11 +626,11 @@ def test_check_reports_a_refused_signature(cli: Any, check_env: dict[str, str]) 
     assert "status=401" in read and "signature does not match" in read
     assert wrong not in run.printed and SECRET_KEY not in run.printed
     # The version list is unsigned: it still answers.
-    assert any(line.startswith("[ok] cloud API version: 1.3") for line in result_lines(run))
+    assert any(line.startswith("[ok] cloud API version: 1.1") for line in result_lines(run))
 
 
 def test_check_reports_a_wrong_access_key(cli: Any, check_env: dict[str, str]) -> None:
-    run = cli("check", env=check_env | {"SCP_API_VERSION": "1.3", "SCP_ACCESS_KEY": "AK-other"})
+    run = cli("check", env=check_env | {"SCP_ACCESS_KEY": "AK-other"})
 
     assert run.code == 1, run
     [read] = [line for line in result_lines(run) if "signed read" in line]
@@ -433,36 +643,214 @@ def test_check_reports_a_wrong_slack_token(
     cli: Any, check_env: dict[str, str], slack: FakeSlack
 ) -> None:
     wrong = "xoxb-wrong-token-0123456789"
-    run = cli("check", env=check_env | {"SCP_API_VERSION": "1.3", "SLACK_BOT_TOKEN": wrong})
+    ok(cli("grant", "UADMIN", "admin", env=check_env))
+    run = cli("check", env=check_env | {"SLACK_BOT_TOKEN": wrong})
 
     assert run.code == 1, run
-    assert "[FAIL] Slack token: invalid_auth" in result_lines(run)
+    assert explained(run, "[FAIL] Slack token") == [
+        "[FAIL] Slack token: Slack refused SLACK_BOT_TOKEN (invalid_auth)",
+        f"    tried:  {slack.api_url}auth.test",
+        "    answer: HTTP 200, Slack error invalid_auth",
+        "    do:     SLACK_BOT_TOKEN is not a valid token (mistyped, revoked, or of another"
+        " workspace or app): copy it again from api.slack.com/apps → your app",
+    ]
     assert "[ok] cloud API signed read: keys and signature accepted" in result_lines(run)
     assert wrong not in run.printed
     assert run.out.splitlines()[-1] == "1 check(s) failed."
+
+
+def test_check_explains_an_unreachable_slack(cli: Any, check_env: dict[str, str]) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+    run = cli("check", env=check_env | {"SLACK_API_URL": url})
+
+    assert run.code == 1, run
+    assert explained(run, "[FAIL] Slack token") == [
+        "[FAIL] Slack token: Slack was not reached (unreachable)",
+        f"    tried:  {url}auth.test",
+        "    answer: no answer (Connection refused)",
+        "    do:     check SLACK_API_URL, the network and any proxy (HTTPS_PROXY) between here"
+        " and Slack",
+    ]
+
+
+def test_check_explains_a_url_that_is_not_slack(
+    cli: Any, check_env: dict[str, str], slack: FakeSlack
+) -> None:
+    # Something answers there, but not Slack's Web API: a 404 in plain text.
+    url = f"{slack.base_url.rstrip('/')}/wrong/"
+    run = cli("check", env=check_env | {"SLACK_API_URL": url})
+
+    assert run.code == 1, run
+    assert explained(run, "[FAIL] Slack token") == [
+        "[FAIL] Slack token: Slack was not reached (HTTP 404)",
+        f"    tried:  {url}auth.test",
+        "    answer: HTTP 404, not a Slack answer",
+        "    do:     this is not Slack's Web API: check SLACK_API_URL (leave it unset for"
+        " https://slack.com/api/) and any proxy",
+    ]
+
+
+def test_check_tries_the_app_token(cli: Any, check_env: dict[str, str], slack: FakeSlack) -> None:
+    good = cli("check", env=check_env | {"SLACK_APP_TOKEN": slack.app_token})
+    wrong = "xapp-1-A1-1-wrong-app-token-0123456789"
+    refused = cli("check", env=check_env | {"SLACK_APP_TOKEN": wrong})
+
+    assert "[ok] Slack app token (Socket Mode): accepted by apps.connections.open" in (
+        result_lines(good)
+    )
+    assert refused.code == 1, refused
+    assert explained(refused, "[FAIL] Slack app token") == [
+        "[FAIL] Slack app token (Socket Mode): Slack refused SLACK_APP_TOKEN (invalid_auth)",
+        f"    tried:  {slack.api_url}apps.connections.open",
+        "    answer: HTTP 200, Slack error invalid_auth",
+        "    do:     SLACK_APP_TOKEN is not a valid token (mistyped, revoked, or of another"
+        " workspace or app): copy it again from api.slack.com/apps → your app",
+    ]
+    assert wrong not in refused.printed and slack.app_token not in good.printed
+
+
+def test_check_names_a_bot_token_given_as_the_app_token(
+    cli: Any, check_env: dict[str, str], slack: FakeSlack
+) -> None:
+    run = cli("check", env=check_env | {"SLACK_APP_TOKEN": slack.bot_token})
+
+    assert run.code != 0 and run.out == "", run
+    assert run.err.startswith("share-image-bot cannot start; fix these settings")
+    assert (
+        "  - SLACK_APP_TOKEN must start with xapp-, but this is a bot token (xoxb-…), which"
+        " belongs in SLACK_BOT_TOKEN: Socket Mode needs an app-level token with"
+        " connections:write, from Basic Information → App-Level Tokens (or leave"
+        " SLACK_APP_TOKEN empty for HTTP mode)\n"
+    ) in run.err
+    assert slack.bot_token not in run.printed
+    assert slack.calls() == []  # refused before anything was asked of Slack
+
+
+def test_check_looks_at_the_approval_and_notify_channels(
+    cli: Any, check_env: dict[str, str], slack: FakeSlack
+) -> None:
+    slack.not_in_channel.add("CNOTIFY")
+    channels = {"SHARE_APPROVAL_CHANNEL": "CAPPROVE", "SHARE_NOTIFY_CHANNEL": "CNOTIFY"}
+    ok(cli("grant", "UADMIN", "admin", env=check_env))
+    run = cli("check", env=check_env | channels)
+
+    assert run.code == 1, run
+    assert "[ok] approval channel: sharebot is a member of #capprove (CAPPROVE)" in (
+        result_lines(run)
+    )
+    assert explained(run, "[FAIL] notify channel") == [
+        "[FAIL] notify channel: sharebot is not a member of #cnotify (CNOTIFY)"
+        " (SHARE_NOTIFY_CHANNEL): its messages there would be refused",
+        f"    tried:  {slack.api_url}conversations.info",
+        "    answer: channel.is_member is false",
+        "    do:     in Slack, open #cnotify and type /invite @sharebot",
+    ]
+    assert [c.args.get("channel") for c in slack.calls("conversations.info")] == [
+        "CAPPROVE",
+        "CNOTIFY",
+    ]
+
+
+def test_check_explains_a_channel_it_cannot_see(
+    cli: Any, check_env: dict[str, str], slack: FakeSlack
+) -> None:
+    slack.missing_channels.add("CGONE")
+    run = cli("check", env=check_env | {"SHARE_APPROVAL_CHANNEL": "CGONE"})
+
+    assert run.code == 1, run
+    assert explained(run, "[FAIL] approval channel") == [
+        "[FAIL] approval channel: cannot look up CGONE (SHARE_APPROVAL_CHANNEL): channel_not_found",
+        f"    tried:  {slack.api_url}conversations.info",
+        "    answer: HTTP 200, Slack error channel_not_found",
+        "    do:     SHARE_APPROVAL_CHANNEL names no channel the bot can see: check the id (the"
+        " channel's details, at the bottom); for a private channel, /invite @sharebot first",
+    ]
+
+
+def test_check_warns_when_it_may_not_look_at_channels(
+    cli: Any, check_env: dict[str, str], slack: FakeSlack
+) -> None:
+    slack.fail("conversations.info", "missing_scope")
+    ok(cli("grant", "UADMIN", "admin", env=check_env))
+    run = cli("check", env=check_env | {"SHARE_NOTIFY_CHANNEL": "CNOTIFY"})
+
+    assert run.code == 0, run
+    assert explained(run, "[WARN] notify channel") == [
+        "[WARN] notify channel: cannot tell whether sharebot is a member of CNOTIFY"
+        " (SHARE_NOTIFY_CHANNEL)",
+        f"    tried:  {slack.api_url}conversations.info",
+        "    answer: HTTP 200, Slack error missing_scope",
+        "    do:     give the app the channels:read scope (groups:read for a private channel)"
+        " and reinstall it, or make sure by hand that the bot was invited",
+    ]
 
 
 def test_check_reports_an_unusable_database(
     cli: Any, check_env: dict[str, str], tmp_path: Path
 ) -> None:
     (tmp_path / "occupied").mkdir()
-    run = cli("check", env=check_env | {"SCP_API_VERSION": "1.3", "DATABASE_PATH": "occupied"})
+    run = cli("check", env=check_env | {"DATABASE_PATH": "occupied"})
 
     assert run.code == 1, run
     [database] = [line for line in result_lines(run) if "database" in line]
     assert database.startswith("[FAIL] database: cannot open the database at occupied")
 
 
+def test_check_warns_about_a_new_or_empty_database(
+    cli: Any, check_env: dict[str, str], tmp_path: Path
+) -> None:
+    new = cli("check", env=check_env)
+    empty = cli("check", env=check_env)
+
+    assert new.code == 0 and empty.code == 0, (new, empty)
+    assert explained(new, "[WARN] database")[:2] == [
+        f"[WARN] database: {tmp_path / 'check.db'} did not exist and was created just now:"
+        " a NEW, EMPTY database",
+        "    do:     if the bot ran before, DATABASE_PATH or the folder you are in is wrong;"
+        " otherwise make yourself an admin: python -m bot grant <YOUR_SLACK_USER_ID> admin",
+    ]
+    assert explained(empty, "[WARN] database")[:2] == [
+        f"[WARN] database: {tmp_path / 'check.db'} holds no grants: nobody may share yet",
+        "    do:     python -m bot grant <YOUR_SLACK_USER_ID> admin",
+    ]
+
+
+# -- start-up ----------------------------------------------------------------------------------
+
+
 def test_the_bot_stops_with_one_line_when_slack_refuses_its_token(
-    cli: Any, check_env: dict[str, str]
+    cli: Any, check_env: dict[str, str], slack: FakeSlack
 ) -> None:
     wrong = "xoxb-wrong-token-0123456789"
     run = cli(env=check_env | {"SLACK_BOT_TOKEN": wrong})
 
     assert one_line_failure(run) == (
-        "share-image-bot cannot start: Slack refused SLACK_BOT_TOKEN (invalid_auth)"
+        "share-image-bot cannot start: Slack refused SLACK_BOT_TOKEN (invalid_auth):"
+        f" HTTP 200, Slack error invalid_auth from {slack.api_url}auth.test; SLACK_BOT_TOKEN is"
+        " not a valid token (mistyped, revoked, or of another workspace or app): copy it again"
+        " from api.slack.com/apps → your app"
     )
     assert wrong not in run.printed
+
+
+def test_a_bad_socket_mode_token_stops_the_bot_with_one_line(
+    cli: Any, check_env: dict[str, str], slack: FakeSlack
+) -> None:
+    wrong = "xapp-1-A1-1-wrong-app-token-0123456789"
+    run = cli(env=check_env | {"SLACK_APP_TOKEN": wrong})
+
+    assert one_line_failure(run) == (
+        "share-image-bot cannot start: Slack refused SLACK_APP_TOKEN (invalid_auth):"
+        f" HTTP 200, Slack error invalid_auth from {slack.api_url}apps.connections.open;"
+        " SLACK_APP_TOKEN is not a valid token (mistyped, revoked, or of another workspace or"
+        " app): copy it again from api.slack.com/apps → your app"
+    )
+    assert wrong not in run.printed
+    # Nothing was started: no worker, no connection.
+    assert [c.method for c in slack.calls()] == ["auth.test", "apps.connections.open"]
+    assert slack.socket_connection_count == 0
 
 
 def test_a_second_worker_on_the_same_database_refuses_to_start(
@@ -485,10 +873,13 @@ def test_a_second_worker_on_the_same_database_refuses_to_start(
 
             second = cli("worker", env=check_env)
 
-            assert second.code != 0
-            assert second.err.strip().endswith(
-                f"another worker is already running on {check_env['DATABASE_PATH']}"
+            database = check_env["DATABASE_PATH"]
+            assert one_line_failure(second) == (
+                f"share-image-bot cannot start: another worker is already running on {database}"
+                f" (process {first.pid} holds the lock file {database}.worker.lock); stop it"
+                " first, or give this one its own DATABASE_PATH"
             )
+            assert Path(f"{database}.worker.lock").read_text() == f"{first.pid}\n"
             assert first.poll() is None  # the first one carries on
         finally:
             first.terminate()

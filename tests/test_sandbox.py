@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,15 +12,20 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bot.scp import RetryPolicy, ScpAuth, ScpClient, errors, sign
+from bot.scp import RetryPolicy, ScpAuth, ScpClient, VersionReport, errors, sign
+from bot.scp.client import VersionLevel
 from bot.scp.models import ApiVersion
-from bot.scp.sandbox import Fault, FaultKind, Record, Sandbox
+from bot.scp.sandbox import Fault, FaultKind, Record, Sandbox, load_versions, parse_versions
+from bot.services import make_cloud_client
+from bot.settings import load_settings
 
 ACCESS = "AK-test-0123456789"
 SECRET = "SK-test-very-secret-value"
@@ -401,28 +407,108 @@ def test_version_list_is_unsigned(sandbox: Sandbox) -> None:
     with httpx.Client(timeout=5) as http:
         listing = http.get(sandbox.url + "/").json()["versions"]
 
-    assert [(v["id"], v["status"], v["supported_until"]) for v in listing] == [
-        ("v1.3", "CURRENT", None),
-        ("v1.2", "SUPPORTED", "2026-08-31"),
-        ("v1.1", "DEPRECATED", None),
+    # As the operation's own page lists them: 1.1 CURRENT, 1.0 DEPRECATED with its
+    # minimum support guarantee date.
+    assert [(v["id"], v["status"], v.get("not_before")) for v in listing] == [
+        ("v1.1", "CURRENT", None),
         ("v1.0", "DEPRECATED", "2025-12-31"),
     ]
-    assert all(v["not_before"] for v in listing)
+    assert all("supported_until" not in v for v in listing)
     assert listing[0]["links"] == [{"rel": "self", "href": sandbox.url + "/v1/"}]
     [record] = sandbox.records
     assert (record.method, record.path, record.signed, record.status) == ("GET", "/", False, 200)
 
 
-def test_version_report_flags_deprecated_1_1(make_client: Callable[..., ScpClient]) -> None:
+def test_the_default_1_1_is_current_and_1_0_is_past_its_date(
+    make_client: Callable[..., ScpClient],
+) -> None:
     report = make_client(version="1.1").version_report()
+    assert (report.ok, report.level, report.status, report.current) == (
+        True,
+        VersionLevel.OK,
+        "CURRENT",
+        "1.1",
+    )
+    assert report.served == ["1.1", "1.0"] and report.problem is None
 
-    assert not report.ok and report.status == "DEPRECATED" and report.current == "1.3"
-    assert report.problem is not None and "DEPRECATED" in report.problem
-    assert "1.3" in report.problem
-    assert make_client(version="1.3").version_report().ok
+    old = make_client(version="1.0").version_report(today=date(2026, 12, 1))
+    assert (old.ok, old.usable, old.level) == (False, True, VersionLevel.AT_RISK)
+    assert old.not_before == date(2025, 12, 31)
+    assert old.problem == (
+        "version 1.0 is DEPRECATED and its minimum support date, 2025-12-31, has passed: it may"
+        " stop being served any day; the CURRENT version is 1.1 (set SCP_API_VERSION=1.1)"
+    )
 
 
-@pytest.mark.parametrize("version", ["1.0", "9.9"])
+def test_deprecated_before_its_not_before_date_is_a_warning(raw: httpx.Client) -> None:
+    versions = [
+        ApiVersion(id="v1.3", status="CURRENT", not_before="2026-03-01"),
+        ApiVersion(id="v1.2", status="SUPPORTED", not_before="2026-08-31"),
+        # The documentation writes the date without dashes too.
+        ApiVersion(id="v1.1", status="DEPRECATED", not_before="20270630"),
+    ]
+    with Sandbox(ACCESS, SECRET, ACCOUNT, versions=versions) as custom:
+        custom.add_image(IMAGE)
+
+        def report(version: str) -> VersionReport:
+            client = ScpClient(custom.url, ScpAuth(ACCESS, SECRET, ACCOUNT), api_version=version)
+            with contextlib.closing(client):
+                return client.version_report(today=date(2026, 12, 1))
+
+        deprecated, supported_past, current = report("1.1"), report("1.2"), report("1.3")
+        # Still served: a request with it works.
+        served = raw.get(
+            f"{custom.url}/v1/images/{IMAGE}/members",
+            headers={"Scp-Api-Version": "virtualserver 1.1"},
+        )
+
+    assert served.status_code == 200
+    assert (deprecated.level, deprecated.usable, deprecated.not_before) == (
+        VersionLevel.DEPRECATED,
+        True,
+        date(2027, 6, 30),
+    )
+    assert deprecated.problem == (
+        "version 1.1 is DEPRECATED (served at least until 2027-06-30); the CURRENT version is"
+        " 1.3 (set SCP_API_VERSION=1.3)"
+    )
+    # Past its date any version but the CURRENT one may go any day.
+    assert supported_past.level is VersionLevel.AT_RISK
+    assert "SUPPORTED and its minimum support date, 2026-08-31, has passed" in str(
+        supported_past.problem
+    )
+    # The CURRENT one's date passing means nothing.
+    assert (current.level, current.problem) == (VersionLevel.OK, None)
+
+
+def test_supported_until_is_read_only_without_not_before(
+    make_client: Callable[..., ScpClient], sandbox: Sandbox
+) -> None:
+    sandbox.versions = [
+        ApiVersion(id="v1.3", status="CURRENT"),
+        ApiVersion(id="v1.1", status="DEPRECATED", supported_until="2099-01-01"),
+        ApiVersion(
+            id="v1.0", status="DEPRECATED", not_before="2025-12-31", supported_until="2099-01-01"
+        ),
+    ]
+
+    fallback = make_client(version="1.1").version_report(today=date(2026, 12, 1))
+    preferred = make_client(version="1.0").version_report(today=date(2026, 12, 1))
+
+    assert (fallback.level, fallback.not_before) == (VersionLevel.DEPRECATED, date(2099, 1, 1))
+    assert (preferred.level, preferred.not_before) == (VersionLevel.AT_RISK, date(2025, 12, 31))
+
+
+def test_a_version_not_listed_is_not_served(make_client: Callable[..., ScpClient]) -> None:
+    report = make_client(version="1.3").version_report()
+
+    assert (report.ok, report.usable, report.level) == (False, False, VersionLevel.NOT_SERVED)
+    assert report.problem == (
+        "version 1.3 is not served; the CURRENT version is 1.1 (set SCP_API_VERSION=1.1)"
+    )
+
+
+@pytest.mark.parametrize("version", ["1.3", "9.9"])
 def test_unserved_versions_are_refused(
     sandbox: Sandbox, make_client: Callable[..., ScpClient], version: str
 ) -> None:
@@ -434,6 +520,14 @@ def test_unserved_versions_are_refused(
     [record] = sandbox.records
     assert (record.signed, record.status) == (True, 400)
     assert sandbox.members(IMAGE) == []
+
+
+def test_a_listed_version_past_its_date_is_still_served(
+    sandbox: Sandbox, make_client: Callable[..., ScpClient]
+) -> None:
+    member = make_client(version="1.0").add_member(IMAGE, MEMBER)
+
+    assert member.status == "pending"
 
 
 def test_versions_are_configurable_and_dates_end_them(raw: httpx.Client) -> None:
@@ -448,12 +542,57 @@ def test_versions_are_configurable_and_dates_end_them(raw: httpx.Client) -> None
         current = raw.get(url, headers={"Scp-Api-Version": "virtualserver 2.0"})
         missing = raw.get(url, headers={"Scp-Api-Version": ""})
         other = raw.get(url, headers={"Scp-Api-Version": "objectstorage 2.0"})
+        listing = raw.get(f"{custom.url}/").json()["versions"]
 
     [error] = expired.json()["errors"]
     assert (expired.status_code, error["code"]) == (400, "UnsupportedApiVersion")
     assert "2020-01-01" in error["detail"]
     assert current.status_code == 200
     assert missing.status_code == other.status_code == 400
+    # Withdrawn, so no longer listed either: the list says what is served.
+    assert [v["id"] for v in listing] == ["v2.0"]
+
+
+def test_version_lists_from_the_command_line_syntax() -> None:
+    versions = parse_versions("1.3:CURRENT, v1.2:supported:2026-08-31,1.1:DEPRECATED:20260831")
+
+    assert [(v.id, v.status, v.not_before) for v in versions] == [
+        ("v1.3", "CURRENT", None),
+        ("v1.2", "SUPPORTED", "2026-08-31"),
+        ("v1.1", "DEPRECATED", "2026-08-31"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "'' is not VERSION:STATUS[:NOT_BEFORE]"),
+        ("1.3", "'1.3' is not VERSION:STATUS[:NOT_BEFORE]"),
+        ("latest:CURRENT", "'latest' is not a version like 1.3"),
+        ("1.3:ACTIVE", "'ACTIVE' is not a status: CURRENT, SUPPORTED, DEPRECATED"),
+        ("1.1:DEPRECATED:soon", "'soon' is not a date like 2026-08-31"),
+        ("1.1:CURRENT,1.1:DEPRECATED", "version 1.1 is listed twice"),
+    ],
+)
+def test_a_bad_version_list_says_what_is_wrong(spec: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_versions(spec)
+
+    assert str(caught.value) == message
+
+
+def test_version_lists_from_json() -> None:
+    answer = '{"versions": [{"id": "v1.3", "status": "CURRENT", "not_before": "2026-03-01"}]}'
+    bare = '[{"id": "v1.1", "status": "DEPRECATED", "not_before": "20251231"}]'
+
+    assert [(v.number, v.not_before) for v in load_versions(answer)] == [("1.3", "2026-03-01")]
+    assert [(v.number, v.status) for v in load_versions(bare)] == [("1.1", "DEPRECATED")]
+    with pytest.raises(ValueError, match="not JSON"):
+        load_versions("{")
+    with pytest.raises(ValueError, match="status"):
+        load_versions('[{"id": "v1.1"}]')
+    with pytest.raises(ValueError, match="not_before 'someday' is not a date"):
+        load_versions('[{"id": "v1.1", "status": "CURRENT", "not_before": "someday"}]')
 
 
 # -- faults ---------------------------------------------------------------------------------
@@ -601,31 +740,220 @@ def test_fault_kinds_are_plain_values() -> None:
 # -- the operator's command ------------------------------------------------------------------
 
 
-def test_run_sandbox_serves_until_ctrl_c() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCP_")}
-    env |= {"SCP_SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT)}
-    code = "from bot.scp.sandbox import run_sandbox; run_sandbox(0)"
-    with subprocess.Popen(
-        [sys.executable, "-c", code],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(4)]
-        url = lines[-1].split("SCP_ENDPOINT=")[1].split()[0]
-        auth = ScpAuth("sandbox-access-key", SECRET)
-        client = ScpClient(url, auth, retry=RetryPolicy(attempts=1))
-        try:
-            assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
-        finally:
-            client.close()
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
+@dataclass
+class SandboxProcess:
+    """`python -m bot sandbox` running, with what it printed before it was ready."""
 
-    assert process.returncode == 0
-    printed = "".join(lines) + out + err
-    assert "SCP_ACCESS_KEY not set" in printed and "SCP_ACCOUNT_ID not set" in printed
-    assert SECRET not in printed and "sandbox-secret-key" not in printed
+    process: subprocess.Popen[str]
+    printed: list[str]
+
+    @property
+    def url(self) -> str:
+        [ready] = [line for line in self.printed if line.startswith("SCP sandbox ready")]
+        return ready.split("SCP_ENDPOINT=")[1].split()[0]
+
+    def env_lines(self) -> list[str]:
+        """The lines it says to put in `.env`, between the blank lines."""
+        start = self.printed.index("") + 1
+        end = self.printed.index("", start)
+        return self.printed[start:end]
+
+
+@pytest.fixture
+def run_sandbox_command(tmp_path: Path) -> Iterator[Callable[..., SandboxProcess]]:
+    """Start `python -m bot sandbox --port 0 ARGS` in tmp_path; stopped after the test."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> SandboxProcess:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("SCP_")}
+        environment |= {"PYTHONPATH": str(ROOT), **(env or {})}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "sandbox", "--port", "0", *args],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        assert process.stdout is not None
+        printed: list[str] = []
+        while not printed or not printed[-1].startswith("SCP sandbox ready"):
+            line = process.stdout.readline()
+            assert line, (printed, process.wait(10), process.stderr and process.stderr.read())
+            printed.append(line.rstrip("\n"))
+        return SandboxProcess(process, printed)
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def test_run_sandbox_serves_until_ctrl_c(
+    run_sandbox_command: Callable[..., SandboxProcess],
+) -> None:
+    running = run_sandbox_command(env={"SCP_SECRET_KEY": SECRET})
+    client = ScpClient(
+        running.url, ScpAuth("sandbox-access-key", SECRET), retry=RetryPolicy(attempts=1)
+    )
+    try:
+        assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
+    finally:
+        client.close()
+    running.process.send_signal(signal.SIGINT)
+    out, err = running.process.communicate(timeout=10)
+
+    assert running.process.returncode == 0
+    printed = "\n".join(running.printed) + out + err
+    assert "SCP_ACCESS_KEY is not set; the sandbox uses its own" in printed
+    assert SECRET not in printed
     assert f"POST /v1/images/{UNKNOWN_IMAGE}/members -> 200 req-" in err
+    assert out.strip() == "sandbox stopped" and "Traceback" not in err
+
+
+def test_the_sandbox_prints_the_env_lines_and_its_default_keys(
+    run_sandbox_command: Callable[..., SandboxProcess],
+) -> None:
+    running = run_sandbox_command()
+
+    # The key itself, not the name of a constant holding it.
+    assert running.env_lines() == [
+        f"SCP_ENDPOINT={running.url}",
+        "SCP_ACCESS_KEY=sandbox-access-key",
+        "SCP_SECRET_KEY=sandbox-secret-key",
+        "SCP_ACCOUNT_ID=",
+    ]
+    assert "DEFAULT_SECRET_KEY" not in "\n".join(running.printed)
+    assert running.printed[0] == (
+        f"SCP sandbox on {running.url}, serving API versions 1.1 (CURRENT),"
+        " 1.0 (DEPRECATED, not_before 2025-12-31)"
+    )
+    differences = running.printed[
+        running.printed.index("The bot's settings differ from the sandbox's:") + 1 : -1
+    ]
+    assert differences == [
+        "  - SCP_ENDPOINT is not set",
+        "  - SCP_ACCESS_KEY is not set; the sandbox uses its own (the line above)",
+        "  - SCP_SECRET_KEY is not set; the sandbox uses its own (the line above)",
+    ]
+    # What it printed is what it checks: a client with those keys is accepted.
+    client = ScpClient(
+        running.url,
+        ScpAuth("sandbox-access-key", "sandbox-secret-key"),
+        retry=RetryPolicy(attempts=1),
+    )
+    with contextlib.closing(client):
+        assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
+
+
+def test_the_sandbox_takes_the_keys_from_dotenv_like_the_bot(
+    run_sandbox_command: Callable[..., SandboxProcess], tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        f"SCP_ACCESS_KEY={ACCESS}\nSCP_SECRET_KEY={SECRET}   # the bot's keys\n"
+        f"SCP_ACCOUNT_ID={ACCOUNT}\n"
+    )
+    running = run_sandbox_command()
+    (tmp_path / ".env").write_text(
+        (tmp_path / ".env").read_text() + f"SCP_ENDPOINT={running.url}\n"
+    )
+
+    # The bot's own settings, read the bot's way, are accepted by the sandbox.
+    settings = load_settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s3cret")
+    client = make_cloud_client(settings, retry=RetryPolicy(attempts=1))
+    with contextlib.closing(client):
+        assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
+    assert running.env_lines() == [
+        f"SCP_ENDPOINT={running.url}",
+        "# SCP_ACCESS_KEY: already set in .env, the sandbox uses it",
+        "# SCP_SECRET_KEY: already set in .env, the sandbox uses it",
+        "# SCP_ACCOUNT_ID: already set in .env, the sandbox uses it",
+    ]
+    # A key of the operator's own is never shown; only the endpoint was missing.
+    assert SECRET not in "\n".join(running.printed)
+    assert running.printed[-3:-1] == [
+        "The bot's settings differ from the sandbox's:",
+        "  - SCP_ENDPOINT is not set",
+    ]
+
+
+def test_the_sandbox_says_where_the_bots_settings_differ(
+    run_sandbox_command: Callable[..., SandboxProcess], tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        "SCP_ENDPOINT=https://virtualserver.kr-west1.e.samsungsdscloud.com\n"
+        f"SCP_ACCESS_KEY={ACCESS}\nSCP_SECRET_KEY=...\n"
+    )
+    running = run_sandbox_command(env={"SCP_ACCESS_KEY": "AK-from-the-shell"})
+
+    assert running.env_lines() == [
+        f"SCP_ENDPOINT={running.url}",
+        "# SCP_ACCESS_KEY: already set in the environment, the sandbox uses it",
+        "SCP_SECRET_KEY=sandbox-secret-key",
+        "SCP_ACCOUNT_ID=",
+    ]
+    assert running.printed[
+        running.printed.index("The bot's settings differ from the sandbox's:") + 1 : -1
+    ] == [
+        "  - SCP_ENDPOINT is https://virtualserver.kr-west1.e.samsungsdscloud.com (from .env):"
+        " the bot calls that, not this sandbox",
+        "  - SCP_ACCESS_KEY in the environment differs from the one in .env: this sandbox (and"
+        " a bot started from this shell) use the environment's, a bot started without it reads"
+        " .env's and is refused (401)",
+        "  - SCP_SECRET_KEY in .env is still the placeholder from .env.example; the sandbox uses"
+        " its own (the line above)",
+    ]
+    client = ScpClient(
+        running.url,
+        ScpAuth("AK-from-the-shell", "sandbox-secret-key"),
+        retry=RetryPolicy(attempts=1),
+    )
+    with contextlib.closing(client):
+        assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
+
+
+def test_the_sandbox_serves_the_versions_it_is_told(
+    run_sandbox_command: Callable[..., SandboxProcess], tmp_path: Path
+) -> None:
+    inline = run_sandbox_command("--versions", "1.3:CURRENT,1.1:DEPRECATED:2026-08-31")
+    (tmp_path / "versions.json").write_text(
+        json.dumps({"versions": [{"id": "v2.0", "status": "CURRENT"}]})
+    )
+    from_file = run_sandbox_command("--versions", "versions.json")
+
+    with httpx.Client(timeout=5) as http:
+        listed = [
+            [(v["id"], v["status"], v.get("not_before")) for v in http.get(url).json()["versions"]]
+            for url in (inline.url + "/", from_file.url + "/")
+        ]
+
+    assert listed == [
+        [("v1.3", "CURRENT", None), ("v1.1", "DEPRECATED", "2026-08-31")],
+        [("v2.0", "CURRENT", None)],
+    ]
+    assert inline.printed[0].endswith(
+        "serving API versions 1.3 (CURRENT), 1.1 (DEPRECATED, not_before 2026-08-31)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1.3:ACTIVE", "argument --versions: 'ACTIVE' is not a status"),
+        ("missing.json", "argument --versions: there is no file missing.json"),
+    ],
+)
+def test_a_bad_versions_option_is_a_usage_error(tmp_path: Path, value: str, message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--versions", value],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 2 and done.stdout == ""
+    assert message in done.stderr and "Traceback" not in done.stderr

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -62,6 +63,15 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
+class VersionLevel(StrEnum):
+    """How much the configured API version should worry an operator (docs/scp-api.md)."""
+
+    OK = "ok"  # listed, CURRENT or SUPPORTED, its date not passed: nothing to say
+    DEPRECATED = "deprecated"  # listed, DEPRECATED, its date not passed: plan the switch
+    AT_RISK = "at risk"  # listed, its date passed: it may stop being served any day
+    NOT_SERVED = "not served"  # not listed: every request with it is refused
+
+
 @dataclass(frozen=True)
 class VersionReport:
     """Whether the configured API version is still served, from the service's own list."""
@@ -71,11 +81,19 @@ class VersionReport:
     current: str | None
     served: list[str]
     problem: str | None
+    level: VersionLevel = VersionLevel.OK
+    # The minimum support guarantee date (`not_before`) of the configured version.
+    not_before: date | None = None
 
     @property
     def ok(self) -> bool:
         """True when the configured version is served and not deprecated."""
         return self.problem is None
+
+    @property
+    def usable(self) -> bool:
+        """True while the configured version is served, deprecated or not."""
+        return self.level is not VersionLevel.NOT_SERVED
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -215,21 +233,37 @@ class ScpClient:
             ) from None
 
     def version_report(self, today: date | None = None) -> VersionReport:
-        """Compare the configured version with the service's list."""
+        """Compare the configured version with the service's list.
+
+        The date that matters is `not_before`, the minimum support guarantee date
+        (`supported_until` only when it is missing): before it a DEPRECATED version is
+        still guaranteed; after it any version but the CURRENT one may go any day.
+        """
         today = today or datetime.now(UTC).date()
         listing = self.versions().versions
         current = next((v.number for v in listing if v.status.upper() == "CURRENT"), None)
         mine = next((v for v in listing if v.number == self.api_version), None)
         served = [v.number for v in listing]
         problem: str | None = None
+        level = VersionLevel.OK
+        until: date | None = None
         if mine is None:
+            level = VersionLevel.NOT_SERVED
             problem = f"version {self.api_version} is not served"
         else:
-            until = _parse_day(mine.supported_until)
-            if until is not None and until < today:
-                problem = f"version {self.api_version} was supported until {until.isoformat()}"
-            elif mine.status.upper() == "DEPRECATED":
-                problem = f"version {self.api_version} is DEPRECATED"
+            status = mine.status.upper()
+            until = _parse_day(mine.not_before) or _parse_day(mine.supported_until)
+            if status != "CURRENT" and until is not None and until < today:
+                level = VersionLevel.AT_RISK
+                problem = (
+                    f"version {self.api_version} is {status} and its minimum support date,"
+                    f" {until.isoformat()}, has passed: it may stop being served any day"
+                )
+            elif status == "DEPRECATED":
+                level = VersionLevel.DEPRECATED
+                problem = f"version {self.api_version} is DEPRECATED" + (
+                    f" (served at least until {until.isoformat()})" if until else ""
+                )
         if problem and current:
             problem += f"; the CURRENT version is {current} (set SCP_API_VERSION={current})"
         return VersionReport(
@@ -238,6 +272,8 @@ class ScpClient:
             current=current,
             served=served,
             problem=problem,
+            level=level,
+            not_before=until,
         )
 
     # -- plumbing ----------------------------------------------------------------

@@ -57,7 +57,13 @@ class ImageMemberList(BaseModel):
 
 
 class ApiVersion(BaseModel):
-    """One entry of the service's version list."""
+    """One entry of the service's version list.
+
+    `not_before` is the minimum support guarantee date (`2025-12-31` or `20251231`): the
+    version is served at least until then, and after it a DEPRECATED one may go any day.
+    `supported_until` is in no document: read only when `not_before` is missing, and
+    used by the sandbox as the day it withdraws a version.
+    """
 
     model_config = ConfigDict(extra="allow")
 

@@ -13,8 +13,8 @@ import contextlib
 import hmac
 import json
 import logging
-import os
 import re
+import signal
 import socket
 import struct
 import sys
@@ -51,16 +51,13 @@ log = logging.getLogger(__name__)
 SERVICE = "virtualserver"
 DEFAULT_ACCESS_KEY = "sandbox-access-key"
 DEFAULT_SECRET_KEY = "sandbox-secret-key"
+# As the operation's own page lists them (docs/scp-api.md, "Versions"): 1.1 CURRENT, 1.0
+# DEPRECATED with its minimum support guarantee date. `--versions` serves another list.
 DEFAULT_VERSIONS: tuple[ApiVersion, ...] = (
-    ApiVersion(id="v1.3", status="CURRENT", not_before="2026-03-01"),
-    ApiVersion(
-        id="v1.2", status="SUPPORTED", not_before="2025-09-01", supported_until="2026-08-31"
-    ),
-    ApiVersion(id="v1.1", status="DEPRECATED", not_before="2025-01-01"),
-    ApiVersion(
-        id="v1.0", status="DEPRECATED", not_before="2024-01-01", supported_until="2025-12-31"
-    ),
+    ApiVersion(id="v1.1", status="CURRENT"),
+    ApiVersion(id="v1.0", status="DEPRECATED", not_before="2025-12-31"),
 )
+VERSION_STATUSES = ("CURRENT", "SUPPORTED", "DEPRECATED")
 SIGNED_HEADERS = (
     "Scp-Accesskey",
     "Scp-Signature",
@@ -473,31 +470,43 @@ class Sandbox:
             return "signature does not match"
         return None
 
+    def served(self) -> list[ApiVersion]:
+        """The versions listed and served: all of `versions` but those withdrawn.
+
+        A listed version is served, whatever its status or `not_before` (past that date it
+        *may* be withdrawn). `supported_until`, a field of the sandbox's own, is the day
+        it is withdrawn: after it the version is neither listed nor served.
+        """
+        today = datetime.fromtimestamp(self._clock(), UTC).date()
+        return [v for v in self.versions if not _withdrawn(v, today)]
+
     def _versions(self, headers: Message) -> _Reply:
         href = f"http://{headers.get('Host', '')}/v1/"
         listing = VersionList(
             versions=[
                 v.model_copy(update={"links": [{"rel": "self", "href": href}]})
-                for v in self.versions
+                for v in self.served()
             ]
         )
-        return _Reply(200, listing.model_dump_json().encode())
+        return _Reply(200, listing.model_dump_json(exclude_none=True).encode())
 
     def _version_problem(self, headers: Message) -> str | None:
         value = headers.get("Scp-Api-Version")
         if not value:
             return f"Scp-Api-Version missing: send '{SERVICE} <version>'"
         service, _, number = value.partition(" ")
-        served = [v.number for v in self.versions]
+        served = self.served()
         if service != SERVICE or not number:
             return f"Scp-Api-Version must be '{SERVICE} <version>'"
-        version = next((v for v in self.versions if v.number == number), None)
-        if version is None:
-            return f"version {number} is not served; served: {', '.join(served)}"
-        today = datetime.fromtimestamp(self._clock(), UTC).date()
-        if version.supported_until and date.fromisoformat(version.supported_until) < today:
-            return f"version {number} was supported until {version.supported_until}"
-        return None
+        if any(v.number == number for v in served):
+            return None
+        withdrawn = next((v for v in self.versions if v.number == number), None)
+        names = ", ".join(v.number for v in served) or "none"
+        if withdrawn is not None:
+            return (
+                f"version {number} was supported until {withdrawn.supported_until}; served: {names}"
+            )
+        return f"version {number} is not served; served: {names}"
 
     def _dispatch(
         self, method: str, path: str, headers: Message, body: bytes, request_id: str
@@ -592,6 +601,71 @@ class Sandbox:
         return _Reply(200, member.model_dump_json().encode())
 
 
+def _withdrawn(version: ApiVersion, today: date) -> bool:
+    until = version.supported_until
+    return bool(until) and _day(str(until)) < today
+
+
+def _day(text: str) -> date:
+    """`2025-12-31` or `20251231` (the documentation writes both)."""
+    text = text.strip()
+    if re.fullmatch(r"\d{8}", text):
+        text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return date.fromisoformat(text[:10])
+
+
+def parse_versions(spec: str) -> list[ApiVersion]:
+    """`1.3:CURRENT,1.1:DEPRECATED:2026-08-31` as a version list; ValueError saying why not.
+
+    Each entry is VERSION:STATUS[:NOT_BEFORE], comma-separated: VERSION like `1.3`
+    (or `v1.3`), STATUS one of CURRENT, SUPPORTED, DEPRECATED, NOT_BEFORE the minimum
+    support guarantee date as YYYY-MM-DD (or YYYYMMDD).
+    """
+    versions: list[ApiVersion] = []
+    for entry in (part.strip() for part in spec.split(",")):
+        fields = entry.split(":")
+        if not entry or len(fields) not in (2, 3):
+            raise ValueError(f"{entry!r} is not VERSION:STATUS[:NOT_BEFORE]")
+        number, status = fields[0].strip().removeprefix("v"), fields[1].strip().upper()
+        if not re.fullmatch(r"\d+\.\d+", number):
+            raise ValueError(f"{fields[0]!r} is not a version like 1.3")
+        if status not in VERSION_STATUSES:
+            raise ValueError(f"{fields[1]!r} is not a status: {', '.join(VERSION_STATUSES)}")
+        not_before = None
+        if len(fields) == 3:
+            try:
+                not_before = _day(fields[2]).isoformat()
+            except ValueError:
+                raise ValueError(f"{fields[2]!r} is not a date like 2026-08-31") from None
+        if any(v.number == number for v in versions):
+            raise ValueError(f"version {number} is listed twice")
+        versions.append(ApiVersion(id=f"v{number}", status=status, not_before=not_before))
+    return versions
+
+
+def load_versions(text: str) -> list[ApiVersion]:
+    """A version list from JSON: the service's own answer (`{"versions": [...]}`) or its list."""
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"not JSON: {error}") from None
+    if isinstance(data, list):
+        data = {"versions": data}
+    try:
+        versions = VersionList.model_validate(data).versions
+    except ValidationError as error:
+        raise ValueError("; ".join(_validation_details(error))) from None
+    for version in versions:
+        for name in ("not_before", "supported_until"):
+            value = getattr(version, name)
+            if value:
+                try:
+                    _day(str(value))
+                except ValueError:
+                    raise ValueError(f"{version.id}: {name} {value!r} is not a date") from None
+    return versions
+
+
 def _member_in(path: str, body: bytes) -> str | None:
     """The member a request is about: the body's `member_id`, else the path's."""
     try:
@@ -672,33 +746,41 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.close()
 
 
-def _from_env(name: str, default: str, described: str) -> str:
-    value = os.environ.get(name)
-    if value is None:
-        print(f"{name} not set: using {described}", flush=True)
-        return default
-    print(f"{name}: taken from the environment", flush=True)
-    return value
+def run_sandbox(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    access_key: str = DEFAULT_ACCESS_KEY,
+    secret_key: str = DEFAULT_SECRET_KEY,
+    account_id: str = "",
+    versions: Sequence[ApiVersion] = DEFAULT_VERSIONS,
+    announce: Callable[[Sandbox], None] | None = None,
+) -> None:
+    """Serve an open sandbox (any image id works) until Ctrl-C or SIGTERM.
 
-
-def run_sandbox(port: int, *, host: str = "127.0.0.1") -> None:
-    """Serve an open sandbox (any image id works) until Ctrl-C; keys from SCP_* or defaults."""
+    `announce` is called once it listens (`python -m bot sandbox` prints the lines for
+    `.env` there); by default one line with its URL.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    access_key = _from_env("SCP_ACCESS_KEY", DEFAULT_ACCESS_KEY, repr(DEFAULT_ACCESS_KEY))
-    secret_key = _from_env(
-        "SCP_SECRET_KEY",
-        DEFAULT_SECRET_KEY,
-        "bot.scp.sandbox.DEFAULT_SECRET_KEY (give the bot the same)",
+    sandbox = Sandbox(
+        access_key,
+        secret_key,
+        account_id,
+        host=host,
+        port=port,
+        open_images=True,
+        versions=versions,
     )
-    account_id = _from_env("SCP_ACCOUNT_ID", "", "an empty account id")
-    sandbox = Sandbox(access_key, secret_key, account_id, host=host, port=port, open_images=True)
     try:
         sandbox.start()
     except OSError as error:
         raise SystemExit(f"sandbox: cannot listen on {host}:{port}: {error.strerror}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     with sandbox:
+        if announce is not None:
+            announce(sandbox)
         print(f"SCP sandbox ready: set SCP_ENDPOINT={sandbox.url} (Ctrl-C stops it)", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("sandbox stopped", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+        print("sandbox stopped", flush=True)
