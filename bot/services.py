@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.scp import ScpAuth, ScpClient
 from bot.settings import Settings
 from bot.sharing.admin import Administration
+from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
 from bot.slack.announcer import Announcer
 from bot.slack.languages import Languages
@@ -71,7 +72,7 @@ class Services:
 
     settings: Settings
     database: Database
-    requests: ShareRequests
+    requests: Requests
     messages: SlackMessages
     grants: Grants
     members: KnownMembers
@@ -124,8 +125,8 @@ def build_services(
         token=slack.token, base_url=slack.base_url, timeout=1, retry_handlers=[]
     )
     cloud = cloud or make_cloud_client(settings)
-    requests = ShareRequests(
-        database, approval_ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS)
+    requests = Requests(
+        ShareRequests(database, approval_ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS))
     )
     grants = Grants(database)
     members = KnownMembers(database)

@@ -13,11 +13,12 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.services import Services
+from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.rules import Refusal
 from bot.sharing.service import Decision
 from bot.slack.texts import mentions, say, state_word
 from bot.slack.views import APPROVE, DENY, DenyModal, MalformedSubmission
-from storage import RequestState, Role, ShareRequest
+from storage import Role
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from storage.grants import Grant, Grants, Role
 from storage.members import KnownMember, KnownMembers
 from storage.oncall import OnCall, OnCallShift
 from storage.people import People
-from storage.requests import RequestState, ShareRequest, ShareRequests
+from storage.requests import NewRequest, RequestRow, ShareRequests
 from storage.slack_messages import SlackData, SlackMessages
 
 __all__ = [
@@ -16,12 +16,12 @@ __all__ = [
     "Grants",
     "KnownMember",
     "KnownMembers",
+    "NewRequest",
     "OnCall",
     "OnCallShift",
     "People",
-    "RequestState",
+    "RequestRow",
     "Role",
-    "ShareRequest",
     "ShareRequests",
     "SlackData",
     "SlackMessages",

@@ -1,11 +1,8 @@
 """Share requests: every ask, its decision and the cloud API's answer (Slack's side apart).
 
-A request moves through these states (the worker drives every arrow but the decisions):
-
-    awaiting_approval ──approve──▶ queued ──▶ sending ──▶ pending ──▶ accepted | rejected
-            │ deny / expire                      │            (unshare: removed)
-            ▼                                    ▼
-     denied | expired                          failed
+Rows are text: states are stored by name, times as ISO timestamps. The states and the
+moves between them belong to the domain (`bot.sharing.states`); the SQL here names the
+few states it must (open requests, the compare-and-set of a decision, the order per pair).
 
 `due_at` says when the worker should look at a row next (NULL: nothing to do) and
 `lease_until` which worker holds it, so a crashed worker's rows are picked up again.
@@ -15,28 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, cast
 
 import sqlite_utils
 
 from storage.database import Database, stamp, unstamp
-
-
-class RequestState(StrEnum):
-    """Where a share request stands."""
-
-    AWAITING_APPROVAL = "awaiting_approval"
-    QUEUED = "queued"
-    SENDING = "sending"
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    REMOVED = "removed"
-    FAILED = "failed"
-    DENIED = "denied"
-    EXPIRED = "expired"
-
 
 # An earlier request for the same image and member (ids alike but for case count as the
 # same member) that the cloud has not answered yet; `me` is the request that would go next.
@@ -47,12 +27,15 @@ EARLIER_IN_FLIGHT = (
 )
 
 # Not decided yet, or not yet answered by the cloud API: a second ask joins these.
-OPEN_STATES = (RequestState.AWAITING_APPROVAL, RequestState.QUEUED, RequestState.SENDING)
+OPEN_STATES = ("awaiting_approval", "queued", "sending")
 
 
 @dataclass(frozen=True)
-class ShareRequest:
-    """One row of share_requests."""
+class RequestRow:
+    """One row of share_requests, as stored: text, numbers and ISO timestamps.
+
+    The domain reads it as a value with enums and datetimes (`bot.sharing.request`).
+    """
 
     id: int
     action: str
@@ -87,19 +70,8 @@ class ShareRequest:
     due_at: str | None
     lease_until: str | None
 
-    def log_fields(self) -> dict[str, Any]:
-        """What a log line says about the request (never a secret: none is stored)."""
-        return {
-            "request": self.id,
-            "user": self.user_id,
-            "action": self.action,
-            "image": self.image_id,
-            "member": self.member_id,
-            "state": self.state,
-        }
 
-
-COLUMNS = [f.name for f in fields(ShareRequest)]
+COLUMNS = [f.name for f in fields(RequestRow)]
 
 
 @dataclass(frozen=True)
@@ -119,11 +91,11 @@ class NewRequest:
     approval_reason: str = ""
 
 
-def _row(row: dict[str, Any] | None) -> ShareRequest | None:
+def _row(row: dict[str, Any] | None) -> RequestRow | None:
     if row is None:
         return None
     values: dict[str, Any] = {name: row.get(name) for name in COLUMNS}
-    return ShareRequest(**values)
+    return RequestRow(**values)
 
 
 class ShareRequests:
@@ -141,7 +113,7 @@ class ShareRequests:
 
     # -- asking --------------------------------------------------------------------
 
-    def record(self, new: NewRequest) -> tuple[ShareRequest, bool]:
+    def record(self, new: NewRequest) -> tuple[RequestRow, bool]:
         """Store a new request, unless one for the same image and member is still open.
 
         Returns the request and True when it is new, or the open one and False.
@@ -149,7 +121,7 @@ class ShareRequests:
         """
         now = self.now()
 
-        def work(db: sqlite_utils.Database) -> tuple[ShareRequest, bool]:
+        def work(db: sqlite_utils.Database) -> tuple[RequestRow, bool]:
             cursor = db.execute(
                 # Member ids alike but for case are one member here (the cloud's own rule
                 # is unknown), though each request sends the id exactly as typed.
@@ -163,7 +135,7 @@ class ShareRequests:
                 found = _row(dict(zip(names, existing, strict=True)))
                 assert found is not None
                 return found, False
-            state = RequestState.AWAITING_APPROVAL if new.needs_approval else RequestState.QUEUED
+            state = "awaiting_approval" if new.needs_approval else "queued"
             row: dict[str, Any] = {
                 "action": new.action,
                 "user_id": new.user_id,
@@ -174,7 +146,7 @@ class ShareRequests:
                 "member_id": new.member_id,
                 "reason": new.reason,
                 "language": new.language,
-                "state": state.value,
+                "state": state,
                 "created_at": stamp(now),
                 "updated_at": stamp(now),
                 "needs_approval": int(new.needs_approval),
@@ -197,10 +169,10 @@ class ShareRequests:
 
     # -- reading -------------------------------------------------------------------
 
-    def get(self, request_id: int) -> ShareRequest | None:
+    def get(self, request_id: int) -> RequestRow | None:
         """One request by id."""
 
-        def work(db: sqlite_utils.Database) -> ShareRequest | None:
+        def work(db: sqlite_utils.Database) -> RequestRow | None:
             cursor = db.execute("SELECT * FROM share_requests WHERE id = ?", [request_id])
             row = cursor.fetchone()
             if row is None:
@@ -209,7 +181,7 @@ class ShareRequests:
 
         return self._database.read(work)
 
-    def for_user(self, user_id: str, limit: int = 10) -> list[ShareRequest]:
+    def for_user(self, user_id: str, limit: int = 10) -> list[RequestRow]:
         """A user's newest requests."""
         rows = self._database.read(
             lambda db: list(
@@ -220,7 +192,7 @@ class ShareRequests:
         )
         return [r for r in map(_row, rows) if r is not None]
 
-    def awaiting_decision(self, limit: int = 20) -> list[ShareRequest]:
+    def awaiting_decision(self, limit: int = 20) -> list[RequestRow]:
         """Requests still waiting for an approver, oldest first."""
         now = stamp(self.now())
         rows = self._database.read(
@@ -235,13 +207,13 @@ class ShareRequests:
         )
         return [r for r in map(_row, rows) if r is not None]
 
-    def in_states(self, *states: RequestState) -> list[ShareRequest]:
+    def in_states(self, *states: str) -> list[RequestRow]:
         """Every request in one of `states` (for reports and tests)."""
         marks = ", ".join("?" for _ in states)
         rows = self._database.read(
             lambda db: list(
                 db.table("share_requests").rows_where(
-                    f"state IN ({marks})", [s.value for s in states], order_by="id"
+                    f"state IN ({marks})", list(states), order_by="id"
                 )
             )
         )
@@ -251,13 +223,13 @@ class ShareRequests:
 
     def decide(
         self, request_id: int, *, approve: bool, by: str, reason: str = ""
-    ) -> ShareRequest | None:
+    ) -> RequestRow | None:
         """Approve or deny, once: a compare-and-set that only one click can win.
 
         Returns the updated request for the winner, None for everyone else.
         """
         now = stamp(self.now())
-        state = RequestState.QUEUED if approve else RequestState.DENIED
+        state = "queued" if approve else "denied"
 
         def work(db: sqlite_utils.Database) -> int:
             return db.execute(
@@ -265,7 +237,7 @@ class ShareRequests:
                 " deny_reason = ?, updated_at = ?, due_at = ?"
                 " WHERE id = ? AND state = 'awaiting_approval' AND expires_at > ?"
                 " AND user_id != ?",
-                [state.value, by, now, reason or None, now, now, request_id, now, by],
+                [state, by, now, reason or None, now, now, request_id, now, by],
             ).rowcount
 
         won = self._database.write(work)
@@ -301,7 +273,7 @@ class ShareRequests:
         )
         return [int(row[0]) for row in rows]
 
-    def claim(self, request_id: int, lease: timedelta) -> ShareRequest | None:
+    def claim(self, request_id: int, lease: timedelta) -> RequestRow | None:
         """Take a due request for `lease`; None when another worker holds it or it is not due."""
         now = self.now()
         won = self._database.write(
@@ -373,9 +345,7 @@ class ShareRequests:
         )
         return row is not None
 
-    def update(
-        self, request_id: int, *, only_in: RequestState | None = None, **values: Any
-    ) -> ShareRequest:
+    def update(self, request_id: int, *, only_in: str | None = None, **values: Any) -> RequestRow:
         """Set columns of one request (and `updated_at`); the row as it is afterwards.
 
         With `only_in`, the row changes only if it is still in that state (a
@@ -385,10 +355,9 @@ class ShareRequests:
         if unknown:
             raise ValueError(f"unknown columns: {sorted(unknown)}")
         values.setdefault("updated_at", stamp(self.now()))
-        values = {k: v.value if isinstance(v, StrEnum) else v for k, v in values.items()}
         assignments = ", ".join(f"{column} = ?" for column in values)
         condition = "id = ?" + (" AND state = ?" if only_in else "")
-        parameters = [*values.values(), request_id, *([only_in.value] if only_in else [])]
+        parameters = [*values.values(), request_id, *([only_in] if only_in else [])]
         self._database.write(
             lambda db: db.execute(
                 f"UPDATE share_requests SET {assignments} WHERE {condition}", parameters

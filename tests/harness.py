@@ -22,8 +22,9 @@ from bot.scp.sandbox import Record, Sandbox
 from bot.server import WebApp
 from bot.services import Services, build_services, make_cloud_client
 from bot.settings import Settings, load_settings
+from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.worker import Worker
-from storage import Database, RequestState, Role, ShareRequest, SlackData
+from storage import Database, Role, SlackData
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 
 ACCESS_KEY = "AKTEST0123456789"

@@ -10,7 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from bot.scp.sandbox import Sandbox
-from storage import Role, ShareRequest, SlackData
+from bot.sharing.request import ShareRequest
+from storage import Role, SlackData
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds
 

@@ -28,7 +28,8 @@ import pytest
 
 from bot.scp import RetryPolicy
 from bot.scp.sandbox import Fault, Record, Sandbox
-from storage import Database, Grants, RequestState, Role, ShareRequest, ShareRequests
+from bot.sharing.request import RequestState, ShareRequest
+from storage import Database, Grants, Role, ShareRequests
 from storage.errors import StorageError
 from storage.requests import NewRequest
 from tests.fakes.slack import Call, FakeSlack
@@ -732,7 +733,7 @@ def test_a_lock_held_past_the_busy_timeout_is_a_storage_error_and_nothing_is_hal
     assert time.monotonic() - started < 5.0
     blocker.execute("COMMIT")
     blocker.close()
-    assert requests.in_states(*RequestState) == []
+    assert requests.in_states(*(state.value for state in RequestState)) == []
     request, created = requests.record(NewRequest("share", "U1", IMAGE, MEMBER, "", "en"))
     assert created and request.state == "queued"
     database.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.sharing import rules
+from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.rules import Refusal, UnknownMembers, WhyApproval
-from storage import RequestState, Role, ShareRequest
+from storage import RequestRow, Role
 from storage.database import stamp
 from storage.requests import COLUMNS
 
@@ -33,7 +33,8 @@ def waiting(**changes: object) -> ShareRequest:
         needs_approval=1,
         expires_at=stamp(NOW + timedelta(hours=1)),
     )
-    return replace(ShareRequest(**values), **changes)  # type: ignore[arg-type]
+    values.update(changes)
+    return ShareRequest.of(RequestRow(**values))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.sharing.request import RequestState
 from bot.sharing.states import MOVES, OPEN, IllegalMove, check_move
-from storage import RequestState
 
 S = RequestState
 STARTS = (S.AWAITING_APPROVAL, S.QUEUED)

@@ -14,9 +14,10 @@ from slack_sdk.models.views import View
 
 from bot.scp.models import ImageMember
 from bot.sharing import commands
+from bot.sharing.request import ShareRequest
 from bot.slack import views
 from bot.slack.views import DenyModal, MalformedSubmission
-from storage import Grant, KnownMember, OnCallShift, Role, ShareRequest
+from storage import Grant, KnownMember, OnCallShift, RequestRow, Role
 from storage.database import stamp
 from tests.fakes import blockkit
 
@@ -133,7 +134,7 @@ def all_text(blocks: list[dict[str, Any]] | dict[str, Any]) -> str:
 
 def make_request(**values: Any) -> ShareRequest:
     """A request with every field filled in as the store would."""
-    defaults: dict[str, Any] = {f.name: None for f in fields(ShareRequest)}
+    defaults: dict[str, Any] = {f.name: None for f in fields(RequestRow)}
     defaults.update(
         id=1,
         action="share",
@@ -145,7 +146,7 @@ def make_request(**values: Any) -> ShareRequest:
         needs_approval=1,
     )
     defaults.update(values)
-    return ShareRequest(**defaults)
+    return ShareRequest.of(RequestRow(**defaults))
 
 
 def card(**options: Any) -> tuple[str, list[dict[str, Any]]]:

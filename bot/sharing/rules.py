@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from storage import RequestState, Role, ShareRequest
-from storage.requests import parse_stamp
+from bot.sharing.request import RequestState, ShareRequest
+from storage import Role
 
 MAY_ASK = frozenset({Role.REQUESTER, Role.SHARER, Role.APPROVER, Role.ADMIN})
 SHARES_DIRECTLY = frozenset({Role.SHARER, Role.ADMIN})
@@ -72,7 +72,6 @@ def refusal(
         return Refusal.EXPIRED
     if request.state != RequestState.AWAITING_APPROVAL:
         return Refusal.DONE
-    expires = parse_stamp(request.expires_at)
-    if expires is not None and expires <= now:
+    if request.expires_at is not None and request.expires_at <= now:
         return Refusal.EXPIRED  # time ran out before the worker marked it
     return None

@@ -14,11 +14,10 @@ from bot.scp import ImageMember, MemberStatus, ScpClient, accept_language, error
 from bot.sharing import rules
 from bot.sharing.commands import Share
 from bot.sharing.errors import NotAllowed
+from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.rules import Refusal, UnknownMembers
 from bot.sharing.states import check_move
-from storage import Grants, KnownMembers, RequestState, ShareRequest, ShareRequests
-from storage.database import stamp
-from storage.requests import NewRequest, parse_stamp
+from storage import Grants, KnownMembers, NewRequest
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class ShareService:
     def __init__(
         self,
         *,
-        requests: ShareRequests,
+        requests: Requests,
         grants: Grants,
         members: KnownMembers,
         cloud: ScpClient,
@@ -147,7 +146,7 @@ class ShareService:
         """Call the cloud API for a request the worker has moved to `sending`; record the answer."""
         language = accept_language(request.language or "en")
         try:
-            if request.action == "unshare":
+            if request.unshare:
                 self.cloud.remove_member(request.image_id, request.member_id, language=language)
                 done = self._finished(request, RequestState.REMOVED, api_status=204)
             else:
@@ -171,17 +170,17 @@ class ShareService:
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:
-            if request.action == "unshare":
+            if request.unshare:
                 return self._finished(request, RequestState.REMOVED, api_status=404)
             # The add never landed: send it now, for the first time that counts.
             return self.send(request)
         except errors.CloudError as error:
-            sent = parse_stamp(request.sent_at) or self.requests_now()
+            sent = request.sent_at or self.requests_now()
             waiting = self.requests_now() < sent + self.following.recheck_for
             if isinstance(error, errors.CloudUnavailable) and waiting:
                 raise
             return self._failed(request, error)
-        if request.action == "unshare":
+        if request.unshare:
             return self.send(request)
         return self._member_answer(request, member, api_status=200)
 
@@ -192,18 +191,16 @@ class ShareService:
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:
-            if request.action == "unshare":
+            if request.unshare:
                 log.info("an unanswered remove landed after all", extra={"request": request.id})
                 return self._finished(request, RequestState.REMOVED, api_status=404)
             return self.requests.update(request.id, next_poll_at=None)
         except errors.CloudError:
-            until = parse_stamp(request.follow_until)
+            until = request.follow_until
             if until is None or now >= until:
                 return self.requests.update(request.id, next_poll_at=None)
-            return self.requests.update(
-                request.id, next_poll_at=stamp(now + self.following.recheck_every)
-            )
-        if request.action == "unshare":
+            return self.requests.update(request.id, next_poll_at=now + self.following.recheck_every)
+        if request.unshare:
             return self.requests.update(request.id, next_poll_at=None)
         log.info("an unanswered add landed after all", extra={"request": request.id})
         return self._member_answer(request, member, api_status=200)
@@ -211,14 +208,12 @@ class ShareService:
     def poll(self, request: ShareRequest) -> ShareRequest:
         """Re-read a pending member; record a new status, or stop following when time is up."""
         now = self.requests_now()
-        follow_until = parse_stamp(request.follow_until)
+        follow_until = request.follow_until
         language = accept_language(request.language or "en")
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:
-            gone = self._move(
-                request, RequestState.REMOVED, next_poll_at=None, finished_at=stamp(now)
-            )
+            gone = self._move(request, RequestState.REMOVED, next_poll_at=None, finished_at=now)
             self.log_outcome(gone)
             return gone
         except errors.CloudError as error:
@@ -228,7 +223,7 @@ class ShareService:
             )
             if follow_until is not None and now >= follow_until:
                 return self.requests.update(request.id, next_poll_at=None)
-            return self.requests.update(request.id, next_poll_at=stamp(now + self.following.every))
+            return self.requests.update(request.id, next_poll_at=now + self.following.every)
         state = MEMBER_STATES.get(member.status, RequestState.PENDING)
         if state != RequestState.PENDING:
             changed = self._move(
@@ -243,7 +238,7 @@ class ShareService:
         if follow_until is not None and now >= follow_until:
             return self.requests.update(request.id, next_poll_at=None)
         return self.requests.update(
-            request.id, next_poll_at=stamp(now + self.following.every), updated_at=stamp(now)
+            request.id, next_poll_at=now + self.following.every, updated_at=now
         )
 
     def approvers_unreachable(self, request: ShareRequest, why: str) -> ShareRequest:
@@ -253,7 +248,7 @@ class ShareService:
             RequestState.FAILED,
             error_kind="approval_unreachable",
             error_detail=why,
-            finished_at=stamp(self.requests_now()),
+            finished_at=self.requests_now(),
         )
         if failed.state == RequestState.FAILED:
             self.log_outcome(failed)
@@ -269,9 +264,7 @@ class ShareService:
         """Move `request` to `to` with `values`: only a move its life allows, and only from
         the state it was read in (a compare-and-set); the row as it is afterwards."""
         check_move(request.state, to)
-        return self.requests.update(
-            request.id, state=to, only_in=RequestState(request.state), **values
-        )
+        return self.requests.update(request.id, state=to, only_in=request.state, **values)
 
     def _member_answer(
         self, request: ShareRequest, member: ImageMember, *, api_status: int
@@ -286,11 +279,11 @@ class ShareService:
             member_status=member.status,
             member_created_at=member.created_at,
             member_updated_at=member.updated_at,
-            finished_at=stamp(now),
+            finished_at=now,
             error_kind=None,
             error_detail=None,
-            follow_until=stamp(now + self.following.days) if following else None,
-            next_poll_at=stamp(now + self.following.every) if following else None,
+            follow_until=now + self.following.days if following else None,
+            next_poll_at=now + self.following.every if following else None,
         )
         self.log_outcome(answered)
         return answered
@@ -302,7 +295,7 @@ class ShareService:
             request,
             state,
             api_status=api_status,
-            finished_at=stamp(self.requests_now()),
+            finished_at=self.requests_now(),
         )
         self.log_outcome(finished)
         return finished
@@ -319,14 +312,14 @@ class ShareService:
         failed = self._move(
             request,
             RequestState.FAILED,
-            next_poll_at=stamp(now + self.following.recheck_every) if unanswered else None,
-            follow_until=stamp(now + self.following.recheck_for) if unanswered else None,
+            next_poll_at=now + self.following.recheck_every if unanswered else None,
+            follow_until=now + self.following.recheck_for if unanswered else None,
             api_status=error.status,
             api_request_id=error.request_id,
             error_kind=error.kind,
             error_detail=(error.detail or "")[:500] or None,
             member_status=member_status,
-            finished_at=stamp(self.requests_now()),
+            finished_at=self.requests_now(),
         )
         log.warning(
             "cloud API refused or failed", extra={"request": request.id, "error": str(error)}
@@ -337,8 +330,8 @@ class ShareService:
     @staticmethod
     def log_outcome(request: ShareRequest) -> None:
         """The one structured line per outcome, whoever reached it."""
-        started = parse_stamp(request.sent_at) or parse_stamp(request.created_at)
-        finished = parse_stamp(request.finished_at) or parse_stamp(request.updated_at)
+        started = request.sent_at or request.created_at
+        finished = request.finished_at or request.updated_at
         log.info(
             "share outcome",
             extra={

@@ -15,7 +15,7 @@ was decided in, so two writers can never both move one request.
 
 from __future__ import annotations
 
-from storage import RequestState
+from bot.sharing.request import RequestState
 
 S = RequestState
 
@@ -36,7 +36,7 @@ class IllegalMove(Exception):
     """A move the request's life does not allow: a bug, never a user's doing."""
 
 
-def check_move(current: str, to: RequestState) -> None:
+def check_move(current: RequestState, to: RequestState) -> None:
     """Raise `IllegalMove` unless a request in `current` may move to `to`."""
-    if to not in MOVES.get(RequestState(current), frozenset()):
+    if to not in MOVES.get(current, frozenset()):
         raise IllegalMove(f"a request cannot move from {current} to {to}")

@@ -16,10 +16,9 @@ from typing import Protocol
 
 from bot.scp.errors import CloudError
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
+from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.service import ShareService
-from storage import RequestState, ShareRequest, ShareRequests
 from storage.errors import StorageError
-from storage.requests import parse_stamp
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class Worker:
     def __init__(
         self,
         *,
-        requests: ShareRequests,
+        requests: Requests,
         service: ShareService,
         announcer: Announcer,
         languages: Languages | None = None,
@@ -173,7 +172,7 @@ class Worker:
             # Recorded before the bot knew the user's language: ask Slack now, off the ack.
             request = self.requests.update(request.id, language=self.languages.of(request.user_id))
         if request.state == RequestState.AWAITING_APPROVAL:
-            expires = parse_stamp(request.expires_at)
+            expires = request.expires_at
             if expires is not None and expires <= now and self.requests.expire(request.id):
                 request = self._reload(request)
                 self.service.log_outcome(request)
@@ -184,7 +183,7 @@ class Worker:
             request = self._announce(self._reload(request))
         elif request.state == RequestState.SENDING:
             request = self._announce(self.service.reconcile(request))
-        elif request.next_poll_at and (parse_stamp(request.next_poll_at) or now) <= now:
+        elif request.next_poll_at and request.next_poll_at <= now:
             if request.state == RequestState.PENDING:
                 request = self.service.poll(request)
                 if request.state == RequestState.PENDING and request.next_poll_at is None:
@@ -215,7 +214,7 @@ class Worker:
         }:
             return now
         if request.state == RequestState.AWAITING_APPROVAL:
-            return parse_stamp(request.expires_at)
+            return request.expires_at
         if request.state in {RequestState.PENDING, RequestState.FAILED}:
-            return parse_stamp(request.next_poll_at)
+            return request.next_poll_at
         return None

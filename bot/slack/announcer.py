@@ -19,21 +19,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
+from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, mentions, outcome_error, say
-from storage import (
-    Grants,
-    KnownMembers,
-    OnCall,
-    RequestState,
-    Role,
-    ShareRequest,
-    ShareRequests,
-    SlackData,
-    SlackMessages,
-)
-from storage.requests import parse_stamp
+from storage import Grants, KnownMembers, OnCall, Role, SlackData, SlackMessages
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +70,7 @@ class Announcer:
         self,
         client: WebClient,
         *,
-        requests: ShareRequests,
+        requests: Requests,
         messages: SlackMessages,
         grants: Grants,
         members: KnownMembers,
@@ -123,7 +113,7 @@ class Announcer:
         slack = self.messages.get(request.id)
         if slack.announced_state == request.state:
             return request
-        announcing = RequestState(request.state)
+        announcing = request.state
         language = request.language or self.default_language
         name = self.members.name(request.member_id)  # once per announcement
         if slack.parent_ts is None and not slack.via_response_url:
@@ -185,7 +175,7 @@ class Announcer:
     def _steps(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
     ) -> list[Callable[[SlackData], SlackData | None]]:
-        state = RequestState(request.state)
+        state = request.state
         if state is RequestState.AWAITING_APPROVAL:
             return [lambda told: self._ask_approvers(request, told, language, name)]
         if state is RequestState.QUEUED and request.decided_by:
@@ -233,7 +223,7 @@ class Announcer:
         member = views.member_label(request.member_id, name)
         image = code(request.image_id)
         state = request.state
-        if state == "pending":
+        if state is RequestState.PENDING:
             return say(
                 language,
                 "outcome_pending",
@@ -241,7 +231,7 @@ class Announcer:
                 created=api_time(request.member_created_at),
                 updated=api_time(request.member_updated_at),
             )
-        if state in {"accepted", "rejected"}:
+        if state in {RequestState.ACCEPTED, RequestState.REJECTED}:
             return say(
                 language,
                 f"outcome_{state}",
@@ -249,17 +239,17 @@ class Announcer:
                 image=image,
                 updated=api_time(request.member_updated_at),
             )
-        if state == "removed":
-            key = "outcome_removed" if request.action == "unshare" else "outcome_gone"
+        if state is RequestState.REMOVED:
+            key = "outcome_removed" if request.unshare else "outcome_gone"
             return say(language, key, member=member, image=image)
-        if state == "denied":
+        if state is RequestState.DENIED:
             reason = (
                 say(language, "deny_reason_line", reason=code(request.deny_reason))
                 if request.deny_reason
                 else ""
             )
             return say(language, "thread_denied", by=request.decided_by, reason=reason)
-        if state == "expired":
+        if state is RequestState.EXPIRED:
             return say(language, "thread_expired", hours=f"{self.approval_ttl_hours:g}")
         return outcome_error(
             language,
@@ -400,8 +390,8 @@ class Announcer:
             on_call=self.oncall.now_on_call(),
             approvers=self.grants.holders(Role.APPROVER, image_id=request.image_id)
             or self.grants.holders(Role.ADMIN),
-            asked=slack_time(parse_stamp(request.created_at)),
-            expires=slack_time(parse_stamp(request.expires_at)),
+            asked=slack_time(request.created_at),
+            expires=slack_time(request.expires_at),
         )
         answer = self._call(
             "chat.postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False
@@ -433,7 +423,7 @@ class Announcer:
         if not self.notify_channel:
             return
         language = self.default_language
-        if request.state == "failed":
+        if request.state is RequestState.FAILED:
             state = say(language, "state_failed", what=views.failure_words(request, language))
         else:
             state = views.state_line(request, language)

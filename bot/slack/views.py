@@ -40,8 +40,9 @@ from slack_sdk.models.views import View
 
 from bot.scp.models import ImageMember
 from bot.sharing.commands import MAX_REASON
+from bot.sharing.request import RequestState, ShareRequest
 from bot.slack.texts import code, escape, failure_word, mentions, say, state_word
-from storage import Grant, KnownMember, OnCallShift, ShareRequest
+from storage import Grant, KnownMember, OnCallShift
 from storage.requests import parse_stamp
 
 BlockDict = dict[str, Any]
@@ -181,9 +182,9 @@ def member_label(member_id: str, name: str | None) -> str:
 
 def state_line(request: ShareRequest, language: str) -> str:
     """The parent's one-line status for the request's state."""
-    if request.state == "failed":
+    if request.state is RequestState.FAILED:
         return say(language, "state_failed", what=failure_words(request, language))
-    if request.state == "denied":
+    if request.state is RequestState.DENIED:
         return say(language, "state_denied", by=request.decided_by or "?")
     key = f"state_{request.state}"
     return say(language, key)
@@ -310,9 +311,9 @@ def decided_card(
 ) -> tuple[str, list[BlockDict]]:
     """The card once decided or expired: the same facts, the decision, no buttons."""
     title, intro = _card_heading(request, language, member_name)
-    if request.state == "expired":
+    if request.state is RequestState.EXPIRED:
         outcome = say(language, "card_expired")
-    elif request.state == "denied":
+    elif request.state is RequestState.DENIED:
         outcome = say(language, "card_denied", by=request.decided_by)
     else:
         outcome = say(language, "card_approved", by=request.decided_by)
@@ -322,7 +323,7 @@ def decided_card(
         *_reason_blocks(language, request.reason),
         _section(outcome),
     ]
-    if request.state == "denied" and request.deny_reason:
+    if request.state is RequestState.DENIED and request.deny_reason:
         blocks.append(_plain_context(clip(request.deny_reason, MAX_REASON)))
     return _fallback(f"{title}: {outcome}"), _message(blocks)
 
@@ -428,7 +429,7 @@ def request_line(request: ShareRequest, language: str) -> str:
         image=code(request.image_id),
         member=code(request.member_id),
         state=state_word(language, request.state),
-        when=request.created_at[:16].replace("T", " ") + " UTC",
+        when=request.created_at.strftime("%Y-%m-%d %H:%M") + " UTC",
     )
 
 

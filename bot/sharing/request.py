@@ -1,0 +1,228 @@
+"""A share request as the domain sees it: a value with enums and datetimes.
+
+Storage keeps a request as a row of text (`storage.requests.RequestRow`); `Requests`
+is the one place that turns rows into `ShareRequest` values and values back into
+columns, so nothing above it parses a timestamp or compares a state with a string.
+The states and the moves between them are in `bot.sharing.states`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from storage import ShareRequests
+from storage.database import stamp
+from storage.requests import NewRequest, RequestRow, parse_stamp
+
+
+class RequestState(StrEnum):
+    """Where a share request stands."""
+
+    AWAITING_APPROVAL = "awaiting_approval"
+    QUEUED = "queued"
+    SENDING = "sending"
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    REMOVED = "removed"
+    FAILED = "failed"
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+
+class Action(StrEnum):
+    """What a request asks of the cloud: add the member, or remove it."""
+
+    SHARE = "share"
+    UNSHARE = "unshare"
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    """One ask, its decision and the cloud API's answer (what Slack was told is apart)."""
+
+    id: int
+    action: Action
+    user_id: str
+    team_id: str | None
+    channel_id: str | None
+    response_url: str | None
+    image_id: str
+    member_id: str
+    reason: str | None
+    language: str | None
+    state: RequestState
+    created_at: datetime
+    updated_at: datetime | None
+    needs_approval: bool
+    approval_reason: str | None
+    expires_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    deny_reason: str | None
+    sent_at: datetime | None
+    finished_at: datetime | None
+    api_status: int | None
+    api_request_id: str | None
+    error_kind: str | None
+    error_detail: str | None
+    member_status: str | None
+    # The cloud's own timestamps, as it wrote them (shown, never computed with).
+    member_created_at: str | None
+    member_updated_at: str | None
+    follow_until: datetime | None
+    next_poll_at: datetime | None
+    due_at: datetime | None
+    lease_until: datetime | None
+
+    @classmethod
+    def of(cls, row: RequestRow) -> ShareRequest:
+        """The value a stored row holds."""
+        created = parse_stamp(row.created_at)
+        assert created is not None, "every stored request has a creation time"
+        return cls(
+            id=row.id,
+            action=Action(row.action),
+            user_id=row.user_id,
+            team_id=row.team_id,
+            channel_id=row.channel_id,
+            response_url=row.response_url,
+            image_id=row.image_id,
+            member_id=row.member_id,
+            reason=row.reason,
+            language=row.language,
+            state=RequestState(row.state),
+            created_at=created,
+            updated_at=parse_stamp(row.updated_at),
+            needs_approval=bool(row.needs_approval),
+            approval_reason=row.approval_reason,
+            expires_at=parse_stamp(row.expires_at),
+            decided_by=row.decided_by,
+            decided_at=parse_stamp(row.decided_at),
+            deny_reason=row.deny_reason,
+            sent_at=parse_stamp(row.sent_at),
+            finished_at=parse_stamp(row.finished_at),
+            api_status=row.api_status,
+            api_request_id=row.api_request_id,
+            error_kind=row.error_kind,
+            error_detail=row.error_detail,
+            member_status=row.member_status,
+            member_created_at=row.member_created_at,
+            member_updated_at=row.member_updated_at,
+            follow_until=parse_stamp(row.follow_until),
+            next_poll_at=parse_stamp(row.next_poll_at),
+            due_at=parse_stamp(row.due_at),
+            lease_until=parse_stamp(row.lease_until),
+        )
+
+    @property
+    def unshare(self) -> bool:
+        """Whether the request removes the member rather than adding it."""
+        return self.action is Action.UNSHARE
+
+    def log_fields(self) -> dict[str, Any]:
+        """What a log line says about the request (never a secret: none is stored)."""
+        return {
+            "request": self.id,
+            "user": self.user_id,
+            "action": self.action.value,
+            "image": self.image_id,
+            "member": self.member_id,
+            "state": self.state.value,
+        }
+
+
+def _column(value: object) -> object:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, datetime):
+        return stamp(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _value(row: RequestRow | None) -> ShareRequest | None:
+    return ShareRequest.of(row) if row is not None else None
+
+
+class Requests:
+    """The stored requests, read and written as `ShareRequest` values."""
+
+    def __init__(self, table: ShareRequests) -> None:
+        self.table = table
+
+    def now(self) -> datetime:
+        """The clock every request's times come from."""
+        return self.table.now()
+
+    def record(self, new: NewRequest) -> tuple[ShareRequest, bool]:
+        """Store a new request unless an open one covers it; (request, whether it is new)."""
+        row, created = self.table.record(new)
+        return ShareRequest.of(row), created
+
+    def get(self, request_id: int) -> ShareRequest | None:
+        """One request by id."""
+        return _value(self.table.get(request_id))
+
+    def for_user(self, user_id: str, limit: int = 10) -> list[ShareRequest]:
+        """A user's newest requests."""
+        return [ShareRequest.of(row) for row in self.table.for_user(user_id, limit)]
+
+    def awaiting_decision(self, limit: int = 20) -> list[ShareRequest]:
+        """Requests still waiting for an approver, oldest first."""
+        return [ShareRequest.of(row) for row in self.table.awaiting_decision(limit)]
+
+    def in_states(self, *states: RequestState) -> list[ShareRequest]:
+        """Every request in one of `states`."""
+        return [ShareRequest.of(row) for row in self.table.in_states(*states)]
+
+    def decide(
+        self, request_id: int, *, approve: bool, by: str, reason: str = ""
+    ) -> ShareRequest | None:
+        """Approve or deny, once; the updated request for the one click that won."""
+        return _value(self.table.decide(request_id, approve=approve, by=by, reason=reason))
+
+    def expire(self, request_id: int) -> bool:
+        """Mark an undecided request expired once its time is up; True if this call did."""
+        return self.table.expire(request_id)
+
+    def due(self, limit: int = 32) -> list[int]:
+        """Ids of requests the worker should look at now."""
+        return self.table.due(limit)
+
+    def claim(self, request_id: int, lease: timedelta) -> ShareRequest | None:
+        """Take a due request for `lease`; None when another worker holds it."""
+        return _value(self.table.claim(request_id, lease))
+
+    def release(
+        self, request_id: int, due_at: datetime | None, *, seen_state: RequestState
+    ) -> None:
+        """Give a claimed request back, due again at `due_at` (at once if it moved meanwhile)."""
+        self.table.release(request_id, due_at, seen_state=seen_state.value)
+
+    def drop_leases(self) -> int:
+        """Forget every lease (at start-up); how many were held."""
+        return self.table.drop_leases()
+
+    def start_sending(self, request_id: int) -> bool:
+        """queued → sending, unless an earlier request for the pair is still in flight."""
+        return self.table.start_sending(request_id)
+
+    def waiting_turn(self, request_id: int) -> bool:
+        """Whether an earlier request for the same image and member is still in flight."""
+        return self.table.waiting_turn(request_id)
+
+    def update(
+        self, request_id: int, *, only_in: RequestState | None = None, **values: object
+    ) -> ShareRequest:
+        """Set fields of one request (only while it is in `only_in`, when given)."""
+        row = self.table.update(
+            request_id,
+            only_in=only_in.value if only_in else None,
+            **{name: _column(value) for name, value in values.items()},
+        )
+        return ShareRequest.of(row)
