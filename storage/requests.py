@@ -207,6 +207,42 @@ class ShareRequests:
         )
         return [r for r in map(_row, rows) if r is not None]
 
+    def count_for_user(self, user_id: str) -> int:
+        """How many requests a user ever made."""
+        return int(
+            self._database.read(
+                lambda db: db.execute(
+                    "SELECT count(*) FROM share_requests WHERE user_id = ?", [user_id]
+                ).fetchone()[0]
+            )
+        )
+
+    def waiting_for(
+        self, images: set[str] | None, *, not_asked_by: str, limit: int
+    ) -> tuple[list[RequestRow], int]:
+        """Requests still waiting for a decision on `images` (None: every image) that
+        `not_asked_by` did not ask: the newest `limit` of them, and how many there are."""
+        where = "state = 'awaiting_approval' AND expires_at > ? AND user_id != ?"
+        parameters: list[Any] = [stamp(self.now()), not_asked_by]
+        if images is not None:
+            if not images:
+                return [], 0
+            where += f" AND image_id IN ({', '.join('?' for _ in images)})"
+            parameters.extend(sorted(images))
+
+        def work(db: sqlite_utils.Database) -> tuple[list[RequestRow], int]:
+            total = int(
+                db.execute(
+                    f"SELECT count(*) FROM share_requests WHERE {where}", parameters
+                ).fetchone()[0]
+            )
+            rows = db.table("share_requests").rows_where(
+                where, parameters, order_by="created_at desc, id desc", limit=limit
+            )
+            return [r for r in map(_row, rows) if r is not None], total
+
+        return self._database.read(work)
+
     def in_states(self, *states: str) -> list[RequestRow]:
         """Every request in one of `states` (for reports and tests)."""
         marks = ", ".join("?" for _ in states)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from storage import Database, ShareRequests, SlackMessages
+from storage import Database, NewRequest, ShareRequests, SlackMessages
 from storage.schema import SLACK_COLUMNS, migrations
 
 
@@ -109,4 +109,24 @@ def test_slack_side_updates_are_kept_field_by_field(tmp_path: Path) -> None:
         "CAPPROVE",
         "3.4",
     )
+    database.close()
+
+
+def test_waiting_requests_are_counted_and_filtered_in_the_database(tmp_path: Path) -> None:
+    database = Database(tmp_path / "bot.db")
+    requests = ShareRequests(database)
+    for i in range(30):
+        image = "img-a" if i % 3 else "img-b"
+        asker = "UAPP" if i == 7 else "UREQ"
+        requests.record(NewRequest("share", asker, image, f"m{i}", "", "en", needs_approval=True))
+    requests.record(NewRequest("share", "UREQ", "img-a", "direct", "", "en"))
+
+    newest, total = requests.waiting_for(None, not_asked_by="UAPP", limit=5)
+    assert total == 29  # every waiting request but the approver's own
+    assert [r.member_id for r in newest] == ["m29", "m28", "m27", "m26", "m25"]
+    only_b, total_b = requests.waiting_for({"img-b"}, not_asked_by="UAPP", limit=100)
+    assert total_b == 10 and {r.image_id for r in only_b} == {"img-b"}
+    assert requests.waiting_for(set(), not_asked_by="UAPP", limit=5) == ([], 0)
+    assert requests.count_for_user("UREQ") == 30
+    assert requests.count_for_user("UNOBODY") == 0
     database.close()

@@ -176,6 +176,18 @@ class Requests:
         """Requests still waiting for an approver, oldest first."""
         return [ShareRequest.of(row) for row in self.table.awaiting_decision(limit)]
 
+    def count_for_user(self, user_id: str) -> int:
+        """How many requests a user ever made."""
+        return self.table.count_for_user(user_id)
+
+    def waiting_for(
+        self, images: set[str] | None, *, not_asked_by: str, limit: int
+    ) -> tuple[list[ShareRequest], int]:
+        """The newest `limit` requests waiting for a decision on `images` (None: all) that
+        `not_asked_by` did not ask, and how many there are."""
+        rows, total = self.table.waiting_for(images, not_asked_by=not_asked_by, limit=limit)
+        return [ShareRequest.of(row) for row in rows], total
+
     def in_states(self, *states: RequestState) -> list[ShareRequest]:
         """Every request in one of `states`."""
         return [ShareRequest.of(row) for row in self.table.in_states(*states)]

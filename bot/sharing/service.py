@@ -42,6 +42,17 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class HomeFacts:
+    """What a person's Home tab shows: their newest requests and, for approvers, the
+    newest waiting for them (None for everyone else), each with how many there are."""
+
+    mine: list[ShareRequest]
+    mine_total: int
+    waiting: list[ShareRequest] | None
+    waiting_total: int
+
+
+@dataclass(frozen=True)
 class Following:
     """How long and how often pending shares are re-read."""
 
@@ -133,6 +144,23 @@ class ShareService:
         # Another click won meanwhile, or time ran out: say which, as it stands now.
         current = self.requests.get(request_id)
         return Decision(current, self.refusal(current, user_id) or Refusal.DONE)
+
+    def home(self, user_id: str, *, mine: int, waiting: int) -> HomeFacts:
+        """The newest `mine` of the user's requests and, if they decide on any image, the
+        newest `waiting` of the requests they may decide (never their own)."""
+        images = self.grants.images_decided_by(user_id)
+        waiting_now: list[ShareRequest] | None = None
+        waiting_total = 0
+        if images is None or images:
+            waiting_now, waiting_total = self.requests.waiting_for(
+                images, not_asked_by=user_id, limit=waiting
+            )
+        return HomeFacts(
+            mine=self.requests.for_user(user_id, limit=mine),
+            mine_total=self.requests.count_for_user(user_id),
+            waiting=waiting_now,
+            waiting_total=waiting_total,
+        )
 
     def list_members(self, user_id: str, image_id: str, *, language: str) -> list[ImageMember]:
         """The image's members, from the cloud API; anyone with a role may look."""

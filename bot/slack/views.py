@@ -577,15 +577,19 @@ def home(
     cards: dict[int, str] | None = None,
     *,
     approval_channel: str = "",
+    mine_total: int | None = None,
+    waiting_total: int | None = None,
 ) -> dict[str, Any]:
     """The Home tab: the user's requests and, for approvers, what waits for them.
 
     `mine` newest first; `waiting` in any order (shown newest first). Each list shows
     what fits (`HOME_MINE_SHOWN`, `HOME_WAITING_SHOWN`, and never more than the view's
-    blocks), then how many more there are and where to see them. `cards` links each
+    blocks), then how many more there are (of `mine_total` and `waiting_total`, when
+    the lists given are only the newest) and where to see them. `cards` links each
     waiting request's id to its approval card, where there is one.
     """
     cards = cards or {}
+    mine_total = len(mine) if mine_total is None else mine_total
     blocks: list[Block] = [_header(say(language, "home_title"))]
     # Fixed blocks: header, 2 titles, 2 "more" lines, divider.
     budget = VIEW_BLOCKS_MAX - 6
@@ -594,7 +598,7 @@ def home(
     )
     blocks.append(_section(f"*{say(language, 'home_mine')}*"))
     blocks.extend(_section(t) for t in mine_texts or [say(language, "status_empty")])
-    left_out = len(mine) - packed_count(mine_texts)
+    left_out = mine_total - packed_count(mine_texts)
     if mine and left_out > 0:
         blocks.append(_context(say(language, "home_more_mine", count=left_out)))
     if waiting is not None:
@@ -607,7 +611,8 @@ def home(
         ]
         texts = pack(lines, max_blocks=budget - len(mine_texts))
         blocks.extend(_section(t) for t in texts or [say(language, "home_none_waiting")])
-        left_out = len(waiting) - packed_count(texts)
+        total = len(waiting) if waiting_total is None else waiting_total
+        left_out = total - packed_count(texts)
         if waiting and left_out > 0:
             key = "home_more_waiting" if approval_channel else "home_more_waiting_nochannel"
             blocks.append(_context(say(language, key, count=left_out, channel=approval_channel)))
