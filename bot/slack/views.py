@@ -377,7 +377,10 @@ class DenyModal:
                     optional=True,
                     label=PlainTextObject(text=say(language, "deny_label")),
                     element=PlainTextInputElement(
-                        action_id=cls.reason_input, multiline=True, max_length=cls.max_reason
+                        # One line, as a share reason: the same rules apply to both.
+                        action_id=cls.reason_input,
+                        multiline=False,
+                        max_length=cls.max_reason,
                     ),
                 )
             ],
@@ -403,11 +406,14 @@ class DenyModal:
 
     @classmethod
     def _reason(cls, view: Mapping[str, Any]) -> str:
-        """The typed reason, trimmed; empty when there is none or it is not text."""
+        """The typed reason, trimmed; empty when there is none or it is not text.
+
+        Not cut to length: the handler holds it to the share reason's rules, length included.
+        """
         found: Any = view.get("state")
         for key in ("values", cls.reason_block, cls.reason_input, "value"):
             found = found.get(key) if isinstance(found, Mapping) else None
-        return found.strip()[: cls.max_reason] if isinstance(found, str) else ""
+        return found.strip() if isinstance(found, str) else ""
 
 
 def deny_modal(request_id: int, language: str, card_channel: str, card_ts: str) -> dict[str, Any]:
