@@ -13,10 +13,12 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.services import Services
+from bot.sharing import commands
+from bot.sharing.errors import CommandError
 from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.rules import Refusal
 from bot.sharing.service import Decision
-from bot.slack.texts import mentions, say, state_word
+from bot.slack.texts import mentions, problem, say, state_word
 from bot.slack.views import APPROVE, DENY, DenyModal, MalformedSubmission
 from storage import Role
 
@@ -73,8 +75,15 @@ def register(app: App, services: Services) -> None:
                 errors={DenyModal.reason_block: say(language, "click_unknown")},
             )
             return
+        try:
+            # The share reason's rules: one printable line, nothing invisible, not too long.
+            reason = commands.reason([submitted.reason])
+        except CommandError as error:
+            log.info("deny reason refused", extra={"user": clicker, "problem": error.problem})
+            ack(response_action="errors", errors={DenyModal.reason_block: problem(language, error)})
+            return
         decision = services.share.decide(
-            submitted.request_id, clicker, approve=False, reason=submitted.reason
+            submitted.request_id, clicker, approve=False, reason=reason
         )
         if decision.refusal:
             ack(

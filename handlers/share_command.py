@@ -14,12 +14,11 @@ from slack_bolt import Ack, App, Respond
 from bot.scp.errors import CloudError
 from bot.services import Services
 from bot.sharing import commands
-from bot.sharing.errors import CommandError, LastAdmin, NotAllowed
+from bot.sharing.errors import CommandError, LastAdmin, NotAdmin, NotAllowed
 from bot.slack import texts as messages
 from bot.slack import views
 from bot.slack.texts import code, say
 from bot.slack.views import member_label, permalink
-from storage import Role
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -51,6 +50,12 @@ def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respo
     except LastAdmin as error:
         log.info("refused to revoke the last admin", extra={"user": user, "admin": error.user_id})
         ack(response_type="ephemeral", text=say(language, "last_admin", user=error.user_id))
+    except NotAdmin as error:
+        log.info("refused an admin command", extra={"user": user, "what": error.what})
+        ack(
+            response_type="ephemeral",
+            text=say(language, "admin_only", admins=services.announcer.admins(language)),
+        )
     except NotAllowed as error:
         log.info("refused", extra={"user": user, "what": error.what})
         ack(
@@ -82,18 +87,9 @@ def _dispatch(
     elif isinstance(parsed, commands.ListMembers):
         _list(services, ack, respond, user, parsed.image_id, language)
     else:
-        if not services.admin.is_admin(user):
-            ack(
-                response_type="ephemeral",
-                text=say(language, "admin_only", admins=services.announcer.admins(language)),
-            )
-            return
-        listed = _admin_list(services, parsed, language)
-        if listed is not None:
-            text, blocks = listed
-            ack(response_type="ephemeral", text=text, blocks=blocks)
-            return
-        ack(response_type="ephemeral", text=_admin(services, user, parsed, language))
+        outcome = services.admin.dispatch(parsed, by=user, now=services.database.now())
+        answer, listed = views.admin_answer(language, outcome)
+        ack(response_type="ephemeral", text=answer, blocks=listed)
 
 
 def _ask(
@@ -183,67 +179,3 @@ def _list_reply(
     names = {m.member_id: m.name for m in services.members.all()} if found else {}
     text, blocks = views.member_listing(language, image_id, found, names)
     respond(text=text, blocks=blocks)
-
-
-def _admin_list(
-    services: Services, parsed: commands.Admin, language: str
-) -> tuple[str, list[dict[str, Any]]] | None:
-    """The answer to an admin list command, as text and blocks; None for other commands.
-
-    A list is one ephemeral answer (the ack): the first `views.LIST_SHOWN` entries, then
-    how many there are and that the CLI on the bot's host lists them all. One answer
-    reads better than a run of messages, and an ack can only be one message anyway.
-    """
-    if parsed.what == "grants":
-        return views.grants_listing(language, services.grants.all())
-    if parsed.what == "member list":
-        return views.known_members_listing(language, services.members.all())
-    if parsed.what == "oncall list":
-        return views.oncall_listing(
-            language, services.oncall.all(), now=services.database.now(), past=parsed.past
-        )
-    return None
-
-
-def _admin(services: Services, user: str, parsed: commands.Admin, language: str) -> str:
-    """Carry out an admin change; what to answer."""
-    admin = services.admin
-    scope = code(parsed.image_id) if parsed.image_id else say(language, "all_images")
-    if parsed.what in {"grant", "revoke"}:
-        assert parsed.role is not None
-        role: Role = parsed.role
-        if parsed.what == "grant":
-            changed = admin.grant(parsed.user_id, role, parsed.image_id, by=user)
-            key = "granted" if changed else "grant_existed"
-        else:
-            changed = admin.revoke(parsed.user_id, role, parsed.image_id, by=user)
-            key = "revoked" if changed else "revoke_missing"
-        return say(language, key, user=parsed.user_id, role=role.value, scope=scope)
-    if parsed.what == "member add":
-        admin.add_member(parsed.member_id, parsed.name, by=user)
-        return say(
-            language,
-            "member_added",
-            member=code(parsed.member_id),
-            name=messages.escape(parsed.name),
-        )
-    if parsed.what == "member remove":
-        removed = admin.remove_member(parsed.member_id, by=user)
-        return say(
-            language,
-            "member_removed" if removed else "member_missing_known",
-            member=code(parsed.member_id),
-        )
-    if parsed.what == "oncall add":
-        assert parsed.starts is not None and parsed.ends is not None
-        admin.add_shift(parsed.user_id, parsed.starts, parsed.ends, by=user)
-        return say(
-            language,
-            "oncall_added",
-            user=parsed.user_id,
-            starts=parsed.starts.isoformat(),
-            ends=parsed.ends.isoformat(),
-        )
-    assert parsed.what == "oncall remove", parsed.what
-    count = admin.remove_shifts(parsed.user_id, by=user)
-    return say(language, "oncall_removed", user=parsed.user_id, count=count)

@@ -77,7 +77,8 @@ class Database:
         others = sorted(
             p.name
             for p in self.path.parent.glob("*")
-            if p != self.path
+            # The database's own companions (`X.lock`, `X.worker.lock`, `X-wal`) are not others.
+            if not p.name.startswith(self.path.name)
             and (p.suffix == ".db" or ".db." in p.name or p.name.endswith(".lock"))
         )
         if others:

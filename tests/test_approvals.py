@@ -184,6 +184,49 @@ def test_deny_asks_why_and_tells_the_requester(
     assert ":no_entry:" in line.args["text"]
 
 
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("no\u202eway", "The reason has invisible or control characters; please retype it."),
+        ("no\u200bway", "The reason has invisible or control characters; please retype it."),
+        (
+            "first line\nsecond line",
+            "The reason has invisible or control characters; please retype it.",
+        ),
+        ("x" * 301, "Keep the reason under 300 characters."),
+    ],
+    ids=["bidi override", "zero-width space", "newline", "too long"],
+)
+def test_a_deny_reason_follows_the_share_reasons_rules_in_the_modal(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack, typed: str, message: str
+) -> None:
+    posted = ask(team)
+    team.sender.click(posted, "deny", user_id="UAPP2")
+
+    response = team.submit_deny("UAPP2", typed)
+
+    assert response.json() == {"response_action": "errors", "errors": {"reason": message}}
+    request = team.request()
+    assert (request.state, request.decided_by, request.deny_reason) == (
+        "awaiting_approval",
+        None,
+        None,
+    )
+    assert slack.updates(posted.ts) == []
+    if "\n" not in typed:  # a command is one line: its words are joined by spaces
+        # The same words as a share reason that breaks the same rule.
+        assert team.ack_text(f"{IMAGE} {MEMBER} {typed}", user="UREQ").startswith(message)
+
+
+def test_the_deny_modal_asks_for_one_line(team: BotHarness, slack: FakeSlack) -> None:
+    posted = ask(team)
+    team.sender.click(posted, "deny", user_id="UAPP2")
+    [opened] = slack.wait_for(lambda: slack.calls("views.open"), what="the deny modal")
+    [field] = opened.args["view"]["blocks"]
+    assert field["element"].get("multiline", False) is False
+    assert field["element"]["max_length"] == 300
+
+
 def test_a_deny_modal_from_a_non_approver_is_refused_in_the_modal(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:

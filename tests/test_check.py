@@ -169,3 +169,18 @@ def test_the_three_levels_of_a_version(
 
     assert status == code
     assert [x for x in lines if "cloud API version" in x] == [line]
+
+
+def test_the_manifest_asks_for_every_scope_the_bot_calls_for() -> None:
+    # Each Web API method the bot calls, with the bot scope Slack requires for it.
+    needed = {
+        "chat.postMessage": "chat:write",
+        "users.info": "users:read",
+        "conversations.info": "channels:read",  # check, public channels
+        "conversations.info (private)": "groups:read",  # check, private channels
+    }
+    manifest = (Path(__file__).parent.parent / "manifest.yml").read_text(encoding="utf-8")
+    scopes = manifest.split("scopes:", 1)[1].split("settings:", 1)[0]
+    listed = {line.split("#")[0].strip(" -") for line in scopes.splitlines()}
+    missing = {method: scope for method, scope in needed.items() if scope not in listed}
+    assert missing == {}

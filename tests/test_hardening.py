@@ -278,3 +278,16 @@ def test_roles_still_work_after_the_checks(bot: BotHarness) -> None:
     # The identity check runs on every read and write; the ordinary path is unaffected.
     bot.grant("UNEW", Role.SHARER)
     assert Role.SHARER in bot.services.grants.roles("UNEW", IMAGE)
+
+
+def test_the_new_databases_own_lock_files_are_not_other_databases(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `python -m bot` takes its lock files beside the database before it opens it.
+    caplog.set_level(logging.INFO, logger="storage.database")
+    (tmp_path / "bot.db.lock").write_text("123\n")
+    (tmp_path / "bot.db.worker.lock").write_text("124\n")
+    fresh = Database(tmp_path / "bot.db")
+    [line] = [r for r in caplog.records if "created a" in r.getMessage()]
+    assert line.levelno == logging.INFO and "NEW, EMPTY" not in line.getMessage()
+    fresh.close()

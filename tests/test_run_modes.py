@@ -649,10 +649,6 @@ def _group_ends(pgid: int) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the bot/app.py change (a filter on the slack_bolt logger): see the report",
-)
 def test_no_bolt_warning_about_an_unused_token_at_start(
     start_bot: Callable[..., BotProcess],
 ) -> None:

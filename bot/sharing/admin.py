@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.sharing.errors import LastAdmin
-from storage import AuditLog, Grants, KnownMembers, OnCall, Role
+from bot.sharing.commands import Admin
+from bot.sharing.errors import LastAdmin, NotAdmin
+from storage import AuditLog, Grant, Grants, KnownMember, KnownMembers, OnCall, OnCallShift, Role
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an admin command did, for whoever tells the admin.
+
+    `changed`: the grant was new, the revoked role was held, the member was known.
+    `count`: shifts removed. A list command carries its rows and the time it was read.
+    """
+
+    command: Admin
+    changed: bool = True
+    count: int = 0
+    grants: list[Grant] = field(default_factory=list)
+    members: list[KnownMember] = field(default_factory=list)
+    shifts: list[OnCallShift] = field(default_factory=list)
+    now: datetime | None = None
 
 
 class Administration:
@@ -18,6 +37,39 @@ class Administration:
         self.members = members
         self.oncall = oncall
         self.audit = audit
+
+    def dispatch(self, command: Admin, *, by: str, now: datetime) -> Outcome:
+        """Carry out an admin command from Slack for `by`; `NotAdmin` unless an admin.
+
+        `LastAdmin` when it would revoke the last admin for all images.
+        """
+        if not self.is_admin(by):
+            raise NotAdmin(by, command.what)
+        what = command.what
+        if what == "grants":
+            return Outcome(command, grants=self.grants.all())
+        if what == "member list":
+            return Outcome(command, members=self.members.all())
+        if what == "oncall list":
+            return Outcome(command, shifts=self.oncall.all(), now=now)
+        if what in {"grant", "revoke"}:
+            assert command.role is not None
+            if what == "grant":
+                changed = self.grant(command.user_id, command.role, command.image_id, by=by)
+            else:
+                changed = self.revoke(command.user_id, command.role, command.image_id, by=by)
+            return Outcome(command, changed=changed)
+        if what == "member add":
+            self.add_member(command.member_id, command.name, by=by)
+            return Outcome(command)
+        if what == "member remove":
+            return Outcome(command, changed=self.remove_member(command.member_id, by=by))
+        if what == "oncall add":
+            assert command.starts is not None and command.ends is not None
+            self.add_shift(command.user_id, command.starts, command.ends, by=by)
+            return Outcome(command)
+        assert what == "oncall remove", what
+        return Outcome(command, count=self.remove_shifts(command.user_id, by=by))
 
     def is_admin(self, user_id: str) -> bool:
         """Whether `user_id` is an admin for all images."""

@@ -3,6 +3,7 @@
     SharingError             base of the domain's errors
     ├── CommandError         a request that cannot be acted on (bad ids, missing words)
     ├── NotAllowed           the user holds no role that permits this
+    │   └── NotAdmin         an admin command from someone who is not an admin
     ├── LastAdmin            revoking the last admin for all images from Slack
     └── DeliveryError        the people concerned could not be told (tried again later)
         └── ApproversUnreachable   no approval card can be posted: nobody could approve
@@ -35,6 +36,10 @@ class NotAllowed(SharingError):
         self.user_id = user_id
         self.what = what
         super().__init__(f"{user_id} may not {what}")
+
+
+class NotAdmin(NotAllowed):
+    """An admin command from someone who is not an admin for all images."""
 
 
 class LastAdmin(SharingError):

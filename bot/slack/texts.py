@@ -119,10 +119,15 @@ def mentions(user_ids: list[str]) -> str:
     return ", ".join(f"<@{user}>" for user in user_ids)
 
 
+def problem(language: str, error: CommandError) -> str:
+    """What is wrong with a command or a form field, in one sentence."""
+    values = {k: code(v) if k in {"token", "extra"} else v for k, v in error.values.items()}
+    return say(language, error.problem, **values)
+
+
 def command_problem(language: str, error: CommandError) -> str:
     """A bad command, explained, followed by the usage."""
-    values = {k: code(v) if k in {"token", "extra"} else v for k, v in error.values.items()}
-    return say(language, error.problem, **values) + "\n\n" + usage(language)
+    return problem(language, error) + "\n\n" + usage(language)
 
 
 def outcome_error(

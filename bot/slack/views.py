@@ -39,6 +39,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.scp.models import ImageMember
+from bot.sharing.admin import Outcome
 from bot.sharing.commands import MAX_REASON
 from bot.sharing.request import RequestState, ShareRequest
 from bot.slack.texts import code, escape, failure_word, mentions, say, state_word
@@ -378,7 +379,10 @@ class DenyModal:
                     optional=True,
                     label=PlainTextObject(text=say(language, "deny_label")),
                     element=PlainTextInputElement(
-                        action_id=cls.reason_input, multiline=True, max_length=cls.max_reason
+                        # One line, as a share reason: the same rules apply to both.
+                        action_id=cls.reason_input,
+                        multiline=False,
+                        max_length=cls.max_reason,
                     ),
                 )
             ],
@@ -404,11 +408,14 @@ class DenyModal:
 
     @classmethod
     def _reason(cls, view: Mapping[str, Any]) -> str:
-        """The typed reason, trimmed; empty when there is none or it is not text."""
+        """The typed reason, trimmed; empty when there is none or it is not text.
+
+        Not cut to length: the handler holds it to the share reason's rules, length included.
+        """
         found: Any = view.get("state")
         for key in ("values", cls.reason_block, cls.reason_input, "value"):
             found = found.get(key) if isinstance(found, Mapping) else None
-        return found.strip()[: cls.max_reason] if isinstance(found, str) else ""
+        return found.strip() if isinstance(found, str) else ""
 
 
 def deny_modal(request_id: int, language: str, card_channel: str, card_ts: str) -> dict[str, Any]:
@@ -565,6 +572,55 @@ def oncall_listing(
         more=lambda count: say(language, "oncall_more", total=len(listed), shown=count),
         notes=[note],
     )
+
+
+def admin_answer(language: str, outcome: Outcome) -> tuple[str, list[BlockDict] | None]:
+    """What an admin command's ack says: a list as text and blocks, a change as text."""
+    command = outcome.command
+    what = command.what
+    if what == "grants":
+        return grants_listing(language, outcome.grants)
+    if what == "member list":
+        return known_members_listing(language, outcome.members)
+    if what == "oncall list":
+        assert outcome.now is not None
+        return oncall_listing(language, outcome.shifts, now=outcome.now, past=command.past)
+    return admin_change(language, outcome), None
+
+
+def admin_change(language: str, outcome: Outcome) -> str:
+    """What an admin change did, in one sentence."""
+    command = outcome.command
+    what = command.what
+    if what in {"grant", "revoke"}:
+        assert command.role is not None
+        scope = code(command.image_id) if command.image_id else say(language, "all_images")
+        if what == "grant":
+            key = "granted" if outcome.changed else "grant_existed"
+        else:
+            key = "revoked" if outcome.changed else "revoke_missing"
+        return say(language, key, user=command.user_id, role=command.role.value, scope=scope)
+    if what == "member add":
+        return say(
+            language, "member_added", member=code(command.member_id), name=escape(command.name)
+        )
+    if what == "member remove":
+        return say(
+            language,
+            "member_removed" if outcome.changed else "member_missing_known",
+            member=code(command.member_id),
+        )
+    if what == "oncall add":
+        assert command.starts is not None and command.ends is not None
+        return say(
+            language,
+            "oncall_added",
+            user=command.user_id,
+            starts=command.starts.isoformat(),
+            ends=command.ends.isoformat(),
+        )
+    assert what == "oncall remove", what
+    return say(language, "oncall_removed", user=command.user_id, count=outcome.count)
 
 
 # -- the Home tab ----------------------------------------------------------------------------
