@@ -8,7 +8,7 @@ The states and the moves between them are in `bot.sharing.states`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -81,42 +81,16 @@ class ShareRequest:
     @classmethod
     def of(cls, row: RequestRow) -> ShareRequest:
         """The value a stored row holds."""
-        created = parse_stamp(row.created_at)
-        assert created is not None, "every stored request has a creation time"
-        return cls(
-            id=row.id,
+        values: dict[str, Any] = {f.name: getattr(row, f.name) for f in fields(cls)}
+        for name in TIMES:
+            values[name] = parse_stamp(values[name])
+        assert values["created_at"] is not None, "every stored request has a creation time"
+        values.update(
             action=Action(row.action),
-            user_id=row.user_id,
-            team_id=row.team_id,
-            channel_id=row.channel_id,
-            response_url=row.response_url,
-            image_id=row.image_id,
-            member_id=row.member_id,
-            reason=row.reason,
-            language=row.language,
             state=RequestState(row.state),
-            created_at=created,
-            updated_at=parse_stamp(row.updated_at),
             needs_approval=bool(row.needs_approval),
-            approval_reason=row.approval_reason,
-            expires_at=parse_stamp(row.expires_at),
-            decided_by=row.decided_by,
-            decided_at=parse_stamp(row.decided_at),
-            deny_reason=row.deny_reason,
-            sent_at=parse_stamp(row.sent_at),
-            finished_at=parse_stamp(row.finished_at),
-            api_status=row.api_status,
-            api_request_id=row.api_request_id,
-            error_kind=row.error_kind,
-            error_detail=row.error_detail,
-            member_status=row.member_status,
-            member_created_at=row.member_created_at,
-            member_updated_at=row.member_updated_at,
-            follow_until=parse_stamp(row.follow_until),
-            next_poll_at=parse_stamp(row.next_poll_at),
-            due_at=parse_stamp(row.due_at),
-            lease_until=parse_stamp(row.lease_until),
         )
+        return cls(**values)
 
     @property
     def unshare(self) -> bool:
@@ -133,6 +107,10 @@ class ShareRequest:
             "member": self.member_id,
             "state": self.state.value,
         }
+
+
+# The fields the row stores as ISO text and the value holds as datetimes.
+TIMES = tuple(f.name for f in fields(ShareRequest) if str(f.type).startswith("datetime"))
 
 
 def _column(value: object) -> object:
