@@ -431,6 +431,20 @@ class ShareRequests:
             == 1
         )
 
+    def stop_timers(self, image_id: str, member_id: str) -> int:
+        """The member was removed by hand: its running shares no longer end by themselves."""
+        now = stamp(self.now())
+        return self._database.write(
+            lambda db: (
+                db.execute(
+                    "UPDATE share_requests SET ends_at = NULL, remind_at = NULL, updated_at = ?"
+                    " WHERE image_id = ? AND lower(member_id) = lower(?) AND action = 'share'"
+                    " AND state IN ('pending', 'accepted') AND ends_at IS NOT NULL",
+                    [now, image_id, member_id],
+                ).rowcount
+            )
+        )
+
     def timed(self, image_id: str) -> list[ShareRequest]:
         """The image's shares the bot will remove by itself, soonest first."""
         rows = self._database.read(

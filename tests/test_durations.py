@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.scp.sandbox import Record, Sandbox
+from bot.scp.sandbox import Fault, Record, Sandbox
 from storage import Role
 from storage.requests import parse_stamp
 from tests.fakes.slack import Call, FakeSlack
@@ -169,6 +169,44 @@ def test_a_member_already_gone_is_reported_as_such(
     assert "error" not in reply.lower() and ":x:" not in json.dumps(
         slack.updates(parent.ts)[-1].args
     )
+
+
+def test_a_remove_the_cloud_refuses_is_said_once_and_tried_again(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    share_for(team, "1m")
+    parent = team.parent("C1")
+    sandbox.inject(Fault.answer(403, method="DELETE"))
+
+    pass_time(team, seconds=61)
+    slack.wait_for(
+        lambda: any("couldn't remove" in t for t in team.thread_texts(parent)), what="the note"
+    )
+    refused = team.request()
+    assert refused.state == "removing" and refused.error_kind is not None
+    assert len(removes(sandbox)) == 1 and sandbox.members(IMAGE) != []
+
+    pass_time(team, minutes=5)
+    removed = team.wait_state("removed")
+    assert removed.removal_result == "removed" and removed.error_kind is None
+    assert len(removes(sandbox)) == 2 and sandbox.members(IMAGE) == []
+    texts = team.thread_texts(parent)
+    assert len([t for t in texts if "couldn't remove" in t]) == 1
+    assert texts[-1].startswith(f"Removed `{MEMBER}` {SHARED} from image `{IMAGE}` as asked")
+
+
+def test_an_unshare_by_hand_stops_the_timer(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    share_for(team, "1h")
+    team.ack_text(f"unshare {IMAGE} {MEMBER} done early", user="USHARE")
+    team.wait_state("removed", request_id=2)
+    assert team.request(1).ends_at is None and team.request(1).remind_at is None
+
+    pass_time(team, hours=2)
+    time.sleep(0.2)
+    assert len(removes(sandbox)) == 1  # the unshare's, and no other
+    assert team.told(1).reminder_ts is None
 
 
 def test_a_member_who_rejected_needs_no_removal(

@@ -233,14 +233,19 @@ class ShareService:
         except errors.MemberNotFound:
             return self._removed(request, "gone", api_status=404)
         except errors.CloudError as error:
-            self.requests.update(
-                request.id,
-                error_kind=error.kind,
-                error_detail=(error.detail or "")[:500] or None,
-                api_request_id=error.request_id,
-            )
+            self._note_error(request, error)
             raise
         return self._removed(request, "removed", api_status=204)
+
+    def _note_error(self, request: ShareRequest, error: errors.CloudError) -> None:
+        """Record why a call for a request still in `removing` failed (it is tried again)."""
+        self.requests.update(
+            request.id,
+            only_in=RequestState.REMOVING,
+            error_kind=error.kind,
+            error_detail=(error.detail or "")[:500] or None,
+            api_request_id=error.request_id,
+        )
 
     def reconcile_removal(self, request: ShareRequest) -> ShareRequest:
         """Finish a request in `removing`: read the member first, and remove only if it is
@@ -251,6 +256,9 @@ class ShareService:
         except errors.MemberNotFound:
             # Gone: the remove landed (a crash lost its answer), or someone removed it.
             return self._removed(request, "removed", api_status=404)
+        except errors.CloudError as error:
+            self._note_error(request, error)
+            raise
         return self.remove(request)
 
     def _removed(self, request: ShareRequest, result: str, *, api_status: int) -> ShareRequest:
@@ -495,6 +503,9 @@ class ShareService:
             api_status=api_status,
             finished_at=stamp(self.requests_now()),
         )
+        if finished.action == "unshare" and finished.state == RequestState.REMOVED:
+            # Removed by hand: the timed shares of this member have nothing left to end.
+            self.requests.stop_timers(finished.image_id, finished.member_id)
         self.log_outcome(finished)
         return finished
 

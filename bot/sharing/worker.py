@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.scp.errors import CloudError
+from bot.scp.errors import CloudError, CloudUnavailable
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.service import RUNNING, ShareService
 from storage import RequestState, ShareRequest, ShareRequests
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # How often a request waiting for an earlier one for the same image and member looks again.
 TURN_WAIT = timedelta(milliseconds=200)
+# How often a remove the cloud refused (not a passing failure) is tried again.
+REMOVAL_RETRY = timedelta(minutes=5)
 
 
 class Announcer(Protocol):
@@ -45,6 +47,9 @@ class Announcer(Protocol):
 
     def remind(self, request: ShareRequest) -> None:
         """Remind the thread that a timed share ends soon, with Extend and Remove now."""
+
+    def removal_refused(self, request: ShareRequest) -> None:
+        """Say in the thread that the cloud refused to remove the member (tried again)."""
 
 
 class Languages(Protocol):
@@ -148,9 +153,9 @@ class Worker:
             if next_due is None:
                 next_due = self._next_due(self._reload(request))
         except CloudError as error:
-            # Only reads (reconcile, follow) get here; sends record their own failures.
-            log.warning("cloud API read failed", extra={"request": request_id, "error": str(error)})
-            next_due = self.requests.now() + timedelta(seconds=30)
+            # Reads (reconcile, follow) and removes get here; adds record their own failures.
+            log.warning("cloud API call failed", extra={"request": request_id, "error": str(error)})
+            next_due = self.requests.now() + self._removal_refused(request, error)
         except StorageError as error:
             log.error(
                 "database failed mid-request", extra={"request": request_id, "error": str(error)}
@@ -202,6 +207,22 @@ class Worker:
                 request = self.service.recheck(request)
             request = self._announce(request)
         return self._remind(request)
+
+    def _removal_refused(self, before: ShareRequest, error: CloudError) -> timedelta:
+        """How long to wait after a failed call; a remove the cloud refused (credentials,
+        permissions) is said once in the thread, and tried again every few minutes."""
+        current = self._reload(before)
+        if current.state != RequestState.REMOVING or isinstance(error, CloudUnavailable):
+            return timedelta(seconds=30)
+        if current.error_kind != before.error_kind:  # a new reason: say it, once
+            try:
+                self.announcer.removal_refused(current)
+            except DeliveryError as failed:
+                log.warning(
+                    "cannot say a removal was refused",
+                    extra={"request": current.id, "error": failed.error},
+                )
+        return REMOVAL_RETRY
 
     def _remind(self, request: ShareRequest) -> ShareRequest:
         """The one reminder before a timed share ends, once its thread is up to date."""

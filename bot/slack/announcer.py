@@ -223,6 +223,19 @@ class Announcer:
         )
         self.messages.update(request.id, reminder_ts=answer.get("ts"))
 
+    def removal_refused(self, request: ShareRequest) -> None:
+        """Tell the thread, once, that the cloud refused the remove; it is tried again."""
+        language = request.language or self.default_language
+        text = say(
+            language,
+            "removal_refused",
+            member=views.member_label(request.member_id, self.members.name(request.member_id)),
+            image=code(request.image_id),
+            what=views.failure_words(request, language),
+            admins=self.admins(language),
+        )
+        self._reply(request, self.messages.get(request.id), language, text)
+
     def reminder_answered(self, request: ShareRequest, channel: str, outcome: str) -> None:
         """Take the buttons off a reminder once one was used, saying what was done."""
         slack = self.messages.get(request.id)
