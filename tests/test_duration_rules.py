@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.settings import load_settings
+from bot.sharing import commands
 from bot.sharing.durations import (
     LONGEST,
     UNTIL_REMOVED,
@@ -28,8 +29,10 @@ from bot.sharing.durations import (
     time_left,
 )
 from bot.sharing.errors import CommandError
+from bot.slack import views
 from tests.fakes.slack import FakeSlack
 from tests.test_settings import GOOD, ROOT, problems
+from tests.test_views import make_request, message_problems
 
 units = st.sampled_from(list(Unit))
 durations = st.builds(Duration, st.integers(1, 500), units)
@@ -259,3 +262,89 @@ def test_the_reminder_comes_before_the_end_and_after_the_start(amount: int, unit
         assert remind == ends - timedelta(days=1)
     else:
         assert remind == ends - length / 2
+
+
+# -- `--for` in the command ----------------------------------------------------------------
+
+IMAGE_ID = "70a599e0-31e7-49b7-b260-868f441e862b"
+
+
+@pytest.mark.parametrize(
+    ("tail", "duration", "reason"),
+    [
+        ("--for 7d QA run", "7d", "QA run"),
+        ("--for=12h", "12h", ""),
+        ("--FOR 2W for the audit", "2w", "for the audit"),
+        ("--For=30M", "30m", ""),
+        ("QA run --for 7d", None, "QA run --for 7d"),  # only right after the member id
+        ("--format matters", None, "--format matters"),
+        ("", None, ""),
+    ],
+)
+def test_for_is_read_right_after_the_member_id(
+    tail: str, duration: str | None, reason: str
+) -> None:
+    parsed = commands.parse(f"{IMAGE_ID} m1 {tail}")
+    assert isinstance(parsed, commands.Share)
+    assert (parsed.duration.text if parsed.duration else None, parsed.reason) == (duration, reason)
+
+
+@pytest.mark.parametrize(
+    ("tail", "problem", "token"),
+    [
+        ("--for", "duration_missing", None),
+        ("--for=", "duration_missing", None),
+        ("--for 0m why", "duration_zero", "0m"),
+        ("--for=soon", "duration_invalid", "soon"),
+        ("--for why 7d", "duration_invalid", "why"),
+    ],
+)
+def test_a_bad_for_is_refused_naming_the_token(tail: str, problem: str, token: str | None) -> None:
+    with pytest.raises(CommandError) as caught:
+        commands.parse(f"{IMAGE_ID} m1 {tail}")
+    assert caught.value.problem == problem
+    assert caught.value.values.get("token") == token
+
+
+@given(durations, st.sampled_from([" ", "="]))
+def test_any_duration_survives_the_command_parser(duration: Duration, joiner: str) -> None:
+    parsed = commands.parse(f"{IMAGE_ID} m1 --for{joiner}{duration.text} a reason")
+    assert isinstance(parsed, commands.Share)
+    assert parsed.duration == duration and parsed.reason == "a reason"
+
+
+# -- what Slack is shown -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_the_reminder_and_a_timed_parent_are_messages_slack_takes(language: str) -> None:
+    timed = make_request(
+        state="accepted",
+        duration="520w",
+        ends_at="2036-06-01T09:00:00.000000Z",
+        reason="x" * 300,
+    )
+    for text, blocks in (
+        views.reminder(timed, language, "N" * 80),
+        views.reminder_answered(timed, language, "N" * 80, "<@UADMIN> ended it early."),
+        views.parent(timed, language, "N" * 80),
+    ):
+        assert message_problems(text, blocks) == []
+    _, blocks = views.reminder(timed, language, None)
+    buttons = next(b for b in blocks if b["type"] == "actions")["elements"]
+    assert [b["value"] for b in buttons] == ["1", "1"]
+    assert "520w" in buttons[0]["text"]["text"]
+
+
+@pytest.mark.parametrize(
+    ("values", "line"),
+    [
+        ({"removal_result": "removed"}, ":wastebasket: removed as asked, after `7d`"),
+        ({"removal_result": "removed", "removed_by": "U9"}, ":wastebasket: removed early by <@U9>"),
+        ({"removal_result": "gone"}, ":wastebasket: ended; the member was already gone"),
+        ({}, ":wastebasket: member removed"),
+    ],
+)
+def test_the_parent_says_how_a_share_ended(values: dict[str, str], line: str) -> None:
+    ended = make_request(state="removed", duration="7d", **values)
+    assert views.state_line(ended, "en") == line
