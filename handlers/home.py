@@ -35,5 +35,6 @@ def register(app: App, services: Services) -> None:
                 approval_channel=services.settings.SHARE_APPROVAL_CHANNEL,
                 mine_total=facts.mine_total,
                 waiting_total=facts.waiting_total,
+                now=services.database.now(),
             ),
         )

@@ -166,3 +166,28 @@ def index_members_ignoring_case(db: sqlite_utils.Database) -> None:
         "CREATE INDEX IF NOT EXISTS share_requests_member_nocase"
         " ON share_requests (image_id, lower(member_id), state)"
     )
+
+
+@migrations()
+def add_share_durations(db: sqlite_utils.Database) -> None:
+    """Shares that end by themselves: how long was asked, when it ends, and its removal.
+
+    `duration` is as asked (`7d`; NULL: until removed); `ends_at` is set when the cloud
+    answers the add. `removing_at` is recorded before the remove call and the state
+    `removed` after it, so a crash in between is reconciled with a read. `extends` links
+    an extension to the share it extends; `reminder_ts` is the reminder's message.
+    """
+    table = db.table("share_requests")
+    for column, kind in (
+        ("duration", str),
+        ("ends_at", str),
+        ("remind_at", str),
+        ("reminded_at", str),
+        ("removing_at", str),
+        ("removed_by", str),
+        ("removal_result", str),  # removed | gone (already not a member)
+        ("extends", int),
+        ("extended_by", int),
+    ):
+        table.add_column(column, kind)
+    db.table("slack_messages").add_column("reminder_ts", str)

@@ -27,6 +27,7 @@ class RequestState(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    REMOVING = "removing"
     REMOVED = "removed"
     FAILED = "failed"
     DENIED = "denied"
@@ -77,6 +78,16 @@ class ShareRequest:
     next_poll_at: datetime | None
     due_at: datetime | None
     lease_until: datetime | None
+    # A share that ends by itself (duration None: until removed).
+    duration: str | None = None  # as asked, `7d`
+    ends_at: datetime | None = None
+    remind_at: datetime | None = None
+    reminded_at: datetime | None = None
+    removing_at: datetime | None = None
+    removed_by: str | None = None
+    removal_result: str | None = None
+    extends: int | None = None
+    extended_by: int | None = None
 
     @classmethod
     def of(cls, row: RequestRow) -> ShareRequest:
@@ -205,6 +216,27 @@ class Requests:
     def waiting_turn(self, request_id: int) -> bool:
         """Whether an earlier request for the same image and member is still in flight."""
         return self.table.waiting_turn(request_id)
+
+    def start_removing(self, request_id: int, *, by: str | None = None) -> bool:
+        """pending | accepted → removing, stored before the remove call (`by`: who ended
+        the share early; None when its time was up)."""
+        return self.table.start_removing(request_id, by=by)
+
+    def mark_reminded(self, request_id: int) -> bool:
+        """Note that the reminder went out; False if it had already."""
+        return self.table.mark_reminded(request_id)
+
+    def link_extension(self, request_id: int, extension_id: int) -> bool:
+        """Note that `extension_id` extends `request_id`; False if another did already."""
+        return self.table.link_extension(request_id, extension_id)
+
+    def stop_timers(self, image_id: str, member_id: str) -> int:
+        """The member was removed by hand: its running shares no longer end by themselves."""
+        return self.table.stop_timers(image_id, member_id)
+
+    def timed(self, image_id: str) -> list[ShareRequest]:
+        """The image's shares the bot will remove by itself, soonest first."""
+        return [ShareRequest.of(row) for row in self.table.timed(image_id)]
 
     def update(
         self, request_id: int, *, only_in: RequestState | None = None, **values: object

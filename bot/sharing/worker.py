@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.scp.errors import CloudError
+from bot.scp.errors import CloudError, CloudUnavailable
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.request import Requests, RequestState, ShareRequest
-from bot.sharing.service import ShareService
+from bot.sharing.service import RUNNING, ShareService
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # How often a request waiting for an earlier one for the same image and member looks again.
 TURN_WAIT = timedelta(milliseconds=200)
+# How often a remove the cloud refused (not a passing failure) is tried again.
+REMOVAL_RETRY = timedelta(minutes=5)
 
 
 class Announcer(Protocol):
@@ -41,6 +43,12 @@ class Announcer(Protocol):
 
     def follow_stopped(self, request: ShareRequest) -> None:
         """Say that a still-pending share is no longer followed."""
+
+    def remind(self, request: ShareRequest) -> None:
+        """Remind the thread that a timed share ends soon, with Extend and Remove now."""
+
+    def removal_refused(self, request: ShareRequest) -> None:
+        """Say in the thread that the cloud refused to remove the member (tried again)."""
 
 
 class Languages(Protocol):
@@ -144,9 +152,9 @@ class Worker:
             if next_due is None:
                 next_due = self._next_due(self._reload(request))
         except CloudError as error:
-            # Only reads (reconcile, follow) get here; sends record their own failures.
-            log.warning("cloud API read failed", extra={"request": request_id, "error": str(error)})
-            next_due = self.requests.now() + timedelta(seconds=30)
+            # Reads (reconcile, follow) and removes get here; adds record their own failures.
+            log.warning("cloud API call failed", extra={"request": request_id, "error": str(error)})
+            next_due = self.requests.now() + self._removal_refused(request, error)
         except StorageError as error:
             log.error(
                 "database failed mid-request", extra={"request": request_id, "error": str(error)}
@@ -183,6 +191,12 @@ class Worker:
             request = self._announce(self._reload(request))
         elif request.state == RequestState.SENDING:
             request = self._announce(self.service.reconcile(request))
+        elif request.state == RequestState.REMOVING:
+            # Ended early, or a removal interrupted: read first, remove only if still there.
+            request = self._announce(self.service.reconcile_removal(request))
+        elif self.service.time_up(request):
+            # On time, whatever the status polling's pace.
+            request = self._announce(self.service.end(request))
         elif request.next_poll_at and request.next_poll_at <= now:
             if request.state == RequestState.PENDING:
                 request = self.service.poll(request)
@@ -191,6 +205,39 @@ class Worker:
             elif request.state == RequestState.FAILED:
                 request = self.service.recheck(request)
             request = self._announce(request)
+        return self._remind(request)
+
+    def _removal_refused(self, before: ShareRequest, error: CloudError) -> timedelta:
+        """How long to wait after a failed call; a remove the cloud refused (credentials,
+        permissions) is said once in the thread, and tried again every few minutes."""
+        current = self._reload(before)
+        if current.state != RequestState.REMOVING or isinstance(error, CloudUnavailable):
+            return timedelta(seconds=30)
+        if current.error_kind != before.error_kind:  # a new reason: say it, once
+            try:
+                self.announcer.removal_refused(current)
+            except DeliveryError as failed:
+                log.warning(
+                    "cannot say a removal was refused",
+                    extra={"request": current.id, "error": failed.error},
+                )
+        return REMOVAL_RETRY
+
+    def _remind(self, request: ShareRequest) -> ShareRequest:
+        """The one reminder before a timed share ends, once its thread is up to date."""
+        now = self.requests.now()
+        remind_at, ends_at = request.remind_at, request.ends_at
+        if (
+            request.state in RUNNING
+            and request.reminded_at is None
+            and remind_at is not None
+            and ends_at is not None
+            and remind_at <= now < ends_at
+            and self.announcer.up_to_date(request)
+        ):
+            self.announcer.remind(request)
+            self.requests.mark_reminded(request.id)
+            request = self._reload(request)
         return request
 
     def _announce(self, request: ShareRequest) -> ShareRequest:
@@ -215,6 +262,14 @@ class Worker:
             return now
         if request.state == RequestState.AWAITING_APPROVAL:
             return request.expires_at
-        if request.state in {RequestState.PENDING, RequestState.FAILED}:
-            return request.next_poll_at
+        if request.state == RequestState.REMOVING:
+            return now
+        if request.state in {RequestState.PENDING, RequestState.FAILED, RequestState.ACCEPTED}:
+            times = [request.next_poll_at]
+            if request.state in RUNNING:
+                times.append(request.ends_at)
+                if request.reminded_at is None:
+                    times.append(request.remind_at)
+            due = [t for t in times if t is not None]
+            return min(due) if due else None
         return None

@@ -23,6 +23,7 @@ from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, mentions, outcome_error, say
+from bot.slack.views import slack_time
 from storage import Grants, KnownMembers, OnCall, Role, SlackData, SlackMessages
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,6 @@ ICONS = {
     "denied": ":no_entry:",
     "expired": ":hourglass:",
 }
-
-
-def slack_time(moment: datetime | None) -> str:
-    """A time Slack shows in each reader's own time zone."""
-    if moment is None:
-        return "?"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def api_time(text: str | None) -> str:
@@ -184,8 +177,8 @@ class Announcer:
                 lambda told: self._update_card(request, told, name),
                 lambda told: self._reply(request, told, language, approved),
             ]
-        if state in OPEN:  # nothing to tell until it is decided or answered
-            return []
+        if state in OPEN or state is RequestState.REMOVING:
+            return []  # nothing to tell until it is decided or answered
         steps: list[Callable[[SlackData], SlackData | None]] = []
         if state in {RequestState.DENIED, RequestState.EXPIRED}:
             steps.append(lambda told: self._update_card(request, told, name))
@@ -198,6 +191,59 @@ class Announcer:
             lambda told: self._notify(request, told, name),
         ]
         return steps
+
+    def remind(self, request: ShareRequest) -> None:
+        """The one reminder before a timed share ends, in its thread (or to the asker)."""
+        language = request.language or self.default_language
+        slack = self.messages.get(request.id)
+        text, blocks = views.reminder(request, language, self.members.name(request.member_id))
+        channel, thread = (
+            (request.user_id, None)
+            if slack.via_response_url or not slack.parent_ts
+            else (slack.parent_channel, slack.parent_ts)
+        )
+        answer = self._call(
+            "chat.postMessage",
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+            **({"thread_ts": thread} if thread else {}),
+        )
+        self.messages.update(request.id, reminder_ts=answer.get("ts"))
+
+    def removal_refused(self, request: ShareRequest) -> None:
+        """Tell the thread, once, that the cloud refused the remove; it is tried again."""
+        language = request.language or self.default_language
+        text = say(
+            language,
+            "removal_refused",
+            member=views.member_label(request.member_id, self.members.name(request.member_id)),
+            image=code(request.image_id),
+            what=views.failure_words(request, language),
+            admins=self.admins(language),
+        )
+        self._reply(request, self.messages.get(request.id), language, text)
+
+    def reminder_answered(self, request: ShareRequest, channel: str, outcome: str) -> None:
+        """Take the buttons off a reminder once one was used, saying what was done."""
+        slack = self.messages.get(request.id)
+        if not slack.reminder_ts or not channel:
+            return
+        language = request.language or self.default_language
+        text, blocks = views.reminder_answered(
+            request, language, self.members.name(request.member_id), outcome
+        )
+        try:
+            self._call(
+                "chat.update", channel=channel, ts=slack.reminder_ts, text=text, blocks=blocks
+            )
+        except DeliveryError as error:
+            # The buttons stay; a second click is refused all the same.
+            log.warning(
+                "cannot update the reminder", extra={"request": request.id, "error": error.error}
+            )
 
     def follow_stopped(self, request: ShareRequest) -> None:
         """Tell the thread the bot stopped checking a still-pending share."""
@@ -223,21 +269,46 @@ class Announcer:
         member = views.member_label(request.member_id, name)
         image = code(request.image_id)
         state = request.state
+        ends = (
+            " " + say(language, "outcome_ends", ends=slack_time(request.ends_at))
+            if request.ends_at and state in {RequestState.PENDING, RequestState.ACCEPTED}
+            else ""
+        )
         if state is RequestState.PENDING:
-            return say(
-                language,
-                "outcome_pending",
-                member=member,
-                created=api_time(request.member_created_at),
-                updated=api_time(request.member_updated_at),
+            return (
+                say(
+                    language,
+                    "outcome_pending",
+                    member=member,
+                    created=api_time(request.member_created_at),
+                    updated=api_time(request.member_updated_at),
+                )
+                + ends
             )
         if state in {RequestState.ACCEPTED, RequestState.REJECTED}:
+            return (
+                say(
+                    language,
+                    f"outcome_{state}",
+                    member=member,
+                    image=image,
+                    updated=api_time(request.member_updated_at),
+                )
+                + ends
+            )
+        if state is RequestState.REMOVED and request.removal_result == "gone":
+            return say(language, "outcome_removed_gone", member=member, image=image)
+        if state is RequestState.REMOVED and request.removal_result and request.removed_by:
+            return say(
+                language, "outcome_removed_early", member=member, image=image, by=request.removed_by
+            )
+        if state is RequestState.REMOVED and request.removal_result:
             return say(
                 language,
-                f"outcome_{state}",
+                "outcome_removed_ended",
                 member=member,
                 image=image,
-                updated=api_time(request.member_updated_at),
+                duration=views.duration_words(request, language),
             )
         if state is RequestState.REMOVED:
             key = "outcome_removed" if request.unshare else "outcome_gone"
