@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot import metrics
 from bot.scp.errors import CloudError
 from bot.services import Services
 from bot.sharing import commands
@@ -34,32 +35,48 @@ def register(app: App, services: Services) -> None:
 
 
 def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-    """Answer one `/share-image` command."""
+    """Answer one `/share-image` command, and count it once by kind and outcome."""
+    text = command.get("text") or ""
+    words = text.split(maxsplit=1)
+    kind = words[0].lower() if words and words[0].lower() in metrics.COMMAND_KINDS else "share"
+    outcome = "error"
+    try:
+        outcome = _answer(services, ack, command, respond, text)
+    finally:
+        metrics.COMMANDS.labels(kind=kind, outcome=outcome).inc()
+
+
+def _answer(
+    services: Services, ack: Ack, command: dict[str, Any], respond: Respond, text: str
+) -> str:
     user = command["user_id"]
     # No network before the ack: a user the bot does not know yet gets the default
     # language here, and the worker looks theirs up for everything that follows.
     known = services.languages.known(user)
     language = known or services.settings.BOT_DEFAULT_LANGUAGE
     try:
-        parsed = commands.parse(command.get("text") or "")
+        parsed = commands.parse(text)
     except CommandError as error:
         log.info("bad command", extra={"user": user, "problem": error.problem})
         ack(response_type="ephemeral", text=messages.command_problem(language, error))
-        return
+        return "invalid"
     try:
-        _dispatch(services, ack, respond, command, parsed, language, known)
+        return _dispatch(services, ack, respond, command, parsed, language, known)
     except LastAdmin as error:
         log.info("refused to revoke the last admin", extra={"user": user, "admin": error.user_id})
         ack(response_type="ephemeral", text=say(language, "last_admin", user=error.user_id))
+        return "refused"
     except NotAllowed as error:
         log.info("refused", extra={"user": user, "what": error.what})
         ack(
             response_type="ephemeral",
             text=say(language, "not_allowed", admins=services.announcer.admins(language)),
         )
+        return "refused"
     except StorageError as error:
         log.error("database failed on command", extra={"user": user, "error": str(error)})
         ack(response_type="ephemeral", text=say(language, "error_storage"))
+        return "error"
 
 
 def _dispatch(
@@ -70,12 +87,15 @@ def _dispatch(
     parsed: commands.Command,
     language: str,
     known: str | None,
-) -> None:
+) -> str:
+    """Answer a parsed command; its outcome for the metrics."""
     user = command["user_id"]
     if isinstance(parsed, commands.Help):
         ack(response_type="ephemeral", text=messages.usage(language))
     elif isinstance(parsed, commands.Share):
-        ack(response_type="ephemeral", text=_ask(services, command, parsed, language, known))
+        text, outcome = _ask(services, command, parsed, language, known)
+        ack(response_type="ephemeral", text=text)
+        return outcome
     elif isinstance(parsed, commands.Status):
         text, blocks = views.status_listing(language, services.requests.for_user(user))
         ack(response_type="ephemeral", text=text, blocks=blocks)
@@ -87,13 +107,14 @@ def _dispatch(
                 response_type="ephemeral",
                 text=say(language, "admin_only", admins=services.announcer.admins(language)),
             )
-            return
+            return "refused"
         listed = _admin_list(services, parsed, language)
         if listed is not None:
             text, blocks = listed
             ack(response_type="ephemeral", text=text, blocks=blocks)
-            return
+            return "answered"
         ack(response_type="ephemeral", text=_admin(services, user, parsed, language))
+    return "answered"
 
 
 def _ask(
@@ -102,7 +123,8 @@ def _ask(
     parsed: commands.Share,
     language: str,
     known: str | None,
-) -> str:
+) -> tuple[str, str]:
+    """The ack's text, and the outcome: queued, approval or duplicate."""
     asked = services.share.ask(
         command["user_id"],
         parsed,
@@ -122,7 +144,7 @@ def _ask(
         link = permalink(told.parent_channel, told.parent_ts) or permalink(
             told.card_channel, told.card_ts
         )
-        return say(
+        text = say(
             language,
             "duplicate" if link else "duplicate_nolink",
             id=request.id,
@@ -131,6 +153,7 @@ def _ask(
             state=messages.state_word(language, request.state),
             link=link,
         )
+        return text, "duplicate"
     services.wake()
     if request.needs_approval:
         why = (
@@ -138,14 +161,15 @@ def _ask(
             if request.approval_reason == "unknown_member"
             else say(language, "why_role")
         )
-        return say(language, "ack_approval", why=why)
-    return say(
+        return say(language, "ack_approval", why=why), "approval"
+    text = say(
         language,
         "ack_direct",
         action=say(language, f"action_{request.action}"),
         image=code(request.image_id),
         member=member_label(request.member_id, name),
     )
+    return text, "queued"
 
 
 def _list(
