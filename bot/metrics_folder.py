@@ -10,12 +10,9 @@ database; the worker and gunicorn's worker inherit it from the environment.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -37,11 +34,14 @@ def prepare(database: Path, *, clean: str = "") -> Path:
         # Values made in memory already: they would never reach the folder.
         raise RuntimeError("prometheus_client was imported before the metrics folder was set")
     folder = folder_for(database)
-    folder.mkdir(parents=True, exist_ok=True)
-    if clean:
-        for path in folder.glob("*.db"):
-            if clean == "all" or not _alive(path):
-                path.unlink(missing_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if clean:
+            for path in folder.glob("*.db"):
+                if clean == "all" or not _alive(path):
+                    path.unlink(missing_ok=True)
+    except OSError as error:
+        sys.exit(f"share-image-bot cannot start: cannot use the metrics folder {folder}: {error}")
     os.environ[VARIABLE] = str(folder)
     return folder
 

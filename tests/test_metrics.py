@@ -517,3 +517,17 @@ def test_socket_mode_serves_metrics_on_metrics_port(
     assert httpx.get(f"http://127.0.0.1:{port}/slack/events", timeout=5).status_code == 404
     assert [e["port"] for e in bot.log_lines() if e.get("message") == "serving metrics"] == [port]
     assert bot.terminate_and_wait() == 0
+
+
+def test_a_metrics_folder_that_cannot_be_made_stops_the_start_with_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    monkeypatch.setenv(metrics_folder.VARIABLE, str(tmp_path / "taken"))
+
+    with pytest.raises(SystemExit) as stopped:
+        metrics_folder.prepare(tmp_path / "bot.db", clean="all")
+
+    assert str(stopped.value).startswith(
+        f"share-image-bot cannot start: cannot use the metrics folder {tmp_path / 'taken'}: "
+    )
