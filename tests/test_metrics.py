@@ -9,10 +9,12 @@ METRICS_PORT) starts from zero in its own folder and adds up its processes.
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -137,19 +139,14 @@ def test_metrics_need_no_signature_and_name_every_contract_with_its_help(bot: Bo
         assert len(families[name].documentation) > 20, name
     for family in families.values():
         assert family.documentation, family.name
-    assert value(samples, "share_image_build_info", version="0.1.0", python=_python()) == 1
+    build = {"version": metadata.version("share-image-bot"), "python": platform.python_version()}
+    assert value(samples, "share_image_build_info", **build) == 1
     assert value(samples, "share_image_database_up") == 1
     assert {labels for (name, labels) in samples if name == "share_image_requests"} == {
         (("state", state.value),) for state in RequestState
     }
     assert httpx.head(f"{bot.url}/metrics", timeout=10).status_code == 200
     assert httpx.post(f"{bot.url}/metrics", timeout=10).status_code == 404
-
-
-def _python() -> str:
-    import platform
-
-    return platform.python_version()
 
 
 def test_three_commands_count_three_and_nothing_else(
