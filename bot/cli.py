@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from dotenv import dotenv_values
 
+from bot import metrics_folder
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from bot.sharing import commands
@@ -216,6 +217,9 @@ class WorkerProcess:
             asked = code in STOPPED_BY_REQUEST
             if self._stop.wait(self._grace if asked else 1.0):
                 return
+            from bot import metrics  # after run() chose the metrics folder
+
+            metrics.WORKER_RESTARTS.inc()
             if asked:
                 log.warning(
                     "the worker was stopped by a signal but the bot was not: starting it again",
@@ -280,6 +284,8 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
     locks = [take_lock(settings.DATABASE_PATH, "bot")]
     if with_worker:
         locks.append(take_lock(settings.DATABASE_PATH, "worker"))
+    # Before anything imports prometheus-client; the worker inherits the folder.
+    metrics_folder.prepare(settings.DATABASE_PATH, clean="all" if with_worker else "dead")
 
     from bot.app import create_app
     from bot.server import WebApp, serve
@@ -297,6 +303,10 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
             database = Database(settings.DATABASE_PATH, busy_timeout=ACK_BUSY_TIMEOUT)
             services = build_services(settings, database=database)
             app = create_app(services)
+            if settings.METRICS_PORT is not None:
+                from bot.server import serve_metrics
+
+                serve_metrics(settings.METRICS_PORT, database)
             assert settings.SLACK_APP_TOKEN is not None
             log.info("starting in Socket Mode")
             handler = SocketModeHandler(app, settings.SLACK_APP_TOKEN.get_secret_value())
@@ -321,6 +331,8 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
                 )
 
             log.info("starting in HTTP mode", extra={"port": settings.PORT})
+            if settings.METRICS_PORT is not None:
+                log.warning("METRICS_PORT is for Socket Mode: HTTP mode serves /metrics on PORT")
             serve(make_app, port=settings.PORT)
     finally:
         if worker is not None:
@@ -371,6 +383,7 @@ def _log_version(report: VersionReport) -> None:
 
 def run_worker(settings: Settings) -> None:
     """Carry out recorded requests until SIGTERM or SIGINT (or the parent goes away)."""
+    metrics_folder.prepare(settings.DATABASE_PATH)  # first: before prometheus-client loads
     from bot.scp.errors import CloudError
     from bot.services import build_services
     from bot.sharing.worker import Worker

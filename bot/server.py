@@ -1,4 +1,5 @@
-"""HTTP mode: Slack's requests at `POST /slack/events`, `GET /healthz`, behind gunicorn.
+"""HTTP mode: Slack's requests at `POST /slack/events`, `GET /healthz` and `GET /metrics`,
+behind gunicorn (and, in Socket Mode, `GET /metrics` alone on METRICS_PORT).
 
 Before Bolt sees a request, the gate here bounds what a stranger can cost: a body over
 `MAX_BODY` is refused with 413 before it is read, a body that trickles in slower than
@@ -15,15 +16,19 @@ import hmac
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App, BoltRequest
 
-from storage import Database
+from bot import metrics
+from storage import Database, ShareRequests
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+METRICS_PATH = "/metrics"
 # Slack's payloads are a few kilobytes; the largest, a modal's submission with every
 # field filled, stays far under this. Anything bigger is not from Slack.
 MAX_BODY = 1024 * 1024
@@ -171,16 +177,26 @@ def _present(payload: dict[str, Any], path: tuple[str, ...]) -> bool:
 class WebApp:
     """The WSGI application: Bolt for Slack's requests, a health check for load balancers."""
 
-    def __init__(self, app: App, database: Database, *, signing_secret: str) -> None:
+    def __init__(
+        self,
+        app: App,
+        database: Database,
+        *,
+        signing_secret: str,
+        page: metrics.MetricsPage | None = None,
+    ) -> None:
         self._app = app
         self._gate = SlackGate(signing_secret)
         self._database = database
+        self._page = page or metrics.MetricsPage(ShareRequests(database))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method in {"GET", "HEAD"}:
             return self._health(start_response)
+        if path == METRICS_PATH and method in {"GET", "HEAD"}:
+            return metrics_answer(self._page, start_response)
         if path == EVENTS_PATH and method == "POST":
             return self._slack(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
@@ -190,6 +206,7 @@ class WebApp:
         try:
             body = self._gate.read(environ)
         except Refused as refused:
+            metrics.EVENTS_REFUSED.labels(status=refused.status.split(" ", 1)[0]).inc()
             log.warning(
                 "refused a request to the events URL",
                 extra={"status": refused.status, "reason": refused.reason},
@@ -230,6 +247,45 @@ class WebApp:
             body = {"ok": False, "database": "unavailable", "problem": str(error)}
         start_response(status, [("Content-Type", "application/json")])
         return [json.dumps(body).encode()]
+
+
+def metrics_answer(page: metrics.MetricsPage, start_response: StartResponse) -> Iterable[bytes]:
+    """`GET /metrics`: no signature asked (it reads nothing sent), bounded by the page."""
+    body = page.render()
+    start_response(
+        "200 OK", [("Content-Type", page.content_type), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def serve_metrics(port: int, database: Database) -> WSGIServer:
+    """Serve `GET /metrics` on `port` (0: any free one) from a thread; the server."""
+    page = metrics.MetricsPage(ShareRequests(database))
+
+    def only_metrics(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == METRICS_PATH and environ.get("REQUEST_METHOD") in {
+            "GET",
+            "HEAD",
+        }:
+            return metrics_answer(page, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"Not Found"]
+
+    server = make_server(
+        "0.0.0.0", port, only_metrics, server_class=_MetricsServer, handler_class=_QuietHandler
+    )
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    log.info("serving metrics", extra={"port": server.server_port, "path": METRICS_PATH})
+    return server
 
 
 def _reason(status: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +16,14 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.scp import ScpAuth, ScpClient
+from bot import metrics
+from bot.scp import RetryPolicy, ScpAuth, ScpClient
 from bot.settings import Settings
 from bot.sharing.admin import Administration
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
 from bot.slack.announcer import Announcer
+from bot.slack.client import CountedWebClient
 from bot.slack.languages import Languages
 from storage import (
     AuditLog,
@@ -38,7 +41,7 @@ log = logging.getLogger(__name__)
 
 def make_web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
     """The Slack Web API client: retries rate limits (honouring Retry-After) and 5xx."""
-    return WebClient(
+    return CountedWebClient(
         token=settings.SLACK_BOT_TOKEN.get_secret_value(),
         base_url=settings.SLACK_API_URL,
         timeout=timeout,
@@ -51,7 +54,9 @@ def make_web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
 
 
 def make_cloud_client(settings: Settings, **options: object) -> ScpClient:
-    """The signed cloud API client for these settings."""
+    """The signed cloud API client for these settings, each request and retry counted."""
+    retry = options.pop("retry", None) or RetryPolicy()
+    assert isinstance(retry, RetryPolicy)
     auth = ScpAuth(
         settings.SCP_ACCESS_KEY.get_secret_value(),
         settings.SCP_SECRET_KEY.get_secret_value(),
@@ -62,6 +67,8 @@ def make_cloud_client(settings: Settings, **options: object) -> ScpClient:
         auth,
         api_version=settings.SCP_API_VERSION,
         language=settings.SCP_LANGUAGE,
+        event_hooks=metrics.cloud_event_hooks(),
+        retry=dataclasses.replace(retry, sleep=metrics.counting_retries(retry.sleep)),
         **options,  # type: ignore[arg-type]
     )
 
@@ -121,7 +128,7 @@ def build_services(
     database = database or Database(settings.DATABASE_PATH)
     slack = slack or make_web_client(settings)
     # Locale look-ups happen off the ack path (the worker, follow-ups): still, never long.
-    quick_slack = WebClient(
+    quick_slack = CountedWebClient(
         token=slack.token, base_url=slack.base_url, timeout=1, retry_handlers=[]
     )
     cloud = cloud or make_cloud_client(settings)

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
 
     DATABASE_PATH: Path = Path("share-image-bot.db")
     PORT: int = Field(default=3000, ge=1, le=65535)
+    # Socket Mode's `GET /metrics` (HTTP mode serves it on PORT); empty: off, 0: any free port.
+    METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
 
     SHARE_APPROVAL_CHANNEL: str = ""
     SHARE_NOTIFY_CHANNEL: str = ""
@@ -133,7 +135,7 @@ class Settings(BaseSettings):
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.
     BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
 
-    @field_validator("SLACK_APP_TOKEN", mode="before")
+    @field_validator("SLACK_APP_TOKEN", "METRICS_PORT", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

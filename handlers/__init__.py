@@ -5,11 +5,12 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import Services
-from handlers import approvals, endings, home, share_command
+from handlers import acks, approvals, endings, home, share_command
 
 
 def register(app: App, services: Services) -> None:
     """Attach every listener to `app`."""
+    acks.register(app, services)
     share_command.register(app, services)
     approvals.register(app, services)
     endings.register(app, services)

@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot import metrics
 from bot.scp.errors import CloudError
 from bot.services import Services
 from bot.sharing import commands
@@ -34,41 +35,59 @@ def register(app: App, services: Services) -> None:
 
 
 def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-    """Answer one `/share-image` command."""
+    """Answer one `/share-image` command, and count it once by kind and outcome."""
+    text = command.get("text") or ""
+    words = text.split(maxsplit=1)
+    kind = words[0].lower() if words and words[0].lower() in metrics.COMMAND_KINDS else "share"
+    outcome = "error"
+    try:
+        outcome = _answer(services, ack, command, respond, text)
+    finally:
+        metrics.COMMANDS.labels(kind=kind, outcome=outcome).inc()
+
+
+def _answer(
+    services: Services, ack: Ack, command: dict[str, Any], respond: Respond, text: str
+) -> str:
     user = command["user_id"]
     # No network before the ack: a user the bot does not know yet gets the default
     # language here, and the worker looks theirs up for everything that follows.
     known = services.languages.known(user)
     language = known or services.settings.BOT_DEFAULT_LANGUAGE
     try:
-        parsed = commands.parse(command.get("text") or "")
+        parsed = commands.parse(text)
     except CommandError as error:
         log.info("bad command", extra={"user": user, "problem": error.problem})
         ack(response_type="ephemeral", text=messages.command_problem(language, error))
-        return
+        return "invalid"
     try:
-        _dispatch(services, ack, respond, command, parsed, language, known)
+        return _dispatch(services, ack, respond, command, parsed, language, known)
     except CommandError as error:  # a rule of the settings, such as the longest share
         log.info("refused by the settings", extra={"user": user, "problem": error.problem})
         ack(response_type="ephemeral", text=messages.command_problem(language, error))
+        return "refused"
     except LastAdmin as error:
         log.info("refused to revoke the last admin", extra={"user": user, "admin": error.user_id})
         ack(response_type="ephemeral", text=say(language, "last_admin", user=error.user_id))
+        return "refused"
     except NotAdmin as error:
         log.info("refused an admin command", extra={"user": user, "what": error.what})
         ack(
             response_type="ephemeral",
             text=say(language, "admin_only", admins=services.announcer.admins(language)),
         )
+        return "refused"
     except NotAllowed as error:
         log.info("refused", extra={"user": user, "what": error.what})
         ack(
             response_type="ephemeral",
             text=say(language, "not_allowed", admins=services.announcer.admins(language)),
         )
+        return "refused"
     except StorageError as error:
         log.error("database failed on command", extra={"user": user, "error": str(error)})
         ack(response_type="ephemeral", text=say(language, "error_storage"))
+        return "error"
 
 
 def _dispatch(
@@ -79,12 +98,15 @@ def _dispatch(
     parsed: commands.Command,
     language: str,
     known: str | None,
-) -> None:
+) -> str:
+    """Answer a parsed command; its outcome for the metrics."""
     user = command["user_id"]
     if isinstance(parsed, commands.Help):
         ack(response_type="ephemeral", text=messages.usage(language))
     elif isinstance(parsed, commands.Share):
-        ack(response_type="ephemeral", text=_ask(services, command, parsed, language, known))
+        text, outcome = _ask(services, command, parsed, language, known)
+        ack(response_type="ephemeral", text=text)
+        return outcome
     elif isinstance(parsed, commands.Status):
         text, blocks = views.status_listing(
             language, services.requests.for_user(user), now=services.database.now()
@@ -93,9 +115,10 @@ def _dispatch(
     elif isinstance(parsed, commands.ListMembers):
         _list(services, ack, respond, user, parsed.image_id, language)
     else:
-        outcome = services.admin.dispatch(parsed, by=user, now=services.database.now())
-        answer, listed = views.admin_answer(language, outcome)
+        result = services.admin.dispatch(parsed, by=user, now=services.database.now())
+        answer, listed = views.admin_answer(language, result)
         ack(response_type="ephemeral", text=answer, blocks=listed)
+    return "answered"
 
 
 def _ask(
@@ -104,7 +127,8 @@ def _ask(
     parsed: commands.Share,
     language: str,
     known: str | None,
-) -> str:
+) -> tuple[str, str]:
+    """The ack's text, and the outcome: queued, approval or duplicate."""
     asked = services.share.ask(
         command["user_id"],
         parsed,
@@ -124,7 +148,7 @@ def _ask(
         link = permalink(told.parent_channel, told.parent_ts) or permalink(
             told.card_channel, told.card_ts
         )
-        return say(
+        text = say(
             language,
             "duplicate" if link else "duplicate_nolink",
             id=request.id,
@@ -133,6 +157,7 @@ def _ask(
             state=messages.state_word(language, request.state),
             link=link,
         )
+        return text, "duplicate"
     services.wake()
     lasts = ""
     if request.duration:
@@ -144,8 +169,8 @@ def _ask(
             if request.approval_reason == "unknown_member"
             else say(language, "why_role")
         )
-        return say(language, "ack_approval", why=why) + lasts
-    return (
+        return say(language, "ack_approval", why=why) + lasts, "approval"
+    text = (
         say(
             language,
             "ack_direct",
@@ -155,6 +180,7 @@ def _ask(
         )
         + lasts
     )
+    return text, "queued"
 
 
 def _list(

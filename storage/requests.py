@@ -103,6 +103,15 @@ class NewRequest:
     extends: int | None = None  # the share this one extends
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What the table holds, for metrics: counts by state, the most overdue, approvals waiting."""
+
+    by_state: dict[str, int]
+    oldest_due_seconds: float
+    awaiting_decision: int
+
+
 def _row(row: dict[str, Any] | None) -> RequestRow | None:
     if row is None:
         return None
@@ -499,6 +508,30 @@ class ShareRequests:
         found = self.get(request_id)
         assert found is not None
         return found
+
+    def tally(self) -> Tally:
+        """For metrics: counts by state, the most overdue request, approvals waiting.
+
+        Indexed reads (state, due_at): cheap at any size of the table.
+        """
+        now = self.now()
+        at = stamp(now)
+
+        def work(db: sqlite_utils.Database) -> Tally:
+            counts = db.execute("SELECT state, count(*) FROM share_requests GROUP BY state")
+            by_state = {str(state): int(count) for state, count in counts.fetchall()}
+            oldest = db.execute(
+                "SELECT min(due_at) FROM share_requests WHERE due_at <= ?", [at]
+            ).fetchone()[0]
+            waiting = db.execute(
+                "SELECT count(*) FROM share_requests WHERE state = 'awaiting_approval'"
+                " AND expires_at > ?",
+                [at],
+            ).fetchone()[0]
+            overdue = (now - unstamp(oldest)).total_seconds() if oldest else 0.0
+            return Tally(by_state, max(0.0, overdue), int(waiting))
+
+        return self._database.read(work)
 
 
 def parse_stamp(value: str | None) -> datetime | None:

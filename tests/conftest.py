@@ -24,7 +24,16 @@ from tests.harness import (
     settings_for,
 )
 
-SETTING_PREFIXES = ("SLACK_", "SCP_", "SHARE_", "BOT_", "DATABASE_PATH", "PORT")
+SETTING_PREFIXES = (
+    "SLACK_",
+    "SCP_",
+    "SHARE_",
+    "BOT_",
+    "DATABASE_PATH",
+    "PORT",
+    "METRICS_PORT",
+    "PROMETHEUS_MULTIPROC_DIR",
+)
 
 
 @pytest.fixture(autouse=True)

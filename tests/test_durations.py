@@ -108,9 +108,7 @@ def test_the_clock_starts_when_the_add_is_answered_after_an_approval(
     shared = team.wait_state("pending")
 
     answered = shared.finished_at
-    assert answered is not None and answered - shared.created_at > timedelta(
-        minutes=50
-    )
+    assert answered is not None and answered - shared.created_at > timedelta(minutes=50)
     assert shared.ends_at == answered + timedelta(hours=1)
     pass_time(team, minutes=15)  # past an hour after the ask, not after the answer
     time.sleep(0.1)
@@ -465,9 +463,7 @@ def test_extend_goes_through_approval_like_a_new_request(
     assert team.request(1).ends_at is not None  # until approved, the first end stands
     team.sender.click(cards[-1], "approve", user_id="UAPP2")
     extended = team.wait_state("pending", request_id=2)
-    assert extended.ends_at == team.request(1).finished_at + timedelta(
-        hours=2
-    )
+    assert extended.ends_at == team.request(1).finished_at + timedelta(hours=2)
 
 
 # -- time left ------------------------------------------------------------------------------------

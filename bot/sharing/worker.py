@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot import metrics
 from bot.scp.errors import CloudError, CloudUnavailable
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.request import Requests, RequestState, ShareRequest
@@ -100,6 +101,7 @@ class Worker:
             log.warning("picked up requests left by a stopped worker", extra={"count": dropped})
         with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
             while not stop.is_set():
+                metrics.worker_looked()
                 try:
                     self._dispatch(pool)
                 except StorageError as error:

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
+from bot import metrics
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.states import OPEN
@@ -122,6 +123,8 @@ class Announcer:
             except DeliveryError as error:
                 if error.transient:
                     raise
+                metrics.DELIVERY_FAILURES.inc()
+                metrics.MESSAGES_DROPPED.inc()
                 log.error(
                     "Slack refused a message for good; going on without it",
                     extra={**request.log_fields(), "method": error.method, "error": error.error},
@@ -143,9 +146,11 @@ class Announcer:
 
     def delivery_failed(self, request: ShareRequest, error: DeliveryError) -> datetime | None:
         """Slack did not take a message: when to try again, or None after too many tries."""
+        metrics.DELIVERY_FAILURES.inc()
         slack = self.messages.get(request.id)
         failures = slack.delivery_failures + 1
         if failures >= MAX_DELIVERY_FAILURES:
+            metrics.MESSAGES_DROPPED.inc()
             log.error(
                 "giving up telling Slack",
                 extra={**request.log_fields(), "error": str(error)},

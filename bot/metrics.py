@@ -1,0 +1,329 @@
+"""What an operator can alert on: every metric of the bot, defined here and only here.
+
+The bot runs as several processes (the Slack side, gunicorn's worker, the worker that
+carries requests out), so the figures are kept in prometheus-client's multiprocess mode:
+each process writes its own files in one folder per run (`bot.metrics_folder` chooses and
+cleans it before this module is first imported) and `GET /metrics` adds them up. Figures
+that the database already holds (requests by state, the oldest due request, approvals
+waiting) are read from it at scrape time instead, so they are right whichever process
+changed them and after any restart.
+
+Label values are bounded: no user, image, member or request ids; Slack methods, cloud
+operations and error codes come from fixed sets or a checked shape.
+
+    share_image_commands_total{kind,outcome}       each /share-image command, once
+    share_image_ack_seconds                        histogram: Slack's request until its ack
+    share_image_requests{state}                    requests in the database, by state
+    share_image_oldest_due_seconds                 how long the most overdue request has waited
+    share_image_approvals_waiting                  requests waiting for an approver
+    share_image_cloud_requests_total{operation,status}
+    share_image_cloud_request_seconds{operation}   histogram: one HTTP exchange with the cloud
+    share_image_cloud_retries_total                cloud calls tried again
+    share_image_slack_calls_total{method,error}    Slack Web API calls, error "ok" when fine
+    share_image_delivery_failures_total            messages Slack did not take (each time)
+    share_image_messages_dropped_total             messages that will never reach Slack
+    share_image_worker_restarts_total              the worker started again after it stopped
+    share_image_worker_last_loop_timestamp_seconds when the worker last looked for work
+    share_image_events_refused_total{status}       requests at /slack/events refused unread
+    share_image_database_up                        1 when the scrape could read the database
+    share_image_build_info{version,python}         always 1
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Protocol
+
+import prometheus_client
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from bot.sharing.request import RequestState
+from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from storage.requests import Tally
+
+# Counters and histograms without their `_created` twin: one series per figure.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+# -- the Slack side ---------------------------------------------------------------------------
+
+COMMAND_KINDS = ("share", "unshare", "list", "status", "help", "admin")
+COMMAND_OUTCOMES = ("queued", "approval", "duplicate", "answered", "invalid", "refused", "error")
+COMMANDS = Counter(
+    "share_image_commands_total",
+    "/share-image commands, each counted once: kind (share, unshare, list, status, help,"
+    " admin) and outcome (queued, approval, duplicate, answered, invalid, refused, error).",
+    ["kind", "outcome"],
+)
+# Slack waits 3 s for an ack: the buckets around it say how close the bot comes.
+ACK_SECONDS = Histogram(
+    "share_image_ack_seconds",
+    "Seconds from a request from Slack (command, click, submission, event) reaching the"
+    " app until its ack.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
+)
+EVENTS_REFUSED = Counter(
+    "share_image_events_refused_total",
+    "Requests to /slack/events refused before Bolt saw them (unsigned, forged, stale,"
+    " too large, too slow, not a Slack payload), by HTTP status.",
+    ["status"],
+)
+
+# Slack Web API methods the bot calls; any other is counted as "other".
+SLACK_METHODS = frozenset(
+    {
+        "apps.connections.open",
+        "auth.test",
+        "chat.getPermalink",
+        "chat.postEphemeral",
+        "chat.postMessage",
+        "chat.update",
+        "conversations.history",
+        "conversations.info",
+        "conversations.join",
+        "conversations.replies",
+        "users.info",
+        "views.open",
+        "views.publish",
+        "views.push",
+        "views.update",
+    }
+)
+# Slack's error codes are short snake_case words (`channel_not_found`, `ratelimited`).
+SLACK_ERROR = re.compile(r"[a-z0-9_]{1,48}")
+# Distinct error codes one process labels; past this many, "other" (a bound, not a filter).
+SLACK_ERRORS_KEPT = 64
+SLACK_CALLS = Counter(
+    "share_image_slack_calls_total",
+    "Slack Web API calls by method and error: Slack's error code, http_<status>, timeout,"
+    ' unreachable, or "ok" when Slack took it.',
+    ["method", "error"],
+)
+DELIVERY_FAILURES = Counter(
+    "share_image_delivery_failures_total",
+    "Times a message could not be delivered to Slack (tried again later, or refused for"
+    " good and skipped).",
+)
+MESSAGES_DROPPED = Counter(
+    "share_image_messages_dropped_total",
+    "Messages that will never reach Slack: refused for good, or given up after repeated failures.",
+)
+
+# -- the cloud API ------------------------------------------------------------------------------
+
+CLOUD_REQUESTS = Counter(
+    "share_image_cloud_requests_total",
+    "HTTP requests to the cloud API that got an answer, by operation (add_member,"
+    " list_members, show_member, remove_member, versions) and HTTP status.",
+    ["operation", "status"],
+)
+CLOUD_SECONDS = Histogram(
+    "share_image_cloud_request_seconds",
+    "Seconds one HTTP request to the cloud API took, until its whole answer, by operation.",
+    ["operation"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+CLOUD_RETRIES = Counter(
+    "share_image_cloud_retries_total",
+    "Cloud API requests sent again after a 429, 502, 503, 504, a reset or a timeout.",
+)
+
+# -- the worker ---------------------------------------------------------------------------------
+
+WORKER_RESTARTS = Counter(
+    "share_image_worker_restarts_total",
+    "Times the worker process was started again after it stopped on its own or was killed.",
+)
+WORKER_LAST_LOOP = Gauge(
+    "share_image_worker_last_loop_timestamp_seconds",
+    "Unix time at which the worker last looked for due requests (every 50 ms while it runs).",
+    multiprocess_mode="max",
+)
+
+_MEMBERS_PATH = re.compile(r"/v1/images/[^/]+/members(/[^/]+)?$")
+_slack_errors: set[str] = set()
+_slack_errors_lock = threading.Lock()
+
+
+def slack_call(method: str, error: str) -> None:
+    """Count one Web API call; `error` is "ok", a Slack error code or a failure's name."""
+    if method not in SLACK_METHODS:
+        method = "other"
+    if not SLACK_ERROR.fullmatch(error):
+        error = "other"
+    with _slack_errors_lock:
+        if error not in _slack_errors:
+            if len(_slack_errors) >= SLACK_ERRORS_KEPT:
+                error = "other"
+            else:
+                _slack_errors.add(error)
+    SLACK_CALLS.labels(method=method, error=error).inc()
+
+
+def cloud_operation(method: str, path: str) -> str:
+    """The client's operation behind an HTTP request, from its method and path."""
+    found = _MEMBERS_PATH.search(path)
+    if found is None:
+        return "versions" if method == "GET" else "other"
+    if found.group(1):
+        return {"GET": "show_member", "DELETE": "remove_member"}.get(method, "other")
+    return {"POST": "add_member", "GET": "list_members"}.get(method, "other")
+
+
+_STARTED = "share_image_started"
+
+
+def cloud_event_hooks() -> dict[str, list[Callable[[Any], None]]]:
+    """httpx event hooks counting and timing every request the cloud client sends."""
+
+    def started(request: httpx.Request) -> None:
+        request.extensions[_STARTED] = time.perf_counter()
+
+    def answered(response: httpx.Response) -> None:
+        response.read()
+        request = response.request
+        operation = cloud_operation(request.method, request.url.path)
+        status = response.status_code
+        CLOUD_REQUESTS.labels(
+            operation=operation, status=str(status) if 100 <= status <= 599 else "other"
+        ).inc()
+        began = request.extensions.get(_STARTED)
+        if isinstance(began, float):
+            CLOUD_SECONDS.labels(operation=operation).observe(time.perf_counter() - began)
+
+    return {"request": [started], "response": [answered]}
+
+
+def counting_retries(sleep: Callable[[float], None]) -> Callable[[float], None]:
+    """The retry policy's sleep, counting each retry it waits for."""
+
+    def wait(seconds: float) -> None:
+        CLOUD_RETRIES.inc()
+        sleep(seconds)
+
+    return wait
+
+
+def worker_looked() -> None:
+    """The worker looked for due requests just now."""
+    WORKER_LAST_LOOP.set(time.time())
+
+
+# -- the scrape ---------------------------------------------------------------------------------
+
+
+class RequestFigures(Protocol):
+    """What the database tells about requests (`storage.ShareRequests` does)."""
+
+    def tally(self) -> Tally:
+        """Counts by state, the oldest due request, approvals waiting."""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("share-image-bot")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class _DatabaseCollector:
+    """Figures read from the database at each scrape, and the build."""
+
+    def __init__(self, requests: RequestFigures) -> None:
+        self._requests = requests
+        self._build = (_version(), platform.python_version())
+
+    def collect(self) -> Iterable[Metric]:
+        build = GaugeMetricFamily(
+            "share_image_build_info",
+            "The running bot's version and Python version; always 1.",
+            labels=["version", "python"],
+        )
+        build.add_metric(list(self._build), 1)
+        yield build
+        up = GaugeMetricFamily(
+            "share_image_database_up", "1 when this scrape could read the database, else 0."
+        )
+        try:
+            tally = self._requests.tally()
+        except StorageError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        states = GaugeMetricFamily(
+            "share_image_requests",
+            "Share requests in the database, by state (every state, 0 when none).",
+            labels=["state"],
+        )
+        for state in RequestState:
+            states.add_metric([state.value], tally.by_state.get(state.value, 0))
+        yield states
+        yield GaugeMetricFamily(
+            "share_image_oldest_due_seconds",
+            "Seconds since the most overdue request became due for the worker (0 when none"
+            " is due): growing means the worker is stuck, down or behind.",
+            value=tally.oldest_due_seconds,
+        )
+        yield GaugeMetricFamily(
+            "share_image_approvals_waiting",
+            "Requests waiting for an approver's decision (not yet expired).",
+            value=tally.awaiting_decision,
+        )
+
+
+class MetricsPage:
+    """The text `GET /metrics` answers: every process's figures, and the database's.
+
+    Bounded whoever asks: one collection at a time, and an answer younger than
+    `max_age` seconds is served again, so a flood of requests costs one collection a second.
+    """
+
+    content_type = CONTENT_TYPE_PLAIN_0_0_4
+
+    def __init__(
+        self,
+        requests: RequestFigures,
+        *,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._database = _DatabaseCollector(requests)
+        folder = os.environ.get(MULTIPROCESS_DIR)
+        self._processes: Any = (
+            MultiProcessCollector(None, path=folder) if folder else REGISTRY  # type: ignore[no-untyped-call]
+        )
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, bytes] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        """Every metric, as a prometheus-client collector."""
+        yield from self._processes.collect()
+        yield from self._database.collect()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition, fresh or at most `max_age` seconds old."""
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last[0] < self._max_age:
+                return self._last[1]
+            body = generate_latest(self)
+            self._last = (now, body)
+            return body
