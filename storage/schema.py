@@ -166,3 +166,9 @@ def index_members_ignoring_case(db: sqlite_utils.Database) -> None:
         "CREATE INDEX IF NOT EXISTS share_requests_member_nocase"
         " ON share_requests (image_id, lower(member_id), state)"
     )
+
+
+@migrations()
+def add_check_before_posting(db: sqlite_utils.Database) -> None:
+    """A worker died while announcing: the next message may have gone out already."""
+    db.table("slack_messages").add_column("check_before_posting", int, not_null_default=0)

@@ -43,6 +43,9 @@ class Announcer(Protocol):
     def follow_stopped(self, request: ShareRequest) -> None:
         """Say that a still-pending share is no longer followed."""
 
+    def interrupted(self, request: ShareRequest) -> None:
+        """A worker died holding the request: its announcement may be half-way."""
+
 
 class Languages(Protocol):
     """Each person's language, asked of wherever people live (Slack's locale)."""
@@ -86,6 +89,8 @@ class Worker:
         """Work until `stop` is set; then finish what is under way."""
         self._started = self.requests.now()
         try:
+            for request in self.requests.held():
+                self.announcer.interrupted(request)
             dropped = self.requests.drop_leases()
         except StorageError as error:
             log.error(
