@@ -11,6 +11,9 @@ words) and what the cloud received (one POST).
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +27,14 @@ from bot.slack.announcer import EVENT_TYPE
 from storage import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import FAST_RETRY, IMAGE, MEMBER, BotHarness, settings_for
-from tests.test_faults import calls, nothing_open, service_error, settled, wait_until
+from tests.test_faults import (  # noqa: F401 - spawn_worker is a fixture
+    calls,
+    nothing_open,
+    service_error,
+    settled,
+    spawn_worker,
+    wait_until,
+)
 
 SHARED = f"Shared. `{MEMBER}` (QA account) is *pending*"
 
@@ -317,3 +327,32 @@ def test_a_409_after_a_restart_for_the_bots_own_earlier_post_is_its_success(
         None,
         "pending",
     )
+
+
+# -- a real process, killed with SIGKILL -------------------------------------------------
+
+
+def test_a_worker_process_killed_before_hearing_that_slack_took_the_parent_posts_it_once(
+    make: Callable[..., BotHarness],
+    sandbox: Sandbox,
+    slack: FakeSlack,
+    spawn_worker: Callable[[BotHarness], subprocess.Popen[bytes]],  # noqa: F811
+) -> None:
+    bot = make()
+    bot.stop_worker()
+    bot.ack_text(f"{IMAGE} {MEMBER}")
+    slack.hold("chat.postMessage", 3.0)  # Slack takes the parent; its answer comes late
+
+    worker = spawn_worker(bot)
+    slack.wait_for(lambda: parents(slack), timeout=30, what="the parent posted")
+    os.kill(worker.pid, signal.SIGKILL)
+    assert worker.wait(10) == -signal.SIGKILL
+    assert bot.told().parent_ts is None  # the database never heard of it
+    bot.start_worker()
+
+    bot.wait_state("pending")
+    said_once(bot, slack, replies=[SHARED])
+    assert len(calls(sandbox, "POST")) == 1
+    [looked] = slack.calls("conversations.history")
+    assert looked.ok
+    nothing_open(bot)

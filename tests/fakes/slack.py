@@ -198,6 +198,7 @@ class FakeSlack:
         self._locales: dict[str, str] = {}
         self._rate_limits: dict[str, list[int]] = {}
         self._failures: dict[str, list[str]] = {}
+        self._holds: dict[str, list[float]] = {}
         self._responses: list[ResponsePost] = []
         self._expired: set[str] = set()
         self._tickets: set[str] = set()
@@ -338,6 +339,13 @@ class FakeSlack:
         """Answer the next ``times`` calls of ``method`` with ``ok: false`` and ``error``."""
         with self._cond:
             self._failures.setdefault(method, []).extend([error] * times)
+
+    def hold(self, method: str, seconds: float, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``method`` at once (they are recorded and
+        take effect) but send the answer only ``seconds`` later: a client that dies
+        meanwhile never learns that Slack took its message."""
+        with self._cond:
+            self._holds.setdefault(method, []).extend([seconds] * times)
 
     def expire_response_url(self, name: str) -> None:
         """Make this response_url answer 404 ``expired_url`` from now on."""
@@ -650,6 +658,9 @@ class FakeSlack:
                 response = handler(args)
             self._calls.append(Call(method, args, self._clock(), response, status))
             self._changed()
+            held = self._holds[method].pop(0) if self._holds.get(method) else 0.0
+        if held:
+            time.sleep(held)
         payload = json.dumps(response).encode()
         return status, {"Content-Type": "application/json; charset=utf-8", **extra_headers}, payload
 
