@@ -55,6 +55,7 @@ class Tally:
     replies_twice: int = 0
     notify_twice: int = 0
     posts_twice: int = 0
+    posts_cut: int = 0
     already_shared: int = 0
     orphan_parents: int = 0
     stuck: int = 0
@@ -149,8 +150,17 @@ def count(fakes: LocalFakes, database: Path, tally: Tally) -> None:
     tally.parents_twice = _twice(parents)
     tally.replies_twice = _twice(replies)
     tally.notify_twice = _twice(notify)
-    members = Counter(r.member_id or "?" for r in fakes.sandbox.records if r.method == "POST")
+    # An add the cloud received whole (a POST cut off before its body is no add at all).
+    adds = [r for r in fakes.sandbox.records if r.method == "POST" and r.member_id]
+    members = Counter(str(r.member_id) for r in adds)
     tally.posts_twice = _twice(members)
+    tally.posts_cut = sum(
+        1 for r in fakes.sandbox.records if r.method == "POST" and not r.member_id
+    )
+    for member, times in sorted(members.items()):
+        if times > 1:
+            statuses = [r.status for r in adds if r.member_id == member]
+            progress(f"  {member}: {times} POSTs, answered {statuses}")
 
 
 def crash_rounds(args: argparse.Namespace, workdir: Path) -> Tally:
@@ -183,9 +193,11 @@ def crash_rounds(args: argparse.Namespace, workdir: Path) -> Tally:
         post_extra = max(0.0, args.post_delay - args.delay) if args.post_delay else 0.0
         # The kill comes within the time the burst's work takes (a little more).
         window = args.window or max(args.delay, args.post_delay or 0.0) + 0.6
+        if post_extra:  # every POST (resends too) takes --post-delay in all
+            fakes.sandbox.inject(
+                *[Fault.stall(post_extra, method="POST")] * (args.n * args.rounds * 3)
+            )
         for round_number in range(1, args.rounds + 1):
-            if post_extra:
-                fakes.sandbox.inject(*[Fault.stall(post_extra, method="POST")] * args.n)
             commands = [
                 Command(
                     user_id=users[i % len(users)],
@@ -234,6 +246,7 @@ def report(args: argparse.Namespace, tally: Tally, took: float) -> str:
         f"  thread replies twice       {tally.replies_twice}",
         f"  notify lines twice         {tally.notify_twice}",
         f"  POSTs sent twice           {tally.posts_twice}",
+        f"  POSTs cut before the body  {tally.posts_cut} (killed mid-write: no add)",
         f'  "already shared" replies   {tally.already_shared}',
         f"  parents without a thread   {tally.orphan_parents}",
         f"  requests left half-way     {tally.stuck}",
