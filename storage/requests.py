@@ -361,6 +361,15 @@ class ShareRequests:
             )
         )
 
+    def held(self) -> list[RequestRow]:
+        """Requests some worker holds now (at start-up: those a stopped worker left half-way)."""
+        rows = self._database.read(
+            lambda db: list(
+                db.table("share_requests").rows_where("lease_until IS NOT NULL", order_by="id")
+            )
+        )
+        return [r for r in map(_row, rows) if r is not None]
+
     def drop_leases(self) -> int:
         """Forget every lease: at start-up no worker holds anything. How many were held."""
         return self._database.write(

@@ -191,3 +191,9 @@ def add_share_durations(db: sqlite_utils.Database) -> None:
     ):
         table.add_column(column, kind)
     db.table("slack_messages").add_column("reminder_ts", str)
+
+
+@migrations()
+def add_check_before_posting(db: sqlite_utils.Database) -> None:
+    """A worker died while announcing: the next message may have gone out already."""
+    db.table("slack_messages").add_column("check_before_posting", int, not_null_default=0)

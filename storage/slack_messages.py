@@ -35,6 +35,9 @@ class SlackData:
     delivery_failures: int = 0
     # The reminder before a share ends (with its Extend and Remove now buttons).
     reminder_ts: str | None = None
+    # A worker died while announcing (or could not record what it posted): the next
+    # message may have gone out already, so it is looked for in Slack before posting.
+    check_before_posting: bool = False
 
     def steps_done(self, state: str) -> int:
         """How many messages of `state`'s announcement went out already."""
@@ -60,6 +63,7 @@ class SlackMessages:
                 return SlackData(request_id)
             values = dict(zip([c[0] for c in cursor.description], row, strict=True))
             values["via_response_url"] = bool(values["via_response_url"])
+            values["check_before_posting"] = bool(values["check_before_posting"])
             return SlackData(**values)
 
         return self._database.read(work)

@@ -469,12 +469,12 @@ def test_a_click_while_the_request_is_still_being_announced_is_announced_too(
     reply = announcer._reply
 
     def click_during_the_reply(
-        request: ShareRequest, told: SlackData, language: str, text: str
+        request: ShareRequest, told: SlackData, language: str, text: str, *, step: str
     ) -> None:
         # The approver clicks in the instant between the card and its thread message.
         if request.state == "awaiting_approval":
             assert team.services.share.decide(request.id, "UAPP1", approve=True).request
-        reply(request, told, language, text)
+        reply(request, told, language, text, step=step)
 
     announcer._reply = click_during_the_reply  # type: ignore[method-assign]
     posted = ask_until_carded(team)

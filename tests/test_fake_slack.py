@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -88,7 +89,8 @@ def test_post_thread_update_and_read_back(fake: FakeSlack, client: WebClient) ->
     client.chat_update(channel="C1", ts=parent["ts"], text="Shared img-1", blocks=[])
 
     assert parent["ok"] and parent["channel"] == "C1"
-    assert parent["ts"] < reply["ts"] and parent["ts"].startswith("1700000000.")
+    assert parent["ts"] < reply["ts"]
+    assert abs(float(parent["ts"]) - time.time()) < 60  # a ts is the moment of posting
     assert parent["message"]["blocks"][1]["block_id"] == "decision"
     assert parent["message"]["blocks"][0]["block_id"]  # Slack assigns missing block_ids
     assert [m.args["text"] for m in fake.messages("C1")] == ["Sharing img-1", "approved"]
@@ -981,3 +983,133 @@ def options(count: int, text: str = "o", value: str = "v") -> list[dict[str, Any
 )
 def test_validate_options(answer: dict[str, Any], problems: list[str]) -> None:
     assert validate_options(answer) == problems
+
+
+# ---------------------------------------------------------------------- message metadata
+
+META = {"event_type": "share_image_step", "event_payload": {"request": 7, "step": "parent"}}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        pytest.param({"event_type": "has space", "event_payload": {}}, "invalid_metadata_schema"),
+        pytest.param({"event_type": "", "event_payload": {}}, "invalid_metadata_schema"),
+        pytest.param({"event_type": "x" * 256, "event_payload": {}}, "invalid_metadata_schema"),
+        pytest.param({"event_type": "ok_type", "event_payload": "text"}, "invalid_metadata_schema"),
+        pytest.param({"event_type": "ok_type", "event_payload": [1]}, "invalid_metadata_schema"),
+        pytest.param({"event_type": "ok_type"}, "invalid_metadata_schema"),
+        pytest.param({"event_type": "ok", "event_payload": {}, "x": 1}, "invalid_metadata_format"),
+        pytest.param(["not", "an", "object"], "invalid_metadata_format"),
+    ],
+)
+def test_metadata_slack_would_refuse_is_refused_on_post_and_update(
+    fake: FakeSlack, client: WebClient, metadata: Any, error: str
+) -> None:
+    posted = client.chat_postMessage(channel="C1", text="a message")
+    for call in (
+        lambda: client.api_call(
+            "chat.postMessage", json={"channel": "C1", "text": "x", "metadata": metadata}
+        ),
+        lambda: client.api_call(
+            "chat.update",
+            json={"channel": "C1", "ts": posted["ts"], "text": "x", "metadata": metadata},
+        ),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            call()
+        assert refused.value.response["error"] == error
+    assert len(fake.messages("C1")) == 1
+    assert "metadata" not in (fake.message(posted["ts"]) or {})
+
+
+def test_history_and_replies_show_metadata_only_when_asked_and_page_with_cursors(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    parent = client.chat_postMessage(channel="C1", text="parent", metadata=META)
+    for n in range(5):
+        client.chat_postMessage(channel="C1", text=f"top {n}")
+        client.chat_postMessage(
+            channel="C1", thread_ts=parent["ts"], text=f"reply {n}", metadata=META
+        )
+    client.chat_postMessage(channel="C2", text="elsewhere", metadata=META)
+
+    plain = client.conversations_history(channel="C1")
+    assert [m["text"] for m in plain["messages"]] == [f"top {n}" for n in range(4, -1, -1)] + [
+        "parent"
+    ]
+    assert all("metadata" not in m for m in plain["messages"])
+    assert plain["messages"][-1]["thread_ts"] == parent["ts"]  # replies live in the thread
+
+    texts, cursor, pages = [], None, 0
+    while True:
+        page = client.conversations_history(
+            channel="C1", limit=2, cursor=cursor, include_all_metadata=True
+        )
+        pages += 1
+        texts += [m["text"] for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        assert page["has_more"] == bool(cursor)
+        if not cursor:
+            break
+    assert pages == 3 and texts[-1] == "parent" and len(texts) == 6
+    assert page["messages"][-1]["metadata"] == META
+
+    since = client.conversations_history(channel="C1", oldest=parent["ts"])
+    assert "parent" not in [m["text"] for m in since["messages"]]  # oldest is exclusive
+
+    thread = client.conversations_replies(channel="C1", ts=parent["ts"], limit=3)
+    assert [m["text"] for m in thread["messages"]] == ["parent", "reply 0", "reply 1"]
+    assert all("metadata" not in m for m in thread["messages"])
+    rest = client.conversations_replies(
+        channel="C1",
+        ts=parent["ts"],
+        cursor=thread["response_metadata"]["next_cursor"],
+        include_all_metadata=True,
+    )
+    assert [m["text"] for m in rest["messages"]] == [f"reply {n}" for n in range(2, 5)]
+    assert all(m["metadata"] == META for m in rest["messages"])
+
+
+@pytest.mark.parametrize(
+    ("setup", "method", "args", "error"),
+    [
+        (lambda f: f.not_in_channel.add("C1"), "conversations.history", {}, "not_in_channel"),
+        (lambda f: f.missing_channels.add("C1"), "conversations.history", {}, "channel_not_found"),
+        (lambda f: f.not_in_channel.add("C1"), "conversations.replies", {}, "not_in_channel"),
+        (lambda f: None, "conversations.replies", {"ts": "1.000001"}, "thread_not_found"),
+        (lambda f: None, "conversations.history", {"cursor": "bm90IGEgY3Vyc29y"}, "invalid_cursor"),
+    ],
+)
+def test_history_methods_answer_slacks_errors(
+    fake: FakeSlack,
+    client: WebClient,
+    setup: Callable[[FakeSlack], None],
+    method: str,
+    args: dict[str, Any],
+    error: str,
+) -> None:
+    parent = client.chat_postMessage(channel="C1", text="parent")
+    setup(fake)
+    params = {"channel": "C1", "ts": parent["ts"], **args}
+    with pytest.raises(SlackApiError) as refused:
+        client.api_call(method, http_verb="GET", params=params)
+    assert refused.value.response["error"] == error
+
+
+@pytest.mark.parametrize(
+    ("channel", "needed"),
+    [("C1", "channels:history"), ("G1", "groups:history"), ("D1", "im:history")],
+)
+def test_a_token_without_the_history_scope_is_refused_with_the_scope_named(
+    fake: FakeSlack, client: WebClient, channel: str, needed: str
+) -> None:
+    fake.scopes = {"chat:write", "users:read"}
+    client.chat_postMessage(channel=channel, text="still allowed")
+    with pytest.raises(SlackApiError) as refused:
+        client.conversations_history(channel=channel)
+    assert refused.value.response["error"] == "missing_scope"
+    assert refused.value.response["needed"] == needed
+    assert refused.value.response["provided"] == "chat:write,users:read"
+    fake.scopes.add(needed)
+    assert client.conversations_history(channel=channel)["ok"]

@@ -171,17 +171,28 @@ class ScpClient:
     # -- the member operations -------------------------------------------------
 
     def add_member(
-        self, image_id: str, member_id: str, *, language: str | None = None
+        self,
+        image_id: str,
+        member_id: str,
+        *,
+        language: str | None = None,
+        sent_before: datetime | None = None,
     ) -> ImageMember:
-        """Add `member_id` to the image; its answer is the member, normally `pending`."""
+        """Add `member_id` to the image; its answer is the member, normally `pending`.
+
+        `sent_before` is when an earlier call for the same change began (a process that
+        died mid-call): a 409 for a member created since then is that call's doing, and
+        so a success, exactly as for an earlier attempt of this call.
+        """
         body = ImageMemberCreateRequest(member_id=member_id).model_dump()
         started = datetime.now(UTC)
         response, attempts = self._send(
             "POST", self._members_path(image_id), json=body, language=language
         )
-        if response.status_code == 409 and attempts > 1:
+        if response.status_code == 409 and (attempts > 1 or sent_before is not None):
             # An earlier attempt may have reached the service before its answer was lost.
-            member = self._own_earlier_attempt(image_id, member_id, started, language)
+            since = min(started, sent_before) if sent_before is not None else started
+            member = self._own_earlier_attempt(image_id, member_id, since, language)
             if member is not None:
                 return member
         if response.is_success:
@@ -204,17 +215,42 @@ class ScpClient:
         response, _ = self._send("GET", self._member_path(image_id, member_id), language=language)
         return self._parse(response, ImageMember, member_path=True)
 
-    def remove_member(self, image_id: str, member_id: str, *, language: str | None = None) -> None:
-        """Remove the member from the image (answered 204)."""
+    def remove_member(
+        self,
+        image_id: str,
+        member_id: str,
+        *,
+        language: str | None = None,
+        sent_before: bool = False,
+    ) -> None:
+        """Remove the member from the image (answered 204).
+
+        `sent_before`: an earlier call for this removal may have landed, so a 404 is done.
+        """
         response, attempts = self._send(
             "DELETE", self._member_path(image_id, member_id), language=language
         )
         if response.is_success:
             return
         error = self._error(response, member_path=True)
-        if isinstance(error, errors.MemberNotFound) and attempts > 1:
+        if isinstance(error, errors.MemberNotFound) and (attempts > 1 or sent_before):
             return  # an earlier attempt removed it
         raise error
+
+    def longest_call(self) -> timedelta:
+        """How long an add or remove can last, every attempt and pause included.
+
+        Until then after a call began, one of its attempts may still reach the service;
+        after it, the call has surely ended (answered, timed out or given up). httpx's
+        read timeout runs between bytes: the service's small JSON answers come in one.
+        """
+        timeout = self._http.timeout
+        # No limit on a phase: a minute is assumed (the default client sets them all).
+        phases = (timeout.pool, timeout.connect, timeout.write, timeout.read)
+        attempt = sum(60.0 if phase is None else phase for phase in phases)
+        pause = max(self.retry.max_delay, self.retry.max_retry_after)
+        attempts = max(1, self.retry.attempts)
+        return timedelta(seconds=attempts * attempt + (attempts - 1) * pause)
 
     # -- versions ----------------------------------------------------------------
 

@@ -209,6 +209,10 @@ class Requests:
         """Forget every lease (at start-up); how many were held."""
         return self.table.drop_leases()
 
+    def held(self) -> list[ShareRequest]:
+        """Requests some worker holds now (at start-up: those a stopped worker left half-way)."""
+        return [ShareRequest.of(row) for row in self.table.held()]
+
     def start_sending(self, request_id: int) -> bool:
         """queued → sending, unless an earlier request for the pair is still in flight."""
         return self.table.start_sending(request_id)

@@ -205,18 +205,27 @@ class ShareService:
 
     # -- carrying out (the worker's side) --------------------------------------------------------
 
-    def send(self, request: ShareRequest) -> ShareRequest:
-        """Call the cloud API for a request the worker has moved to `sending`; record the answer."""
+    def send(self, request: ShareRequest, *, again: bool = False) -> ShareRequest:
+        """Call the cloud API for a request the worker has moved to `sending`; record the answer.
+
+        `again`: a call for it was made before (by a worker that died): a 409 for a member
+        created since `sent_at`, or a 404 to a removal, is that call's doing, a success.
+        """
         language = accept_language(request.language or "en")
         try:
             if request.unshare:
-                self.cloud.remove_member(request.image_id, request.member_id, language=language)
+                self.cloud.remove_member(
+                    request.image_id, request.member_id, language=language, sent_before=again
+                )
                 done = self._finished(request, RequestState.REMOVED, api_status=204)
             else:
                 member = self._extended_member(request, language)
                 if member is None:
                     member = self.cloud.add_member(
-                        request.image_id, request.member_id, language=language
+                        request.image_id,
+                        request.member_id,
+                        language=language,
+                        sent_before=request.sent_at if again else None,
                     )
                 done = self._member_answer(request, member, api_status=200)
         except errors.CloudError as error:
@@ -357,13 +366,23 @@ class ShareService:
         log.info("extension asked", extra={**asked.request.log_fields(), "extends": request.id})
         return Ending(self.requests.get(request_id), extension=asked)
 
-    def reconcile(self, request: ShareRequest) -> ShareRequest:
+    def longest_send(self) -> timedelta:
+        """How long a call of `send` can last: until then after `sent_at` it may be under way."""
+        return self.cloud.longest_call()
+
+    def reconcile(
+        self, request: ShareRequest, *, under_way_until: datetime | None = None
+    ) -> ShareRequest:
         """Finish a request left in `sending` by a crash: read the member, never blindly re-add.
 
+        `under_way_until`: until then the dead worker's call may still reach the cloud, so
+        a change not found yet is read again later rather than sent again (the request
+        stays in `sending`, `next_poll_at` says when). After it, it is sent once more.
         While the cloud API cannot be read, the request stays in `sending` (the worker
         tries again) for at most `recheck_for` after it was sent; then, or at once for
         an answer that will not change (401, 403), the user is told it failed.
         """
+        now = self.requests_now()
         language = accept_language(request.language or "en")
         log.warning("reconciling interrupted request", extra=request.log_fields())
         try:
@@ -371,17 +390,33 @@ class ShareService:
         except errors.MemberNotFound:
             if request.unshare:
                 return self._finished(request, RequestState.REMOVED, api_status=404)
-            # The add never landed: send it now, for the first time that counts.
-            return self.send(request)
+            if under_way_until is not None and now < under_way_until:
+                return self._read_again(request, now, under_way_until)
+            # The add never landed, and no earlier call can still land: send it once more.
+            return self.send(request, again=True)
         except errors.CloudError as error:
-            sent = request.sent_at or self.requests_now()
-            waiting = self.requests_now() < sent + self.following.recheck_for
+            sent = request.sent_at or now
+            waiting = now < sent + self.following.recheck_for
             if isinstance(error, errors.CloudUnavailable) and waiting:
                 raise
             return self._failed(request, error)
         if request.unshare:
-            return self.send(request)
+            if under_way_until is not None and now < under_way_until:
+                return self._read_again(request, now, under_way_until)
+            return self.send(request, again=True)
         return self._member_answer(request, member, api_status=200)
+
+    def _read_again(self, request: ShareRequest, now: datetime, until: datetime) -> ShareRequest:
+        """Read an interrupted change back later: sooner while it is young, and at `until`."""
+        sent = request.sent_at or now
+        wait = min(max(now - sent, timedelta(seconds=1)), timedelta(seconds=30))
+        log.info(
+            "an interrupted change may still be under way; reading it again later",
+            extra={"request": request.id, "until": until.isoformat()},
+        )
+        return self.requests.update(
+            request.id, only_in=RequestState.SENDING, next_poll_at=min(now + wait, until)
+        )
 
     def recheck(self, request: ShareRequest) -> ShareRequest:
         """Read back a change that failed without an answer: it may have landed after all."""
@@ -523,6 +558,7 @@ class ShareService:
             state,
             api_status=api_status,
             finished_at=self.requests_now(),
+            next_poll_at=None,
         )
         if finished.unshare and finished.state == RequestState.REMOVED:
             # Removed by hand: the timed shares of this member have nothing left to end.

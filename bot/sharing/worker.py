@@ -51,6 +51,9 @@ class Announcer(Protocol):
     def removal_refused(self, request: ShareRequest) -> None:
         """Say in the thread that the cloud refused to remove the member (tried again)."""
 
+    def interrupted(self, request: ShareRequest) -> None:
+        """A worker died holding the request: its announcement may be half-way."""
+
 
 class Languages(Protocol):
     """Each person's language, asked of wherever people live (Slack's locale)."""
@@ -81,6 +84,8 @@ class Worker:
         self.poll_interval = poll_interval
         self.lease = lease
         self._wake = threading.Event()
+        # Requests in `sending` since before this moment were sent by a worker now gone.
+        self._started = requests.now()
         self._busy: set[int] = set()
         self._busy_lock = threading.Lock()
 
@@ -90,7 +95,10 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set; then finish what is under way."""
+        self._started = self.requests.now()
         try:
+            for request in self.requests.held():
+                self.announcer.interrupted(request)
             dropped = self.requests.drop_leases()
         except StorageError as error:
             log.error(
@@ -192,7 +200,11 @@ class Worker:
                 request = self.service.send(self._reload(request))
             request = self._announce(self._reload(request))
         elif request.state == RequestState.SENDING:
-            request = self._announce(self.service.reconcile(request))
+            again_at = request.next_poll_at
+            if again_at is None or again_at <= now:
+                request = self._announce(
+                    self.service.reconcile(request, under_way_until=self._under_way_until(request))
+                )
         elif request.state == RequestState.REMOVING:
             # Ended early, or a removal interrupted: read first, remove only if still there.
             request = self._announce(self.service.reconcile_removal(request))
@@ -250,6 +262,13 @@ class Worker:
             request = self.announcer.announce(request)
         return request
 
+    def _under_way_until(self, request: ShareRequest) -> datetime | None:
+        """Until when a worker that died may still have a call for `request` under way."""
+        sent = request.sent_at
+        if sent is None or sent >= self._started:
+            return None  # sent by this worker, whose call has ended: nothing can still land
+        return sent + self.service.longest_send()
+
     def _reload(self, request: ShareRequest) -> ShareRequest:
         return self.requests.get(request.id) or request
 
@@ -257,6 +276,8 @@ class Worker:
         now = self.requests.now()
         if request.state == RequestState.QUEUED and self.requests.waiting_turn(request.id):
             return now + TURN_WAIT  # an earlier request for this image and member goes first
+        if request.state == RequestState.SENDING and request.next_poll_at:
+            return request.next_poll_at  # an interrupted change, read again then
         if not self.announcer.up_to_date(request) or request.state in {
             RequestState.QUEUED,
             RequestState.SENDING,

@@ -5,6 +5,13 @@
 does not take a message, and the worker tries again later: nothing is lost. It never
 changes the request itself: when no approver can be asked it says so
 (`ApproversUnreachable`) and the share service records the failure.
+
+Every message carries Slack message metadata naming its request and step
+(`event_type` share_image_step, `event_payload` {"request": id, "step": "pending:reply"}).
+A step is recorded after Slack took it; a worker that dies in between (or a database that
+will not record it) leaves the step started and not done. Only then, before posting
+again, the announcer looks for the step's message in the channel's recent history or
+the thread, and adopts it instead of saying it twice.
 """
 
 from __future__ import annotations
@@ -26,10 +33,19 @@ from bot.slack import views
 from bot.slack.texts import code, mentions, outcome_error, say
 from bot.slack.views import slack_time
 from storage import Grants, KnownMembers, OnCall, Role, SlackData, SlackMessages
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 MAX_DELIVERY_FAILURES = 8
+
+# Message metadata: what every message of the bot says about itself.
+EVENT_TYPE = "share_image_step"
+# Looking for a message posted before a crash: pages of history read at most, each this
+# long; and how far before the request was recorded its messages could be (clock skew).
+LOOKUP_PAGES = 5
+LOOKUP_PAGE_SIZE = 200
+LOOKUP_SKEW = timedelta(minutes=5)
 
 # Slack errors worth trying again later; any other refusal of a parent message means the
 # bot cannot post there (not_in_channel, channel_not_found, is_archived…): use response_url.
@@ -88,6 +104,8 @@ class Announcer:
         self.approval_ttl_hours = approval_ttl_hours
         self.follow_days = follow_days
         self._webhook = webhook
+        # Requests whose posts Slack took but the database could not record (this process).
+        self._unsure: set[int] = set()
 
     # -- the entry point ------------------------------------------------------------------
 
@@ -110,39 +128,72 @@ class Announcer:
         announcing = request.state
         language = request.language or self.default_language
         name = self.members.name(request.member_id)  # once per announcement
-        if slack.parent_ts is None and not slack.via_response_url:
-            slack = self._post_parent(request, slack, language, name)
-        done = slack.steps_done(announcing)
-        for number, step in enumerate(self._steps(request, slack, language, name), start=1):
-            if number <= done:
-                continue
-            try:
-                slack = step(slack) or slack
-            except ApproversUnreachable:
-                raise
-            except DeliveryError as error:
-                if error.transient:
+        posted = False  # whether Slack took something this call has not recorded yet
+        try:
+            if slack.parent_ts is None and not slack.via_response_url:
+                posted = True
+                slack = self._post_parent(request, slack, language, name)
+                posted = False
+            done = slack.steps_done(announcing)
+            for number, step in enumerate(self._steps(request, slack, language, name), start=1):
+                if number <= done:
+                    continue
+                posted = True
+                try:
+                    slack = step(slack) or slack
+                except ApproversUnreachable:
                     raise
-                metrics.DELIVERY_FAILURES.inc()
-                metrics.MESSAGES_DROPPED.inc()
-                log.error(
-                    "Slack refused a message for good; going on without it",
-                    extra={**request.log_fields(), "method": error.method, "error": error.error},
+                except DeliveryError as error:
+                    if error.transient:
+                        raise
+                    metrics.DELIVERY_FAILURES.inc()
+                    metrics.MESSAGES_DROPPED.inc()
+                    log.error(
+                        "Slack refused a message for good; going on without it",
+                        extra={
+                            **request.log_fields(),
+                            "method": error.method,
+                            "error": error.error,
+                        },
+                    )
+                slack = self.messages.update(
+                    request.id,
+                    announcing_state=announcing,
+                    announce_step=number,
+                    check_before_posting=False,
                 )
-            slack = self.messages.update(
-                request.id, announcing_state=announcing, announce_step=number
-            )
-            current = self.requests.get(request.id) or request
-            if current.state != announcing:
-                return current
+                posted = False
+                self._unsure.discard(request.id)
+                current = self.requests.get(request.id) or request
+                if current.state != announcing:
+                    return current
+        except StorageError:
+            if posted:
+                # Slack may hold a message the database does not know of: look first next time.
+                self._unsure.add(request.id)
+            raise
         self.messages.update(
             request.id,
             announced_state=announcing,
             announcing_state=None,
             announce_step=0,
             delivery_failures=0,
+            check_before_posting=False,
         )
+        self._unsure.discard(request.id)
         return request
+
+    def interrupted(self, request: ShareRequest) -> None:
+        """A worker died holding `request`: if it was announcing, look before posting again.
+
+        A request in `sending` was with the cloud API, not with Slack; one whose state
+        was announced in full has nothing left to post.
+        """
+        if request.state == RequestState.SENDING:
+            return
+        if self.messages.get(request.id).announced_state == request.state:
+            return
+        self.messages.update(request.id, check_before_posting=True)
 
     def delivery_failed(self, request: ShareRequest, error: DeliveryError) -> datetime | None:
         """Slack did not take a message: when to try again, or None after too many tries."""
@@ -174,13 +225,14 @@ class Announcer:
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
     ) -> list[Callable[[SlackData], SlackData | None]]:
         state = request.state
+        reply_step = f"{state.value}:reply"
         if state is RequestState.AWAITING_APPROVAL:
             return [lambda told: self._ask_approvers(request, told, language, name)]
         if state is RequestState.QUEUED and request.decided_by:
             approved = say(language, "thread_approved", by=request.decided_by)
             return [
                 lambda told: self._update_card(request, told, name),
-                lambda told: self._reply(request, told, language, approved),
+                lambda told: self._reply(request, told, language, approved, step=reply_step),
             ]
         if state in OPEN or state is RequestState.REMOVING:
             return []  # nothing to tell until it is decided or answered
@@ -191,7 +243,7 @@ class Announcer:
         if slack.announced_state == RequestState.FAILED:
             outcome = say(language, "landed_after_all") + " " + outcome
         steps += [
-            lambda told: self._reply(request, told, language, outcome),
+            lambda told: self._reply(request, told, language, outcome, step=reply_step),
             lambda told: self._update_parent(request, told, language, name),
             lambda told: self._notify(request, told, name),
         ]
@@ -229,7 +281,9 @@ class Announcer:
             what=views.failure_words(request, language),
             admins=self.admins(language),
         )
-        self._reply(request, self.messages.get(request.id), language, text)
+        self._reply(
+            request, self.messages.get(request.id), language, text, step="removal_refused:reply"
+        )
 
     def reminder_answered(self, request: ShareRequest, channel: str, outcome: str) -> None:
         """Take the buttons off a reminder once one was used, saying what was done."""
@@ -260,7 +314,7 @@ class Announcer:
             days=f"{self.follow_days:g}",
             image_plain=request.image_id,
         )
-        self._reply(request, self.messages.get(request.id), language, text)
+        self._reply(request, self.messages.get(request.id), language, text, step="follow_stopped")
 
     # -- the words ---------------------------------------------------------------------------
 
@@ -351,14 +405,109 @@ class Announcer:
             raise DeliveryError(method, type(error).__name__, transient=True) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
+    @staticmethod
+    def metadata(request: ShareRequest, step: str) -> dict[str, Any]:
+        """The message metadata naming a request's step: how the bot finds its own messages."""
+        return {"event_type": EVENT_TYPE, "event_payload": {"request": request.id, "step": step}}
+
+    def _unsure_of(self, slack: SlackData) -> bool:
+        """Whether a message of this request may have gone out without being recorded."""
+        return slack.check_before_posting or slack.request_id in self._unsure
+
+    def _post(
+        self,
+        request: ShareRequest,
+        slack: SlackData,
+        step: str,
+        *,
+        channel: str,
+        thread_ts: str | None = None,
+        **args: Any,
+    ) -> dict[str, Any]:
+        """chat.postMessage with the step's metadata; a message found from before a crash
+        is adopted instead (its `channel` and `ts`, as Slack's answer would give them)."""
+        if self._unsure_of(slack):
+            found = self._find(request, step, channel=channel, thread_ts=thread_ts)
+            if found is not None:
+                log.warning(
+                    "found a message posted before an interruption; not posting it again",
+                    extra={"request": request.id, "step": step, "ts": found["ts"]},
+                )
+                return found
+        extra = {"thread_ts": thread_ts} if thread_ts else {}
+        return self._call(
+            "chat.postMessage",
+            channel=channel,
+            metadata=self.metadata(request, step),
+            **extra,
+            **args,
+        )
+
+    def _find(
+        self, request: ShareRequest, step: str, *, channel: str, thread_ts: str | None
+    ) -> dict[str, Any] | None:
+        """The step's message if Slack has it: in the thread, or in the channel's history
+        since the request was recorded. None when it is not there or cannot be looked for
+        (no history scope, not in the channel): then it is posted, as it was never seen."""
+        since = request.created_at
+        params: dict[str, Any] = {
+            "channel": channel,
+            "include_all_metadata": True,
+            "limit": LOOKUP_PAGE_SIZE,
+        }
+        if thread_ts:
+            method, params["ts"] = "conversations.replies", thread_ts
+        else:
+            method = "conversations.history"
+            if since is not None:
+                params["oldest"] = f"{(since - LOOKUP_SKEW).timestamp():.6f}"
+        for _ in range(LOOKUP_PAGES):
+            try:
+                page = self._read(method, **params)
+            except DeliveryError as error:
+                if error.transient:
+                    raise
+                log.warning(
+                    "cannot look for a message posted before an interruption; posting it",
+                    extra={"request": request.id, "method": method, "error": error.error},
+                )
+                return None
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if (
+                    metadata.get("event_type") == EVENT_TYPE
+                    and payload.get("request") == request.id
+                    and payload.get("step") == step
+                ):
+                    return {"channel": page.get("channel", channel), "ts": message.get("ts")}
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+            params["cursor"] = cursor
+        return None
+
+    def _read(self, method: str, **params: Any) -> dict[str, Any]:
+        try:
+            response = self.client.api_call(method, http_verb="GET", params=params)
+        except SlackApiError as error:
+            code = str(error.response.get("error", "unknown"))
+            transient = error.response.status_code >= 500 or error.response.status_code == 429
+            raise DeliveryError(method, code, transient=transient or code in TRANSIENT) from None
+        except Exception as error:  # urllib, socket and ssl errors: Slack unreachable
+            raise DeliveryError(method, type(error).__name__, transient=True) from None
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
     def _post_parent(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
     ) -> SlackData:
         text, blocks = views.parent(request, language, name)
         try:
-            answer = self._call(
-                "chat.postMessage",
-                channel=request.channel_id,
+            answer = self._post(
+                request,
+                slack,
+                "parent",
+                channel=request.channel_id or "",
                 text=text,
                 blocks=blocks,
                 unfurl_links=False,
@@ -374,23 +523,30 @@ class Announcer:
             )
             return self.messages.update(request.id, via_response_url=True)
         return self.messages.update(
-            request.id, parent_channel=answer.get("channel"), parent_ts=answer.get("ts")
+            request.id,
+            parent_channel=answer.get("channel"),
+            parent_ts=answer.get("ts"),
+            check_before_posting=False,
         )
 
-    def _reply(self, request: ShareRequest, slack: SlackData, language: str, text: str) -> None:
+    def _reply(
+        self, request: ShareRequest, slack: SlackData, language: str, text: str, *, step: str
+    ) -> None:
         if slack.via_response_url:
-            self._respond(request, language, text)
+            self._respond(request, language, text, step=step)
             return
-        self._call(
-            "chat.postMessage",
-            channel=slack.parent_channel,
+        self._post(
+            request,
+            slack,
+            step,
+            channel=slack.parent_channel or "",
             thread_ts=slack.parent_ts,
             text=text,
             unfurl_links=False,
             unfurl_media=False,
         )
 
-    def _respond(self, request: ShareRequest, language: str, text: str) -> None:
+    def _respond(self, request: ShareRequest, language: str, text: str, *, step: str) -> None:
         """Answer through the command's response_url; failing that, a direct message."""
         headline, _ = views.parent(request, language, self.members.name(request.member_id))
         full = f"{headline}\n{text}\n\n{say(language, 'invite_hint')}"
@@ -410,7 +566,14 @@ class Announcer:
                     "response_url failed",
                     extra={"request": request.id, "error": type(error).__name__},
                 )
-        self._call("chat.postMessage", channel=request.user_id, text=full, unfurl_links=False)
+        # A direct message: not looked for after a crash (its channel id is not known here).
+        self._call(
+            "chat.postMessage",
+            channel=request.user_id,
+            text=full,
+            unfurl_links=False,
+            metadata=self.metadata(request, step),
+        )
 
     def _update_parent(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
@@ -424,6 +587,7 @@ class Announcer:
             ts=slack.parent_ts,
             text=text,
             blocks=blocks,
+            metadata=self.metadata(request, "parent"),
         )
 
     def _ask_approvers(
@@ -437,7 +601,7 @@ class Announcer:
             try:
                 if not channel:
                     raise DeliveryError("chat.postMessage", "no_approval_channel")
-                slack = self._post_card(request, channel, name)
+                slack = self._post_card(request, slack, channel, name)
             except DeliveryError as error:
                 if error.transient:
                     raise
@@ -453,10 +617,13 @@ class Announcer:
             slack,
             language,
             say(language, "thread_awaiting", why=why, channel=slack.card_channel, link=link),
+            step="awaiting_approval:reply",
         )
         return slack
 
-    def _post_card(self, request: ShareRequest, channel: str, name: str | None) -> SlackData:
+    def _post_card(
+        self, request: ShareRequest, slack: SlackData, channel: str, name: str | None
+    ) -> SlackData:
         card_language = self.default_language
         text, blocks = views.approval_card(
             request,
@@ -469,8 +636,8 @@ class Announcer:
             asked=slack_time(request.created_at),
             expires=slack_time(request.expires_at),
         )
-        answer = self._call(
-            "chat.postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False
+        answer = self._post(
+            request, slack, "card", channel=channel, text=text, blocks=blocks, unfurl_links=False
         )
         return self.messages.update(
             request.id, card_channel=answer.get("channel"), card_ts=answer.get("ts")
@@ -493,6 +660,7 @@ class Announcer:
             ts=slack.card_ts,
             text=text,
             blocks=blocks,
+            metadata=self.metadata(request, "card"),
         )
 
     def _notify(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
@@ -515,8 +683,10 @@ class Announcer:
             state=state,
             link=link,
         )
-        self._call(
-            "chat.postMessage",
+        self._post(
+            request,
+            slack,
+            f"{request.state}:notify",
             channel=self.notify_channel,
             text=text,
             unfurl_links=False,

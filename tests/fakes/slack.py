@@ -27,12 +27,14 @@ slack_sdk client reconnects at once through ``apps.connections.open``.
 
 from __future__ import annotations
 
+import base64
 import copy
 import email.parser
 import email.policy
 import itertools
 import json
 import logging
+import re
 import secrets
 import socketserver
 import threading
@@ -79,10 +81,22 @@ logger = logging.getLogger(__name__)
 
 # Fields that Slack accepts as JSON strings inside form-encoded bodies.
 _JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata", "unfurls"})
-_FIRST_TS = 1_700_000_000_000_000  # microseconds: "1700000000.000000"
 _VERIFICATION_TOKEN = "fake-verification-token"
 _SLACK_USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 _MISSING_TEXT = "missing_text_in_message_with_blocks"
+# Message metadata, as Slack takes it: an `event_type` of letters, digits and underscores,
+# and an `event_payload` object. History pages: Slack's default and largest `limit`.
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9_]{1,255}")
+_HISTORY_LIMIT, _HISTORY_MAX_LIMIT = 100, 999
+# What each method needs of the token when `FakeSlack.scopes` is set; by channel type
+# (C public, G private or group DM, D direct message) for the history methods.
+_HISTORY_SCOPES = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
+_METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "users.info": "users:read",
+}
 
 
 @dataclass(frozen=True)
@@ -135,6 +149,13 @@ class FakeSlack:
     ``response_url_max_uses`` (5, as Slack; ``None`` for no limit) makes a URL
     answer 404 ``expired_url`` after that many accepted posts.
 
+    Messages may carry ``metadata`` (``event_type`` + ``event_payload`` object, refused
+    ``invalid_metadata_format`` / ``invalid_metadata_schema`` otherwise), which
+    ``conversations.history`` and ``conversations.replies`` return only with
+    ``include_all_metadata``; both page with ``limit`` and ``cursor`` as Slack does.
+    ``scopes`` (None: every scope) is the set the bot token was granted: methods that
+    need another answer ``missing_scope`` with ``needed`` and ``provided``.
+
     ``warnings`` lists what Slack took but warned about, one ``"<where>: <warning>"``
     each: today ``missing_text_in_message_with_blocks``, for a message (Web API or
     response_url) with blocks and no ``text`` fallback for notifications and screen
@@ -162,6 +183,7 @@ class FakeSlack:
         self.not_in_channel: set[str] = set()
         self.missing_channels: set[str] = set()
         self.response_url_max_uses: int | None = 5
+        self.scopes: set[str] | None = None
         self._socket_ping_interval = socket_ping_interval
         self._clock = clock
 
@@ -170,12 +192,13 @@ class FakeSlack:
         self._generation = 0  # bumped on every change, so waiters miss nothing
         self._calls: list[Call] = []
         self._messages: dict[str, dict[str, Any]] = {}  # ts -> current message, with "channel"
-        self._ts_counter = itertools.count(1)
+        self._last_ts = 0  # microseconds of the last ts handed out
         self._view_counter = itertools.count(1)
         self._users: dict[str, dict[str, Any]] = {}
         self._locales: dict[str, str] = {}
         self._rate_limits: dict[str, list[int]] = {}
         self._failures: dict[str, list[str]] = {}
+        self._holds: dict[str, list[float]] = {}
         self._responses: list[ResponsePost] = []
         self._expired: set[str] = set()
         self._tickets: set[str] = set()
@@ -198,6 +221,8 @@ class FakeSlack:
             "views.update": self._views_update,
             "views.push": self._views_push,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "conversations.join": self._conversations_join,
             "apps.connections.open": self._apps_connections_open,
         }
@@ -314,6 +339,13 @@ class FakeSlack:
         """Answer the next ``times`` calls of ``method`` with ``ok: false`` and ``error``."""
         with self._cond:
             self._failures.setdefault(method, []).extend([error] * times)
+
+    def hold(self, method: str, seconds: float, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``method`` at once (they are recorded and
+        take effect) but send the answer only ``seconds`` later: a client that dies
+        meanwhile never learns that Slack took its message."""
+        with self._cond:
+            self._holds.setdefault(method, []).extend([seconds] * times)
 
     def expire_response_url(self, name: str) -> None:
         """Make this response_url answer 404 ``expired_url`` from now on."""
@@ -609,6 +641,13 @@ class FakeSlack:
                 response = {"ok": False, "error": "invalid_json"}
             elif error := self._auth_error(method, token):
                 response = {"ok": False, "error": error}
+            elif needed := self._missing_scope(method, args):
+                response = {
+                    "ok": False,
+                    "error": "missing_scope",
+                    "needed": needed,
+                    "provided": ",".join(sorted(self.scopes or ())),
+                }
             elif self._rate_limits.get(method):
                 retry_after = self._rate_limits[method].pop(0)
                 status, extra_headers = 429, {"Retry-After": str(retry_after)}
@@ -619,6 +658,9 @@ class FakeSlack:
                 response = handler(args)
             self._calls.append(Call(method, args, self._clock(), response, status))
             self._changed()
+            held = self._holds[method].pop(0) if self._holds.get(method) else 0.0
+        if held:
+            time.sleep(held)
         payload = json.dumps(response).encode()
         return status, {"Content-Type": "application/json; charset=utf-8", **extra_headers}, payload
 
@@ -633,6 +675,16 @@ class FakeSlack:
         if token == wanted:
             return None
         return "not_allowed_token_type" if token == other else "invalid_auth"
+
+    def _missing_scope(self, method: str, args: Mapping[str, Any]) -> str | None:
+        """The scope `method` needs that the token lacks, when scopes are modelled."""
+        if self.scopes is None:
+            return None
+        needed = _METHOD_SCOPES.get(method)
+        if method in {"conversations.history", "conversations.replies"}:
+            kind = _resolve_channel(str(args.get("channel") or "C"))[:1]
+            needed = _HISTORY_SCOPES.get(kind, "channels:history")
+        return needed if needed is not None and needed not in self.scopes else None
 
     def _handle_response_url(
         self, name: str, headers: Mapping[str, str], body: bytes
@@ -676,7 +728,10 @@ class FakeSlack:
     # Each runs under self._cond and returns the JSON answer.
 
     def _next_ts(self) -> str:
-        micros = _FIRST_TS + next(self._ts_counter) * 100
+        # As Slack's: the moment of posting (so `oldest` and `latest` mean what they say),
+        # always increasing, never two alike.
+        micros = max(int(self._clock() * 1_000_000), self._last_ts + 1)
+        self._last_ts = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _channel_error(self, channel: str | None) -> str | None:
@@ -697,6 +752,84 @@ class FakeSlack:
         if "metadata" in args:
             fields["metadata"] = copy.deepcopy(args["metadata"])
         return fields
+
+    def _history_page(
+        self, messages: list[dict[str, Any]], args: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """One page of `messages` (already in Slack's order), as history methods answer."""
+        try:
+            limit = int(args.get("limit") or _HISTORY_LIMIT)
+        except ValueError:
+            return {"ok": False, "error": "invalid_limit"}
+        start: int | None = 0
+        if args.get("cursor"):
+            start = _decode_cursor(str(args["cursor"]))
+            if start is None or start > len(messages):
+                return {"ok": False, "error": "invalid_cursor"}
+        limit = max(1, min(limit, _HISTORY_MAX_LIMIT))
+        page = messages[start : start + limit]
+        with_metadata = _truthy(args.get("include_all_metadata"))
+        shown = [{k: copy.deepcopy(v) for k, v in m.items() if k != "channel"} for m in page]
+        if not with_metadata:
+            for m in shown:
+                m.pop("metadata", None)
+        more = start + limit < len(messages)
+        answer: dict[str, Any] = {"ok": True, "messages": shown, "has_more": more}
+        answer["response_metadata"] = {"next_cursor": _encode_cursor(start + limit) if more else ""}
+        return answer
+
+    def _readable(self, channel: Any) -> str | None:
+        """Why the bot cannot read `channel`'s history, or None."""
+        if not channel or channel in self.missing_channels:
+            return "channel_not_found"
+        if channel in self.not_in_channel or _resolve_channel(str(channel)) in self.not_in_channel:
+            return "not_in_channel"
+        return None
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if error := self._readable(channel):
+            return {"ok": False, "error": error}
+        resolved = _resolve_channel(str(channel))
+        try:
+            oldest = float(args.get("oldest") or 0)
+            latest = float(args["latest"]) if args.get("latest") else None
+        except ValueError:
+            return {"ok": False, "error": "invalid_ts_oldest"}
+        inclusive = _truthy(args.get("inclusive"))
+        replied = {str(m["thread_ts"]) for m in self._messages.values() if m.get("thread_ts")}
+
+        def within(ts: float) -> bool:
+            after = ts >= oldest if inclusive else ts > oldest
+            before = latest is None or (ts <= latest if inclusive else ts < latest)
+            return after and before
+
+        # Newest first; thread replies are not in a channel's history, their parents are.
+        found = [
+            {**m, **({"thread_ts": ts} if ts in replied else {})}
+            for ts, m in sorted(self._messages.items(), key=lambda kv: float(kv[0]), reverse=True)
+            if m["channel"] == resolved and not m.get("thread_ts") and within(float(ts))
+        ]
+        return self._history_page(found, args)
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = args.get("channel"), str(args.get("ts") or "")
+        if error := self._readable(channel):
+            return {"ok": False, "error": error}
+        resolved = _resolve_channel(str(channel))
+        parent = self._messages.get(ts)
+        if parent is None or parent["channel"] != resolved:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = sorted(
+            (
+                m
+                for m in self._messages.values()
+                if m["channel"] == resolved and str(m.get("thread_ts")) == ts
+            ),
+            key=lambda m: float(m["ts"]),
+        )
+        # The parent first, then the replies oldest first, as Slack answers.
+        return self._history_page([parent, *replies], args)
 
     def _warned(
         self, method: str, args: Mapping[str, Any], answer: dict[str, Any]
@@ -727,7 +860,7 @@ class FakeSlack:
         assert channel is not None
         if not any(args.get(k) for k in ("text", "blocks", "attachments")):
             return {"ok": False, "error": "no_text"}
-        if refusal := _message_refusal(args):
+        if refusal := _message_refusal(args) or _metadata_refusal(args):
             return refusal
         resolved = _resolve_channel(channel)
         ts = self._next_ts()
@@ -755,7 +888,7 @@ class FakeSlack:
         fields = self._message_fields(args)
         if not fields:
             return {"ok": False, "error": "no_text"}
-        if refusal := _message_refusal(args):
+        if refusal := _message_refusal(args) or _metadata_refusal(args):
             return refusal
         # Fields not sent are kept, as Slack does (an empty list removes blocks).
         stored.update(fields)
@@ -1025,6 +1158,35 @@ def _message_refusal(args: Mapping[str, Any]) -> dict[str, Any] | None:
     if problems := validate_blocks(blocks):
         return {"ok": False, "error": "invalid_blocks", "errors": problems}
     return None
+
+
+def _metadata_refusal(args: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Slack's answer to message metadata it does not take, or None."""
+    if "metadata" not in args:
+        return None
+    metadata = args["metadata"]
+    if isinstance(metadata, str):  # a form field that was not JSON
+        return {"ok": False, "error": "invalid_metadata_format"}
+    if not isinstance(metadata, dict) or set(metadata) - {"event_type", "event_payload"}:
+        return {"ok": False, "error": "invalid_metadata_format"}
+    event_type, payload = metadata.get("event_type"), metadata.get("event_payload")
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+        return {"ok": False, "error": "invalid_metadata_schema"}
+    if not isinstance(payload, dict):
+        return {"ok": False, "error": "invalid_metadata_schema"}
+    return None
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> int | None:
+    try:
+        kind, _, offset = base64.b64decode(cursor, validate=True).decode().partition(":")
+        return int(offset) if kind == "offset" and int(offset) >= 0 else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _missing_text(args: Mapping[str, Any]) -> bool:
