@@ -15,9 +15,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.replica import url_problem
 from bot.sharing.rules import UnknownMembers
 from bot.slack.texts import languages
 
@@ -33,6 +41,8 @@ SECRET_SETTINGS = frozenset(
         "SLACK_APP_TOKEN",
         "SCP_ACCESS_KEY",
         "SCP_SECRET_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
     }
 )
 
@@ -106,6 +116,12 @@ class Settings(BaseSettings):
     SCP_LANGUAGE: str = Field(default="en-US", pattern=r"^(ko-KR|en-US)$")
 
     DATABASE_PATH: Path = Path("share-image-bot.db")
+    # The database's replica (Litestream): s3://BUCKET/PATH or file:///PATH; empty: none.
+    DATABASE_REPLICA_URL: str = ""
+    # An S3-compatible store's endpoint (path-style addressing unless it is AWS).
+    DATABASE_REPLICA_ENDPOINT: str = ""
+    AWS_ACCESS_KEY_ID: SecretStr | None = None
+    AWS_SECRET_ACCESS_KEY: SecretStr | None = None
     PORT: int = Field(default=3000, ge=1, le=65535)
 
     SHARE_APPROVAL_CHANNEL: str = ""
@@ -119,7 +135,7 @@ class Settings(BaseSettings):
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.
     BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
 
-    @field_validator("SLACK_APP_TOKEN", mode="before")
+    @field_validator("SLACK_APP_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -239,6 +255,15 @@ class Settings(BaseSettings):
             raise Refusal(f"must be one of {', '.join(spoken)}")
         return value
 
+    @model_validator(mode="after")
+    def _replica(self) -> Settings:
+        url, endpoint = self.DATABASE_REPLICA_URL, self.DATABASE_REPLICA_ENDPOINT
+        if url or endpoint:
+            problem = url_problem(url, endpoint)
+            if problem:
+                raise Refusal(problem)
+        return self
+
     @property
     def scp_base_url(self) -> str:
         """The cloud API's base URL without a trailing slash."""
@@ -262,7 +287,7 @@ def load_settings(**overrides: object) -> Settings:
             if item["type"] == "missing":
                 problems.append(f"{name} is not set")
             elif isinstance(refusal, Refusal):
-                problems.append(f"{name} {refusal}")
+                problems.append(f"{name} {refusal}" if name else str(refusal))
             else:
                 # The message only, never the input: the input may be a secret.
                 problems.append(f"{name} is invalid: {item['msg']}")
