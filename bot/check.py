@@ -11,13 +11,14 @@ import socket
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import replica
 from bot.scp import ScpClient
 from bot.scp.client import VersionLevel
 from bot.scp.errors import CloudAuthError, CloudError, ImageNotFound
@@ -29,6 +30,8 @@ from storage.errors import StorageError
 # A well-formed image id nobody owns: a signed read of it answers 404 when keys are good.
 PROBE_IMAGE = "00000000-0000-4000-8000-000000000000"
 SLACK_TIMEOUT = 10
+# A replica this far behind the local database's last change gets a warning.
+REPLICA_LAG_WARN = 30.0
 
 # What to do about each error code Slack answers with; {setting} is the token's setting.
 SLACK_ADVICE = {
@@ -204,6 +207,80 @@ def _check_database(path: Path, report: _Report) -> None:
         report.ok("database", f"{path} ({grants} grant{'s' if grants != 1 else ''})")
 
 
+def _check_replica(settings: Settings, report: _Report, now: datetime | None = None) -> bool:
+    """The replica: reachable, its last sync, the lag. True when the database is missing and
+    the bot restores it at start (so the database check must not create an empty one)."""
+    config = replica.replica_config(settings)
+    if config is None:  # no replica: nothing to say
+        return False
+    missing = not config.database.exists()
+    unreachable = replica.probe(config.endpoint)
+    try:
+        if unreachable:
+            raise replica.ReplicaError(f"{config.shown} cannot be reached: {unreachable}")
+        with replica.Litestream(config) as litestream:
+            position = litestream.position()
+            local = None if missing else litestream.local_txid()
+    except replica.ReplicaError as error:
+        report.fail(
+            "database replica",
+            str(error),
+            "    do:     check DATABASE_REPLICA_URL, DATABASE_REPLICA_ENDPOINT, AWS_ACCESS_KEY_ID,"
+            " AWS_SECRET_ACCESS_KEY and the network; the bot refuses to start on a missing"
+            " database until the replica answers",
+        )
+        return missing
+    if position is None:
+        if missing:
+            report.ok(
+                "database replica",
+                f"{config.shown} reachable and empty: a new database is made (next line)",
+            )
+        else:
+            report.warn(
+                "database replica",
+                f"{config.shown} is reachable but holds no copy of {config.database}",
+                "    do:     start the bot (python -m bot) with DATABASE_REPLICA_URL set: it"
+                " replicates while it runs",
+            )
+        return False
+    moment = now or datetime.now(UTC)
+    written = position.written_at
+    ago = f" ({(moment - written).total_seconds():.0f} s ago)" if written else ""
+    synced = f"last sync {position.written()}{ago}, txid {position.txid_hex}"
+    if missing:
+        report.ok(
+            "database replica",
+            f"{config.shown} reachable, {synced}; {config.database} is missing: the bot restores"
+            " it from the replica at start",
+        )
+        return True
+    lag = _replica_lag(config.database, written)
+    local_txid = f"local txid {local:016x}" if local is not None else "local txid unknown"
+    detail = f"{config.shown} reachable, {synced}; {local_txid}, lag {lag:.0f} s"
+    if lag > REPLICA_LAG_WARN:
+        report.warn(
+            "database replica",
+            f"{detail}: the local database changed after the replica's last write",
+            "    do:     make sure the bot runs with DATABASE_REPLICA_URL set (Litestream ships"
+            " changes every second while it runs) and that its log has no Litestream errors",
+        )
+    else:
+        report.ok("database replica", detail)
+    return False
+
+
+def _replica_lag(database: Path, written: datetime | None) -> float:
+    """Seconds between the replica's last write and the local database's last change."""
+    changed = max(
+        (p.stat().st_mtime for p in (database, Path(f"{database}-wal")) if p.exists()),
+        default=0.0,
+    )
+    if written is None:
+        return 0.0
+    return max(0.0, changed - written.timestamp() - 1.0)  # the replica's stamp is in seconds
+
+
 def _check_slack(settings: Settings, slack: WebClient, report: _Report) -> str | None:
     """auth.test with the bot token; the bot's user name when Slack accepts it."""
     url = f"{settings.SLACK_API_URL}auth.test"
@@ -326,7 +403,8 @@ def run_check(
         echo(line)
     report.ok("settings", "all required settings present and valid")
 
-    _check_database(settings.DATABASE_PATH, report)
+    if not _check_replica(settings, report):
+        _check_database(settings.DATABASE_PATH, report)
 
     slack = slack or make_web_client(settings, timeout=SLACK_TIMEOUT)
     bot = _check_slack(settings, slack, report)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from dotenv import dotenv_values
 
-from bot import metrics_folder
+from bot import metrics_folder, replica
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from bot.sharing import commands
@@ -52,6 +52,8 @@ def _secrets(settings: Settings) -> list[str]:
     values = [settings.SLACK_BOT_TOKEN, settings.SLACK_SIGNING_SECRET, settings.SCP_SECRET_KEY]
     if settings.SLACK_APP_TOKEN is not None:
         values.append(settings.SLACK_APP_TOKEN)
+    if settings.AWS_SECRET_ACCESS_KEY is not None:
+        values.append(settings.AWS_SECRET_ACCESS_KEY)
     return [v.get_secret_value() for v in values]
 
 
@@ -74,6 +76,7 @@ def _database_path() -> Path:
 def _open_database() -> Database:
     """The admin commands' database, saying on stderr which file it is (and if it is new)."""
     path = _database_path()
+    _restore_for_admin(path)
     new = not path.exists()
     try:
         database = Database(path)
@@ -161,6 +164,41 @@ def _inherited_worker_lock(database: Path) -> Lock | None:
     except OSError:
         return None
     return Lock(path, fd)
+
+
+# -- the replica (bot/replica.py) ------------------------------------------------------------
+
+
+def _restore_first(settings: Settings) -> replica.ReplicaConfig | None:
+    """With a replica: restore a missing database from it, or stop (never start empty)."""
+    config = replica.replica_config(settings)
+    if config is not None:
+        try:
+            replica.restore_if_missing(config)
+        except replica.ReplicaError as error:
+            sys.exit(f"share-image-bot cannot start: {error}")
+    return config
+
+
+def _replicate(config: replica.ReplicaConfig, locks: Sequence[Lock]) -> replica.Replication:
+    """Litestream replicating the database (made now if new), holding the bot's locks."""
+    Database(config.database).close()
+    try:
+        replication = replica.Replication(config, keep_fds=[lock.fd for lock in locks])
+        replication.start()
+    except (replica.ReplicaError, OSError) as error:
+        sys.exit(f"share-image-bot cannot start: {error}")
+    return replication
+
+
+def _restore_for_admin(path: Path) -> None:
+    """The admin commands restore a missing database too, rather than make an empty one."""
+    try:
+        config = replica.raw_replica_config(path)
+        if config is not None:
+            replica.restore_if_missing(config)
+    except replica.ReplicaError as error:
+        sys.exit(str(error))
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -279,6 +317,7 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
     # SIGTERM (a platform stopping the process) ends it like Ctrl-C: cleanly. In HTTP
     # mode gunicorn's arbiter puts its own handlers in place of this one.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    replicated = _restore_first(settings)
     # One bot per database, refused before anything starts; `run` holds the worker's
     # lock as well and hands it to the worker it starts.
     locks = [take_lock(settings.DATABASE_PATH, "bot")]
@@ -292,6 +331,7 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
     from bot.services import build_services
 
     _preflight(settings)
+    replication = _replicate(replicated, locks) if replicated is not None else None
     worker = WorkerProcess(locks[-1]) if with_worker else None
     if worker is not None:
         worker.start()
@@ -337,6 +377,8 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
     finally:
         if worker is not None:
             worker.stop()
+        if replication is not None:
+            replication.stop()  # last: its final sync holds everything written
 
 
 def _graceful_gunicorn_worker() -> None:
@@ -396,6 +438,7 @@ def run_worker(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, on_signal)
+    _restore_first(settings)  # run alone: never on a new, empty database over a lost one
     # One worker per database: leases are dropped at start-up, which is only safe
     # when no other worker holds any. The OS releases the lock when we die.
     lock = _inherited_worker_lock(settings.DATABASE_PATH) or take_lock(

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.replica import url_problem
 from bot.sharing.durations import Duration, ShareDurations, parse_duration, parse_list
 from bot.sharing.errors import CommandError
 from bot.sharing.rules import UnknownMembers
@@ -42,6 +43,8 @@ SECRET_SETTINGS = frozenset(
         "SLACK_APP_TOKEN",
         "SCP_ACCESS_KEY",
         "SCP_SECRET_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
     }
 )
 
@@ -115,6 +118,12 @@ class Settings(BaseSettings):
     SCP_LANGUAGE: str = Field(default="en-US", pattern=r"^(ko-KR|en-US)$")
 
     DATABASE_PATH: Path = Path("share-image-bot.db")
+    # The database's replica (Litestream): s3://BUCKET/PATH or file:///PATH; empty: none.
+    DATABASE_REPLICA_URL: str = ""
+    # An S3-compatible store's endpoint (path-style addressing unless it is AWS).
+    DATABASE_REPLICA_ENDPOINT: str = ""
+    AWS_ACCESS_KEY_ID: SecretStr | None = None
+    AWS_SECRET_ACCESS_KEY: SecretStr | None = None
     PORT: int = Field(default=3000, ge=1, le=65535)
     # Socket Mode's `GET /metrics` (HTTP mode serves it on PORT); empty: off, 0: any free port.
     METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
@@ -135,7 +144,13 @@ class Settings(BaseSettings):
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.
     BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
 
-    @field_validator("SLACK_APP_TOKEN", "METRICS_PORT", mode="before")
+    @field_validator(
+        "SLACK_APP_TOKEN",
+        "METRICS_PORT",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -290,6 +305,15 @@ class Settings(BaseSettings):
         if value not in spoken:
             raise Refusal(f"must be one of {', '.join(spoken)}")
         return value
+
+    @model_validator(mode="after")
+    def _replica(self) -> Settings:
+        url, endpoint = self.DATABASE_REPLICA_URL, self.DATABASE_REPLICA_ENDPOINT
+        if url or endpoint:
+            problem = url_problem(url, endpoint)
+            if problem:
+                raise Refusal(problem)
+        return self
 
     @property
     def scp_base_url(self) -> str:

@@ -29,10 +29,11 @@ SETTING_PREFIXES = (
     "SCP_",
     "SHARE_",
     "BOT_",
-    "DATABASE_PATH",
+    "DATABASE_",
     "PORT",
     "METRICS_PORT",
     "PROMETHEUS_MULTIPROC_DIR",
+    "AWS_",
 )
 
 
