@@ -9,7 +9,8 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 import handlers
-from bot.services import Services, make_web_client
+from bot.services import Services
+from bot.slack.web import make_web_client
 
 log = logging.getLogger(__name__)
 

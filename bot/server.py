@@ -21,13 +21,15 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import BoltRequest
 
 from storage import Database
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
+
+    from slack_bolt import App
 
 log = logging.getLogger(__name__)
 

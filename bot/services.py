@@ -9,11 +9,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot.scp import ScpAuth, ScpClient
 from bot.settings import Settings
@@ -21,6 +16,7 @@ from bot.sharing.admin import Administration
 from bot.sharing.service import Following, ShareService
 from bot.slack.announcer import Announcer
 from bot.slack.languages import Languages
+from bot.slack.web import make_web_client as make_web_client
 from storage import (
     AuditLog,
     Database,
@@ -35,22 +31,13 @@ from storage import (
 log = logging.getLogger(__name__)
 
 
-def make_web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
-    """The Slack Web API client: retries rate limits (honouring Retry-After) and 5xx."""
-    return WebClient(
-        token=settings.SLACK_BOT_TOKEN.get_secret_value(),
-        base_url=settings.SLACK_API_URL,
-        timeout=timeout,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+# Threads that run a listener's slow follow-up (a cloud read for `list`), per process.
+AFTER_ACK_THREADS = 4
 
 
 def make_cloud_client(settings: Settings, **options: object) -> ScpClient:
-    """The signed cloud API client for these settings."""
+    """The signed cloud API client for these settings: a connection for every thread."""
+    options.setdefault("max_connections", settings.BOT_WORKER_THREADS + AFTER_ACK_THREADS)
     auth = ScpAuth(
         settings.SCP_ACCESS_KEY.get_secret_value(),
         settings.SCP_SECRET_KEY.get_secret_value(),
@@ -88,7 +75,9 @@ class Services:
     # Slow follow-ups of a listener (a cloud read for `list`) run here, on their own
     # few threads, so they can never hold up the threads that produce acks.
     background: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="after-ack")
+        default_factory=lambda: ThreadPoolExecutor(
+            AFTER_ACK_THREADS, thread_name_prefix="after-ack"
+        )
     )
 
     def after_ack(self, work: Callable[[], None]) -> None:
@@ -117,7 +106,9 @@ def build_services(
     cloud: ScpClient | None = None,
 ) -> Services:
     """Wire the storage, cloud client, share service, Slack output and administration."""
-    database = database or Database(settings.DATABASE_PATH)
+    database = database or Database(
+        settings.DATABASE_PATH, connections=settings.DATABASE_CONNECTIONS
+    )
     slack = slack or make_web_client(settings)
     # Locale look-ups happen off the ack path (the worker, follow-ups): still, never long.
     quick_slack = WebClient(

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     SCP_LANGUAGE: str = Field(default="en-US", pattern=r"^(ko-KR|en-US)$")
 
     DATABASE_PATH: Path = Path("share-image-bot.db")
+    # SQLite connections per process, shared by all its threads (each read or write
+    # borrows one for its milliseconds); each holds a page cache and three open files.
+    DATABASE_CONNECTIONS: int = Field(default=4, ge=1, le=64)
     PORT: int = Field(default=3000, ge=1, le=65535)
 
     SHARE_APPROVAL_CHANNEL: str = ""
