@@ -10,5 +10,6 @@ same way. A micro-benchmark times the storage calls on the ack path on a large d
     fakes.py     FakeSlack and the sandbox, in a helper process (or inline)
     procs.py     starting, watching (peak memory) and stopping process trees
     bare_app.py  the floor: a Bolt app that only acks, served like the bot
+    soak.py      `python -m bench soak`: minutes of load, memory and threads per minute
     micro.py     Grants.roles and ShareRequests.record on 10k grants / 100k requests
 """

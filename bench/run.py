@@ -38,6 +38,7 @@ from bench.bare_app import LISTENER_THREADS, SERVER_THREADS
 from bench.fakes import (
     ACCESS_KEY,
     SECRET_KEY,
+    Endpoints,
     Fakes,
     HelperFakes,
     LocalFakes,
@@ -197,17 +198,14 @@ def ack_accepted(app: str, ack: Ack) -> bool:
     return text.startswith("On it")
 
 
-def run_app(app: str, args: argparse.Namespace, fakes: Fakes, workdir: Path) -> AppResult:
-    """Start one app, warm it up, fire the bursts, measure, stop it."""
-    directory = workdir / app
-    directory.mkdir()
-    port = free_port()
-    env = child_env(
+def bench_env(endpoints: Endpoints, directory: Path, port: int) -> dict[str, str]:
+    """The bot's settings for a run against the fakes, its database in `directory`."""
+    return child_env(
         {
-            "SLACK_BOT_TOKEN": fakes.endpoints.bot_token,
+            "SLACK_BOT_TOKEN": endpoints.bot_token,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": fakes.endpoints.slack_api_url,
-            "SCP_ENDPOINT": fakes.endpoints.sandbox_url,
+            "SLACK_API_URL": endpoints.slack_api_url,
+            "SCP_ENDPOINT": endpoints.sandbox_url,
             "SCP_ACCESS_KEY": ACCESS_KEY,
             "SCP_SECRET_KEY": SECRET_KEY,
             "DATABASE_PATH": str(directory / "bot.db"),
@@ -215,6 +213,14 @@ def run_app(app: str, args: argparse.Namespace, fakes: Fakes, workdir: Path) -> 
             "SHARE_UNKNOWN_MEMBERS": "direct",
         }
     )
+
+
+def run_app(app: str, args: argparse.Namespace, fakes: Fakes, workdir: Path) -> AppResult:
+    """Start one app, warm it up, fire the bursts, measure, stop it."""
+    directory = workdir / app
+    directory.mkdir()
+    port = free_port()
+    env = bench_env(fakes.endpoints, directory, port)
     if app == "bot":
         grant_sharers(bench_users(args), env, directory)
         argv = [sys.executable, "-m", "bot"]
@@ -672,7 +678,11 @@ def as_json(report: Report) -> dict[str, Any]:
 
 def parser() -> argparse.ArgumentParser:
     """The options; the defaults are the issue's target scenario."""
-    p = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python bench/run.py",
+        description=__doc__,
+        epilog="python -m bench soak --help: minutes of load, memory and threads per minute",
+    )
     p.add_argument("--n", type=int, default=100, help="commands fired at once (100)")
     p.add_argument("--delay", type=float, default=1.0, help="cloud API delay, seconds (1.0)")
     p.add_argument("--users", type=int, default=10, help="distinct Slack users (10)")
@@ -744,6 +754,11 @@ def measure(args: argparse.Namespace, workdir: Path) -> Report:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; 0 unless `--check` and a target was missed (or the run failed: 2)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["soak"]:
+        from bench import soak
+
+        return soak.main(argv[1:])
     args = parser().parse_args(argv)
     if args.n < 1 or args.runs < 1 or args.users < 1 or args.channels < 1:
         parser().error("--n, --runs, --users and --channels must be at least 1")

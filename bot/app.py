@@ -10,7 +10,8 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk import WebClient
 
 import handlers
-from bot.services import Services, make_web_client
+from bot.services import Services
+from bot.slack.web import make_web_client
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ from bot import replica
 from bot.scp import ScpClient
 from bot.scp.client import VersionLevel
 from bot.scp.errors import CloudAuthError, CloudError, ImageNotFound
-from bot.services import make_cloud_client, make_web_client
+from bot.services import make_cloud_client
 from bot.settings import SECRET_SETTINGS, Settings
+from bot.slack.web import make_web_client
 from storage import Database
 from storage.errors import StorageError
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import BoltRequest
 
 from bot import metrics
 from storage import Database, ShareRequests
@@ -33,6 +33,8 @@ from storage.errors import StorageError
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
+
+    from slack_bolt import App
 
 log = logging.getLogger(__name__)
 

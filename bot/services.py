@@ -10,11 +10,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot import metrics
 from bot.scp import RetryPolicy, ScpAuth, ScpClient
@@ -25,6 +20,7 @@ from bot.sharing.service import Following, ShareService
 from bot.slack.announcer import Announcer
 from bot.slack.client import CountedWebClient
 from bot.slack.languages import Languages
+from bot.slack.web import make_web_client as make_web_client
 from storage import (
     AuditLog,
     Database,
@@ -39,22 +35,14 @@ from storage import (
 log = logging.getLogger(__name__)
 
 
-def make_web_client(settings: Settings, *, timeout: int = 10) -> WebClient:
-    """The Slack Web API client: retries rate limits (honouring Retry-After) and 5xx."""
-    return CountedWebClient(
-        token=settings.SLACK_BOT_TOKEN.get_secret_value(),
-        base_url=settings.SLACK_API_URL,
-        timeout=timeout,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+# Threads that run a listener's slow follow-up (a cloud read for `list`), per process.
+AFTER_ACK_THREADS = 4
 
 
 def make_cloud_client(settings: Settings, **options: object) -> ScpClient:
-    """The signed cloud API client for these settings, each request and retry counted."""
+    """The signed cloud API client for these settings, each request and retry counted:
+    a connection for every thread."""
+    options.setdefault("max_connections", settings.BOT_WORKER_THREADS + AFTER_ACK_THREADS)
     retry = options.pop("retry", None) or RetryPolicy()
     assert isinstance(retry, RetryPolicy)
     auth = ScpAuth(
@@ -96,7 +84,9 @@ class Services:
     # Slow follow-ups of a listener (a cloud read for `list`) run here, on their own
     # few threads, so they can never hold up the threads that produce acks.
     background: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="after-ack")
+        default_factory=lambda: ThreadPoolExecutor(
+            AFTER_ACK_THREADS, thread_name_prefix="after-ack"
+        )
     )
 
     def after_ack(self, work: Callable[[], None]) -> None:
@@ -125,7 +115,9 @@ def build_services(
     cloud: ScpClient | None = None,
 ) -> Services:
     """Wire the storage, cloud client, share service, Slack output and administration."""
-    database = database or Database(settings.DATABASE_PATH)
+    database = database or Database(
+        settings.DATABASE_PATH, connections=settings.DATABASE_CONNECTIONS
+    )
     slack = slack or make_web_client(settings)
     # Locale look-ups happen off the ack path (the worker, follow-ups): still, never long.
     quick_slack = CountedWebClient(

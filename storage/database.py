@@ -1,4 +1,4 @@
-"""Opening the database: WAL, a busy timeout, one connection per thread, migrations."""
+"""Opening the database: WAL, a busy timeout, a few connections for all threads, migrations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +19,15 @@ from storage.errors import StorageError
 from storage.schema import migrations
 
 T = TypeVar("T")
+
+# Connections one process keeps open to the file, whatever its number of threads: each
+# read or write borrows one for its few milliseconds. Writes queue on one lock anyway.
+CONNECTIONS = 4
+# SQLite's page cache per connection, in KiB (SQLite's own default): with CONNECTIONS,
+# what a process can hold in page caches.
+CACHE_KIB = 2000
+# Prepared statements Python keeps per connection (the sqlite3 module's default).
+STATEMENTS = 128
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +48,11 @@ def unstamp(text: str) -> datetime:
 
 
 class Database:
-    """The bot's SQLite file. Each thread gets its own connection; all share WAL mode.
+    """The bot's SQLite file, through at most `connections` connections, all in WAL mode.
 
-    Storage classes call `db` for the current thread's `sqlite_utils.Database` and
-    `write(fn)` for writes that must survive lock contention.
+    Storage classes call `read(fn)` and `write(fn)`: each borrows a connection for the
+    call (a call inside another on the same thread uses the same one), so a hundred
+    threads share a few connections, their page caches and their open files.
     """
 
     def __init__(
@@ -50,13 +61,20 @@ class Database:
         *,
         busy_timeout: float = 10.0,
         clock: Callable[[], datetime] = utcnow,
+        connections: int = CONNECTIONS,
     ) -> None:
+        if connections < 1:
+            raise ValueError("a database needs at least one connection")
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.clock = clock
+        self.connections = connections
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
+        self._idle: list[sqlite_utils.Database] = []
+        self._opening = 0
         self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
         self._write_lock = threading.Lock()
         # Only opening the database creates its file: a connection opened later (another
         # thread's) must never make a new, empty one where the real one went missing.
@@ -64,7 +82,8 @@ class Database:
         self.created = not self.path.exists()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            migrations.apply(self.db)
+            with self._borrowed() as db:
+                migrations.apply(db)
             stat = self.path.stat()
         except (OSError, sqlite3.Error) as error:
             raise StorageError(f"cannot open the database at {self.path}: {error}") from error
@@ -109,28 +128,83 @@ class Database:
 
     @property
     def db(self) -> sqlite_utils.Database:
-        """This thread's connection, opened on first use."""
-        current: sqlite_utils.Database | None = getattr(self._local, "db", None)
-        if current is None:
-            mode = "rwc" if self._may_create else "rw"
-            try:
-                conn = sqlite3.connect(
-                    f"file:{quote(str(self.path.absolute()))}?mode={mode}",
-                    uri=True,
-                    timeout=self.busy_timeout,
-                    check_same_thread=False,
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-            except sqlite3.Error as error:
-                # The file went missing between the check and the open: never make a new one.
-                raise StorageError(f"cannot open the database at {self.path}: {error}") from None
-            current = sqlite_utils.Database(conn)
-            self._local.db = current
-            with self._lock:
-                self._connections.append(conn)
-        return current
+        """A connection for this thread alone, kept until `close` (for one-thread tools).
+
+        Inside `read` or `write` it is the connection that call borrowed.
+        """
+        held: sqlite_utils.Database | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = self._take()
+        return held
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now (never more than `connections`)."""
+        with self._lock:
+            return len(self._connections)
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[sqlite_utils.Database]:
+        """A connection for the length of one call; the thread's own if it holds one."""
+        held: sqlite_utils.Database | None = getattr(self._local, "held", None)
+        if held is not None:
+            yield held
+            return
+        db = self._take()
+        self._local.held = db
+        try:
+            yield db
+        finally:
+            self._local.held = None
+            with self._returned:
+                if db.conn in self._connections:  # not closed meanwhile
+                    self._idle.append(db)
+                self._returned.notify()
+
+    def _take(self) -> sqlite_utils.Database:
+        deadline = time.monotonic() + self.busy_timeout
+        with self._returned:
+            while not self._idle:
+                if len(self._connections) + self._opening < self.connections:
+                    self._opening += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StorageError(
+                        f"all {self.connections} database connections of this process stayed"
+                        f" busy for {self.busy_timeout:g} s"
+                    )
+                self._returned.wait(remaining)
+            else:
+                return self._idle.pop()  # the most recently used: its cache is warm
+        try:
+            db = self._open()
+        finally:
+            with self._returned:
+                self._opening -= 1
+                self._returned.notify()
+        return db
+
+    def _open(self) -> sqlite_utils.Database:
+        mode = "rwc" if self._may_create else "rw"
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(str(self.path.absolute()))}?mode={mode}",
+                uri=True,
+                timeout=self.busy_timeout,
+                check_same_thread=False,
+                cached_statements=STATEMENTS,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        except sqlite3.Error as error:
+            # The file went missing between the check and the open: never make a new one.
+            raise StorageError(f"cannot open the database at {self.path}: {error}") from None
+        with self._lock:
+            self._connections.append(conn)
+        return sqlite_utils.Database(conn)
 
     def now(self) -> datetime:
         """The clock every table's timestamps come from (injectable for tests)."""
@@ -155,10 +229,15 @@ class Database:
             self._write_lock.release()
 
     def _write(self, work: Callable[[sqlite_utils.Database], T], deadline: float) -> T:
+        with self._borrowed() as db:
+            return self._attempts(db, work, deadline)
+
+    def _attempts(
+        self, db: sqlite_utils.Database, work: Callable[[sqlite_utils.Database], T], deadline: float
+    ) -> T:
         attempt = 0
         while True:
             attempt += 1
-            db = self.db
             try:
                 # IMMEDIATE takes the write lock up front (waiting up to busy_timeout),
                 # so a read inside the transaction never goes stale under another writer.
@@ -184,14 +263,16 @@ class Database:
         """Run a read, turning SQLite failures into `StorageError`."""
         self.check()
         try:
-            return work(self.db)
+            with self._borrowed() as db:
+                return work(db)
         except sqlite3.Error as error:
             raise StorageError(f"database read failed: {error}") from error
 
     def close(self) -> None:
-        """Close every thread's connection."""
+        """Close every connection (a later call opens new ones)."""
         with self._lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+            self._idle.clear()
         self._local = threading.local()

@@ -780,9 +780,14 @@ def test_a_database_that_cannot_be_written_gets_a_kind_ack_and_nothing_is_sent(
         bot.services.languages.of("U1")  # cached, so the command's first write is the request
 
     # Connections opened from now on (the command's) find the file read-only, as after a
-    # disk error or a read-only remount.
+    # disk error or a read-only remount. The process's few connections are shared by its
+    # threads: with the worker stopped, close them, so that the command's are opened on
+    # the read-only file; the worker comes back to send whatever was recorded.
+    bot.stop_worker()
+    bot.database.close()
     with unwritable(Path(bot.settings.DATABASE_PATH)):
         response = bot.command(f"{IMAGE} {MEMBER}")
+        bot.start_worker()
         time.sleep(0.2)
 
     assert response.status_code == 200

@@ -38,6 +38,12 @@ Model = TypeVar("Model", bound=BaseModel)
 
 # The service writes its error texts in these two languages only.
 ACCEPT_LANGUAGES = {"ko": "ko-KR", "en": "en-US"}
+# Connections to the cloud API: at most MAX_CONNECTIONS at once (a caller past them waits
+# for one, within the pool timeout), of which KEEPALIVE_CONNECTIONS stay open between
+# calls for KEEPALIVE_SECONDS. The bot sizes the maximum to the threads that call it.
+MAX_CONNECTIONS = 100
+KEEPALIVE_CONNECTIONS = 20
+KEEPALIVE_SECONDS = 5.0
 
 
 def accept_language(language: str) -> str:
@@ -147,14 +153,21 @@ class ScpClient:
         transport: httpx.BaseTransport | None = None,
         # Called around every request (httpx's own hooks): how the bot counts its calls.
         event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.api_version = api_version
         self.language = language
         self.retry = retry or RetryPolicy()
+        self.limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=min(KEEPALIVE_CONNECTIONS, max_connections),
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        )
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             auth=auth,
             timeout=timeout or httpx.Timeout(10.0, connect=5.0),
+            limits=self.limits,
             transport=transport,
             event_hooks=event_hooks,
             headers={

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 
 from slack_sdk import WebClient
 
@@ -15,6 +16,10 @@ from storage.people import FRESH_FOR
 
 log = logging.getLogger(__name__)
 
+# People whose language one process remembers in memory; past this, the one unused for
+# longest is forgotten (the database still knows it: one quick read brings it back).
+REMEMBERED = 10_000
+
 
 class Languages:
     """`en` or `ko` per user: `users.info` with `include_locale`, asked once a day.
@@ -24,26 +29,37 @@ class Languages:
     once for all the commands of a user that wait on it.
     """
 
-    def __init__(self, people: People, client: WebClient, default: str = "en") -> None:
+    def __init__(
+        self,
+        people: People,
+        client: WebClient,
+        default: str = "en",
+        *,
+        remembered: int = REMEMBERED,
+    ) -> None:
         self.people = people
         self.client = client
         self.default = default
-        self._known: dict[str, tuple[str, float]] = {}
-        self._asking: dict[str, threading.Lock] = {}
+        self.remembered = remembered
+        self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        # A lock per user being asked about, and how many callers wait on it.
+        self._asking: dict[str, tuple[threading.Lock, list[int]]] = {}
         self._lock = threading.Lock()
 
     def known(self, user_id: str) -> str | None:
         """The user's language if the bot already knows it, without asking Slack."""
-        remembered = self._known.get(user_id)
-        if remembered is not None and time.monotonic() < remembered[1]:
-            return remembered[0]
+        with self._lock:
+            remembered = self._known.get(user_id)
+            if remembered is not None and time.monotonic() < remembered[1]:
+                self._known.move_to_end(user_id)
+                return remembered[0]
         try:
             cached = self.people.language(user_id)
         except StorageError as error:
             log.warning("cannot read a language", extra={"user": user_id, "error": str(error)})
             return None
         if cached:
-            self._known[user_id] = (cached, time.monotonic() + FRESH_FOR.total_seconds())
+            self._remember(user_id, cached)
         return cached
 
     def of(self, user_id: str) -> str:
@@ -52,10 +68,34 @@ class Languages:
         if language:
             return language
         with self._lock:
-            asking = self._asking.setdefault(user_id, threading.Lock())
-        with asking:  # one question to Slack per user, however many callers wait for it
-            language = self.known(user_id) or self._ask_slack(user_id)
+            asking, waiting = self._asking.setdefault(user_id, (threading.Lock(), [0]))
+            waiting[0] += 1
+        try:
+            with asking:  # one question to Slack per user, however many callers wait for it
+                language = self.known(user_id) or self._ask_slack(user_id)
+        finally:
+            with self._lock:
+                waiting[0] -= 1
+                if not waiting[0]:
+                    del self._asking[user_id]
         return language or self.default
+
+    @property
+    def remembered_now(self) -> int:
+        """How many people's languages are in memory (never more than `remembered`)."""
+        return len(self._known)
+
+    @property
+    def asking_now(self) -> int:
+        """How many people are being asked about right now."""
+        return len(self._asking)
+
+    def _remember(self, user_id: str, language: str) -> None:
+        with self._lock:
+            self._known[user_id] = (language, time.monotonic() + FRESH_FOR.total_seconds())
+            self._known.move_to_end(user_id)
+            while len(self._known) > self.remembered:
+                self._known.popitem(last=False)
 
     def _ask_slack(self, user_id: str) -> str | None:
         try:
@@ -65,7 +105,7 @@ class Languages:
             log.warning("users.info failed", extra={"user": user_id, "error": type(error).__name__})
             return None
         language = language_of(locale, self.default)
-        self._known[user_id] = (language, time.monotonic() + FRESH_FOR.total_seconds())
+        self._remember(user_id, language)
         try:
             self.people.remember(user_id, language)
         except StorageError as error:

@@ -1,0 +1,299 @@
+"""The bounds a long day runs within: threads, connections, open files and caches.
+
+Each bound is a number the README names; these tests hold the bot to it by counting,
+never by timing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.scp.client import KEEPALIVE_CONNECTIONS, KEEPALIVE_SECONDS, ScpClient
+from bot.services import AFTER_ACK_THREADS, make_cloud_client
+from bot.settings import SettingsError
+from bot.sharing.worker import Worker
+from bot.slack.languages import REMEMBERED, Languages
+from storage import Database, People
+from storage.database import CACHE_KIB, CONNECTIONS
+from storage.errors import StorageError
+from tests.fakes.slack import FakeSlack
+from tests.harness import settings_for
+
+# -- the database: a few connections for any number of threads -------------------------------
+
+
+def _hammer(threads: int, work: Callable[[int], object]) -> None:
+    """Run `work(i)` on `threads` threads started together; re-raise the first failure."""
+    barrier = threading.Barrier(threads)
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            for _ in range(5):
+                work(i)
+        except BaseException as error:
+            failures.append(error)
+
+    started = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+def test_a_hundred_threads_share_the_databases_few_connections(tmp_path: Path) -> None:
+    database = Database(tmp_path / "bot.db")
+    people = People(database)
+
+    def work(i: int) -> None:
+        people.remember(f"U{i:03d}", "ko" if i % 2 else "en")
+        assert people.language(f"U{i:03d}") == ("ko" if i % 2 else "en")
+
+    _hammer(100, work)
+
+    assert CONNECTIONS == 4
+    assert 1 <= database.open_connections <= CONNECTIONS
+    assert people.language("U099") == "ko"
+    database.close()
+    assert database.open_connections == 0
+
+
+def test_the_number_of_connections_is_the_setting(tmp_path: Path) -> None:
+    database = Database(tmp_path / "bot.db", connections=2)
+    people = People(database)
+    _hammer(30, lambda i: people.remember(f"U{i}", "en"))
+    assert database.open_connections <= 2
+    with pytest.raises(ValueError, match="at least one connection"):
+        Database(tmp_path / "other.db", connections=0)
+
+
+def test_each_connection_keeps_a_bounded_page_cache(tmp_path: Path) -> None:
+    database = Database(tmp_path / "bot.db")
+    size = database.read(lambda db: db.execute("PRAGMA cache_size").fetchone()[0])
+    assert size == -CACHE_KIB  # negative: KiB, not pages
+
+
+def test_a_read_inside_a_write_uses_the_writes_connection(tmp_path: Path) -> None:
+    database = Database(tmp_path / "bot.db", connections=1)
+    people = People(database)
+
+    def work(db: Any) -> tuple[bool, str | None]:
+        db.table("people").insert(
+            {"user_id": "U1", "language": "ko", "fetched_at": "2999-01-01T00:00:00.000000Z"}
+        )
+        # With one connection, a second one would wait for ever: this one sees the insert.
+        inner = database.read(lambda same: same is db)
+        return inner, people.language("U1")
+
+    assert database.write(work) == (True, "ko")
+
+
+def test_a_thread_waits_for_a_connection_no_longer_than_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    database = Database(tmp_path / "bot.db", connections=1, busy_timeout=0.2)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(db: Any) -> None:
+        holding.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=database.read, args=(hold,))
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(StorageError, match="all 1 database connections"):
+            database.read(lambda db: None)
+    finally:
+        release.set()
+        holder.join()
+    assert database.read(lambda db: 1) == 1  # given back: usable again
+
+
+def test_the_connections_setting_reaches_the_database(
+    slack: FakeSlack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.services import build_services
+
+    settings = settings_for(slack, "http://127.0.0.1:9", tmp_path, DATABASE_CONNECTIONS=3)
+    services = build_services(settings)
+    try:
+        assert services.database.connections == 3
+    finally:
+        services.close()
+    assert settings_for(slack, "http://127.0.0.1:9", tmp_path).DATABASE_CONNECTIONS == 4
+    with pytest.raises(SettingsError, match="DATABASE_CONNECTIONS"):
+        settings_for(slack, "http://127.0.0.1:9", tmp_path, DATABASE_CONNECTIONS=0)
+
+
+# -- the worker: never more requests at once than its threads --------------------------------
+
+
+class _DueRequests:
+    """Just enough of ShareRequests for the worker's loop: `total` requests, all due."""
+
+    def __init__(self, total: int) -> None:
+        self.left = list(range(1, total + 1))
+        self.lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def held(self) -> list[object]:
+        return []
+
+    def drop_leases(self) -> int:
+        return 0
+
+    def due(self, limit: int) -> list[int]:
+        with self.lock:
+            return self.left[:limit]
+
+    def done(self, request_id: int) -> None:
+        with self.lock:
+            self.left.remove(request_id)
+
+
+class _CountingWorker(Worker):
+    """A worker whose requests block until released, counting how many run at once."""
+
+    def __init__(self, requests: _DueRequests, threads: int) -> None:
+        super().__init__(
+            requests=requests,  # type: ignore[arg-type]
+            service=None,  # type: ignore[arg-type]
+            announcer=None,  # type: ignore[arg-type]
+            threads=threads,
+            poll_interval=0.01,
+        )
+        self.due_requests = requests
+        self.running = 0
+        self.most = 0
+        self.most_threads = 0
+        self.counted = threading.Lock()
+        self.release = threading.Event()
+        self.full = threading.Event()
+
+    def advance(self, request_id: int) -> None:
+        with self.counted:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            pool = [t for t in threading.enumerate() if t.name.startswith("share-worker")]
+            self.most_threads = max(self.most_threads, len(pool))
+            if self.running == self.threads:
+                self.full.set()
+        self.release.wait(10)
+        with self.counted:
+            self.running -= 1
+        self.due_requests.done(request_id)
+
+
+def test_a_hundred_due_requests_never_run_on_more_than_the_workers_threads() -> None:
+    requests = _DueRequests(100)
+    worker = _CountingWorker(requests, threads=8)
+    stop = threading.Event()
+    runner = threading.Thread(target=worker.run, args=(stop,))
+    runner.start()
+    try:
+        assert worker.full.wait(10)
+        for _ in range(20):  # many more rounds of the loop while all threads are taken
+            worker.wake()
+            threading.Event().wait(0.01)
+        assert worker.running == 8
+        worker.release.set()
+        for _ in range(1000):
+            if not requests.left:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        worker.release.set()
+        stop.set()
+        worker.wake()
+        runner.join(10)
+    assert not requests.left
+    assert worker.most == 8
+    assert worker.most_threads == 8
+
+
+# -- the cloud client's connections ----------------------------------------------------------
+
+
+def _pool_limits(client: ScpClient) -> tuple[int, int, float]:
+    pool = client._http._transport._pool  # type: ignore[attr-defined]
+    return pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry
+
+
+def test_the_cloud_client_opens_a_connection_per_calling_thread_at_most(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    settings = settings_for(slack, "http://127.0.0.1:9", tmp_path, BOT_WORKER_THREADS=12)
+    client = make_cloud_client(settings)
+    try:
+        # Never more kept open than may be open.
+        assert client.limits == httpx.Limits(
+            max_connections=12 + AFTER_ACK_THREADS,
+            max_keepalive_connections=12 + AFTER_ACK_THREADS,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        )
+        assert _pool_limits(client) == (16, 16, KEEPALIVE_SECONDS)
+    finally:
+        client.close()
+    default = make_cloud_client(settings_for(slack, "http://127.0.0.1:9", tmp_path))
+    try:
+        assert _pool_limits(default) == (
+            100 + AFTER_ACK_THREADS,
+            KEEPALIVE_CONNECTIONS,
+            KEEPALIVE_SECONDS,
+        )
+        assert (KEEPALIVE_CONNECTIONS, KEEPALIVE_SECONDS) == (20, 5.0)
+    finally:
+        default.close()
+
+
+# -- caches ----------------------------------------------------------------------------------
+
+
+class _Locales:
+    """A Slack client that knows everyone's locale and counts the questions."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def users_info(self, *, user: str, include_locale: bool) -> dict[str, Any]:
+        self.asked.append(user)
+        return {"ok": True, "user": {"id": user, "locale": "ko-KR"}}
+
+
+def test_languages_in_memory_are_bounded_and_the_database_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    assert REMEMBERED == 10_000
+    database = Database(tmp_path / "bot.db")
+    slack = _Locales()
+    languages = Languages(People(database), slack, remembered=3)  # type: ignore[arg-type]
+    for i in range(10):
+        assert languages.of(f"U{i}") == "ko"
+    assert languages.remembered_now == 3
+    assert languages.asking_now == 0  # no lock left behind per user ever asked about
+    # Forgotten in memory, still known: the database answers, Slack is not asked again.
+    assert languages.of("U0") == "ko"
+    assert slack.asked == [f"U{i}" for i in range(10)]
+    assert languages.remembered_now == 3
+
+
+def test_many_callers_for_one_new_user_ask_slack_once(tmp_path: Path) -> None:
+    database = Database(tmp_path / "bot.db")
+    slack = _Locales()
+    languages = Languages(People(database), slack)  # type: ignore[arg-type]
+    _hammer(20, lambda i: languages.of("UNEW"))
+    assert slack.asked == ["UNEW"]
+    assert languages.asking_now == 0
