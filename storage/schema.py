@@ -166,3 +166,28 @@ def index_members_ignoring_case(db: sqlite_utils.Database) -> None:
         "CREATE INDEX IF NOT EXISTS share_requests_member_nocase"
         " ON share_requests (image_id, lower(member_id), state)"
     )
+
+
+@migrations()
+def create_images(db: sqlite_utils.Database) -> None:
+    """The account's image list as the cloud last gave it, and when that was."""
+    db.table("images").create(
+        {
+            "id": str,
+            "name": str,
+            "os_distro": str,
+            "scp_os_version": str,
+            "status": str,
+            "visibility": str,
+            "size": int,  # bytes
+            "min_disk": int,  # GB
+            "owner": str,
+            "owner_account_name": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("images").create_index(["created_at"])
+    # One row: when the whole list was last replaced.
+    db.table("image_list").create({"id": int, "refreshed_at": str}, pk="id")
