@@ -152,6 +152,10 @@ class Images:
         )
         return None if row is None or row[0] is None else unstamp(row[0])
 
+    def now(self) -> datetime:
+        """The database's clock."""
+        return self._database.now()
+
     def count(self) -> int:
         """How many images are stored (public ones included)."""
         return int(
