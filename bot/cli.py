@@ -13,6 +13,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -411,6 +412,8 @@ def run_worker(settings: Settings) -> None:
         announcer=services.announcer,
         languages=services.languages,
         threads=settings.BOT_WORKER_THREADS,
+        images=services.images,
+        image_refresh=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
     ).run(stop)
     services.close()
 

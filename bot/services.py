@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.scp import ScpAuth, ScpClient
 from bot.settings import Settings
 from bot.sharing.admin import Administration
+from bot.sharing.images import ImageCatalog
 from bot.sharing.service import Following, ShareService
 from bot.slack.announcer import Announcer
 from bot.slack.languages import Languages
@@ -25,6 +26,7 @@ from storage import (
     AuditLog,
     Database,
     Grants,
+    Images,
     KnownMembers,
     OnCall,
     People,
@@ -78,6 +80,7 @@ class Services:
     oncall: OnCall
     audit: AuditLog
     cloud: ScpClient
+    images: ImageCatalog
     share: ShareService
     admin: Administration
     languages: Languages
@@ -131,11 +134,13 @@ def build_services(
     members = KnownMembers(database)
     oncall = OnCall(database)
     audit = AuditLog(database)
+    images = ImageCatalog(Images(database), cloud)
     share = ShareService(
         requests=requests,
         grants=grants,
         members=members,
         cloud=cloud,
+        images=images,
         unknown_members=settings.SHARE_UNKNOWN_MEMBERS,
         following=Following(
             every=timedelta(seconds=settings.SHARE_STATUS_POLL_SECONDS),
@@ -150,6 +155,7 @@ def build_services(
         grants=grants,
         members=members,
         oncall=oncall,
+        images=images,
         approval_channel=settings.SHARE_APPROVAL_CHANNEL,
         notify_channel=settings.SHARE_NOTIFY_CHANNEL,
         default_language=settings.BOT_DEFAULT_LANGUAGE,
@@ -166,6 +172,7 @@ def build_services(
         oncall=oncall,
         audit=audit,
         cloud=cloud,
+        images=images,
         share=share,
         admin=Administration(grants=grants, members=members, oncall=oncall, audit=audit),
         languages=Languages(People(database), quick_slack, settings.BOT_DEFAULT_LANGUAGE),

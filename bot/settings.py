@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     SHARE_STATUS_POLL_SECONDS: float = Field(default=300, gt=0)
     SHARE_FOLLOW_DAYS: float = Field(default=7, gt=0)
     SHARE_UNKNOWN_MEMBERS: UnknownMembers = UnknownMembers.APPROVAL
+    # How often the worker re-reads the account's image list (and once on start).
+    IMAGE_LIST_REFRESH_SECONDS: float = Field(default=300, gt=0)
     # One of the languages there is a catalog for (bot/slack/catalogs): en, ko.
     BOT_DEFAULT_LANGUAGE: str = "en"
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.

@@ -8,7 +8,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.services import Services
-from bot.slack.views import HOME_WAITING_SHOWN, home, permalink
+from bot.slack.views import HOME_MINE_SHOWN, HOME_WAITING_SHOWN, home, permalink
 
 # The tab shows a few of each list and says how many more there are, so it reads them
 # all to count them. Waiting requests expire within SHARE_APPROVAL_TTL_HOURS, and one
@@ -39,13 +39,19 @@ def register(app: App, services: Services) -> None:
         for request in shown[:HOME_WAITING_SHOWN]:
             told = services.messages.get(request.id)
             cards[request.id] = permalink(told.card_channel, told.card_ts)
+        mine = services.requests.for_user(user, limit=COUNTED)
+        # Names only for the requests the tab shows.
+        named = services.images.known_many(
+            r.image_id for r in [*mine[:HOME_MINE_SHOWN], *shown[:HOME_WAITING_SHOWN]]
+        )
         client.views_publish(
             user_id=user,
             view=home(
                 language,
-                services.requests.for_user(user, limit=COUNTED),
+                mine,
                 waiting,
                 cards,
                 approval_channel=services.settings.SHARE_APPROVAL_CHANNEL,
+                images=named,
             ),
         )

@@ -77,7 +77,9 @@ def _dispatch(
     elif isinstance(parsed, commands.Share):
         ack(response_type="ephemeral", text=_ask(services, command, parsed, language, known))
     elif isinstance(parsed, commands.Status):
-        text, blocks = views.status_listing(language, services.requests.for_user(user))
+        mine = services.requests.for_user(user)
+        images = services.images.known_many(r.image_id for r in mine)
+        text, blocks = views.status_listing(language, mine, images)
         ack(response_type="ephemeral", text=text, blocks=blocks)
     elif isinstance(parsed, commands.ListMembers):
         _list(services, ack, respond, user, parsed.image_id, language)
@@ -181,7 +183,8 @@ def _list_reply(
     # One answer within Slack's limits (a response_url takes only five): the newest
     # changes first, and when there are too many to read, how many by status.
     names = {m.member_id: m.name for m in services.members.all()} if found else {}
-    text, blocks = views.member_listing(language, image_id, found, names)
+    known = services.images.known(image_id)
+    text, blocks = views.member_listing(language, image_id, found, names, known)
     respond(text=text, blocks=blocks)
 
 

@@ -24,7 +24,7 @@ from tests.harness import (
     settings_for,
 )
 
-SETTING_PREFIXES = ("SLACK_", "SCP_", "SHARE_", "BOT_", "DATABASE_PATH", "PORT")
+SETTING_PREFIXES = ("SLACK_", "SCP_", "SHARE_", "BOT_", "IMAGE_", "DATABASE_PATH", "PORT")
 
 
 @pytest.fixture(autouse=True)

@@ -222,9 +222,16 @@ class ScpClient:
 
     # -- the image operations ----------------------------------------------------
 
-    def show_image(self, image_id: str, *, language: str | None = None) -> Image:
-        """One image; `ImageNotFound` when it does not exist or this account cannot see it."""
-        response, _ = self._send("GET", self._image_path(image_id), language=language)
+    def show_image(
+        self, image_id: str, *, language: str | None = None, attempts: int | None = None
+    ) -> Image:
+        """One image; `ImageNotFound` when it does not exist or this account cannot see it.
+
+        `attempts` caps the retries of this one read (a read nothing waits on for long).
+        """
+        response, _ = self._send(
+            "GET", self._image_path(image_id), language=language, attempts=attempts
+        )
         return self._parse(response, Image, member_path=False)
 
     def list_images(
@@ -382,9 +389,11 @@ class ScpClient:
         json: Any = None,
         params: dict[str, str] | None = None,
         language: str | None = None,
+        attempts: int | None = None,
     ) -> tuple[httpx.Response, int]:
         """Send with retries; the answer that ended the loop, and how many attempts it took."""
         headers = {"Accept-Language": language or self.language}
+        most = min(attempts, self.retry.attempts) if attempts else self.retry.attempts
         attempt = 0
         while True:
             attempt += 1
@@ -393,7 +402,7 @@ class ScpClient:
                     method, path, json=json, params=params, headers=headers
                 )
             except httpx.TransportError as exc:
-                if attempt >= self.retry.attempts:
+                if attempt >= most:
                     raise errors.CloudUnavailable(
                         f"{method} {path} failed after {attempt} attempts: {type(exc).__name__}"
                     ) from None
@@ -407,7 +416,7 @@ class ScpClient:
                 )
                 self.retry.sleep(delay)
                 continue
-            if response.status_code not in RETRY_STATUSES or attempt >= self.retry.attempts:
+            if response.status_code not in RETRY_STATUSES or attempt >= most:
                 return response, attempt
             retry_after = _retry_after(response)
             if retry_after is not None and retry_after > self.retry.max_retry_after:

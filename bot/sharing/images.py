@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # change in the console (an image made private, activated) shows within a minute.
 CACHE_SECONDS = 60.0
 CACHE_SIZE = 512
+# A check's read is tried at most this often: when the cloud is down, the add call (with
+# its own retries) is what decides, and it should not wait on the read for long.
+CHECK_ATTEMPTS = 2
 
 
 class Verdict(StrEnum):
@@ -75,7 +78,8 @@ def verdict_of(image: ImageRow) -> Verdict:
     """Whether an image as read can be shared now."""
     if (image.visibility or "").lower() == Visibility.PUBLIC:
         return Verdict.PUBLIC
-    if (image.status or "").lower() != ImageStatus.ACTIVE:
+    # No status at all says nothing: the add call decides.
+    if image.status and image.status.lower() != ImageStatus.ACTIVE:
         return Verdict.NOT_ACTIVE
     return Verdict.SHAREABLE
 
@@ -108,7 +112,7 @@ class ImageCatalog:
         cached = self._cached(image_id)
         if cached is not None:
             return cached
-        row = image_row(self.cloud.show_image(image_id, language=language))
+        row = image_row(self.cloud.show_image(image_id, language=language, attempts=CHECK_ATTEMPTS))
         self._remember(image_id, row)
         return row
 
@@ -118,6 +122,15 @@ class ImageCatalog:
         if cached is not None:
             return cached
         return self.stored.get(image_id)
+
+    def known_many(self, image_ids: Iterable[str]) -> dict[str, ImageRow]:
+        """`known` for each of `image_ids` (each looked up once), leaving out the unknown."""
+        found: dict[str, ImageRow] = {}
+        for image_id in dict.fromkeys(image_ids):
+            image = self.known(image_id)
+            if image is not None:
+                found[image_id] = image
+        return found
 
     def check(self, image_id: str, *, language: str | None = None) -> ImageCheck:
         """Whether the image can be shared now; a failed read does not block (`UNREAD`)."""
