@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from bot.scp import errors
 from bot.scp.sandbox import Fault, Sandbox
 from bot.sharing.commands import MAX_REASON
 from bot.sharing.images import CACHE_SECONDS, ImageCatalog, Verdict, verdict_of
@@ -375,6 +378,43 @@ def test_reads_are_cached_briefly_and_the_cache_is_bounded(tmp_path: Any) -> Non
     catalog.read(UNKNOWN_IMAGE)  # a third image pushes out the least recently used
     assert catalog.known(IMAGE) is None
     assert catalog.known(UNKNOWN_IMAGE) is not None
+
+
+class SlowCloud(Cloud):
+    """A read that waits until the test lets it answer (or fail)."""
+
+    def __init__(self, fail: bool) -> None:
+        super().__init__()
+        self.fail = fail
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def show_image(self, image_id: str, **_: Any) -> Any:
+        self.entered.set()
+        assert self.release.wait(10)
+        if self.fail:
+            self.reads.append(image_id)
+            raise errors.CloudUnavailable("GET answered 503", status=503)
+        return super().show_image(image_id)
+
+
+@pytest.mark.parametrize(
+    ("fail", "verdict"), [(False, Verdict.SHAREABLE), (True, Verdict.UNREAD)], ids=["ok", "503"]
+)
+def test_checks_of_one_image_at_once_share_one_read(
+    tmp_path: Any, fail: bool, verdict: Verdict
+) -> None:
+    cloud = SlowCloud(fail)
+    catalog = ImageCatalog(Images(Database(tmp_path / "bot.db")), cloud)  # type: ignore[arg-type]
+    with ThreadPoolExecutor(10) as pool:
+        first = pool.submit(catalog.check, IMAGE)
+        assert cloud.entered.wait(10)  # the first read is under way: the others join it
+        others = [pool.submit(catalog.check, IMAGE) for _ in range(9)]
+        cloud.release.set()
+        verdicts = [f.result().verdict for f in [first, *others]]
+
+    assert verdicts == [verdict] * 10
+    assert cloud.reads == [IMAGE]
 
 
 def row(**values: Any) -> ImageRow:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bot.scp import Image, ImageStatus, ScpClient, Visibility, errors
@@ -54,6 +54,15 @@ class ImageCheck:
     def blocks(self) -> bool:
         """Whether the request must end here, with nothing sent."""
         return self.verdict in {Verdict.NOT_FOUND, Verdict.PUBLIC, Verdict.NOT_ACTIVE}
+
+
+@dataclass
+class _Flight:
+    """One read under way; others asking for the same image wait for its answer."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    row: ImageRow | None = None
+    error: errors.CloudError | None = None
 
 
 def image_row(image: Image) -> ImageRow:
@@ -102,19 +111,41 @@ class ImageCatalog:
         self.cache_size = cache_size
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, ImageRow]] = OrderedDict()
+        self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
 
     def read(self, image_id: str, *, language: str | None = None) -> ImageRow:
         """The image from the cloud API, or a read of the last `cache_seconds`.
 
         `ImageNotFound` when there is no such image; any other `CloudError` as raised.
+        Checks of one image asked at once (a burst of shares) wait for one read.
         """
-        cached = self._cached(image_id)
-        if cached is not None:
-            return cached
-        row = image_row(self.cloud.show_image(image_id, language=language, attempts=CHECK_ATTEMPTS))
-        self._remember(image_id, row)
-        return row
+        with self._lock:
+            cached = self._fresh(image_id)
+            if cached is not None:
+                return cached
+            flight = self._flights.get(image_id)
+            leading = flight is None
+            if flight is None:
+                flight = self._flights[image_id] = _Flight()
+        if not leading:
+            flight.done.wait()
+            if flight.row is not None:
+                return flight.row
+            raise flight.error or errors.CloudUnavailable(f"reading image {image_id} failed")
+        try:
+            flight.row = image_row(
+                self.cloud.show_image(image_id, language=language, attempts=CHECK_ATTEMPTS)
+            )
+            self._remember(image_id, flight.row)
+            return flight.row
+        except errors.CloudError as error:
+            flight.error = error
+            raise
+        finally:
+            with self._lock:
+                del self._flights[image_id]
+            flight.done.set()
 
     def known(self, image_id: str) -> ImageRow | None:
         """What the bot knows of the image without asking the cloud; None when nothing."""
@@ -160,15 +191,19 @@ class ImageCatalog:
 
     def _cached(self, image_id: str) -> ImageRow | None:
         with self._lock:
-            entry = self._cache.get(image_id)
-            if entry is None:
-                return None
-            read_at, row = entry
-            if self._clock() - read_at >= self.cache_seconds:
-                del self._cache[image_id]
-                return None
-            self._cache.move_to_end(image_id)
-            return row
+            return self._fresh(image_id)
+
+    def _fresh(self, image_id: str) -> ImageRow | None:
+        """A read of the last `cache_seconds`; the caller holds the lock."""
+        entry = self._cache.get(image_id)
+        if entry is None:
+            return None
+        read_at, row = entry
+        if self._clock() - read_at >= self.cache_seconds:
+            del self._cache[image_id]
+            return None
+        self._cache.move_to_end(image_id)
+        return row
 
     def _remember(self, image_id: str, row: ImageRow) -> None:
         with self._lock:
