@@ -13,6 +13,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -30,7 +31,7 @@ from storage.errors import StorageError
 
 if TYPE_CHECKING:
     from bot.scp.client import VersionReport
-    from bot.scp.models import ApiVersion
+    from bot.scp.models import ApiVersion, Image
     from bot.scp.sandbox import Sandbox
     from bot.settings import RawSetting
     from bot.sharing.admin import Administration
@@ -529,6 +530,8 @@ def run_worker(settings: Settings) -> None:
         announcer=services.announcer,
         languages=services.languages,
         threads=settings.BOT_WORKER_THREADS,
+        images=services.images,
+        image_refresh=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
     ).run(stop)
     services.close()
 
@@ -553,6 +556,18 @@ def _versions_argument(value: str) -> list[ApiVersion]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _images_argument(value: str) -> list[Image]:
+    """`--images`: a JSON file of images, in the list call's own shape."""
+    from bot.scp.sandbox import load_images
+
+    try:
+        return load_images(Path(value).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"there is no file {value}") from None
+    except (OSError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"{value}: {error}") from None
+
+
 def _sandbox_lines(sandbox: Sandbox, settings: dict[str, RawSetting]) -> list[str]:
     """What `python -m bot sandbox` prints once it listens: the `.env` lines and the gaps."""
     from bot.scp.sandbox import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
@@ -561,8 +576,15 @@ def _sandbox_lines(sandbox: Sandbox, settings: dict[str, RawSetting]) -> list[st
         f"{v.number} ({v.status}" + (f", not_before {v.not_before}" if v.not_before else "") + ")"
         for v in sandbox.served()
     )
+    images = sandbox.images()
     lines = [
         f"SCP sandbox on {sandbox.url}, serving API versions {served or 'none'}",
+        f"Images ({len(images)}; any other image id is made up on first use):",
+        *(
+            f"  {image.id}  {image.name or '(no name)'}  {image.os_distro or '-'}"
+            f" {image.scp_os_version or ''}  {image.status}, {image.visibility}"
+            for image in images
+        ),
         "It reads the keys the bot reads (the environment, then .env) and uses its own"
         " defaults for those not set. For the bot to use it, .env needs:",
         "",
@@ -619,6 +641,7 @@ def sandbox_command(args: argparse.Namespace) -> None:
     """`python -m bot sandbox`: the stand-in API with the bot's own cloud settings."""
     from bot.scp.sandbox import (
         DEFAULT_ACCESS_KEY,
+        DEFAULT_IMAGES,
         DEFAULT_SECRET_KEY,
         DEFAULT_VERSIONS,
         run_sandbox,
@@ -637,6 +660,7 @@ def sandbox_command(args: argparse.Namespace) -> None:
         secret_key=raw["SCP_SECRET_KEY"].usable or DEFAULT_SECRET_KEY,
         account_id=raw["SCP_ACCOUNT_ID"].usable or "",
         versions=args.versions if args.versions is not None else DEFAULT_VERSIONS,
+        images=args.images if args.images is not None else DEFAULT_IMAGES,
         announce=announce,
     )
 
@@ -876,12 +900,18 @@ def parser() -> argparse.ArgumentParser:
         "SCP_SECRET_KEY, SCP_ACCOUNT_ID from the environment, then .env; its own defaults\n"
         "where none are set), prints the lines to put in .env, and says where the bot's\n"
         "settings differ. Its version list, unless --versions says otherwise, is the\n"
-        "operation's documented one: 1.1 CURRENT, 1.0 DEPRECATED (not_before 2025-12-31).",
+        "operation's documented one: 1.1 CURRENT, 1.0 DEPRECATED (not_before 2025-12-31).\n"
+        "It serves a few named images (shareable ones, a public one, one not active yet)\n"
+        "unless --images names a JSON file of its own; it prints them on start.",
         [
             "python -m bot sandbox --port 8787",
             "python -m bot sandbox --versions 1.3:CURRENT,1.2:SUPPORTED:2026-08-31,"
             "1.1:DEPRECATED:2026-08-31",
             "python -m bot sandbox --versions versions.json",
+            "python -m bot sandbox --images images.json",
+            '  (images.json: {"images": [{"id": "70a599e0-31e7-49b7-b260-868f441e862b",',
+            '                              "name": "rocky9-golden", "os_distro": "rocky",',
+            '                              "scp_os_version": "9.4", "size": 10737418240}]})',
             '  (versions.json: {"versions": [{"id": "v1.3", "status": "CURRENT"},',
             '                                {"id": "v1.1", "status": "DEPRECATED",'
             ' "not_before": "2026-08-31"}]})',
@@ -898,6 +928,15 @@ def parser() -> argparse.ArgumentParser:
         help="the version list to serve: VERSION:STATUS[:NOT_BEFORE],... (STATUS CURRENT,"
         " SUPPORTED or DEPRECATED; NOT_BEFORE the minimum support guarantee date,"
         ' YYYY-MM-DD), or a JSON file holding the service\'s answer {"versions": [...]}',
+    )
+    sandbox.add_argument(
+        "--images",
+        type=_images_argument,
+        metavar="FILE",
+        help='the images to serve instead of the default few: a JSON file {"images": [...]}'
+        " in the list call's shape, each with an id (a UUID) and a name; status (default"
+        " active), visibility (default private), os_distro, scp_os_version, size (bytes),"
+        " min_disk (GB), owner_account_name and created_at optional",
     )
     for name, verb in (("grant", "Give"), ("revoke", "Take back")):
         p = _command(

@@ -15,6 +15,7 @@ from bot import metrics
 from bot.scp import RetryPolicy, ScpAuth, ScpClient
 from bot.settings import Settings
 from bot.sharing.admin import Administration
+from bot.sharing.images import ImageCatalog
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
 from bot.slack.announcer import Announcer
@@ -25,6 +26,7 @@ from storage import (
     AuditLog,
     Database,
     Grants,
+    Images,
     KnownMembers,
     OnCall,
     People,
@@ -74,6 +76,7 @@ class Services:
     oncall: OnCall
     audit: AuditLog
     cloud: ScpClient
+    images: ImageCatalog
     share: ShareService
     admin: Administration
     languages: Languages
@@ -131,11 +134,13 @@ def build_services(
     members = KnownMembers(database)
     oncall = OnCall(database)
     audit = AuditLog(database)
+    images = ImageCatalog(Images(database), cloud)
     share = ShareService(
         requests=requests,
         grants=grants,
         members=members,
         cloud=cloud,
+        images=images,
         unknown_members=settings.SHARE_UNKNOWN_MEMBERS,
         following=Following(
             every=timedelta(seconds=settings.SHARE_STATUS_POLL_SECONDS),
@@ -151,6 +156,7 @@ def build_services(
         grants=grants,
         members=members,
         oncall=oncall,
+        images=images,
         approval_channel=settings.SHARE_APPROVAL_CHANNEL,
         notify_channel=settings.SHARE_NOTIFY_CHANNEL,
         default_language=settings.BOT_DEFAULT_LANGUAGE,
@@ -167,6 +173,7 @@ def build_services(
         oncall=oncall,
         audit=audit,
         cloud=cloud,
+        images=images,
         share=share,
         admin=Administration(grants=grants, members=members, oncall=oncall, audit=audit),
         languages=Languages(People(database), quick_slack, settings.BOT_DEFAULT_LANGUAGE),

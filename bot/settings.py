@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     SHARE_DURATIONS: str = "1d,7d,30d"
     SHARE_MAX_DURATION: str = ""
     SHARE_DEFAULT_DURATION: str = ""
+    # How often the worker re-reads the account's image list (and once on start).
+    IMAGE_LIST_REFRESH_SECONDS: float = Field(default=300, gt=0)
     # One of the languages there is a catalog for (bot/slack/catalogs): en, ko.
     BOT_DEFAULT_LANGUAGE: str = "en"
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.

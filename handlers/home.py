@@ -25,6 +25,9 @@ def register(app: App, services: Services) -> None:
         for request in facts.waiting or []:  # links only for the requests the tab shows
             told = services.messages.get(request.id)
             cards[request.id] = permalink(told.card_channel, told.card_ts)
+        named = services.images.known_many(
+            r.image_id for r in [*facts.mine, *(facts.waiting or [])]
+        )
         client.views_publish(
             user_id=user,
             view=home(
@@ -36,5 +39,6 @@ def register(app: App, services: Services) -> None:
                 mine_total=facts.mine_total,
                 waiting_total=facts.waiting_total,
                 now=services.database.now(),
+                images=named,
             ),
         )

@@ -108,9 +108,9 @@ def _dispatch(
         ack(response_type="ephemeral", text=text)
         return outcome
     elif isinstance(parsed, commands.Status):
-        text, blocks = views.status_listing(
-            language, services.requests.for_user(user), now=services.database.now()
-        )
+        mine = services.requests.for_user(user)
+        images = services.images.known_many(r.image_id for r in mine)
+        text, blocks = views.status_listing(language, mine, services.database.now(), images)
         ack(response_type="ephemeral", text=text, blocks=blocks)
     elif isinstance(parsed, commands.ListMembers):
         _list(services, ack, respond, user, parsed.image_id, language)
@@ -221,5 +221,6 @@ def _list_reply(
         ends = timed.ends_at
         if ends is not None:
             removals.setdefault(timed.member_id.lower(), ends)
-    text, blocks = views.member_listing(language, image_id, found, names, removals)
+    known = services.images.known(image_id)
+    text, blocks = views.member_listing(language, image_id, found, names, removals, known)
     respond(text=text, blocks=blocks)

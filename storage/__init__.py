@@ -3,6 +3,7 @@
 from storage.audit import AuditLog
 from storage.database import Database
 from storage.grants import Grant, Grants, Role
+from storage.images import ImageRow, Images
 from storage.members import KnownMember, KnownMembers
 from storage.oncall import OnCall, OnCallShift
 from storage.people import People
@@ -14,6 +15,8 @@ __all__ = [
     "Database",
     "Grant",
     "Grants",
+    "ImageRow",
+    "Images",
     "KnownMember",
     "KnownMembers",
     "NewRequest",

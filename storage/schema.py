@@ -197,3 +197,28 @@ def add_share_durations(db: sqlite_utils.Database) -> None:
 def add_check_before_posting(db: sqlite_utils.Database) -> None:
     """A worker died while announcing: the next message may have gone out already."""
     db.table("slack_messages").add_column("check_before_posting", int, not_null_default=0)
+
+
+@migrations()
+def create_images(db: sqlite_utils.Database) -> None:
+    """The account's image list as the cloud last gave it, and when that was."""
+    db.table("images").create(
+        {
+            "id": str,
+            "name": str,
+            "os_distro": str,
+            "scp_os_version": str,
+            "status": str,
+            "visibility": str,
+            "size": int,  # bytes
+            "min_disk": int,  # GB
+            "owner": str,
+            "owner_account_name": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("images").create_index(["created_at"])
+    # One row: when the whole list was last replaced.
+    db.table("image_list").create({"id": int, "refreshed_at": str}, pk="id")

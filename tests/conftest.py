@@ -29,6 +29,7 @@ SETTING_PREFIXES = (
     "SCP_",
     "SHARE_",
     "BOT_",
+    "IMAGE_",
     "DATABASE_",
     "PORT",
     "METRICS_PORT",

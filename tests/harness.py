@@ -131,6 +131,8 @@ class BotHarness:
             languages=self.services.languages,
             threads=16,
             poll_interval=0.02,
+            images=self.services.images,
+            image_refresh=timedelta(seconds=self.settings.IMAGE_LIST_REFRESH_SECONDS),
         )
         self.services.wake = self.worker.wake
         self._worker_stop = threading.Event()
@@ -138,6 +140,9 @@ class BotHarness:
             target=self.worker.run, args=(self._worker_stop,), daemon=True
         )
         self._worker_thread.start()
+        # The first image-list refresh goes before anything a test does, so that a fault a
+        # test injects meets the request it is meant for.
+        assert self.worker.images_tried.wait(10), "the first image-list refresh never ended"
 
     def stop_worker(self) -> None:
         """Stop the worker thread and wait for it."""
@@ -248,5 +253,10 @@ def adds(sandbox: Sandbox) -> list[Record]:
 
 
 def member_calls(sandbox: Sandbox) -> list[Record]:
-    """Every call on the member API (the unsigned version list left out)."""
-    return [r for r in sandbox.records if r.path.startswith("/v1/")]
+    """Every call on the member API (the version list and the image reads left out)."""
+    return [r for r in sandbox.records if r.path.startswith("/v1/") and "/members" in r.path]
+
+
+def image_reads(sandbox: Sandbox) -> list[Record]:
+    """Every read of an image or of the image list."""
+    return [r for r in sandbox.records if r.path.startswith("/v1/") and "/members" not in r.path]

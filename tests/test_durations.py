@@ -16,7 +16,7 @@ import pytest
 from bot.scp.sandbox import Fault, Record, Sandbox
 from storage import Role
 from tests.fakes.slack import Call, FakeSlack
-from tests.harness import IMAGE, MEMBER, BotHarness, adds
+from tests.harness import IMAGE, MEMBER, BotHarness, adds, member_calls
 
 SHARED = "(QA account)"
 
@@ -268,7 +268,7 @@ def test_bad_or_too_long_durations_are_refused_and_nothing_is_stored(
 
     assert expected in ack
     time.sleep(0.1)
-    assert bot.all_requests() == [] and sandbox.records == [] and slack.messages() == []
+    assert bot.all_requests() == [] and member_calls(sandbox) == [] and slack.messages() == []
 
 
 def test_without_a_duration_the_maximum_applies_and_the_ack_says_so(

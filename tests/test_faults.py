@@ -78,7 +78,9 @@ def calls(sandbox: Sandbox, method: str | None = None) -> list[Record]:
     return [
         r
         for r in sandbox.records
-        if r.path.startswith("/v1/") and (method is None or r.method == method)
+        if r.path.startswith("/v1/")
+        and "/members" in r.path
+        and (method is None or r.method == method)
     ]
 
 
@@ -86,7 +88,7 @@ def settled(sandbox: Sandbox, count: int, method: str = "POST", timeout: float =
     """Wait until `count` calls of `method` arrived and every one of them is finished."""
     sandbox.wait_for(
         lambda records: (
-            len(found := [r for r in records if r.method == method and r.path.startswith("/v1/")])
+            len(found := [r for r in records if r.method == method and "/members" in r.path])
             >= count
             and all(r.done for r in found)
         ),
@@ -236,7 +238,9 @@ def test_an_add_that_never_landed_is_rechecked_quietly_then_left(
         pytest.param([Fault.answer(504, method="POST")] * 3, "failed", id="504-every-time"),
         pytest.param(
             [
-                Fault.answer(502, "<html>Bad Gateway</html>", content_type="text/html"),
+                Fault.answer(
+                    502, "<html>Bad Gateway</html>", content_type="text/html", method="POST"
+                ),
                 Fault.answer(503, '{"errors": [{"code": "Ser', method="POST"),
             ],
             "pending",
@@ -298,7 +302,10 @@ def test_cut_error_bodies_still_give_the_request_id_from_the_header(
     sandbox.inject(
         *[
             Fault.answer(
-                503, '{"errors": [{"code": "Servi', headers={"X-Request-Id": f"req-cut-{n}"}
+                503,
+                '{"errors": [{"code": "Servi',
+                headers={"X-Request-Id": f"req-cut-{n}"},
+                method="POST",
             )
             for n in range(1, FAST_RETRY.attempts + 1)
         ]
@@ -315,7 +322,11 @@ def test_cut_error_bodies_still_give_the_request_id_from_the_header(
 
 def test_a_429_retry_after_is_waited_for(make: Callable[..., BotHarness], sandbox: Sandbox) -> None:
     bot = make()
-    sandbox.inject(Fault.answer(429, service_error(429, "req-slow"), headers={"Retry-After": "1"}))
+    sandbox.inject(
+        Fault.answer(
+            429, service_error(429, "req-slow"), headers={"Retry-After": "1"}, method="POST"
+        )
+    )
 
     bot.ack_text(f"{IMAGE} {MEMBER}")
 
@@ -332,7 +343,9 @@ def test_a_429_asking_for_longer_than_allowed_fails_at_once_with_the_request_id(
 ) -> None:
     bot = make()
     sandbox.inject(
-        Fault.answer(429, service_error(429, "req-later"), headers={"Retry-After": "600"})
+        Fault.answer(
+            429, service_error(429, "req-later"), headers={"Retry-After": "600"}, method="POST"
+        )
     )
     started = time.monotonic()
 
@@ -355,7 +368,13 @@ def test_a_429_asking_for_longer_than_allowed_fails_at_once_with_the_request_id(
         pytest.param(Fault.apply_then_drop(method="POST"), id="applied-then-reset"),
         pytest.param(Fault.answer(503, apply=True, method="POST"), id="applied-then-503"),
         pytest.param(
-            Fault.answer(504, "<html>Gateway Timeout</html>", content_type="text/html", apply=True),
+            Fault.answer(
+                504,
+                "<html>Gateway Timeout</html>",
+                content_type="text/html",
+                apply=True,
+                method="POST",
+            ),
             id="applied-then-proxy-html",
         ),
     ],

@@ -264,7 +264,7 @@ def test_malformed_requests_are_validation_errors(
 @pytest.mark.parametrize(
     ("method", "path", "status", "error"),
     [
-        ("GET", "/v1/images", 404, "Not Found"),
+        ("GET", "/v1/volumes", 404, "Not Found"),
         ("POST", f"/v2/images/{IMAGE}/members", 404, "Not Found"),
         ("GET", f"/v1/images/{IMAGE}/members/{MEMBER}/extra", 404, "Not Found"),
         ("PATCH", f"/v1/images/{IMAGE}/members", 405, "Method Not Allowed"),

@@ -2,15 +2,18 @@
 
 from bot.scp.auth import ScpAuth, sign
 from bot.scp.client import RetryPolicy, ScpClient, VersionReport, accept_language
-from bot.scp.models import ImageMember, MemberStatus
+from bot.scp.models import Image, ImageMember, ImageStatus, MemberStatus, Visibility
 
 __all__ = [
+    "Image",
     "ImageMember",
+    "ImageStatus",
     "MemberStatus",
     "RetryPolicy",
     "ScpAuth",
     "ScpClient",
     "VersionReport",
+    "Visibility",
     "accept_language",
     "sign",
 ]

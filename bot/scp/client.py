@@ -19,6 +19,8 @@ from pydantic import BaseModel, ValidationError
 from bot.scp import errors
 from bot.scp.auth import ScpAuth
 from bot.scp.models import (
+    Image,
+    ImageList,
     ImageMember,
     ImageMemberCreateRequest,
     ImageMemberList,
@@ -35,6 +37,11 @@ CONFLICT_CLOCK_SLACK = timedelta(seconds=120)
 
 Model = TypeVar("Model", bound=BaseModel)
 
+
+# The list-images call answers at most this many per page, and the bot reads at most
+# this many in all: an account with more is not one the share form can serve anyway.
+MAX_PAGE = 1000
+MAX_IMAGES = 10_000
 
 # The service writes its error texts in these two languages only.
 ACCEPT_LANGUAGES = {"ko": "ko-KR", "en": "en-US"}
@@ -139,7 +146,7 @@ def _parse_day(value: str | None) -> date | None:
 
 
 class ScpClient:
-    """Add, list, show and remove image members; every call signed, bounded and retried."""
+    """Image members (add, list, show, remove) and images (show, list), signed and retried."""
 
     def __init__(
         self,
@@ -265,6 +272,77 @@ class ScpClient:
         attempts = max(1, self.retry.attempts)
         return timedelta(seconds=attempts * attempt + (attempts - 1) * pause)
 
+    # -- the image operations ----------------------------------------------------
+
+    def show_image(
+        self, image_id: str, *, language: str | None = None, attempts: int | None = None
+    ) -> Image:
+        """One image; `ImageNotFound` when it does not exist or this account cannot see it.
+
+        `attempts` caps the retries of this one read (a read nothing waits on for long).
+        """
+        response, _ = self._send(
+            "GET", self._image_path(image_id), language=language, attempts=attempts
+        )
+        return self._parse(response, Image, member_path=False)
+
+    def list_images(
+        self,
+        *,
+        name: str | None = None,
+        os_distro: str | None = None,
+        status: str | None = None,
+        visibility: str | None = None,
+        sort: str | None = None,
+        page_size: int = MAX_PAGE,
+        max_images: int = MAX_IMAGES,
+        language: str | None = None,
+    ) -> list[Image]:
+        """The account's images, page after page by `marker`, at most `max_images`.
+
+        Pages are read until one comes back empty (as the service documents its paging)
+        or `max_images` are in hand; the last page asks only for what is still missing.
+        """
+        if not 1 <= page_size <= MAX_PAGE:
+            raise ValueError(f"page_size must be 1 to {MAX_PAGE}, not {page_size}")
+        if not 1 <= max_images <= MAX_IMAGES:
+            raise ValueError(f"max_images must be 1 to {MAX_IMAGES}, not {max_images}")
+        filters = {
+            key: value
+            for key, value in (
+                ("name", name),
+                ("os_distro", os_distro),
+                ("status", status),
+                ("visibility", visibility),
+                ("sort", sort),
+            )
+            if value is not None
+        }
+        images: list[Image] = []
+        seen: set[str] = set()
+        marker: str | None = None
+        while len(images) < max_images:
+            params = {**filters, "limit": str(min(page_size, max_images - len(images)))}
+            if marker is not None:
+                params["marker"] = marker
+            response, _ = self._send("GET", "/v1/images", params=params, language=language)
+            page = self._parse(response, ImageList, member_path=False).images
+            if not page:
+                return images
+            fresh = [image for image in page if image.id not in seen]
+            if not fresh:
+                # A service that answers the same page again would keep us here forever.
+                raise errors.CloudUnavailable(
+                    f"GET /v1/images answered the same images again after marker {marker}",
+                    status=response.status_code,
+                    request_id=response.headers.get("X-Request-Id"),
+                )
+            seen.update(image.id for image in fresh)
+            images.extend(fresh)
+            marker = page[-1].id
+        log.warning("the image list was cut at %d images", max_images, extra={"images": max_images})
+        return images[:max_images]
+
     # -- versions ----------------------------------------------------------------
 
     def versions(self) -> VersionList:
@@ -331,8 +409,12 @@ class ScpClient:
     # -- plumbing ----------------------------------------------------------------
 
     @staticmethod
-    def _members_path(image_id: str) -> str:
-        return f"/v1/images/{quote(image_id, safe='')}/members"
+    def _image_path(image_id: str) -> str:
+        return f"/v1/images/{quote(image_id, safe='')}"
+
+    @classmethod
+    def _members_path(cls, image_id: str) -> str:
+        return f"{cls._image_path(image_id)}/members"
 
     @classmethod
     def _member_path(cls, image_id: str, member_id: str) -> str:
@@ -352,17 +434,27 @@ class ScpClient:
         return member
 
     def _send(
-        self, method: str, path: str, *, json: Any = None, language: str | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        language: str | None = None,
+        attempts: int | None = None,
     ) -> tuple[httpx.Response, int]:
         """Send with retries; the answer that ended the loop, and how many attempts it took."""
         headers = {"Accept-Language": language or self.language}
+        most = min(attempts, self.retry.attempts) if attempts else self.retry.attempts
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self._http.request(method, path, json=json, headers=headers)
+                response = self._http.request(
+                    method, path, json=json, params=params, headers=headers
+                )
             except httpx.TransportError as exc:
-                if attempt >= self.retry.attempts:
+                if attempt >= most:
                     raise errors.CloudUnavailable(
                         f"{method} {path} failed after {attempt} attempts: {type(exc).__name__}"
                     ) from None
@@ -376,7 +468,7 @@ class ScpClient:
                 )
                 self.retry.sleep(delay)
                 continue
-            if response.status_code not in RETRY_STATUSES or attempt >= self.retry.attempts:
+            if response.status_code not in RETRY_STATUSES or attempt >= most:
                 return response, attempt
             retry_after = _retry_after(response)
             if retry_after is not None and retry_after > self.retry.max_retry_after:

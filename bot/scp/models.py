@@ -1,12 +1,20 @@
-"""Typed requests, responses and error bodies of the image-member API."""
+"""Typed requests, responses and error bodies of the image-member and image API."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 ImageId = Annotated[
     str,
@@ -54,6 +62,60 @@ class ImageMemberList(BaseModel):
     """Answer of the list-members call."""
 
     members: list[ImageMember]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# `2024-06-16 02:55:13+00:00` (SCP's OpenAPI description) and `2025-07-22T09:00:00Z` (the
+# operation's own example) both read; one without an offset is taken as UTC.
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
+
+
+class ImageStatus(StrEnum):
+    """The image states the bot acts on; the service has more (`queued`, `saving`, ...)."""
+
+    ACTIVE = "active"
+
+
+class Visibility(StrEnum):
+    """Who sees an image: only `private` and `shared` ones are worth sharing."""
+
+    PUBLIC = "public"
+    COMMUNITY = "community"
+    SHARED = "shared"
+    PRIVATE = "private"
+
+
+class Image(BaseModel):
+    """ImageShowResponse, the fields the bot uses; the service sends many more.
+
+    Only `id` is insisted on: a field the service leaves out or changes must not make a
+    whole image list unreadable. `status` and `visibility` stay text for the same reason
+    (compare with `ImageStatus` and `Visibility`).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    name: str | None = None
+    os_distro: str | None = None
+    scp_os_version: str | None = None
+    status: str | None = None
+    visibility: str | None = None
+    size: int | None = None  # bytes
+    min_disk: int | None = None  # GB
+    owner: str | None = None
+    owner_account_name: str | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+
+
+class ImageList(BaseModel):
+    """Answer of the list-images call: one page."""
+
+    images: list[Image]
 
 
 class ApiVersion(BaseModel):

@@ -1,10 +1,11 @@
-"""A local stand-in for SCP's image-member API: a real HTTP server that checks everything.
+"""A local stand-in for SCP's image API: a real HTTP server that checks everything.
 
 Operators run it (`python -m bot sandbox`) to try the bot before they have cloud keys;
 tests and the benchmark use it as the cloud API peer. It checks the gateway headers and
 the signature (401, gateway envelope), the API version (400 `UnsupportedApiVersion`),
-routes, ids and bodies exactly as `docs/scp-api.md` describes, keeps
-members in memory, records every request, and misbehaves on demand (`Fault`).
+routes, ids, query parameters and bodies exactly as `docs/scp-api.md` describes, keeps
+images and their members in memory, records every request, and misbehaves on demand
+(`Fault`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from pydantic import TypeAdapter, ValidationError
 
 from bot.scp.auth import CLIENT_TYPE, sign
 from bot.scp.models import (
     ApiVersion,
+    Image,
     ImageId,
     ImageMember,
     ImageMemberCreateRequest,
@@ -44,6 +46,7 @@ from bot.scp.models import (
     MemberId,
     MemberStatus,
     VersionList,
+    Visibility,
 )
 
 log = logging.getLogger(__name__)
@@ -66,8 +69,87 @@ SIGNED_HEADERS = (
     "Scp-AccountId",
 )
 MAX_BODY = 1 << 20
+# The list-images call: `limit` 1 to 1000; without one, a page this long.
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 20
+LIST_PARAMETERS = frozenset(
+    {
+        "limit",
+        "marker",
+        "name",
+        "os_distro",
+        "status",
+        "visibility",
+        "sort",
+        "scp_image_type",
+        "scp_original_image_type",
+    }
+)
+SORT_KEYS = ("created_at", "updated_at", "name", "id", "size", "status")
+GiB = 1024**3
+
+
+def _seed(
+    image_id: str,
+    name: str,
+    os_distro: str,
+    version: str,
+    created_at: str,
+    *,
+    status: str = "active",
+    visibility: str = "private",
+    size_gb: int = 10,
+) -> Image:
+    return Image(
+        id=image_id,
+        name=name,
+        os_distro=os_distro,
+        scp_os_version=version,
+        status=status,
+        visibility=visibility,
+        size=size_gb * GiB,
+        min_disk=max(size_gb, 100),
+        owner_account_name="sandbox-account" if visibility != "public" else None,
+        created_at=datetime.fromisoformat(created_at),
+        updated_at=datetime.fromisoformat(created_at),
+    )
+
+
+# What `python -m bot sandbox` serves unless `--images` says otherwise: a few of each kind
+# the bot treats differently (shareable, public, not active yet).
+DEFAULT_IMAGES: tuple[Image, ...] = (
+    _seed("70a599e0-31e7-49b7-b260-868f441e862b", "rocky9-golden", "rocky", "9.4", "2026-11-02"),
+    _seed("5b1c7d2e-8f3a-4b6c-9d0e-1f2a3b4c5d6e", "ubuntu22-base", "ubuntu", "22.04", "2026-10-15"),
+    _seed(
+        "c3d4e5f6-a7b8-4c9d-8e0f-112233445566",
+        "win2022-std",
+        "windows",
+        "2022",
+        "2026-09-01",
+        visibility="shared",
+        size_gb=40,
+    ),
+    _seed(
+        "0d9e8f7a-6b5c-4d3e-9f2a-1b0c9d8e7f6a",
+        "rhel9-build",
+        "rhel",
+        "9.4",
+        "2026-11-30",
+        status="queued",
+    ),
+    _seed(
+        "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b",
+        "Ubuntu 24.04 (public)",
+        "ubuntu",
+        "24.04",
+        "2026-06-01",
+        visibility="public",
+        size_gb=3,
+    ),
+)
 
 _ROUTE = re.compile(r"^/v1/images/(?P<image>[^/]+)/members(?:/(?P<member>[^/]+))?$")
+_IMAGE_ROUTE = re.compile(r"^/v1/images(?:/(?P<image>[^/]+))?$")
 _IMAGE_ID: TypeAdapter[str] = TypeAdapter(ImageId)
 _MEMBER_ID: TypeAdapter[str] = TypeAdapter(MemberId)
 
@@ -161,6 +243,7 @@ class Record:
     request_id: str
     fault: Fault | None = None
     done: bool = False
+    query: str = ""  # as sent, after the `?`
 
 
 @dataclass(frozen=True)
@@ -174,7 +257,25 @@ class _Reply:
 @dataclass
 class _Image:
     shareable: bool
+    details: Image
     members: dict[str, ImageMember] = field(default_factory=dict)
+
+    def answer(self) -> dict[str, Any]:
+        """ImageShowResponse as SCP's OpenAPI description shows it, timestamps and all."""
+        data = self.details.model_dump()
+        for name in ("created_at", "updated_at"):
+            moment = data[name]
+            # The description's form, `2024-06-16 02:55:13+00:00`, not the members' `...Z`.
+            data[name] = moment.astimezone(UTC).isoformat(sep=" ", timespec="seconds")
+        # Required fields the bot does not read, so that it is seen to ignore them.
+        return data | {
+            "min_ram": 0,
+            "disk_format": "qcow2",
+            "container_format": "bare",
+            "os_hidden": False,
+            "protected": False,
+            "file": f"/v2/images/{self.details.id}/file",
+        }
 
 
 def _request_id() -> str:
@@ -319,11 +420,73 @@ class Sandbox:
 
     # -- state -----------------------------------------------------------------------
 
-    def add_image(self, image_id: str, *, shareable: bool = True) -> None:
-        """Register an image this account owns; `shareable=False` answers 403 to its members."""
+    def add_image(
+        self,
+        image_id: str,
+        *,
+        shareable: bool = True,
+        name: str | None = None,
+        os_distro: str | None = None,
+        scp_os_version: str | None = None,
+        status: str = "active",
+        visibility: str = Visibility.PRIVATE.value,
+        size: int | None = None,
+        min_disk: int = 0,
+        owner_account_name: str | None = None,
+        created_at: datetime | None = None,
+    ) -> Image:
+        """Register an image this account sees; its details as the image calls answer them.
+
+        `shareable=False` (or a public image) answers 403 to its members, as SCP does. Without
+        a `name` the image is served nameless (the real service always names one), so that
+        the bot's fallback to the bare id can be seen.
+        """
         image_id = _IMAGE_ID.validate_python(image_id)
+        if visibility not in set(Visibility):
+            raise ValueError(f"visibility must be one of {', '.join(Visibility)}")
+        when = created_at or datetime.fromtimestamp(self._clock(), UTC)
+        details = Image(
+            id=image_id,
+            name=name,
+            os_distro=os_distro,
+            scp_os_version=scp_os_version,
+            status=status,
+            visibility=visibility,
+            size=size,
+            min_disk=min_disk,
+            owner=self.account_id or "sandbox-account-id",
+            owner_account_name=owner_account_name,
+            created_at=when,
+            updated_at=when,
+        )
+        return self.seed_image(details, shareable=shareable)
+
+    def seed_image(self, details: Image, *, shareable: bool = True) -> Image:
+        """Register an image from its details (`--images`, `DEFAULT_IMAGES`), keeping members."""
+        image_id = _IMAGE_ID.validate_python(details.id)
+        update: dict[str, Any] = {}
+        if details.owner is None:
+            update["owner"] = self.account_id or "sandbox-account-id"
+        if details.created_at is None:
+            update["created_at"] = datetime.fromtimestamp(self._clock(), UTC)
+        if details.updated_at is None:
+            update["updated_at"] = details.created_at or update["created_at"]
+        if details.status is None:
+            update["status"] = "active"
+        if details.visibility is None:
+            update["visibility"] = Visibility.PRIVATE.value
+        details = details.model_copy(update=update)
         with self._lock:
-            self._images[image_id] = _Image(shareable=shareable)
+            old = self._images.get(image_id)
+            self._images[image_id] = _Image(
+                shareable=shareable, details=details, members=old.members if old else {}
+            )
+        return details
+
+    def images(self) -> list[Image]:
+        """Every image the sandbox serves, as registered."""
+        with self._lock:
+            return [image.details for image in self._images.values()]
 
     def members(self, image_id: str) -> list[ImageMember]:
         """The image's members, oldest first; empty for an image nobody touched."""
@@ -402,6 +565,7 @@ class Sandbox:
                 status=None,
                 at=time.monotonic(),
                 request_id=request_id,
+                query=target.partition("?")[2],
             )
             self._records.append(record)
             fault = next((f for f in self._faults if f.matches(method, path)), None)
@@ -421,7 +585,8 @@ class Sandbox:
             elif problem is not None:
                 reply = _gateway_error(problem)
             else:
-                reply = self._dispatch(method, path, headers, body, request_id)
+                query = target.partition("?")[2]
+                reply = self._dispatch(method, path, headers, body, request_id, query)
             reply = replace(reply, headers={"X-Request-Id": request_id, **reply.headers})
         if fault is not None and fault.kind is FaultKind.ANSWER:
             reply = _fault_reply(fault, request_id)
@@ -509,8 +674,17 @@ class Sandbox:
         return f"version {number} is not served; served: {names}"
 
     def _dispatch(
-        self, method: str, path: str, headers: Message, body: bytes, request_id: str
+        self,
+        method: str,
+        path: str,
+        headers: Message,
+        body: bytes,
+        request_id: str,
+        query: str = "",
     ) -> _Reply:
+        image_match = _IMAGE_ROUTE.match(path)
+        if image_match is not None:
+            return self._dispatch_image(method, path, headers, request_id, image_match, query)
         match = _ROUTE.match(path)
         if match is None:
             return _framework_error(404, "Not Found", path, request_id)
@@ -550,13 +724,106 @@ class Sandbox:
         with self._lock:
             image = self._images.get(image_id)
             if image is None and self.open_images:
-                image = self._images[image_id] = _Image(shareable=True)
+                image = self._open_image(image_id)
             if image is None:
                 return _framework_error(404, "Not Found", path, request_id)
-            if not image.shareable:
+            if not image.shareable or image.details.visibility == Visibility.PUBLIC:
                 detail = f"image {image_id} cannot be shared"
                 return _service_error(403, "Forbidden", detail, request_id)
             return self._operate(method, image_id, image, member_id, payload, request_id)
+
+    def _open_image(self, image_id: str) -> _Image:
+        """An image made up on first use (open sandboxes); the caller holds the lock."""
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        details = Image(
+            id=image_id,
+            status="active",
+            visibility=Visibility.PRIVATE.value,
+            owner=self.account_id or "sandbox-account-id",
+            min_disk=0,
+            created_at=now,
+            updated_at=now,
+        )
+        image = self._images[image_id] = _Image(shareable=True, details=details)
+        return image
+
+    def _dispatch_image(
+        self,
+        method: str,
+        path: str,
+        headers: Message,
+        request_id: str,
+        match: re.Match[str],
+        query: str,
+    ) -> _Reply:
+        """`GET /v1/images/{image_id}` and `GET /v1/images`."""
+        if method != "GET":
+            return _framework_error(405, "Method Not Allowed", path, request_id)
+        problem = self._version_problem(headers)
+        if problem is not None:
+            return _service_error(400, "UnsupportedApiVersion", problem, request_id)
+        if match["image"] is None:
+            return self._list_images(query, request_id)
+        try:
+            image_id = _IMAGE_ID.validate_python(unquote(match["image"]))
+        except ValidationError:
+            return _service_error(400, "ValidationError", "image_id must be a UUID", request_id)
+        with self._lock:
+            image = self._images.get(image_id)
+            if image is None and self.open_images:
+                image = self._open_image(image_id)
+            if image is None:
+                detail = f"image {image_id} not found"
+                return _service_error(404, "NotFound", detail, request_id)
+            return _json(200, image.answer())
+
+    def _list_images(self, query: str, request_id: str) -> _Reply:
+        """One page of the list, refusing what the service refuses."""
+
+        def refuse(detail: str) -> _Reply:
+            return _service_error(400, "ValidationError", detail, request_id)
+
+        try:
+            given = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+        except ValueError:
+            return refuse("the query string cannot be read")
+        unknown = sorted(set(given) - LIST_PARAMETERS)
+        if unknown:
+            return refuse(f"unknown query parameter(s): {', '.join(unknown)}")
+        repeated = sorted(name for name, values in given.items() if len(values) > 1)
+        if repeated:
+            return refuse(f"query parameter(s) given more than once: {', '.join(repeated)}")
+        params = {name: values[0] for name, values in given.items()}
+
+        limit_text = params.get("limit", str(DEFAULT_LIMIT))
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+            return refuse(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+        limit = int(limit_text)
+        visibility = params.get("visibility")
+        if visibility is not None and visibility not in set(Visibility):
+            return refuse(f"visibility must be one of {', '.join(Visibility)}")
+        key, _, direction = params.get("sort", "created_at:desc").partition(":")
+        direction = direction or "desc"
+        if key not in SORT_KEYS or direction not in ("asc", "desc"):
+            return refuse(f"sort must be KEY[:asc|desc], KEY one of {', '.join(SORT_KEYS)}")
+
+        with self._lock:
+            images = [image.details for image in self._images.values()]
+            answers = {image.details.id: image.answer() for image in self._images.values()}
+        for name in ("name", "os_distro", "status", "visibility"):
+            if name in params:
+                images = [image for image in images if getattr(image, name) == params[name]]
+        images.sort(key=lambda image: image.id)
+        images.sort(key=lambda image: _sort_value(image, key), reverse=direction == "desc")
+        start = 0
+        marker = params.get("marker")
+        if marker is not None:
+            index = next((i for i, image in enumerate(images) if image.id == marker), None)
+            if index is None:
+                return refuse(f"marker {marker} is not an image of this list")
+            start = index + 1
+        page = images[start : start + limit]
+        return _json(200, {"images": [answers[image.id] for image in page]})
 
     def _operate(
         self,
@@ -599,6 +866,46 @@ class Sandbox:
             del image.members[member_id]
             return _Reply(204, content_type="")
         return _Reply(200, member.model_dump_json().encode())
+
+
+def _sort_value(image: Image, key: str) -> tuple[bool, Any]:
+    """A key that sorts images missing the value last (first, reversed) and never fails."""
+    value = getattr(image, key)
+    return (value is not None, value if value is not None else 0)
+
+
+def load_images(text: str) -> list[Image]:
+    """Images from JSON: the list call's own answer (`{"images": [...]}`) or its list.
+
+    Each image needs an `id` (a UUID) and a `name`; everything else is optional, with
+    `status` `active` and `visibility` `private` when left out.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"not JSON: {error}") from None
+    if isinstance(data, dict) and "images" in data:
+        data = data["images"]
+    if not isinstance(data, list) or not data:
+        raise ValueError('expected {"images": [...]} or a list of images, with one at least')
+    images: list[Image] = []
+    for number, entry in enumerate(data, start=1):
+        where = f"image {number}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} is not an object")
+        try:
+            image = Image.model_validate(entry)
+            _IMAGE_ID.validate_python(image.id)
+        except ValidationError as error:
+            raise ValueError(f"{where}: " + "; ".join(_validation_details(error))) from None
+        if not image.name:
+            raise ValueError(f"{where} ({image.id}) has no name")
+        if image.visibility is not None and image.visibility not in set(Visibility):
+            raise ValueError(f"{where}: visibility must be one of {', '.join(Visibility)}")
+        if any(seen.id == image.id for seen in images):
+            raise ValueError(f"{where}: id {image.id} is listed twice")
+        images.append(image)
+    return images
 
 
 def _withdrawn(version: ApiVersion, today: date) -> bool:
@@ -754,9 +1061,10 @@ def run_sandbox(
     secret_key: str = DEFAULT_SECRET_KEY,
     account_id: str = "",
     versions: Sequence[ApiVersion] = DEFAULT_VERSIONS,
+    images: Sequence[Image] = DEFAULT_IMAGES,
     announce: Callable[[Sandbox], None] | None = None,
 ) -> None:
-    """Serve an open sandbox (any image id works) until Ctrl-C or SIGTERM.
+    """Serve an open sandbox (any image id works) with `images` until Ctrl-C or SIGTERM.
 
     `announce` is called once it listens (`python -m bot sandbox` prints the lines for
     `.env` there); by default one line with its URL.
@@ -771,6 +1079,8 @@ def run_sandbox(
         open_images=True,
         versions=versions,
     )
+    for image in images:
+        sandbox.seed_image(image)
     try:
         sandbox.start()
     except OSError as error:

@@ -16,6 +16,7 @@ from bot.sharing import rules
 from bot.sharing.commands import Share
 from bot.sharing.durations import ShareDurations, parse_duration, reminder_at
 from bot.sharing.errors import NotAllowed
+from bot.sharing.images import ImageCatalog, Verdict
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.rules import Refusal, UnknownMembers
 from bot.sharing.states import check_move
@@ -99,6 +100,7 @@ class ShareService:
         grants: Grants,
         members: KnownMembers,
         cloud: ScpClient,
+        images: ImageCatalog | None = None,
         unknown_members: UnknownMembers = UnknownMembers.APPROVAL,
         following: Following | None = None,
         durations: ShareDurations | None = None,
@@ -107,6 +109,7 @@ class ShareService:
         self.grants = grants
         self.members = members
         self.cloud = cloud
+        self.images = images
         self.unknown_members = unknown_members
         self.following = following or Following()
         self.durations = durations or ShareDurations()
@@ -204,6 +207,35 @@ class ShareService:
         return self.cloud.list_members(image_id, language=accept_language(language))
 
     # -- carrying out (the worker's side) --------------------------------------------------------
+
+    def check_image(self, request: ShareRequest) -> ShareRequest:
+        """Read the image before an approver is asked or a direct share is sent.
+
+        An image that does not exist (404), is public (nothing to share) or is not active
+        yet ends the request here, failed, with nothing sent; a read that fails (5xx, a
+        timeout) changes nothing: the add call decides, as without the read.
+        """
+        if self.images is None or request.unshare:
+            return request
+        checked = self.images.check(
+            request.image_id, language=accept_language(request.language or "en")
+        )
+        if not checked.blocks:
+            return request
+        error = checked.error
+        failed = self._move(
+            request,
+            RequestState.FAILED,
+            error_kind=checked.verdict.value,
+            error_detail=checked.image.status
+            if checked.verdict is Verdict.NOT_ACTIVE and checked.image
+            else None,
+            api_status=error.status if error else None,
+            api_request_id=error.request_id if error else None,
+            finished_at=self.requests_now(),
+        )
+        self.log_outcome(failed)
+        return failed
 
     def send(self, request: ShareRequest, *, again: bool = False) -> ShareRequest:
         """Call the cloud API for a request the worker has moved to `sending`; record the answer.

@@ -10,8 +10,13 @@
 
 A share that ends by itself goes pending | accepted ▶ removing ▶ removed
 when its time is up or its asker ends it early; removing is stored before the remove
-call, so a crash in between is reconciled with a read. An unshare goes queued ▶
-sending ▶ removed (or failed). The share service makes every
+call, so a crash in between is reconciled with a read.
+
+Before an approver is asked (awaiting_approval) or a direct share is sent (queued), the
+image is read: one that does not exist, is public or is not active yet goes straight to
+failed, with nothing sent.
+
+An unshare goes queued ▶ sending ▶ removed (or failed). The share service makes every
 move through `check_move`, and storage makes it a compare-and-set from the state it
 was decided in, so two writers can never both move one request.
 """
@@ -25,7 +30,8 @@ S = RequestState
 # Where each state may go next. A state missing here is final.
 MOVES: dict[RequestState, frozenset[RequestState]] = {
     S.AWAITING_APPROVAL: frozenset({S.QUEUED, S.DENIED, S.EXPIRED, S.FAILED}),
-    S.QUEUED: frozenset({S.SENDING}),
+    # Failed from queued: the image read before a direct share says it cannot be shared.
+    S.QUEUED: frozenset({S.SENDING, S.FAILED}),
     S.SENDING: frozenset({S.PENDING, S.ACCEPTED, S.REJECTED, S.REMOVED, S.FAILED}),
     S.PENDING: frozenset({S.ACCEPTED, S.REJECTED, S.REMOVED, S.REMOVING}),
     S.ACCEPTED: frozenset({S.REMOVING}),

@@ -17,6 +17,7 @@ from typing import Protocol
 from bot import metrics
 from bot.scp.errors import CloudError, CloudUnavailable
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
+from bot.sharing.images import ImageCatalog
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
 from storage.errors import StorageError
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 TURN_WAIT = timedelta(milliseconds=200)
 # How often a remove the cloud refused (not a passing failure) is tried again.
 REMOVAL_RETRY = timedelta(minutes=5)
+# How long a stopping worker waits for an image-list refresh under way.
+REFRESH_JOIN_SECONDS = 2.0
 
 
 class Announcer(Protocol):
@@ -75,6 +78,8 @@ class Worker:
         threads: int = 32,
         poll_interval: float = 0.05,
         lease: timedelta = timedelta(minutes=3),
+        images: ImageCatalog | None = None,
+        image_refresh: timedelta = timedelta(seconds=300),
     ) -> None:
         self.requests = requests
         self.service = service
@@ -83,9 +88,15 @@ class Worker:
         self.threads = threads
         self.poll_interval = poll_interval
         self.lease = lease
+        self.images = images
+        self.image_refresh = image_refresh
         self._wake = threading.Event()
         # Requests in `sending` since before this moment were sent by a worker now gone.
         self._started = requests.now()
+        # Set once the first refresh of the image list has been tried (at once without one).
+        self.images_tried = threading.Event()
+        if images is None:
+            self.images_tried.set()
         self._busy: set[int] = set()
         self._busy_lock = threading.Lock()
 
@@ -107,6 +118,12 @@ class Worker:
             dropped = 0
         if dropped:
             log.warning("picked up requests left by a stopped worker", extra={"count": dropped})
+        refresher: threading.Thread | None = None
+        if self.images is not None:
+            refresher = threading.Thread(
+                target=self._keep_images_fresh, args=(stop,), name="image-list", daemon=True
+            )
+            refresher.start()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
             while not stop.is_set():
                 metrics.worker_looked()
@@ -116,6 +133,42 @@ class Worker:
                     log.error("cannot read due requests", extra={"error": str(error)})
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
+        if refresher is not None:
+            refresher.join(REFRESH_JOIN_SECONDS)
+
+    # -- the image list --------------------------------------------------------------------
+
+    def refresh_images(self) -> bool:
+        """Store the account's image list as the cloud lists it now; False when it could not.
+
+        A failure is logged and the stored list kept: names in messages may be a little
+        old, and the next refresh tries again.
+        """
+        if self.images is None:
+            return False
+        try:
+            self.images.refresh()
+        except CloudError as error:
+            log.warning(
+                "cannot refresh the image list; keeping the stored one",
+                extra={"error": str(error)},
+            )
+            return False
+        except StorageError as error:
+            log.error("cannot store the image list", extra={"error": str(error)})
+            return False
+        return True
+
+    def _keep_images_fresh(self, stop: threading.Event) -> None:
+        """Refresh on start, then every `image_refresh`, until `stop`."""
+        while not stop.is_set():
+            try:
+                self.refresh_images()
+            except Exception:
+                # A bug must not end the refreshes: log it whole and try at the next turn.
+                log.exception("unexpected failure refreshing the image list")
+            self.images_tried.set()
+            stop.wait(self.image_refresh.total_seconds())
 
     def _dispatch(self, pool: ThreadPoolExecutor) -> None:
         with self._busy_lock:
@@ -194,7 +247,18 @@ class Worker:
             if expires is not None and expires <= now and self.requests.expire(request.id):
                 request = self._reload(request)
                 self.service.log_outcome(request)
+        if request.state == RequestState.AWAITING_APPROVAL and not self.announcer.up_to_date(
+            request
+        ):
+            # Before any approver is asked: an image that cannot be shared bothers nobody.
+            request = self.service.check_image(request)
         request = self._announce(request)
+        if request.state == RequestState.QUEUED and not request.decided_by:
+            # A direct share: the image is read before anything is sent (a read of the
+            # last minute is reused while the request waits its turn).
+            request = self.service.check_image(request)
+            if request.state == RequestState.FAILED:
+                return self._announce(request)
         if request.state == RequestState.QUEUED:
             if self.requests.start_sending(request.id):
                 request = self.service.send(self._reload(request))

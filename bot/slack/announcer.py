@@ -27,12 +27,13 @@ from slack_sdk.webhook import WebhookClient
 
 from bot import metrics
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
+from bot.sharing.images import ImageCatalog
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, mentions, outcome_error, say
 from bot.slack.views import slack_time
-from storage import Grants, KnownMembers, OnCall, Role, SlackData, SlackMessages
+from storage import Grants, ImageRow, KnownMembers, OnCall, Role, SlackData, SlackMessages
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Announcer:
         grants: Grants,
         members: KnownMembers,
         oncall: OnCall,
+        images: ImageCatalog | None = None,
         approval_channel: str = "",
         notify_channel: str = "",
         default_language: str = "en",
@@ -98,6 +100,7 @@ class Announcer:
         self.grants = grants
         self.members = members
         self.oncall = oncall
+        self.images = images
         self.approval_channel = approval_channel
         self.notify_channel = notify_channel
         self.default_language = default_language
@@ -318,6 +321,14 @@ class Announcer:
 
     # -- the words ---------------------------------------------------------------------------
 
+    def image(self, image_id: str) -> ImageRow | None:
+        """What the bot knows of the image (a recent read, the stored list); never the cloud."""
+        return self.images.known(image_id) if self.images is not None else None
+
+    def image_label(self, image_id: str) -> str:
+        """The image named for people, or its bare id when unknown."""
+        return views.image_label(image_id, self.image(image_id))
+
     def admins(self, language: str) -> str:
         """Who can help: the admins, mentioned, or how to make one."""
         people = self.grants.holders(Role.ADMIN)
@@ -326,7 +337,7 @@ class Announcer:
     def outcome_text(self, request: ShareRequest, language: str, name: str | None) -> str:
         """The thread reply for a final state."""
         member = views.member_label(request.member_id, name)
-        image = code(request.image_id)
+        image = self.image_label(request.image_id)
         state = request.state
         ends = (
             " " + say(language, "outcome_ends", ends=slack_time(request.ends_at))
@@ -501,7 +512,7 @@ class Announcer:
     def _post_parent(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
     ) -> SlackData:
-        text, blocks = views.parent(request, language, name)
+        text, blocks = views.parent(request, language, name, self.image(request.image_id))
         try:
             answer = self._post(
                 request,
@@ -548,7 +559,9 @@ class Announcer:
 
     def _respond(self, request: ShareRequest, language: str, text: str, *, step: str) -> None:
         """Answer through the command's response_url; failing that, a direct message."""
-        headline, _ = views.parent(request, language, self.members.name(request.member_id))
+        headline, _ = views.parent(
+            request, language, self.members.name(request.member_id), self.image(request.image_id)
+        )
         full = f"{headline}\n{text}\n\n{say(language, 'invite_hint')}"
         if request.response_url:
             try:
@@ -580,7 +593,7 @@ class Announcer:
     ) -> None:
         if slack.via_response_url or not slack.parent_ts:
             return
-        text, blocks = views.parent(request, language, name)
+        text, blocks = views.parent(request, language, name, self.image(request.image_id))
         self._call(
             "chat.update",
             channel=slack.parent_channel,
@@ -635,6 +648,7 @@ class Announcer:
             or self.grants.holders(Role.ADMIN),
             asked=slack_time(request.created_at),
             expires=slack_time(request.expires_at),
+            image=self.image(request.image_id),
         )
         answer = self._post(
             request, slack, "card", channel=channel, text=text, blocks=blocks, unfurl_links=False
@@ -653,7 +667,9 @@ class Announcer:
     def _update_card(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
         if not slack.card_ts:
             return
-        text, blocks = views.decided_card(request, self.default_language, name)
+        text, blocks = views.decided_card(
+            request, self.default_language, name, self.image(request.image_id)
+        )
         self._call(
             "chat.update",
             channel=slack.card_channel,
@@ -678,7 +694,7 @@ class Announcer:
             icon=ICONS.get(request.state, ""),
             user=request.user_id,
             verb=say(language, f"verb_{request.action}"),
-            image=code(request.image_id),
+            image=self.image_label(request.image_id),
             member=views.member_label(request.member_id, name),
             state=state,
             link=link,

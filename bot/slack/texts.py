@@ -153,6 +153,7 @@ def outcome_error(
         admins=admins,
         status=status,
         detail=shown_detail,
+        image_status=code(detail) if detail and kind == "image_not_active" else "?",
     )
     if request_id:
         text += "\n" + say(language, "request_id", request_id=escape(request_id))

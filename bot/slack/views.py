@@ -44,7 +44,7 @@ from bot.sharing.commands import MAX_REASON
 from bot.sharing.durations import time_left
 from bot.sharing.request import RequestState, ShareRequest
 from bot.slack.texts import code, escape, failure_word, mentions, say, state_word
-from storage import Grant, KnownMember, OnCallShift
+from storage import Grant, ImageRow, KnownMember, OnCallShift
 from storage.requests import parse_stamp
 
 BlockDict = dict[str, Any]
@@ -215,6 +215,66 @@ def member_label(member_id: str, name: str | None) -> str:
     return code(member_id) + (f" ({escape(name)})" if name else "")
 
 
+# How the cloud's `os_distro` values are written for people; others are shown as they come.
+OS_NAMES = {
+    "almalinux": "AlmaLinux",
+    "centos": "CentOS",
+    "debian": "Debian",
+    "oraclelinux": "Oracle Linux",
+    "rhel": "RHEL",
+    "rocky": "Rocky",
+    "sles": "SLES",
+    "ubuntu": "Ubuntu",
+    "windows": "Windows",
+}
+IMAGE_NAME_SHOWN = 80  # a name longer than this is cut: the id beside it says which it is
+GB = 1024**3
+
+
+def short_id(image_id: str) -> str:
+    """`70a599e0…`: enough of a UUID to tell images apart at a glance."""
+    return image_id if len(image_id) <= 9 else image_id[:8] + "…"
+
+
+def os_words(image: ImageRow) -> str:
+    """`Rocky 9.4`, from the image's `os_distro` and `scp_os_version`; empty when neither."""
+    distro = " ".join((image.os_distro or "").split())
+    version = " ".join((image.scp_os_version or "").split())
+    return " ".join(p for p in (OS_NAMES.get(distro.lower(), distro), version) if p)
+
+
+def image_label(image_id: str, image: ImageRow | None) -> str:
+    """`rocky9-golden` · Rocky 9.4 · `70a599e0…`; the bare id when the name is not known."""
+    if image is None or not (image.name or "").strip():
+        return code(image_id)
+    parts = [code(clip(image.name or "", IMAGE_NAME_SHOWN))]
+    if words := os_words(image):
+        parts.append(escape(words))
+    parts.append(code(short_id(image_id)))
+    return " · ".join(parts)
+
+
+def size_gb(size: int) -> str:
+    """Bytes as GB (2**30) for people: `10`, `2.5`; a small image is `0.1`, never `0`."""
+    shown = f"{size / GB:.1f}".removesuffix(".0")
+    return "0.1" if size > 0 and shown == "0" else shown
+
+
+def image_facts(image: ImageRow | None, language: str) -> str:
+    """The approval card's line on the image: size, visibility, owner; empty when unknown."""
+    if image is None:
+        return ""
+    parts = []
+    if image.size is not None:
+        parts.append(say(language, "image_size", size=size_gb(image.size)))
+    if image.visibility:
+        parts.append(say(language, "image_visibility", visibility=escape(image.visibility)))
+    owner = image.owner_account_name or image.owner
+    if owner:
+        parts.append(say(language, "image_owner", owner=code(owner)))
+    return say(language, "card_image", facts=" · ".join(parts)) if parts else ""
+
+
 def state_line(request: ShareRequest, language: str) -> str:
     """The parent's one-line status for the request's state."""
     if request.state is RequestState.FAILED:
@@ -256,7 +316,10 @@ def people_line(language: str, people: Sequence[str], key: str, more_key: str) -
 
 
 def parent(
-    request: ShareRequest, language: str, member_name: str | None
+    request: ShareRequest,
+    language: str,
+    member_name: str | None,
+    image: ImageRow | None = None,
 ) -> tuple[str, list[BlockDict]]:
     """The channel message a request's thread hangs off."""
     headline = say(
@@ -264,7 +327,7 @@ def parent(
         "parent",
         user=request.user_id,
         verb=say(language, f"verb_{request.action}"),
-        image=code(request.image_id),
+        image=image_label(request.image_id, image),
         member=member_label(request.member_id, member_name),
     )
     status = state_line(request, language)
@@ -277,7 +340,9 @@ def parent(
     return _fallback(f"{headline}: {status}"), _message(blocks)
 
 
-def _card_heading(request: ShareRequest, language: str, member_name: str | None) -> tuple[str, str]:
+def _card_heading(
+    request: ShareRequest, language: str, member_name: str | None, image: ImageRow | None
+) -> tuple[str, str]:
     """A card's title and its first line: who asks what."""
     title = say(language, "card_title", id=request.id)
     intro = say(
@@ -285,7 +350,7 @@ def _card_heading(request: ShareRequest, language: str, member_name: str | None)
         "card_intro",
         user=request.user_id,
         verb=say(language, f"verb_{request.action}"),
-        image=code(request.image_id),
+        image=image_label(request.image_id, image),
         member=member_label(request.member_id, member_name),
     )
     return title, intro
@@ -301,13 +366,15 @@ def approval_card(
     approvers: list[str],
     asked: str,
     expires: str,
+    image: ImageRow | None = None,
 ) -> tuple[str, list[BlockDict]]:
     """The card approvers decide on, with Approve and Deny buttons.
 
     Whoever is on call decides first, so only they are mentioned when there are any;
-    else the approvers. Either way the first `PEOPLE_SHOWN`, then "and N more".
+    else the approvers. Either way the first `PEOPLE_SHOWN`, then "and N more". What
+    the bot knows of the image (size, visibility, owner) comes first among the facts.
     """
-    title, intro = _card_heading(request, language, member_name)
+    title, intro = _card_heading(request, language, member_name, image)
     if on_call:
         who = people_line(language, on_call, "card_oncall", "card_more_oncall")
     elif approvers:
@@ -316,7 +383,9 @@ def approval_card(
         who = say(language, "card_nobody")
     value = str(request.id)
     facts = "\n".join(
-        [
+        line
+        for line in (
+            image_facts(image, language),
             say(language, "card_why", why=why),
             say(language, "card_when", when=asked, expires=expires),
             *(
@@ -324,7 +393,8 @@ def approval_card(
                 if not request.unshare
                 else []
             ),
-        ]
+        )
+        if line
     )
     blocks: list[Block] = [
         _header(title),
@@ -354,10 +424,13 @@ def approval_card(
 
 
 def decided_card(
-    request: ShareRequest, language: str, member_name: str | None
+    request: ShareRequest,
+    language: str,
+    member_name: str | None,
+    image: ImageRow | None = None,
 ) -> tuple[str, list[BlockDict]]:
     """The card once decided or expired: the same facts, the decision, no buttons."""
-    title, intro = _card_heading(request, language, member_name)
+    title, intro = _card_heading(request, language, member_name, image)
     if request.state is RequestState.EXPIRED:
         outcome = say(language, "card_expired")
     elif request.state is RequestState.DENIED:
@@ -525,7 +598,12 @@ def deny_modal(request_id: int, language: str, card_channel: str, card_ts: str) 
 # -- lists -----------------------------------------------------------------------------------
 
 
-def request_line(request: ShareRequest, language: str, now: datetime | None = None) -> str:
+def request_line(
+    request: ShareRequest,
+    language: str,
+    now: datetime | None = None,
+    image: ImageRow | None = None,
+) -> str:
     """One request in a list (status command, Home tab), with the time a timed share has left."""
     ends = request.ends_at
     left = ""
@@ -541,7 +619,7 @@ def request_line(request: ShareRequest, language: str, now: datetime | None = No
             "status_item",
             id=request.id,
             verb=say(language, f"verb_{request.action}"),
-            image=code(request.image_id),
+            image=image_label(request.image_id, image),
             member=code(request.member_id),
             state=state_word(language, request.state),
             when=request.created_at.strftime("%Y-%m-%d %H:%M") + " UTC",
@@ -578,13 +656,17 @@ def listing(
 
 
 def status_listing(
-    language: str, requests: Sequence[ShareRequest], now: datetime | None = None
+    language: str,
+    requests: Sequence[ShareRequest],
+    now: datetime | None = None,
+    images: Mapping[str, ImageRow] | None = None,
 ) -> tuple[str, list[BlockDict]]:
-    """`/share-image status`: the caller's recent requests."""
+    """`/share-image status`: the caller's recent requests; `images` names them by id."""
     if not requests:
         text = say(language, "status_empty")
         return text, _message([_section(text)])
-    lines = [request_line(r, language, now) for r in requests]
+    known = images or {}
+    lines = [request_line(r, language, now, known.get(r.image_id)) for r in requests]
     return listing(say(language, "status_header"), lines, shown=HOME_MINE_SHOWN)
 
 
@@ -594,16 +676,18 @@ def member_listing(
     members: Sequence[ImageMember],
     names: Mapping[str, str],
     removals: Mapping[str, datetime] | None = None,
+    known: ImageRow | None = None,
 ) -> tuple[str, list[BlockDict]]:
     """`/share-image list <image>`: the image's members and their status.
 
     Newest change first: with hundreds of members, what changed lately (a share just
     accepted or rejected) is what a reader looks for. When not all fit, the footer
     says how many there are and counts them by status. `removals` (member ids in lower
-    case) marks the members the bot will remove by itself, and when.
+    case) marks the members the bot will remove by itself, and when; `known` names the
+    image.
     """
     removals = removals or {}
-    image = code(image_id)
+    image = image_label(image_id, known)
     if not members:
         text = say(language, "list_empty", image=image)
         return text, _message([_section(text)])
@@ -756,6 +840,7 @@ def home(
     mine_total: int | None = None,
     waiting_total: int | None = None,
     now: datetime | None = None,
+    images: Mapping[str, ImageRow] | None = None,
 ) -> dict[str, Any]:
     """The Home tab: the user's requests and, for approvers, what waits for them.
 
@@ -767,11 +852,13 @@ def home(
     """
     cards = cards or {}
     mine_total = len(mine) if mine_total is None else mine_total
+    known = images or {}
     blocks: list[Block] = [_header(say(language, "home_title"))]
     # Fixed blocks: header, 2 titles, 2 "more" lines, divider.
     budget = VIEW_BLOCKS_MAX - 6
     mine_texts = pack(
-        [request_line(r, language, now) for r in mine[:HOME_MINE_SHOWN]], max_blocks=budget // 4
+        [request_line(r, language, now, known.get(r.image_id)) for r in mine[:HOME_MINE_SHOWN]],
+        max_blocks=budget // 4,
     )
     blocks.append(_section(f"*{say(language, 'home_mine')}*"))
     blocks.extend(_section(t) for t in mine_texts or [say(language, "status_empty")])
@@ -783,7 +870,8 @@ def home(
         blocks.append(_section(f"*{say(language, 'home_waiting')}*"))
         newest = sorted(waiting, key=lambda r: (r.created_at, r.id), reverse=True)
         lines = [
-            request_line(r, language) + (f" · <{cards[r.id]}|#{r.id}>" if cards.get(r.id) else "")
+            request_line(r, language, now, known.get(r.image_id))
+            + (f" · <{cards[r.id]}|#{r.id}>" if cards.get(r.id) else "")
             for r in newest[:HOME_WAITING_SHOWN]
         ]
         texts = pack(lines, max_blocks=budget - len(mine_texts))

@@ -1,0 +1,213 @@
+"""What the bot knows of the account's images, and whether one can be shared now.
+
+Three sources, cheapest first: a small cache of recent reads, the stored image list
+(refreshed by the worker every `IMAGE_LIST_REFRESH_SECONDS`), and the cloud API's
+show-image call. Renderers use `known` (never a cloud call); the worker uses `check`
+before an approver is asked or a direct share is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bot.scp import Image, ImageStatus, ScpClient, Visibility, errors
+from storage import ImageRow, Images
+from storage.database import stamp
+
+log = logging.getLogger(__name__)
+
+# A read is reused for this long and the cache holds at most this many images: long
+# enough for one request's check and its first announcements, short enough that a
+# change in the console (an image made private, activated) shows within a minute.
+CACHE_SECONDS = 60.0
+CACHE_SIZE = 512
+# A check's read is tried at most this often: when the cloud is down, the add call (with
+# its own retries) is what decides, and it should not wait on the read for long.
+CHECK_ATTEMPTS = 2
+
+
+class Verdict(StrEnum):
+    """What a check before sharing found; the values are the failures' error kinds."""
+
+    SHAREABLE = "shareable"
+    NOT_FOUND = "image_not_found"  # 404: no such image, or not this account's
+    PUBLIC = "image_public"  # every account sees it already: nothing to share
+    NOT_ACTIVE = "image_not_active"  # still being made (or broken): not shareable yet
+    UNREAD = "unread"  # the read failed (5xx, timeout): the add call decides
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """A check's verdict, with the image as read (when it was) and the read's failure."""
+
+    verdict: Verdict
+    image: ImageRow | None = None
+    error: errors.CloudError | None = None
+
+    @property
+    def blocks(self) -> bool:
+        """Whether the request must end here, with nothing sent."""
+        return self.verdict in {Verdict.NOT_FOUND, Verdict.PUBLIC, Verdict.NOT_ACTIVE}
+
+
+@dataclass
+class _Flight:
+    """One read under way; others asking for the same image wait for its answer."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    row: ImageRow | None = None
+    error: errors.CloudError | None = None
+
+
+def image_row(image: Image) -> ImageRow:
+    """The cloud API's image as the bot stores and shows it."""
+    return ImageRow(
+        id=image.id,
+        name=image.name,
+        os_distro=image.os_distro,
+        scp_os_version=image.scp_os_version,
+        status=image.status,
+        visibility=image.visibility,
+        size=image.size,
+        min_disk=image.min_disk,
+        owner=image.owner,
+        owner_account_name=image.owner_account_name,
+        created_at=stamp(image.created_at) if image.created_at else None,
+        updated_at=stamp(image.updated_at) if image.updated_at else None,
+    )
+
+
+def verdict_of(image: ImageRow) -> Verdict:
+    """Whether an image as read can be shared now."""
+    if (image.visibility or "").lower() == Visibility.PUBLIC:
+        return Verdict.PUBLIC
+    # No status at all says nothing: the add call decides.
+    if image.status and image.status.lower() != ImageStatus.ACTIVE:
+        return Verdict.NOT_ACTIVE
+    return Verdict.SHAREABLE
+
+
+class ImageCatalog:
+    """The account's images: the stored list, recent reads, and the checks before sharing."""
+
+    def __init__(
+        self,
+        stored: Images,
+        cloud: ScpClient,
+        *,
+        cache_seconds: float = CACHE_SECONDS,
+        cache_size: int = CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stored = stored
+        self.cloud = cloud
+        self.cache_seconds = cache_seconds
+        self.cache_size = cache_size
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[float, ImageRow]] = OrderedDict()
+        self._flights: dict[str, _Flight] = {}
+        self._lock = threading.Lock()
+
+    def read(self, image_id: str, *, language: str | None = None) -> ImageRow:
+        """The image from the cloud API, or a read of the last `cache_seconds`.
+
+        `ImageNotFound` when there is no such image; any other `CloudError` as raised.
+        Checks of one image asked at once (a burst of shares) wait for one read.
+        """
+        with self._lock:
+            cached = self._fresh(image_id)
+            if cached is not None:
+                return cached
+            flight = self._flights.get(image_id)
+            leading = flight is None
+            if flight is None:
+                flight = self._flights[image_id] = _Flight()
+        if not leading:
+            flight.done.wait()
+            if flight.row is not None:
+                return flight.row
+            raise flight.error or errors.CloudUnavailable(f"reading image {image_id} failed")
+        try:
+            flight.row = image_row(
+                self.cloud.show_image(image_id, language=language, attempts=CHECK_ATTEMPTS)
+            )
+            self._remember(image_id, flight.row)
+            return flight.row
+        except errors.CloudError as error:
+            flight.error = error
+            raise
+        finally:
+            with self._lock:
+                del self._flights[image_id]
+            flight.done.set()
+
+    def known(self, image_id: str) -> ImageRow | None:
+        """What the bot knows of the image without asking the cloud; None when nothing."""
+        cached = self._cached(image_id)
+        if cached is not None:
+            return cached
+        return self.stored.get(image_id)
+
+    def known_many(self, image_ids: Iterable[str]) -> dict[str, ImageRow]:
+        """`known` for each of `image_ids` (each looked up once), leaving out the unknown."""
+        found: dict[str, ImageRow] = {}
+        for image_id in dict.fromkeys(image_ids):
+            image = self.known(image_id)
+            if image is not None:
+                found[image_id] = image
+        return found
+
+    def check(self, image_id: str, *, language: str | None = None) -> ImageCheck:
+        """Whether the image can be shared now; a failed read does not block (`UNREAD`)."""
+        try:
+            image = self.read(image_id, language=language)
+        except errors.ImageNotFound as error:
+            return ImageCheck(Verdict.NOT_FOUND, error=error)
+        except errors.CloudError as error:
+            log.warning(
+                "cannot read the image before sharing; the add call decides",
+                extra={"image": image_id, "error": str(error)},
+            )
+            return ImageCheck(Verdict.UNREAD, error=error)
+        return ImageCheck(verdict_of(image), image)
+
+    def refresh(self) -> int:
+        """Replace the stored list with the account's images as the cloud lists them now."""
+        images = self.cloud.list_images()
+        count = self.stored.replace((image_row(image) for image in images), self.stored.now())
+        log.info("image list refreshed", extra={"images": count})
+        return count
+
+    def forget(self) -> None:
+        """Drop every cached read."""
+        with self._lock:
+            self._cache.clear()
+
+    def _cached(self, image_id: str) -> ImageRow | None:
+        with self._lock:
+            return self._fresh(image_id)
+
+    def _fresh(self, image_id: str) -> ImageRow | None:
+        """A read of the last `cache_seconds`; the caller holds the lock."""
+        entry = self._cache.get(image_id)
+        if entry is None:
+            return None
+        read_at, row = entry
+        if self._clock() - read_at >= self.cache_seconds:
+            del self._cache[image_id]
+            return None
+        self._cache.move_to_end(image_id)
+        return row
+
+    def _remember(self, image_id: str, row: ImageRow) -> None:
+        with self._lock:
+            self._cache[image_id] = (self._clock(), row)
+            self._cache.move_to_end(image_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)

@@ -1,0 +1,163 @@
+"""The account's image list, kept so that suggestions and names need no cloud call.
+
+The worker replaces the whole list every few minutes; readers see either the old list
+or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from storage.database import Database, stamp, unstamp
+
+PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One stored image. Timestamps are stored stamps (see `storage.database.stamp`)."""
+
+    id: str
+    name: str | None = None
+    os_distro: str | None = None
+    scp_os_version: str | None = None
+    status: str | None = None
+    visibility: str | None = None
+    size: int | None = None  # bytes
+    min_disk: int | None = None  # GB
+    owner: str | None = None
+    owner_account_name: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+COLUMNS = tuple(field.name for field in fields(ImageRow))
+INT_COLUMNS = {"size", "min_disk"}
+TIME_COLUMNS = {"created_at", "updated_at"}
+
+
+def _as_datetime(text: str) -> datetime | None:
+    """A timestamp with an offset (either ISO form), so that every stored one sorts alike."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _record(image: ImageRow | Mapping[str, Any]) -> dict[str, Any]:
+    """A row for the table: known columns only, datetimes stamped, ints as ints."""
+    source = asdict(image) if isinstance(image, ImageRow) else dict(image)
+    record: dict[str, Any] = {}
+    for column in COLUMNS:
+        value = source.get(column)
+        if column in TIME_COLUMNS and isinstance(value, str):
+            value = _as_datetime(value) or value
+        if isinstance(value, datetime):
+            value = stamp(value)
+        elif value is not None and column in INT_COLUMNS:
+            value = int(value)
+        elif value is not None:
+            value = str(value)
+        record[column] = value
+    if not record["id"]:
+        raise ValueError("an image without an id cannot be stored")
+    return record
+
+
+def _row(row: Mapping[str, Any]) -> ImageRow:
+    return ImageRow(**{column: row[column] for column in COLUMNS})
+
+
+def _casefold(text: str | None) -> str | None:
+    return None if text is None else text.casefold()
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class Images:
+    """The images table and when it was last refreshed."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def replace(
+        self, images: Iterable[ImageRow | Mapping[str, Any]], refreshed_at: datetime
+    ) -> int:
+        """Put `images` in place of the whole stored list, in one transaction; how many."""
+        records = {}
+        for image in images:
+            record = _record(image)
+            records[record["id"]] = record  # a repeated id keeps its last form
+
+        def work(db: sqlite_utils.Database) -> int:
+            db.execute("DELETE FROM images")
+            if records:
+                db.table("images").insert_all(records.values(), pk="id")
+            db.table("image_list").upsert({"id": 1, "refreshed_at": stamp(refreshed_at)}, pk="id")
+            return len(records)
+
+        return self._database.write(work)
+
+    def get(self, image_id: str) -> ImageRow | None:
+        """The stored image with this id (ids alike but for case count as one), or None."""
+        row = self._database.read(
+            lambda db: next(
+                db.query(
+                    "SELECT * FROM images WHERE lower(id) = lower(?) ORDER BY id = ? DESC LIMIT 1",
+                    [image_id, image_id],
+                ),
+                None,
+            )
+        )
+        return None if row is None else _row(row)
+
+    def search(self, text: str, limit: int = 100) -> list[ImageRow]:
+        """Images worth sharing that match `text`, newest first, at most `limit`.
+
+        A match has `text` anywhere in its name, ignoring case, or its id starts with
+        `text`; public images are left out (every account sees them already).
+        """
+        if limit <= 0:
+            return []
+        needle = text.strip()
+
+        def work(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+            # SQLite's lower() and LIKE fold ASCII only; names may be in any script.
+            db.conn.create_function("casefold", 1, _casefold, deterministic=True)
+            return list(
+                db.query(
+                    "SELECT * FROM images"
+                    " WHERE coalesce(visibility, '') != ?"
+                    " AND (instr(casefold(coalesce(name, '')), casefold(?)) > 0"
+                    "      OR lower(id) LIKE lower(?) ESCAPE '\\')"
+                    " ORDER BY created_at IS NULL, created_at DESC, id LIMIT ?",
+                    [PUBLIC, needle, _like_escaped(needle) + "%", limit],
+                )
+            )
+
+        return [_row(row) for row in self._database.read(work)]
+
+    def refreshed_at(self) -> datetime | None:
+        """When the list was last replaced, or None when it never was."""
+        row = self._database.read(
+            lambda db: db.execute("SELECT refreshed_at FROM image_list WHERE id = 1").fetchone()
+        )
+        return None if row is None or row[0] is None else unstamp(row[0])
+
+    def now(self) -> datetime:
+        """The database's clock."""
+        return self._database.now()
+
+    def count(self) -> int:
+        """How many images are stored (public ones included)."""
+        return int(
+            self._database.read(lambda db: db.execute("SELECT count(*) FROM images").fetchone()[0])
+        )
