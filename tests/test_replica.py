@@ -645,7 +645,8 @@ def test_check_shows_the_replica_reachable_its_last_sync_and_lag(
     restores, [line] = check()
     assert not restores
     assert line.startswith(f"[ok] database replica: {shown} reachable, last sync 20")
-    assert "s ago), txid 0000000000000" in line and line.endswith("lag 0 s"), line
+    assert "s ago), txid 0000000000000" in line, line
+    assert int(line.rsplit("lag ", 1)[1].removesuffix(" s")) < 5, line
 
     later = time.time() + 120  # changed two minutes after the replica's last write
     os.utime(path, (later, later))
