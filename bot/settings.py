@@ -15,9 +15,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.sharing.durations import Duration, ShareDurations, parse_duration, parse_list
+from bot.sharing.errors import CommandError
 from bot.sharing.rules import UnknownMembers
 from bot.slack.texts import languages
 
@@ -114,6 +123,11 @@ class Settings(BaseSettings):
     SHARE_STATUS_POLL_SECONDS: float = Field(default=300, gt=0)
     SHARE_FOLLOW_DAYS: float = Field(default=7, gt=0)
     SHARE_UNKNOWN_MEMBERS: UnknownMembers = UnknownMembers.APPROVAL
+    # Durations like 30m, 12h, 7d, 2w. The form offers SHARE_DURATIONS; empty maximum:
+    # no limit; empty default: a share asked without a duration lasts until removed.
+    SHARE_DURATIONS: str = "1d,7d,30d"
+    SHARE_MAX_DURATION: str = ""
+    SHARE_DEFAULT_DURATION: str = ""
     # One of the languages there is a catalog for (bot/slack/catalogs): en, ko.
     BOT_DEFAULT_LANGUAGE: str = "en"
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.
@@ -231,6 +245,42 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("SHARE_DURATIONS")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        try:
+            parse_list(value)
+        except CommandError as error:
+            raise Refusal(
+                _duration_refusal(error, "a comma-separated list like 1d,7d,30d")
+            ) from None
+        return value
+
+    @field_validator("SHARE_MAX_DURATION", "SHARE_DEFAULT_DURATION")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                parse_duration(value)
+            except CommandError as error:
+                raise Refusal(_duration_refusal(error, "a duration like 7d, or empty")) from None
+        return value
+
+    @model_validator(mode="after")
+    def _default_within_maximum(self) -> Settings:
+        limits = self.share_durations
+        if (
+            limits.default is not None
+            and limits.maximum is not None
+            and limits.default.length > limits.maximum.length
+        ):
+            raise Refusal(
+                f"SHARE_DEFAULT_DURATION ({limits.default}) is longer than SHARE_MAX_DURATION"
+                f" ({limits.maximum}): shorten the default or raise the maximum"
+            )
+        return self
+
     @field_validator("BOT_DEFAULT_LANGUAGE")
     @classmethod
     def _spoken(cls, value: str) -> str:
@@ -245,9 +295,31 @@ class Settings(BaseSettings):
         return str(self.SCP_ENDPOINT).rstrip("/")
 
     @property
+    def share_durations(self) -> ShareDurations:
+        """The duration settings, read: the form's choices, the maximum, the default."""
+        return ShareDurations(
+            offered=parse_list(self.SHARE_DURATIONS),
+            maximum=_optional_duration(self.SHARE_MAX_DURATION),
+            default=_optional_duration(self.SHARE_DEFAULT_DURATION),
+        )
+
+    @property
     def socket_mode(self) -> bool:
         """Socket Mode when an app-level token is set, HTTP otherwise."""
         return self.SLACK_APP_TOKEN is not None
+
+
+def _optional_duration(value: str) -> Duration | None:
+    return parse_duration(value.strip()) if value.strip() else None
+
+
+def _duration_refusal(error: CommandError, wanted: str) -> str:
+    token = error.values.get("token", "")
+    if error.problem == "duration_zero":
+        return f"has {token}, which is zero: a duration is at least 1, like 30m, 12h, 7d or 2w"
+    if error.problem == "duration_beyond":
+        return f"has {token}, longer than any share can be (at most {error.values['limit']})"
+    return f"has {token!r}, which is not a duration: use {wanted} (m, h, d or w)"
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -262,7 +334,8 @@ def load_settings(**overrides: object) -> Settings:
             if item["type"] == "missing":
                 problems.append(f"{name} is not set")
             elif isinstance(refusal, Refusal):
-                problems.append(f"{name} {refusal}")
+                # A refusal across settings (no field of its own) names them itself.
+                problems.append(f"{name} {refusal}" if name else str(refusal))
             else:
                 # The message only, never the input: the input may be a secret.
                 problems.append(f"{name} is invalid: {item['msg']}")
