@@ -25,6 +25,7 @@ from storage import (
     AuditLog,
     Database,
     Grants,
+    Images,
     KnownMembers,
     OnCall,
     People,
@@ -75,6 +76,7 @@ class Services:
     messages: SlackMessages
     grants: Grants
     members: KnownMembers
+    images: Images
     oncall: OnCall
     audit: AuditLog
     cloud: ScpClient
@@ -163,6 +165,7 @@ def build_services(
         messages=messages,
         grants=grants,
         members=members,
+        images=Images(database),
         oncall=oncall,
         audit=audit,
         cloud=cloud,

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     BOT_DEFAULT_LANGUAGE: str = "en"
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.
     BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
+    # How often the worker reads the account's image list (the form's image menu).
+    IMAGE_LIST_REFRESH_SECONDS: float = Field(default=300, gt=0)
 
     @field_validator("SLACK_APP_TOKEN", mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import Services
-from handlers import approvals, home, share_command
+from handlers import approvals, form, home, share_command
 
 
 def register(app: App, services: Services) -> None:
@@ -13,3 +13,4 @@ def register(app: App, services: Services) -> None:
     share_command.register(app, services)
     approvals.register(app, services)
     home.register(app, services)
+    form.register(app, services)

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
 from bot.scp.errors import CloudError
 from bot.services import Services
@@ -19,6 +20,7 @@ from bot.slack import texts as messages
 from bot.slack import views
 from bot.slack.texts import code, say
 from bot.slack.views import member_label, permalink
+from handlers import form
 from storage import Role
 from storage.errors import StorageError
 
@@ -29,11 +31,17 @@ def register(app: App, services: Services) -> None:
     """Attach the slash command listener."""
 
     @app.command("/share-image")
-    def share_image(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-        handle(services, ack, command, respond)
+    def share_image(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        handle(services, ack, command, respond, client)
 
 
-def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+def handle(
+    services: Services,
+    ack: Ack,
+    command: dict[str, Any],
+    respond: Respond,
+    client: WebClient | None = None,
+) -> None:
     """Answer one `/share-image` command."""
     user = command["user_id"]
     # No network before the ack: a user the bot does not know yet gets the default
@@ -45,6 +53,11 @@ def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respo
     except CommandError as error:
         log.info("bad command", extra={"user": user, "problem": error.problem})
         ack(response_type="ephemeral", text=messages.command_problem(language, error))
+        return
+    if isinstance(parsed, commands.Form) and client is not None:
+        # The ack first (Slack's 3 seconds), then the form within the trigger's 3 seconds.
+        ack(response_type="ephemeral", text=say(language, "form_opening"))
+        form.open_from_command(services, client, command, respond)
         return
     try:
         _dispatch(services, ack, respond, command, parsed, language, known)
@@ -72,7 +85,7 @@ def _dispatch(
     known: str | None,
 ) -> None:
     user = command["user_id"]
-    if isinstance(parsed, commands.Help):
+    if isinstance(parsed, commands.Help | commands.Form):
         ack(response_type="ephemeral", text=messages.usage(language))
     elif isinstance(parsed, commands.Share):
         ack(response_type="ephemeral", text=_ask(services, command, parsed, language, known))
