@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services import Services
 from bot.sharing.durations import choice_value
-from bot.sharing.errors import FieldsInvalid, NotAllowed
+from bot.sharing.errors import CommandError, FieldsInvalid, NotAllowed
 from bot.sharing.fields import read_share
 from bot.slack import texts as messages
 from bot.slack.form import (
@@ -29,6 +29,7 @@ from bot.slack.form import (
     image_list_note,
     image_options,
     member_options,
+    problem_text,
 )
 from bot.slack.texts import say
 from storage.errors import StorageError
@@ -151,6 +152,13 @@ def submit(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, A
             channel_id=form.channel or user,
             response_url=form.response_url,
         )
+    except CommandError as error:  # a rule of the settings, such as the longest share
+        log.info("form refused by the settings", extra={"user": user, "problem": error.problem})
+        ack(
+            response_action="errors",
+            errors={ShareForm.duration_block: problem_text(language, error)},
+        )
+        return
     except NotAllowed as error:
         log.info("refused", extra={"user": user, "what": error.what})
         ack(
@@ -179,6 +187,9 @@ def submit(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, A
             },
         )
         return
-    log.info("request recorded", extra={**request.log_fields(), "via": "form"})
+    log.info(
+        "request recorded",
+        extra={**request.log_fields(), "via": "form", "duration": str(asked.duration or "")},
+    )
     ack()
     services.wake()
