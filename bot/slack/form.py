@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from slack_sdk.models.blocks import (
     Block,
@@ -44,7 +44,7 @@ from bot.sharing.errors import CommandError
 from bot.sharing.fields import ShareFields
 from bot.slack.announcer import slack_time
 from bot.slack.texts import say
-from storage import KnownMember
+from storage import ImageRow, KnownMember
 
 # Slack's limits on what a menu shows (https://docs.slack.dev/reference/block-kit).
 OPTIONS_MAX = 100
@@ -59,21 +59,6 @@ UNTIL_REMOVED = "until_removed"
 STALE_AFTER_REFRESHES = 3
 
 _DURATION = re.compile(r"([0-9]+)([mhdw])", re.ASCII | re.IGNORECASE)
-
-
-class StoredImage(Protocol):
-    """What the form needs of a stored image (`storage.images.ImageRow`)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def os_distro(self) -> str | None: ...
-    @property
-    def scp_os_version(self) -> str | None: ...
-    @property
-    def status(self) -> str | None: ...
 
 
 def _plain(text: str, limit: int) -> PlainTextObject:
@@ -100,18 +85,17 @@ def _answer(options: Sequence[Option]) -> list[dict[str, Any]]:
 # -- what the menus offer ----------------------------------------------------------------
 
 
-def image_label(image: StoredImage) -> str:
+def image_label(image: ImageRow) -> str:
     """`rocky9-golden · rocky 9.4 · 70a599e0…` in at most an option's 75 characters."""
     short = image.id[:8] + "…"
-    system = " ".join(part for part in (image.os_distro, image.scp_os_version) if part)
+    system = _clip(" ".join(p for p in (image.os_distro, image.scp_os_version) if p), 30)
     tail = " · ".join(part for part in (system, short) if part)
-    room = OPTION_TEXT_MAX - len(tail) - 3
-    name = _clip(image.name or "", max(room, 10))
+    name = _clip(image.name or "", OPTION_TEXT_MAX - len(tail) - 3)
     return f"{name} · {tail}" if name else tail
 
 
 def image_options(
-    language: str, found: Sequence[StoredImage], typed: str, *, typed_stored: bool = False
+    language: str, found: Sequence[ImageRow], typed: str, *, typed_stored: bool = False
 ) -> list[dict[str, Any]]:
     """Options for the image menu: the stored images that match, as `storage` found them.
 
