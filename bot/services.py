@@ -143,6 +143,7 @@ def build_services(
             every=timedelta(seconds=settings.SHARE_STATUS_POLL_SECONDS),
             days=timedelta(days=settings.SHARE_FOLLOW_DAYS),
         ),
+        durations=settings.share_durations,
     )
     messages = SlackMessages(database)
     announcer = Announcer(

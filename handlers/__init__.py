@@ -5,12 +5,13 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import Services
-from handlers import approvals, form, home, share_command
+from handlers import approvals, endings, form, home, share_command
 
 
 def register(app: App, services: Services) -> None:
     """Attach every listener to `app`."""
     share_command.register(app, services)
     approvals.register(app, services)
+    endings.register(app, services)
     home.register(app, services)
     form.register(app, services)

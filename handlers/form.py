@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot.services import Services
 from bot.sharing.durations import choice_value
 from bot.sharing.errors import CommandError, FieldsInvalid, NotAllowed
-from bot.sharing.fields import read_share
+from bot.sharing.fields import choices, read_share
 from bot.slack import texts as messages
 from bot.slack.form import (
     OPTIONS_MAX,
@@ -94,8 +94,8 @@ def open_form(
     settings = services.settings
     language = services.languages.known(user) or settings.BOT_DEFAULT_LANGUAGE
     durations = settings.share_durations
-    choices = [choice_value(choice) for choice in durations.choices()]
-    default = choice_value(durations.default) if durations.default else choices[0]
+    values = [choice_value(choice) for choice in choices(durations)]
+    default = choice_value(durations.default) if durations.default else values[0]
     note = image_list_note(
         language,
         count=services.images.count(),
@@ -104,7 +104,7 @@ def open_form(
         every=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
     )
     view = ShareForm.build(
-        language, durations=choices, default_duration=default, channel=channel, note=note
+        language, durations=values, default_duration=default, channel=channel, note=note
     )
     client.views_open(trigger_id=trigger_id, view=view)
     log.info("share form opened", extra={"user": user, "channel": channel})

@@ -47,5 +47,6 @@ def register(app: App, services: Services) -> None:
                 waiting,
                 cards,
                 approval_channel=services.settings.SHARE_APPROVAL_CHANNEL,
+                now=services.database.now(),
             ),
         )

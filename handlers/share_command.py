@@ -7,6 +7,7 @@ itself is carried out by the worker, which posts the channel message and its thr
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -23,6 +24,7 @@ from bot.slack.views import member_label, permalink
 from handlers import form
 from storage import Role
 from storage.errors import StorageError
+from storage.requests import parse_stamp
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ def handle(
         return
     try:
         _dispatch(services, ack, respond, command, parsed, language, known)
+    except CommandError as error:  # a rule of the settings, such as the longest share
+        log.info("refused by the settings", extra={"user": user, "problem": error.problem})
+        ack(response_type="ephemeral", text=messages.command_problem(language, error))
     except LastAdmin as error:
         log.info("refused to revoke the last admin", extra={"user": user, "admin": error.user_id})
         ack(response_type="ephemeral", text=say(language, "last_admin", user=error.user_id))
@@ -90,7 +95,9 @@ def _dispatch(
     elif isinstance(parsed, commands.Share):
         ack(response_type="ephemeral", text=_ask(services, command, parsed, language, known))
     elif isinstance(parsed, commands.Status):
-        text, blocks = views.status_listing(language, services.requests.for_user(user))
+        text, blocks = views.status_listing(
+            language, services.requests.for_user(user), now=services.database.now()
+        )
         ack(response_type="ephemeral", text=text, blocks=blocks)
     elif isinstance(parsed, commands.ListMembers):
         _list(services, ack, respond, user, parsed.image_id, language)
@@ -145,19 +152,26 @@ def _ask(
             link=link,
         )
     services.wake()
+    lasts = ""
+    if request.duration:
+        key = "ack_capped" if asked.capped else "ack_duration"
+        lasts = " " + say(language, key, duration=code(request.duration))
     if request.needs_approval:
         why = (
             say(language, "why_unknown_member", member=member_label(request.member_id, name))
             if request.approval_reason == "unknown_member"
             else say(language, "why_role")
         )
-        return say(language, "ack_approval", why=why)
-    return say(
-        language,
-        "ack_direct",
-        action=say(language, f"action_{request.action}"),
-        image=code(request.image_id),
-        member=member_label(request.member_id, name),
+        return say(language, "ack_approval", why=why) + lasts
+    return (
+        say(
+            language,
+            "ack_direct",
+            action=say(language, f"action_{request.action}"),
+            image=code(request.image_id),
+            member=member_label(request.member_id, name),
+        )
+        + lasts
     )
 
 
@@ -194,7 +208,12 @@ def _list_reply(
     # One answer within Slack's limits (a response_url takes only five): the newest
     # changes first, and when there are too many to read, how many by status.
     names = {m.member_id: m.name for m in services.members.all()} if found else {}
-    text, blocks = views.member_listing(language, image_id, found, names)
+    removals: dict[str, datetime] = {}
+    for timed in services.requests.timed(image_id) if found else []:
+        ends = parse_stamp(timed.ends_at)
+        if ends is not None:
+            removals.setdefault(timed.member_id.lower(), ends)
+    text, blocks = views.member_listing(language, image_id, found, names, removals)
     respond(text=text, blocks=blocks)
 
 

@@ -32,6 +32,7 @@ class RequestState(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    REMOVING = "removing"
     REMOVED = "removed"
     FAILED = "failed"
     DENIED = "denied"
@@ -43,7 +44,7 @@ class RequestState(StrEnum):
 EARLIER_IN_FLIGHT = (
     "SELECT 1 FROM share_requests AS earlier WHERE earlier.image_id = {me}.image_id"
     " AND lower(earlier.member_id) = lower({me}.member_id) AND earlier.id < {me}.id"
-    " AND earlier.state IN ('queued', 'sending')"
+    " AND earlier.state IN ('queued', 'sending', 'removing')"
 )
 
 # Not decided yet, or not yet answered by the cloud API: a second ask joins these.
@@ -86,6 +87,16 @@ class ShareRequest:
     next_poll_at: str | None
     due_at: str | None
     lease_until: str | None
+    # a share that ends by itself (None: until removed)
+    duration: str | None = None
+    ends_at: str | None = None
+    remind_at: str | None = None
+    reminded_at: str | None = None
+    removing_at: str | None = None
+    removed_by: str | None = None
+    removal_result: str | None = None
+    extends: int | None = None
+    extended_by: int | None = None
 
     def log_fields(self) -> dict[str, Any]:
         """What a log line says about the request (never a secret: none is stored)."""
@@ -117,6 +128,8 @@ class NewRequest:
     response_url: str = ""
     needs_approval: bool = False
     approval_reason: str = ""
+    duration: str = ""  # as asked, `7d`; empty: until removed
+    extends: int | None = None  # the share this one extends
 
 
 def _row(row: dict[str, Any] | None) -> ShareRequest | None:
@@ -179,6 +192,8 @@ class ShareRequests:
                 "updated_at": stamp(now),
                 "needs_approval": int(new.needs_approval),
                 "approval_reason": new.approval_reason or None,
+                "duration": new.duration or None,
+                "extends": new.extends,
                 "expires_at": stamp(now + self.approval_ttl) if new.needs_approval else None,
                 "due_at": stamp(now),
             }
@@ -360,6 +375,75 @@ class ShareRequests:
             )
             == 1
         )
+
+    def start_removing(self, request_id: int, *, by: str | None = None) -> bool:
+        """pending | accepted → removing, stored before the remove call; False if it is
+        not in either, or while an extension of it is about to be sent (it takes over).
+
+        `by` is who ended the share early; None when its time was up.
+        """
+        now = stamp(self.now())
+        return (
+            self._database.write(
+                lambda db: (
+                    db.execute(
+                        "UPDATE share_requests SET state = 'removing', removing_at = ?,"
+                        " removed_by = ?, updated_at = ?, due_at = ?"
+                        " WHERE id = ? AND state IN ('pending', 'accepted')"
+                        " AND NOT EXISTS (SELECT 1 FROM share_requests AS later"
+                        " WHERE later.extends = share_requests.id"
+                        " AND later.state IN ('queued', 'sending'))",
+                        [now, by, now, now, request_id],
+                    ).rowcount
+                )
+            )
+            == 1
+        )
+
+    def mark_reminded(self, request_id: int) -> bool:
+        """Note that the reminder went out; False if it had already."""
+        now = stamp(self.now())
+        return (
+            self._database.write(
+                lambda db: (
+                    db.execute(
+                        "UPDATE share_requests SET reminded_at = ?"
+                        " WHERE id = ? AND reminded_at IS NULL",
+                        [now, request_id],
+                    ).rowcount
+                )
+            )
+            == 1
+        )
+
+    def link_extension(self, request_id: int, extension_id: int) -> bool:
+        """Note that `extension_id` extends `request_id`; False if another did already."""
+        return (
+            self._database.write(
+                lambda db: (
+                    db.execute(
+                        "UPDATE share_requests SET extended_by = ?"
+                        " WHERE id = ? AND extended_by IS NULL",
+                        [extension_id, request_id],
+                    ).rowcount
+                )
+            )
+            == 1
+        )
+
+    def timed(self, image_id: str) -> list[ShareRequest]:
+        """The image's shares the bot will remove by itself, soonest first."""
+        rows = self._database.read(
+            lambda db: list(
+                db.table("share_requests").rows_where(
+                    "image_id = ? AND state IN ('pending', 'accepted', 'removing')"
+                    " AND ends_at IS NOT NULL",
+                    [image_id],
+                    order_by="ends_at, id",
+                )
+            )
+        )
+        return [r for r in map(_row, rows) if r is not None]
 
     def waiting_turn(self, request_id: int) -> bool:
         """Whether an earlier request for the same image and member is still being carried out."""

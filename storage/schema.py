@@ -191,3 +191,28 @@ def create_images(db: sqlite_utils.Database) -> None:
     db.table("images").create_index(["created_at"])
     # One row: when the whole list was last replaced.
     db.table("image_list").create({"id": int, "refreshed_at": str}, pk="id")
+
+
+@migrations()
+def add_share_durations(db: sqlite_utils.Database) -> None:
+    """Shares that end by themselves: how long was asked, when it ends, and its removal.
+
+    `duration` is as asked (`7d`; NULL: until removed); `ends_at` is set when the cloud
+    answers the add. `removing_at` is recorded before the remove call and the state
+    `removed` after it, so a crash in between is reconciled with a read. `extends` links
+    an extension to the share it extends; `reminder_ts` is the reminder's message.
+    """
+    table = db.table("share_requests")
+    for column, kind in (
+        ("duration", str),
+        ("ends_at", str),
+        ("remind_at", str),
+        ("reminded_at", str),
+        ("removing_at", str),
+        ("removed_by", str),
+        ("removal_result", str),  # removed | gone (already not a member)
+        ("extends", int),
+        ("extended_by", int),
+    ):
+        table.add_column(column, kind)
+    db.table("slack_messages").add_column("reminder_ts", str)

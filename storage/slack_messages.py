@@ -33,6 +33,8 @@ class SlackData:
     announce_step: int = 0
     # Passing failures of the announcement under way (rate limits, Slack down).
     delivery_failures: int = 0
+    # The reminder before a share ends (with its Extend and Remove now buttons).
+    reminder_ts: str | None = None
 
     def steps_done(self, state: str) -> int:
         """How many messages of `state`'s announcement went out already."""

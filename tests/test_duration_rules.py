@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,8 @@ from bot.sharing.durations import (
     parse_choice,
     parse_duration,
     parse_list,
+    reminder_at,
+    time_left,
 )
 from bot.sharing.errors import CommandError
 from tests.fakes.slack import FakeSlack
@@ -228,3 +230,32 @@ def test_the_bot_does_not_start_with_a_default_above_the_maximum(
     assert "  - SHARE_DEFAULT_DURATION (2d) is longer than SHARE_MAX_DURATION (1d)" in done.stderr
     assert slack.calls() == []
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("left", "shown"),
+    [
+        (timedelta(seconds=30), "<1m"),
+        (timedelta(minutes=45, seconds=59), "45m"),
+        (timedelta(hours=3, minutes=20), "3h 20m"),
+        (timedelta(hours=5), "5h"),
+        (timedelta(days=6, hours=23, minutes=59), "6d 23h"),
+        (timedelta(days=2, minutes=5), "2d"),
+        (-timedelta(minutes=5), "<1m"),
+    ],
+)
+def test_time_left_is_shown_in_at_most_two_units(left: timedelta, shown: str) -> None:
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert time_left(now + left, now) == shown
+
+
+@given(st.integers(1, 500), units)
+def test_the_reminder_comes_before_the_end_and_after_the_start(amount: int, unit: Unit) -> None:
+    length = amount * unit.length
+    ends = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    remind = reminder_at(ends, length)
+    assert ends - length < remind < ends
+    if length >= timedelta(days=2):
+        assert remind == ends - timedelta(days=1)
+    else:
+        assert remind == ends - length / 2

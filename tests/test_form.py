@@ -322,11 +322,24 @@ def test_a_duration_above_the_maximum_is_refused_naming_the_limit(
     bot = make_bot(SHARE_MAX_DURATION="7d")
     bot.grant("U1", Role.SHARER)
     view = open_form(bot)
-    for forged in ("30d", "until_removed"):
-        answer = submit(bot, view, duration=forged)
-        assert answer["errors"].keys() == {"duration"}
-        assert "longer than the 7d a share may last here" in answer["errors"]["duration"]
+    answer = submit(bot, view, duration="30d")  # forged: the menu leaves it out
+    assert answer["errors"] == {
+        "duration": "“30d” is longer than the 7d a share may last here. Ask for 7d or less."
+    }
     assert bot.all_requests() == []
+    # "Until removed" forged is a share asked without --for: the maximum, as typed.
+    assert submit(bot, view, duration="until_removed") == {}
+    assert bot.request(1).duration == "7d"
+
+
+def test_until_removed_is_offered_only_when_a_share_can_last_until_removed(
+    make_bot: Callable[..., BotHarness],
+) -> None:
+    bot = make_bot(SHARE_DEFAULT_DURATION="7d")
+    bot.grant("U1", Role.SHARER)
+    duration = block(open_form(bot), "duration")["element"]
+    assert option_values(duration["options"]) == ["1d", "7d", "30d"]
+    assert duration["initial_option"]["value"] == "7d"
 
 
 def test_no_role_is_shown_on_the_image_field(bot: BotHarness, slack: FakeSlack) -> None:
@@ -366,7 +379,13 @@ def test_success_closes_the_form_and_the_thread_goes_to_the_chosen_channel(
 
     answer = bot.sender.submit(
         view,
-        {"image": image, "member": member, "reason": "  nightly   QA ", "channel": "C2"},
+        {
+            "image": image,
+            "member": member,
+            "duration": "30d",
+            "reason": "  nightly   QA ",
+            "channel": "C2",
+        },
         user_id="U1",
     )
 
@@ -374,6 +393,7 @@ def test_success_closes_the_form_and_the_thread_goes_to_the_chosen_channel(
     request = bot.wait_state("pending")
     assert (request.image_id, request.member_id, request.reason) == (IMAGE, MEMBER, "nightly QA")
     assert (request.channel_id, request.team_id, request.user_id) == ("C2", "T1", "U1")
+    assert request.duration == "30d" and request.ends_at is not None
     assert request.response_url.endswith("/view-channel-C2")
     parent = bot.parent("C2")
     assert "asked to share image" in parent.args["text"]

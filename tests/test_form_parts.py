@@ -35,7 +35,7 @@ def test_the_form_reads_exactly_what_the_command_would(
 ) -> None:
     fields = ShareFields(image=image, member=member, reason=reason, duration="1d")
     try:
-        typed: commands.Command | None = commands.parse(f"{image} {member} {reason}")
+        typed: commands.Command | None = commands.parse(f"{image} {member} --for 1d {reason}")
     except CommandError:
         typed = None
     try:

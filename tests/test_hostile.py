@@ -39,7 +39,7 @@ from tests.harness import (
 )
 
 UNKNOWN = "ffffffffffffffffffffffffffffffff"
-USAGE = "/share-image <image_id> <member_id> [reason]"
+USAGE = "/share-image <image_id> <member_id> [--for <duration>] [reason]"
 
 
 def ask(bot: BotHarness, member: str = MEMBER, *, request_id: int = 1) -> Call:

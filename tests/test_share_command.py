@@ -224,7 +224,7 @@ def test_bad_input_gets_a_precise_message_and_changes_nothing(
     ack = bot.ack_text(text)
 
     assert expected in ack
-    assert "/share-image <image_id> <member_id> [reason]" in ack  # usage follows
+    assert "/share-image <image_id> <member_id> [--for <duration>] [reason]" in ack  # usage follows
     time.sleep(0.1)  # give a (wrongly) started worker the chance to show itself
     assert member_calls(sandbox) == []
     assert slack.messages() == []

@@ -39,7 +39,8 @@ def test_nothing_goes_back_to_being_open_once_answered() -> None:
         (S.DENIED, S.QUEUED),  # a denied request is never carried out
         (S.EXPIRED, S.QUEUED),  # nor an expired one
         (S.QUEUED, S.PENDING),  # nothing is shared without being marked sending first
-        (S.ACCEPTED, S.REMOVED),
+        (S.ACCEPTED, S.REMOVED),  # a timed share is marked removing before the call
+        (S.REJECTED, S.REMOVING),  # a member who rejected needs no removal
         (S.PENDING, S.SENDING),
     ],
 )
@@ -60,5 +61,6 @@ def test_any_walk_of_allowed_moves_ends_within_a_few_steps(
         nxt = choice if choice in options else options[0]
         check_move(state, nxt)
         state, steps = nxt, steps + 1
-    # The longest life: ask, approve, send, fail unanswered, land after all, be accepted.
-    assert steps <= 6
+    # The longest life: ask, approve, send, fail unanswered, land after all, be accepted,
+    # and be removed when its time is up.
+    assert steps <= 7

@@ -1,7 +1,7 @@
 """Reading `/share-image` text into a command, with a precise complaint for anything else.
 
     /share-image                                      the share form
-    /share-image <image_id> <member_id> [reason…]     share
+    /share-image <image_id> <member_id> [--for <duration>] [reason…]     share
     /share-image unshare <image_id> <member_id> [reason…]
     /share-image list <image_id>
     /share-image status
@@ -22,6 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.sharing.durations import Duration, parse_duration
 from bot.sharing.errors import CommandError
 from storage.grants import Role
 
@@ -41,6 +42,8 @@ class Share:
     member_id: str
     reason: str
     unshare: bool = False
+    # How long the share lasts, as asked (`--for 7d`); None: not said.
+    duration: Duration | None = None
 
     @property
     def action(self) -> str:
@@ -189,7 +192,24 @@ def parse(text: str) -> Command:
         if IMAGE_ID.fullmatch(words[0].lower()):
             raise CommandError("member_missing")
         raise CommandError("unknown_command", token=_shown(words[0]))
-    return Share(image_id(words[0]), member_id(words[1]), reason(words[2:]))
+    duration, rest = _duration(words[2:])
+    return Share(image_id(words[0]), member_id(words[1]), reason(rest), duration=duration)
+
+
+def _duration(words: list[str]) -> tuple[Duration | None, list[str]]:
+    """`--for 7d` or `--for=7d` right after the member id, and the words after it."""
+    if not words or not words[0].lower().startswith("--for"):
+        return None, words
+    flag, equals, value = words[0].partition("=")
+    if flag.lower() != "--for":
+        return None, words  # `--format` and the like are words of the reason
+    if equals and not value:
+        raise CommandError("duration_missing")
+    if not equals:
+        if len(words) < 2:
+            raise CommandError("duration_missing")
+        return parse_duration(words[1]), words[2:]
+    return parse_duration(value), words[1:]
 
 
 def _admin(words: list[str]) -> Admin:

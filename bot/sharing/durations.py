@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.sharing.errors import CommandError
@@ -160,3 +160,25 @@ def parse_list(text: str) -> tuple[Duration, ...]:
         if duration not in found:
             found.append(duration)
     return tuple(found)
+
+
+def reminder_at(ends: datetime, length: timedelta) -> datetime:
+    """When to remind before a share of `length` ends at `ends`: a day before, or
+    halfway for shares shorter than two days."""
+    if length < timedelta(days=2):
+        return ends - length / 2
+    return ends - timedelta(days=1)
+
+
+def time_left(ends: datetime, now: datetime) -> str:
+    """What is left until `ends`, in at most two units: `6d 23h`, `3h 20m`, `45m`, `<1m`."""
+    left = ends - now
+    minutes = int(left.total_seconds() // 60)
+    if minutes < 1:
+        return "<1m"
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m")]
+    while parts and parts[0][0] == 0:
+        parts.pop(0)
+    return " ".join(f"{n}{unit}" for n, unit in parts[:2] if n)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.sharing import commands
-from bot.sharing.durations import UNTIL_REMOVED, Duration, ShareDurations, parse_duration
+from bot.sharing.durations import Duration, ShareDurations, parse_choice
 from bot.sharing.errors import CommandError, FieldsInvalid
 
 # The fields, by the names `FieldsInvalid.problems` uses.
@@ -34,8 +34,8 @@ class ShareFields:
 
 @dataclass(frozen=True)
 class FormShare:
-    """A form's share, read: the command it amounts to and its duration (None: until
-    removed)."""
+    """A form's share, read: the command it amounts to, and the duration it will get
+    (None: until removed)."""
 
     share: commands.Share
     duration: Duration | None
@@ -43,7 +43,8 @@ class FormShare:
 
 def read_share(fields: ShareFields, durations: ShareDurations) -> FormShare:
     """The share the fields ask for, as `/share-image <image> <member> --for <duration>
-    [reason]` would be, within the duration settings.
+    [reason]` would be (without `--for` for "until removed"), within the duration
+    settings.
 
     Raises `FieldsInvalid` holding every field's problem (a `CommandError` each).
     """
@@ -52,28 +53,27 @@ def read_share(fields: ShareFields, durations: ShareDurations) -> FormShare:
     member = _field(problems, MEMBER, fields.member, commands.member_id)
     # As typed after the ids: words split on spaces, the same length and character rules.
     reason = _field(problems, REASON, fields.reason, lambda text: commands.reason(text.split()))
+    asked: Duration | None = None
     duration: Duration | None = None
     try:
-        duration = _duration(fields.duration, durations)
+        if not fields.duration.strip():
+            raise CommandError("form_missing")
+        # "Until removed" is the absence of `--for`, as typed: the same default and cap.
+        asked = parse_choice(fields.duration)
+        duration = durations.grant(asked).duration
     except CommandError as error:
         problems[DURATION] = error
     if problems:
         raise FieldsInvalid(problems)
-    return FormShare(commands.Share(image, member, reason), duration)
+    return FormShare(commands.Share(image, member, reason, duration=asked), duration)
 
 
-def _duration(value: str, durations: ShareDurations) -> Duration | None:
-    """The chosen duration. "Until removed" is a choice of its own here, not the absence
-    of one (which would get the default): only without a maximum."""
-    if value == UNTIL_REMOVED:
-        if durations.maximum is not None:
-            raise CommandError(
-                "duration_over_max", token=UNTIL_REMOVED, limit=durations.maximum.text
-            )
-        return None
-    if not value.strip():
-        raise CommandError("form_missing")
-    return durations.grant(parse_duration(value)).duration
+def choices(durations: ShareDurations) -> list[Duration | None]:
+    """The durations the form offers: those the settings allow, and "until removed" (None)
+    only when a share asked without a duration really lasts until removed (no default,
+    no maximum), as a command without `--for` would."""
+    offered = [c for c in durations.choices() if c is not None or durations.default is None]
+    return offered or [durations.default]
 
 
 def _field(

@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from bot.scp import ImageMember, MemberStatus, ScpClient, accept_language, errors
 from bot.sharing import rules
 from bot.sharing.commands import Share
+from bot.sharing.durations import ShareDurations, parse_duration, reminder_at
 from bot.sharing.errors import NotAllowed
 from bot.sharing.rules import Refusal, UnknownMembers
 from bot.sharing.states import check_move
-from storage import Grants, KnownMembers, RequestState, ShareRequest, ShareRequests
+from storage import Grants, KnownMembers, RequestState, Role, ShareRequest, ShareRequests
 from storage.database import stamp
 from storage.requests import NewRequest, parse_stamp
 
@@ -32,6 +34,8 @@ class Asked:
     request: ShareRequest
     created: bool
     member_name: str | None = None  # the member's registered name, read once per ask
+    # Asked without a duration where there is a maximum: it lasts the maximum.
+    capped: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,27 @@ class Decision:
 
     request: ShareRequest | None
     refusal: Refusal | None = None
+
+
+class EndRefusal(StrEnum):
+    """Why an Extend or Remove now click changed nothing."""
+
+    UNKNOWN = "unknown"  # no such share, or the click did not come from its reminder
+    NOT_OWNER = "not_owner"  # neither the asker nor an admin
+    OVER = "over"  # the share is no longer running (removed, being removed, rejected…)
+    EXTENDED = "extended"  # an extension was asked already
+
+
+@dataclass(frozen=True)
+class Ending:
+    """The result of an Extend or Remove now click: the share, the extension asked, or why not."""
+
+    request: ShareRequest | None
+    refusal: EndRefusal | None = None
+    extension: Asked | None = None
+
+
+RUNNING = frozenset({RequestState.PENDING, RequestState.ACCEPTED})
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,7 @@ class ShareService:
         cloud: ScpClient,
         unknown_members: UnknownMembers = UnknownMembers.APPROVAL,
         following: Following | None = None,
+        durations: ShareDurations | None = None,
     ) -> None:
         self.requests = requests
         self.grants = grants
@@ -73,6 +99,7 @@ class ShareService:
         self.cloud = cloud
         self.unknown_members = unknown_members
         self.following = following or Following()
+        self.durations = durations or ShareDurations()
 
     # -- asking --------------------------------------------------------------------------
 
@@ -85,11 +112,17 @@ class ShareService:
         team_id: str = "",
         channel_id: str = "",
         response_url: str = "",
+        extends: int | None = None,
     ) -> Asked:
-        """Check the user may ask, then record the request (queued or awaiting approval)."""
+        """Check the user may ask, then record the request (queued or awaiting approval).
+
+        A share gets the duration asked, within SHARE_MAX_DURATION (longer: CommandError
+        naming the limit), or the default, or the maximum when there is no default.
+        """
         roles = self.grants.roles(user_id, command.image_id)
         if not rules.may_ask(roles):
             raise NotAllowed(user_id, f"{command.action} {command.image_id}")
+        granted = None if command.unshare else self.durations.grant(command.duration)
         name = self.members.name(command.member_id)
         why = rules.why_approval(
             roles, member_known=name is not None, unknown_members=self.unknown_members
@@ -107,9 +140,11 @@ class ShareService:
                 response_url=response_url,
                 needs_approval=why is not None,
                 approval_reason=why.value if why else "",
+                duration=granted.duration.text if granted and granted.duration else "",
+                extends=extends,
             )
         )
-        return Asked(request, created, name)
+        return Asked(request, created, name, capped=bool(granted and granted.capped))
 
     def refusal(self, request: ShareRequest | None, user_id: str) -> Refusal | None:
         """Why `user_id` may not decide `request` now (None: they may); checked at every click."""
@@ -151,13 +186,141 @@ class ShareService:
                 self.cloud.remove_member(request.image_id, request.member_id, language=language)
                 done = self._finished(request, RequestState.REMOVED, api_status=204)
             else:
-                member = self.cloud.add_member(
-                    request.image_id, request.member_id, language=language
-                )
+                member = self._extended_member(request, language)
+                if member is None:
+                    member = self.cloud.add_member(
+                        request.image_id, request.member_id, language=language
+                    )
                 done = self._member_answer(request, member, api_status=200)
         except errors.CloudError as error:
             done = self._failed(request, error)
         return done
+
+    def _extended_member(self, request: ShareRequest, language: str) -> ImageMember | None:
+        """For an extension, the member as it is (no add needed); None when it is gone."""
+        if request.extends is None:
+            return None
+        try:
+            return self.cloud.show_member(request.image_id, request.member_id, language=language)
+        except errors.MemberNotFound:
+            return None
+
+    # -- shares that end by themselves -------------------------------------------------------
+
+    def time_up(self, request: ShareRequest) -> bool:
+        """Whether a running share's end has come."""
+        ends = parse_stamp(request.ends_at)
+        return request.state in RUNNING and ends is not None and ends <= self.requests_now()
+
+    def end(self, request: ShareRequest) -> ShareRequest:
+        """Remove the member of a share whose time is up: recorded as `removing` before
+        the call, `removed` after it. Not started while an extension is being sent."""
+        if not self.requests.start_removing(request.id):
+            return self.requests.get(request.id) or request
+        log.info("share ended, removing the member", extra=request.log_fields())
+        return self.remove(self.requests.get(request.id) or request)
+
+    def remove(self, request: ShareRequest) -> ShareRequest:
+        """Call the remove for a request in `removing`; record the answer.
+
+        A member already gone (404) is recorded as such. While the cloud API does not
+        answer, or refuses (credentials, permissions), the request stays in `removing`
+        and the worker tries again: the share must end.
+        """
+        language = accept_language(request.language or "en")
+        try:
+            self.cloud.remove_member(request.image_id, request.member_id, language=language)
+        except errors.MemberNotFound:
+            return self._removed(request, "gone", api_status=404)
+        except errors.CloudError as error:
+            self.requests.update(
+                request.id,
+                error_kind=error.kind,
+                error_detail=(error.detail or "")[:500] or None,
+                api_request_id=error.request_id,
+            )
+            raise
+        return self._removed(request, "removed", api_status=204)
+
+    def reconcile_removal(self, request: ShareRequest) -> ShareRequest:
+        """Finish a request in `removing`: read the member first, and remove only if it is
+        still there (a remove whose answer was lost, or a crash after it, is not sent again)."""
+        language = accept_language(request.language or "en")
+        try:
+            self.cloud.show_member(request.image_id, request.member_id, language=language)
+        except errors.MemberNotFound:
+            # Gone: the remove landed (a crash lost its answer), or someone removed it.
+            return self._removed(request, "removed", api_status=404)
+        return self.remove(request)
+
+    def _removed(self, request: ShareRequest, result: str, *, api_status: int) -> ShareRequest:
+        now = self.requests_now()
+        done = self._move(
+            request,
+            RequestState.REMOVED,
+            removal_result=result,
+            api_status=api_status,
+            error_kind=None,
+            error_detail=None,
+            next_poll_at=None,
+            finished_at=stamp(now),
+        )
+        self.log_outcome(done)
+        return done
+
+    def may_end(self, request: ShareRequest, user_id: str) -> bool:
+        """The person who asked, or an admin, may always end (or extend) their share."""
+        return request.user_id == user_id or Role.ADMIN in self.grants.roles(
+            user_id, request.image_id
+        )
+
+    def remove_now(self, request_id: int, user_id: str) -> Ending:
+        """End a running share early: recorded at once, carried out by the worker.
+
+        Taking access back needs no approval; a second click finds it already ending.
+        """
+        request = self.requests.get(request_id)
+        if request is None:
+            return Ending(None, EndRefusal.UNKNOWN)
+        if not self.may_end(request, user_id):
+            return Ending(request, EndRefusal.NOT_OWNER)
+        if not self.requests.start_removing(request_id, by=user_id):
+            return Ending(self.requests.get(request_id), EndRefusal.OVER)
+        log.info("share ended early", extra={**request.log_fields(), "by": user_id})
+        return Ending(self.requests.get(request_id))
+
+    def extend(self, request_id: int, user_id: str, *, language: str) -> Ending:
+        """Ask for the same duration again, through the same rules as a new request
+        (roles, approval, the maximum); once per share."""
+        request = self.requests.get(request_id)
+        if request is None or not request.duration:
+            return Ending(request, EndRefusal.UNKNOWN)
+        if not self.may_end(request, user_id):
+            return Ending(request, EndRefusal.NOT_OWNER)
+        if request.extended_by is not None:
+            return Ending(request, EndRefusal.EXTENDED)
+        if request.state not in RUNNING or request.ends_at is None:
+            return Ending(request, EndRefusal.OVER)
+        asked = self.ask(
+            user_id,
+            Share(
+                request.image_id,
+                request.member_id,
+                request.reason or "",
+                duration=parse_duration(request.duration),
+            ),
+            language=language,
+            team_id=request.team_id or "",
+            channel_id=request.channel_id or "",
+            response_url=request.response_url or "",
+            extends=request.id,
+        )
+        if asked.created and not self.requests.link_extension(request.id, asked.request.id):
+            log.warning("a share was extended twice at once", extra={"request": request.id})
+        if not asked.created:
+            return Ending(request, EndRefusal.EXTENDED, extension=asked)
+        log.info("extension asked", extra={**asked.request.log_fields(), "extends": request.id})
+        return Ending(self.requests.get(request_id), extension=asked)
 
     def reconcile(self, request: ShareRequest) -> ShareRequest:
         """Finish a request left in `sending` by a crash: read the member, never blindly re-add.
@@ -282,6 +445,36 @@ class ShareService:
         answered = self._move(
             request,
             state,
+            **self._clock(request, state, now),
+            **self._answer_values(member, api_status=api_status, now=now, following=following),
+        )
+        if request.extends is not None and answered.ends_at is not None:
+            # The extension takes over: the share it extends no longer ends by itself.
+            self.requests.update(request.extends, ends_at=None, remind_at=None)
+        self.log_outcome(answered)
+        return answered
+
+    def _clock(
+        self, request: ShareRequest, state: RequestState, now: datetime
+    ) -> dict[str, str | None]:
+        """The end and the reminder of a timed share, counted from the add's answer (an
+        extension from the end of the share it extends, if that is still to come)."""
+        if not request.duration or state not in RUNNING:
+            return {"ends_at": None, "remind_at": None}
+        start = now
+        if request.extends is not None:
+            extended = self.requests.get(request.extends)
+            ends = parse_stamp(extended.ends_at) if extended is not None else None
+            if ends is not None and ends > now and extended and extended.state in RUNNING:
+                start = ends
+        length = parse_duration(request.duration).length
+        ends_at = start + length
+        return {"ends_at": stamp(ends_at), "remind_at": stamp(reminder_at(ends_at, length))}
+
+    def _answer_values(
+        self, member: ImageMember, *, api_status: int, now: datetime, following: bool
+    ) -> dict[str, object]:
+        return dict(
             api_status=api_status,
             member_status=member.status,
             member_created_at=member.created_at,
@@ -292,8 +485,6 @@ class ShareService:
             follow_until=stamp(now + self.following.days) if following else None,
             next_poll_at=stamp(now + self.following.every) if following else None,
         )
-        self.log_outcome(answered)
-        return answered
 
     def _finished(
         self, request: ShareRequest, state: RequestState, *, api_status: int

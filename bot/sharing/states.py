@@ -8,7 +8,10 @@
         └─ no approver can be asked ──────────▶ failed ──(the unanswered change landed after
                                                            all)──▶ pending | accepted | …
 
-An unshare goes queued ▶ sending ▶ removed (or failed). The share service makes every
+A share that ends by itself goes pending | accepted ▶ removing ▶ removed
+when its time is up or its asker ends it early; removing is stored before the remove
+call, so a crash in between is reconciled with a read. An unshare goes queued ▶
+sending ▶ removed (or failed). The share service makes every
 move through `check_move`, and storage makes it a compare-and-set from the state it
 was decided in, so two writers can never both move one request.
 """
@@ -24,7 +27,10 @@ MOVES: dict[RequestState, frozenset[RequestState]] = {
     S.AWAITING_APPROVAL: frozenset({S.QUEUED, S.DENIED, S.EXPIRED, S.FAILED}),
     S.QUEUED: frozenset({S.SENDING}),
     S.SENDING: frozenset({S.PENDING, S.ACCEPTED, S.REJECTED, S.REMOVED, S.FAILED}),
-    S.PENDING: frozenset({S.ACCEPTED, S.REJECTED, S.REMOVED}),
+    S.PENDING: frozenset({S.ACCEPTED, S.REJECTED, S.REMOVED, S.REMOVING}),
+    S.ACCEPTED: frozenset({S.REMOVING}),
+    # A remove the cloud refuses is tried again until it goes through: the share must end.
+    S.REMOVING: frozenset({S.REMOVED}),
     # A change that failed without an answer is read back: it may have landed after all.
     S.FAILED: frozenset({S.PENDING, S.ACCEPTED, S.REJECTED, S.REMOVED}),
 }

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bot.scp.errors import CloudError
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
-from bot.sharing.service import ShareService
+from bot.sharing.service import RUNNING, ShareService
 from storage import RequestState, ShareRequest, ShareRequests
 from storage.errors import StorageError
 from storage.requests import parse_stamp
@@ -42,6 +42,9 @@ class Announcer(Protocol):
 
     def follow_stopped(self, request: ShareRequest) -> None:
         """Say that a still-pending share is no longer followed."""
+
+    def remind(self, request: ShareRequest) -> None:
+        """Remind the thread that a timed share ends soon, with Extend and Remove now."""
 
 
 class Languages(Protocol):
@@ -184,6 +187,12 @@ class Worker:
             request = self._announce(self._reload(request))
         elif request.state == RequestState.SENDING:
             request = self._announce(self.service.reconcile(request))
+        elif request.state == RequestState.REMOVING:
+            # Ended early, or a removal interrupted: read first, remove only if still there.
+            request = self._announce(self.service.reconcile_removal(request))
+        elif self.service.time_up(request):
+            # On time, whatever the status polling's pace.
+            request = self._announce(self.service.end(request))
         elif request.next_poll_at and (parse_stamp(request.next_poll_at) or now) <= now:
             if request.state == RequestState.PENDING:
                 request = self.service.poll(request)
@@ -192,6 +201,23 @@ class Worker:
             elif request.state == RequestState.FAILED:
                 request = self.service.recheck(request)
             request = self._announce(request)
+        return self._remind(request)
+
+    def _remind(self, request: ShareRequest) -> ShareRequest:
+        """The one reminder before a timed share ends, once its thread is up to date."""
+        now = self.requests.now()
+        remind_at, ends_at = parse_stamp(request.remind_at), parse_stamp(request.ends_at)
+        if (
+            request.state in RUNNING
+            and request.reminded_at is None
+            and remind_at is not None
+            and ends_at is not None
+            and remind_at <= now < ends_at
+            and self.announcer.up_to_date(request)
+        ):
+            self.announcer.remind(request)
+            self.requests.mark_reminded(request.id)
+            request = self._reload(request)
         return request
 
     def _announce(self, request: ShareRequest) -> ShareRequest:
@@ -216,6 +242,14 @@ class Worker:
             return now
         if request.state == RequestState.AWAITING_APPROVAL:
             return parse_stamp(request.expires_at)
-        if request.state in {RequestState.PENDING, RequestState.FAILED}:
-            return parse_stamp(request.next_poll_at)
+        if request.state == RequestState.REMOVING:
+            return now
+        if request.state in {RequestState.PENDING, RequestState.FAILED, RequestState.ACCEPTED}:
+            times = [parse_stamp(request.next_poll_at)]
+            if request.state in RUNNING:
+                times.append(parse_stamp(request.ends_at))
+                if request.reminded_at is None:
+                    times.append(parse_stamp(request.remind_at))
+            due = [t for t in times if t is not None]
+            return min(due) if due else None
         return None

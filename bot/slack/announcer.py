@@ -22,6 +22,7 @@ from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, mentions, outcome_error, say
+from bot.slack.views import slack_time
 from storage import (
     Grants,
     KnownMembers,
@@ -53,14 +54,6 @@ ICONS = {
     "denied": ":no_entry:",
     "expired": ":hourglass:",
 }
-
-
-def slack_time(moment: datetime | None) -> str:
-    """A time Slack shows in each reader's own time zone."""
-    if moment is None:
-        return "?"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def api_time(text: str | None) -> str:
@@ -194,8 +187,8 @@ class Announcer:
                 lambda told: self._update_card(request, told, name),
                 lambda told: self._reply(request, told, language, approved),
             ]
-        if state in OPEN:  # nothing to tell until it is decided or answered
-            return []
+        if state in OPEN or state is RequestState.REMOVING:
+            return []  # nothing to tell until it is decided or answered
         steps: list[Callable[[SlackData], SlackData | None]] = []
         if state in {RequestState.DENIED, RequestState.EXPIRED}:
             steps.append(lambda told: self._update_card(request, told, name))
@@ -208,6 +201,46 @@ class Announcer:
             lambda told: self._notify(request, told, name),
         ]
         return steps
+
+    def remind(self, request: ShareRequest) -> None:
+        """The one reminder before a timed share ends, in its thread (or to the asker)."""
+        language = request.language or self.default_language
+        slack = self.messages.get(request.id)
+        text, blocks = views.reminder(request, language, self.members.name(request.member_id))
+        channel, thread = (
+            (request.user_id, None)
+            if slack.via_response_url or not slack.parent_ts
+            else (slack.parent_channel, slack.parent_ts)
+        )
+        answer = self._call(
+            "chat.postMessage",
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+            **({"thread_ts": thread} if thread else {}),
+        )
+        self.messages.update(request.id, reminder_ts=answer.get("ts"))
+
+    def reminder_answered(self, request: ShareRequest, channel: str, outcome: str) -> None:
+        """Take the buttons off a reminder once one was used, saying what was done."""
+        slack = self.messages.get(request.id)
+        if not slack.reminder_ts or not channel:
+            return
+        language = request.language or self.default_language
+        text, blocks = views.reminder_answered(
+            request, language, self.members.name(request.member_id), outcome
+        )
+        try:
+            self._call(
+                "chat.update", channel=channel, ts=slack.reminder_ts, text=text, blocks=blocks
+            )
+        except DeliveryError as error:
+            # The buttons stay; a second click is refused all the same.
+            log.warning(
+                "cannot update the reminder", extra={"request": request.id, "error": error.error}
+            )
 
     def follow_stopped(self, request: ShareRequest) -> None:
         """Tell the thread the bot stopped checking a still-pending share."""
@@ -233,21 +266,46 @@ class Announcer:
         member = views.member_label(request.member_id, name)
         image = code(request.image_id)
         state = request.state
+        ends = (
+            " " + say(language, "outcome_ends", ends=slack_time(parse_stamp(request.ends_at)))
+            if request.ends_at and state in {"pending", "accepted"}
+            else ""
+        )
         if state == "pending":
-            return say(
-                language,
-                "outcome_pending",
-                member=member,
-                created=api_time(request.member_created_at),
-                updated=api_time(request.member_updated_at),
+            return (
+                say(
+                    language,
+                    "outcome_pending",
+                    member=member,
+                    created=api_time(request.member_created_at),
+                    updated=api_time(request.member_updated_at),
+                )
+                + ends
             )
         if state in {"accepted", "rejected"}:
+            return (
+                say(
+                    language,
+                    f"outcome_{state}",
+                    member=member,
+                    image=image,
+                    updated=api_time(request.member_updated_at),
+                )
+                + ends
+            )
+        if state == "removed" and request.removal_result == "gone":
+            return say(language, "outcome_removed_gone", member=member, image=image)
+        if state == "removed" and request.removal_result and request.removed_by:
+            return say(
+                language, "outcome_removed_early", member=member, image=image, by=request.removed_by
+            )
+        if state == "removed" and request.removal_result:
             return say(
                 language,
-                f"outcome_{state}",
+                "outcome_removed_ended",
                 member=member,
                 image=image,
-                updated=api_time(request.member_updated_at),
+                duration=views.duration_words(request, language),
             )
         if state == "removed":
             key = "outcome_removed" if request.action == "unshare" else "outcome_gone"

@@ -42,8 +42,8 @@ from slack_sdk.models.views import View
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
 from bot.sharing.fields import ShareFields
-from bot.slack.announcer import slack_time
 from bot.slack.texts import say
+from bot.slack.views import slack_time
 from storage import ImageRow, KnownMember
 
 # Slack's limits on what a menu shows (https://docs.slack.dev/reference/block-kit).
@@ -53,8 +53,6 @@ OPTION_VALUE_MAX = 150
 MODAL_TEXT_MAX = 24
 PLACEHOLDER_MAX = 150
 
-# The value of the "until removed" choice (Slack refuses an empty option value).
-UNTIL_REMOVED = "until_removed"
 # A list older than this many refreshes is said to be out of date.
 STALE_AFTER_REFRESHES = 3
 
@@ -142,7 +140,7 @@ def duration_label(language: str, value: str) -> str:
     """`7 days` for `7d`, "Until removed" for `UNTIL_REMOVED`."""
     match = _DURATION.fullmatch(value)
     if match is None:
-        return say(language, "duration_until_removed")
+        return say(language, "form_until_removed")
     amount, unit = int(match.group(1)), match.group(2).lower()
     return say(language, f"duration_{unit}_{'one' if amount == 1 else 'other'}", count=amount)
 

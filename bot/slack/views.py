@@ -40,6 +40,7 @@ from slack_sdk.models.views import View
 
 from bot.scp.models import ImageMember
 from bot.sharing.commands import MAX_REASON
+from bot.sharing.durations import time_left
 from bot.slack.texts import code, escape, failure_word, mentions, say, state_word
 from storage import Grant, KnownMember, OnCallShift, ShareRequest
 from storage.requests import parse_stamp
@@ -48,6 +49,9 @@ BlockDict = dict[str, Any]
 
 APPROVE = "approve"
 DENY = "deny"
+# The reminder's buttons before a timed share ends.
+EXTEND = "share_extend"
+REMOVE_NOW = "share_remove_now"
 DENY_MODAL = "deny_reason"
 DENY_REASON_BLOCK = "reason"
 DENY_REASON_INPUT = "reason_input"
@@ -174,6 +178,31 @@ def permalink(channel: str | None, ts: str | None) -> str:
     return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
 
 
+def slack_time(moment: datetime | None) -> str:
+    """A time Slack shows in each reader's own time zone."""
+    if moment is None:
+        return "?"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def duration_words(request: ShareRequest, language: str) -> str:
+    """How long the share lasts: `7d`, or "until removed"."""
+    if request.duration:
+        return code(request.duration)
+    return say(language, "duration_until_removed")
+
+
+def _ends_line(request: ShareRequest, language: str) -> str:
+    """The parent's line on a timed share: how long, and when it ends."""
+    if not request.duration or request.state in {"removed", "rejected", "failed", "denied"}:
+        return ""
+    ends = parse_stamp(request.ends_at)
+    if ends is None:
+        return say(language, "parent_duration", duration=code(request.duration))
+    return say(language, "parent_ends", duration=code(request.duration), ends=slack_time(ends))
+
+
 def member_label(member_id: str, name: str | None) -> str:
     """`a8f1…` or `a8f1…` (QA account)."""
     return code(member_id) + (f" ({escape(name)})" if name else "")
@@ -185,6 +214,12 @@ def state_line(request: ShareRequest, language: str) -> str:
         return say(language, "state_failed", what=failure_words(request, language))
     if request.state == "denied":
         return say(language, "state_denied", by=request.decided_by or "?")
+    if request.state == "removed" and request.removal_result:
+        if request.removal_result == "gone":
+            return say(language, "state_removed_gone")
+        if request.removed_by:
+            return say(language, "state_removed_early", by=request.removed_by)
+        return say(language, "state_removed_ended", duration=duration_words(request, language))
     key = f"state_{request.state}"
     return say(language, key)
 
@@ -226,10 +261,11 @@ def parent(
         member=member_label(request.member_id, member_name),
     )
     status = state_line(request, language)
+    ends = _ends_line(request, language)
     blocks: list[Block] = [
         _section(headline),
         *_reason_blocks(language, request.reason),
-        _context(status),
+        _context(status, *([ends] if ends else [])),
     ]
     return _fallback(f"{headline}: {status}"), _message(blocks)
 
@@ -276,6 +312,11 @@ def approval_card(
         [
             say(language, "card_why", why=why),
             say(language, "card_when", when=asked, expires=expires),
+            *(
+                [say(language, "card_duration", duration=duration_words(request, language))]
+                if request.action == "share"
+                else []
+            ),
         ]
     )
     blocks: list[Block] = [
@@ -325,6 +366,59 @@ def decided_card(
     if request.state == "denied" and request.deny_reason:
         blocks.append(_plain_context(clip(request.deny_reason, MAX_REASON)))
     return _fallback(f"{title}: {outcome}"), _message(blocks)
+
+
+# -- the reminder before a timed share ends -----------------------------------------------
+
+
+def reminder(
+    request: ShareRequest, language: str, member_name: str | None
+) -> tuple[str, list[BlockDict]]:
+    """The thread's reminder before the share ends, with Extend and Remove now."""
+    text = say(
+        language,
+        "reminder",
+        user=request.user_id,
+        member=member_label(request.member_id, member_name),
+        image=code(request.image_id),
+        ends=slack_time(parse_stamp(request.ends_at)),
+        duration=duration_words(request, language),
+    )
+    value = str(request.id)
+    blocks: list[Block] = [
+        _section(text),
+        ActionsBlock(
+            block_id=f"ending-{request.id}",
+            elements=[
+                ButtonElement(
+                    action_id=EXTEND,
+                    style="primary",
+                    text=PlainTextObject(
+                        text=clip(
+                            say(language, "extend", duration=request.duration or ""),
+                            BUTTON_TEXT_MAX,
+                        )
+                    ),
+                    value=value,
+                ),
+                ButtonElement(
+                    action_id=REMOVE_NOW,
+                    style="danger",
+                    text=PlainTextObject(text=clip(say(language, "remove_now"), BUTTON_TEXT_MAX)),
+                    value=value,
+                ),
+            ],
+        ),
+    ]
+    return _fallback(text), _message(blocks)
+
+
+def reminder_answered(
+    request: ShareRequest, language: str, member_name: str | None, outcome: str
+) -> tuple[str, list[BlockDict]]:
+    """The reminder once a button was used: the same words, what was done, no buttons."""
+    text, _ = reminder(request, language, member_name)
+    return _fallback(f"{text} {outcome}"), _message([_section(text), _context(outcome)])
 
 
 # -- the deny modal --------------------------------------------------------------------------
@@ -418,17 +512,24 @@ def deny_modal(request_id: int, language: str, card_channel: str, card_ts: str) 
 # -- lists -----------------------------------------------------------------------------------
 
 
-def request_line(request: ShareRequest, language: str) -> str:
-    """One request in a list (status command, Home tab)."""
-    return say(
-        language,
-        "status_item",
-        id=request.id,
-        verb=say(language, f"verb_{request.action}"),
-        image=code(request.image_id),
-        member=code(request.member_id),
-        state=state_word(language, request.state),
-        when=request.created_at[:16].replace("T", " ") + " UTC",
+def request_line(request: ShareRequest, language: str, now: datetime | None = None) -> str:
+    """One request in a list (status command, Home tab), with the time a timed share has left."""
+    ends = parse_stamp(request.ends_at)
+    left = ""
+    if now is not None and ends is not None and request.state in {"pending", "accepted"}:
+        left = " · " + say(language, "status_left", left=time_left(ends, now))
+    return (
+        say(
+            language,
+            "status_item",
+            id=request.id,
+            verb=say(language, f"verb_{request.action}"),
+            image=code(request.image_id),
+            member=code(request.member_id),
+            state=state_word(language, request.state),
+            when=request.created_at[:16].replace("T", " ") + " UTC",
+        )
+        + left
     )
 
 
@@ -459,12 +560,14 @@ def listing(
     return text, _message(blocks)
 
 
-def status_listing(language: str, requests: Sequence[ShareRequest]) -> tuple[str, list[BlockDict]]:
+def status_listing(
+    language: str, requests: Sequence[ShareRequest], now: datetime | None = None
+) -> tuple[str, list[BlockDict]]:
     """`/share-image status`: the caller's recent requests."""
     if not requests:
         text = say(language, "status_empty")
         return text, _message([_section(text)])
-    lines = [request_line(r, language) for r in requests]
+    lines = [request_line(r, language, now) for r in requests]
     return listing(say(language, "status_header"), lines, shown=HOME_MINE_SHOWN)
 
 
@@ -473,13 +576,16 @@ def member_listing(
     image_id: str,
     members: Sequence[ImageMember],
     names: Mapping[str, str],
+    removals: Mapping[str, datetime] | None = None,
 ) -> tuple[str, list[BlockDict]]:
     """`/share-image list <image>`: the image's members and their status.
 
     Newest change first: with hundreds of members, what changed lately (a share just
     accepted or rejected) is what a reader looks for. When not all fit, the footer
-    says how many there are and counts them by status.
+    says how many there are and counts them by status. `removals` (member ids in lower
+    case) marks the members the bot will remove by itself, and when.
     """
+    removals = removals or {}
     image = code(image_id)
     if not members:
         text = say(language, "list_empty", image=image)
@@ -493,6 +599,11 @@ def member_listing(
             status=escape(m.status),
             created=escape(m.created_at),
             updated=escape(m.updated_at),
+        )
+        + (
+            " · " + say(language, "list_removal", ends=slack_time(removals[m.member_id.lower()]))
+            if m.member_id.lower() in removals
+            else ""
         )
         for m in ordered
     ]
@@ -576,6 +687,7 @@ def home(
     cards: dict[int, str] | None = None,
     *,
     approval_channel: str = "",
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The Home tab: the user's requests and, for approvers, what waits for them.
 
@@ -589,7 +701,7 @@ def home(
     # Fixed blocks: header, 2 titles, 2 "more" lines, divider.
     budget = VIEW_BLOCKS_MAX - 6
     mine_texts = pack(
-        [request_line(r, language) for r in mine[:HOME_MINE_SHOWN]], max_blocks=budget // 4
+        [request_line(r, language, now) for r in mine[:HOME_MINE_SHOWN]], max_blocks=budget // 4
     )
     blocks.append(_section(f"*{say(language, 'home_mine')}*"))
     blocks.extend(_section(t) for t in mine_texts or [say(language, "status_empty")])

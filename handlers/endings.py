@@ -1,0 +1,157 @@
+"""The reminder's buttons before a timed share ends: Extend and Remove now.
+
+Only the person who asked, or an admin, may use them; anyone else is told so
+privately. Each is recorded once (Remove now is a compare-and-set, Extend asks for
+one extension per share), so a double click does nothing more. The worker does the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.services import Services
+from bot.sharing.errors import CommandError, NotAllowed
+from bot.sharing.service import Ending, EndRefusal
+from bot.slack import texts as messages
+from bot.slack.texts import code, say, state_word
+from bot.slack.views import EXTEND, REMOVE_NOW, member_label
+from storage import ShareRequest
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the reminder's button listeners."""
+
+    @app.action(EXTEND)
+    def extend(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        clicker = body["user"]["id"]
+        language = services.languages.of(clicker)
+        request = _clicked_request(services, body)
+        if request is None:
+            _refused(services, Ending(None, EndRefusal.UNKNOWN), clicker, language, respond)
+            return
+        try:
+            ending = services.share.extend(
+                request.id, clicker, language=services.languages.known(clicker) or ""
+            )
+        except CommandError as error:  # the maximum was lowered since the share was asked
+            respond(
+                text=messages.command_problem(language, error),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        except NotAllowed:
+            admins = services.announcer.admins(language)
+            respond(
+                text=say(language, "not_allowed", admins=admins),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        if ending.refusal is not None or ending.extension is None:
+            _refused(services, ending, clicker, language, respond)
+            return
+        services.wake()
+        extension = ending.extension.request
+        services.announcer.reminder_answered(
+            request,
+            _channel(body),
+            say(language, "reminder_extended", by=clicker, extension=extension.id),
+        )
+        respond(
+            text=say(
+                language,
+                "click_extending",
+                duration=code(extension.duration or ""),
+                extension=extension.id,
+            ),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+    @app.action(REMOVE_NOW)
+    def remove_now(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        clicker = body["user"]["id"]
+        language = services.languages.of(clicker)
+        request = _clicked_request(services, body)
+        ending = (
+            services.share.remove_now(request.id, clicker)
+            if request is not None
+            else Ending(None, EndRefusal.UNKNOWN)
+        )
+        if ending.refusal is not None or request is None:
+            _refused(services, ending, clicker, language, respond)
+            return
+        services.wake()
+        services.announcer.reminder_answered(
+            request, _channel(body), say(language, "reminder_removing", by=clicker)
+        )
+        name = services.members.name(request.member_id)
+        respond(
+            text=say(
+                language,
+                "click_removing",
+                member=member_label(request.member_id, name),
+                image=code(request.image_id),
+            ),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+
+def _channel(body: dict[str, Any]) -> str:
+    return str((body.get("channel") or {}).get("id") or "")
+
+
+def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest | None:
+    """The share a click is about, only if the click came from that share's reminder."""
+    try:
+        request_id = int(body["actions"][0]["value"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    request = services.requests.get(request_id)
+    if request is None:
+        return None
+    message_ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get(
+        "message_ts"
+    )
+    reminder_ts = services.messages.get(request_id).reminder_ts
+    if reminder_ts is None or message_ts != reminder_ts:
+        log.warning("click does not match the share's reminder", extra={"request": request_id})
+        return None
+    return request
+
+
+def _refused(
+    services: Services, ending: Ending, clicker: str, language: str, respond: Respond
+) -> None:
+    request = ending.request
+    log.info(
+        "reminder click refused",
+        extra={
+            "user": clicker,
+            "refusal": ending.refusal,
+            "request": request.id if request else None,
+        },
+    )
+    if request is None or ending.refusal in {EndRefusal.UNKNOWN, None}:
+        text = say(language, "click_unknown")
+    elif ending.refusal is EndRefusal.NOT_OWNER:
+        text = say(language, "click_not_owner", user=request.user_id)
+    elif ending.refusal is EndRefusal.EXTENDED:
+        extension = request.extended_by or (
+            ending.extension.request.id if ending.extension else "?"
+        )
+        text = say(language, "click_already_extended", id=request.id, extension=extension)
+    else:
+        text = say(
+            language, "click_share_over", id=request.id, state=state_word(language, request.state)
+        )
+    respond(text=text, response_type="ephemeral", replace_original=False)
