@@ -25,7 +25,6 @@ from storage import (
     AuditLog,
     Database,
     Grants,
-    Images,
     KnownMembers,
     OnCall,
     People,
@@ -76,7 +75,6 @@ class Services:
     messages: SlackMessages
     grants: Grants
     members: KnownMembers
-    images: Images
     oncall: OnCall
     audit: AuditLog
     cloud: ScpClient
@@ -166,7 +164,6 @@ def build_services(
         messages=messages,
         grants=grants,
         members=members,
-        images=Images(database),
         oncall=oncall,
         audit=audit,
         cloud=cloud,

@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     SHARE_STATUS_POLL_SECONDS: float = Field(default=300, gt=0)
     SHARE_FOLLOW_DAYS: float = Field(default=7, gt=0)
     SHARE_UNKNOWN_MEMBERS: UnknownMembers = UnknownMembers.APPROVAL
+    # How often the worker re-reads the account's image list (and once on start).
+    IMAGE_LIST_REFRESH_SECONDS: float = Field(default=300, gt=0)
     # Durations like 30m, 12h, 7d, 2w. The form offers SHARE_DURATIONS; empty maximum:
     # no limit; empty default: a share asked without a duration lasts until removed.
     SHARE_DURATIONS: str = "1d,7d,30d"
@@ -132,8 +134,6 @@ class Settings(BaseSettings):
     BOT_DEFAULT_LANGUAGE: str = "en"
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.
     BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
-    # How often the worker reads the account's image list (the form's image menu).
-    IMAGE_LIST_REFRESH_SECONDS: float = Field(default=300, gt=0)
 
     @field_validator("SLACK_APP_TOKEN", mode="before")
     @classmethod

@@ -32,6 +32,7 @@ from bot.slack.form import (
     problem_text,
 )
 from bot.slack.texts import say
+from storage import Images
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,15 @@ SHORTCUT = "share_image"
 
 def register(app: App, services: Services) -> None:
     """Attach the shortcut, the menus' options and the submission listeners."""
+    # The image list as SQLite holds it: the menu never waits on the cloud.
+    stored = Images(services.database)
 
     @app.shortcut(SHORTCUT)
     def shortcut(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         user = body["user"]["id"]
         try:
-            open_form(services, client, body["trigger_id"], user)
+            open_form(services, stored, client, body["trigger_id"], user)
         except SlackApiError as error:
             # A global shortcut has no response_url: the log is the only place left.
             log.warning(
@@ -58,11 +61,11 @@ def register(app: App, services: Services) -> None:
     @app.options(ShareForm.image_input)
     def image_suggestions(ack: Ack, body: dict[str, Any]) -> None:
         typed = str(body.get("value") or "").strip()
-        found = services.images.search(typed, limit=OPTIONS_MAX)
-        stored = any(image.id == typed.lower() for image in found) or (
-            len(typed) == 36 and services.images.get(typed) is not None
+        found = stored.search(typed, limit=OPTIONS_MAX)
+        known = any(image.id == typed.lower() for image in found) or (
+            len(typed) == 36 and stored.get(typed) is not None
         )
-        ack(options=image_options(_language(services, body), found, typed, typed_stored=stored))
+        ack(options=image_options(_language(services, body), found, typed, typed_stored=known))
 
     @app.options(ShareForm.member_input)
     def member_suggestions(ack: Ack, body: dict[str, Any]) -> None:
@@ -85,7 +88,12 @@ def _language(services: Services, body: dict[str, Any]) -> str:
 
 
 def open_form(
-    services: Services, client: WebClient, trigger_id: str, user: str, channel: str = ""
+    services: Services,
+    stored: Images,
+    client: WebClient,
+    trigger_id: str,
+    user: str,
+    channel: str = "",
 ) -> None:
     """Open the form for `user`; the thread defaults to `channel` (a command's own).
 
@@ -98,8 +106,8 @@ def open_form(
     default = choice_value(durations.default) if durations.default else values[0]
     note = image_list_note(
         language,
-        count=services.images.count(),
-        refreshed_at=services.images.refreshed_at(),
+        count=stored.count(),
+        refreshed_at=stored.refreshed_at(),
         now=services.database.now(),
         every=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
     )
@@ -118,6 +126,7 @@ def open_from_command(
     try:
         open_form(
             services,
+            Images(services.database),
             client,
             command.get("trigger_id") or "",
             user,

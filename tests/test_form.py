@@ -13,7 +13,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from bot.scp.sandbox import Sandbox
-from storage import ImageRow, Role
+from storage import ImageRow, Images, Role
 from tests.fakes.blockkit import validate_submission_answer
 from tests.fakes.slack import FakeSlack, view_submission_payload
 from tests.harness import IMAGE, MEMBER, MEMBER_NAME, OTHER_IMAGE, BotHarness, adds
@@ -24,7 +24,7 @@ UNKNOWN_MEMBER = "ffffffffffffffffffffffffffffffff"
 
 def store_images(bot: BotHarness, *images: ImageRow, ago: timedelta = timedelta()) -> None:
     """Put the account's image list in storage, as the worker's refresh does."""
-    bot.services.images.replace(images, refreshed_at=bot.clock() - ago)
+    Images(bot.database).replace(images, refreshed_at=bot.clock() - ago)
 
 
 def golden() -> list[ImageRow]:
@@ -145,7 +145,6 @@ def test_durations_follow_the_settings_and_leave_out_those_above_the_maximum(
 @pytest.mark.parametrize(
     ("stored", "ago", "note"),
     [
-        pytest.param(None, timedelta(), "haven't read the account's image list yet", id="unread"),
         pytest.param([], timedelta(), "image list was empty when I last read it", id="empty"),
         pytest.param("golden", timedelta(minutes=16), "The image list is out of date", id="stale"),
     ],
@@ -153,8 +152,7 @@ def test_durations_follow_the_settings_and_leave_out_those_above_the_maximum(
 def test_the_form_says_when_the_image_list_is_empty_or_out_of_date(
     bot: BotHarness, stored: Any, ago: timedelta, note: str
 ) -> None:
-    if stored is not None:
-        store_images(bot, *(golden() if stored == "golden" else []), ago=ago)
+    store_images(bot, *(golden() if stored == "golden" else []), ago=ago)
     view = open_form(bot)
     [context] = [b for b in view["blocks"] if b["type"] == "context"]
     assert note in context["elements"][0]["text"]
