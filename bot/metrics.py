@@ -62,7 +62,16 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # -- the Slack side ---------------------------------------------------------------------------
 
 COMMAND_KINDS = ("share", "unshare", "list", "status", "help", "admin")
-COMMAND_OUTCOMES = ("queued", "approval", "duplicate", "answered", "invalid", "refused", "error")
+COMMAND_OUTCOMES = (
+    "queued",
+    "approval",
+    "duplicate",
+    "answered",
+    "form",
+    "invalid",
+    "refused",
+    "error",
+)
 COMMANDS = Counter(
     "share_image_commands_total",
     "/share-image commands, each counted once: kind (share, unshare, list, status, help,"
@@ -128,7 +137,8 @@ MESSAGES_DROPPED = Counter(
 CLOUD_REQUESTS = Counter(
     "share_image_cloud_requests_total",
     "HTTP requests to the cloud API that got an answer, by operation (add_member,"
-    " list_members, show_member, remove_member, versions) and HTTP status.",
+    " list_members, show_member, remove_member, show_image, list_images, versions) and HTTP"
+    " status.",
     ["operation", "status"],
 )
 CLOUD_SECONDS = Histogram(
@@ -155,6 +165,8 @@ WORKER_LAST_LOOP = Gauge(
 )
 
 _MEMBERS_PATH = re.compile(r"/v1/images/[^/]+/members(/[^/]+)?$")
+_IMAGE_PATH = re.compile(r"/v1/images/[^/]+/?$")
+_IMAGES_PATH = re.compile(r"/v1/images/?$")
 _slack_errors: set[str] = set()
 _slack_errors_lock = threading.Lock()
 
@@ -178,7 +190,11 @@ def cloud_operation(method: str, path: str) -> str:
     """The client's operation behind an HTTP request, from its method and path."""
     found = _MEMBERS_PATH.search(path)
     if found is None:
-        return "versions" if method == "GET" else "other"
+        if method != "GET":
+            return "other"
+        if _IMAGE_PATH.search(path):
+            return "show_image"
+        return "list_images" if _IMAGES_PATH.search(path) else "versions"
     if found.group(1):
         return {"GET": "show_member", "DELETE": "remove_member"}.get(method, "other")
     return {"POST": "add_member", "GET": "list_members"}.get(method, "other")

@@ -51,10 +51,12 @@ MAX_AGE_SECONDS = 300
 # What each kind of payload must carry for any listener to act on it.
 REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
     "block_actions": (("user", "id"), ("actions",)),
-    "view_submission": (("user", "id"), ("view",)),
+    "view_submission": (("user", "id"), ("view", "callback_id")),
     "view_closed": (("user", "id"), ("view",)),
-    "block_suggestion": (("user", "id"), ("action_id",)),
-    "shortcut": (("user", "id"), ("callback_id",)),
+    # An options request names its menu; what was typed may be empty.
+    "block_suggestion": (("user", "id"), ("action_id",), ("block_id",)),
+    # A shortcut opens a modal, which needs its trigger.
+    "shortcut": (("user", "id"), ("callback_id",), ("trigger_id",)),
 }
 COMMAND_FIELDS = ("command", "user_id", "channel_id", "team_id")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import Services
-from handlers import acks, approvals, endings, home, share_command
+from handlers import acks, approvals, endings, form, home, share_command
 
 
 def register(app: App, services: Services) -> None:
@@ -15,3 +15,4 @@ def register(app: App, services: Services) -> None:
     approvals.register(app, services)
     endings.register(app, services)
     home.register(app, services)
+    form.register(app, services)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
 from bot import metrics
 from bot.scp.errors import CloudError
@@ -21,6 +22,7 @@ from bot.slack import texts as messages
 from bot.slack import views
 from bot.slack.texts import code, say
 from bot.slack.views import member_label, permalink
+from handlers import form
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -30,24 +32,35 @@ def register(app: App, services: Services) -> None:
     """Attach the slash command listener."""
 
     @app.command("/share-image")
-    def share_image(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-        handle(services, ack, command, respond)
+    def share_image(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        handle(services, ack, command, respond, client)
 
 
-def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+def handle(
+    services: Services,
+    ack: Ack,
+    command: dict[str, Any],
+    respond: Respond,
+    client: WebClient | None = None,
+) -> None:
     """Answer one `/share-image` command, and count it once by kind and outcome."""
     text = command.get("text") or ""
     words = text.split(maxsplit=1)
     kind = words[0].lower() if words and words[0].lower() in metrics.COMMAND_KINDS else "share"
     outcome = "error"
     try:
-        outcome = _answer(services, ack, command, respond, text)
+        outcome = _answer(services, ack, command, respond, text, client)
     finally:
         metrics.COMMANDS.labels(kind=kind, outcome=outcome).inc()
 
 
 def _answer(
-    services: Services, ack: Ack, command: dict[str, Any], respond: Respond, text: str
+    services: Services,
+    ack: Ack,
+    command: dict[str, Any],
+    respond: Respond,
+    text: str,
+    client: WebClient | None,
 ) -> str:
     user = command["user_id"]
     # No network before the ack: a user the bot does not know yet gets the default
@@ -60,6 +73,11 @@ def _answer(
         log.info("bad command", extra={"user": user, "problem": error.problem})
         ack(response_type="ephemeral", text=messages.command_problem(language, error))
         return "invalid"
+    if isinstance(parsed, commands.Form) and client is not None:
+        # The ack first (Slack's 3 seconds), then the form within the trigger's 3 seconds.
+        ack(response_type="ephemeral", text=say(language, "form_opening"))
+        form.open_from_command(services, client, command, respond)
+        return "form"
     try:
         return _dispatch(services, ack, respond, command, parsed, language, known)
     except CommandError as error:  # a rule of the settings, such as the longest share
@@ -101,7 +119,7 @@ def _dispatch(
 ) -> str:
     """Answer a parsed command; its outcome for the metrics."""
     user = command["user_id"]
-    if isinstance(parsed, commands.Help):
+    if isinstance(parsed, commands.Help | commands.Form):
         ack(response_type="ephemeral", text=messages.usage(language))
     elif isinstance(parsed, commands.Share):
         text, outcome = _ask(services, command, parsed, language, known)

@@ -60,3 +60,25 @@ class KnownMembers:
             lambda db: list(db.table("known_members").rows_where(order_by="name, member_id"))
         )
         return [KnownMember(member_id=row["member_id"], name=row["name"]) for row in rows]
+
+    def search(self, text: str, limit: int = 100) -> list[KnownMember]:
+        """Members whose name holds `text` (ignoring case) or whose id starts with it, by name."""
+        needle = text.strip()
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+        def work(db: sqlite_utils.Database) -> list[tuple[str, str]]:
+            # SQLite's lower() folds ASCII only; names may be in any script.
+            db.conn.create_function("casefold", 1, _casefold, deterministic=True)
+            return db.execute(
+                "SELECT member_id, name FROM known_members"
+                " WHERE instr(casefold(name), casefold(?)) > 0"
+                " OR lower(member_id) LIKE lower(?) ESCAPE '\\'"
+                " ORDER BY name, member_id LIMIT ?",
+                [needle, escaped + "%", max(limit, 0)],
+            ).fetchall()
+
+        return [KnownMember(member_id=m, name=n) for m, n in self._database.read(work)]
+
+
+def _casefold(text: str | None) -> str | None:
+    return None if text is None else text.casefold()

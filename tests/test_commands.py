@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.sharing import commands
-from bot.sharing.commands import Admin, Help, ListMembers, Share, Status
+from bot.sharing.commands import Admin, Form, Help, ListMembers, Share, Status
 from bot.sharing.errors import CommandError
 from storage import Role
 
@@ -28,7 +28,8 @@ reasons = st.lists(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", Help()),
+        ("", Form()),
+        ("   ", Form()),
         ("help", Help()),
         ("  --help ", Help()),
         ("status", Status()),

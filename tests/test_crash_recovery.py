@@ -310,7 +310,9 @@ def test_a_409_after_a_restart_for_the_bots_own_earlier_post_is_its_success(
     # After the client's whole time budget the worker sends again if it reads nothing:
     # here a read that misses the member (as an eventually consistent read may).
     bot.clock.advance(seconds=bot.services.share.longest_send().total_seconds() + 1)
-    sandbox.inject(Fault.answer(404, service_error(404, "req-miss"), method="GET"))
+    sandbox.inject(
+        Fault.answer(404, service_error(404, "req-miss"), method="GET", path="/members/")
+    )
 
     bot.start_worker()
 

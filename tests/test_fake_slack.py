@@ -813,9 +813,10 @@ def test_a_view_at_a_limit_is_taken_and_one_more_is_invalid_arguments(
     limit: int,
     path: str,
 ) -> None:
-    taken = client.api_call(method, json={**VIEW_ARGS, "view": make(limit)})
+    args = {**VIEW_ARGS, "trigger_id": fake.trigger_id()}
+    taken = client.api_call(method, json={**args, "view": make(limit)})
     with pytest.raises(SlackApiError) as caught:
-        client.api_call(method, json={**VIEW_ARGS, "view": make(limit + 1)})
+        client.api_call(method, json={**args, "view": make(limit + 1)})
 
     assert taken["ok"]
     assert caught.value.response["error"] == "invalid_arguments"
@@ -877,10 +878,10 @@ def test_views_slack_cannot_show_are_invalid_arguments(
     }
 
 
-def test_views_through_slack_sdk_methods(client: WebClient) -> None:
+def test_views_through_slack_sdk_methods(fake: FakeSlack, client: WebClient) -> None:
     long_title = modal(title=plain("Deny request #1234567890"))  # 24 characters
-    assert client.views_open(trigger_id="1.2.abc", view=long_title)["ok"]
-    assert client.views_push(trigger_id="1.2.abc", view=long_title)["ok"]
+    assert client.views_open(trigger_id=fake.trigger_id(), view=long_title)["ok"]
+    assert client.views_push(trigger_id=fake.trigger_id(), view=long_title)["ok"]
     with pytest.raises(SlackApiError) as caught:
         client.views_update(view_id="V1", view=modal(title=plain("Deny request #12345678901")))
     assert caught.value.response["response_metadata"]["messages"] == [

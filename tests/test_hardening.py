@@ -96,6 +96,21 @@ MISSING = {
     "click with an empty user": _click(user={}),
     "view_submission without view": {"type": "view_submission", "user": {"id": "U1"}},
     "block_suggestion without action_id": {"type": "block_suggestion", "user": {"id": "U1"}},
+    "block_suggestion without block_id": {
+        "type": "block_suggestion",
+        "user": {"id": "U1"},
+        "action_id": "image_select",
+    },
+    "view_submission without callback_id": {
+        "type": "view_submission",
+        "user": {"id": "U1"},
+        "view": {"id": "V1", "state": {"values": {}}},
+    },
+    "shortcut without trigger_id": {
+        "type": "shortcut",
+        "user": {"id": "U1"},
+        "callback_id": "share_image",
+    },
 }
 
 

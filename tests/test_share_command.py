@@ -194,7 +194,6 @@ def test_a_configuration_problem_tells_the_user_kindly_and_the_log_in_detail(
 
 
 BAD_INPUT = [
-    ("", "*Usage*"),
     ("help", "*Usage*"),
     (IMAGE, "Which account should get the image?"),
     (f"not-a-uuid {MEMBER}", "`not-a-uuid` is not an image id"),

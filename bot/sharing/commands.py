@@ -1,5 +1,6 @@
 """Reading `/share-image` text into a command, with a precise complaint for anything else.
 
+    /share-image                                      the share form
     /share-image <image_id> <member_id> [--for <duration>] [reason…]     share
     /share-image unshare <image_id> <member_id> [reason…]
     /share-image list <image_id>
@@ -68,6 +69,11 @@ class Help:
 
 
 @dataclass(frozen=True)
+class Form:
+    """Nothing typed: open the share form."""
+
+
+@dataclass(frozen=True)
 class Admin:
     """An admin command: `what` is e.g. `grant`, `member add`, `oncall list`."""
 
@@ -83,7 +89,7 @@ class Admin:
     past: bool = False
 
 
-Command = Share | ListMembers | Status | Help | Admin
+Command = Share | ListMembers | Status | Help | Form | Admin
 
 
 def _shown(token: str) -> str:
@@ -164,7 +170,9 @@ def _need(words: list[str], count: int, usage: str) -> None:
 def parse(text: str) -> Command:
     """Read the text typed after `/share-image`."""
     words = _split(text)
-    if not words or words[0].lower() in {"help", "-h", "--help", "?"}:
+    if not words:
+        return Form()
+    if words[0].lower() in {"help", "-h", "--help", "?"}:
         return Help()
     verb = words[0].lower()
     if verb == "status":

@@ -2,6 +2,7 @@
 
     SharingError             base of the domain's errors
     ├── CommandError         a request that cannot be acted on (bad ids, missing words)
+    ├── FieldsInvalid        a form whose fields break those rules, a CommandError per field
     ├── NotAllowed           the user holds no role that permits this
     │   └── NotAdmin         an admin command from someone who is not an admin
     ├── LastAdmin            revoking the last admin for all images from Slack
@@ -27,6 +28,14 @@ class CommandError(SharingError):
         self.problem = problem
         self.values = values
         super().__init__(problem)
+
+
+class FieldsInvalid(SharingError):
+    """A submitted form breaks the command's rules; `problems` maps each field to its error."""
+
+    def __init__(self, problems: dict[str, CommandError]) -> None:
+        self.problems = problems
+        super().__init__(", ".join(f"{field}: {e.problem}" for field, e in problems.items()))
 
 
 class NotAllowed(SharingError):

@@ -23,6 +23,7 @@ __all__ = [
     "validate_blocks",
     "validate_message",
     "validate_options",
+    "validate_submission_answer",
     "validate_text",
     "validate_view",
 ]
@@ -148,6 +149,48 @@ def validate_view(view: Any, *, types: Iterable[str] = ("modal", "home")) -> Pro
         )
         if has_input and view.get("submit") is None:
             problems.append("view.submit: missing, and a modal with input blocks needs it")
+    return problems
+
+
+SUBMISSION_ACTIONS = ("errors", "update", "push", "clear")
+
+
+def validate_submission_answer(answer: Any, view: Any) -> Problems:
+    """Problems of the ack to a ``view_submission`` of ``view`` (``None``: an empty ack).
+
+    An empty ack closes the modal. ``response_action: errors`` maps block ids to
+    messages, and Slack shows each under its field: only input blocks that exist in
+    the view can carry one (Slack refuses the whole answer otherwise, and the user sees
+    "We had some trouble connecting"). ``update`` and ``push`` carry a view of their own.
+    """
+    if answer is None or answer == {}:
+        return []
+    if not isinstance(answer, dict):
+        return [f"answer: must be an object, not {_kind(answer)}"]
+    action = answer.get("response_action")
+    if action not in SUBMISSION_ACTIONS:
+        return [
+            f"answer.response_action: must be one of {_names(SUBMISSION_ACTIONS)}, not {action!r}"
+        ]
+    if action in ("update", "push"):
+        return validate_view(answer.get("view"), types=("modal",))
+    if action == "clear":
+        return []
+    errors = answer.get("errors")
+    if not isinstance(errors, dict) or not errors:
+        return ["answer.errors: must be an object with at least one block id"]
+    blocks = view.get("blocks") if isinstance(view, dict) else None
+    inputs = {
+        block.get("block_id")
+        for block in blocks or []
+        if isinstance(block, dict) and block.get("type") == "input"
+    }
+    problems: Problems = []
+    for block_id, message in errors.items():
+        if block_id not in inputs:
+            problems.append(f"answer.errors.{block_id}: no input block with this block_id")
+        if not isinstance(message, str) or not message.strip():
+            problems.append(f"answer.errors.{block_id}: must be a non-empty string")
     return problems
 
 

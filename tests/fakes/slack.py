@@ -58,6 +58,7 @@ from .blockkit import (
     validate_blocks,
     validate_message,
     validate_options,
+    validate_submission_answer,
     validate_text,
     validate_view,
 )
@@ -69,10 +70,13 @@ __all__ = [
     "SlackSender",
     "SlackSignature",
     "block_actions_payload",
+    "block_suggestion_payload",
+    "shortcut_payload",
     "slash_command_payload",
     "validate_message",
     "validate_options",
     "validate_view",
+    "view_submission_payload",
 ]
 
 T = TypeVar("T")
@@ -97,6 +101,8 @@ _METHOD_SCOPES = {
     "chat.postEphemeral": "chat:write",
     "users.info": "users:read",
 }
+# A trigger_id opens one view, within this many seconds of the click or command.
+TRIGGER_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,10 @@ class FakeSlack:
     ``include_all_metadata``; both page with ``limit`` and ``cursor`` as Slack does.
     ``scopes`` (None: every scope) is the set the bot token was granted: methods that
     need another answer ``missing_scope`` with ``needed`` and ``provided``.
+    ``views.open`` and ``views.push`` take only a ``trigger_id`` the fake handed out
+    (``trigger_id()``; a ``SlackSender`` with a fake puts one in every command, click and
+    shortcut), once, within ``TRIGGER_SECONDS`` of it (by ``clock``), as Slack does:
+    otherwise ``invalid_trigger_id``, ``exchanged_trigger_id`` or ``expired_trigger_id``.
 
     ``warnings`` lists what Slack took but warned about, one ``"<where>: <warning>"``
     each: today ``missing_text_in_message_with_blocks``, for a message (Web API or
@@ -202,6 +212,9 @@ class FakeSlack:
         self._responses: list[ResponsePost] = []
         self._expired: set[str] = set()
         self._tickets: set[str] = set()
+        self._triggers: dict[str, float] = {}  # issued trigger_id -> when
+        self._exchanged: set[str] = set()
+        self._opened: list[dict[str, Any]] = []  # views opened, as Slack holds them
         self._sockets: list[ServerConnection] = []
         self._socket_connections = 0
         self._envelopes: list[dict[str, Any]] = []
@@ -351,6 +364,23 @@ class FakeSlack:
         """Make this response_url answer 404 ``expired_url`` from now on."""
         with self._cond:
             self._expired.add(name)
+
+    def trigger_id(self) -> str:
+        """A new trigger_id, as Slack puts in a command, click or shortcut."""
+        trigger = _trigger_id()
+        with self._cond:
+            self._triggers[trigger] = self._clock()
+        return trigger
+
+    def age_trigger(self, trigger: str, seconds: float) -> None:
+        """Make ``trigger`` as old as if it was handed out ``seconds`` earlier."""
+        with self._cond:
+            self._triggers[trigger] -= seconds
+
+    def opened_views(self) -> list[dict[str, Any]]:
+        """Every view opened (``views.open`` / ``views.push``), as Slack holds it, oldest first."""
+        with self._cond:
+            return copy.deepcopy(self._opened)
 
     def clear(self) -> None:
         """Forget recorded calls, responses, warnings and socket traffic (not the scripting)."""
@@ -957,13 +987,29 @@ class FakeSlack:
         return {"ok": True, "view": self._view(args["view"])}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("trigger_id"):
+        trigger = args.get("trigger_id")
+        if not trigger or not isinstance(trigger, str):
             return {"ok": False, "error": "invalid_trigger_id"}
         if not isinstance(args.get("view"), dict):
             return {"ok": False, "error": "invalid_arguments"}
         if refusal := _view_refusal(args["view"], ("modal",)):
             return refusal
-        return {"ok": True, "view": self._view(args["view"])}
+        if error := self._trigger_error(trigger):
+            return {"ok": False, "error": error}
+        self._exchanged.add(trigger)
+        view = self._view(args["view"], state={"values": {}}, hash=secrets.token_hex(8))
+        self._opened.append(copy.deepcopy(view))
+        return {"ok": True, "view": view}
+
+    def _trigger_error(self, trigger: str) -> str | None:
+        issued = self._triggers.get(trigger)
+        if issued is None:
+            return "invalid_trigger_id"
+        if trigger in self._exchanged:
+            return "exchanged_trigger_id"
+        if self._clock() - issued > TRIGGER_SECONDS:
+            return "expired_trigger_id"
+        return None
 
     def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
         # Same checks as views.open; the fake keeps no stack, so never push_limit_reached.
@@ -1357,6 +1403,159 @@ def block_actions_payload(
     return payload
 
 
+def shortcut_payload(
+    callback_id: str,
+    *,
+    user_id: str,
+    trigger_id: str,
+    team_id: str = "T1",
+    team_domain: str = "fake-team",
+    api_app_id: str = "A1",
+    action_ts: str | None = None,
+) -> dict[str, Any]:
+    """A global shortcut (``type: shortcut``): no channel, no response_url."""
+    user_name = user_id.lower()
+    return {
+        "type": "shortcut",
+        "token": _VERIFICATION_TOKEN,
+        "action_ts": action_ts or f"{time.time():.6f}",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": {"id": user_id, "username": user_name, "team_id": team_id},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "api_app_id": api_app_id,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id,
+    }
+
+
+def _input_elements(view: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(block, element) of each input block of a view Slack holds."""
+    return [
+        (block, block["element"])
+        for block in view.get("blocks") or []
+        if isinstance(block, dict)
+        and block.get("type") == "input"
+        and isinstance(block.get("element"), dict)
+    ]
+
+
+def _view_as_sent(view: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    return {**copy.deepcopy(dict(view)), "state": {"values": values}}
+
+
+def block_suggestion_payload(
+    view: Mapping[str, Any],
+    action_id: str,
+    value: str,
+    *,
+    user_id: str,
+    team_id: str = "T1",
+    team_domain: str = "fake-team",
+    api_app_id: str = "A1",
+) -> dict[str, Any]:
+    """What Slack sends while a user types ``value`` into the external_select
+    ``action_id`` of an open modal ``view`` (a view ``views.open`` answered)."""
+    found = [(b, e) for b, e in _input_elements(view) if e.get("action_id") == action_id]
+    if not found:
+        raise AssertionError(f"no external_select {action_id!r} in the view")
+    [(block, element)] = found
+    if element.get("type") not in ("external_select", "multi_external_select"):
+        raise AssertionError(f"{action_id!r} is a {element.get('type')}, not a menu")
+    least = int(element.get("min_query_length", 3))
+    if len(value) < least:
+        raise AssertionError(f"Slack asks for options only from {least} characters on")
+    user_name = user_id.lower()
+    return {
+        "type": "block_suggestion",
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "container": {"type": "view", "view_id": view.get("id")},
+        "api_app_id": api_app_id,
+        "token": _VERIFICATION_TOKEN,
+        "action_id": action_id,
+        "block_id": block["block_id"],
+        "value": value,
+        "team": {"id": team_id, "domain": team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": _view_as_sent(view, {}),
+    }
+
+
+def view_submission_payload(
+    view: Mapping[str, Any],
+    chosen: Mapping[str, str | None],
+    *,
+    user_id: str,
+    response_url: Callable[[str], str] | None = None,
+    team_id: str = "T1",
+    team_domain: str = "fake-team",
+    api_app_id: str = "A1",
+) -> dict[str, Any]:
+    """What Slack sends when a user submits ``view`` with ``chosen``: block id -> the
+    value picked (an option's value, a conversation id, the text typed; ``None``: left
+    empty). Blocks not named keep their initial value. Slack does not submit a form
+    whose required field is empty: that raises here. ``response_url(name)`` makes the
+    URLs Slack sends for conversations_select menus with ``response_url_enabled``.
+    """
+    values: dict[str, Any] = {}
+    response_urls: list[dict[str, Any]] = []
+    unknown = set(chosen) - {block.get("block_id") for block, _ in _input_elements(view)}
+    if unknown:
+        raise AssertionError(f"no input blocks {sorted(unknown)} in the view")
+    for block, element in _input_elements(view):
+        block_id, action_id, kind = block["block_id"], element.get("action_id"), element["type"]
+        if block_id in chosen:
+            picked = chosen[block_id]
+        elif kind == "conversations_select":
+            picked = element.get("initial_conversation")
+        elif kind.endswith("select") and isinstance(element.get("initial_option"), dict):
+            picked = element["initial_option"].get("value")
+        else:
+            picked = element.get("initial_value")
+        if picked in (None, "") and not block.get("optional"):
+            raise AssertionError(f"Slack does not submit the form: {block_id!r} is required")
+        state: dict[str, Any] = {"type": kind}
+        if kind == "conversations_select":
+            state["selected_conversation"] = picked or None
+            if picked and element.get("response_url_enabled") and response_url is not None:
+                response_urls.append(
+                    {
+                        "block_id": block_id,
+                        "action_id": action_id,
+                        "channel_id": picked,
+                        "response_url": response_url(f"view-{block_id}-{picked}"),
+                    }
+                )
+        elif kind.endswith("_select"):
+            state["selected_option"] = _chosen_option(element, picked) if picked else None
+        else:
+            state["value"] = picked or None
+        values[block_id] = {action_id: state}
+    user_name = user_id.lower()
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": _VERIFICATION_TOKEN,
+        "trigger_id": _trigger_id(),
+        "view": _view_as_sent(view, values),
+        "response_urls": response_urls,
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def _chosen_option(element: Mapping[str, Any], value: str) -> dict[str, Any]:
+    """The option as Slack sends it back: the menu's own, or (an external menu, or a
+    forged value) one with that value."""
+    for option in element.get("options") or []:
+        if option.get("value") == value:
+            return copy.deepcopy(dict(option))
+    return {"text": {"type": "plain_text", "text": value[:75], "emoji": True}, "value": value}
+
+
 def _default_channel_name(channel_id: str) -> str:
     return "directmessage" if channel_id.startswith("D") else f"channel-{channel_id.lower()}"
 
@@ -1474,6 +1673,7 @@ class SlackSender:
         """Slash command fields; ``fields`` as in ``slash_command_payload``."""
         fields.setdefault("team_id", self.team_id)
         fields.setdefault("api_app_id", self.api_app_id)
+        self._with_trigger(fake, fields)
         url = response_url or self._default_response_url(fake, f"command-{next(self._commands)}")
         return slash_command_payload(text, response_url=url, **fields)
 
@@ -1491,10 +1691,17 @@ class SlackSender:
         fields.setdefault("team_id", self.team_id)
         fields.setdefault("api_app_id", self.api_app_id)
         fields.setdefault("action_ts", f"{self.clock():.6f}")
+        self._with_trigger(fake, fields)
         url = response_url or self._default_response_url(fake, f"action-{next(self._actions)}")
         return block_actions_payload(
             message, action_id, user_id=user_id, response_url=url, **fields
         )
+
+    def _with_trigger(self, fake: FakeSlack | None, fields: dict[str, Any]) -> None:
+        """A trigger_id the fake will take, unless the test gave one."""
+        fake = fake or self.fake
+        if not fields.get("trigger_id") and fake is not None:
+            fields["trigger_id"] = fake.trigger_id()
 
     def _default_response_url(self, fake: FakeSlack | None, name: str) -> str:
         fake = fake or self.fake
@@ -1579,6 +1786,67 @@ class SlackSender:
         return self.action(
             payload, timestamp_offset=timestamp_offset, signature=signature, signed=signed
         )
+
+    def shortcut(
+        self, callback_id: str, *, user_id: str = "U1", trigger_id: str | None = None
+    ) -> httpx.Response:
+        """Choose the global shortcut ``callback_id`` from Slack's shortcuts menu."""
+        fake = self.fake
+        trigger = trigger_id or (fake.trigger_id() if fake is not None else _trigger_id())
+        return self.action(
+            shortcut_payload(
+                callback_id,
+                user_id=user_id,
+                trigger_id=trigger,
+                team_id=self.team_id,
+                api_app_id=self.api_app_id,
+            )
+        )
+
+    def suggest(
+        self, view: Mapping[str, Any], action_id: str, value: str, *, user_id: str = "U1"
+    ) -> list[dict[str, Any]]:
+        """Type ``value`` into the menu ``action_id`` of the open ``view``; the options the
+        app answered. An answer Slack would refuse (over 100 options, a text over 75
+        characters, a value over 150...) fails here, as the menu would show nothing."""
+        payload = block_suggestion_payload(
+            view,
+            action_id,
+            value,
+            user_id=user_id,
+            team_id=self.team_id,
+            api_app_id=self.api_app_id,
+        )
+        response = self.action(payload)
+        if response.status_code != 200:
+            raise AssertionError(f"options request answered {response.status_code}")
+        answer = response.json()
+        if problems := validate_options(answer):
+            raise AssertionError(f"Slack refuses these options: {problems}")
+        return list(answer.get("options") or [])
+
+    def submit(
+        self, view: Mapping[str, Any], chosen: Mapping[str, str | None], *, user_id: str = "U1"
+    ) -> dict[str, Any]:
+        """Submit the open ``view`` with ``chosen`` (see ``view_submission_payload``); the
+        app's answer (``{}``: the modal closes). An answer Slack would refuse (errors on
+        a block that is no input of the view, say) fails here."""
+        fake = self.fake
+        payload = view_submission_payload(
+            view,
+            chosen,
+            user_id=user_id,
+            response_url=fake.response_url if fake is not None else None,
+            team_id=self.team_id,
+            api_app_id=self.api_app_id,
+        )
+        response = self.action(payload)
+        if response.status_code != 200:
+            raise AssertionError(f"view_submission answered {response.status_code}")
+        answer = response.json() if response.content else {}
+        if problems := validate_submission_answer(answer, view):
+            raise AssertionError(f"Slack refuses this answer: {problems}")
+        return dict(answer)
 
     def post(
         self,

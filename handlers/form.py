@@ -1,0 +1,204 @@
+"""The share form: opened by `/share-image` with no text and by the "Share an image"
+shortcut, its menus' options, and its submission.
+
+Options are answered from SQLite alone (the stored image list, the known members),
+within Slack's three seconds whatever the cloud does. A submission goes through the
+same parser and the same share service as the typed command; a problem is shown next
+to its field and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.services import Services
+from bot.sharing.durations import choice_value
+from bot.sharing.errors import CommandError, FieldsInvalid, NotAllowed
+from bot.sharing.fields import choices, read_share
+from bot.slack import texts as messages
+from bot.slack.form import (
+    OPTIONS_MAX,
+    ShareForm,
+    field_errors,
+    image_list_note,
+    image_options,
+    member_options,
+    problem_text,
+)
+from bot.slack.texts import say
+from storage import Images
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+SHORTCUT = "share_image"
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the shortcut, the menus' options and the submission listeners."""
+    # The image list as SQLite holds it: the menu never waits on the cloud.
+    stored = Images(services.database)
+
+    @app.shortcut(SHORTCUT)
+    def shortcut(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        user = body["user"]["id"]
+        try:
+            open_form(services, stored, client, body["trigger_id"], user)
+        except SlackApiError as error:
+            # A global shortcut has no response_url: the log is the only place left.
+            log.warning(
+                "could not open the share form",
+                extra={"user": user, "error": error.response.get("error")},
+            )
+
+    @app.options(ShareForm.image_input)
+    def image_suggestions(ack: Ack, body: dict[str, Any]) -> None:
+        typed = str(body.get("value") or "").strip()
+        found = stored.search(typed, limit=OPTIONS_MAX)
+        known = any(image.id == typed.lower() for image in found) or (
+            len(typed) == 36 and stored.get(typed) is not None
+        )
+        ack(options=image_options(_language(services, body), found, typed, typed_stored=known))
+
+    @app.options(ShareForm.member_input)
+    def member_suggestions(ack: Ack, body: dict[str, Any]) -> None:
+        typed = str(body.get("value") or "")
+        language = _language(services, body)
+        ack(
+            options=member_options(
+                language, services.members.search(typed, limit=OPTIONS_MAX), typed
+            )
+        )
+
+    @app.view(ShareForm.callback_id)
+    def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        submit(services, ack, body, view)
+
+
+def _language(services: Services, body: dict[str, Any]) -> str:
+    user = str((body.get("user") or {}).get("id") or "")
+    return services.languages.known(user) or services.settings.BOT_DEFAULT_LANGUAGE
+
+
+def open_form(
+    services: Services,
+    stored: Images,
+    client: WebClient,
+    trigger_id: str,
+    user: str,
+    channel: str = "",
+) -> None:
+    """Open the form for `user`; the thread defaults to `channel` (a command's own).
+
+    Raises SlackApiError when Slack will not open it (an expired trigger, say).
+    """
+    settings = services.settings
+    language = services.languages.known(user) or settings.BOT_DEFAULT_LANGUAGE
+    durations = settings.share_durations
+    values = [choice_value(choice) for choice in choices(durations)]
+    default = choice_value(durations.default) if durations.default else values[0]
+    note = image_list_note(
+        language,
+        count=stored.count(),
+        refreshed_at=stored.refreshed_at(),
+        now=services.database.now(),
+        every=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
+    )
+    view = ShareForm.build(
+        language, durations=values, default_duration=default, channel=channel, note=note
+    )
+    client.views_open(trigger_id=trigger_id, view=view)
+    log.info("share form opened", extra={"user": user, "channel": channel})
+
+
+def open_from_command(
+    services: Services, client: WebClient, command: dict[str, Any], respond: Respond
+) -> None:
+    """After the command's ack: open the form, or say through response_url why not."""
+    user = command["user_id"]
+    try:
+        open_form(
+            services,
+            Images(services.database),
+            client,
+            command.get("trigger_id") or "",
+            user,
+            command.get("channel_id") or "",
+        )
+    except SlackApiError as error:
+        code = str(error.response.get("error") or "error")
+        log.warning("could not open the share form", extra={"user": user, "error": code})
+        language = services.languages.known(user) or services.settings.BOT_DEFAULT_LANGUAGE
+        respond(text=say(language, "form_open_failed", error=code), response_type="ephemeral")
+
+
+def submit(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    """Read the submission with the command's rules and ask as the command does."""
+    user = body["user"]["id"]
+    language = _language(services, body)
+    form = ShareForm.parse(view, body.get("response_urls") or ())
+    try:
+        asked = read_share(form.fields, services.settings.share_durations)
+    except FieldsInvalid as error:
+        log.info("form refused", extra={"user": user, "problem": str(error)})
+        ack(response_action="errors", errors=field_errors(language, error.problems))
+        return
+    team = (body.get("team") or {}).get("id") or body["user"].get("team_id") or ""
+    try:
+        recorded = services.share.ask(
+            user,
+            asked.share,
+            language=services.languages.known(user) or "",
+            team_id=str(team),
+            # No channel: the thread goes to the user's direct messages with the bot.
+            channel_id=form.channel or user,
+            response_url=form.response_url,
+        )
+    except CommandError as error:  # a rule of the settings, such as the longest share
+        log.info("form refused by the settings", extra={"user": user, "problem": error.problem})
+        ack(
+            response_action="errors",
+            errors={ShareForm.duration_block: problem_text(language, error)},
+        )
+        return
+    except NotAllowed as error:
+        log.info("refused", extra={"user": user, "what": error.what})
+        ack(
+            response_action="errors",
+            errors={ShareForm.image_block: say(language, "form_not_allowed")},
+        )
+        return
+    except StorageError as error:
+        log.error("database failed on the form", extra={"user": user, "error": str(error)})
+        ack(
+            response_action="errors", errors={ShareForm.image_block: say(language, "error_storage")}
+        )
+        return
+    request = recorded.request
+    if not recorded.created:
+        log.info("duplicate request", extra=request.log_fields())
+        ack(
+            response_action="errors",
+            errors={
+                ShareForm.image_block: say(
+                    language,
+                    "form_duplicate",
+                    id=request.id,
+                    state=messages.state_word(language, request.state),
+                )
+            },
+        )
+        return
+    log.info(
+        "request recorded",
+        extra={**request.log_fields(), "via": "form", "duration": str(asked.duration or "")},
+    )
+    ack()
+    services.wake()
