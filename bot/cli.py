@@ -908,13 +908,13 @@ def parser() -> argparse.ArgumentParser:
             "python -m bot sandbox --versions 1.3:CURRENT,1.2:SUPPORTED:2026-08-31,"
             "1.1:DEPRECATED:2026-08-31",
             "python -m bot sandbox --versions versions.json",
+            '  (versions.json: {"versions": [{"id": "v1.3", "status": "CURRENT"},',
+            '                                {"id": "v1.1", "status": "DEPRECATED",'
+            ' "not_before": "2026-08-31"}]})',
             "python -m bot sandbox --images images.json",
             '  (images.json: {"images": [{"id": "70a599e0-31e7-49b7-b260-868f441e862b",',
             '                              "name": "rocky9-golden", "os_distro": "rocky",',
             '                              "scp_os_version": "9.4", "size": 10737418240}]})',
-            '  (versions.json: {"versions": [{"id": "v1.3", "status": "CURRENT"},',
-            '                                {"id": "v1.1", "status": "DEPRECATED",'
-            ' "not_before": "2026-08-31"}]})',
         ],
     )
     sandbox.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787)")
