@@ -40,13 +40,16 @@ def handle(services: Services, ack: Ack, command: dict[str, Any], respond: Respo
     known = services.languages.known(user)
     language = known or services.settings.BOT_DEFAULT_LANGUAGE
     try:
-        parsed = commands.parse(command.get("text") or "")
+        parsed = commands.parse(command.get("text") or "", zone=services.settings.timezone)
     except CommandError as error:
         log.info("bad command", extra={"user": user, "problem": error.problem})
         ack(response_type="ephemeral", text=messages.command_problem(language, error))
         return
     try:
         _dispatch(services, ack, respond, command, parsed, language, known)
+    except CommandError as error:  # a user Slack does not know as an active person
+        log.info("admin command refused", extra={"user": user, "problem": error.problem})
+        ack(response_type="ephemeral", text=messages.problem(language, error))
     except LastAdmin as error:
         log.info("refused to revoke the last admin", extra={"user": user, "admin": error.user_id})
         ack(response_type="ephemeral", text=say(language, "last_admin", user=error.user_id))
@@ -88,7 +91,7 @@ def _dispatch(
         _list(services, ack, respond, user, parsed.image_id, language)
     else:
         outcome = services.admin.dispatch(parsed, by=user, now=services.database.now())
-        answer, listed = views.admin_answer(language, outcome)
+        answer, listed = views.admin_answer(language, outcome, services.settings.timezone)
         ack(response_type="ephemeral", text=answer, blocks=listed)
 
 

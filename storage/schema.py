@@ -166,3 +166,14 @@ def index_members_ignoring_case(db: sqlite_utils.Database) -> None:
         "CREATE INDEX IF NOT EXISTS share_requests_member_nocase"
         " ON share_requests (image_id, lower(member_id), state)"
     )
+
+
+@migrations()
+def record_grant_team(db: sqlite_utils.Database) -> None:
+    """Each grant records the Slack workspace (team id) it holds in.
+
+    Grants made before this step get "", the workspace not known yet: the bot fills in its
+    own team (from `auth.test`) at its next start (`Grants.claim_unrecorded`), since it only
+    ever served its own workspace. The command line, which asks Slack nothing, leaves "".
+    """
+    db.table("grants").add_column("team_id", str, not_null_default="")
