@@ -45,11 +45,19 @@ def create_app(
     listener_threads: int = 32,
     token_verification: bool = True,
 ) -> App:
-    """Build the Bolt app. Signature verification is always on."""
+    """Build the Bolt app. Signature verification is always on.
+
+    With `token_verification` (always, but in benchmarks) it asks `auth.test` which
+    workspace the bot is in; without, no request is refused for its workspace.
+    """
     settings = services.settings
+    web = client or make_web_client(settings)
+    if token_verification:
+        # The bot's own workspace: anything from another one is refused (handlers.workspace).
+        services.settle_team(str(web.auth_test().get("team_id") or ""))
     app = App(
         signing_secret=settings.SLACK_SIGNING_SECRET.get_secret_value(),
-        client=client or make_web_client(settings),
+        client=web,
         token_verification_enabled=token_verification,
         request_verification_enabled=True,
         # Listeners ack in milliseconds; a wider pool keeps a burst from queueing

@@ -10,22 +10,22 @@ import signal
 import subprocess
 import sys
 import threading
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
 from bot import metrics_folder, replica
 from bot.logs import configure_logging
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, raw_settings, zone_named
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
-from bot.slack.texts import say
+from bot.slack.texts import say, stored_when, when
 from storage import AuditLog, Database, Grants, KnownMembers, OnCall, Role
 from storage.errors import StorageError
 
@@ -669,7 +669,7 @@ def sandbox_command(args: argparse.Namespace) -> None:
 
 
 def _fail(error: CommandError) -> None:
-    values = {k: f"'{v}'" for k, v in error.values.items()}
+    values = {k: f"'{v}'" if k in {"token", "extra"} else v for k, v in error.values.items()}
     sys.exit(say("en", error.problem, **values).replace("`", ""))
 
 
@@ -678,11 +678,40 @@ def _member_name(text: str | None) -> str:
     name = (text or "").strip()
     if not name:
         sys.exit('member add needs a --name, like --name "QA account"')
-    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in name):
-        sys.exit("The name has invisible or control characters; please retype it.")
-    if len(name) > commands.MAX_NAME:
-        sys.exit(say("en", "name_too_long", limit=str(commands.MAX_NAME)))
-    return name
+    return commands.name(name)  # the same rules as `/share-image admin member add`
+
+
+def _tell_if_slack_does_not_know(user: str) -> None:
+    """A warning on stderr when Slack, asked with SLACK_BOT_TOKEN, says `user` is no person.
+
+    A warning, not a refusal: the command line is how an operator repairs the bot, also
+    when Slack cannot be reached from its host or the token is wrong, and they typed an
+    id they copied from Slack. Without a bot token nothing is asked.
+    """
+    from slack_sdk import WebClient
+
+    from bot.sharing.admin import Account
+    from bot.slack.accounts import slack_account
+
+    saved = dotenv_values(".env")
+    token = os.environ.get("SLACK_BOT_TOKEN") or saved.get("SLACK_BOT_TOKEN") or ""
+    if not token.startswith("xoxb-") or token.rstrip(".") == "xoxb-":
+        return
+    url = os.environ.get("SLACK_API_URL") or saved.get("SLACK_API_URL") or ""
+    client = WebClient(
+        token=token, base_url=url or "https://slack.com/api/", timeout=5, retry_handlers=[]
+    )
+    logging.getLogger("bot.slack.accounts").disabled = True  # the line below says it
+    account = slack_account(client, user)
+    said = {
+        Account.UNKNOWN: f"Slack knows no user {user} (users.info: user_not_found): check the id"
+        " (their profile: ⋮ → Copy member ID)",
+        Account.BOT: f"{user} is a bot or an app in Slack, not a person",
+        Account.DELETED: f"{user} is a deactivated account in Slack",
+        Account.UNCHECKED: f"could not ask Slack whether {user} exists (users.info failed)",
+    }.get(account)
+    if said:
+        print(f"warning: {said}; done anyway, as asked", file=sys.stderr)
 
 
 def _image_option(value: str | None) -> str:
@@ -723,19 +752,54 @@ class _Session:
             self._database.close()
 
 
+def _timezone() -> ZoneInfo:
+    """BOT_TIMEZONE, as the bot reads it (the environment, then .env); UTC when unset."""
+    value = raw_settings("BOT_TIMEZONE")["BOT_TIMEZONE"].value
+    try:
+        return zone_named(value) if value else ZoneInfo("UTC")
+    except ValueError as error:
+        sys.exit(f"BOT_TIMEZONE {error}")
+
+
+def _remove_shifts(
+    admin: Administration, args: argparse.Namespace, zone: ZoneInfo, actor: str
+) -> None:
+    """`oncall remove SHIFT_ID`, or `oncall remove SLACK_USER_ID --all`."""
+    number = commands.shift_id(args.target)
+    if number is not None:
+        if args.all:
+            sys.exit("--all goes with a Slack user id, not with a shift id")
+        removed = admin.remove_shift(number, by=actor)
+        if removed is None:
+            sys.exit(f"there is no shift #{number}; `python -m bot oncall list` shows their ids")
+        starts = stored_when(removed.starts_at, zone)
+        ends = stored_when(removed.ends_at, zone)
+        print(f"removed shift #{number} of {removed.user_id} ({starts} → {ends})")
+        return
+    user = commands.user_id(args.target)
+    if not args.all:
+        sys.exit(
+            f"which shift of {user}? give its id (`python -m bot oncall list` shows them),"
+            f" or add --all to remove every shift of {user}"
+        )
+    count = admin.remove_shifts(user, by=actor)
+    print(f"removed {count} shift(s)")
+
+
 def admin_command(args: argparse.Namespace) -> None:
     """grant, revoke, grants, member …, oncall …"""
     session = _Session()
     actor = _actor()
     try:
         if args.command in {"grant", "revoke"}:
-            user = commands.slack_user(args.user_id)
+            user = commands.user_id(args.user_id)
             role = commands.role(args.role)
             image = _image_option(args.image)
             scope = image or "all images"
             admin = session.admin
             if args.command == "grant":
                 changed = admin.grant(user, role, image, by=actor)
+                _tell_if_slack_does_not_know(user)
                 print(
                     f"{user} is now {role.value} for {scope}"
                     if changed
@@ -780,23 +844,25 @@ def admin_command(args: argparse.Namespace) -> None:
                 for m in known:
                     print(f"{m.member_id}\t{m.name}")
         elif args.command == "oncall":
+            zone = _timezone()
             if args.action == "add":
-                user = commands.slack_user(args.user_id)
-                starts, ends = commands.moment(args.starts), commands.moment(args.ends)
+                user = commands.user_id(args.user_id)
+                starts = commands.moment(args.starts, zone)
+                ends = commands.moment(args.ends, zone)
                 if ends <= starts:
                     raise CommandError("window_backwards")
-                session.admin.add_shift(user, starts, ends, by=actor)
-                print(f"{user} on call {starts.isoformat()} → {ends.isoformat()}")
+                shift = session.admin.add_shift(user, starts, ends, by=actor)
+                _tell_if_slack_does_not_know(user)
+                print(f"#{shift} {user} on call {when(starts, zone)} → {when(ends, zone)}")
             elif args.action == "remove":
-                user = commands.slack_user(args.user_id)
-                count = session.admin.remove_shifts(user, by=actor)
-                print(f"removed {count} shift(s)")
+                _remove_shifts(session.admin, args, zone, actor)
             else:
                 shifts = session.admin.oncall.all()
                 if not shifts:
                     print("no on-call shifts")
                 for s in shifts:
-                    print(f"{s.user_id}\t{s.starts_at}\t{s.ends_at}")
+                    shown = (stored_when(s.starts_at, zone), stored_when(s.ends_at, zone))
+                    print(f"{s.id}\t{s.user_id}\t{shown[0]}\t{shown[1]}")
     except CommandError as error:
         _fail(error)
     except StorageError as error:
@@ -1020,7 +1086,7 @@ def parser() -> argparse.ArgumentParser:
         "add",
         "add a shift",
         "Put a Slack user on call from one time to another (ISO 8601; without an offset,\n"
-        "UTC).\n\n" + DATABASE_NOTE,
+        "in BOT_TIMEZONE, default UTC). The very same shift twice is refused.\n\n" + DATABASE_NOTE,
         [
             "python -m bot oncall add U012AB3CD --from 2026-12-01T09:00+09:00"
             " --to 2026-12-01T18:00+09:00"
@@ -1029,18 +1095,22 @@ def parser() -> argparse.ArgumentParser:
     shift.add_argument("user_id", metavar="SLACK_USER_ID", help=USER_HELP)
     shift.add_argument("--from", dest="starts", required=True, metavar="ISO_TIME")
     shift.add_argument("--to", dest="ends", required=True, metavar="ISO_TIME")
-    _command(
+    remove = _command(
         oncall,
         "remove",
-        "remove a user's shifts",
-        "Remove every shift of a Slack user.\n\n" + DATABASE_NOTE,
-        ["python -m bot oncall remove U012AB3CD"],
-    ).add_argument("user_id", metavar="SLACK_USER_ID", help=USER_HELP)
+        "remove a shift, or all of a user's",
+        "Remove one shift by its id (`oncall list` shows ids), or every shift of a Slack\n"
+        "user with --all.\n\n" + DATABASE_NOTE,
+        ["python -m bot oncall remove 12", "python -m bot oncall remove U012AB3CD --all"],
+    )
+    remove.add_argument("target", metavar="SHIFT_ID_OR_USER", help="a shift id, or " + USER_HELP)
+    remove.add_argument("--all", action="store_true", help="every shift of that user")
     _command(
         oncall,
         "list",
         "list shifts",
-        "List the on-call shifts, soonest first, in UTC.\n\n" + DATABASE_NOTE,
+        "List the on-call shifts with their ids, soonest first, in BOT_TIMEZONE\n"
+        "(default UTC).\n\n" + DATABASE_NOTE,
         ["python -m bot oncall list"],
     )
     return top

@@ -18,6 +18,7 @@ from bot.sharing.admin import Administration
 from bot.sharing.images import ImageCatalog
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
+from bot.slack.accounts import slack_account
 from bot.slack.announcer import Announcer
 from bot.slack.client import CountedWebClient
 from bot.slack.languages import Languages
@@ -91,6 +92,20 @@ class Services:
             AFTER_ACK_THREADS, thread_name_prefix="after-ack"
         )
     )
+
+    # The Slack workspace the bot was installed in, from auth.test at start; "" until then.
+    team_id: str = ""
+
+    def settle_team(self, team_id: str) -> None:
+        """The bot's own workspace: requests from others are refused, grants record it."""
+        self.team_id = team_id
+        self.admin.team_id = team_id
+        claimed = self.grants.claim_unrecorded(team_id)
+        if claimed:
+            log.info(
+                "grants without a workspace recorded as this one's",
+                extra={"team": team_id, "grants": claimed},
+            )
 
     def after_ack(self, work: Callable[[], None]) -> None:
         """Run `work` on the follow-up threads; a failure is logged whole."""
@@ -175,7 +190,14 @@ def build_services(
         cloud=cloud,
         images=images,
         share=share,
-        admin=Administration(grants=grants, members=members, oncall=oncall, audit=audit),
+        admin=Administration(
+            grants=grants,
+            members=members,
+            oncall=oncall,
+            audit=audit,
+            # On the ack path: the quick client, so a slow Slack costs at most a second.
+            accounts=lambda user_id: slack_account(quick_slack, user_id),
+        ),
         languages=Languages(People(database), quick_slack, settings.BOT_DEFAULT_LANGUAGE),
         announcer=announcer,
     )

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -47,6 +48,16 @@ SECRET_SETTINGS = frozenset(
         "AWS_SECRET_ACCESS_KEY",
     }
 )
+
+
+def zone_named(value: str) -> ZoneInfo:
+    """The IANA time zone `value` names, or `Refusal` saying what it should be."""
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Refusal(
+            "is not an IANA time zone name: give one like UTC, Asia/Seoul or Europe/Berlin"
+        ) from None
 
 
 class SettingsError(Exception):
@@ -146,6 +157,9 @@ class Settings(BaseSettings):
     IMAGE_LIST_REFRESH_SECONDS: float = Field(default=300, gt=0)
     # One of the languages there is a catalog for (bot/slack/catalogs): en, ko.
     BOT_DEFAULT_LANGUAGE: str = "en"
+    # The time zone on-call times without an offset are read in, and every time is shown
+    # in: an IANA name (UTC, Asia/Seoul).
+    BOT_TIMEZONE: str = "UTC"
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.
     BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
 
@@ -319,6 +333,16 @@ class Settings(BaseSettings):
             if problem:
                 raise Refusal(problem)
         return self
+
+    @field_validator("BOT_TIMEZONE")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return zone_named(value).key
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """BOT_TIMEZONE as a time zone."""
+        return ZoneInfo(self.BOT_TIMEZONE)
 
     @property
     def scp_base_url(self) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services import Services
-from handlers import acks, approvals, endings, form, home, share_command
+from handlers import acks, approvals, endings, form, home, share_command, workspace
 
 
 def register(app: App, services: Services) -> None:
-    """Attach every listener to `app`."""
+    """Attach every listener to `app`, behind the ack timer and the check of the workspace."""
     acks.register(app, services)
+    workspace.register(app, services)
     share_command.register(app, services)
     approvals.register(app, services)
     endings.register(app, services)

@@ -68,7 +68,7 @@ def _answer(
     known = services.languages.known(user)
     language = known or services.settings.BOT_DEFAULT_LANGUAGE
     try:
-        parsed = commands.parse(text)
+        parsed = commands.parse(text, zone=services.settings.timezone)
     except CommandError as error:
         log.info("bad command", extra={"user": user, "problem": error.problem})
         ack(response_type="ephemeral", text=messages.command_problem(language, error))
@@ -80,9 +80,9 @@ def _answer(
         return "form"
     try:
         return _dispatch(services, ack, respond, command, parsed, language, known)
-    except CommandError as error:  # a rule of the settings, such as the longest share
-        log.info("refused by the settings", extra={"user": user, "problem": error.problem})
-        ack(response_type="ephemeral", text=messages.command_problem(language, error))
+    except CommandError as error:  # a rule of the settings, or a user Slack does not know
+        log.info("command refused", extra={"user": user, "problem": error.problem})
+        ack(response_type="ephemeral", text=messages.problem(language, error))
         return "refused"
     except LastAdmin as error:
         log.info("refused to revoke the last admin", extra={"user": user, "admin": error.user_id})
@@ -134,7 +134,7 @@ def _dispatch(
         _list(services, ack, respond, user, parsed.image_id, language)
     else:
         result = services.admin.dispatch(parsed, by=user, now=services.database.now())
-        answer, listed = views.admin_answer(language, result)
+        answer, listed = views.admin_answer(language, result, services.settings.timezone)
         ack(response_type="ephemeral", text=answer, blocks=listed)
     return "answered"
 

@@ -30,6 +30,7 @@ class Grant:
     image_id: str
     granted_by: str
     granted_at: str
+    team_id: str = ""  # the Slack workspace; "" when not known (granted from the CLI)
 
     @property
     def scope(self) -> str:
@@ -43,18 +44,29 @@ class Grants:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    def grant(self, user_id: str, role: Role, image_id: str = ALL_IMAGES, *, by: str) -> bool:
-        """Give `role`; False when the user had it already."""
+    def grant(
+        self, user_id: str, role: Role, image_id: str = ALL_IMAGES, *, by: str, team_id: str = ""
+    ) -> bool:
+        """Give `role` in the workspace `team_id`; False when the user had it already."""
 
         def work(db: sqlite_utils.Database) -> bool:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO grants (user_id, role, image_id, granted_by, granted_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [user_id, role.value, image_id, by, stamp(self._database.now())],
+                "INSERT OR IGNORE INTO grants"
+                " (user_id, role, image_id, granted_by, granted_at, team_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [user_id, role.value, image_id, by, stamp(self._database.now()), team_id],
             )
             return cursor.rowcount == 1
 
         return self._database.write(work)
+
+    def claim_unrecorded(self, team_id: str) -> int:
+        """Record `team_id` on the grants that have no workspace yet; how many."""
+        return self._database.write(
+            lambda db: (
+                db.execute("UPDATE grants SET team_id = ? WHERE team_id = ''", [team_id]).rowcount
+            )
+        )
 
     def revoke(
         self, user_id: str, role: Role, image_id: str = ALL_IMAGES, *, keep_last_admin: bool = False
@@ -111,6 +123,7 @@ class Grants:
                 image_id=row["image_id"],
                 granted_by=row["granted_by"] or "",
                 granted_at=row["granted_at"],
+                team_id=row["team_id"],
             )
             for row in rows
         ]

@@ -27,11 +27,17 @@ class OnCall:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    def add(self, user_id: str, starts: datetime, ends: datetime, *, by: str) -> int:
-        """Add a shift; its id."""
+    def add(self, user_id: str, starts: datetime, ends: datetime, *, by: str) -> int | None:
+        """Add a shift; its id, or None when the user has that very shift already."""
         now = stamp(self._database.now())
 
-        def work(db: sqlite_utils.Database) -> int:
+        def work(db: sqlite_utils.Database) -> int | None:
+            same = db.execute(
+                "SELECT 1 FROM oncall WHERE user_id = ? AND starts_at = ? AND ends_at = ?",
+                [user_id, stamp(starts), stamp(ends)],
+            ).fetchone()
+            if same is not None:
+                return None
             table = db.table("oncall").insert(
                 {
                     "user_id": user_id,
@@ -42,6 +48,20 @@ class OnCall:
                 }
             )
             return int(cast(int, table.last_pk))
+
+        return self._database.write(work)
+
+    def remove_one(self, shift_id: int) -> OnCallShift | None:
+        """Remove one shift by its id; the shift, or None when there is no such shift."""
+
+        def work(db: sqlite_utils.Database) -> OnCallShift | None:
+            row = db.execute(
+                "SELECT id, user_id, starts_at, ends_at FROM oncall WHERE id = ?", [shift_id]
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM oncall WHERE id = ?", [shift_id])
+            return OnCallShift(*row)
 
         return self._database.write(work)
 

@@ -222,3 +222,14 @@ def create_images(db: sqlite_utils.Database) -> None:
     db.table("images").create_index(["created_at"])
     # One row: when the whole list was last replaced.
     db.table("image_list").create({"id": int, "refreshed_at": str}, pk="id")
+
+
+@migrations()
+def record_grant_team(db: sqlite_utils.Database) -> None:
+    """Each grant records the Slack workspace (team id) it holds in.
+
+    Grants made before this step get "", the workspace not known yet: the bot fills in its
+    own team (from `auth.test`) at its next start (`Grants.claim_unrecorded`), since it only
+    ever served its own workspace. The command line, which asks Slack nothing, leaves "".
+    """
+    db.table("grants").add_column("team_id", str, not_null_default="")

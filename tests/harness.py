@@ -193,7 +193,8 @@ class BotHarness:
         return self.sender.action(payload)
 
     def grant(self, user: str, role: Role, image: str = "") -> None:
-        """Give `user` a role."""
+        """Give `user` (a user of the fake Slack from now on) a role."""
+        self.slack.knows_user(user)
         self.services.grants.grant(user, role, image, by="test")
 
     # -- looking -------------------------------------------------------------------------

@@ -405,13 +405,14 @@ def test_list_unshare_and_status(team: BotHarness, sandbox: Sandbox, slack: Fake
 def test_admins_manage_grants_members_and_oncall_from_slack(
     team: BotHarness, sandbox: Sandbox
 ) -> None:
+    team.slack.add_user("U0NEWBIE", name="newbie")
     assert team.ack_text("admin grant <@U0NEWBIE|newbie> sharer", user="UADMIN") == (
         "<@U0NEWBIE> is now sharer for all images."
     )
     assert Role.SHARER in team.services.grants.roles("U0NEWBIE", IMAGE)
-    assert team.ack_text(f"admin grant U0NEWBIE approver {OTHER_IMAGE}", user="UADMIN").startswith(
-        "<@U0NEWBIE> is now approver for `"
-    )
+    assert team.ack_text(
+        f"admin grant <@U0NEWBIE> approver {OTHER_IMAGE}", user="UADMIN"
+    ).startswith("<@U0NEWBIE> is now approver for `")
     assert "<@U0NEWBIE>: sharer (all images)" in team.ack_text("admin grants", user="UADMIN")
     assert team.ack_text("admin revoke <@U0NEWBIE> sharer", user="UADMIN") == (
         "<@U0NEWBIE> is no longer sharer for all images."
@@ -422,7 +423,7 @@ def test_admins_manage_grants_members_and_oncall_from_slack(
     assert "Partner QA" in team.ack_text("admin member list", user="UADMIN")
     assert team.ack_text(
         "admin oncall add <@U0NEWBIE> 2026-01-01T00:00Z 2026-01-02T00:00Z", user="UADMIN"
-    ).startswith("<@U0NEWBIE> is on call from 2026-01-01T00:00:00+00:00")
+    ).startswith("<@U0NEWBIE> is on call from 2026-01-01 00:00 UTC to 2026-01-02 00:00 UTC")
     assert "<@U0NEWBIE>" not in team.ack_text("admin oncall list", user="UADMIN")  # past
     assert "<@U0NEWBIE>" in team.ack_text("admin oncall list all", user="UADMIN")
 

@@ -166,7 +166,7 @@ BAD_GRANTS = [
     ),
     pytest.param(
         ["grant", "bob", "sharer"],
-        "'bob' is not a Slack user. Mention them, like @jane.",
+        "'bob' is not a Slack user id (U… or W…, in their profile: ⋮ → Copy member ID).",
         id="bad user",
     ),
     pytest.param(
@@ -281,7 +281,7 @@ def test_every_admin_command_names_its_database_and_a_new_one_is_called_new(
         ["member", "remove", "ops-1"],
         ["oncall", "add", "U99", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00"],
         ["oncall", "list"],
-        ["oncall", "remove", "U99"],
+        ["oncall", "remove", "U99", "--all"],
     ):
         run = cli(*args)
         assert run.code == 0, run
@@ -382,7 +382,7 @@ def test_help_is_printed_as_written(cli: Any) -> None:
 def test_oncall_add_list_and_remove(cli: Any) -> None:
     assert (
         ok(cli("oncall", "add", "U99", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00"))
-        == "U99 on call 2026-01-01T09:00:00+00:00 → 2026-01-01T17:00:00+00:00\n"
+        == "#1 U99 on call 2026-01-01 09:00 UTC → 2026-01-01 17:00 UTC\n"
     )
     ok(
         cli(
@@ -396,16 +396,18 @@ def test_oncall_add_list_and_remove(cli: Any) -> None:
         )
     )
 
-    # Stored and listed in UTC, soonest first.
+    # Listed with their ids in BOT_TIMEZONE (UTC by default), soonest first.
     assert ok(cli("oncall", "list")) == (
-        "U77\t2026-01-01T00:00:00.000000Z\t2026-01-01T09:00:00.000000Z\n"
-        "U99\t2026-01-01T09:00:00.000000Z\t2026-01-01T17:00:00.000000Z\n"
+        "2\tU77\t2026-01-01 00:00 UTC\t2026-01-01 09:00 UTC\n"
+        "1\tU99\t2026-01-01 09:00 UTC\t2026-01-01 17:00 UTC\n"
     )
-    assert ok(cli("oncall", "remove", "U99")) == "removed 1 shift(s)\n"
-    assert ok(cli("oncall", "remove", "U99")) == "removed 0 shift(s)\n"
-    assert ok(cli("oncall", "list")) == (
-        "U77\t2026-01-01T00:00:00.000000Z\t2026-01-01T09:00:00.000000Z\n"
+    assert ok(cli("oncall", "remove", "U99", "--all")) == "removed 1 shift(s)\n"
+    assert ok(cli("oncall", "remove", "U99", "--all")) == "removed 0 shift(s)\n"
+    assert ok(cli("oncall", "list")) == "2\tU77\t2026-01-01 00:00 UTC\t2026-01-01 09:00 UTC\n"
+    assert ok(cli("oncall", "remove", "2")) == (
+        "removed shift #2 of U77 (2026-01-01 00:00 UTC → 2026-01-01 09:00 UTC)\n"
     )
+    assert ok(cli("oncall", "list")) == "no on-call shifts\n"
 
 
 @pytest.mark.parametrize(
@@ -437,7 +439,10 @@ def test_bad_shift_times_are_refused(cli: Any, starts: str, ends: str, message: 
 def test_oncall_needs_a_slack_user(cli: Any) -> None:
     run = cli("oncall", "add", "jane", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00")
 
-    assert one_line_failure(run) == "'jane' is not a Slack user. Mention them, like @jane."
+    assert one_line_failure(run) == (
+        "'jane' is not a Slack user id (U… or W…, in their profile: ⋮ → Copy member ID)."
+    )
+    assert "ention" not in run.err  # nobody mentions anyone on a command line
 
 
 # -- missing settings ------------------------------------------------------------------------
@@ -494,6 +499,7 @@ def test_settings_come_from_a_dotenv_file_too(cli: Any, tmp_path: Path) -> None:
 @pytest.fixture
 def check_env(slack: FakeSlack, sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
     """Settings pointing at the fake Slack and the sandbox running in this process."""
+    slack.add_user("UADMIN")  # the admin the tests grant from the command line
     return {
         "SLACK_BOT_TOKEN": slack.bot_token,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -528,6 +534,8 @@ def test_check_passes_with_the_current_version(
     cli: Any, check_env: dict[str, str], slack: FakeSlack, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ok(cli("grant", "UADMIN", "admin", env=check_env))
+    assert [c.method for c in slack.calls()] == ["users.info"]  # does Slack know UADMIN?
+    slack.clear()
     run = cli("check", env=check_env)
 
     assert run.code == 0, run

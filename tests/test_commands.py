@@ -75,6 +75,11 @@ def test_what_each_command_means(text: str, expected: commands.Command) -> None:
         ("admin oncall add <@U123> yesterday tomorrow", "time_invalid"),
         ("admin oncall add <@U123> 2026-12-02T00:00Z 2026-12-01T00:00Z", "window_backwards"),
         (f"admin member add m-1 {'n' * 81}", "name_too_long"),
+        ("admin member add m-1 QA\u200baccount", "name_invisible"),
+        ("admin member add m-1 \u202eevil", "name_invisible"),
+        ("admin grant U0LOWER sharer", "user_bare"),
+        ("admin grant USLACKBOT sharer", "user_bare"),
+        ("admin oncall remove <@U123>", "oncall_remove_which"),
     ],
 )
 def test_each_bad_input_names_its_problem(text: str, problem: str) -> None:

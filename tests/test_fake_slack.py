@@ -116,11 +116,24 @@ def test_form_encoded_blocks_are_decoded_and_locale_is_per_user(
         params={"channel": "C1", "text": "t", "blocks": json.dumps(APPROVAL_BLOCKS)},
     )
     fake.set_locale("U2", "ko-KR")
+    fake.add_user("U3")
 
     assert fake.messages()[0].args["blocks"] == APPROVAL_BLOCKS
     assert client.users_info(user="U2", include_locale=True)["user"]["locale"] == "ko-KR"
     assert client.users_info(user="U3", include_locale=True)["user"]["locale"] == "en-US"
     assert "locale" not in client.users_info(user="U3")["user"]
+
+
+def test_users_info_knows_only_the_workspaces_users(fake: FakeSlack, client: WebClient) -> None:
+    fake.add_user("UROBOT", is_bot=True)
+    fake.add_user("UGONE", deleted=True)
+
+    with pytest.raises(SlackApiError) as caught:
+        client.users_info(user="U0LOWER")
+    assert caught.value.response["error"] == "user_not_found"
+    assert client.users_info(user="UROBOT")["user"]["is_bot"] is True
+    assert client.users_info(user="UGONE")["user"]["deleted"] is True
+    assert client.users_info(user="USLACKBOT")["user"]["id"] == "USLACKBOT"
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from bot.sharing.commands import Admin
-from bot.sharing.errors import LastAdmin, NotAdmin
+from bot.sharing.errors import CommandError, LastAdmin, NotAdmin
 from storage import AuditLog, Grant, Grants, KnownMember, KnownMembers, OnCall, OnCallShift, Role
+
+
+class Account(StrEnum):
+    """What Slack says of a user id a role or a shift is for."""
+
+    PERSON = "person"  # an active human user
+    UNKNOWN = "unknown"  # users.info: user_not_found
+    BOT = "bot"  # a bot user or an app (Slackbot included)
+    DELETED = "deleted"  # deactivated
+    UNCHECKED = "unchecked"  # Slack could not be asked
+
+
+# The refusal for each account that may not hold a role or a shift.
+REFUSED_ACCOUNTS = {
+    Account.UNKNOWN: "user_unknown",
+    Account.BOT: "user_is_bot",
+    Account.DELETED: "user_deleted",
+    Account.UNCHECKED: "user_unchecked",
+}
+
+
+def _everyone_is_a_person(user_id: str) -> Account:
+    return Account.PERSON
 
 
 @dataclass(frozen=True)
@@ -25,18 +50,35 @@ class Outcome:
     members: list[KnownMember] = field(default_factory=list)
     shifts: list[OnCallShift] = field(default_factory=list)
     now: datetime | None = None
+    shift: OnCallShift | None = None  # the shift `oncall remove <id>` removed
 
 
 class Administration:
     """Grants, known members and on-call changes, each recorded with who made it."""
 
     def __init__(
-        self, *, grants: Grants, members: KnownMembers, oncall: OnCall, audit: AuditLog
+        self,
+        *,
+        grants: Grants,
+        members: KnownMembers,
+        oncall: OnCall,
+        audit: AuditLog,
+        accounts: Callable[[str], Account] = _everyone_is_a_person,
     ) -> None:
         self.grants = grants
         self.members = members
         self.oncall = oncall
         self.audit = audit
+        # Asks Slack what a user id is; commands from Slack grant only to people.
+        self.accounts = accounts
+        # The Slack workspace the bot serves, recorded with each grant ("" until known).
+        self.team_id = ""
+
+    def check_person(self, user_id: str) -> None:
+        """CommandError unless Slack says `user_id` is an active person."""
+        problem = REFUSED_ACCOUNTS.get(self.accounts(user_id))
+        if problem:
+            raise CommandError(problem, user=user_id)
 
     def dispatch(self, command: Admin, *, by: str, now: datetime) -> Outcome:
         """Carry out an admin command from Slack for `by`; `NotAdmin` unless an admin.
@@ -55,6 +97,7 @@ class Administration:
         if what in {"grant", "revoke"}:
             assert command.role is not None
             if what == "grant":
+                self.check_person(command.user_id)
                 changed = self.grant(command.user_id, command.role, command.image_id, by=by)
             else:
                 changed = self.revoke(command.user_id, command.role, command.image_id, by=by)
@@ -66,9 +109,13 @@ class Administration:
             return Outcome(command, changed=self.remove_member(command.member_id, by=by))
         if what == "oncall add":
             assert command.starts is not None and command.ends is not None
+            self.check_person(command.user_id)
             self.add_shift(command.user_id, command.starts, command.ends, by=by)
             return Outcome(command)
         assert what == "oncall remove", what
+        if command.shift_id:
+            removed = self.remove_shift(command.shift_id, by=by)
+            return Outcome(command, changed=removed is not None, shift=removed)
         return Outcome(command, count=self.remove_shifts(command.user_id, by=by))
 
     def is_admin(self, user_id: str) -> bool:
@@ -77,7 +124,7 @@ class Administration:
 
     def grant(self, user_id: str, role: Role, image_id: str, *, by: str) -> bool:
         """Give a role; False if already held."""
-        added = self.grants.grant(user_id, role, image_id, by=by)
+        added = self.grants.grant(user_id, role, image_id, by=by, team_id=self.team_id)
         if added:
             self.audit.record(by, "grant", f"{user_id} {role.value} {image_id or '*'}")
         return added
@@ -107,10 +154,19 @@ class Administration:
         return removed
 
     def add_shift(self, user_id: str, starts: datetime, ends: datetime, *, by: str) -> int:
-        """Put someone on call."""
+        """Put someone on call; CommandError when they have that very shift already."""
         shift = self.oncall.add(user_id, starts, ends, by=by)
+        if shift is None:
+            raise CommandError("oncall_exists", user=user_id)
         self.audit.record(by, "oncall add", f"{user_id} {starts.isoformat()} {ends.isoformat()}")
         return shift
+
+    def remove_shift(self, shift_id: int, *, by: str) -> OnCallShift | None:
+        """Remove one shift by its id; the shift, or None when there is none."""
+        removed = self.oncall.remove_one(shift_id)
+        if removed is not None:
+            self.audit.record(by, "oncall remove", f"#{shift_id} {removed.user_id}")
+        return removed
 
     def remove_shifts(self, user_id: str, *, by: str) -> int:
         """Take someone off call."""

@@ -9,7 +9,8 @@
     /share-image admin grant|revoke <@user> <role> [image_id]
     /share-image admin grants
     /share-image admin member add <member_id> <name…> | remove <member_id> | list
-    /share-image admin oncall add <@user> <from> <to> | remove <@user> | list [all]
+    /share-image admin oncall add <@user> <from> <to> | remove <shift id> | remove <@user> --all
+    /share-image admin oncall list [all]
 
 Nothing that fails these rules gets any further: ids reach the cloud API and its
 URLs only once they match the API's own patterns, ASCII only.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from bot.sharing.durations import Duration, parse_duration
 from bot.sharing.errors import CommandError
@@ -28,7 +29,9 @@ from storage.grants import Role
 
 IMAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 MEMBER_ID = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
-SLACK_USER = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>|([UW][A-Z0-9]{2,20})", re.ASCII)
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}", re.ASCII)
+# What Slack sends for a mention the client resolved (`should_escape`): `<@U123|jane>`.
+MENTION = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>", re.ASCII)
 MAX_TEXT = 1000
 MAX_REASON = 300
 MAX_NAME = 80
@@ -87,6 +90,8 @@ class Admin:
     ends: datetime | None = None
     # `oncall list all` (or `--all`): past shifts too, not only current and coming ones.
     past: bool = False
+    # `oncall remove <shift id>`; 0 with a user_id: every shift of that user (`--all`).
+    shift_id: int = 0
 
 
 Command = Share | ListMembers | Status | Help | Form | Admin
@@ -130,11 +135,35 @@ def reason(words: list[str]) -> str:
 
 
 def slack_user(token: str) -> str:
-    """A user id from a mention (`<@U123|name>`) or a bare `U123`."""
-    match = SLACK_USER.fullmatch(token)
-    if not match:
-        raise CommandError("user_invalid", token=_shown(token))
-    return match.group(1) or match.group(2)
+    """The user id of a mention Slack resolved (`<@U123|name>`); a bare word is refused.
+
+    Only a mention names someone Slack knows: a typed `U0LOWER` or `USLACKBOT` is a word.
+    """
+    match = MENTION.fullmatch(token)
+    if match:
+        return match.group(1)
+    if USER_ID.fullmatch(token):
+        raise CommandError("user_bare", token=_shown(token))
+    raise CommandError("user_invalid", token=_shown(token))
+
+
+def user_id(token: str) -> str:
+    """A Slack user id as the command line takes it: `U012AB3CD` (a mention also does)."""
+    if USER_ID.fullmatch(token):
+        return token
+    match = MENTION.fullmatch(token)
+    if match:
+        return match.group(1)
+    raise CommandError("user_id_invalid", token=_shown(token))
+
+
+def name(text: str) -> str:
+    """A known member's name: one line of visible text, at most MAX_NAME characters."""
+    if len(text) > MAX_NAME:
+        raise CommandError("name_too_long", limit=str(MAX_NAME))
+    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in text):
+        raise CommandError("name_invisible")
+    return text
 
 
 def role(token: str) -> Role:
@@ -145,13 +174,21 @@ def role(token: str) -> Role:
         raise CommandError("role_invalid", token=_shown(token)) from None
 
 
-def moment(token: str) -> datetime:
-    """An ISO 8601 time; UTC when no offset is given."""
+def moment(token: str, zone: tzinfo = UTC) -> datetime:
+    """An ISO 8601 time; in `zone` (BOT_TIMEZONE) when no offset is given."""
     try:
         parsed = datetime.fromisoformat(token)
     except ValueError:
         raise CommandError("time_invalid", token=_shown(token)) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+def shift_id(token: str) -> int | None:
+    """A shift id (`12` or `#12`) as `oncall list` shows it; None for anything else."""
+    digits = token.removeprefix("#")
+    if digits.isascii() and digits.isdigit() and 0 < len(digits) <= 18 and int(digits) > 0:
+        return int(digits)
+    return None
 
 
 def _split(text: str) -> list[str]:
@@ -167,8 +204,8 @@ def _need(words: list[str], count: int, usage: str) -> None:
         raise CommandError("missing_arguments", usage=usage)
 
 
-def parse(text: str) -> Command:
-    """Read the text typed after `/share-image`."""
+def parse(text: str, *, zone: tzinfo = UTC) -> Command:
+    """Read the text typed after `/share-image`; times without an offset are in `zone`."""
     words = _split(text)
     if not words:
         return Form()
@@ -186,7 +223,7 @@ def parse(text: str) -> Command:
         _need(words, 3, "unshare <image_id> <member_id> [reason]")
         return Share(image_id(words[1]), member_id(words[2]), reason(words[3:]), unshare=True)
     if verb == "admin":
-        return _admin(words[1:])
+        return _admin(words[1:], zone)
     if len(words) < 2:
         # One word: either an image id without a member, or an unknown verb.
         if IMAGE_ID.fullmatch(words[0].lower()):
@@ -212,7 +249,7 @@ def _duration(words: list[str]) -> tuple[Duration | None, list[str]]:
     return parse_duration(value), words[1:]
 
 
-def _admin(words: list[str]) -> Admin:
+def _admin(words: list[str], zone: tzinfo) -> Admin:
     if not words:
         raise CommandError("admin_usage")
     verb = words[0].lower()
@@ -228,10 +265,9 @@ def _admin(words: list[str]) -> Admin:
             return Admin("member list")
         if sub == "add":
             _need(words, 4, "admin member add <member_id> <name>")
-            name = " ".join(words[3:])
-            if len(name) > MAX_NAME:
-                raise CommandError("name_too_long", limit=str(MAX_NAME))
-            return Admin("member add", member_id=member_id(words[2]), name=reason([name]))
+            return Admin(
+                "member add", member_id=member_id(words[2]), name=name(" ".join(words[3:]))
+            )
         if sub == "remove":
             _need(words, 3, "admin member remove <member_id>")
             return Admin("member remove", member_id=member_id(words[2]))
@@ -245,12 +281,20 @@ def _admin(words: list[str]) -> Admin:
             return Admin("oncall list", past=bool(extra))
         if sub == "add":
             _need(words, 5, "admin oncall add <@user> <from> <to>")
-            starts, ends = moment(words[3]), moment(words[4])
+            starts, ends = moment(words[3], zone), moment(words[4], zone)
             if ends <= starts:
                 raise CommandError("window_backwards")
             return Admin("oncall add", user_id=slack_user(words[2]), starts=starts, ends=ends)
         if sub == "remove":
-            _need(words, 3, "admin oncall remove <@user>")
-            return Admin("oncall remove", user_id=slack_user(words[2]))
+            _need(words, 3, "admin oncall remove <shift id> | <@user> --all")
+            number = shift_id(words[2])
+            if number is not None:
+                if len(words) > 3:
+                    raise CommandError("extra_arguments", extra=_shown(" ".join(words[3:])))
+                return Admin("oncall remove", shift_id=number)
+            user = slack_user(words[2])
+            if [w.lower() for w in words[3:]] not in (["--all"], ["all"]):
+                raise CommandError("oncall_remove_which", user=user)
+            return Admin("oncall remove", user_id=user)
         raise CommandError("admin_usage")
     raise CommandError("admin_usage")

@@ -12,10 +12,13 @@ from __future__ import annotations
 import string
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.sharing.errors import CommandError
+from storage.database import unstamp
 
 CATALOGS = Path(__file__).with_name("catalogs")
 FALLBACK = "en"
@@ -96,6 +99,21 @@ def say(language: str, key: str, **values: object) -> str:
     texts = catalog(language).texts
     template = texts.get(key) or catalog(FALLBACK).texts[key]
     return template.format(**values)
+
+
+def when(moment: datetime, zone: ZoneInfo) -> str:
+    """A time in BOT_TIMEZONE (`2026-12-01 09:00 Asia/Seoul`), and in the offset it was
+    given when that differs (`(2026-12-01T01:00+01:00)`)."""
+    local = moment.astimezone(zone)
+    shown = f"{local:%Y-%m-%d %H:%M} {zone.key}"
+    if moment.tzinfo is not None and moment.utcoffset() != local.utcoffset():
+        shown += f" ({moment.isoformat(timespec='minutes')})"
+    return shown
+
+
+def stored_when(text: str, zone: ZoneInfo) -> str:
+    """A stored UTC timestamp shown in BOT_TIMEZONE."""
+    return when(unstamp(text).astimezone(zone), zone)
 
 
 def usage(language: str) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -43,9 +44,20 @@ from bot.sharing.admin import Outcome
 from bot.sharing.commands import MAX_REASON
 from bot.sharing.durations import time_left
 from bot.sharing.request import RequestState, ShareRequest
-from bot.slack.texts import code, escape, failure_word, mentions, say, state_word
+from bot.slack.texts import (
+    code,
+    escape,
+    failure_word,
+    mentions,
+    say,
+    state_word,
+    stored_when,
+    when,
+)
 from storage import Grant, ImageRow, KnownMember, OnCallShift
 from storage.requests import parse_stamp
+
+UTC_ZONE = ZoneInfo("UTC")
 
 BlockDict = dict[str, Any]
 
@@ -754,7 +766,12 @@ def known_members_listing(
 
 
 def oncall_listing(
-    language: str, shifts: Sequence[OnCallShift], *, now: datetime, past: bool = False
+    language: str,
+    shifts: Sequence[OnCallShift],
+    *,
+    now: datetime,
+    past: bool = False,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
     """`/share-image admin oncall list [all]`: current and coming shifts, soonest first.
 
@@ -769,7 +786,11 @@ def oncall_listing(
     if not listed:
         text = "\n".join([say(language, "oncall_none_coming"), note])
         return text, _message([_section(say(language, "oncall_none_coming")), _context(note)])
-    lines = [f"• <@{s.user_id}>: {s.starts_at[:16]} → {s.ends_at[:16]} UTC" for s in listed]
+    lines = [
+        f"• #{s.id} <@{s.user_id}>: {stored_when(s.starts_at, zone)}"
+        f" → {stored_when(s.ends_at, zone)}"
+        for s in listed
+    ]
     return listing(
         say(language, "oncall_header"),
         lines,
@@ -778,8 +799,12 @@ def oncall_listing(
     )
 
 
-def admin_answer(language: str, outcome: Outcome) -> tuple[str, list[BlockDict] | None]:
-    """What an admin command's ack says: a list as text and blocks, a change as text."""
+def admin_answer(
+    language: str, outcome: Outcome, zone: ZoneInfo = UTC_ZONE
+) -> tuple[str, list[BlockDict] | None]:
+    """What an admin command's ack says: a list as text and blocks, a change as text.
+
+    Times are shown in `zone` (BOT_TIMEZONE)."""
     command = outcome.command
     what = command.what
     if what == "grants":
@@ -788,11 +813,13 @@ def admin_answer(language: str, outcome: Outcome) -> tuple[str, list[BlockDict] 
         return known_members_listing(language, outcome.members)
     if what == "oncall list":
         assert outcome.now is not None
-        return oncall_listing(language, outcome.shifts, now=outcome.now, past=command.past)
-    return admin_change(language, outcome), None
+        return oncall_listing(
+            language, outcome.shifts, now=outcome.now, past=command.past, zone=zone
+        )
+    return admin_change(language, outcome, zone), None
 
 
-def admin_change(language: str, outcome: Outcome) -> str:
+def admin_change(language: str, outcome: Outcome, zone: ZoneInfo = UTC_ZONE) -> str:
     """What an admin change did, in one sentence."""
     command = outcome.command
     what = command.what
@@ -820,10 +847,22 @@ def admin_change(language: str, outcome: Outcome) -> str:
             language,
             "oncall_added",
             user=command.user_id,
-            starts=command.starts.isoformat(),
-            ends=command.ends.isoformat(),
+            starts=when(command.starts, zone),
+            ends=when(command.ends, zone),
         )
     assert what == "oncall remove", what
+    if command.shift_id:
+        shift = outcome.shift
+        if shift is None:
+            return say(language, "oncall_no_such_shift", id=command.shift_id)
+        return say(
+            language,
+            "oncall_removed_one",
+            id=shift.id,
+            user=shift.user_id,
+            starts=stored_when(shift.starts_at, zone),
+            ends=stored_when(shift.ends_at, zone),
+        )
     return say(language, "oncall_removed", user=command.user_id, count=outcome.count)
 
 

@@ -204,7 +204,11 @@ class FakeSlack:
         self._messages: dict[str, dict[str, Any]] = {}  # ts -> current message, with "channel"
         self._last_ts = 0  # microseconds of the last ts handed out
         self._view_counter = itertools.count(1)
-        self._users: dict[str, dict[str, Any]] = {}
+        # The workspace's users: users.info knows these only. Slackbot, as Slack, and the bot.
+        self._users: dict[str, dict[str, Any]] = {
+            "USLACKBOT": {"name": "slackbot", "real_name": "Slackbot"},
+            bot_user_id: {"name": "sharebot", "is_bot": True},
+        }
         self._locales: dict[str, str] = {}
         self._rate_limits: dict[str, list[int]] = {}
         self._failures: dict[str, list[str]] = {}
@@ -333,9 +337,25 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ scripting
 
-    def set_locale(self, user_id: str, locale: str) -> None:
-        """Locale that ``users.info(include_locale=True)`` reports for this user."""
+    def add_user(
+        self, user_id: str, *, is_bot: bool = False, deleted: bool = False, **fields: Any
+    ) -> None:
+        """Make ``user_id`` a user of the workspace (``users.info`` answers
+        ``user_not_found`` for anyone else, as Slack does); a bot or a deactivated one."""
         with self._cond:
+            user = self._users.setdefault(user_id, {})
+            user.update(fields)
+            user.update(is_bot=is_bot, deleted=deleted)
+
+    def knows_user(self, user_id: str) -> None:
+        """``user_id`` is a user, as it is already if added before (fields kept)."""
+        with self._cond:
+            self._users.setdefault(user_id, {})
+
+    def set_locale(self, user_id: str, locale: str) -> None:
+        """Locale that ``users.info(include_locale=True)`` reports for this user (a user now)."""
+        with self._cond:
+            self._users.setdefault(user_id, {})
             self._locales[user_id] = locale
 
     def set_user(self, user_id: str, **fields: Any) -> None:
@@ -948,7 +968,7 @@ class FakeSlack:
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = args.get("user")
-        if not user_id:
+        if not user_id or user_id not in self._users:
             return {"ok": False, "error": "user_not_found"}
         user: dict[str, Any] = {
             "id": user_id,
@@ -1729,6 +1749,8 @@ class SlackSender:
         signed: bool = True,
     ) -> httpx.Response:
         """POST a slash command as ``application/x-www-form-urlencoded``."""
+        if self.fake is not None:
+            self.fake.knows_user(user_id)  # whoever types a command is a user
         payload = self.command_payload(
             text,
             response_url=response_url,
@@ -1756,6 +1778,9 @@ class SlackSender:
         signed: bool = True,
     ) -> httpx.Response:
         """POST an interaction (block_actions, view_submission...) as ``payload=<JSON>``."""
+        user = payload.get("user")
+        if self.fake is not None and isinstance(user, dict) and isinstance(user.get("id"), str):
+            self.fake.knows_user(user["id"])  # whoever clicks is a user of some workspace
         body = urlencode({"payload": json.dumps(payload)})
         return self.post(
             body, timestamp_offset=timestamp_offset, signature=signature, signed=signed
@@ -1881,6 +1906,7 @@ class SlackSender:
     ) -> dict[str, Any]:
         """Send a slash command over Socket Mode; returns the client's ack."""
         payload = self.command_payload(text, fake=fake, **fields)
+        fake.knows_user(payload["user_id"])
         return fake.socket_send("slash_commands", payload, timeout=timeout)
 
     def socket_click(
@@ -1895,6 +1921,7 @@ class SlackSender:
     ) -> dict[str, Any]:
         """Click a button over Socket Mode; returns the client's ack."""
         payload = self.click_payload(message_call, action_id, user_id=user_id, fake=fake, **fields)
+        fake.knows_user(user_id)
         return fake.socket_send(
             "interactive", payload, accepts_response_payload=False, timeout=timeout
         )

@@ -1,0 +1,68 @@
+"""Only the bot's own workspace: a request from any other is refused before any listener.
+
+Enterprise Grid, a channel shared with another organisation, or a second install of the
+same app all bring requests whose team is not the one `auth.test` named at start. Grants
+are per workspace, so none of these is obeyed: the sender is told, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App, BoltResponse
+from slack_bolt.context import BoltContext
+
+from bot.services import Services
+from bot.slack.texts import say
+
+log = logging.getLogger(__name__)
+
+
+def team_of(body: dict[str, Any]) -> str:
+    """The workspace a request comes from: the user's own team where the payload says it."""
+    user = body.get("user")
+    if isinstance(user, dict) and isinstance(user.get("team_id"), str):
+        return str(user["team_id"])
+    team = body.get("team")
+    if isinstance(team, dict) and isinstance(team.get("id"), str):
+        return str(team["id"])
+    return str(body.get("team_id") or "")
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the workspace check in front of every listener."""
+
+    @app.middleware
+    def only_our_workspace(
+        body: dict[str, Any], context: BoltContext, ack: Ack, next: Callable[[], None]
+    ) -> BoltResponse | None:
+        ours = services.team_id
+        theirs = team_of(body)
+        if not ours or theirs == ours:
+            next()
+            return None
+        log.warning(
+            "refused a request from another workspace",
+            extra={"team": theirs, "ours": ours, "kind": body.get("type") or body.get("command")},
+        )
+        # A middleware that does not call next() answers Slack with what it returns.
+        text = say(services.settings.BOT_DEFAULT_LANGUAGE, "other_workspace")
+        if body.get("command"):
+            return ack(response_type="ephemeral", text=text)
+        if body.get("type") == "view_submission":
+            field = next_input((body.get("view") or {}).get("blocks") or [])
+            return ack(response_action="errors", errors={field: text}) if field else ack()
+        if body.get("type") == "block_actions" and context.respond is not None:
+            context.respond(text=text, response_type="ephemeral", replace_original=False)
+        # An event (the Home tab) is only acknowledged: the bot shows nothing elsewhere.
+        return ack()
+
+
+def next_input(blocks: list[Any]) -> str:
+    """The block id of a view's first input, where a refusal can be shown; "" if none."""
+    for block in blocks:
+        if isinstance(block, dict) and block.get("type") == "input" and block.get("block_id"):
+            return str(block["block_id"])
+    return ""
