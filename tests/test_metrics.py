@@ -546,3 +546,26 @@ def test_a_metrics_folder_that_cannot_be_made_stops_the_start_with_its_name(
     assert str(stopped.value).startswith(
         f"share-image-bot cannot start: cannot use the metrics folder {tmp_path / 'taken'}: "
     )
+
+
+def test_slack_calls_of_a_listener_are_counted_too(team: BotHarness, slack: FakeSlack) -> None:
+    team.ack_text(f"{IMAGE} {MEMBER}", user="UREQ")
+    team.wait_state("awaiting_approval")
+    posted = team.parent("CAPPROVE")
+    page = MetricsPage(team.services.requests, max_age=0)
+    before = parse(page.render().decode())[1]
+
+    assert team.sender.click(posted, "deny", user_id="UAPP2").status_code == 200
+    opened = ("share_image_slack_calls_total", _labels(method="views.open", error="ok"))
+    # Counted once slack-sdk has read Slack's answer, a moment after the fake saw the call.
+    after = slack.wait_for(
+        lambda: (
+            (now := parse(page.render().decode())[1]).get(opened, 0) > before.get(opened, 0) and now
+        ),
+        what="views.open counted",
+    )
+
+    change = moved(before, after)
+    # Bolt's own client for the click, counted like the worker's.
+    assert change[opened] == 1
+    assert change[("share_image_ack_seconds_count", ())] == 1

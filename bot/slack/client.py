@@ -36,21 +36,3 @@ class CountedWebClient(WebClient):
             raise
         metrics.slack_call(api_method, "ok")
         return response
-
-    @classmethod
-    def like(cls, client: WebClient) -> CountedWebClient:
-        """A counted client with `client`'s token, URL, timeout, team and retries."""
-        if isinstance(client, cls):
-            return client
-        counted = cls(
-            token=client.token,
-            base_url=client.base_url,
-            timeout=client.timeout,
-            ssl=client.ssl,
-            proxy=client.proxy,
-            headers=client.headers,
-            logger=client.logger,
-            retry_handlers=client.retry_handlers,
-        )
-        counted.default_params = dict(client.default_params)
-        return counted
