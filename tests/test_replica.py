@@ -281,6 +281,8 @@ def a_days_work(bot: BotProcess, host: Host, slack: FakeSlack) -> None:
             assert response.status_code == 200, response.text
             return str(response.json().get("text", ""))
 
+        for user in (SHARER, REQUESTER, APPROVER, *(f"U0EXTRA{n:03d}" for n in range(GRANTS))):
+            slack.add_user(user)  # people of the workspace, as users.info knows them
         for user, role in ((SHARER, "sharer"), (REQUESTER, "requester"), (APPROVER, "approver")):
             assert ack(f"admin grant <@{user}> {role}", ADMIN).startswith(f"<@{user}> is now")
         for n in range(GRANTS):
@@ -385,6 +387,7 @@ def test_a_new_host_restores_everything_and_carries_on_replicating(
     [waiting_card] = [c for c in slack.messages("CAPPROVE") if c.ts == card_ts]
     with SlackSender(f"{replacement.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
         assert sender.click(waiting_card, "approve", user_id=APPROVER).status_code == 200
+        slack.add_user("U0LATECOMER")
         ack = sender.command("admin grant <@U0LATECOMER> approver", user_id=ADMIN)
         assert ack.json()["text"].startswith("<@U0LATECOMER> is now")
     replacement.wait_until(
