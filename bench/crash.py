@@ -23,11 +23,9 @@ import contextlib
 import os
 import random
 import re
-import shutil
 import signal
 import sqlite3
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -37,7 +35,15 @@ from pathlib import Path
 from bench.fakes import ACCESS_KEY, SECRET_KEY, LocalFakes
 from bench.load import Command, fire
 from bench.procs import Service, command_line, free_port, tree
-from bench.run import HOST, SIGNING_SECRET, ack_accepted, child_env, grant_sharers, progress
+from bench.run import (
+    HOST,
+    SIGNING_SECRET,
+    ack_accepted,
+    child_env,
+    grant_sharers,
+    in_workdir,
+    progress,
+)
 from bot.scp.sandbox import Fault
 
 NOTIFY = "CCRASHNOTIFY"
@@ -276,17 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 when nothing was said or sent twice and nothing went wrong, else 1."""
     args = parser().parse_args(argv)
     started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="share-image-crash-"))
-    try:
-        tally = crash_rounds(args, workdir)
-    except (RuntimeError, TimeoutError, OSError) as error:
-        progress(f"the crash rounds could not run: {error}")
-        return 2
-    finally:
-        if args.keep:
-            progress(f"work directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    found, code = in_workdir(
+        "share-image-crash-",
+        "the crash rounds",
+        args.keep,
+        lambda workdir: crash_rounds(args, workdir),
+    )
+    if found is None:
+        return code
+    tally = found
     print(report(args, tally, time.monotonic() - started))
     bad = (
         tally.parents_twice,

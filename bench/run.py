@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.bare_app import LISTENER_THREADS, SERVER_THREADS
 from bench.fakes import (
@@ -721,6 +721,34 @@ def interruptible() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+T = TypeVar("T")
+
+
+def in_workdir(
+    prefix: str, what: str, keep: bool, work: Callable[[Path], T]
+) -> tuple[T | None, int]:
+    """Run `work` in a new temporary folder, removed afterwards unless `keep`.
+
+    Returns its result and 0; or None and the exit code (130 when interrupted, 2 when
+    `what` could not run), having said why.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        with interruptible():
+            return work(workdir), 0
+    except KeyboardInterrupt:
+        progress("interrupted; every process it started is stopped")
+        return None, 130
+    except (RuntimeError, TimeoutError, OSError) as error:
+        progress(f"{what} could not run: {error}")
+        return None, 2
+    finally:
+        if keep:
+            progress(f"work directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def measure(args: argparse.Namespace, workdir: Path) -> Report:
     """Run everything asked for; all processes are gone when this returns or raises."""
     report = Report(options=vars(args).copy())
@@ -763,21 +791,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.n < 1 or args.runs < 1 or args.users < 1 or args.channels < 1:
         parser().error("--n, --runs, --users and --channels must be at least 1")
     started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="share-image-bench-"))
-    try:
-        with interruptible():
-            report = measure(args, workdir)
-    except KeyboardInterrupt:
-        progress("interrupted; every process it started is stopped")
-        return 130
-    except (RuntimeError, TimeoutError, OSError) as error:
-        progress(f"the benchmark could not run: {error}")
-        return 2
-    finally:
-        if args.keep:
-            progress(f"work directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    found, code = in_workdir(
+        "share-image-bench-", "the benchmark", args.keep, lambda workdir: measure(args, workdir)
+    )
+    if found is None:
+        return code
+    report = found
     parts = []
     if report.bot is not None:
         parts.append(burst_table(report, args))

@@ -554,10 +554,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the soak; 0 when nothing was lost, sent twice or left stuck, else 1 (2: no run)."""
-    import shutil
-    import tempfile
-
-    from bench.run import interruptible, progress
+    from bench.run import in_workdir, progress
 
     args = parser().parse_args(argv)
     if args.rate is None:
@@ -567,21 +564,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rate <= 0 or args.minutes <= 0 or args.burst < 1 or args.users < 1:
         progress("--rate, --minutes, --burst and --users must be positive")
         return 2
-    workdir = Path(tempfile.mkdtemp(prefix="share-image-soak-"))
-    try:
-        with interruptible():
-            result = run_soak(args, workdir)
-    except KeyboardInterrupt:
-        progress("interrupted; every process it started is stopped")
-        return 130
-    except (RuntimeError, TimeoutError, OSError) as error:
-        progress(f"the soak could not run: {error}")
-        return 2
-    finally:
-        if args.keep:
-            progress(f"work directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    found, code = in_workdir(
+        "share-image-soak-", "the soak", args.keep, lambda workdir: run_soak(args, workdir)
+    )
+    if found is None:
+        return code
+    result = found
     if args.json:
         print(json.dumps(as_json(result), indent=2))
     else:

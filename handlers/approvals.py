@@ -20,6 +20,7 @@ from bot.sharing.rules import Refusal
 from bot.sharing.service import Decision
 from bot.slack.texts import mentions, problem, say, state_word
 from bot.slack.views import APPROVE, DENY, DenyModal, MalformedSubmission
+from handlers.clicks import clicked_request
 from storage import Role
 
 log = logging.getLogger(__name__)
@@ -96,22 +97,8 @@ def register(app: App, services: Services) -> None:
 
 
 def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest | None:
-    """The request a click is about, only if the click came from that request's own card."""
-    try:
-        request_id = int(body["actions"][0]["value"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-    request = services.requests.get(request_id)
-    if request is None:
-        return None
-    message_ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get(
-        "message_ts"
-    )
-    card_ts = services.messages.get(request_id).card_ts
-    if card_ts is None or message_ts != card_ts:
-        log.warning("click does not match the request's card", extra={"request": request_id})
-        return None
-    return request
+    """The request a click is about, only if the click came from its card."""
+    return clicked_request(services, body, lambda told: told.card_ts, "card")
 
 
 def _after(services: Services, decision: Decision, clicker: str, respond: Respond) -> None:

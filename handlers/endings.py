@@ -19,6 +19,7 @@ from bot.sharing.service import Ending, EndRefusal
 from bot.slack import texts as messages
 from bot.slack.texts import code, say, state_word
 from bot.slack.views import EXTEND, REMOVE_NOW, member_label
+from handlers.clicks import clicked_request
 
 log = logging.getLogger(__name__)
 
@@ -111,22 +112,8 @@ def _channel(body: dict[str, Any]) -> str:
 
 
 def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest | None:
-    """The share a click is about, only if the click came from that share's reminder."""
-    try:
-        request_id = int(body["actions"][0]["value"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-    request = services.requests.get(request_id)
-    if request is None:
-        return None
-    message_ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get(
-        "message_ts"
-    )
-    reminder_ts = services.messages.get(request_id).reminder_ts
-    if reminder_ts is None or message_ts != reminder_ts:
-        log.warning("click does not match the share's reminder", extra={"request": request_id})
-        return None
-    return request
+    """The request a click is about, only if the click came from its reminder."""
+    return clicked_request(services, body, lambda told: told.reminder_ts, "reminder")
 
 
 def _refused(
