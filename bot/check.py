@@ -284,6 +284,43 @@ def _replica_lag(database: Path, written: datetime | None) -> float:
     return max(0.0, changed - written.timestamp() - 2.0)
 
 
+# The bot scopes the bot uses (manifest.yml asks for each), and what fails without one.
+SCOPES = {
+    "commands": "the /share-image command and the shortcut",
+    "chat:write": "every message: parents, threads, cards, notify lines",
+    "im:write": "direct messages when a command's response_url has expired",
+    "users:read": "users' languages, and checking a granted user is a person",
+    "channels:read": "check's look at the approval and notify channels (public)",
+    "groups:read": "check's look at the approval and notify channels (private)",
+    "channels:history": "after a crash, finding a message already posted (public channels)",
+    "groups:history": "after a crash, finding a message already posted (private channels)",
+    "im:history": "after a crash, finding a message already posted (direct messages)",
+    "mpim:history": "after a crash, finding a message already posted (group DMs)",
+}
+
+
+def _check_scopes(answer: object, report: _Report) -> None:
+    """The token's scopes, as Slack reports them with every answer (`x-oauth-scopes`)."""
+    headers = getattr(answer, "headers", None) or {}
+    granted = next(
+        (str(v) for k, v in dict(headers).items() if str(k).lower() == "x-oauth-scopes"), None
+    )
+    if granted is None:
+        return  # Slack did not say (a proxy dropped the header): nothing to compare
+    have = {scope.strip() for scope in granted.split(",") if scope.strip()}
+    missing = [scope for scope in SCOPES if scope not in have]
+    if not missing:
+        report.ok("Slack scopes", f"all {len(SCOPES)} the bot uses")
+        return
+    report.warn(
+        "Slack scopes",
+        f"the token lacks {', '.join(missing)}",
+        *(f"    {scope}: {SCOPES[scope]}" for scope in missing),
+        "    do:     add them under OAuth & Permissions (or update the app from manifest.yml)"
+        " and reinstall the app",
+    )
+
+
 def _check_slack(settings: Settings, slack: WebClient, report: _Report) -> str | None:
     """auth.test with the bot token; the bot's user name when Slack accepts it."""
     url = f"{settings.SLACK_API_URL}auth.test"
@@ -294,6 +331,7 @@ def _check_slack(settings: Settings, slack: WebClient, report: _Report) -> str |
         report.fail("Slack token", trouble.summary("SLACK_BOT_TOKEN"), *trouble.lines())
         return None
     report.ok("Slack token", f"bot {answer.get('user')} in team {answer.get('team')}")
+    _check_scopes(answer, report)
     return str(answer.get("user") or "the bot")
 
 

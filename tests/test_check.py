@@ -11,7 +11,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bot.check import run_check, slack_trouble
+from bot.check import SCOPES, run_check, slack_trouble
 from bot.scp.models import ApiVersion
 from bot.scp.sandbox import Sandbox
 from bot.services import make_web_client
@@ -184,3 +184,31 @@ def test_the_manifest_asks_for_every_scope_the_bot_calls_for() -> None:
     listed = {line.split("#")[0].strip(" -") for line in scopes.splitlines()}
     missing = {method: scope for method, scope in needed.items() if scope not in listed}
     assert missing == {}
+
+
+def test_check_says_which_scopes_the_token_lacks_and_what_each_is_for(
+    slack: FakeSlack, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    slack.scopes = {"commands", "chat:write", "im:write", "users:read", "channels:read"}
+
+    status, lines = checked(slack, sandbox, tmp_path, date(2026, 12, 1))
+
+    assert status == 0  # a warning: the bot runs, with less
+    assert [x for x in lines if "Slack scopes" in x] == [
+        "[WARN] Slack scopes: the token lacks groups:read, channels:history, groups:history,"
+        " im:history, mpim:history"
+    ]
+
+
+def test_check_is_content_with_every_scope_the_manifest_asks_for(
+    slack: FakeSlack, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    manifest = (Path(__file__).parent.parent / "manifest.yml").read_text(encoding="utf-8")
+    scopes = manifest.split("scopes:", 1)[1].split("bot:", 1)[1].split("settings:", 1)[0]
+    listed = {line.split("#")[0].strip(" -") for line in scopes.splitlines()} - {""}
+    assert listed == set(SCOPES)  # the check and the manifest name the same scopes
+    slack.scopes = listed
+
+    _, lines = checked(slack, sandbox, tmp_path, date(2026, 12, 1))
+
+    assert "[ok] Slack scopes: all 10 the bot uses" in lines

@@ -101,6 +101,22 @@ _METHOD_SCOPES = {
     "chat.postEphemeral": "chat:write",
     "users.info": "users:read",
 }
+# The scopes a token has when a test grants it all (`FakeSlack.scopes` None): the bot's.
+EVERY_SCOPE = frozenset(
+    {
+        "commands",
+        "chat:write",
+        "im:write",
+        "users:read",
+        "channels:read",
+        "groups:read",
+        "channels:history",
+        "groups:history",
+        "im:history",
+        "mpim:history",
+    }
+)
+
 # A trigger_id opens one view, within this many seconds of the click or command.
 TRIGGER_SECONDS = 3.0
 
@@ -712,6 +728,11 @@ class FakeSlack:
         if held:
             time.sleep(held)
         payload = json.dumps(response).encode()
+        if token is not None and self._auth_error(method, token) is None:
+            # Slack names the token's scopes on every answer to a token it accepts.
+            extra_headers["x-oauth-scopes"] = ",".join(
+                sorted(self.scopes if self.scopes is not None else EVERY_SCOPE)
+            )
         return status, {"Content-Type": "application/json; charset=utf-8", **extra_headers}, payload
 
     def _auth_error(self, method: str, token: str | None) -> str | None:
