@@ -179,8 +179,13 @@ class BotHarness:
     def submit_deny(self, user: str, reason: str) -> httpx.Response:
         """Submit the deny modal the bot opened last, as Slack does."""
         opened = self.slack.wait_for(lambda: self.slack.calls("views.open"), what="a deny modal")
-        view = opened[-1].args["view"]
         typed = {"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}}
+        return self.submit_view(user, opened[-1].args["view"], typed)
+
+    def submit_view(
+        self, user: str, view: dict[str, Any], values: dict[str, Any]
+    ) -> httpx.Response:
+        """Submit `view` as `user` with these input `values`, as Slack sends a submission."""
         payload = {
             "type": "view_submission",
             "team": {"id": "T1", "domain": "fake-team"},
@@ -188,7 +193,7 @@ class BotHarness:
             "api_app_id": "A1",
             "token": "fake-verification-token",
             "trigger_id": "1.2.3",
-            "view": {**view, "id": "V1", "team_id": "T1", "state": {"values": typed}},
+            "view": {**view, "id": "V1", "team_id": "T1", "state": {"values": values}},
         }
         return self.sender.action(payload)
 

@@ -347,24 +347,10 @@ def test_a_deny_modal_with_forged_metadata_is_refused_in_the_modal(
 ) -> None:
     ask(team)
     posted = len(slack.messages())
-    payload = {
-        "type": "view_submission",
-        "team": {"id": "T1", "domain": "fake-team"},
-        "user": {"id": "UAPP1", "username": "uapp1", "name": "uapp1", "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "fake-verification-token",
-        "trigger_id": "1.2.3",
-        "view": {
-            "id": "V1",
-            "team_id": "T1",
-            "type": "modal",
-            "callback_id": "deny_reason",
-            "private_metadata": metadata,
-            "state": {"values": {"reason": {"reason_input": {"value": "no"}}}},
-        },
-    }
+    forged = {"type": "modal", "callback_id": "deny_reason", "private_metadata": metadata}
+    typed = {"reason": {"reason_input": {"value": "no"}}}
 
-    response = team.sender.action(payload)
+    response = team.submit_view("UAPP1", forged, typed)
 
     assert response.json() == {"response_action": "errors", "errors": {"reason": expected}}
     nothing_sent(team, sandbox, posted)

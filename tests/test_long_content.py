@@ -168,24 +168,9 @@ def test_oncall_list_shows_current_and_coming_shifts_and_past_ones_on_request(
 
 
 def test_a_deny_modal_with_forged_metadata_is_refused_in_the_modal(bot: BotHarness) -> None:
-    payload = {
-        "type": "view_submission",
-        "team": {"id": "T1", "domain": "fake-team"},
-        "user": {"id": "UADMIN", "username": "uadmin", "name": "uadmin", "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "fake-verification-token",
-        "trigger_id": "1.2.3",
-        "view": {
-            "id": "V1",
-            "team_id": "T1",
-            "type": "modal",
-            "callback_id": "deny_reason",
-            "private_metadata": "1 OR 1=1|C|1.2",
-            "state": {"values": {}},
-        },
-    }
+    forged = {"type": "modal", "callback_id": "deny_reason", "private_metadata": "1 OR 1=1|C|1.2"}
 
-    response = bot.sender.action(payload)
+    response = bot.submit_view("UADMIN", forged, {})
 
     assert response.json() == {
         "response_action": "errors",

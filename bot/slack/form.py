@@ -68,6 +68,20 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _searched(language: str, block_id: str, action_id: str, texts: str) -> InputBlock:
+    """A field whose options Slack asks for as the user types (`texts`: its catalog keys'
+    start, `<texts>_label` and `<texts>_placeholder`)."""
+    return InputBlock(
+        block_id=block_id,
+        label=_plain(say(language, f"{texts}_label"), 2000),
+        element=ExternalDataSelectElement(
+            action_id=action_id,
+            placeholder=_plain(say(language, f"{texts}_placeholder"), PLACEHOLDER_MAX),
+            min_query_length=0,
+        ),
+    )
+
+
 def _option(text: str, value: str, description: str = "") -> Option:
     return Option(
         value=value,
@@ -210,24 +224,8 @@ class ShareForm:
         choices = [_option(duration_label(language, value), value) for value in durations]
         initial = next((o for o in choices if o.value == default_duration), None)
         blocks: list[Block] = [
-            InputBlock(
-                block_id=cls.image_block,
-                label=_plain(say(language, "form_image_label"), 2000),
-                element=ExternalDataSelectElement(
-                    action_id=cls.image_input,
-                    placeholder=_plain(say(language, "form_image_placeholder"), PLACEHOLDER_MAX),
-                    min_query_length=0,
-                ),
-            ),
-            InputBlock(
-                block_id=cls.member_block,
-                label=_plain(say(language, "form_member_label"), 2000),
-                element=ExternalDataSelectElement(
-                    action_id=cls.member_input,
-                    placeholder=_plain(say(language, "form_member_placeholder"), PLACEHOLDER_MAX),
-                    min_query_length=0,
-                ),
-            ),
+            _searched(language, cls.image_block, cls.image_input, "form_image"),
+            _searched(language, cls.member_block, cls.member_input, "form_member"),
             InputBlock(
                 block_id=cls.duration_block,
                 label=_plain(say(language, "form_duration_label"), 2000),
