@@ -2,7 +2,7 @@
 
 `python -m bench.bare_app`, configured by the environment the bot reads (PORT,
 SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, SLACK_API_URL, DATABASE_PATH). It goes through
-the bot's own `bot.server.serve` (gunicorn, one gthread worker, the same threads) and
+the bot's own `bot.supervisor.serve` (gunicorn, one gthread worker, the same threads) and
 `WebApp` (the same WSGI wrapper and `/healthz`), and sizes Bolt's listener pool like
 `bot.app.create_app`: whatever separates the bot's acks from this app's is the bot's.
 """
@@ -17,11 +17,12 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.app import create_app
-from bot.server import WebApp, serve
+from bot.server import WebApp
+from bot.supervisor import THREADS, serve
 from storage import Database
 
 LISTENER_THREADS: int = inspect.signature(create_app).parameters["listener_threads"].default
-SERVER_THREADS: int = inspect.signature(serve).parameters["threads"].default
+SERVER_THREADS = THREADS
 
 
 def make_app() -> WebApp:
@@ -46,7 +47,7 @@ def make_app() -> WebApp:
 
 def main() -> None:
     """Serve until gunicorn is told to stop."""
-    serve(make_app, port=int(os.environ["PORT"]))
+    serve(int(os.environ["PORT"]), app="bench.bare_app:make_app()")
 
 
 if __name__ == "__main__":

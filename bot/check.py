@@ -23,7 +23,7 @@ from bot.scp import ScpClient
 from bot.scp.client import VersionLevel
 from bot.scp.errors import CloudAuthError, CloudError, ImageNotFound
 from bot.services import make_cloud_client
-from bot.settings import SECRET_SETTINGS, Settings
+from bot.settings import SECRET_SETTINGS, Settings, replica_config
 from bot.slack.web import make_web_client
 from storage import Database
 from storage.errors import StorageError
@@ -211,7 +211,7 @@ def _check_database(path: Path, report: _Report) -> None:
 def _check_replica(settings: Settings, report: _Report, now: datetime | None = None) -> bool:
     """The replica: reachable, its last sync, the lag. True when the database is missing and
     the bot restores it at start (so the database check must not create an empty one)."""
-    config = replica.replica_config(settings)
+    config = replica_config(settings)
     if config is None:  # no replica: nothing to say
         return False
     missing = not config.database.exists()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -20,9 +17,26 @@ from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
-from bot import metrics_folder, replica
+from bot import metrics_folder, replica, supervisor
 from bot.logs import configure_logging
-from bot.settings import Settings, SettingsError, load_settings, raw_settings, zone_named
+from bot.processes import (
+    WORKER_LOCK_FD,
+    Lock,
+    WorkerProcess,
+    bound_malloc_arenas,
+    inherited_worker_lock,
+    take_lock,
+    trim_malloc,
+)
+from bot.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    raw_replica_config,
+    raw_settings,
+    replica_config,
+    zone_named,
+)
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
 from bot.slack.texts import say, stored_when, when
@@ -37,16 +51,6 @@ if TYPE_CHECKING:
     from bot.sharing.admin import Administration
 
 log = logging.getLogger("bot")
-
-# Seconds the Slack-facing process waits for a database lock before answering with an error.
-ACK_BUSY_TIMEOUT = 2.0
-# `python -m bot` hands its worker lock to the worker it starts, as this file descriptor.
-WORKER_LOCK_FD = "SHARE_IMAGE_BOT_WORKER_LOCK_FD"
-# A worker that stopped because it was asked to (Ctrl-C, a service manager's SIGTERM to
-# every process) while the bot itself goes on: started again after this many seconds.
-# Longer than gunicorn's graceful timeout, so a bot that is stopping too is never missed.
-STOP_GRACE = 15.0
-STOPPED_BY_REQUEST = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -98,81 +102,12 @@ def _actor() -> str:
     return f"cli:{os.environ.get('USER') or os.environ.get('USERNAME') or 'operator'}"
 
 
-# -- one instance per database ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Lock:
-    """An exclusive lock file next to the database, holding its owner's process id.
-
-    The OS releases it when the last process holding its descriptor ends: a crash never
-    leaves it locked. Never unlocked explicitly: gunicorn's worker is forked with the
-    descriptor, and unlocking there would unlock it for the bot too.
-    """
-
-    path: Path
-    fd: int
-
-
-def lock_path(database: Path, kind: str) -> Path:
-    """`share-image-bot.db.lock` for the bot, `share-image-bot.db.worker.lock` for the worker."""
-    return Path(f"{database}.lock") if kind == "bot" else Path(f"{database}.{kind}.lock")
-
-
-def _holder(fd: int) -> str:
-    try:
-        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        pid = ""
-    return f"process {pid}" if pid.isdigit() else "another process"
-
-
-def take_lock(database: Path, kind: str) -> Lock:
-    """Lock `kind` ("bot" or "worker") for this database, or stop naming who holds it."""
-    path = lock_path(database, kind)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        sys.exit(f"share-image-bot cannot start: cannot open the lock file {path}: {error}")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _holder(fd)
-        os.close(fd)
-        sys.exit(
-            f"share-image-bot cannot start: another {kind} is already running on {database}"
-            f" ({holder} holds the lock file {path}); stop it first, or give this one its"
-            " own DATABASE_PATH"
-        )
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return Lock(path, fd)
-
-
-def _inherited_worker_lock(database: Path) -> Lock | None:
-    """The worker lock `python -m bot` handed to this worker, if it is one it started."""
-    value = os.environ.pop(WORKER_LOCK_FD, "")
-    if not value.isdigit():
-        return None
-    path, fd = lock_path(database, "worker"), int(value)
-    try:
-        mine, there = os.fstat(fd), os.stat(path)
-        if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):
-            return None
-        # Held by the parent through this very descriptor: taking it again succeeds.
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return None
-    return Lock(path, fd)
-
-
 # -- the replica (bot/replica.py) ------------------------------------------------------------
 
 
 def _restore_first(settings: Settings) -> replica.ReplicaConfig | None:
     """With a replica: restore a missing database from it, or stop (never start empty)."""
-    config = replica.replica_config(settings)
+    config = replica_config(settings)
     if config is not None:
         try:
             replica.restore_if_missing(config)
@@ -182,8 +117,7 @@ def _restore_first(settings: Settings) -> replica.ReplicaConfig | None:
 
 
 def _replicate(config: replica.ReplicaConfig, locks: Sequence[Lock]) -> replica.Replication:
-    """Litestream replicating the database (made now if new), holding the bot's locks."""
-    Database(config.database).close()
+    """Litestream replicating the database, holding the bot's locks."""
     try:
         replication = replica.Replication(config, keep_fds=[lock.fd for lock in locks])
         replication.start()
@@ -195,7 +129,7 @@ def _replicate(config: replica.ReplicaConfig, locks: Sequence[Lock]) -> replica.
 def _restore_for_admin(path: Path) -> None:
     """The admin commands restore a missing database too, rather than make an empty one."""
     try:
-        config = replica.raw_replica_config(path)
+        config = raw_replica_config(path)
         if config is not None:
             replica.restore_if_missing(config)
     except replica.ReplicaError as error:
@@ -203,84 +137,6 @@ def _restore_for_admin(path: Path) -> None:
 
 
 # -- running ---------------------------------------------------------------------------------
-
-
-class WorkerProcess:
-    """The worker as a child process, started again if it ever stops on its own.
-
-    It gets the bot's worker lock (the descriptor is inherited), so a restarted worker
-    never finds the lock taken by the bot that started it.
-    """
-
-    def __init__(self, lock: Lock | None = None, *, stop_grace: float = STOP_GRACE) -> None:
-        # gunicorn forks its worker from this process, and the fork unwinds through
-        # run()'s `finally` when it exits: only the process that started the worker stops it.
-        self._owner = os.getpid()
-        self._worker_lock = lock
-        self._grace = stop_grace
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._thread = threading.Thread(
-            target=self._supervise, name="worker-supervisor", daemon=True
-        )
-
-    def start(self) -> None:
-        """Start the worker and keep it running."""
-        self._thread.start()
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        environment = dict(os.environ)
-        fds: tuple[int, ...] = ()
-        if self._worker_lock is not None:
-            environment[WORKER_LOCK_FD] = str(self._worker_lock.fd)
-            fds = (self._worker_lock.fd,)
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker"], env=environment, pass_fds=fds
-        )
-
-    def _supervise(self) -> None:
-        # The worker is started from this thread and inherits its signal mask: with SIGINT
-        # blocked it cannot die of a Ctrl-C while it starts up (before main() ignores it).
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        while True:
-            with self._lock:  # no new worker once stop() has begun
-                if self._stop.is_set():
-                    return
-                process = self._spawn()
-                self._process = process
-            code = process.wait()
-            # Ctrl-C and a service manager's SIGTERM reach every process of the bot at
-            # once: the worker may stop a moment before the bot does. Give the bot that
-            # moment before calling it a crash.
-            asked = code in STOPPED_BY_REQUEST
-            if self._stop.wait(self._grace if asked else 1.0):
-                return
-            from bot import metrics  # after run() chose the metrics folder
-
-            metrics.WORKER_RESTARTS.inc()
-            if asked:
-                log.warning(
-                    "the worker was stopped by a signal but the bot was not: starting it again",
-                    extra={"exit_code": code},
-                )
-            else:
-                log.error("worker stopped, starting it again", extra={"exit_code": code})
-
-    def stop(self) -> None:
-        """Stop the worker and wait for it (it finishes what is under way)."""
-        if os.getpid() != self._owner:
-            return
-        with self._lock:
-            self._stop.set()
-            process = self._process
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _preflight(settings: Settings) -> None:
@@ -316,8 +172,7 @@ def _preflight(settings: Settings) -> None:
 
 def run(settings: Settings, *, with_worker: bool = True) -> None:
     """Serve Slack (Socket Mode or HTTP) and carry out requests in a worker process."""
-    # SIGTERM (a platform stopping the process) ends it like Ctrl-C: cleanly. In HTTP
-    # mode gunicorn's arbiter puts its own handlers in place of this one.
+    # SIGTERM (a platform stopping the process) ends it like Ctrl-C: cleanly.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     replicated = _restore_first(settings)
     # One bot per database, refused before anything starts; `run` holds the worker's
@@ -327,71 +182,31 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
         locks.append(take_lock(settings.DATABASE_PATH, "worker"))
     # Before anything imports prometheus-client; the worker inherits the folder.
     metrics_folder.prepare(settings.DATABASE_PATH, clean="all" if with_worker else "dead")
-
-    # The app itself is built in the process that serves it (gunicorn's forked worker):
-    # this one only supervises, and holds none of it.
-    from bot.server import WebApp, serve
-
-    _bound_malloc_arenas()
     _preflight(settings)
+    if replicated is not None:
+        Database(replicated.database).close()  # Litestream replicates a file that exists
+    if not settings.socket_mode:
+        if settings.METRICS_PORT is not None:
+            log.warning("METRICS_PORT is for Socket Mode: HTTP mode serves /metrics on PORT")
+        # Everything is checked: from here on a small process supervises, and gunicorn's
+        # worker builds the app it serves.
+        supervisor.hand_over(
+            supervisor.Plan(
+                port=settings.PORT,
+                database=settings.DATABASE_PATH,
+                locks=tuple(locks),
+                with_worker=with_worker,
+                replica=replicated,
+                secrets=tuple(_secrets(settings)),
+            )
+        )
+    bound_malloc_arenas()
     replication = _replicate(replicated, locks) if replicated is not None else None
     worker = WorkerProcess(locks[-1]) if with_worker else None
     if worker is not None:
         worker.start()
     try:
-        if settings.socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-            from slack_sdk.errors import SlackApiError
-
-            from bot.app import create_app
-            from bot.services import build_services
-
-            database = Database(
-                settings.DATABASE_PATH,
-                busy_timeout=ACK_BUSY_TIMEOUT,
-                connections=settings.DATABASE_CONNECTIONS,
-            )
-            services = build_services(settings, database=database)
-            app = create_app(services)
-            if settings.METRICS_PORT is not None:
-                from bot.server import serve_metrics
-
-                serve_metrics(settings.METRICS_PORT, database)
-            assert settings.SLACK_APP_TOKEN is not None
-            log.info("starting in Socket Mode")
-            handler = SocketModeHandler(app, settings.SLACK_APP_TOKEN.get_secret_value())
-            try:
-                handler.start()  # type: ignore[no-untyped-call]
-            except SlackApiError as error:
-                code = error.response.get("error", "unknown error")
-                sys.exit(f"share-image-bot stopped: Slack refused SLACK_APP_TOKEN ({code})")
-        else:
-            arbiter = os.getpid()
-
-            def make_app() -> WebApp:
-                from bot.app import create_app
-                from bot.services import build_services
-
-                if os.getpid() != arbiter:
-                    _graceful_gunicorn_worker()
-                    _trim_malloc(threading.Event())
-                # The ack must come within Slack's 3 s even if the database is locked.
-                database = Database(
-                    settings.DATABASE_PATH,
-                    busy_timeout=ACK_BUSY_TIMEOUT,
-                    connections=settings.DATABASE_CONNECTIONS,
-                )
-                services = build_services(settings, database=database)
-                return WebApp(
-                    create_app(services),
-                    services.database,
-                    signing_secret=settings.SLACK_SIGNING_SECRET.get_secret_value(),
-                )
-
-            log.info("starting in HTTP mode", extra={"port": settings.PORT})
-            if settings.METRICS_PORT is not None:
-                log.warning("METRICS_PORT is for Socket Mode: HTTP mode serves /metrics on PORT")
-            serve(make_app, port=settings.PORT)
+        _serve_socket_mode(settings)
     finally:
         if worker is not None:
             worker.stop()
@@ -399,65 +214,33 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
             replication.stop()  # last: its final sync holds everything written
 
 
-# glibc gives each thread that allocates under contention an arena of its own, up to 8
-# per core, and what a thread frees stays in its arena. The bot's threads mostly wait:
-# two arenas per process serve them (at a burst of 100: the worker 4 MB smaller, the
-# process serving acks 3 MB). MALLOC_ARENA_MAX in the environment wins.
-MALLOC_ARENAS = 2
-M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+def _serve_socket_mode(settings: Settings) -> None:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackApiError
 
+    from bot.app import create_app
+    from bot.server import ACK_BUSY_TIMEOUT
+    from bot.services import build_services
 
-def _bound_malloc_arenas() -> None:
-    """At most MALLOC_ARENAS malloc arenas in this process (glibc only; else nothing)."""
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
-        return
-    import contextlib
-    import ctypes
+    database = Database(
+        settings.DATABASE_PATH,
+        busy_timeout=ACK_BUSY_TIMEOUT,
+        connections=settings.DATABASE_CONNECTIONS,
+    )
+    services = build_services(settings, database=database)
+    app = create_app(services)
+    if settings.METRICS_PORT is not None:
+        from bot.server import serve_metrics
 
-    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-
-
-# What a burst's hundred threads free stays inside malloc's heap, in pieces between
-# live ones that it never gives back by itself: the worker grew with every burst. Every
-# TRIM_SECONDS the free pages go back to the system (glibc's malloc_trim: milliseconds).
-TRIM_SECONDS = 10.0
-
-
-def _trim_malloc(stop: threading.Event) -> None:
-    """Start a thread giving free heap pages back every TRIM_SECONDS (glibc only)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
+        serve_metrics(settings.METRICS_PORT, database)
+    assert settings.SLACK_APP_TOKEN is not None
+    log.info("starting in Socket Mode")
+    handler = SocketModeHandler(app, settings.SLACK_APP_TOKEN.get_secret_value())
     try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return
-
-    def run() -> None:
-        while not stop.wait(TRIM_SECONDS):
-            trim(0)
-
-    threading.Thread(target=run, name="malloc-trim", daemon=True).start()
-
-
-def _graceful_gunicorn_worker() -> None:
-    """In gunicorn's worker (make_app runs there, after gunicorn set its signal handlers):
-    stop gracefully whatever the signal.
-
-    On Ctrl-C the arbiter sends its worker SIGQUIT, whose gthread handler shuts the thread
-    pool down inside the signal handler. When the signal lands while the worker is starting
-    a pool thread for a new connection, that handler waits for a lock the interrupted code
-    holds: the worker hangs until the arbiter SIGKILLs it 10 s later. SIGTERM's handler
-    only marks the worker as stopping and wakes its loop, so SIGQUIT gets that one too;
-    in-flight requests (acks take milliseconds) finish first. The terminal's SIGINT is
-    left to the arbiter, which drives the shutdown.
-    """
-    graceful = signal.getsignal(signal.SIGTERM)
-    if callable(graceful):
-        signal.signal(signal.SIGQUIT, graceful)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        handler.start()  # type: ignore[no-untyped-call]
+    except SlackApiError as error:
+        code = error.response.get("error", "unknown error")
+        sys.exit(f"share-image-bot stopped: Slack refused SLACK_APP_TOKEN ({code})")
 
 
 def _log_version(report: VersionReport) -> None:
@@ -502,12 +285,12 @@ def run_worker(settings: Settings) -> None:
     _restore_first(settings)  # run alone: never on a new, empty database over a lost one
     # One worker per database: leases are dropped at start-up, which is only safe
     # when no other worker holds any. The OS releases the lock when we die.
-    lock = _inherited_worker_lock(settings.DATABASE_PATH) or take_lock(
+    lock = inherited_worker_lock(settings.DATABASE_PATH) or take_lock(
         settings.DATABASE_PATH, "worker"
     )
     # Acks come first: on a busy machine the Slack-facing process gets the CPU before us.
     os.nice(5)
-    _bound_malloc_arenas()
+    bound_malloc_arenas()
     services = build_services(settings)
     try:
         _log_version(services.cloud.version_report())
@@ -522,7 +305,7 @@ def run_worker(settings: Settings) -> None:
                 stop.set()
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    _trim_malloc(stop)
+    trim_malloc(stop)
     log.info("worker started", extra={"lock": str(lock.path)})
     Worker(
         requests=services.requests,

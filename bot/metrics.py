@@ -31,28 +31,17 @@ operations and error codes come from fixed sets or a checked shape.
 
 from __future__ import annotations
 
-import os
-import platform
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
-from importlib import metadata
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import prometheus_client
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.multiprocess import MultiProcessCollector
-
-from bot.sharing.request import RequestState
-from storage.errors import StorageError
+from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
     import httpx
-
-    from storage.requests import Tally
 
 # Counters and histograms without their `_created` twin: one series per figure.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -237,110 +226,3 @@ def counting_retries(sleep: Callable[[float], None]) -> Callable[[float], None]:
 def worker_looked() -> None:
     """The worker looked for due requests just now."""
     WORKER_LAST_LOOP.set(time.time())
-
-
-# -- the scrape ---------------------------------------------------------------------------------
-
-
-class RequestFigures(Protocol):
-    """What the database tells about requests (`storage.ShareRequests` does)."""
-
-    def tally(self) -> Tally:
-        """Counts by state, the oldest due request, approvals waiting."""
-
-
-def _version() -> str:
-    try:
-        return metadata.version("share-image-bot")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-class _DatabaseCollector:
-    """Figures read from the database at each scrape, and the build."""
-
-    def __init__(self, requests: RequestFigures) -> None:
-        self._requests = requests
-        self._build = (_version(), platform.python_version())
-
-    def collect(self) -> Iterable[Metric]:
-        build = GaugeMetricFamily(
-            "share_image_build_info",
-            "The running bot's version and Python version; always 1.",
-            labels=["version", "python"],
-        )
-        build.add_metric(list(self._build), 1)
-        yield build
-        up = GaugeMetricFamily(
-            "share_image_database_up", "1 when this scrape could read the database, else 0."
-        )
-        try:
-            tally = self._requests.tally()
-        except StorageError:
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        states = GaugeMetricFamily(
-            "share_image_requests",
-            "Share requests in the database, by state (every state, 0 when none).",
-            labels=["state"],
-        )
-        for state in RequestState:
-            states.add_metric([state.value], tally.by_state.get(state.value, 0))
-        yield states
-        yield GaugeMetricFamily(
-            "share_image_oldest_due_seconds",
-            "Seconds since the most overdue request became due for the worker (0 when none"
-            " is due): growing means the worker is stuck, down or behind.",
-            value=tally.oldest_due_seconds,
-        )
-        yield GaugeMetricFamily(
-            "share_image_approvals_waiting",
-            "Requests waiting for an approver's decision (not yet expired).",
-            value=tally.awaiting_decision,
-        )
-
-
-class MetricsPage:
-    """The text `GET /metrics` answers: every process's figures, and the database's.
-
-    Bounded whoever asks: one collection at a time, and an answer younger than
-    `max_age` seconds is served again, so a flood of requests costs one collection every
-    `max_age` seconds (counting 100,000 requests by state takes tens of milliseconds).
-    """
-
-    content_type = CONTENT_TYPE_PLAIN_0_0_4
-
-    def __init__(
-        self,
-        requests: RequestFigures,
-        *,
-        max_age: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._database = _DatabaseCollector(requests)
-        folder = os.environ.get(MULTIPROCESS_DIR)
-        self._processes: Any = (
-            MultiProcessCollector(None, path=folder) if folder else REGISTRY  # type: ignore[no-untyped-call]
-        )
-        self._max_age = max_age
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: tuple[float, bytes] | None = None
-
-    def collect(self) -> Iterable[Metric]:
-        """Every metric, as a prometheus-client collector."""
-        yield from self._processes.collect()
-        yield from self._database.collect()
-
-    def render(self) -> bytes:
-        """The Prometheus text exposition, fresh or at most `max_age` seconds old."""
-        with self._lock:
-            now = self._clock()
-            if self._last is not None and now - self._last[0] < self._max_age:
-                return self._last[1]
-            body = generate_latest(self)
-            self._last = (now, body)
-            return body

@@ -46,11 +46,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 from urllib.parse import urlsplit
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 log = logging.getLogger("bot.replica")
 
@@ -188,46 +185,6 @@ class ReplicaConfig:
             "shutdown-sync-timeout": f"{SHUTDOWN_SYNC:g}s",
             "dbs": [{"path": str(self.database.absolute()), "replica": replica}],
         }
-
-
-def replica_config(settings: Settings) -> ReplicaConfig | None:
-    """The replica the settings name, or None when `DATABASE_REPLICA_URL` is empty."""
-    if not settings.DATABASE_REPLICA_URL:
-        return None
-    key, secret = settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY
-    return ReplicaConfig(
-        url=settings.DATABASE_REPLICA_URL,
-        endpoint=settings.DATABASE_REPLICA_ENDPOINT,
-        database=settings.DATABASE_PATH,
-        access_key=key.get_secret_value() if key is not None else None,
-        secret_key=secret.get_secret_value() if secret is not None else None,
-    )
-
-
-def raw_replica_config(database: Path) -> ReplicaConfig | None:
-    """The replica for the admin commands, which read only a few settings."""
-    from bot.settings import raw_settings
-
-    raw = raw_settings(
-        "DATABASE_REPLICA_URL",
-        "DATABASE_REPLICA_ENDPOINT",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    )
-    url = raw["DATABASE_REPLICA_URL"].value or ""
-    endpoint = raw["DATABASE_REPLICA_ENDPOINT"].value or ""
-    if not url and not endpoint:
-        return None
-    problem = url_problem(url, endpoint)
-    if problem:
-        raise ReplicaError(problem)
-    return ReplicaConfig(
-        url=url,
-        endpoint=endpoint,
-        database=database,
-        access_key=raw["AWS_ACCESS_KEY_ID"].value or None,
-        secret_key=raw["AWS_SECRET_ACCESS_KEY"].value or None,
-    )
 
 
 # -- the binary and what it is given ----------------------------------------------------------

@@ -27,7 +27,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import BoltRequest
 
-from bot import metrics
+from bot import metrics, processes
+from bot.metrics_page import MetricsPage
 from storage import Database, ShareRequests
 from storage.errors import StorageError
 
@@ -47,6 +48,8 @@ MAX_BODY = 1024 * 1024
 BODY_SECONDS = 10.0
 # Slack signs each request with its time; older ones are replays (Slack's own rule).
 MAX_AGE_SECONDS = 300
+# Seconds the Slack-facing process waits for a database lock before answering with an error.
+ACK_BUSY_TIMEOUT = 2.0
 
 # What each kind of payload must carry for any listener to act on it.
 REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -187,12 +190,12 @@ class WebApp:
         database: Database,
         *,
         signing_secret: str,
-        page: metrics.MetricsPage | None = None,
+        page: MetricsPage | None = None,
     ) -> None:
         self._app = app
         self._gate = SlackGate(signing_secret)
         self._database = database
-        self._page = page or metrics.MetricsPage(ShareRequests(database))
+        self._page = page or MetricsPage(ShareRequests(database))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -253,7 +256,7 @@ class WebApp:
         return [json.dumps(body).encode()]
 
 
-def metrics_answer(page: metrics.MetricsPage, start_response: StartResponse) -> Iterable[bytes]:
+def metrics_answer(page: MetricsPage, start_response: StartResponse) -> Iterable[bytes]:
     """`GET /metrics`: no signature asked (it reads nothing sent), bounded by the page."""
     body = page.render()
     start_response(
@@ -273,7 +276,7 @@ class _MetricsServer(ThreadingMixIn, WSGIServer):
 
 def serve_metrics(port: int, database: Database) -> WSGIServer:
     """Serve `GET /metrics` on `port` (0: any free one) from a thread; the server."""
-    page = metrics.MetricsPage(ShareRequests(database))
+    page = MetricsPage(ShareRequests(database))
 
     def only_metrics(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == METRICS_PATH and environ.get("REQUEST_METHOD") in {
@@ -299,30 +302,24 @@ def _reason(status: int) -> str:
         return ""
 
 
-def serve(make_app: Callable[[], WebApp], *, port: int, threads: int = 32) -> None:
-    """Serve with gunicorn: one process (SQLite), many threads, until a signal stops it."""
-    from gunicorn.app.base import BaseApplication
+def make_web_app() -> WebApp:
+    """The app gunicorn's worker serves, built there after the fork (`bot.supervisor`)."""
+    from bot.app import create_app
+    from bot.services import build_services
+    from bot.settings import load_settings
 
-    class Gunicorn(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            options: dict[str, Any] = {
-                "bind": f"0.0.0.0:{port}",
-                "workers": 1,
-                "worker_class": "gthread",
-                "threads": threads,
-                "timeout": 30,
-                "graceful_timeout": 10,
-                "accesslog": None,
-                "loglevel": "warning",
-                # Headers are Slack's few; a request line or header block beyond these is not.
-                "limit_request_line": 4094,
-                "limit_request_fields": 50,
-                "limit_request_field_size": 8190,
-            }
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> WebApp:
-            return make_app()
-
-    Gunicorn().run()
+    processes.graceful_gunicorn_worker()
+    processes.trim_malloc(threading.Event())
+    settings = load_settings()
+    # The ack must come within Slack's 3 s even if the database is locked.
+    database = Database(
+        settings.DATABASE_PATH,
+        busy_timeout=ACK_BUSY_TIMEOUT,
+        connections=settings.DATABASE_CONNECTIONS,
+    )
+    services = build_services(settings, database=database)
+    return WebApp(
+        create_app(services),
+        services.database,
+        signing_secret=settings.SLACK_SIGNING_SECRET.get_secret_value(),
+    )

@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.replica import url_problem
+from bot.replica import ReplicaConfig, ReplicaError, url_problem
 from bot.sharing.durations import Duration, ShareDurations, parse_duration, parse_list
 from bot.sharing.errors import CommandError
 from bot.sharing.rules import UnknownMembers
@@ -432,3 +432,44 @@ def raw_settings(*names: str, env_file: str | Path = ENV_FILE) -> dict[str, RawS
     path = Path(env_file)
     from_file = dotenv_values(path) if path.is_file() else {}
     return {name: RawSetting(name, os.environ.get(name), from_file.get(name)) for name in names}
+
+
+# -- the replica's settings (bot/replica.py runs it) ------------------------------------------
+
+
+def replica_config(settings: Settings) -> ReplicaConfig | None:
+    """The replica the settings name, or None when `DATABASE_REPLICA_URL` is empty."""
+    if not settings.DATABASE_REPLICA_URL:
+        return None
+    key, secret = settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY
+    return ReplicaConfig(
+        url=settings.DATABASE_REPLICA_URL,
+        endpoint=settings.DATABASE_REPLICA_ENDPOINT,
+        database=settings.DATABASE_PATH,
+        access_key=key.get_secret_value() if key is not None else None,
+        secret_key=secret.get_secret_value() if secret is not None else None,
+    )
+
+
+def raw_replica_config(database: Path) -> ReplicaConfig | None:
+    """The replica for the admin commands, which read only a few settings."""
+    raw = raw_settings(
+        "DATABASE_REPLICA_URL",
+        "DATABASE_REPLICA_ENDPOINT",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    )
+    url = raw["DATABASE_REPLICA_URL"].value or ""
+    endpoint = raw["DATABASE_REPLICA_ENDPOINT"].value or ""
+    if not url and not endpoint:
+        return None
+    problem = url_problem(url, endpoint)
+    if problem:
+        raise ReplicaError(problem)
+    return ReplicaConfig(
+        url=url,
+        endpoint=endpoint,
+        database=database,
+        access_key=raw["AWS_ACCESS_KEY_ID"].value or None,
+        secret_key=raw["AWS_SECRET_ACCESS_KEY"].value or None,
+    )

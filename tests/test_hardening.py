@@ -174,7 +174,8 @@ def gunicorn_app(tmp_path: Path) -> Iterator[str]:
         f"""
         from slack_bolt import App
         from slack_bolt.authorization import AuthorizeResult
-        from bot.server import WebApp, serve
+        from bot.server import WebApp
+        from bot.supervisor import serve
         from storage import Database
 
         def authorize(**_):  # no Slack to ask: a fixed installation
@@ -187,7 +188,7 @@ def gunicorn_app(tmp_path: Path) -> Iterator[str]:
             return WebApp(app, Database({str(tmp_path / "g.db")!r}),
                           signing_secret={SIGNING_SECRET!r})
 
-        serve(make, port={port}, threads=4)
+        serve({port}, threads=4, app="__main__:make()")
         """
     )
     process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent)

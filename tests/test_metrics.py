@@ -23,7 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import metrics, metrics_folder
-from bot.metrics import MetricsPage
+from bot.metrics_page import MetricsPage
 from bot.scp.sandbox import Fault, Sandbox
 from bot.server import WebApp
 from bot.sharing.request import RequestState

@@ -292,6 +292,11 @@ def test_http_mode_serves_a_signed_command_and_stops_on_sigterm(
     )
     health = httpx.get(f"{bot.url}/healthz", timeout=5)
     assert health.json() == {"ok": True, "database": "ok"}
+    # The process started is the same one, now the small supervisor: neither the
+    # settings class (pydantic's compiled core) nor the app is loaded in it.
+    assert command_line(bot.pid)[1:] == ["-m", "bot.supervisor"]
+    loaded = Path(f"/proc/{bot.pid}/maps").read_text()
+    assert "pydantic_core" not in loaded and "_sqlite3" not in loaded
 
     with SlackSender(f"{bot.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
         forged = sender.command(f"{IMAGE} {MEMBER}", user_id=SHARER, signature="v0=" + "0" * 64)
@@ -608,8 +613,39 @@ def test_ctrl_c_stops_the_gunicorn_worker_gracefully(start_bot: Callable[..., Bo
     assert_quiet(bot)
 
 
+def test_the_plan_reaches_the_supervisor_whole(tmp_path: Path) -> None:
+    from bot.processes import Lock
+    from bot.replica import ReplicaConfig
+    from bot.supervisor import Plan
+
+    database = tmp_path / "bot.db"
+    plan = Plan(
+        port=8123,
+        database=database,
+        locks=(Lock(tmp_path / "bot.db.lock", 7), Lock(tmp_path / "bot.db.worker.lock", 8)),
+        with_worker=True,
+        replica=ReplicaConfig("s3://bucket/bot", "http://127.0.0.1:9", database, "AK", "SK"),
+        secrets=("xoxb-secret", "signing-secret"),
+    )
+    assert Plan.decode(plan.encode()) == plan
+    bare = Plan(8123, database, (), with_worker=False, replica=None, secrets=())
+    assert Plan.decode(bare.encode()) == bare
+
+
+def test_the_supervisor_refuses_to_start_by_hand(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.supervisor"],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "started by `python -m bot`, not by hand" in done.stderr
+
+
 def test_the_gunicorn_worker_stops_gracefully_whatever_the_signal() -> None:
-    from bot.cli import _graceful_gunicorn_worker
+    from bot.processes import graceful_gunicorn_worker
 
     def graceful(signum: int, frame: object) -> None:
         pass
@@ -617,7 +653,7 @@ def test_the_gunicorn_worker_stops_gracefully_whatever_the_signal() -> None:
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)}
     try:
         signal.signal(signal.SIGTERM, graceful)
-        _graceful_gunicorn_worker()
+        graceful_gunicorn_worker()
         assert signal.getsignal(signal.SIGQUIT) is graceful
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:

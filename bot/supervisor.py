@@ -1,0 +1,177 @@
+"""`python -m bot` in HTTP mode, once it has started: gunicorn's arbiter, the worker and
+Litestream, supervised by a process that holds nothing else.
+
+`python -m bot` checks the settings, restores a missing database from its replica, takes
+the locks and asks Slack whether the tokens work, all with the whole bot imported. Then
+it hands a `Plan` over through a pipe and replaces itself (`exec`, same process id, the
+locks' descriptors kept) with `python -m bot.supervisor`, which imports gunicorn, the
+replica's supervision and the standard library, never the settings class or the app:
+about 25 MB instead of 50. gunicorn's worker, forked from it, builds the app it serves
+(`bot.server.make_web_app`), and the worker is a process of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bot import processes, replica
+from bot.logs import configure_logging
+
+log = logging.getLogger("bot")
+
+# The environment variable naming the pipe the plan arrives through.
+PLAN_FD = "SHARE_IMAGE_BOT_PLAN_FD"
+# What gunicorn's worker serves: the app factory, called there after the fork.
+WEB_APP = "bot.server:make_web_app()"
+# gunicorn's threads for Slack's requests: acks take milliseconds, a burst of 100 waits little.
+THREADS = 32
+# Far more than a plan takes (a few hundred bytes): a larger one is not a plan.
+MAX_PLAN = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the supervisor runs: all of it checked by `python -m bot` before the hand-over."""
+
+    port: int
+    database: Path
+    locks: tuple[processes.Lock, ...]
+    with_worker: bool
+    replica: replica.ReplicaConfig | None
+    secrets: tuple[str, ...]  # for the logs to scrub; never written anywhere
+    threads: int = THREADS
+
+    def encode(self) -> bytes:
+        data = {
+            "port": self.port,
+            "database": str(self.database),
+            "locks": [{"path": str(lock.path), "fd": lock.fd} for lock in self.locks],
+            "with_worker": self.with_worker,
+            "replica": None
+            if self.replica is None
+            else asdict(self.replica) | {"database": str(self.replica.database)},
+            "secrets": list(self.secrets),
+            "threads": self.threads,
+        }
+        return json.dumps(data).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Plan:
+        data: dict[str, Any] = json.loads(raw)
+        config = data["replica"]
+        return cls(
+            port=int(data["port"]),
+            database=Path(data["database"]),
+            locks=tuple(
+                processes.Lock(Path(lock["path"]), int(lock["fd"])) for lock in data["locks"]
+            ),
+            with_worker=bool(data["with_worker"]),
+            replica=None
+            if config is None
+            else replica.ReplicaConfig(**(config | {"database": Path(config["database"])})),
+            secrets=tuple(data["secrets"]),
+            threads=int(data["threads"]),
+        )
+
+
+def hand_over(plan: Plan) -> NoReturn:
+    """Become the supervisor running `plan`: same process, locks held all along."""
+    read, write = os.pipe()
+    # Written whole before the exec: a plan is far smaller than a pipe's buffer (64 KiB).
+    os.write(write, plan.encode())
+    os.close(write)
+    for fd in (read, *(lock.fd for lock in plan.locks)):
+        os.set_inheritable(fd, True)
+    environment = dict(os.environ) | {PLAN_FD: str(read)}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "bot.supervisor"], environment)
+
+
+def _received() -> Plan:
+    value = os.environ.pop(PLAN_FD, "")
+    if not value.isdigit():
+        sys.exit("bot.supervisor is started by `python -m bot`, not by hand")
+    fd = int(value)
+    chunks: list[bytes] = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > MAX_PLAN:
+                sys.exit("bot.supervisor: the plan it was handed is too large")
+    finally:
+        os.close(fd)
+    return Plan.decode(b"".join(chunks))
+
+
+def serve(port: int, *, threads: int = THREADS, app: str = WEB_APP) -> None:
+    """Serve `app` (gunicorn's "module:factory()") with gunicorn: one process (SQLite),
+    many threads, until a signal stops it."""
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.util import import_app
+
+    class Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options: dict[str, Any] = {
+                "bind": f"0.0.0.0:{port}",
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": threads,
+                "timeout": 30,
+                "graceful_timeout": 10,
+                "accesslog": None,
+                "loglevel": "warning",
+                # Headers are Slack's few; a request line or header block beyond these is not.
+                "limit_request_line": 4094,
+                "limit_request_fields": 50,
+                "limit_request_field_size": 8190,
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return import_app(app)  # in gunicorn's worker, after the fork
+
+    Gunicorn().run()
+
+
+def main() -> None:
+    """Run the plan: Litestream first, then the worker, then gunicorn; stop in reverse."""
+    plan = _received()
+    configure_logging(plan.secrets)
+    # SIGTERM ends it like Ctrl-C until gunicorn's arbiter puts its own handlers in place.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    processes.bound_malloc_arenas()
+    replication = None
+    if plan.replica is not None:
+        try:
+            replication = replica.Replication(
+                plan.replica, keep_fds=[lock.fd for lock in plan.locks]
+            )
+            replication.start()
+        except (replica.ReplicaError, OSError) as error:
+            sys.exit(f"share-image-bot cannot start: {error}")
+    worker = processes.WorkerProcess(plan.locks[-1]) if plan.with_worker else None
+    if worker is not None:
+        worker.start()
+    try:
+        log.info("starting in HTTP mode", extra={"port": plan.port})
+        serve(plan.port, threads=plan.threads)
+    except KeyboardInterrupt:
+        log.info("stopped")
+    finally:
+        if worker is not None:
+            worker.stop()
+        if replication is not None:
+            replication.stop()  # last: its final sync holds everything written
+
+
+if __name__ == "__main__":
+    main()
