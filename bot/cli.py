@@ -20,13 +20,16 @@ from dotenv import dotenv_values
 from bot import metrics_folder, replica, supervisor
 from bot.logs import configure_logging
 from bot.processes import (
+    RECYCLED,
+    SUPERVISED,
     WORKER_LOCK_FD,
+    GrowthWatch,
     Lock,
     WorkerProcess,
-    bound_malloc_arenas,
     inherited_worker_lock,
     take_lock,
     trim_malloc,
+    tune_malloc,
 )
 from bot.settings import (
     Settings,
@@ -200,7 +203,7 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
                 secrets=tuple(_secrets(settings)),
             )
         )
-    bound_malloc_arenas()
+    tune_malloc()
     replication = _replicate(replicated, locks) if replicated is not None else None
     worker = WorkerProcess(locks[-1]) if with_worker else None
     if worker is not None:
@@ -290,7 +293,7 @@ def run_worker(settings: Settings) -> None:
     )
     # Acks come first: on a busy machine the Slack-facing process gets the CPU before us.
     os.nice(5)
-    bound_malloc_arenas()
+    tune_malloc()
     services = build_services(settings)
     try:
         _log_version(services.cloud.version_report())
@@ -307,7 +310,13 @@ def run_worker(settings: Settings) -> None:
     threading.Thread(target=watch_parent, daemon=True).start()
     trim_malloc(stop)
     log.info("worker started", extra={"lock": str(lock.path)})
-    Worker(
+    # Only a worker `python -m bot` started, and so starts again, hands over to a fresh one.
+    watch = (
+        GrowthWatch(settings.BOT_WORKER_RECYCLE_MB * 1024 * 1024)
+        if os.environ.pop(SUPERVISED, "")
+        else None
+    )
+    recycled = Worker(
         requests=services.requests,
         service=services.share,
         announcer=services.announcer,
@@ -315,8 +324,19 @@ def run_worker(settings: Settings) -> None:
         threads=settings.BOT_WORKER_THREADS,
         images=services.images,
         image_refresh=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
+        recycle=watch,
     ).run(stop)
     services.close()
+    if recycled and watch is not None:
+        log.info(
+            "worker handing over to a fresh one: its memory grew",
+            extra={"warm_mb": _mb(watch.warm), "now_mb": _mb(watch.last)},
+        )
+        sys.exit(RECYCLED)
+
+
+def _mb(size: int | None) -> float | None:
+    return None if size is None else round(size / 1024 / 1024, 1)
 
 
 # -- the sandbox ------------------------------------------------------------------------------

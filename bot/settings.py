@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     BOT_TIMEZONE: str = "UTC"
     # Requests the worker carries out at once; each waits on the cloud API in its own thread.
     BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
+    # The worker hands over to a fresh process when, idle, it has grown this much past its
+    # size once warm (MB); 0: never.
+    BOT_WORKER_RECYCLE_MB: int = Field(default=8, ge=0, le=4096)
 
     @field_validator(
         "SLACK_APP_TOKEN",

@@ -148,7 +148,7 @@ def main() -> None:
     configure_logging(plan.secrets)
     # SIGTERM ends it like Ctrl-C until gunicorn's arbiter puts its own handlers in place.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    processes.bound_malloc_arenas()
+    processes.tune_malloc()
     replication = None
     if plan.replica is not None:
         try:

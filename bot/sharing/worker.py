@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -80,6 +81,7 @@ class Worker:
         lease: timedelta = timedelta(minutes=3),
         images: ImageCatalog | None = None,
         image_refresh: timedelta = timedelta(seconds=300),
+        recycle: Callable[[int], bool] | None = None,
     ) -> None:
         self.requests = requests
         self.service = service
@@ -99,13 +101,18 @@ class Worker:
             self.images_tried.set()
         self._busy: set[int] = set()
         self._busy_lock = threading.Lock()
+        # Asked, with nothing under way, whether this process should end so that a fresh
+        # one takes over (its memory has grown): given the steps carried out so far.
+        self.recycle = recycle
+        self.steps = 0
 
     def wake(self) -> None:
         """Look for due work now rather than at the next poll."""
         self._wake.set()
 
-    def run(self, stop: threading.Event) -> None:
-        """Work until `stop` is set; then finish what is under way."""
+    def run(self, stop: threading.Event) -> bool:
+        """Work until `stop` is set, then finish what is under way; True when it ended
+        because `recycle` said so (nothing was under way: a fresh worker takes over)."""
         self._started = self.requests.now()
         try:
             for request in self.requests.held():
@@ -124,8 +131,12 @@ class Worker:
                 target=self._keep_images_fresh, args=(stop,), name="image-list", daemon=True
             )
             refresher.start()
+        recycled = False
         with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
             while not stop.is_set():
+                if self._recycle_now():
+                    recycled = True
+                    break
                 metrics.worker_looked()
                 try:
                     self._dispatch(pool)
@@ -134,7 +145,19 @@ class Worker:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
         if refresher is not None:
+            if recycled:
+                stop.set()  # the refresher's wait ends with this worker
             refresher.join(REFRESH_JOIN_SECONDS)
+        return recycled
+
+    def _recycle_now(self) -> bool:
+        if self.recycle is None:
+            return False
+        with self._busy_lock:
+            if self._busy:
+                return False
+            steps = self.steps
+        return self.recycle(steps)
 
     # -- the image list --------------------------------------------------------------------
 
@@ -188,6 +211,7 @@ class Worker:
         finally:
             with self._busy_lock:
                 self._busy.discard(request_id)
+                self.steps += 1
             self._wake.set()
 
     # -- one request ----------------------------------------------------------------------
