@@ -41,7 +41,7 @@ SUPERVISED = "SHARE_IMAGE_BOT_SUPERVISED_WORKER"
 class GrowthWatch:
     """Whether this process has grown past its warm size by more than `growth` bytes.
 
-    Asked by the worker when nothing is under way. Its warm size is its resident memory
+    Asked by the worker between its looks for work. Its warm size is its resident memory
     the first time it is asked with at least `warm_steps` steps behind it (a first burst's
     threads, connections and caches in place), and it reads its size at most once every
     `every` seconds. What a burst's threads allocate and free leaves gaps in malloc's heap

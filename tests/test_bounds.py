@@ -230,27 +230,62 @@ def test_a_hundred_due_requests_never_run_on_more_than_the_workers_threads() -> 
     assert worker.most_threads == 8
 
 
-def test_the_worker_hands_over_only_with_nothing_under_way() -> None:
+def test_a_worker_due_to_hand_over_starts_nothing_new_and_ends_once_idle() -> None:
     requests = _DueRequests(20)
-    asked: list[tuple[int, int]] = []  # (steps so far, requests running) at each question
-
     worker = _CountingWorker(requests, threads=8)
+    worker.recycle = lambda steps: worker.full.is_set()  # due once 8 are under way
+    stop = threading.Event()
+    ended: list[bool] = []
+    runner = threading.Thread(target=lambda: ended.append(worker.run(stop)))
+    runner.start()
+    try:
+        assert worker.full.wait(10)
+        for _ in range(20):  # many rounds of the loop while the 8 are under way
+            worker.wake()
+            threading.Event().wait(0.01)
+        worker.release.set()
+        runner.join(10)
+    finally:
+        worker.release.set()
+        stop.set()
+        worker.wake()
+        runner.join(10)
+    assert ended == [True]  # by itself: nobody set `stop` before it ended
+    assert worker.steps == 8  # the 8 under way ended; the other 12 were never started
+    assert len(requests.left) == 12
+
+
+def test_a_worker_whose_requests_do_not_end_goes_on_working() -> None:
+    requests = _DueRequests(20)
+    worker = _CountingWorker(requests, threads=8)
+    asked: list[int] = []
 
     def recycle(steps: int) -> bool:
-        asked.append((steps, worker.running))
-        return steps >= 20
+        asked.append(steps)
+        return worker.full.is_set()
 
     worker.recycle = recycle
-    worker.release.set()  # each request ends at once
+    worker.drain_seconds = 0.1
+    worker.drain_again_seconds = 60.0
     stop = threading.Event()
-
-    ended = worker.run(stop)  # returns by itself: nobody sets `stop`
-
-    assert ended is True
-    assert not requests.left  # every due request was carried out first
-    assert worker.steps == 20
-    assert asked and all(running == 0 for _, running in asked)
-    assert asked[-1][0] == 20
+    runner = threading.Thread(target=worker.run, args=(stop,))
+    runner.start()
+    try:
+        assert worker.full.wait(10)
+        threading.Event().wait(0.5)  # longer than the drain: it gives up handing over
+        asked_then = len(asked)
+        worker.release.set()
+        for _ in range(1000):
+            if not requests.left:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        worker.release.set()
+        stop.set()
+        worker.wake()
+        runner.join(10)
+    assert not requests.left  # the other 12 were carried out after all
+    assert len(asked) == asked_then  # and it did not ask again within a minute
 
 
 def test_a_worker_asked_to_stop_says_it_was_not_recycled() -> None:

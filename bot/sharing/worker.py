@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -32,6 +33,10 @@ TURN_WAIT = timedelta(milliseconds=200)
 REMOVAL_RETRY = timedelta(minutes=5)
 # How long a stopping worker waits for an image-list refresh under way.
 REFRESH_JOIN_SECONDS = 2.0
+# A worker due to hand over to a fresh one starts no new work for at most this long while
+# what is under way ends; if it has not, it works on and asks again this much later.
+DRAIN_SECONDS = 5.0
+DRAIN_AGAIN_SECONDS = 60.0
 
 
 class Announcer(Protocol):
@@ -101,10 +106,14 @@ class Worker:
             self.images_tried.set()
         self._busy: set[int] = set()
         self._busy_lock = threading.Lock()
-        # Asked, with nothing under way, whether this process should end so that a fresh
-        # one takes over (its memory has grown): given the steps carried out so far.
+        # Asked between looks for work whether this process should end so that a fresh
+        # one takes over (its memory has grown), given the steps carried out so far.
         self.recycle = recycle
         self.steps = 0
+        self.drain_seconds = DRAIN_SECONDS
+        self.drain_again_seconds = DRAIN_AGAIN_SECONDS
+        self._draining_since: float | None = None
+        self._ask_after = float("-inf")
 
     def wake(self) -> None:
         """Look for due work now rather than at the next poll."""
@@ -112,7 +121,7 @@ class Worker:
 
     def run(self, stop: threading.Event) -> bool:
         """Work until `stop` is set, then finish what is under way; True when it ended
-        because `recycle` said so (nothing was under way: a fresh worker takes over)."""
+        because `recycle` said so (with nothing under way: a fresh worker takes over)."""
         self._started = self.requests.now()
         try:
             for request in self.requests.held():
@@ -134,14 +143,15 @@ class Worker:
         recycled = False
         with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
             while not stop.is_set():
-                if self._recycle_now():
+                if self._handing_over():
                     recycled = True
                     break
                 metrics.worker_looked()
-                try:
-                    self._dispatch(pool)
-                except StorageError as error:
-                    log.error("cannot read due requests", extra={"error": str(error)})
+                if self._draining_since is None:
+                    try:
+                        self._dispatch(pool)
+                    except StorageError as error:
+                        log.error("cannot read due requests", extra={"error": str(error)})
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
         if refresher is not None:
@@ -150,14 +160,33 @@ class Worker:
             refresher.join(REFRESH_JOIN_SECONDS)
         return recycled
 
-    def _recycle_now(self) -> bool:
+    def _handing_over(self) -> bool:
+        """Whether to end now for a fresh worker: `recycle` said so, and nothing is under way.
+
+        Once `recycle` says so, no new work starts; what is under way has `drain_seconds`
+        to end. If it does not (a slow cloud), work goes on and `recycle` is asked again
+        `drain_again_seconds` later.
+        """
         if self.recycle is None:
             return False
+        now = time.monotonic()
         with self._busy_lock:
-            if self._busy:
-                return False
+            busy = bool(self._busy)
             steps = self.steps
-        return self.recycle(steps)
+        if self._draining_since is None:
+            if now < self._ask_after or not self.recycle(steps):
+                return False
+            self._draining_since = now
+        if not busy:
+            return True
+        if now - self._draining_since > self.drain_seconds:
+            log.info(
+                "worker goes on: what was under way did not end in time for a fresh worker",
+                extra={"busy": len(self._busy)},
+            )
+            self._draining_since = None
+            self._ask_after = now + self.drain_again_seconds
+        return False
 
     # -- the image list --------------------------------------------------------------------
 
