@@ -23,6 +23,7 @@ operations and error codes come from fixed sets or a checked shape.
     share_image_delivery_failures_total            messages Slack did not take (each time)
     share_image_messages_dropped_total             messages that will never reach Slack
     share_image_worker_restarts_total              the worker started again after it stopped
+    share_image_worker_handovers_total             the worker ended for a fresh one (memory)
     share_image_worker_last_loop_timestamp_seconds when the worker last looked for work
     share_image_events_refused_total{status}       requests at /slack/events refused unread
     share_image_database_up                        1 when the scrape could read the database
@@ -146,6 +147,11 @@ CLOUD_RETRIES = Counter(
 WORKER_RESTARTS = Counter(
     "share_image_worker_restarts_total",
     "Times the worker process was started again after it stopped on its own or was killed.",
+)
+WORKER_HANDOVERS = Counter(
+    "share_image_worker_handovers_total",
+    "Times the worker ended between requests for a fresh one because its memory had grown"
+    " BOT_WORKER_RECYCLE_MB past its size once warm (not counted as restarts).",
 )
 WORKER_LAST_LOOP = Gauge(
     "share_image_worker_last_loop_timestamp_seconds",

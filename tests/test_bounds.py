@@ -231,6 +231,9 @@ def test_a_hundred_due_requests_never_run_on_more_than_the_workers_threads() -> 
 
 
 def test_a_worker_due_to_hand_over_starts_nothing_new_and_ends_once_idle() -> None:
+    from bot import metrics
+
+    handovers = metrics.WORKER_HANDOVERS._value.get()
     requests = _DueRequests(20)
     worker = _CountingWorker(requests, threads=8)
     worker.recycle = lambda steps: worker.full.is_set()  # due once 8 are under way
@@ -251,6 +254,7 @@ def test_a_worker_due_to_hand_over_starts_nothing_new_and_ends_once_idle() -> No
         worker.wake()
         runner.join(10)
     assert ended == [True]  # by itself: nobody set `stop` before it ended
+    assert metrics.WORKER_HANDOVERS._value.get() == handovers + 1
     assert worker.steps == 8  # the 8 under way ended; the other 12 were never started
     assert len(requests.left) == 12
 

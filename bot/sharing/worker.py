@@ -145,6 +145,7 @@ class Worker:
             while not stop.is_set():
                 if self._handing_over():
                     recycled = True
+                    metrics.WORKER_HANDOVERS.inc()
                     break
                 metrics.worker_looked()
                 if self._draining_since is None:
