@@ -222,20 +222,12 @@ def _serve_socket_mode(settings: Settings) -> None:
     from slack_sdk.errors import SlackApiError
 
     from bot.app import create_app
-    from bot.server import ACK_BUSY_TIMEOUT
-    from bot.services import build_services
+    from bot.server import serve_metrics, slack_side_services
 
-    database = Database(
-        settings.DATABASE_PATH,
-        busy_timeout=ACK_BUSY_TIMEOUT,
-        connections=settings.DATABASE_CONNECTIONS,
-    )
-    services = build_services(settings, database=database)
+    services = slack_side_services(settings)
     app = create_app(services)
     if settings.METRICS_PORT is not None:
-        from bot.server import serve_metrics
-
-        serve_metrics(settings.METRICS_PORT, database)
+        serve_metrics(settings.METRICS_PORT, services.database)
     assert settings.SLACK_APP_TOKEN is not None
     log.info("starting in Socket Mode")
     handler = SocketModeHandler(app, settings.SLACK_APP_TOKEN.get_secret_value())

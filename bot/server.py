@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
     from slack_bolt import App
 
+    from bot.services import Services
+    from bot.settings import Settings
+
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
@@ -302,22 +305,28 @@ def _reason(status: int) -> str:
         return ""
 
 
-def make_web_app() -> WebApp:
-    """The app gunicorn's worker serves, built there after the fork (`bot.supervisor`)."""
-    from bot.app import create_app
+def slack_side_services(settings: Settings) -> Services:
+    """The services of the process that answers Slack (HTTP or Socket Mode): its database
+    gives up on a lock after ACK_BUSY_TIMEOUT, so the ack comes within Slack's 3 s."""
     from bot.services import build_services
-    from bot.settings import load_settings
 
-    processes.graceful_gunicorn_worker()
-    processes.trim_malloc(threading.Event())
-    settings = load_settings()
-    # The ack must come within Slack's 3 s even if the database is locked.
     database = Database(
         settings.DATABASE_PATH,
         busy_timeout=ACK_BUSY_TIMEOUT,
         connections=settings.DATABASE_CONNECTIONS,
     )
-    services = build_services(settings, database=database)
+    return build_services(settings, database=database)
+
+
+def make_web_app() -> WebApp:
+    """The app gunicorn's worker serves, built there after the fork (`bot.supervisor`)."""
+    from bot.app import create_app
+    from bot.settings import load_settings
+
+    processes.graceful_gunicorn_worker()
+    processes.trim_malloc(threading.Event())
+    settings = load_settings()
+    services = slack_side_services(settings)
     return WebApp(
         create_app(services),
         services.database,

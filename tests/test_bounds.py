@@ -6,13 +6,14 @@ never by timing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,28 +204,45 @@ class _CountingWorker(Worker):
         self.due_requests.done(request_id)
 
 
-def test_a_hundred_due_requests_never_run_on_more_than_the_workers_threads() -> None:
-    requests = _DueRequests(100)
-    worker = _CountingWorker(requests, threads=8)
+@contextlib.contextmanager
+def _running(worker: _CountingWorker) -> Iterator[list[bool]]:
+    """The worker's loop in a thread; what `run` returned, once it has."""
     stop = threading.Event()
-    runner = threading.Thread(target=worker.run, args=(stop,))
+    ended: list[bool] = []
+    runner = threading.Thread(target=lambda: ended.append(worker.run(stop)))
     runner.start()
     try:
-        assert worker.full.wait(10)
-        for _ in range(20):  # many more rounds of the loop while all threads are taken
-            worker.wake()
-            threading.Event().wait(0.01)
-        assert worker.running == 8
-        worker.release.set()
-        for _ in range(1000):
-            if not requests.left:
-                break
-            threading.Event().wait(0.01)
+        yield ended
     finally:
         worker.release.set()
         stop.set()
         worker.wake()
         runner.join(10)
+
+
+def _wait_until_carried_out(requests: _DueRequests) -> None:
+    for _ in range(1000):
+        if not requests.left:
+            return
+        threading.Event().wait(0.01)
+
+
+def _spin(worker: _CountingWorker) -> None:
+    """Many rounds of the worker's loop."""
+    for _ in range(20):
+        worker.wake()
+        threading.Event().wait(0.01)
+
+
+def test_a_hundred_due_requests_never_run_on_more_than_the_workers_threads() -> None:
+    requests = _DueRequests(100)
+    worker = _CountingWorker(requests, threads=8)
+    with _running(worker):
+        assert worker.full.wait(10)
+        _spin(worker)  # while all threads are taken
+        assert worker.running == 8
+        worker.release.set()
+        _wait_until_carried_out(requests)
     assert not requests.left
     assert worker.most == 8
     assert worker.most_threads == 8
@@ -237,23 +255,16 @@ def test_a_worker_due_to_hand_over_starts_nothing_new_and_ends_once_idle() -> No
     requests = _DueRequests(20)
     worker = _CountingWorker(requests, threads=8)
     worker.recycle = lambda steps: worker.full.is_set()  # due once 8 are under way
-    stop = threading.Event()
-    ended: list[bool] = []
-    runner = threading.Thread(target=lambda: ended.append(worker.run(stop)))
-    runner.start()
-    try:
+    with _running(worker) as ended:
         assert worker.full.wait(10)
-        for _ in range(20):  # many rounds of the loop while the 8 are under way
-            worker.wake()
+        _spin(worker)  # while the 8 are under way
+        worker.release.set()
+        for _ in range(1000):
+            if ended:
+                break
             threading.Event().wait(0.01)
-        worker.release.set()
-        runner.join(10)
-    finally:
-        worker.release.set()
-        stop.set()
-        worker.wake()
-        runner.join(10)
-    assert ended == [True]  # by itself: nobody set `stop` before it ended
+        # By itself: `stop` is only set when this block is left.
+        assert ended == [True]
     assert metrics.WORKER_HANDOVERS._value.get() == handovers + 1
     assert worker.steps == 8  # the 8 under way ended; the other 12 were never started
     assert len(requests.left) == 12
@@ -271,25 +282,15 @@ def test_a_worker_whose_requests_do_not_end_goes_on_working() -> None:
     worker.recycle = recycle
     worker.drain_seconds = 0.1
     worker.drain_again_seconds = 60.0
-    stop = threading.Event()
-    runner = threading.Thread(target=worker.run, args=(stop,))
-    runner.start()
-    try:
+    with _running(worker) as ended:
         assert worker.full.wait(10)
         threading.Event().wait(0.5)  # longer than the drain: it gives up handing over
         asked_then = len(asked)
         worker.release.set()
-        for _ in range(1000):
-            if not requests.left:
-                break
-            threading.Event().wait(0.01)
-    finally:
-        worker.release.set()
-        stop.set()
-        worker.wake()
-        runner.join(10)
+        _wait_until_carried_out(requests)
     assert not requests.left  # the other 12 were carried out after all
     assert len(asked) == asked_then  # and it did not ask again within a minute
+    assert ended == [False]  # it ended when told to stop, not to hand over
 
 
 def test_a_worker_asked_to_stop_says_it_was_not_recycled() -> None:

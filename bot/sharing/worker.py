@@ -172,7 +172,7 @@ class Worker:
             return False
         now = time.monotonic()
         with self._busy_lock:
-            busy = bool(self._busy)
+            busy = len(self._busy)
             steps = self.steps
         if self._draining_since is None:
             if now < self._ask_after or not self.recycle(steps):
@@ -183,7 +183,7 @@ class Worker:
         if now - self._draining_since > self.drain_seconds:
             log.info(
                 "worker goes on: what was under way did not end in time for a fresh worker",
-                extra={"busy": len(self._busy)},
+                extra={"busy": busy},
             )
             self._draining_since = None
             self._ask_after = now + self.drain_again_seconds
