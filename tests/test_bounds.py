@@ -26,7 +26,7 @@ from bot.scp.client import KEEPALIVE_CONNECTIONS, KEEPALIVE_SECONDS, ScpClient
 from bot.services import AFTER_ACK_THREADS, make_cloud_client
 from bot.settings import SettingsError
 from bot.sharing.worker import Worker
-from bot.slack.languages import REMEMBERED, Languages
+from bot.slack.languages import ASK_AGAIN_SECONDS, REMEMBERED, Languages
 from storage import Database, People
 from storage.database import CACHE_KIB, CONNECTIONS
 from storage.errors import StorageError
@@ -429,6 +429,38 @@ def test_languages_in_memory_are_bounded_and_the_database_keeps_the_rest(
     assert languages.of("U0") == "ko"
     assert slack.asked == [f"U{i}" for i in range(10)]
     assert languages.remembered_now == 3
+
+
+class _Unknowing:
+    """A Slack client that knows nobody (or is down): every question fails."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def users_info(self, *, user: str, include_locale: bool) -> dict[str, Any]:
+        self.asked.append(user)
+        raise RuntimeError("user_not_found")
+
+
+def test_a_question_slack_could_not_answer_is_not_repeated_for_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ASK_AGAIN_SECONDS == 60.0
+    database = Database(tmp_path / "bot.db")
+    slack = _Unknowing()
+    languages = Languages(People(database), slack, default="en", remembered=2)  # type: ignore[arg-type]
+    clock = [1000.0]
+    monkeypatch.setattr("bot.slack.languages.time.monotonic", lambda: clock[0])
+    for _ in range(5):
+        assert languages.of("UGONE") == "en"  # the default, asked once
+    assert slack.asked == ["UGONE"]
+    assert languages.known("UGONE") is None  # nothing was learnt: the ack path knows nothing
+    clock[0] += 61
+    assert languages.of("UGONE") == "en"
+    assert slack.asked == ["UGONE", "UGONE"]  # a minute later, asked again
+    for i in range(5):  # and the people not answered about are bounded too
+        languages.of(f"U{i}")
+    assert languages.unanswered_now == 2
 
 
 def test_many_callers_for_one_new_user_ask_slack_once(tmp_path: Path) -> None:

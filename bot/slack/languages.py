@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 # People whose language one process remembers in memory; past this, the one unused for
 # longest is forgotten (the database still knows it: one quick read brings it back).
 REMEMBERED = 10_000
+# After Slack could not tell a person's language (Slack down, or a person it does not
+# know), the default stands for them this long before Slack is asked again: a failing
+# question is not repeated for each of their commands.
+ASK_AGAIN_SECONDS = 60.0
 
 
 class Languages:
@@ -42,6 +46,8 @@ class Languages:
         self.default = default
         self.remembered = remembered
         self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        # People Slack could not tell about, and when to ask again (at most `remembered`).
+        self._unanswered: OrderedDict[str, float] = OrderedDict()
         # A lock per user being asked about, and how many callers wait on it.
         self._asking: dict[str, tuple[threading.Lock, list[int]]] = {}
         self._lock = threading.Lock()
@@ -72,7 +78,9 @@ class Languages:
             waiting[0] += 1
         try:
             with asking:  # one question to Slack per user, however many callers wait for it
-                language = self.known(user_id) or self._ask_slack(user_id)
+                language = self.known(user_id)
+                if not language and not self._unanswered_lately(user_id):
+                    language = self._ask_slack(user_id)
         finally:
             with self._lock:
                 waiting[0] -= 1
@@ -86,6 +94,11 @@ class Languages:
         return len(self._known)
 
     @property
+    def unanswered_now(self) -> int:
+        """How many people Slack could not tell about lately (never more than `remembered`)."""
+        return len(self._unanswered)
+
+    @property
     def asking_now(self) -> int:
         """How many people are being asked about right now."""
         return len(self._asking)
@@ -97,12 +110,27 @@ class Languages:
             while len(self._known) > self.remembered:
                 self._known.popitem(last=False)
 
+    def _unanswered_lately(self, user_id: str) -> bool:
+        with self._lock:
+            again_at = self._unanswered.get(user_id)
+            if again_at is None:
+                return False
+            if time.monotonic() < again_at:
+                return True
+            del self._unanswered[user_id]
+            return False
+
     def _ask_slack(self, user_id: str) -> str | None:
         try:
             answer = self.client.users_info(user=user_id, include_locale=True)
             locale = (answer.get("user") or {}).get("locale")
         except Exception as error:  # Slack down or slow: the default language will do
             log.warning("users.info failed", extra={"user": user_id, "error": type(error).__name__})
+            with self._lock:
+                self._unanswered[user_id] = time.monotonic() + ASK_AGAIN_SECONDS
+                self._unanswered.move_to_end(user_id)
+                while len(self._unanswered) > self.remembered:
+                    self._unanswered.popitem(last=False)
             return None
         language = language_of(locale, self.default)
         self._remember(user_id, language)
