@@ -193,6 +193,7 @@ def crash_rounds(args: argparse.Namespace, workdir: Path) -> Tally:
             }
         )
         users = [f"UCRASH{u:02d}" for u in range(min(10, args.n))]
+        fakes.add_users(users)
         grant_sharers(users, env, workdir)
         started = 1
         service = start_bot(env, workdir, started, port)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -79,6 +80,11 @@ class Fakes(Protocol):
     endpoints: Endpoints
     pid: int  # the process serving them (this one when inline)
 
+    def add_users(self, users: Sequence[str]) -> None:
+        """Make `users` people of the workspace, as Slack knows them (`users.info` answers
+        for them, in English), so the bot asks about each once, as it would in real life."""
+        ...
+
     def snapshot(self, since: float = 0.0) -> Snapshot:
         """Totals now, with the thread replies at or after `since`."""
         ...
@@ -113,6 +119,10 @@ class LocalFakes:
             bot_token=BOT_TOKEN,
             sandbox_url=self.sandbox.url,
         )
+
+    def add_users(self, users: Sequence[str]) -> None:
+        for user in users:
+            self.slack.set_locale(user, "en-US")
 
     def snapshot(self, since: float = 0.0) -> Snapshot:
         calls = self.slack.calls()
@@ -205,6 +215,9 @@ class HelperFakes:
         self._stdin.flush()
         return self._read(timeout)
 
+    def add_users(self, users: Sequence[str]) -> None:
+        self._ask({"op": "add_users", "users": list(users)}, 10.0)
+
     def snapshot(self, since: float = 0.0) -> Snapshot:
         return Snapshot(**self._ask({"op": "snapshot", "since": since}, 10.0))
 
@@ -250,7 +263,10 @@ def serve_helper(delay: float) -> None:
             op = request.get("op")
             if op == "quit":
                 break
-            if op == "snapshot":
+            if op == "add_users":
+                fakes.add_users([str(user) for user in request["users"]])
+                say({"added": len(request["users"])})
+            elif op == "snapshot":
                 say(asdict(fakes.snapshot(float(request.get("since", 0.0)))))
             elif op == "wait_replies":
                 snap = fakes.wait_replies(

@@ -222,6 +222,7 @@ def run_app(app: str, args: argparse.Namespace, fakes: Fakes, workdir: Path) -> 
     port = free_port()
     env = bench_env(fakes.endpoints, directory, port)
     if app == "bot":
+        fakes.add_users(bench_users(args))
         grant_sharers(bench_users(args), env, directory)
         argv = [sys.executable, "-m", "bot"]
         label = "the bot (python -m bot)"

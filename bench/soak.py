@@ -305,7 +305,9 @@ def run_soak(args: argparse.Namespace, workdir: Path) -> SoakResult:
         directory.mkdir()
         port = free_port()
         env = bench_env(fakes.endpoints, directory, port)
-        grant_sharers([f"UBENCH{u:03d}" for u in range(args.users)], env, directory)
+        users = [f"UBENCH{u:03d}" for u in range(args.users)]
+        fakes.add_users(users)
+        grant_sharers(users, env, directory)
         service = Service(
             "bot", [sys.executable, "-m", "bot"], env=env, cwd=directory, log=directory / "out.log"
         )
