@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlite_utils
 
@@ -28,6 +28,9 @@ EARLIER_IN_FLIGHT = (
 
 # Not decided yet, or not yet answered by the cloud API: a second ask joins these.
 OPEN_STATES = ("awaiting_approval", "queued", "sending")
+# A due row of these is a follow-up (the status read of a pending share, the recheck of a
+# failed one), unless the share's time is up: its removal is new work, on time.
+_FOLLOW_UP = "(state IN ('pending', 'failed') AND (ends_at IS NULL OR ends_at > :now))"
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,13 @@ class NewRequest:
     approval_reason: str = ""
     duration: str = ""  # as asked, `7d`; empty: until removed
     extends: int | None = None  # the share this one extends
+
+
+class Due(NamedTuple):
+    """A request due for the worker, and whether it is a follow-up."""
+
+    id: int
+    follow_up: bool
 
 
 @dataclass(frozen=True)
@@ -320,17 +330,36 @@ class ShareRequests:
 
     # -- the worker's side ---------------------------------------------------------------
 
-    def due(self, limit: int = 32) -> list[int]:
-        """Ids of requests the worker should look at now, most overdue first."""
+    def due(self, limit: int = 32, *, follow_ups: int | None = None) -> list[Due]:
+        """Requests the worker should look at now: new work first (asks, sends, removals,
+        announcements), then at most `follow_ups` follow-ups (the status read of a pending
+        share, the recheck of a failed one); each kind most overdue first."""
         now = stamp(self.now())
-        rows = self._database.read(
-            lambda db: db.execute(
-                "SELECT id FROM share_requests WHERE due_at <= ?"
-                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?",
-                [now, now, limit],
+        free = "due_at <= :now AND (lease_until IS NULL OR lease_until < :now)"
+
+        def work(db: sqlite_utils.Database) -> list[Due]:
+            fresh = db.execute(
+                f"SELECT id FROM share_requests WHERE {free} AND NOT {_FOLLOW_UP}"
+                " ORDER BY due_at LIMIT :limit",
+                {"now": now, "limit": limit},
             ).fetchall()
-        )
-        return [int(row[0]) for row in rows]
+            room = limit - len(fresh)
+            if follow_ups is not None:
+                room = min(room, follow_ups)
+            later = (
+                db.execute(
+                    f"SELECT id FROM share_requests WHERE {free} AND {_FOLLOW_UP}"
+                    " ORDER BY due_at LIMIT :limit",
+                    {"now": now, "limit": room},
+                ).fetchall()
+                if room > 0
+                else []
+            )
+            return [Due(int(row[0]), False) for row in fresh] + [
+                Due(int(row[0]), True) for row in later
+            ]
+
+        return self._database.read(work)
 
     def claim(self, request_id: int, lease: timedelta) -> RequestRow | None:
         """Take a due request for `lease`; None when another worker holds it or it is not due."""

@@ -30,6 +30,7 @@ from bot.slack.languages import ASK_AGAIN_SECONDS, REMEMBERED, Languages
 from storage import Database, People
 from storage.database import CACHE_KIB, CONNECTIONS
 from storage.errors import StorageError
+from storage.requests import Due
 from tests.fakes.slack import FakeSlack
 from tests.harness import settings_for
 
@@ -162,9 +163,9 @@ class _DueRequests:
     def drop_leases(self) -> int:
         return 0
 
-    def due(self, limit: int) -> list[int]:
+    def due(self, limit: int, *, follow_ups: int | None = None) -> list[Due]:
         with self.lock:
-            return self.left[:limit]
+            return [Due(request_id, False) for request_id in self.left[:limit]]
 
     def done(self, request_id: int) -> None:
         with self.lock:

@@ -15,7 +15,7 @@ from typing import Any
 
 from storage import ShareRequests
 from storage.database import stamp
-from storage.requests import NewRequest, RequestRow, Tally, parse_stamp
+from storage.requests import Due, NewRequest, RequestRow, Tally, parse_stamp
 
 
 class RequestState(StrEnum):
@@ -191,9 +191,10 @@ class Requests:
         """Mark an undecided request expired once its time is up; True if this call did."""
         return self.table.expire(request_id)
 
-    def due(self, limit: int = 32) -> list[int]:
-        """Ids of requests the worker should look at now."""
-        return self.table.due(limit)
+    def due(self, limit: int = 32, *, follow_ups: int | None = None) -> list[Due]:
+        """Requests the worker should look at now: new work first, then at most
+        `follow_ups` follow-ups (status reads of pending shares, rechecks of failed ones)."""
+        return self.table.due(limit, follow_ups=follow_ups)
 
     def claim(self, request_id: int, lease: timedelta) -> ShareRequest | None:
         """Take a due request for `lease`; None when another worker holds it."""

@@ -37,6 +37,10 @@ REFRESH_JOIN_SECONDS = 2.0
 # what is under way ends; if it has not, it works on and asks again this much later.
 DRAIN_SECONDS = 5.0
 DRAIN_AGAIN_SECONDS = 60.0
+# Follow-ups (status reads of pending shares, rechecks of failed ones) under way at once, at
+# most: thousands due together (after a restart, an outage) never hold up new requests,
+# which go first anyway, nor take a hundred threads and connections to the cloud.
+FOLLOW_UPS_AT_ONCE = 16
 
 
 class Announcer(Protocol):
@@ -105,6 +109,8 @@ class Worker:
         if images is None:
             self.images_tried.set()
         self._busy: set[int] = set()
+        self._following: set[int] = set()  # the follow-ups among them
+        self.follow_ups_at_once = min(FOLLOW_UPS_AT_ONCE, threads)
         self._busy_lock = threading.Lock()
         # Asked between looks for work whether this process should end so that a fresh
         # one takes over (its memory has grown), given the steps carried out so far.
@@ -225,15 +231,20 @@ class Worker:
 
     def _dispatch(self, pool: ThreadPoolExecutor) -> None:
         with self._busy_lock:
-            room = self.threads - len(self._busy)
-        if room <= 0:
-            return
-        for request_id in self.requests.due(room + len(self._busy)):
+            if len(self._busy) >= self.threads:
+                return
+        # As many as there are threads: those under way may come back (between a step's
+        # end and its release), and are skipped.
+        for due in self.requests.due(self.threads, follow_ups=self.follow_ups_at_once):
             with self._busy_lock:
-                if request_id in self._busy or len(self._busy) >= self.threads:
+                if due.id in self._busy or len(self._busy) >= self.threads:
                     continue
-                self._busy.add(request_id)
-            pool.submit(self._advance_then_free, request_id)
+                if due.follow_up:
+                    if len(self._following) >= self.follow_ups_at_once:
+                        continue
+                    self._following.add(due.id)
+                self._busy.add(due.id)
+            pool.submit(self._advance_then_free, due.id)
 
     def _advance_then_free(self, request_id: int) -> None:
         try:
@@ -241,6 +252,7 @@ class Worker:
         finally:
             with self._busy_lock:
                 self._busy.discard(request_id)
+                self._following.discard(request_id)
                 self.steps += 1
             self._wake.set()
 
