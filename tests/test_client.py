@@ -157,9 +157,9 @@ def test_retry_after_date_without_a_zone_does_not_crash(make: Any, slept: list[f
 
 def test_without_retry_after_the_backoff_doubles_with_jitter(make: Any, slept: list[float]) -> None:
     client, script = make(
-        httpx.Response(502),
         httpx.Response(503),
-        httpx.Response(504),
+        httpx.Response(429),
+        httpx.Response(503),
         httpx.Response(200, json=member_json()),
     )
 
@@ -524,9 +524,48 @@ def test_409_on_the_first_attempt_is_a_conflict_without_a_read(make: Any) -> Non
     assert script.calls == [("POST", MEMBERS_PATH)]
 
 
-def test_409_after_a_retry_finds_our_own_earlier_attempt(make: Any) -> None:
+@pytest.mark.parametrize(
+    "lost",
+    [
+        pytest.param(httpx.ReadTimeout("answer lost"), id="timeout"),
+        pytest.param(httpx.RemoteProtocolError("peer closed"), id="reset"),
+        pytest.param(httpx.Response(504), id="gateway-504"),
+        pytest.param(httpx.Response(502), id="gateway-502"),
+    ],
+)
+def test_an_add_whose_answer_was_lost_is_read_before_it_is_sent_again(make: Any, lost: Any) -> None:
+    client, script = make(lost, httpx.Response(200, json=member_json(created=datetime.now(UTC))))
+
+    member = client.add_member(IMAGE, MEMBER)
+
+    assert member.status == "pending"
+    # The member is there, added since this call began: it was this call's add.
+    assert script.calls == [("POST", MEMBERS_PATH), ("GET", MEMBER_PATH)]
+
+
+def test_an_add_whose_answer_was_lost_and_did_not_land_is_sent_again(make: Any) -> None:
     client, script = make(
         httpx.ReadTimeout("answer lost"),
+        service_error(404, "NotFound", "not a member", "req-404"),
+        httpx.Response(200, json=member_json()),
+    )
+
+    assert client.add_member(IMAGE, MEMBER).status == "pending"
+    assert script.calls == [("POST", MEMBERS_PATH), ("GET", MEMBER_PATH), ("POST", MEMBERS_PATH)]
+
+
+def test_a_refused_connection_is_tried_again_without_a_read(make: Any) -> None:
+    client, script = make(
+        httpx.ConnectError("connection refused"), httpx.Response(200, json=member_json())
+    )
+
+    assert client.add_member(IMAGE, MEMBER).status == "pending"
+    assert script.calls == [("POST", MEMBERS_PATH), ("POST", MEMBERS_PATH)]  # nothing had left
+
+
+def test_409_after_a_retry_finds_our_own_earlier_attempt(make: Any) -> None:
+    client, script = make(
+        httpx.Response(503),
         service_error(409, "Conflict", "already a member", "req-409"),
         httpx.Response(200, json=member_json(created=datetime.now(UTC))),
     )
@@ -554,7 +593,7 @@ def test_409_after_a_retry_for_an_old_member_is_a_real_conflict(make: Any) -> No
 
 def test_409_after_a_retry_with_the_member_gone_is_a_conflict(make: Any) -> None:
     client, _ = make(
-        httpx.Response(502),
+        httpx.Response(503),
         service_error(409, "Conflict", "already a member", "req-409"),
         service_error(404, "NotFound", "not a member", "req-404"),
     )

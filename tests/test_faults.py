@@ -363,10 +363,11 @@ def test_a_429_asking_for_longer_than_allowed_fails_at_once_with_the_request_id(
 
 
 @pytest.mark.parametrize(
-    "fault",
+    ("fault", "posts"),
     [
-        pytest.param(Fault.apply_then_drop(method="POST"), id="applied-then-reset"),
-        pytest.param(Fault.answer(503, apply=True, method="POST"), id="applied-then-503"),
+        # The answer may have been lost on its way: read before sending again, and the
+        # member is there: one add, no second POST.
+        pytest.param(Fault.apply_then_drop(method="POST"), [None], id="applied-then-reset"),
         pytest.param(
             Fault.answer(
                 504,
@@ -375,12 +376,17 @@ def test_a_429_asking_for_longer_than_allowed_fails_at_once_with_the_request_id(
                 apply=True,
                 method="POST",
             ),
+            [504],
             id="applied-then-proxy-html",
+        ),
+        # The service said it was unavailable: sent again, and its 409 is recognised.
+        pytest.param(
+            Fault.answer(503, apply=True, method="POST"), [503, 409], id="applied-then-503"
         ),
     ],
 )
 def test_a_lost_answer_and_a_retry_add_one_member_and_say_pending(
-    make: Callable[..., BotHarness], sandbox: Sandbox, fault: Fault
+    make: Callable[..., BotHarness], sandbox: Sandbox, fault: Fault, posts: list[int | None]
 ) -> None:
     bot = make()
     sandbox.inject(fault)
@@ -395,12 +401,28 @@ def test_a_lost_answer_and_a_retry_add_one_member_and_say_pending(
         None,
         "pending",
     )
-    assert [r.status for r in calls(sandbox, "POST")] == [
-        None if fault.kind == "reset" else fault.status,
-        409,
-    ]
-    assert [r.method for r in calls(sandbox)] == ["POST", "POST", "GET"]  # read back, once
+    assert [r.status for r in calls(sandbox, "POST")] == posts
+    assert [r.method for r in calls(sandbox)] == ["POST"] * len(posts) + ["GET"]  # read, once
     assert [m.member_id for m in sandbox.members(IMAGE)] == [MEMBER]
+
+
+def test_a_reset_before_anything_was_done_is_read_then_sent_again_once(
+    make: Callable[..., BotHarness], sandbox: Sandbox
+) -> None:
+    bot = make()
+    sandbox.inject(Fault.reset(method="POST"))
+
+    bot.ack_text(f"{IMAGE} {MEMBER}")
+
+    reply, request = outcome(bot, "pending")
+    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    # The read says the first add never happened: the second is the only one.
+    assert [(r.method, r.status) for r in calls(sandbox)] == [
+        ("POST", None),
+        ("GET", 404),
+        ("POST", 200),
+    ]
+    assert (request.state, request.error_kind) == ("pending", None)
 
 
 def test_a_cut_success_body_is_read_back_and_not_sent_again(

@@ -620,9 +620,9 @@ def test_apply_then_drop_reads_the_member_back(sandbox: Sandbox, client: ScpClie
     member = client.add_member(IMAGE, MEMBER)
 
     assert (member.member_id, member.status) == (MEMBER, "pending")
-    first, retry, read_back = sandbox.records
+    # The answer was lost: the member is read before anything is sent again, and is there.
+    first, read_back = sandbox.records
     assert first.fault is not None and first.fault.apply and first.status is None
-    assert (retry.method, retry.status) == ("POST", 409)
     assert (read_back.method, read_back.member_id, read_back.status) == ("GET", MEMBER, 200)
     assert sandbox.members(IMAGE) == [member]
 
@@ -636,6 +636,7 @@ def test_reset_is_retried_without_a_second_member(sandbox: Sandbox, client: ScpC
         (None, Fault.reset(method="POST")),
         (200, None),
     ]
+    assert [r.method for r in sandbox.records] == ["POST", "GET", "POST"]  # read: not there
     assert len(added(sandbox.records)) == 1
 
 
@@ -667,7 +668,12 @@ def test_proxy_html_and_cut_json_do_not_crash_the_client(
 
     assert caught.value.status == 429
     assert caught.value.detail is not None and "unreadable body" in caught.value.detail
-    assert [r.status for r in sandbox.records] == [502, 429]
+    # After the gateway's 502 the member is read (not there) before the add goes again.
+    assert [(r.method, r.status) for r in sandbox.records] == [
+        ("POST", 502),
+        ("GET", 404),
+        ("POST", 429),
+    ]
     assert sandbox.members(IMAGE) == []
 
 

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 SERVICE = "virtualserver"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Answers from a gateway in front of the service: the request may have been carried out.
+GATEWAY_STATUSES = frozenset({502, 504})
+# Failures that mean the request never left: anything else may have reached the service.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # A member created this long before our first attempt was there already: a real conflict.
 CONFLICT_CLOCK_SLACK = timedelta(seconds=120)
 
@@ -145,6 +149,14 @@ def _parse_day(value: str | None) -> date | None:
     return None
 
 
+class _Landed(Exception):
+    """An add whose answer was lost turned out to have been carried out: `member`."""
+
+    def __init__(self, member: ImageMember) -> None:
+        super().__init__(member.member_id)
+        self.member = member
+
+
 class ScpClient:
     """Image members (add, list, show, remove) and images (show, list), signed and retried."""
 
@@ -206,9 +218,27 @@ class ScpClient:
         """
         body = ImageMemberCreateRequest(member_id=member_id).model_dump()
         started = datetime.now(UTC)
-        response, attempts = self._send(
-            "POST", self._members_path(image_id), json=body, language=language
-        )
+
+        def before_retry() -> None:
+            # The answer may have been lost after the member was added: look before sending
+            # again, so that a lost answer costs a read, not a second add.
+            try:
+                member = self._own_earlier_attempt(image_id, member_id, started, language)
+            except errors.CloudError:
+                return  # cannot tell: send again, a 409 then says the same
+            if member is not None:
+                raise _Landed(member)
+
+        try:
+            response, attempts = self._send(
+                "POST",
+                self._members_path(image_id),
+                json=body,
+                language=language,
+                before_retry=before_retry,
+            )
+        except _Landed as landed:
+            return landed.member
         if response.status_code == 409 and (attempts > 1 or sent_before is not None):
             # An earlier attempt may have reached the service before its answer was lost.
             since = min(started, sent_before) if sent_before is not None else started
@@ -442,8 +472,14 @@ class ScpClient:
         params: dict[str, str] | None = None,
         language: str | None = None,
         attempts: int | None = None,
+        before_retry: Callable[[], None] | None = None,
     ) -> tuple[httpx.Response, int]:
-        """Send with retries; the answer that ended the loop, and how many attempts it took."""
+        """Send with retries; the answer that ended the loop, and how many attempts it took.
+
+        `before_retry` (for a request not safe to repeat) is called before each retry that
+        follows a failure after which the request may have been carried out: a reset or a
+        timeout once it could have left, a gateway's 502 or 504.
+        """
         headers = {"Accept-Language": language or self.language}
         most = min(attempts, self.retry.attempts) if attempts else self.retry.attempts
         attempt = 0
@@ -467,6 +503,8 @@ class ScpClient:
                     delay,
                 )
                 self.retry.sleep(delay)
+                if before_retry is not None and not isinstance(exc, NOT_SENT):
+                    before_retry()
                 continue
             if response.status_code not in RETRY_STATUSES or attempt >= most:
                 return response, attempt
@@ -485,6 +523,8 @@ class ScpClient:
                 delay,
             )
             self.retry.sleep(delay)
+            if before_retry is not None and response.status_code in GATEWAY_STATUSES:
+                before_retry()
 
     def _parse(self, response: httpx.Response, model: type[Model], *, member_path: bool) -> Model:
         if not response.is_success:
