@@ -219,6 +219,18 @@ def test_the_last_page_asks_only_for_what_is_missing(sandbox: Sandbox, client: S
     assert [c["limit"] for c in list_calls(sandbox)] == ["100", "100", "50"]
 
 
+def test_pages_come_one_at_a_time_as_each_is_read(sandbox: Sandbox, client: ScpClient) -> None:
+    many(sandbox, 249)  # and the one of the fixture: 250
+
+    pages = client.image_pages(page_size=100)
+    first = next(pages)
+
+    assert len(first) == 100
+    assert len(list_calls(sandbox)) == 1  # the next page is not read before it is wanted
+    assert [len(page) for page in pages] == [100, 50]
+    assert [c.get("limit") for c in list_calls(sandbox)] == ["100"] * 4  # the last one empty
+
+
 def test_list_passes_its_filters(sandbox: Sandbox, client: ScpClient) -> None:
     sandbox.add_image(image_id(1), name="ubuntu", os_distro="ubuntu", visibility="public")
     sandbox.add_image(image_id(2), name="queued", os_distro="rocky", status="queued")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -333,6 +333,35 @@ class ScpClient:
         Pages are read until one comes back empty (as the service documents its paging)
         or `max_images` are in hand; the last page asks only for what is still missing.
         """
+        return [
+            image
+            for page in self.image_pages(
+                name=name,
+                os_distro=os_distro,
+                status=status,
+                visibility=visibility,
+                sort=sort,
+                page_size=page_size,
+                max_images=max_images,
+                language=language,
+            )
+            for image in page
+        ]
+
+    def image_pages(
+        self,
+        *,
+        name: str | None = None,
+        os_distro: str | None = None,
+        status: str | None = None,
+        visibility: str | None = None,
+        sort: str | None = None,
+        page_size: int = MAX_PAGE,
+        max_images: int = MAX_IMAGES,
+        language: str | None = None,
+    ) -> Iterator[list[Image]]:
+        """`list_images` one page at a time, as each arrives: a caller that keeps only
+        what it needs of each holds one page of images, not the whole list."""
         if not 1 <= page_size <= MAX_PAGE:
             raise ValueError(f"page_size must be 1 to {MAX_PAGE}, not {page_size}")
         if not 1 <= max_images <= MAX_IMAGES:
@@ -348,17 +377,17 @@ class ScpClient:
             )
             if value is not None
         }
-        images: list[Image] = []
+        count = 0
         seen: set[str] = set()
         marker: str | None = None
-        while len(images) < max_images:
-            params = {**filters, "limit": str(min(page_size, max_images - len(images)))}
+        while count < max_images:
+            params = {**filters, "limit": str(min(page_size, max_images - count))}
             if marker is not None:
                 params["marker"] = marker
             response, _ = self._send("GET", "/v1/images", params=params, language=language)
             page = self._parse(response, ImageList, member_path=False).images
             if not page:
-                return images
+                return
             fresh = [image for image in page if image.id not in seen]
             if not fresh:
                 # A service that answers the same page again would keep us here forever.
@@ -368,10 +397,11 @@ class ScpClient:
                     request_id=response.headers.get("X-Request-Id"),
                 )
             seen.update(image.id for image in fresh)
-            images.extend(fresh)
+            fresh = fresh[: max_images - count]
+            count += len(fresh)
             marker = page[-1].id
+            yield fresh
         log.warning("the image list was cut at %d images", max_images, extra={"images": max_images})
-        return images[:max_images]
 
     # -- versions ----------------------------------------------------------------
 

@@ -179,8 +179,9 @@ class ImageCatalog:
 
     def refresh(self) -> int:
         """Replace the stored list with the account's images as the cloud lists them now."""
-        images = self.cloud.list_images()
-        count = self.stored.replace((image_row(image) for image in images), self.stored.now())
+        # Page by page: only the rows are kept, never the whole list of the API's images.
+        rows = (image_row(image) for page in self.cloud.image_pages() for image in page)
+        count = self.stored.replace(rows, self.stored.now())
         log.info("image list refreshed", extra={"images": count})
         return count
 
