@@ -593,7 +593,16 @@ def _policy(admin: Administration, args: argparse.Namespace, actor: str) -> None
         for image, count in rules.items():
             print(f"{image}\tapprovals {count}")
         return
-    image, count = commands.policy([args.image_id, *(args.setting or [])])
+    try:
+        image, count = commands.policy([args.image_id, *(args.setting or [])])
+    except CommandError as error:
+        if error.problem != "policy_usage":
+            raise
+        sys.exit(
+            "give an image id and `approvals 1` or `approvals 2`, like"
+            " `python -m bot policy 70a599e0-31e7-49b7-b260-868f441e862b approvals 2`"
+            " (or `python -m bot policy list`)"
+        )
     if admin.set_approvals(image, count, by=actor):
         print(
             f"requests to share {image} now need two approvals, from two different approvers"
