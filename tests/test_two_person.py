@@ -9,13 +9,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.scp.sandbox import Sandbox
-from storage import AuditLog, Database, Role
+from bot.sharing import commands
+from bot.sharing.errors import CommandError
+from bot.sharing.request import ShareRequest
+from bot.slack import views
+from bot.slack.texts import say
+from storage import AuditLog, Database, RequestRow, Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds
 
@@ -361,3 +368,78 @@ def test_the_command_line_refuses_a_bad_policy(
     assert done.returncode != 0 and done.stdout == ""
     assert expected in done.stderr and "Traceback" not in done.stderr
     assert run_cli(tmp_path, "policy", "list").stdout == "no image needs more than one approval\n"
+
+
+# -- the parser and the Korean texts, without Slack ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        (f"admin policy {IMAGE} approvals 2", (IMAGE, 2)),
+        (f"admin POLICY {IMAGE.upper()} Approvals 1", (IMAGE, 1)),
+    ],
+)
+def test_the_policy_command_parses(typed: str, expected: tuple[str, int]) -> None:
+    parsed = commands.parse(typed)
+    assert isinstance(parsed, commands.Admin)
+    assert (parsed.what, parsed.image_id, parsed.approvals) == ("policy", *expected)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        f"admin policy {IMAGE}",
+        f"admin policy {IMAGE} approvals 0",
+        f"admin policy {IMAGE} approvals ２",  # a full-width digit
+        f"admin policy {IMAGE} approvals 2 now",
+        "admin policy",
+    ],
+)
+def test_a_bad_policy_command_names_the_usage(typed: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        commands.parse(typed)
+    assert caught.value.problem == "policy_usage"
+
+
+def test_the_card_and_the_thread_speak_korean() -> None:
+    created = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    request = ShareRequest.of(
+        RequestRow(
+            **{f.name: None for f in fields(RequestRow)}
+            | {
+                "id": 7,
+                "action": "share",
+                "user_id": "UREQ",
+                "image_id": IMAGE,
+                "member_id": MEMBER,
+                "state": "awaiting_approval",
+                "created_at": "2026-12-01T00:00:00.000000Z",
+                "needs_approval": 1,
+                "approvals_needed": 2,
+                "approvals": 1,
+                "first_approved_by": "UAPP1",
+            }
+        )
+    )
+    _, card_blocks = views.approval_card(
+        request,
+        "ko",
+        member_name=None,
+        why=say("ko", "why_two_person"),
+        on_call=["UONCALL"],
+        approvers=[],
+        asked="a",
+        expires="b",
+        waited="1h 5m",
+    )
+    shown = json.dumps(card_blocks, ensure_ascii=False)
+    assert "승인 1/2: <@UAPP1>" in shown and "대기 시간: 1h 5m" in shown
+    assert "서로 다른 승인자 두 명의 승인 필요" in shown
+    people = [f"U{n:03d}" for n in range(30)]
+    text, blocks = views.waiting_message(
+        request, "ko", "승인이 필요합니다.", [(created, ["UONCALL"]), (created, people)], most=20
+    )
+    assert "<@UONCALL> 님에게 요청했습니다." in text and "외 10명" in text
+    assert [b["type"] for b in blocks] == ["section", "context", "actions"]
+    assert blocks[2]["elements"][0]["text"]["text"] == "다시 알리기"

@@ -109,6 +109,10 @@ class ShareRequest:
             action=Action(row.action),
             state=RequestState(row.state),
             needs_approval=bool(row.needs_approval),
+            # Columns with a default in the table: a row built elsewhere may leave them out.
+            approvals_needed=row.approvals_needed or 1,
+            approvals=row.approvals or 0,
+            approval_reminders=row.approval_reminders or 0,
         )
         return cls(**values)
 

@@ -780,6 +780,9 @@ class Announcer:
             unfurl_media=False,
             metadata=self.metadata(request, step),
         )
+        metrics.APPROVAL_REMINDERS.labels(
+            audience=stage.audience.value if stage is not None else "asker"
+        ).inc()
         log.info(
             "approvers reminded",
             extra={"request": request.id, "step": step, "mentioned": len(people)},
