@@ -15,6 +15,7 @@ from bot import metrics
 from bot.scp import RetryPolicy, ScpAuth, ScpClient
 from bot.settings import Settings
 from bot.sharing.admin import Administration
+from bot.sharing.approvals import ApprovalReminders
 from bot.sharing.images import ImageCatalog
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
@@ -27,6 +28,7 @@ from storage import (
     AuditLog,
     Database,
     Grants,
+    ImagePolicies,
     Images,
     KnownMembers,
     OnCall,
@@ -150,6 +152,7 @@ def build_services(
     oncall = OnCall(database)
     audit = AuditLog(database)
     images = ImageCatalog(Images(database), cloud)
+    policies = ImagePolicies(database)
     share = ShareService(
         requests=requests,
         grants=grants,
@@ -162,6 +165,11 @@ def build_services(
             days=timedelta(days=settings.SHARE_FOLLOW_DAYS),
         ),
         durations=settings.share_durations,
+        policies=policies,
+        reminders=ApprovalReminders(
+            first_after=timedelta(minutes=settings.APPROVAL_REMIND_MINUTES),
+            ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS),
+        ),
     )
     messages = SlackMessages(database)
     announcer = Announcer(
@@ -197,6 +205,7 @@ def build_services(
             audit=audit,
             # On the ack path: the quick client, so a slow Slack costs at most a second.
             accounts=lambda user_id: slack_account(quick_slack, user_id),
+            policies=policies,
         ),
         languages=Languages(People(database), quick_slack, settings.BOT_DEFAULT_LANGUAGE),
         announcer=announcer,
