@@ -24,6 +24,7 @@ from bot.sharing.fields import choices, read_share
 from bot.slack import texts as messages
 from bot.slack.form import (
     OPTIONS_MAX,
+    SEARCH_MAX,
     ShareForm,
     field_errors,
     image_list_note,
@@ -61,6 +62,9 @@ def register(app: App, services: Services) -> None:
     @app.options(ShareForm.image_input)
     def image_suggestions(ack: Ack, body: dict[str, Any]) -> None:
         typed = str(body.get("value") or "").strip()
+        if len(typed) > SEARCH_MAX:
+            ack(options=[])
+            return
         found = stored.search(typed, limit=OPTIONS_MAX)
         known = any(image.id == typed.lower() for image in found) or (
             len(typed) == 36 and stored.get(typed) is not None
@@ -70,6 +74,9 @@ def register(app: App, services: Services) -> None:
     @app.options(ShareForm.member_input)
     def member_suggestions(ack: Ack, body: dict[str, Any]) -> None:
         typed = str(body.get("value") or "")
+        if len(typed.strip()) > SEARCH_MAX:
+            ack(options=[])
+            return
         language = _language(services, body)
         ack(
             options=member_options(

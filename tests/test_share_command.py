@@ -211,6 +211,13 @@ BAD_INPUT = [
     (f"{IMAGE} <@U999>", "is not a member id"),
     (f"{IMAGE} {MEMBER} {'x' * 400}", "Keep the reason under 300 characters"),
     (f"{IMAGE} {MEMBER} because\u202eevil", "invisible or control characters"),
+    (f"{IMAGE} {MEMBER} nightly\tbuild", "invisible or control characters"),  # a TAB
+    (f"{IMAGE} ab\u00a0cd", "`ab�cd` has a U+00A0 NO-BREAK SPACE inside"),
+    (f"{IMAGE} ab\u3000cd QA", "`ab�cd` has a U+3000 IDEOGRAPHIC SPACE inside"),
+    (f"{IMAGE}\u2003{MEMBER}", "has a U+2003 EM SPACE inside, and an image id has no spaces"),
+    (f"unshare {IMAGE} ab\x85cd", "`ab�cd` has a U+0085 NEXT LINE inside"),
+    (f"{IMAGE} ab\x1ccd", "`ab�cd` has a U+001C INFORMATION SEPARATOR FOUR inside"),
+    (f"{IMAGE} {MEMBER} --for 7d --for 1d", "`--for` is there twice"),
     ("frobnicate", "I don't know `frobnicate`"),
     ("list", "Something is missing: `/share-image list <image_id>`"),
     ("x" * 1200, "longer than 1000 characters"),
@@ -229,6 +236,21 @@ def test_bad_input_gets_a_precise_message_and_changes_nothing(
     assert member_calls(sandbox) == []
     assert slack.messages() == []
     assert bot.all_requests() == []
+
+
+def test_a_reason_with_an_emoji_joined_by_zero_width_joiners_is_shared_as_typed(
+    bot: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    family = "👨\u200d👩\u200d👧"
+    ack = bot.ack_text(f"{IMAGE} {MEMBER} for the family {family} build")
+
+    assert ack.startswith("On it")
+    request = bot.wait_state("pending")
+    assert request.reason == f"for the family {family} build"
+    assert f"for the family {family} build" in json.dumps(
+        bot.parent().args["blocks"], ensure_ascii=False
+    )
+    assert len(adds(sandbox)) == 1
 
 
 def test_whitespace_tricks_are_tolerated_when_the_ids_are_clean(

@@ -48,6 +48,10 @@ from storage import ImageRow, KnownMember
 
 # Slack's limits on what a menu shows (https://docs.slack.dev/reference/block-kit).
 OPTIONS_MAX = 100
+# The longest search text a menu is answered for. What a person types into a menu is
+# short (Slack caps it); a longer `value` is forged, matches no name worth offering,
+# and would cost the database a pattern it refuses (SQLite stops at 50,000 characters).
+SEARCH_MAX = 150
 OPTION_TEXT_MAX = 75
 OPTION_VALUE_MAX = 150
 MODAL_TEXT_MAX = 24
