@@ -513,7 +513,7 @@ class ScpClient:
         headers = {"Accept-Language": language or self.language}
         # Sorted by name, as the official SDK sends (and signs) them: a gateway that
         # canonicalises the URL before checking the signature expects that order.
-        query = sorted(params.items()) if params else None
+        query = httpx.QueryParams(sorted(params.items())) if params else None
         most = min(attempts, self.retry.attempts) if attempts else self.retry.attempts
         attempt = 0
         while True:
