@@ -33,6 +33,7 @@ from bot.slack.form import (
     problem_text,
 )
 from bot.slack.texts import say
+from bot.slack.views import joined_duration
 from storage import Images
 from storage.errors import StorageError
 
@@ -117,6 +118,7 @@ def open_form(
         refreshed_at=stored.refreshed_at(),
         now=services.database.now(),
         every=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
+        zone=settings.timezone,
     )
     view = ShareForm.build(
         language, durations=values, default_duration=default, channel=channel, note=note
@@ -194,11 +196,18 @@ def submit(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, A
         ack(
             response_action="errors",
             errors={
-                ShareForm.image_block: say(
-                    language,
-                    "form_duplicate",
-                    id=request.id,
-                    state=messages.state_word(language, request.state),
+                ShareForm.image_block: " ".join(
+                    text
+                    for text in (
+                        say(
+                            language,
+                            "form_duplicate",
+                            id=request.id,
+                            state=messages.state_word(language, request.state),
+                        ),
+                        joined_duration(request, recorded.duration, language),
+                    )
+                    if text
                 )
             },
         )

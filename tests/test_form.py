@@ -380,7 +380,7 @@ def test_no_role_is_shown_on_the_image_field(bot: BotHarness, slack: FakeSlack) 
 def test_a_duplicate_is_shown_on_the_image_field_and_nothing_new_is_recorded(
     team: BotHarness,
 ) -> None:
-    team.ack_text(f"{IMAGE} {MEMBER} first", user="UREQ")
+    team.ack_text(f"{IMAGE} {MEMBER} --for 7d first", user="UREQ")
     team.wait_state("awaiting_approval")
     view = open_form(team, user="UREQ")
     answer = submit(team, view, user="UREQ")
@@ -388,7 +388,14 @@ def test_a_duplicate_is_shown_on_the_image_field_and_nothing_new_is_recorded(
         "image": "Request #1 for this image and member is already awaiting approval; follow it"
         " in its thread. Nothing new was recorded."
     }
-    assert len(team.all_requests()) == 1
+    # Another duration joins it all the same, and is told the durations differ.
+    answer = submit(team, view, user="UREQ", duration="1d")
+    assert answer["errors"] == {
+        "image": "Request #1 for this image and member is already awaiting approval; follow it"
+        " in its thread. Nothing new was recorded. The durations differ: that request is for"
+        " `7d`, yours for `1d`. A request waiting for its answer keeps its own."
+    }
+    assert len(team.all_requests()) == 1 and team.request(1).duration == "7d"
 
 
 def test_success_closes_the_form_and_the_thread_goes_to_the_chosen_channel(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,9 @@ def test_direct_share_answers_in_a_thread_with_the_pending_status(
     )
     replies = bot.wait_thread(parent)
     assert replies[0].startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
-    assert "added <!date^" in replies[0] and "updated <!date^" in replies[0]
+    assert re.search(
+        r"added \d{4}-\d\d-\d\d \d\d:\d\d UTC, updated \d{4}-\d\d-\d\d \d\d:\d\d UTC", replies[0]
+    )
 
     request = bot.wait_state("pending")
     assert (request.user_id, request.image_id, request.member_id) == ("U1", IMAGE, MEMBER)

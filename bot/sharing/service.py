@@ -36,6 +36,9 @@ class Asked:
     member_name: str | None = None  # the member's registered name, read once per ask
     # Asked without a duration where there is a maximum: it lasts the maximum.
     capped: bool = False
+    # The duration this ask would have had (`7d`; empty: until removed), which an open
+    # request it joined (`created` False) may not have.
+    duration: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,13 @@ class ShareService:
                 extends=extends,
             )
         )
-        return Asked(request, created, name, capped=bool(granted and granted.capped))
+        return Asked(
+            request,
+            created,
+            name,
+            capped=bool(granted and granted.capped),
+            duration=granted.duration.text if granted and granted.duration else "",
+        )
 
     def refusal(self, request: ShareRequest | None, user_id: str) -> Refusal | None:
         """Why `user_id` may not decide `request` now (None: they may); checked at every click."""
