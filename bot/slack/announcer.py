@@ -285,7 +285,7 @@ class Announcer:
             language,
             "removal_refused",
             member=views.member_label(request.member_id, self.members.name(request.member_id)),
-            image=code(request.image_id),
+            image=self.image_label(request.image_id),
             what=views.failure_words(request, language),
             admins=self.admins(language),
         )
