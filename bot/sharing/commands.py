@@ -40,7 +40,7 @@ MAX_NAME = 80
 # separator…): it stays inside its word, and an id holding one is refused, naming it,
 # rather than split into a shorter id and a reason.
 SEPARATORS = " \t\r\n"
-_WORD = re.compile(r"[^ \t\r\n]+")
+_WORD = re.compile(f"[^{re.escape(SEPARATORS)}]+")
 _SPACES = re.compile(" {2,}")
 # The names Unicode gives control characters only as aliases (`unicodedata.name` has none).
 CONTROL_NAMES = {
@@ -323,7 +323,7 @@ def parse(text: str, *, zone: tzinfo = UTC) -> Command:
         if IMAGE_ID.fullmatch(words[0].lower()):
             raise CommandError("member_missing")
         # An image id and a member id joined by a space that is not one (no-break…).
-        if IMAGE_ID.fullmatch(words[0].split()[0].lower()):
+        if IMAGE_ID.fullmatch((words[0].split() or [""])[0].lower()):
             _spaced(words[0], "image_id_space")
         raise CommandError("unknown_command", token=_shown(words[0]))
     duration, after = _duration(words, 2)
