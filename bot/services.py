@@ -16,6 +16,7 @@ from bot.scp import RetryPolicy, ScpAuth, ScpClient
 from bot.settings import Settings
 from bot.sharing.admin import Administration
 from bot.sharing.images import ImageCatalog
+from bot.sharing.reconcile import Reconciler
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
 from bot.slack.accounts import slack_account
@@ -25,12 +26,14 @@ from bot.slack.languages import Languages
 from bot.slack.web import make_web_client as make_web_client
 from storage import (
     AuditLog,
+    CloudMembers,
     Database,
     Grants,
     Images,
     KnownMembers,
     OnCall,
     People,
+    ReconcileRuns,
     ShareRequests,
     SlackMessages,
 )
@@ -82,6 +85,9 @@ class Services:
     admin: Administration
     languages: Languages
     announcer: Announcer
+    # The cloud's member lists as last read, and the reconcile that reads them.
+    seen: CloudMembers
+    reconciler: Reconciler
     # Called after a request is recorded. The worker process polls the database every
     # 50 ms; a worker running in the same process (tests) is woken at once instead.
     wake: Callable[[], None] = field(default=lambda: None)
@@ -150,6 +156,7 @@ def build_services(
     oncall = OnCall(database)
     audit = AuditLog(database)
     images = ImageCatalog(Images(database), cloud)
+    seen = CloudMembers(database)
     share = ShareService(
         requests=requests,
         grants=grants,
@@ -162,6 +169,7 @@ def build_services(
             days=timedelta(days=settings.SHARE_FOLLOW_DAYS),
         ),
         durations=settings.share_durations,
+        seen=seen,
     )
     messages = SlackMessages(database)
     announcer = Announcer(
@@ -200,4 +208,15 @@ def build_services(
         ),
         languages=Languages(People(database), quick_slack, settings.BOT_DEFAULT_LANGUAGE),
         announcer=announcer,
+        seen=seen,
+        reconciler=Reconciler(
+            requests=requests,
+            service=share,
+            cloud=cloud,
+            members=seen,
+            runs=ReconcileRuns(database),
+            teller=announcer,
+            every=timedelta(seconds=settings.SHARE_RECONCILE_SECONDS),
+            follow=timedelta(days=settings.SHARE_FOLLOW_DAYS),
+        ),
     )

@@ -239,6 +239,10 @@ def _list_reply(
         ends = timed.ends_at
         if ends is not None:
             removals.setdefault(timed.member_id.lower(), ends)
+    # Each member marked: added through the bot (the newest share of it wins) or not.
+    shares = {r.member_id.lower(): r for r in services.requests.through_bot(image_id)}
     known = services.images.known(image_id)
-    text, blocks = views.member_listing(language, image_id, found, names, removals, known)
+    text, blocks = views.member_listing(
+        language, image_id, found, names, removals, known, shares=shares
+    )
     respond(text=text, blocks=blocks)
