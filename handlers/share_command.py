@@ -181,6 +181,19 @@ def _ask(
     if request.duration:
         key = "ack_capped" if asked.capped else "ack_duration"
         lasts = " " + say(language, key, duration=code(request.duration))
+    running = (
+        services.requests.running_share(request.image_id, request.member_id, before=request.id)
+        if not request.unshare and request.extends is None
+        else None
+    )
+    if running is not None:
+        # One share per image and member: this one moves the running share's end.
+        lasts += " " + say(
+            language,
+            "ack_moves_end",
+            member=member_label(request.member_id, name),
+            id=running.id,
+        )
     if request.needs_approval:
         why = (
             say(language, "why_unknown_member", member=member_label(request.member_id, name))

@@ -9,15 +9,18 @@ with no second add.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from bot.scp import ScpAuth, ScpClient
 from bot.scp.sandbox import Record, Sandbox
+from bot.sharing.request import RequestState
 from storage import ReconcileRun, Role
 from tests.fakes.slack import FakeSlack
 from tests.harness import ACCESS_KEY, IMAGE, MEMBER, SECRET_KEY, BotHarness, adds
@@ -191,7 +194,13 @@ def test_a_second_time_bound_request_moves_the_end_with_one_add(
     share(bot, f"{IMAGE} {MEMBER} --for 1h QA run", 1)
     bot.clock.advance(minutes=10)
 
-    share(bot, f"{IMAGE} {MEMBER} --for 3h longer QA run", 2)
+    ack = bot.ack_text(f"{IMAGE} {MEMBER} --for 3h longer QA run", user="USHARE")
+    bot.wait_state("pending", request_id=2)
+
+    assert ack.endswith(
+        f"`{MEMBER}` {SHARED} already has access through request #1: this moves that share's"
+        " end instead of adding the member again."
+    )
 
     moved = bot.request(2)
     assert moved.takes_over == 1 and moved.was_present is False
@@ -356,3 +365,74 @@ def test_check_reports_the_last_reconcile_and_what_it_found(
         "(every 5 s, SHARE_RECONCILE_SECONDS): 1 of 1 image(s) listed; 1 member(s) found with"
         " access not through the bot, 0 share(s) removed outside it, 0 status(es) updated"
     )
+
+
+# -- pace ----------------------------------------------------------------------------------------
+
+
+def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Thousands of images never burst the API: one list per image per run, in sequence,
+    no faster than the pace (here 40 a second over 24 images, 2 requests each)."""
+    from bot.sharing.reconcile import Reconciler
+    from bot.sharing.request import Requests
+    from bot.sharing.service import ShareService
+    from storage import CloudMembers, Database, Grants, KnownMembers, ReconcileRuns, ShareRequests
+    from storage.requests import NewRequest
+
+    database = Database(tmp_path / "pace.db")
+    requests = Requests(ShareRequests(database))
+    images = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(24)]
+    for image in images:
+        sandbox.add_image(image)
+        for member in (MEMBER, OTHER):
+            asked, _ = requests.record(
+                NewRequest(
+                    action="share",
+                    user_id="U1",
+                    image_id=image,
+                    member_id=member,
+                    reason="",
+                    language="en",
+                )
+            )
+            requests.update(asked.id, state="pending", finished_at=requests.now())
+    cloud = ScpClient(sandbox.url, ScpAuth(ACCESS_KEY, SECRET_KEY))
+    said: list[str] = []
+
+    class Teller:
+        def outside_member(self, image_id: str, member_id: str, status: str | None) -> None:
+            said.append(member_id)
+
+    reconciler = Reconciler(
+        requests=requests,
+        service=ShareService(
+            requests=requests,
+            grants=Grants(database),
+            members=KnownMembers(database),
+            cloud=cloud,
+        ),
+        cloud=cloud,
+        members=CloudMembers(database),
+        runs=ReconcileRuns(database),
+        teller=Teller(),
+        lists_per_second=40,
+    )
+    try:
+        started = time.monotonic()
+        run = reconciler.run()
+        took = time.monotonic() - started
+    finally:
+        cloud.close()
+        database.close()
+
+    assert run is not None and (run.images, run.listed, run.failures) == (24, 24, 0)
+    listed = lists(sandbox)
+    assert sorted(r.path.split("/")[3] for r in listed) == images  # each once
+    assert took >= 23 / 40
+    # One at a time, paced: each list leaves at least the pause after the one before.
+    assert min(b.at - a.at for a, b in itertools.pairwise(listed)) >= 0.9 / 40
+    # Members the cloud does not list are shares removed outside the bot: all 48 here.
+    assert run.gone == 48 and said == []
+    assert {r.state.value for r in requests.in_states(*RequestState)} == {"removed"}

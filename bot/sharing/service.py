@@ -603,6 +603,11 @@ class ShareService:
             if under_way_until is not None and now < under_way_until:
                 return self._read_again(request, now, under_way_until)
             return self.send(request, again=True)
+        if request.extends is None:
+            # A share of a member the bot shares already was a change of its end, not an add.
+            taken = self._take_over(request, language)
+            if taken is not None:
+                return taken
         return self._member_answer(request, member, api_status=200)
 
     def _read_again(self, request: ShareRequest, now: datetime, until: datetime) -> ShareRequest:
