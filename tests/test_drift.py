@@ -153,6 +153,23 @@ def test_a_member_added_and_one_removed_behind_the_bots_back_are_each_reported_o
     assert lists(sandbox) and all(r.signed and r.status == 200 for r in lists(sandbox))
 
 
+def test_a_member_that_leaves_and_comes_back_is_reported_again(
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient
+) -> None:
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} QA run", 1)
+    console.add_member(IMAGE, OTHER)
+    reconciled(bot)
+    console.remove_member(IMAGE, OTHER)
+    assert reconciled(bot).outside == 0
+    console.add_member(IMAGE, OTHER)
+    assert reconciled(bot).outside == 1
+
+    drift = [line for line in notify_lines(slack) if "not through this bot" in line]
+    assert len(drift) == 2 and all(f"`{OTHER}`" in line for line in drift)
+    assert bot.request().state == "pending"  # the bot's own member was never in question
+
+
 def test_a_status_the_list_shows_is_recorded_and_told(
     watched: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:

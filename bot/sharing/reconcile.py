@@ -207,15 +207,24 @@ class Reconciler:
         return self.service.note_status(request, member) is not None
 
     def _report(self, image_id: str, member: ImageMember, at: datetime) -> bool:
-        """Say once that the member has access not through the bot; False if not said."""
+        """Say once that the member has access not through the bot; False when Slack could
+        not take it now (it is said at the next run)."""
         try:
             self.teller.outside_member(image_id, member.member_id, member.status)
         except DeliveryError as error:
-            log.warning(
-                "cannot report a member with access not through the bot; next run",
+            if error.transient:
+                log.warning(
+                    "cannot report a member with access not through the bot; next run",
+                    extra={"image": image_id, "member": member.member_id, "error": error.error},
+                )
+                return False
+            # Refused for good (the bot is not in the notify channel): counted and logged,
+            # shown by `list`, and not tried again every run.
+            metrics.MESSAGES_DROPPED.inc()
+            log.error(
+                "Slack refused the report of a member with access not through the bot",
                 extra={"image": image_id, "member": member.member_id, "error": error.error},
             )
-            return False
         self.members.reported(image_id, member.member_id.lower(), at=at)
         metrics.DRIFT_FOUND.labels(kind="outside").inc()
         log.warning(

@@ -339,8 +339,9 @@ class ShareService:
                 member, api_status=200, now=now, following=state == RequestState.PENDING
             ),
         )
-        if moved.state == state:
-            # The running share ends when this one does (or, until removed, never).
+        if moved.state == state and state in RUNNING:
+            # The running share ends when this one does (or, until removed, never). A member
+            # that rejected meanwhile leaves the running share's end as it was.
             self.requests.update(running.id, ends_at=None, remind_at=None)
             self.requests.link_extension(running.id, moved.id)
             log.info(
