@@ -194,6 +194,10 @@ def _ask(
             member=member_label(request.member_id, name),
             id=running.id,
         )
+    elif not request.unshare and _listed_outside(services, request.image_id, request.member_id):
+        lasts += " " + say(
+            language, "ack_was_present", member=member_label(request.member_id, name)
+        )
     if request.needs_approval:
         why = (
             say(language, "why_unknown_member", member=member_label(request.member_id, name))
@@ -212,6 +216,12 @@ def _ask(
         + lasts
     )
     return text, "queued"
+
+
+def _listed_outside(services: Services, image_id: str, member_id: str) -> bool:
+    """Whether the cloud's last member list showed the member, not through the bot."""
+    listed = services.seen.get(image_id, member_id)
+    return listed is not None and listed.outside and listed.gone_at is None
 
 
 def _list(

@@ -295,7 +295,14 @@ def test_a_member_listed_outside_the_bot_is_taken_under_its_timer_without_an_add
     reconciled(bot)
     posts_before = len(adds(sandbox))
 
-    share(bot, f"{IMAGE} {OTHER} --for 1h trial", 2)
+    ack = bot.ack_text(f"{IMAGE} {OTHER} --for 1h trial", user="USHARE")
+    bot.wait_state("pending", request_id=2)
+
+    assert ack.endswith(
+        "The cloud's member list shows that `b7c0ffee0000000000000000000000aa` (Ops account)"
+        " already has access to this image, not through this bot: nothing will be added,"
+        " and the thread will say so."
+    )
 
     taken = bot.request(2)
     assert taken.was_present and taken.takes_over is None
