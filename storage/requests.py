@@ -572,13 +572,14 @@ class ShareRequests:
 
     def for_reconcile(self, image_id: str, changed_since: datetime) -> list[RequestRow]:
         """The image's requests that say who has access through the bot, or may be changing
-        it now: under way, running, or changed since `changed_since`; oldest first."""
+        it now: under way, running, unshares carried out, or changed since `changed_since`;
+        oldest first."""
         rows = self._database.read(
             lambda db: list(
                 db.table("share_requests").rows_where(
                     "image_id = ? AND (state IN"
                     " ('queued', 'sending', 'removing', 'pending', 'accepted', 'rejected')"
-                    " OR updated_at >= ?)",
+                    " OR (action = 'unshare' AND state = 'removed') OR updated_at >= ?)",
                     [image_id, stamp(changed_since)],
                     order_by="id",
                 )

@@ -170,6 +170,30 @@ def test_a_member_that_leaves_and_comes_back_is_reported_again(
     assert bot.request().state == "pending"  # the bot's own member was never in question
 
 
+def test_a_share_the_bot_unshared_is_closed_and_a_member_back_is_reported(
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient
+) -> None:
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} QA run", 1)
+    parent = bot.parent("C1")
+    share(bot, f"unshare {IMAGE} {MEMBER} done", 2, state="removed")
+
+    run = reconciled(bot)
+
+    assert (run.gone, run.outside) == (0, 0)  # the bot's own unshare: no drift
+    ended = bot.wait_state("removed", request_id=1)
+    assert ended.removal_result is None
+    assert bot.wait_thread(parent, 2)[-1] == (
+        f"`{MEMBER}` {SHARED} is no longer a member of image `{IMAGE}`: it was removed"
+        " outside this thread."
+    )
+    console.add_member(IMAGE, MEMBER)  # back, through the console this time
+    assert reconciled(bot).outside == 1
+    [drift] = [line for line in notify_lines(slack) if "not through this bot" in line]
+    assert f"`{MEMBER}` {SHARED} has access" in drift
+    assert listed(bot, slack).splitlines()[-1].endswith("· not through this bot")
+
+
 def test_a_status_the_list_shows_is_recorded_and_told(
     watched: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:

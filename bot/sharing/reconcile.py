@@ -170,10 +170,23 @@ class Reconciler:
             return Found(failures=1)
         records = self.requests.for_reconcile(image_id, changed_since=at)
         busy = {r.member_id.lower() for r in records if _changing(r, at)}
+        # The last unshare the bot carried out for each member: shares before it ended then.
+        unshared: dict[str, int] = {}
+        for request in records:
+            if request.unshare and request.state is RequestState.REMOVED:
+                key = request.member_id.lower()
+                unshared[key] = max(unshared.get(key, 0), request.id)
         mine: dict[str, list[ShareRequest]] = {}
         for request in records:
-            if request.action is Action.SHARE and request.state in THROUGH_BOT:
-                mine.setdefault(request.member_id.lower(), []).append(request)
+            key = request.member_id.lower()
+            if request.action is not Action.SHARE or request.state not in THROUGH_BOT:
+                continue
+            if request.id < unshared.get(key, 0):
+                if key not in busy and request.state in RUNNING:
+                    # Removed by the bot's own unshare, in another thread: this share is over.
+                    self.service.ended_by_unshare(request)
+                continue
+            mine.setdefault(key, []).append(request)
         present = {member.member_id.lower(): member for member in listed}
         outside = gone = statuses = 0
         for key, member in present.items():

@@ -412,6 +412,26 @@ class ShareService:
         self.log_outcome(gone)
         return gone
 
+    def ended_by_unshare(self, request: ShareRequest) -> ShareRequest | None:
+        """A running share whose member a later unshare of the bot removed: it is over (its
+        thread is told the member was removed outside it). None when it moved meanwhile."""
+        if request.state not in RUNNING:
+            return None
+        now = self.requests_now()
+        ended = self._move(
+            request,
+            RequestState.REMOVED,
+            ends_at=None,
+            remind_at=None,
+            next_poll_at=None,
+            finished_at=now,
+            due_at=now,
+        )
+        if ended.state != RequestState.REMOVED:
+            return None
+        self.log_outcome(ended)
+        return ended
+
     def note_status(self, request: ShareRequest, member: ImageMember) -> ShareRequest | None:
         """A pending share the cloud lists as accepted or rejected: recorded as a status
         read would, and due for the worker to tell its thread. None when nothing changed."""
