@@ -524,12 +524,14 @@ class ShareRequests:
 
     def running_share(self, image_id: str, member_id: str, *, before: int) -> RequestRow | None:
         """The newest share of the image with the member (ids alike but for case) that the
-        cloud answered and that is still running, asked before request `before`."""
+        cloud answered and that still gives access (pending, accepted, or rejected: a member
+        that declined to list the image keeps access until removed), asked before `before`."""
 
         def work(db: sqlite_utils.Database) -> RequestRow | None:
             cursor = db.execute(
                 "SELECT * FROM share_requests WHERE image_id = ? AND lower(member_id) = lower(?)"
-                " AND action = 'share' AND state IN ('pending', 'accepted') AND id < ?"
+                " AND action = 'share' AND state IN ('pending', 'accepted', 'rejected')"
+                " AND id < ?"
                 " ORDER BY id DESC LIMIT 1",
                 [image_id, member_id, before],
             )

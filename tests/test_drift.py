@@ -309,6 +309,26 @@ def test_a_second_request_needing_approval_moves_nothing_until_approved(
     assert bot.request(1).ends_at is None and len(adds(sandbox)) == 1
 
 
+def test_a_member_that_rejected_still_has_access_and_is_not_added_again(
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} QA run", 1)
+    sandbox.set_member_status(IMAGE, MEMBER, "rejected")
+    reconciled(bot)
+    bot.wait_state("rejected")
+
+    bot.ack_text(f"{IMAGE} {MEMBER} again", user="USHARE")
+    again = bot.wait_state("rejected", request_id=2)
+
+    assert again.takes_over == 1 and not again.was_present
+    assert len(adds(sandbox)) == 1  # read, not added again: never a 409
+    parents = [m for m in slack.messages("C1") if not m.args.get("thread_ts")]
+    [reply] = bot.wait_thread(parents[1], 1)
+    assert reply.startswith(f"`{MEMBER}` {SHARED} already has access to image `{IMAGE}`")
+    assert not [line for line in notify_lines(slack) if line.startswith(":x:")]
+
+
 def test_a_member_listed_outside_the_bot_is_taken_under_its_timer_without_an_add(
     watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient
 ) -> None:
