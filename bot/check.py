@@ -25,7 +25,8 @@ from bot.scp.errors import CloudAuthError, CloudError, ImageNotFound
 from bot.services import make_cloud_client
 from bot.settings import SECRET_SETTINGS, Settings, replica_config
 from bot.slack.web import make_web_client
-from storage import Database
+from storage import Database, ReconcileRuns
+from storage.database import unstamp
 from storage.errors import StorageError
 
 # A well-formed image id nobody owns: a signed read of it answers 404 when keys are good.
@@ -206,6 +207,52 @@ def _check_database(path: Path, report: _Report) -> None:
         )
     else:
         report.ok("database", f"{path} ({grants} grant{'s' if grants != 1 else ''})")
+
+
+def _check_reconcile(settings: Settings, report: _Report, now: datetime | None = None) -> None:
+    """The drift reconcile's last run: when, and what it found (the worker runs it)."""
+    path = settings.DATABASE_PATH
+    if not path.is_file():
+        return  # the database line said what is wrong
+    what = "drift reconcile"
+    every = f"every {settings.SHARE_RECONCILE_SECONDS:g} s, SHARE_RECONCILE_SECONDS"
+    try:
+        database = Database(path)
+        try:
+            last = ReconcileRuns(database).last()
+        finally:
+            database.close()
+    except StorageError:
+        return  # the database line said what is wrong
+    if last is None or last.started_at is None:
+        report.ok(what, f"not run yet (the worker runs it {every})")
+        return
+    found = (
+        f"{last.listed} of {last.images} image(s) listed; {last.outside} member(s) found with"
+        f" access not through the bot, {last.gone} share(s) removed outside it,"
+        f" {last.statuses} status(es) updated"
+    )
+    if last.finished_at is None:
+        started = unstamp(last.started_at).strftime("%Y-%m-%d %H:%M:%S UTC")
+        report.ok(what, f"under way since {started} ({every}): {found} so far")
+        return
+    finished = unstamp(last.finished_at)
+    detail = f"last run {finished.strftime('%Y-%m-%d %H:%M:%S UTC')} ({every}): {found}"
+    late = (now or datetime.now(UTC)) - finished
+    if last.failures:
+        report.warn(
+            what,
+            f"{detail}; {last.failures} list(s) failed",
+            "    do:     the worker's log says why (cannot list an image's members to reconcile)",
+        )
+    elif late.total_seconds() > 2 * settings.SHARE_RECONCILE_SECONDS + 300:
+        report.warn(
+            what,
+            f"{detail}; none since, though one is due {every}",
+            "    do:     make sure the worker runs (python -m bot starts it)",
+        )
+    else:
+        report.ok(what, detail)
 
 
 def _check_replica(settings: Settings, report: _Report, now: datetime | None = None) -> bool:
@@ -446,6 +493,7 @@ def run_check(
 
     if not _check_replica(settings, report):
         _check_database(settings.DATABASE_PATH, report)
+        _check_reconcile(settings, report)
 
     slack = slack or make_web_client(settings, timeout=SLACK_TIMEOUT)
     bot = _check_slack(settings, slack, report)

@@ -317,6 +317,7 @@ def run_worker(settings: Settings) -> None:
         images=services.images,
         image_refresh=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
         recycle=watch,
+        reconciler=services.reconciler,
     ).run(stop)
     services.close()
     if recycled and watch is not None:

@@ -25,6 +25,7 @@ operations and error codes come from fixed sets or a checked shape.
     share_image_worker_restarts_total              the worker started again after it stopped
     share_image_worker_handovers_total             the worker ended for a fresh one (memory)
     share_image_worker_last_loop_timestamp_seconds when the worker last looked for work
+    share_image_drift_found_total{kind}            the cloud's member lists against the records
     share_image_events_refused_total{status}       requests at /slack/events refused unread
     share_image_database_up                        1 when the scrape could read the database
     share_image_build_info{version,python}         always 1
@@ -164,6 +165,17 @@ WORKER_LAST_LOOP = Gauge(
     "Unix time at which the worker last looked for due requests (every 50 ms while it runs).",
     multiprocess_mode="max",
 )
+
+DRIFT_KINDS = ("outside", "gone")
+DRIFT_FOUND = Counter(
+    "share_image_drift_found_total",
+    "Differences the reconcile found between the cloud's member lists and the bot's records:"
+    " kind outside (a member with access not through the bot, reported once) or gone (a"
+    " member the bot added, removed outside it).",
+    ["kind"],
+)
+for _kind in DRIFT_KINDS:
+    DRIFT_FOUND.labels(kind=_kind)
 
 _MEMBERS_PATH = re.compile(r"/v1/images/[^/]+/members(/[^/]+)?$")
 _IMAGE_PATH = re.compile(r"/v1/images/[^/]+/?$")

@@ -17,6 +17,7 @@ from bot.settings import Settings
 from bot.sharing.admin import Administration
 from bot.sharing.approvals import ApprovalReminders
 from bot.sharing.images import ImageCatalog
+from bot.sharing.reconcile import Reconciler
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
 from bot.slack.accounts import slack_account
@@ -26,6 +27,7 @@ from bot.slack.languages import Languages
 from bot.slack.web import make_web_client as make_web_client
 from storage import (
     AuditLog,
+    CloudMembers,
     Database,
     Grants,
     ImagePolicies,
@@ -33,6 +35,7 @@ from storage import (
     KnownMembers,
     OnCall,
     People,
+    ReconcileRuns,
     ShareRequests,
     SlackMessages,
 )
@@ -84,6 +87,9 @@ class Services:
     admin: Administration
     languages: Languages
     announcer: Announcer
+    # The cloud's member lists as last read, and the reconcile that reads them.
+    seen: CloudMembers
+    reconciler: Reconciler
     # Called after a request is recorded. The worker process polls the database every
     # 50 ms; a worker running in the same process (tests) is woken at once instead.
     wake: Callable[[], None] = field(default=lambda: None)
@@ -153,6 +159,7 @@ def build_services(
     audit = AuditLog(database)
     images = ImageCatalog(Images(database), cloud)
     policies = ImagePolicies(database)
+    seen = CloudMembers(database)
     share = ShareService(
         requests=requests,
         grants=grants,
@@ -170,6 +177,7 @@ def build_services(
             first_after=timedelta(minutes=settings.APPROVAL_REMIND_MINUTES),
             ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS),
         ),
+        seen=seen,
     )
     messages = SlackMessages(database)
     announcer = Announcer(
@@ -210,4 +218,15 @@ def build_services(
         ),
         languages=Languages(People(database), quick_slack, settings.BOT_DEFAULT_LANGUAGE),
         announcer=announcer,
+        seen=seen,
+        reconciler=Reconciler(
+            requests=requests,
+            service=share,
+            cloud=cloud,
+            members=seen,
+            runs=ReconcileRuns(database),
+            teller=announcer,
+            every=timedelta(seconds=settings.SHARE_RECONCILE_SECONDS),
+            follow=timedelta(days=settings.SHARE_FOLLOW_DAYS),
+        ),
     )

@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     APPROVAL_REMIND_MINUTES: float = Field(default=30, ge=1)
     SHARE_STATUS_POLL_SECONDS: float = Field(default=300, gt=0)
     SHARE_FOLLOW_DAYS: float = Field(default=7, gt=0)
+    # How often the worker lists the members of the images it shared, removed (within
+    # SHARE_FOLLOW_DAYS) or shares now, and reports what changed outside the bot.
+    SHARE_RECONCILE_SECONDS: float = Field(default=3600, ge=5)
     SHARE_UNKNOWN_MEMBERS: UnknownMembers = UnknownMembers.APPROVAL
     # Durations like 30m, 12h, 7d, 2w. The form offers SHARE_DURATIONS; empty maximum:
     # no limit; empty default: a share asked without a duration lasts until removed.

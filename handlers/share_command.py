@@ -186,6 +186,23 @@ def _ask(
     if request.duration:
         key = "ack_capped" if asked.capped else "ack_duration"
         lasts = " " + say(language, key, duration=code(request.duration))
+    running = (
+        services.requests.running_share(request.image_id, request.member_id, before=request.id)
+        if not request.unshare and request.extends is None
+        else None
+    )
+    if running is not None:
+        # One share per image and member: this one moves the running share's end.
+        lasts += " " + say(
+            language,
+            "ack_moves_end",
+            member=member_label(request.member_id, name),
+            id=running.id,
+        )
+    elif not request.unshare and _listed_outside(services, request.image_id, request.member_id):
+        lasts += " " + say(
+            language, "ack_was_present", member=member_label(request.member_id, name)
+        )
     if request.needs_approval:
         if request.approval_reason == "two_person":
             why = say(language, "why_two_person")
@@ -210,6 +227,12 @@ def _ask(
         + lasts
     )
     return text, "queued"
+
+
+def _listed_outside(services: Services, image_id: str, member_id: str) -> bool:
+    """Whether the cloud's last member list showed the member, not through the bot."""
+    listed = services.seen.get(image_id, member_id)
+    return listed is not None and listed.outside and listed.gone_at is None
 
 
 def _list(
@@ -250,8 +273,10 @@ def _list_reply(
         ends = timed.ends_at
         if ends is not None:
             removals.setdefault(timed.member_id.lower(), ends)
+    # Each member marked: added through the bot (the newest share of it wins) or not.
+    shares = {r.member_id.lower(): r for r in services.requests.through_bot(image_id)}
     known = services.images.known(image_id)
     text, blocks = views.member_listing(
-        language, image_id, found, names, removals, known, services.settings.timezone
+        language, image_id, found, names, removals, known, services.settings.timezone, shares=shares
     )
     respond(text=text, blocks=blocks)

@@ -2,6 +2,7 @@
 
 from storage.audit import AuditLog
 from storage.database import Database
+from storage.drift import CloudMember, CloudMembers, ReconcileRun, ReconcileRuns
 from storage.grants import Grant, Grants, Role
 from storage.images import ImageRow, Images
 from storage.members import KnownMember, KnownMembers
@@ -13,6 +14,8 @@ from storage.slack_messages import SlackData, SlackMessages
 
 __all__ = [
     "AuditLog",
+    "CloudMember",
+    "CloudMembers",
     "Database",
     "Grant",
     "Grants",
@@ -25,6 +28,8 @@ __all__ = [
     "OnCall",
     "OnCallShift",
     "People",
+    "ReconcileRun",
+    "ReconcileRuns",
     "RequestRow",
     "Role",
     "ShareRequests",

@@ -92,6 +92,10 @@ class RequestRow:
     # the asker's Remind button: when last pressed, and which press was posted
     nudge_asked_at: str | None = None
     nudge_sent_at: str | None = None
+    # one share per image and member: the running share whose end this request moved, and
+    # whether the member already had access, not through the bot, when it was carried out
+    takes_over: int | None = None
+    was_present: int = 0
 
 
 COLUMNS = [f.name for f in fields(RequestRow)]
@@ -137,6 +141,7 @@ def _row(row: dict[str, Any] | None) -> RequestRow | None:
     if row is None:
         return None
     values: dict[str, Any] = {name: row.get(name) for name in COLUMNS}
+    values["was_present"] = values["was_present"] or 0
     return RequestRow(**values)
 
 
@@ -483,7 +488,8 @@ class ShareRequests:
 
     def start_removing(self, request_id: int, *, by: str | None = None) -> bool:
         """pending | accepted → removing, stored before the remove call; False if it is
-        not in either, or while an extension of it is about to be sent (it takes over).
+        not in either, or while an extension of it, or a later share of the same image
+        and member, is about to be sent (it takes the share over).
 
         `by` is who ended the share early; None when its time was up.
         """
@@ -496,7 +502,10 @@ class ShareRequests:
                         " removed_by = ?, updated_at = ?, due_at = ?"
                         " WHERE id = ? AND state IN ('pending', 'accepted')"
                         " AND NOT EXISTS (SELECT 1 FROM share_requests AS later"
-                        " WHERE later.extends = share_requests.id"
+                        " WHERE (later.extends = share_requests.id OR (later.id > share_requests.id"
+                        " AND later.image_id = share_requests.image_id"
+                        " AND lower(later.member_id) = lower(share_requests.member_id)"
+                        " AND later.action = 'share'))"
                         " AND later.state IN ('queued', 'sending'))",
                         [now, by, now, now, request_id],
                     ).rowcount
@@ -626,6 +635,73 @@ class ShareRequests:
                     " AND ends_at IS NOT NULL",
                     [image_id],
                     order_by="ends_at, id",
+                )
+            )
+        )
+        return [r for r in map(_row, rows) if r is not None]
+
+    def running_share(self, image_id: str, member_id: str, *, before: int) -> RequestRow | None:
+        """The newest share of the image with the member (ids alike but for case) that the
+        cloud answered and that still gives access (pending, accepted, or rejected: a member
+        that declined to list the image keeps access until removed), asked before `before`."""
+
+        def work(db: sqlite_utils.Database) -> RequestRow | None:
+            cursor = db.execute(
+                "SELECT * FROM share_requests WHERE image_id = ? AND lower(member_id) = lower(?)"
+                " AND action = 'share' AND state IN ('pending', 'accepted', 'rejected')"
+                " AND id < ?"
+                " ORDER BY id DESC LIMIT 1",
+                [image_id, member_id, before],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return _row(dict(zip([c[0] for c in cursor.description], row, strict=True)))
+
+        return self._database.read(work)
+
+    def through_bot(self, image_id: str) -> list[RequestRow]:
+        """The image's shares whose member has access through the bot (added and not yet
+        removed: pending, accepted, rejected, or being removed), oldest first."""
+        rows = self._database.read(
+            lambda db: list(
+                db.table("share_requests").rows_where(
+                    "image_id = ? AND action = 'share'"
+                    " AND state IN ('pending', 'accepted', 'rejected', 'removing')",
+                    [image_id],
+                    order_by="id",
+                )
+            )
+        )
+        return [r for r in map(_row, rows) if r is not None]
+
+    def reconcile_images(self, since: datetime) -> list[str]:
+        """The images whose member lists the reconcile reads: every image with a share
+        under way or running, and every image shared or unshared since `since`."""
+        rows = self._database.read(
+            lambda db: db.execute(
+                "SELECT DISTINCT image_id FROM share_requests"
+                " WHERE (action = 'share' AND state IN"
+                " ('sending', 'pending', 'accepted', 'rejected', 'removing'))"
+                " OR (state IN ('pending', 'accepted', 'rejected', 'removed')"
+                " AND finished_at >= ?) ORDER BY image_id",
+                [stamp(since)],
+            ).fetchall()
+        )
+        return [str(row[0]) for row in rows]
+
+    def for_reconcile(self, image_id: str, changed_since: datetime) -> list[RequestRow]:
+        """The image's requests that say who has access through the bot, or may be changing
+        it now: under way, running, unshares carried out, or changed since `changed_since`;
+        oldest first."""
+        rows = self._database.read(
+            lambda db: list(
+                db.table("share_requests").rows_where(
+                    "image_id = ? AND (state IN"
+                    " ('queued', 'sending', 'removing', 'pending', 'accepted', 'rejected')"
+                    " OR (action = 'unshare' AND state = 'removed') OR updated_at >= ?)",
+                    [image_id, stamp(changed_since)],
+                    order_by="id",
                 )
             )
         )

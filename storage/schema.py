@@ -264,3 +264,53 @@ def add_approval_reminders_and_quorum(db: sqlite_utils.Database) -> None:
     slack.add_column("waiting_ts", str)
     slack.add_column("card_approvals", int, not_null_default=0)
     slack.add_column("reached", str)
+
+
+@migrations()
+def add_cloud_members(db: sqlite_utils.Database) -> None:
+    """The cloud's own member lists, as the drift reconcile last read them, and its runs.
+
+    `cloud_members` holds one row per image and member (ids alike but for case are one
+    member: `member_key` is the id in lower case, `member_id` the cloud's spelling), with
+    whether the member had access not through the bot and when that was reported, so a
+    restart never reports it again. `reconcile_runs` holds one row: the last run, or the
+    one under way (`cursor`: the last image it listed), and what it found.
+
+    On share_requests, `takes_over` names the running share whose end a request moved
+    (one share per image and member), and `was_present` marks a request whose member
+    already had access, not through the bot, when it was carried out.
+    """
+    db.table("cloud_members").create(
+        {
+            "image_id": str,
+            "member_key": str,
+            "member_id": str,
+            "status": str,
+            "outside": int,  # 1: present and not through the bot when last listed
+            "first_seen_at": str,
+            "seen_at": str,
+            "gone_at": str,
+            "reported_at": str,
+        },
+        pk=("image_id", "member_key"),
+        not_null={"image_id", "member_key", "member_id"},
+        defaults={"outside": 0},
+    )
+    db.table("reconcile_runs").create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "cursor": str,
+            "images": int,
+            "listed": int,
+            "outside": int,
+            "gone": int,
+            "statuses": int,
+            "failures": int,
+        },
+        pk="id",
+    )
+    table = db.table("share_requests")
+    table.add_column("takes_over", int)
+    table.add_column("was_present", int, not_null_default=0)

@@ -133,6 +133,7 @@ class BotHarness:
             poll_interval=0.02,
             images=self.services.images,
             image_refresh=timedelta(seconds=self.settings.IMAGE_LIST_REFRESH_SECONDS),
+            reconciler=self.services.reconciler,
         )
         self.services.wake = self.worker.wake
         self._worker_stop = threading.Event()

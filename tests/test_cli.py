@@ -558,6 +558,8 @@ def test_check_passes_with_the_current_version(
     assert result_lines(run) == [
         "[ok] settings: all required settings present and valid",
         f"[ok] database: {tmp_path / 'check.db'} (1 grant)",
+        "[ok] drift reconcile: not run yet (the worker runs it every 3600 s,"
+        " SHARE_RECONCILE_SECONDS)",
         "[ok] Slack token: bot sharebot in team Fake Team",
         "[ok] Slack scopes: all 10 the bot uses",
         "[ok] cloud API version: 1.1 (CURRENT); served: 1.1, 1.0",

@@ -97,6 +97,10 @@ class ShareRequest:
     approval_reminders: int = 0
     nudge_asked_at: datetime | None = None
     nudge_sent_at: datetime | None = None
+    # One share per image and member: the running share whose end this request moved
+    # (nothing was added), and whether the member already had access not through the bot.
+    takes_over: int | None = None
+    was_present: bool = False
 
     @classmethod
     def of(cls, row: RequestRow) -> ShareRequest:
@@ -113,6 +117,7 @@ class ShareRequest:
             approvals_needed=row.approvals_needed or 1,
             approvals=row.approvals or 0,
             approval_reminders=row.approval_reminders or 0,
+            was_present=bool(row.was_present),
         )
         return cls(**values)
 
@@ -280,6 +285,23 @@ class Requests:
     def stop_timers(self, image_id: str, member_id: str) -> int:
         """The member was removed by hand: its running shares no longer end by themselves."""
         return self.table.stop_timers(image_id, member_id)
+
+    def running_share(self, image_id: str, member_id: str, *, before: int) -> ShareRequest | None:
+        """The newest running share of the image with the member, asked before `before`."""
+        return _value(self.table.running_share(image_id, member_id, before=before))
+
+    def through_bot(self, image_id: str) -> list[ShareRequest]:
+        """The image's shares whose member has access through the bot, oldest first."""
+        return [ShareRequest.of(row) for row in self.table.through_bot(image_id)]
+
+    def reconcile_images(self, since: datetime) -> list[str]:
+        """The images the reconcile lists: shares running or under way, and every image
+        shared or unshared since `since`."""
+        return self.table.reconcile_images(since)
+
+    def for_reconcile(self, image_id: str, changed_since: datetime) -> list[ShareRequest]:
+        """The image's requests under way, running, or changed since `changed_since`."""
+        return [ShareRequest.of(row) for row in self.table.for_reconcile(image_id, changed_since)]
 
     def timed(self, image_id: str) -> list[ShareRequest]:
         """The image's shares the bot will remove by itself, soonest first."""

@@ -21,7 +21,7 @@ from bot.sharing.images import ImageCatalog, Verdict
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.rules import Refusal, UnknownMembers
 from bot.sharing.states import check_move
-from storage import Grants, ImagePolicies, KnownMembers, NewRequest, Role
+from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest, Role
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ class ShareService:
         durations: ShareDurations | None = None,
         policies: ImagePolicies | None = None,
         reminders: ApprovalReminders | None = None,
+        seen: CloudMembers | None = None,
     ) -> None:
         self.requests = requests
         self.grants = grants
@@ -139,6 +140,8 @@ class ShareService:
         self.durations = durations or ShareDurations()
         self.policies = policies
         self.reminders = reminders or ApprovalReminders()
+        # The cloud's member lists as last read: its spelling of ids, who is there.
+        self.seen = seen
 
     # -- asking --------------------------------------------------------------------------
 
@@ -321,8 +324,14 @@ class ShareService:
 
         `again`: a call for it was made before (by a worker that died): a 409 for a member
         created since `sent_at`, or a 404 to a removal, is that call's doing, a success.
+
+        One share per image and member: a share of a member the bot shares already moves
+        the running share's end (nothing is added), and a member that has access not
+        through the bot is taken under the bot's timer as it is (nothing is added either).
+        The id goes to the cloud as the cloud spells it, once known.
         """
         language = accept_language(request.language or "en")
+        request = self._cloud_spelling(request)
         try:
             if request.unshare:
                 self.cloud.remove_member(
@@ -331,17 +340,196 @@ class ShareService:
                 done = self._finished(request, RequestState.REMOVED, api_status=204)
             else:
                 member = self._extended_member(request, language)
+                if member is None and request.extends is None:
+                    taken = self._take_over(request, language)
+                    if taken is not None:
+                        return taken
                 if member is None:
-                    member = self.cloud.add_member(
-                        request.image_id,
-                        request.member_id,
-                        language=language,
-                        sent_before=request.sent_at if again else None,
-                    )
+                    try:
+                        member = self.cloud.add_member(
+                            request.image_id,
+                            request.member_id,
+                            language=language,
+                            sent_before=request.sent_at if again else None,
+                        )
+                    except errors.AlreadyMember:
+                        # Someone else added it (the console, another tool): it is there.
+                        present = self._present(request, language)
+                        if present is None:
+                            raise
+                        return self._found_present(request, present)
                 done = self._member_answer(request, member, api_status=200)
         except errors.CloudError as error:
             done = self._failed(request, error)
         return done
+
+    # -- one share per image and member ------------------------------------------------------
+
+    def _cloud_spelling(self, request: ShareRequest) -> ShareRequest:
+        """The request with the member id as the cloud spells it, once a member list, an
+        answer or a running share showed it (ids alike but for case are one member)."""
+        spelled = None
+        running = self.requests.running_share(
+            request.image_id, request.member_id, before=request.id
+        )
+        if running is not None:
+            spelled = running.member_id
+        elif self.seen is not None:
+            spelled = self.seen.spelling(request.image_id, request.member_id)
+        typed = request.member_id
+        if spelled and spelled != typed and spelled.lower() == typed.lower():
+            log.info(
+                "sending the member id as the cloud spells it",
+                extra={"request": request.id, "typed": request.member_id, "cloud": spelled},
+            )
+            return self.requests.update(request.id, member_id=spelled)
+        return request
+
+    def _present(self, request: ShareRequest, language: str) -> ImageMember | None:
+        """The member as the cloud has it now; None when it is not a member."""
+        try:
+            return self.cloud.show_member(request.image_id, request.member_id, language=language)
+        except errors.MemberNotFound:
+            return None
+
+    def _take_over(self, request: ShareRequest, language: str) -> ShareRequest | None:
+        """A share of a member that has access already, without an add: the bot's own
+        running share gets this request's end, an outside member this request's timer.
+        None when the member is not known to be there (or is gone): it is added."""
+        running = self.requests.running_share(
+            request.image_id, request.member_id, before=request.id
+        )
+        outside = running is None and self._listed_outside(request)
+        if running is None and not outside:
+            return None
+        member = self._present(request, language)
+        if member is None:
+            return None  # gone meanwhile: a new share, added as usual
+        if running is None:
+            return self._found_present(request, member)
+        now = self.requests_now()
+        state = MEMBER_STATES.get(member.status, RequestState.PENDING)
+        moved = self._move(
+            request,
+            state,
+            takes_over=running.id,
+            **self._clock(request, state, now),
+            **self._answer_values(
+                member, api_status=200, now=now, following=state == RequestState.PENDING
+            ),
+        )
+        if moved.state == state and state in RUNNING:
+            # The running share ends when this one does (or, until removed, never). A member
+            # that rejected meanwhile leaves the running share's end as it was.
+            self.requests.update(running.id, ends_at=None, remind_at=None)
+            self.requests.link_extension(running.id, moved.id)
+            log.info(
+                "a share of a member shared already moves its end",
+                extra={**moved.log_fields(), "takes_over": running.id},
+            )
+        self.log_outcome(moved)
+        return moved
+
+    def _listed_outside(self, request: ShareRequest) -> bool:
+        """Whether the last member list showed the member, not through the bot."""
+        if self.seen is None:
+            return False
+        listed = self.seen.get(request.image_id, request.member_id)
+        return listed is not None and listed.outside and listed.gone_at is None
+
+    def _found_present(self, request: ShareRequest, member: ImageMember) -> ShareRequest:
+        """The member had access, not through the bot: nothing was added. With a duration,
+        the share is now under the bot's timer (the request went through the usual rules)."""
+        now = self.requests_now()
+        state = MEMBER_STATES.get(member.status, RequestState.PENDING)
+        found = self._move(
+            request,
+            state,
+            was_present=True,
+            **self._clock(request, state, now),
+            **self._answer_values(
+                member, api_status=200, now=now, following=state == RequestState.PENDING
+            ),
+        )
+        self._note_member(request.image_id, member)
+        log.info("the member had access already, not through the bot", extra=found.log_fields())
+        self.log_outcome(found)
+        return found
+
+    def _note_member(self, image_id: str, member: ImageMember) -> None:
+        """Remember the cloud's spelling of a member it answered with (through the bot)."""
+        if self.seen is not None:
+            self.seen.seen(
+                image_id,
+                member.member_id,
+                status=member.status,
+                outside=False,
+                at=self.requests_now(),
+            )
+
+    # -- what the cloud's list says (the drift reconcile) -----------------------------------------
+
+    def removed_outside(self, request: ShareRequest) -> ShareRequest | None:
+        """A running share whose member the cloud no longer lists: removed outside the bot.
+        Its timer stops; the worker tells its thread (once: the state is announced once)."""
+        if request.state not in RUNNING:
+            return None
+        now = self.requests_now()
+        gone = self._move(
+            request,
+            RequestState.REMOVED,
+            removal_result="outside",
+            ends_at=None,
+            remind_at=None,
+            next_poll_at=None,
+            finished_at=now,
+            due_at=now,
+        )
+        if gone.state != RequestState.REMOVED or gone.removal_result != "outside":
+            return None  # it moved meanwhile (the bot itself is removing it)
+        log.warning("a member was removed outside the bot", extra=gone.log_fields())
+        self.log_outcome(gone)
+        return gone
+
+    def ended_by_unshare(self, request: ShareRequest) -> ShareRequest | None:
+        """A running share whose member a later unshare of the bot removed: it is over (its
+        thread is told the member was removed outside it). None when it moved meanwhile."""
+        if request.state not in RUNNING:
+            return None
+        now = self.requests_now()
+        ended = self._move(
+            request,
+            RequestState.REMOVED,
+            ends_at=None,
+            remind_at=None,
+            next_poll_at=None,
+            finished_at=now,
+            due_at=now,
+        )
+        if ended.state != RequestState.REMOVED:
+            return None
+        self.log_outcome(ended)
+        return ended
+
+    def note_status(self, request: ShareRequest, member: ImageMember) -> ShareRequest | None:
+        """A pending share the cloud lists as accepted or rejected: recorded as a status
+        read would, and due for the worker to tell its thread. None when nothing changed."""
+        state = MEMBER_STATES.get(member.status)
+        if request.state != RequestState.PENDING or state in {None, RequestState.PENDING}:
+            return None
+        assert state is not None
+        changed = self._move(
+            request,
+            state,
+            member_status=member.status,
+            member_updated_at=member.updated_at,
+            next_poll_at=None,
+            due_at=self.requests_now(),
+        )
+        if changed.state != state:
+            return None
+        self.log_outcome(changed)
+        return changed
 
     def _extended_member(self, request: ShareRequest, language: str) -> ImageMember | None:
         """For an extension, the member as it is (no add needed); None when it is gone."""
@@ -515,6 +703,11 @@ class ShareService:
             if under_way_until is not None and now < under_way_until:
                 return self._read_again(request, now, under_way_until)
             return self.send(request, again=True)
+        if request.extends is None:
+            # A share of a member the bot shares already was a change of its end, not an add.
+            taken = self._take_over(request, language)
+            if taken is not None:
+                return taken
         return self._member_answer(request, member, api_status=200)
 
     def _read_again(self, request: ShareRequest, now: datetime, until: datetime) -> ShareRequest:
@@ -623,6 +816,7 @@ class ShareService:
             **self._clock(request, state, now),
             **self._answer_values(member, api_status=api_status, now=now, following=following),
         )
+        self._note_member(request.image_id, member)
         if request.extends is not None and answered.ends_at is not None:
             # The extension takes over: the share it extends no longer ends by itself.
             self.requests.update(request.extends, ends_at=None, remind_at=None)

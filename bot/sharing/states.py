@@ -16,6 +16,12 @@ Before an approver is asked (awaiting_approval) or a direct share is sent (queue
 image is read: one that does not exist, is public or is not active yet goes straight to
 failed, with nothing sent.
 
+A share of a member that has access already (the bot's own running share, or a member
+added outside the bot) goes sending ▶ pending | accepted | rejected with nothing added:
+it moves the running share's end (`takes_over`), or takes the member under the bot's
+timer (`was_present`). A running share whose member the cloud's list no longer shows goes
+to removed (removed outside the bot).
+
 An unshare goes queued ▶ sending ▶ removed (or failed). The share service makes every
 move through `check_move`, and storage makes it a compare-and-set from the state it
 was decided in, so two writers can never both move one request.

@@ -21,6 +21,7 @@ from bot.scp.errors import CloudError, CloudUnavailable
 from bot.sharing.approvals import Stage, nudge_due
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
+from bot.sharing.reconcile import Reconciler
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
 from storage.errors import StorageError
@@ -99,6 +100,7 @@ class Worker:
         images: ImageCatalog | None = None,
         image_refresh: timedelta = timedelta(seconds=300),
         recycle: Callable[[int], bool] | None = None,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self.requests = requests
         self.service = service
@@ -109,6 +111,8 @@ class Worker:
         self.lease = lease
         self.images = images
         self.image_refresh = image_refresh
+        # Lists the members of the images it follows, every SHARE_RECONCILE_SECONDS.
+        self.reconciler = reconciler
         self._wake = threading.Event()
         # Requests in `sending` since before this moment were sent by a worker now gone.
         self._started = requests.now()
@@ -154,6 +158,15 @@ class Worker:
                 target=self._keep_images_fresh, args=(stop,), name="image-list", daemon=True
             )
             refresher.start()
+        reconciling: threading.Thread | None = None
+        if self.reconciler is not None:
+            reconciling = threading.Thread(
+                target=self.reconciler.keep_reconciled,
+                args=(stop,),
+                name="reconcile",
+                daemon=True,
+            )
+            reconciling.start()
         recycled = False
         with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
             while not stop.is_set():
@@ -169,10 +182,11 @@ class Worker:
                         log.error("cannot read due requests", extra={"error": str(error)})
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
-        if refresher is not None:
-            if recycled:
-                stop.set()  # the refresher's wait ends with this worker
-            refresher.join(REFRESH_JOIN_SECONDS)
+        if recycled:
+            stop.set()  # the refresher's and the reconcile's waits end with this worker
+        for thread in (refresher, reconciling):
+            if thread is not None:
+                thread.join(REFRESH_JOIN_SECONDS)
         return recycled
 
     def _handing_over(self) -> bool:

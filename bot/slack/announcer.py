@@ -35,7 +35,7 @@ from bot.sharing.images import ImageCatalog
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.states import OPEN
 from bot.slack import views
-from bot.slack.texts import code, mentions, outcome_error, say
+from bot.slack.texts import code, escape, mentions, outcome_error, say
 from bot.slack.views import UTC_ZONE, slack_time
 from storage import Grants, ImageRow, KnownMembers, OnCall, Role, SlackData, SlackMessages
 from storage.errors import StorageError
@@ -362,6 +362,10 @@ class Announcer:
             if request.ends_at and state in {RequestState.PENDING, RequestState.ACCEPTED}
             else ""
         )
+        if state in {RequestState.PENDING, RequestState.ACCEPTED, RequestState.REJECTED} and (
+            request.takes_over is not None or request.was_present
+        ):
+            return self._took_over(request, language, member, image, ends.strip())
         if state is RequestState.PENDING:
             return (
                 say(
@@ -384,6 +388,8 @@ class Announcer:
                 )
                 + ends
             )
+        if state is RequestState.REMOVED and request.removal_result == "outside":
+            return say(language, "outcome_removed_outside", member=member, image=image)
         if state is RequestState.REMOVED and request.removal_result == "gone":
             return say(language, "outcome_removed_gone", member=member, image=image)
         if state is RequestState.REMOVED and request.removal_result and request.removed_by:
@@ -431,6 +437,46 @@ class Announcer:
             request_id=request.api_request_id,
             detail=request.error_detail,
             member_status=request.member_status,
+        )
+
+    @staticmethod
+    def _took_over(request: ShareRequest, language: str, member: str, image: str, ends: str) -> str:
+        """A share of a member that had access already: nothing was sent to the cloud."""
+        if request.takes_over is not None:
+            text = say(
+                language, "outcome_takes_over", member=member, image=image, id=request.takes_over
+            )
+            until = "outcome_takes_over_until_removed"
+        else:
+            text = say(
+                language,
+                "outcome_was_present",
+                member=member,
+                image=image,
+                status=escape(request.member_status or "?"),
+            )
+            until = "outcome_was_present_until_removed"
+        return f"{text} {ends or say(language, until)}"
+
+    def outside_member(self, image_id: str, member_id: str, status: str | None) -> None:
+        """Say in the notify channel, once, that a member has access not through the bot."""
+        if not self.notify_channel:
+            return
+        language = self.default_language
+        text = say(
+            language,
+            "drift_outside",
+            member=views.member_label(member_id, self.members.name(member_id)),
+            image=self.image_label(image_id),
+            status=escape(status or "?"),
+            image_plain=image_id,
+        )
+        self._call(
+            "chat.postMessage",
+            channel=self.notify_channel,
+            text=text,
+            unfurl_links=False,
+            unfurl_media=False,
         )
 
     # -- posting -------------------------------------------------------------------------------

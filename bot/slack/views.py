@@ -326,11 +326,18 @@ def state_line(request: ShareRequest, language: str) -> str:
     if request.state is RequestState.DENIED:
         return say(language, "state_denied", by=request.decided_by or "?")
     if request.state is RequestState.REMOVED and request.removal_result:
+        if request.removal_result == "outside":
+            return say(language, "state_removed_outside")
         if request.removal_result == "gone":
             return say(language, "state_removed_gone")
         if request.removed_by:
             return say(language, "state_removed_early", by=request.removed_by)
         return say(language, "state_removed_ended", duration=duration_words(request, language))
+    if request.state in {RequestState.PENDING, RequestState.ACCEPTED, RequestState.REJECTED}:
+        if request.takes_over is not None:
+            return say(language, "state_takes_over", id=request.takes_over)
+        if request.was_present:
+            return say(language, "state_was_present")
     key = f"state_{request.state}"
     return say(language, key)
 
@@ -810,14 +817,17 @@ def member_listing(
     removals: Mapping[str, datetime] | None = None,
     known: ImageRow | None = None,
     zone: ZoneInfo = UTC_ZONE,
+    shares: Mapping[str, ShareRequest] | None = None,
 ) -> tuple[str, list[BlockDict]]:
     """`/share-image list <image>`: the image's members and their status.
 
     Newest change first: with hundreds of members, what changed lately (a share just
     accepted or rejected) is what a reader looks for. When not all fit, the footer
     says how many there are and counts them by status. `removals` (member ids in lower
-    case) marks the members the bot will remove by itself, and when; `known` names the
-    image. Times are shown in `zone`, as everywhere.
+    case) marks the members the bot will remove by itself, and when; `shares` (member ids
+    in lower case: the share through which each has access), when given, marks each
+    member added through the bot (for whom, until when) or not; `known` names the image.
+    Times are shown in `zone`, as everywhere.
     """
     removals = removals or {}
     image = image_label(image_id, known)
@@ -834,6 +844,7 @@ def member_listing(
             created=api_time(m.created_at, zone),
             updated=api_time(m.updated_at, zone),
         )
+        + _through(language, m.member_id.lower(), shares)
         + (
             " · "
             + say(language, "list_removal", ends=slack_time(removals[m.member_id.lower()], zone))
@@ -853,6 +864,20 @@ def member_listing(
             + say(language, "list_summary", counts=summary)
         ),
     )
+
+
+def _through(language: str, key: str, shares: Mapping[str, ShareRequest] | None) -> str:
+    """` · added through this bot for @who (request #n)`, `· until removed` when it does not
+    end by itself, or ` · not through this bot`; nothing when not asked."""
+    if shares is None:
+        return ""
+    share = shares.get(key)
+    if share is None:
+        return " · " + say(language, "list_not_through_bot")
+    mark = " · " + say(language, "list_through_bot", user=share.user_id, id=share.id)
+    if share.ends_at is None:
+        mark += " · " + say(language, "list_until_removed")
+    return mark
 
 
 def grants_listing(language: str, grants: Sequence[Grant]) -> tuple[str, list[BlockDict]]:
