@@ -8,6 +8,7 @@ from storage.members import KnownMember, KnownMembers
 from storage.oncall import OnCall, OnCallShift
 from storage.people import People
 from storage.requests import NewRequest, RequestRow, ShareRequests
+from storage.rota import OnCallSchedules, Rota, RotaEntry, SlackEmails, SourceState
 from storage.slack_messages import SlackData, SlackMessages
 
 __all__ = [
@@ -21,11 +22,16 @@ __all__ = [
     "KnownMembers",
     "NewRequest",
     "OnCall",
+    "OnCallSchedules",
     "OnCallShift",
     "People",
     "RequestRow",
     "Role",
+    "Rota",
+    "RotaEntry",
     "ShareRequests",
     "SlackData",
+    "SlackEmails",
     "SlackMessages",
+    "SourceState",
 ]

@@ -9,7 +9,18 @@ from enum import StrEnum
 
 from bot.sharing.commands import Admin
 from bot.sharing.errors import CommandError, LastAdmin, NotAdmin
-from storage import AuditLog, Grant, Grants, KnownMember, KnownMembers, OnCall, OnCallShift, Role
+from bot.sharing.oncall import RotaNow, WhoIsOnCall, now_and_next
+from storage import (
+    AuditLog,
+    Grant,
+    Grants,
+    KnownMember,
+    KnownMembers,
+    OnCall,
+    OnCallSchedules,
+    OnCallShift,
+    Role,
+)
 
 
 class Account(StrEnum):
@@ -51,6 +62,12 @@ class Outcome:
     shifts: list[OnCallShift] = field(default_factory=list)
     now: datetime | None = None
     shift: OnCallShift | None = None  # the shift `oncall remove <id>` removed
+    # `oncall list`: each rota's people now and next, and the images' own schedules.
+    rotas: list[RotaNow] = field(default_factory=list)
+    image_schedules: dict[str, str] = field(default_factory=dict)
+    # `oncall schedule`: the image's schedule before; whether PagerDuty is read at all.
+    before: str | None = None
+    pagerduty: bool = True
 
 
 class Administration:
@@ -63,12 +80,19 @@ class Administration:
         members: KnownMembers,
         oncall: OnCall,
         audit: AuditLog,
+        schedules: OnCallSchedules | None = None,
+        who: WhoIsOnCall | None = None,
+        pagerduty: bool = False,
         accounts: Callable[[str], Account] = _everyone_is_a_person,
     ) -> None:
         self.grants = grants
         self.members = members
         self.oncall = oncall
         self.audit = audit
+        self.schedules = schedules
+        # Who is on call, for `oncall list`; and whether PagerDuty is set up at all.
+        self.who = who
+        self.pagerduty = pagerduty
         # Asks Slack what a user id is; commands from Slack grant only to people.
         self.accounts = accounts
         # The Slack workspace the bot serves, recorded with each grant ("" until known).
@@ -93,7 +117,21 @@ class Administration:
         if what == "member list":
             return Outcome(command, members=self.members.all())
         if what == "oncall list":
-            return Outcome(command, shifts=self.oncall.all(), now=now)
+            return Outcome(
+                command,
+                shifts=self.oncall.all(),
+                now=now,
+                rotas=[now_and_next(rota, now) for rota in self.who.rotas] if self.who else [],
+                image_schedules=self.schedules.all() if self.schedules else {},
+            )
+        if what == "oncall schedule":
+            before = self.set_schedule(command.image_id, command.schedule_id, by=by)
+            return Outcome(
+                command,
+                changed=before != (command.schedule_id or None),
+                before=before,
+                pagerduty=self.pagerduty,
+            )
         if what in {"grant", "revoke"}:
             assert command.role is not None
             if what == "grant":
@@ -167,6 +205,18 @@ class Administration:
         if removed is not None:
             self.audit.record(by, "oncall remove", f"#{shift_id} {removed.user_id}")
         return removed
+
+    def set_schedule(self, image_id: str, schedule_id: str, *, by: str) -> str | None:
+        """Make the image's requests ask this PagerDuty schedule ("" : the configured
+        ones again); the schedule it asked before, if any."""
+        assert self.schedules is not None, "on-call schedules need the database"
+        if schedule_id:
+            before = self.schedules.set(image_id, schedule_id, by=by)
+        else:
+            before = self.schedules.clear(image_id)
+        if before != (schedule_id or None):
+            self.audit.record(by, "oncall schedule", f"{image_id} {schedule_id or 'none'}")
+        return before
 
     def remove_shifts(self, user_id: str, *, by: str) -> int:
         """Take someone off call."""

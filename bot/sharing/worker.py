@@ -20,6 +20,7 @@ from bot import metrics
 from bot.scp.errors import CloudError, CloudUnavailable
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
+from bot.sharing.oncall import RotaKeeper
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
 from storage.errors import StorageError
@@ -91,6 +92,8 @@ class Worker:
         images: ImageCatalog | None = None,
         image_refresh: timedelta = timedelta(seconds=300),
         recycle: Callable[[int], bool] | None = None,
+        rota: RotaKeeper | None = None,
+        rota_refresh: timedelta = timedelta(seconds=300),
     ) -> None:
         self.requests = requests
         self.service = service
@@ -101,6 +104,13 @@ class Worker:
         self.lease = lease
         self.images = images
         self.image_refresh = image_refresh
+        # The on-call rotas (PagerDuty, the calendar), read on their own thread: asking who
+        # is on call reads only what was stored.
+        self.rota = rota if rota is not None and rota.readers else None
+        self.rota_refresh = rota_refresh
+        self.rota_tried = threading.Event()
+        if self.rota is None:
+            self.rota_tried.set()
         self._wake = threading.Event()
         # Requests in `sending` since before this moment were sent by a worker now gone.
         self._started = requests.now()
@@ -146,6 +156,12 @@ class Worker:
                 target=self._keep_images_fresh, args=(stop,), name="image-list", daemon=True
             )
             refresher.start()
+        rota_reader: threading.Thread | None = None
+        if self.rota is not None:
+            rota_reader = threading.Thread(
+                target=self._keep_rota_fresh, args=(stop,), name="oncall-rota", daemon=True
+            )
+            rota_reader.start()
         recycled = False
         with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
             while not stop.is_set():
@@ -161,10 +177,11 @@ class Worker:
                         log.error("cannot read due requests", extra={"error": str(error)})
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
-        if refresher is not None:
-            if recycled:
-                stop.set()  # the refresher's wait ends with this worker
-            refresher.join(REFRESH_JOIN_SECONDS)
+        if recycled:
+            stop.set()  # the refreshers' waits end with this worker
+        for thread in (refresher, rota_reader):
+            if thread is not None:
+                thread.join(REFRESH_JOIN_SECONDS)
         return recycled
 
     def _handing_over(self) -> bool:
@@ -228,6 +245,21 @@ class Worker:
                 log.exception("unexpected failure refreshing the image list")
             self.images_tried.set()
             stop.wait(self.image_refresh.total_seconds())
+
+    # -- the on-call rotas -----------------------------------------------------------------
+
+    def _keep_rota_fresh(self, stop: threading.Event) -> None:
+        """Read the rotas on start, then every `rota_refresh`, until `stop`. A source that
+        cannot be read keeps its last rota (the keeper logs why)."""
+        assert self.rota is not None
+        while not stop.is_set():
+            try:
+                self.rota.refresh()
+            except Exception:
+                # A bug must not end the reads: log it whole and try at the next turn.
+                log.exception("unexpected failure reading the on-call rotas")
+            self.rota_tried.set()
+            stop.wait(self.rota_refresh.total_seconds())
 
     def _dispatch(self, pool: ThreadPoolExecutor) -> None:
         with self._busy_lock:

@@ -28,6 +28,15 @@ from slack_sdk.webhook import WebhookClient
 from bot import metrics
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
+from bot.sharing.oncall import (
+    ROTA_SOURCES,
+    Admins,
+    AllApprovers,
+    ImageApprovers,
+    Source,
+    TypedShifts,
+    WhoIsOnCall,
+)
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.states import OPEN
 from bot.slack import views
@@ -37,6 +46,9 @@ from storage import Grants, ImageRow, KnownMembers, OnCall, Role, SlackData, Sla
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
+
+# Sources whose people are on call (the card says "On call"), not approvers by role.
+TYPED_OR_ROTA = frozenset({Source.TYPED, *ROTA_SOURCES})
 
 MAX_DELIVERY_FAILURES = 8
 
@@ -86,6 +98,7 @@ class Announcer:
         grants: Grants,
         members: KnownMembers,
         oncall: OnCall,
+        who: WhoIsOnCall | None = None,
         images: ImageCatalog | None = None,
         approval_channel: str = "",
         notify_channel: str = "",
@@ -100,6 +113,11 @@ class Announcer:
         self.grants = grants
         self.members = members
         self.oncall = oncall
+        # Who a card mentions: without rotas, typed shifts, then approvers, then admins.
+        self.who = who or WhoIsOnCall(
+            [TypedShifts(oncall), ImageApprovers(grants), AllApprovers(grants), Admins(grants)],
+            clock=requests.now,
+        )
         self.images = images
         self.approval_channel = approval_channel
         self.notify_channel = notify_channel
@@ -638,14 +656,16 @@ class Announcer:
         self, request: ShareRequest, slack: SlackData, channel: str, name: str | None
     ) -> SlackData:
         card_language = self.default_language
+        asked = self.who.for_image(request.image_id)
+        on_call = asked.people if asked.source in (TYPED_OR_ROTA) else []
         text, blocks = views.approval_card(
             request,
             card_language,
             member_name=name,
             why=self._why(request, card_language, name),
-            on_call=self.oncall.now_on_call(),
-            approvers=self.grants.holders(Role.APPROVER, image_id=request.image_id)
-            or self.grants.holders(Role.ADMIN),
+            on_call=on_call,
+            approvers=[] if on_call else asked.people,
+            stale=asked.stale,
             asked=slack_time(request.created_at),
             expires=slack_time(request.expires_at),
             image=self.image(request.image_id),
