@@ -626,7 +626,7 @@ def _print_rotas(rota: Rota, admin: Administration, zone: ZoneInfo) -> None:
             print(f"{label}: not read yet")
         else:
             age = (now - state.read_at).total_seconds()
-            print(f"{label}: read {when(state.read_at, zone)} ({age:.0f} s ago)")
+            print(f"{label}: read {when(state.read_at.astimezone(zone), zone)} ({age:.0f} s ago)")
         if state.error:
             print(f"  last read failed: {state.error}")
         for what, entries in (("now", seen.now), ("next", seen.next)):
@@ -635,8 +635,8 @@ def _print_rotas(rota: Rota, admin: Administration, zone: ZoneInfo) -> None:
             for e in entries:
                 user = e.user_id or "(not in Slack)"
                 span = (
-                    f"{when(e.starts, zone) if e.starts else 'always'}"
-                    f" → {when(e.ends, zone) if e.ends else 'always'}"
+                    f"{when(e.starts.astimezone(zone), zone) if e.starts else 'always'}"
+                    f" → {when(e.ends.astimezone(zone), zone) if e.ends else 'always'}"
                 )
                 schedule = f"\t{e.schedule_id}" if e.schedule_id else ""
                 print(f"  {what}\t{user}\t{e.email}\t{span}{schedule}")

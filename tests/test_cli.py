@@ -559,7 +559,7 @@ def test_check_passes_with_the_current_version(
         "[ok] settings: all required settings present and valid",
         f"[ok] database: {tmp_path / 'check.db'} (1 grant)",
         "[ok] Slack token: bot sharebot in team Fake Team",
-        "[ok] Slack scopes: all 10 the bot uses",
+        "[ok] Slack scopes: all 11 the bot uses",
         "[ok] cloud API version: 1.1 (CURRENT); served: 1.1, 1.0",
         "[ok] cloud API signed read: keys and signature accepted",
     ]

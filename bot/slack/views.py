@@ -844,7 +844,7 @@ def rota_lines(
             else say(language, "oncall_rota_nobody_now")
         )
         if rota.next and rota.next[0].starts is not None:
-            starts = when(rota.next[0].starts, zone)
+            starts = when(rota.next[0].starts.astimezone(zone), zone)
             lines.append(say(language, "oncall_rota_next", when=starts, people=people(rota.next)))
         else:
             lines.append(say(language, "oncall_rota_no_next"))
