@@ -590,11 +590,11 @@ def _remove_shifts(
     print(f"removed {count} shift(s)")
 
 
-def _set_schedule(admin: Administration, args: argparse.Namespace, actor: str) -> None:
+def _set_schedule(session: _Session, args: argparse.Namespace, actor: str) -> None:
     """`oncall schedule IMAGE_ID SCHEDULE_ID`, or `… none`: audited like Slack's."""
     image = commands.image_id(args.image_id)
     schedule = commands.schedule_id(args.schedule_id)
-    before = admin.set_schedule(image, schedule, by=actor)
+    before = session.admin.set_schedule(image, schedule, by=actor)
     if schedule:
         was = f" (it asked {before})" if before and before != schedule else ""
         same = " already" if before == schedule else ""
@@ -715,7 +715,7 @@ def admin_command(args: argparse.Namespace) -> None:
             elif args.action == "remove":
                 _remove_shifts(session.admin, args, zone, actor)
             elif args.action == "schedule":
-                _set_schedule(session.admin, args, actor)
+                _set_schedule(session, args, actor)
             else:
                 shifts = session.admin.oncall.all()
                 if not shifts:

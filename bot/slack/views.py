@@ -849,10 +849,12 @@ def rota_lines(
         else:
             lines.append(say(language, "oncall_rota_no_next"))
     if image_schedules:
+        pairs = sorted(image_schedules.items())
         listed = ", ".join(
-            f"{code(short_id(image))} → {code(schedule)}"
-            for image, schedule in sorted(image_schedules.items())
+            f"{code(short_id(image))} → {code(schedule)}" for image, schedule in pairs[:10]
         )
+        if len(pairs) > 10:  # the command line lists them all
+            listed += f", … (+{len(pairs) - 10})"
         lines.append(say(language, "oncall_rota_schedules", images=listed))
     return lines
 
