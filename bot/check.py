@@ -434,6 +434,10 @@ def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) -> None:
         report.fail("cloud API signed read", str(error))
 
 
+# How `check` names each rota source on its line.
+SOURCE_NAMES = {"pagerduty": "PagerDuty", "calendar": "calendar feed (ONCALL_ICAL_URL)"}
+
+
 def _age(seconds: float) -> str:
     """A rota's age for a check line: seconds, minutes, hours or days."""
     if seconds < 120:
@@ -502,7 +506,7 @@ def _check_rota(
     report: _Report,
     now: datetime,
 ) -> None:
-    what = f"on-call source {reader.label}"
+    what = f"on-call source {SOURCE_NAMES.get(reader.source, reader.label)}"
     age, trusted = stored.age(reader.source, now)
     schedules = list(dict.fromkeys([*settings.pagerduty_schedules, *stored.schedules]))
     if reader.source == "pagerduty" and not schedules:
@@ -543,9 +547,11 @@ def _check_rota(
                 people.add(user)
     except DirectoryUnavailable as error:
         problems.append(f"cannot match people to Slack: {error.detail}")
+    shifts = len(got.shifts)
     read = (
-        f"read now: {len(got.shifts)} shift{'s' if len(got.shifts) != 1 else ''} in the"
-        f" next {ROTA_WINDOW.days} days, {len(people)} of them asked in Slack; {age}"
+        f"read now: {shifts} shift{'s' if shifts != 1 else ''} in the next"
+        f" {ROTA_WINDOW.days} days, {len(people)} approver{'s' if len(people) != 1 else ''}"
+        f" matched in Slack; {age}"
     )
     if problems or not trusted:
         report.warn(what, read, *(f"    {problem}" for problem in problems))

@@ -62,6 +62,10 @@ def _secrets(settings: Settings) -> list[str]:
         values.append(settings.SLACK_APP_TOKEN)
     if settings.AWS_SECRET_ACCESS_KEY is not None:
         values.append(settings.AWS_SECRET_ACCESS_KEY)
+    # The rota sources' key and the feed's address (which carries its own key).
+    for optional in (settings.ONCALL_PAGERDUTY_TOKEN, settings.ONCALL_ICAL_URL):
+        if optional is not None:
+            values.append(optional)
     return [v.get_secret_value() for v in values]
 
 

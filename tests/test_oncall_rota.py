@@ -335,3 +335,47 @@ def test_the_card_follows_a_calendar_feed(
 
     assert people_line(card) == "On call: <@UCAROL>"
     assert json.dumps(card.args).count("<@UAPP>") == 0
+
+
+def test_check_has_a_line_for_the_calendar_feed(
+    make_bot: Callable[..., BotHarness], slack: FakeSlack
+) -> None:
+    now = datetime.now().astimezone()
+    start = (now - timedelta(hours=1)).strftime("%Y%m%dT%H%M%SZ")
+    end = (now + timedelta(hours=5)).strftime("%Y%m%dT%H%M%SZ")
+    later = (now + timedelta(hours=9)).strftime("%Y%m%dT%H%M%SZ")
+    feed = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
+        "BEGIN:VEVENT\r\nUID:a@example.com\r\nDTSTAMP:20261101T000000Z\r\n"
+        f"DTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:Platform on call\r\n"
+        "ATTENDEE;CN=Carol Park:mailto:carol@example.com\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:b@example.com\r\nDTSTAMP:20261101T000000Z\r\n"
+        f"DTSTART:{end}\r\nDTEND:{later}\r\nSUMMARY:Backup (to be decided)\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+    slack.add_person("UCAROL", CAROL.email)
+    with FakeCalendarFeed(feed=feed) as calendar:
+        bot = make_bot(ONCALL_ICAL_URL=calendar.url)
+        bot.grant("UCAROL", Role.APPROVER)
+        lines: list[str] = []
+        run_check(bot.settings, slack=make_web_client(bot.settings), echo=lines.append)
+        calendar.feed = b"<html>Sign in to see this calendar</html>"
+        failing: list[str] = []
+        code = run_check(bot.settings, slack=make_web_client(bot.settings), echo=failing.append)
+
+    at = next(n for n, line in enumerate(lines) if "on-call source calendar" in line)
+    assert lines[at].startswith(
+        "[WARN] on-call source calendar feed (ONCALL_ICAL_URL): read now: 1 shift in the next"
+        " 2 days, 1 approver matched in Slack; the stored rota is "
+    )
+    assert lines[at + 1].startswith("    the event 'Backup (to be decided)' from ")
+    assert lines[at + 1].endswith(
+        " names nobody: give it an ATTENDEE (mailto:) or an email in its summary"
+    )
+    assert code == 1
+    [fail] = [line for line in failing if "on-call source calendar" in line]
+    assert fail.startswith(
+        "[FAIL] on-call source calendar feed (ONCALL_ICAL_URL): ONCALL_ICAL_URL's feed is not"
+        " an iCalendar file"
+    )
+    assert "private-feed-key" not in "\n".join(lines + failing)

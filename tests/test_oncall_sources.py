@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_sdk import WebClient
 
 from bot.rota import Calendar, PagerDuty, RotaMalformed, RotaRateLimited, RotaRefused
@@ -432,3 +434,42 @@ def test_a_malformed_feed_keeps_the_last_rota(
 
     assert not done.ok and "cannot be read" in done.error
     assert Rota(database).entries("calendar") == before
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    zone=st.sampled_from(["America/New_York", "Europe/Berlin", "Asia/Seoul", "UTC"]),
+    first=st.dates(min_value=date(2026, 10, 20), max_value=date(2026, 11, 10)),
+    count=st.integers(min_value=1, max_value=14),
+    skipped=st.sets(st.integers(min_value=0, max_value=13), max_size=5),
+)
+def test_a_daily_rota_expands_to_its_days_less_its_exdates(
+    zone: str, first: date, count: int, skipped: set[int]
+) -> None:
+    """Whatever the zone and the days skipped (across DST changes too): one 8-hour shift a
+    day, from 09:00 local, on each day of the COUNT not named in an EXDATE."""
+    local = ZoneInfo(zone)
+    starts = [
+        datetime.combine(first + timedelta(days=n), time(9), tzinfo=local) for n in range(count)
+    ]
+    skip = sorted(n for n in skipped if n < count)
+    stamp = "%Y%m%dT%H%M%S"
+    exdates = "".join(f"EXDATE;TZID={zone}:{starts[n]:{stamp}}\r\n" for n in skip)
+    feed = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:rota@example.com\r\nDTSTAMP:20261001T000000Z\r\n"
+        f"DTSTART;TZID={zone}:{starts[0]:{stamp}}\r\nDTEND;TZID={zone}:"
+        f"{starts[0].replace(hour=17):{stamp}}\r\nRRULE:FREQ=DAILY;COUNT={count}\r\n{exdates}"
+        "ATTENDEE:mailto:alice@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+    calendar = Calendar("http://127.0.0.1:9/rota.ics", zone=SEOUL)
+    try:
+        got = calendar.parse(feed, starts[0] - timedelta(days=1), starts[-1] + timedelta(days=1))
+    finally:
+        calendar.close()
+
+    kept = [s for n, s in enumerate(starts) if n not in skip]
+    assert [s.starts for s in got.shifts] == kept
+    assert all(s.ends is not None and s.starts is not None for s in got.shifts)
+    assert {(s.ends - s.starts) for s in got.shifts if s.ends and s.starts} <= {timedelta(hours=8)}
+    assert got.problems == []
