@@ -134,6 +134,21 @@ class Rota:
             RotaEntry(r[0], r[1], r[2], _when(r[3]), _when(r[4]), r[5], r[6] or "") for r in rows
         ]
 
+    def on_call_at(self, source: str, moment: datetime) -> list[RotaEntry]:
+        """The source's entries that cover `moment` (an indexed read: cards ask it)."""
+        at = stamp(moment)
+        rows = self._database.read(
+            lambda db: db.execute(
+                "SELECT source, email, user_id, starts_at, ends_at, schedule_id, name FROM rota"
+                " WHERE source = ? AND starts_at <= ? AND (ends_at = '' OR ends_at > ?)"
+                " ORDER BY starts_at, ends_at, email",
+                [source, at, at],
+            ).fetchall()
+        )
+        return [
+            RotaEntry(r[0], r[1], r[2], _when(r[3]), _when(r[4]), r[5], r[6] or "") for r in rows
+        ]
+
     def state(self, source: str) -> SourceState | None:
         """What is known of the source's reads; None when it was never tried."""
         row = self._database.read(

@@ -141,13 +141,16 @@ class StoredRota:
 
     def on_call(self, image_id: str, now: datetime) -> list[str]:
         """Slack users on this rota now who may decide for the image."""
+        wanted = self.schedules_for(image_id)
+        current = [
+            e
+            for e in self.rota.on_call_at(self.name, now)
+            if e.user_id and (wanted is None or e.schedule_id in wanted)
+        ]
+        if not current:
+            return []
         deciders = set(self.grants.holders(Role.APPROVER, Role.ADMIN, image_id=image_id))
-        people: list[str] = []
-        for entry in self.entries_for(image_id):
-            user = entry.user_id
-            if user and entry.covers(now) and user in deciders and user not in people:
-                people.append(user)
-        return people
+        return list(dict.fromkeys(e.user_id for e in current if e.user_id in deciders))
 
 
 class ImageApprovers:
