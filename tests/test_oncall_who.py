@@ -151,7 +151,7 @@ def test_a_rota_older_than_a_day_is_skipped_and_said(world: World) -> None:
     ]
 
 
-def test_never_more_than_twenty_are_asked(world: World) -> None:
+def test_never_more_than_twenty_are_mentioned(world: World) -> None:
     people = [f"UPERSON{n:02d}" for n in range(30)]
     for user in people:
         world.grants.grant(user, Role.APPROVER, "", by="test")
@@ -159,5 +159,6 @@ def test_never_more_than_twenty_are_asked(world: World) -> None:
 
     asked = world.who.for_image(IMAGE)
 
-    assert len(asked.people) == MAX_ASKED == 20
-    assert asked.people == people[:20]
+    assert len(asked.mentioned) == MAX_ASKED == 20
+    assert asked.mentioned == people[:20]
+    assert len(asked.people) == 30  # counted on the card ("and N more"), not mentioned

@@ -66,11 +66,20 @@ class Stale:
 
 @dataclass(frozen=True)
 class Asked:
-    """Who is asked for an image now, from which source, and which rotas were skipped."""
+    """Who is asked for an image now, from which source, and which rotas were skipped.
+
+    `people` is everyone the source names, in order, so a card can say how many there
+    are; `mentioned` is whom a message may mention, never more than `MAX_ASKED`.
+    """
 
     people: list[str]
     source: Source | None  # None: nobody at all
     stale: list[Stale] = field(default_factory=list)
+
+    @property
+    def mentioned(self) -> list[str]:
+        """The first `MAX_ASKED` people: whom a card or a reminder may mention."""
+        return self.people[:MAX_ASKED]
 
 
 class ApproverSource(Protocol):
@@ -215,7 +224,7 @@ class WhoIsOnCall:
         return [s for s in self.sources if isinstance(s, StoredRota)]
 
     def for_image(self, image_id: str, now: datetime | None = None) -> Asked:
-        """Whoever is on call for `image_id` now, at most `MAX_ASKED` of them."""
+        """Whoever is on call for `image_id` now (`Asked.mentioned`: at most `MAX_ASKED`)."""
         moment = now or self.clock()
         stale: list[Stale] = []
         for source in self.sources:
@@ -228,7 +237,7 @@ class WhoIsOnCall:
                     continue
             people = source.on_call(image_id, moment)
             if people:
-                return Asked(people[:MAX_ASKED], source.name, stale)
+                return Asked(people, source.name, stale)
         return Asked([], None, stale)
 
 

@@ -29,6 +29,7 @@ from bot import metrics
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import (
+    MAX_ASKED,
     ROTA_SOURCES,
     Admins,
     AllApprovers,
@@ -657,7 +658,10 @@ class Announcer:
     ) -> SlackData:
         card_language = self.default_language
         asked = self.who.for_image(request.image_id)
-        on_call = asked.people if asked.source in (TYPED_OR_ROTA) else []
+        # The card mentions the first few (views.PEOPLE_SHOWN, within asked.mentioned's 20)
+        # and counts the rest.
+        assert views.PEOPLE_SHOWN <= MAX_ASKED
+        on_call = asked.people if asked.source in TYPED_OR_ROTA else []
         text, blocks = views.approval_card(
             request,
             card_language,
