@@ -43,7 +43,17 @@ from bot.settings import (
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
 from bot.slack.texts import say, stored_when, when
-from storage import AuditLog, Database, Grants, KnownMembers, OnCall, OnCallSchedules, Role, Rota
+from storage import (
+    AuditLog,
+    Database,
+    Grants,
+    ImagePolicies,
+    KnownMembers,
+    OnCall,
+    OnCallSchedules,
+    Role,
+    Rota,
+)
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -546,6 +556,7 @@ class _Session:
                 oncall=OnCall(database),
                 audit=AuditLog(database),
                 schedules=OnCallSchedules(database),
+                policies=ImagePolicies(database),
             )
         return self._admin
 
@@ -648,8 +659,40 @@ def _print_rotas(rota: Rota, admin: Administration, zone: ZoneInfo) -> None:
         print(f"image {image} asks PagerDuty schedule {schedule}")
 
 
+def _policy(admin: Administration, args: argparse.Namespace, actor: str) -> None:
+    """`policy IMAGE_ID approvals 1|2`, or `policy list`."""
+    if args.image_id == "list":
+        if args.setting:
+            sys.exit("`policy list` takes nothing after it")
+        rules = admin.policies.all() if admin.policies is not None else {}
+        if not rules:
+            print("no image needs more than one approval")
+        for image, count in rules.items():
+            print(f"{image}\tapprovals {count}")
+        return
+    try:
+        image, count = commands.policy([args.image_id, *(args.setting or [])])
+    except CommandError as error:
+        if error.problem != "policy_usage":
+            raise
+        sys.exit(
+            "give an image id and `approvals 1` or `approvals 2`, like"
+            " `python -m bot policy 70a599e0-31e7-49b7-b260-868f441e862b approvals 2`"
+            " (or `python -m bot policy list`)"
+        )
+    if admin.set_approvals(image, count, by=actor):
+        print(
+            f"requests to share {image} now need two approvals, from two different approvers"
+            " (neither the asker; sharers' too)"
+            if count > 1
+            else f"requests to share {image} need one approval again"
+        )
+    else:
+        print(f"{image} already needs {count} approval(s); nothing changed")
+
+
 def admin_command(args: argparse.Namespace) -> None:
-    """grant, revoke, grants, member …, oncall …"""
+    """grant, revoke, grants, member …, oncall …, policy …"""
     session = _Session()
     actor = _actor()
     try:
@@ -705,6 +748,8 @@ def admin_command(args: argparse.Namespace) -> None:
                     print("no known members yet")
                 for m in known:
                     print(f"{m.member_id}\t{m.name}")
+        elif args.command == "policy":
+            _policy(session.admin, args, actor)
         elif args.command == "oncall":
             zone = _timezone()
             if args.action == "add":
@@ -993,6 +1038,25 @@ def parser() -> argparse.ArgumentParser:
     )
     schedule.add_argument("image_id", metavar="IMAGE_ID")
     schedule.add_argument("schedule_id", metavar="SCHEDULE_ID", help="a schedule id, or none")
+    policy = _command(
+        sub,
+        "policy",
+        "approvals an image's shares need",
+        "How many approvals requests to share an image need: `approvals 2` asks two\n"
+        "different approvers (neither the asker) for every share of it, a sharer's too;\n"
+        "`approvals 1` goes back to one. Requests already waiting keep their count.\n"
+        "`policy list` shows the images that need two. Every change is recorded in the\n"
+        "audit table.\n\n" + DATABASE_NOTE,
+        [
+            "python -m bot policy 70a599e0-31e7-49b7-b260-868f441e862b approvals 2",
+            "python -m bot policy 70a599e0-31e7-49b7-b260-868f441e862b approvals 1",
+            "python -m bot policy list",
+        ],
+    )
+    policy.add_argument("image_id", metavar="IMAGE_ID", help="an image id, or `list`")
+    policy.add_argument(
+        "setting", nargs="*", metavar="approvals 1|2", help="`approvals 2` or `approvals 1`"
+    )
     return top
 
 
@@ -1006,7 +1070,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     args = parser().parse_args(argv)
     command = args.command or "run"
-    if command in {"grant", "revoke", "grants", "member", "oncall"}:
+    if command in {"grant", "revoke", "grants", "member", "oncall", "policy"}:
         admin_command(args)
         return
     if command == "sandbox":

@@ -155,6 +155,12 @@ WORKER_HANDOVERS = Counter(
     "Times the worker ended between requests for a fresh one because its memory had grown"
     " BOT_WORKER_RECYCLE_MB past its size once warm (not counted as restarts).",
 )
+APPROVAL_REMINDERS = Counter(
+    "share_image_approval_reminders_total",
+    "Reminders posted for requests waiting for approval, by audience: on_call, approvers,"
+    " admins (the three stages) or asker (the asker's Remind button).",
+    ["audience"],
+)
 WORKER_LAST_LOOP = Gauge(
     "share_image_worker_last_loop_timestamp_seconds",
     "Unix time at which the worker last looked for due requests (every 50 ms while it runs).",

@@ -15,6 +15,7 @@ from bot import metrics
 from bot.scp import RetryPolicy, ScpAuth, ScpClient
 from bot.settings import Settings
 from bot.sharing.admin import Administration
+from bot.sharing.approvals import ApprovalReminders
 from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import (
     Admins,
@@ -39,6 +40,7 @@ from storage import (
     AuditLog,
     Database,
     Grants,
+    ImagePolicies,
     Images,
     KnownMembers,
     OnCall,
@@ -215,6 +217,7 @@ def build_services(
     oncall = OnCall(database)
     audit = AuditLog(database)
     images = ImageCatalog(Images(database), cloud)
+    policies = ImagePolicies(database)
     share = ShareService(
         requests=requests,
         grants=grants,
@@ -227,6 +230,11 @@ def build_services(
             days=timedelta(days=settings.SHARE_FOLLOW_DAYS),
         ),
         durations=settings.share_durations,
+        policies=policies,
+        reminders=ApprovalReminders(
+            first_after=timedelta(minutes=settings.APPROVAL_REMIND_MINUTES),
+            ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS),
+        ),
     )
     messages = SlackMessages(database)
     rota = Rota(database)
@@ -280,6 +288,7 @@ def build_services(
             pagerduty=settings.ONCALL_PAGERDUTY_TOKEN is not None,
             # On the ack path: the quick client, so a slow Slack costs at most a second.
             accounts=lambda user_id: slack_account(quick_slack, user_id),
+            policies=policies,
         ),
         languages=Languages(People(database), quick_slack, settings.BOT_DEFAULT_LANGUAGE),
         announcer=announcer,

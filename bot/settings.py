@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     SHARE_APPROVAL_CHANNEL: str = ""
     SHARE_NOTIFY_CHANNEL: str = ""
     SHARE_APPROVAL_TTL_HOURS: float = Field(default=24, gt=0)
+    # A request waiting for approval reminds whoever is on call after this many minutes
+    # (then every approver at half the TTL, the admins an hour before it expires).
+    APPROVAL_REMIND_MINUTES: float = Field(default=30, ge=1)
     SHARE_STATUS_POLL_SECONDS: float = Field(default=300, gt=0)
     SHARE_FOLLOW_DAYS: float = Field(default=7, gt=0)
     SHARE_UNKNOWN_MEMBERS: UnknownMembers = UnknownMembers.APPROVAL

@@ -1,4 +1,4 @@
-"""Approve and Deny buttons, and the deny-reason modal.
+"""Approve and Deny buttons, the deny-reason modal, and the asker's Remind button.
 
 Rights are checked on the server at every click; the decision is a compare-and-set,
 so double and simultaneous clicks give one decision. The worker does the rest.
@@ -17,9 +17,9 @@ from bot.sharing import commands
 from bot.sharing.errors import CommandError
 from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.rules import Refusal
-from bot.sharing.service import Decision
+from bot.sharing.service import Decision, Nudge, NudgeRefusal
 from bot.slack.texts import mentions, problem, say, state_word
-from bot.slack.views import APPROVE, DENY, DenyModal, MalformedSubmission
+from bot.slack.views import APPROVE, DENY, REMIND, DenyModal, MalformedSubmission, slack_time
 from handlers.clicks import clicked_request
 from storage import Role
 
@@ -46,7 +46,7 @@ def register(app: App, services: Services) -> None:
         ack()
         clicker = body["user"]["id"]
         request = _clicked_request(services, body)
-        refusal = services.share.refusal(request, clicker)
+        refusal = services.share.refusal(request, clicker, approving=False)
         if refusal is not None or request is None:
             _after(services, Decision(request, refusal or Refusal.UNKNOWN), clicker, respond)
             return
@@ -95,6 +95,48 @@ def register(app: App, services: Services) -> None:
         ack()
         services.wake()
 
+    @app.action(REMIND)
+    def remind(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        clicker = body["user"]["id"]
+        request = clicked_request(services, body, lambda told: told.waiting_ts, "waiting message")
+        nudge = (
+            services.share.nudge(request.id, clicker)
+            if request is not None
+            else Nudge(None, NudgeRefusal.UNKNOWN)
+        )
+        if nudge.refusal is None:
+            services.wake()
+        else:
+            log.info(
+                "remind refused",
+                extra={
+                    "user": clicker,
+                    "refusal": nudge.refusal,
+                    "request": request and request.id,
+                },
+            )
+        respond(
+            text=_nudge_text(services.languages.of(clicker), nudge),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+
+def _nudge_text(language: str, nudge: Nudge) -> str:
+    request = nudge.request
+    if nudge.refusal is None:
+        return say(language, "click_nudged")
+    if request is None or nudge.refusal is NudgeRefusal.UNKNOWN:
+        return say(language, "click_unknown")
+    if nudge.refusal is NudgeRefusal.NOT_ASKER:
+        return say(language, "click_nudge_not_asker", user=request.user_id)
+    if nudge.refusal is NudgeRefusal.TOO_EARLY:
+        return say(language, "click_nudge_too_early", when=slack_time(nudge.next_at))
+    return say(
+        language, "click_nudge_done", id=request.id, state=state_word(language, request.state)
+    )
+
 
 def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest | None:
     """The request a click is about, only if the click came from its card."""
@@ -131,6 +173,8 @@ def _refusal_text(services: Services, decision: Decision, language: str) -> str:
         )
     if refusal is Refusal.OWN_REQUEST:
         return say(language, "click_own_request")
+    if refusal is Refusal.APPROVED_ALREADY:
+        return say(language, "click_approved_already")
     if request is None or refusal is Refusal.UNKNOWN:
         return say(language, "click_unknown")
     if refusal is Refusal.EXPIRED:

@@ -182,12 +182,18 @@ def _ask(
         key = "ack_capped" if asked.capped else "ack_duration"
         lasts = " " + say(language, key, duration=code(request.duration))
     if request.needs_approval:
-        why = (
-            say(language, "why_unknown_member", member=member_label(request.member_id, name))
-            if request.approval_reason == "unknown_member"
-            else say(language, "why_role")
+        if request.approval_reason == "two_person":
+            why = say(language, "why_two_person")
+        elif request.approval_reason == "unknown_member":
+            why = say(language, "why_unknown_member", member=member_label(request.member_id, name))
+        else:
+            why = say(language, "why_role")
+        two = (
+            " " + say(language, "ack_two_approvals")
+            if request.approvals_needed > 1 and request.approval_reason != "two_person"
+            else ""
         )
-        return say(language, "ack_approval", why=why) + lasts, "approval"
+        return say(language, "ack_approval", why=why) + two + lasts, "approval"
     text = (
         say(
             language,

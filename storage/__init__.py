@@ -7,6 +7,7 @@ from storage.images import ImageRow, Images
 from storage.members import KnownMember, KnownMembers
 from storage.oncall import OnCall, OnCallShift
 from storage.people import People
+from storage.policies import ImagePolicies
 from storage.requests import NewRequest, RequestRow, ShareRequests
 from storage.rota import OnCallSchedules, Rota, RotaEntry, SlackEmails, SourceState
 from storage.slack_messages import SlackData, SlackMessages
@@ -16,6 +17,7 @@ __all__ = [
     "Database",
     "Grant",
     "Grants",
+    "ImagePolicies",
     "ImageRow",
     "Images",
     "KnownMember",

@@ -82,6 +82,16 @@ class RequestRow:
     removal_result: str | None = None
     extends: int | None = None
     extended_by: int | None = None
+    # approval: how many approvals it needs and has (a compare-and-set), who gave the first
+    approvals_needed: int = 1
+    approvals: int = 0
+    first_approved_by: str | None = None
+    first_approved_at: str | None = None
+    # the last reminder stage posted to approvers (0: none yet)
+    approval_reminders: int = 0
+    # the asker's Remind button: when last pressed, and which press was posted
+    nudge_asked_at: str | None = None
+    nudge_sent_at: str | None = None
 
 
 COLUMNS = [f.name for f in fields(RequestRow)]
@@ -104,6 +114,7 @@ class NewRequest:
     approval_reason: str = ""
     duration: str = ""  # as asked, `7d`; empty: until removed
     extends: int | None = None  # the share this one extends
+    approvals_needed: int = 1  # two for an image that needs two approvals
 
 
 class Due(NamedTuple):
@@ -184,6 +195,9 @@ class ShareRequests:
                 "approval_reason": new.approval_reason or None,
                 "duration": new.duration or None,
                 "extends": new.extends,
+                "approvals_needed": new.approvals_needed,
+                "approvals": 0,
+                "approval_reminders": 0,
                 "expires_at": stamp(now + self.approval_ttl) if new.needs_approval else None,
                 "due_at": stamp(now),
             }
@@ -291,25 +305,43 @@ class ShareRequests:
     # -- deciding --------------------------------------------------------------------
 
     def decide(
-        self, request_id: int, *, approve: bool, by: str, reason: str = ""
+        self, request_id: int, *, approve: bool, by: str, reason: str = "", seen: int = 0
     ) -> RequestRow | None:
-        """Approve or deny, once: a compare-and-set that only one click can win.
+        """Approve or deny, once per person: a compare-and-set that only one click can win.
 
-        Returns the updated request for the winner, None for everyone else.
+        A deny ends the request. An approve counts one approval (compare-and-set on the
+        count `seen`, never twice by one person, never by the asker); the approval that
+        reaches the count needed queues it. Returns the updated request for the winner,
+        None for everyone else.
         """
         now = stamp(self.now())
-        state = "queued" if approve else "denied"
-
-        def work(db: sqlite_utils.Database) -> int:
-            return db.execute(
-                "UPDATE share_requests SET state = ?, decided_by = ?, decided_at = ?,"
-                " deny_reason = ?, updated_at = ?, due_at = ?"
-                " WHERE id = ? AND state = 'awaiting_approval' AND expires_at > ?"
-                " AND user_id != ?",
-                [state, by, now, reason or None, now, now, request_id, now, by],
-            ).rowcount
-
-        won = self._database.write(work)
+        if approve:
+            sql = (
+                "UPDATE share_requests SET approvals = approvals + 1,"
+                " first_approved_by = CASE WHEN approvals = 0 THEN :by"
+                " ELSE first_approved_by END,"
+                " first_approved_at = CASE WHEN approvals = 0 THEN :now"
+                " ELSE first_approved_at END,"
+                " state = CASE WHEN approvals + 1 >= approvals_needed THEN 'queued'"
+                " ELSE state END,"
+                " decided_by = CASE WHEN approvals + 1 >= approvals_needed THEN :by"
+                " ELSE decided_by END,"
+                " decided_at = CASE WHEN approvals + 1 >= approvals_needed THEN :now"
+                " ELSE decided_at END,"
+                " updated_at = :now, due_at = :now"
+                " WHERE id = :id AND state = 'awaiting_approval' AND expires_at > :now"
+                " AND user_id != :by AND approvals = :seen"
+                " AND coalesce(first_approved_by, '') != :by"
+            )
+        else:
+            sql = (
+                "UPDATE share_requests SET state = 'denied', decided_by = :by,"
+                " decided_at = :now, deny_reason = :reason, updated_at = :now, due_at = :now"
+                " WHERE id = :id AND state = 'awaiting_approval' AND expires_at > :now"
+                " AND user_id != :by"
+            )
+        values = {"by": by, "now": now, "id": request_id, "seen": seen, "reason": reason or None}
+        won = self._database.write(lambda db: db.execute(sql, values).rowcount)
         return self.get(request_id) if won == 1 else None
 
     def expire(self, request_id: int) -> bool:
@@ -375,18 +407,37 @@ class ShareRequests:
         )
         return self.get(request_id) if won == 1 else None
 
-    def release(self, request_id: int, due_at: datetime | None, *, seen_state: str) -> None:
+    def release(
+        self,
+        request_id: int,
+        due_at: datetime | None,
+        *,
+        seen_state: str,
+        seen_approvals: int | None = None,
+        seen_nudge: str | None = None,
+    ) -> None:
         """Give a claimed request back, to be looked at again at `due_at` (None: never).
 
-        If its state changed meanwhile (an approver clicked), it is due at once instead.
+        If its state changed meanwhile (an approver clicked), or, when given, its approval
+        count or its asker's last Remind, it is due at once instead.
         """
         now = stamp(self.now())
         due = stamp(due_at) if due_at else None
+        same = "state = :state"
+        if seen_approvals is not None:
+            same += " AND approvals = :approvals AND coalesce(nudge_asked_at, '') = :nudge"
         self._database.write(
             lambda db: db.execute(
                 "UPDATE share_requests SET lease_until = NULL,"
-                " due_at = CASE WHEN state = ? THEN ? ELSE ? END WHERE id = ?",
-                [seen_state, due, now, request_id],
+                f" due_at = CASE WHEN {same} THEN :due ELSE :now END WHERE id = :id",
+                {
+                    "state": seen_state,
+                    "approvals": seen_approvals,
+                    "nudge": seen_nudge or "",
+                    "due": due,
+                    "now": now,
+                    "id": request_id,
+                },
             )
         )
 
@@ -464,6 +515,73 @@ class ShareRequests:
                         "UPDATE share_requests SET reminded_at = ?"
                         " WHERE id = ? AND reminded_at IS NULL",
                         [now, request_id],
+                    ).rowcount
+                )
+            )
+            == 1
+        )
+
+    def start_approval_reminder(self, request_id: int, stage: int) -> bool:
+        """Claim reminder `stage` of a request still waiting for approval (stored before it
+        is posted, so it goes out at most once); False when decided, expired or claimed."""
+        now = stamp(self.now())
+        return (
+            self._database.write(
+                lambda db: (
+                    db.execute(
+                        "UPDATE share_requests SET approval_reminders = ?"
+                        " WHERE id = ? AND state = 'awaiting_approval' AND expires_at > ?"
+                        " AND approval_reminders < ?",
+                        [stage, request_id, now, stage],
+                    ).rowcount
+                )
+            )
+            == 1
+        )
+
+    def undo_approval_reminder(self, request_id: int, stage: int, before: int) -> None:
+        """Give back a claimed reminder Slack did not take for now (tried again later)."""
+        self._database.write(
+            lambda db: db.execute(
+                "UPDATE share_requests SET approval_reminders = ?"
+                " WHERE id = ? AND approval_reminders = ?",
+                [before, request_id, stage],
+            )
+        )
+
+    def ask_nudge(self, request_id: int, user_id: str, *, not_before: datetime) -> bool:
+        """Record `user_id`'s Remind for their own request still waiting for approval, unless
+        they (or the card) asked after `not_before`; True when recorded (then due at once)."""
+        now = stamp(self.now())
+        limit = stamp(not_before)
+        return (
+            self._database.write(
+                lambda db: (
+                    db.execute(
+                        "UPDATE share_requests SET nudge_asked_at = ?, due_at = ?"
+                        " WHERE id = ? AND user_id = ? AND state = 'awaiting_approval'"
+                        " AND expires_at > ? AND created_at <= ?"
+                        " AND (nudge_asked_at IS NULL OR nudge_asked_at <= ?)",
+                        [now, now, request_id, user_id, now, limit, limit],
+                    ).rowcount
+                )
+            )
+            == 1
+        )
+
+    def take_nudge(self, request_id: int, asked_at: str) -> bool:
+        """Claim the Remind pressed at `asked_at` for posting (at most once); False when it
+        was taken already or the request was decided meanwhile."""
+        now = stamp(self.now())
+        return (
+            self._database.write(
+                lambda db: (
+                    db.execute(
+                        "UPDATE share_requests SET nudge_sent_at = ?"
+                        " WHERE id = ? AND state = 'awaiting_approval' AND expires_at > ?"
+                        " AND nudge_asked_at = ?"
+                        " AND (nudge_sent_at IS NULL OR nudge_sent_at != ?)",
+                        [asked_at, request_id, now, asked_at, asked_at],
                     ).rowcount
                 )
             )

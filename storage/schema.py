@@ -236,6 +236,37 @@ def record_grant_team(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def add_approval_reminders_and_quorum(db: sqlite_utils.Database) -> None:
+    """Approvals that never stall, and images that need two approvals.
+
+    `image_policies` holds an image's approval count (1 or 2). A request records how many
+    approvals it needs when it is asked, how many it has (`approvals`, the compare-and-set
+    of every approve click) and who gave the first; `approval_reminders` is the last
+    reminder stage posted (0: none), `nudge_asked_at` when its asker last pressed Remind
+    and `nudge_sent_at` which press was posted. On the Slack side, `waiting_ts` is the
+    thread message with the Remind button, `card_approvals` how many approvals the card
+    shows, and `reached` who was mentioned and when (JSON).
+    """
+    db.table("image_policies").create(
+        {"image_id": str, "approvals": int, "set_by": str, "set_at": str},
+        pk="image_id",
+        not_null={"approvals"},
+    )
+    table = db.table("share_requests")
+    table.add_column("approvals_needed", int, not_null_default=1)
+    table.add_column("approvals", int, not_null_default=0)
+    table.add_column("first_approved_by", str)
+    table.add_column("first_approved_at", str)
+    table.add_column("approval_reminders", int, not_null_default=0)
+    table.add_column("nudge_asked_at", str)
+    table.add_column("nudge_sent_at", str)
+    slack = db.table("slack_messages")
+    slack.add_column("waiting_ts", str)
+    slack.add_column("card_approvals", int, not_null_default=0)
+    slack.add_column("reached", str)
+
+
+@migrations()
 def create_oncall_rota(db: sqlite_utils.Database) -> None:
     """On-call rotas read from where they live (PagerDuty, an iCalendar feed).
 

@@ -38,6 +38,11 @@ class SlackData:
     # A worker died while announcing (or could not record what it posted): the next
     # message may have gone out already, so it is looked for in Slack before posting.
     check_before_posting: bool = False
+    # The asker's thread message saying who was asked (with the Remind button), how many
+    # approvals the card shows, and who was mentioned when (JSON: [[time, [user ids]], …]).
+    waiting_ts: str | None = None
+    card_approvals: int = 0
+    reached: str | None = None
 
     def steps_done(self, state: str) -> int:
         """How many messages of `state`'s announcement went out already."""

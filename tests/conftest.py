@@ -36,6 +36,7 @@ SETTING_PREFIXES = (
     "PROMETHEUS_MULTIPROC_DIR",
     "AWS_",
     "ONCALL_",
+    "APPROVAL_",
 )
 
 

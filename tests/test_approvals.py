@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -467,17 +468,17 @@ def test_a_click_while_the_request_is_still_being_announced_is_announced_too(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
     announcer = team.services.announcer
-    reply = announcer._reply
+    post = announcer._post
 
     def click_during_the_reply(
-        request: ShareRequest, told: SlackData, language: str, text: str, *, step: str
-    ) -> None:
+        request: ShareRequest, told: SlackData, step: str, **args: Any
+    ) -> dict[str, Any]:
         # The approver clicks in the instant between the card and its thread message.
-        if request.state == "awaiting_approval":
+        if step == "awaiting_approval:reply" and request.state == "awaiting_approval":
             assert team.services.share.decide(request.id, "UAPP1", approve=True).request
-        reply(request, told, language, text, step=step)
+        return post(request, told, step, **args)
 
-    announcer._reply = click_during_the_reply  # type: ignore[method-assign]
+    announcer._post = click_during_the_reply  # type: ignore[method-assign]
     posted = ask_until_carded(team)
 
     request = team.wait_state("pending")

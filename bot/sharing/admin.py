@@ -14,6 +14,7 @@ from storage import (
     AuditLog,
     Grant,
     Grants,
+    ImagePolicies,
     KnownMember,
     KnownMembers,
     OnCall,
@@ -84,8 +85,10 @@ class Administration:
         who: WhoIsOnCall | None = None,
         pagerduty: bool = False,
         accounts: Callable[[str], Account] = _everyone_is_a_person,
+        policies: ImagePolicies | None = None,
     ) -> None:
         self.grants = grants
+        self.policies = policies
         self.members = members
         self.oncall = oncall
         self.audit = audit
@@ -150,6 +153,10 @@ class Administration:
             self.check_person(command.user_id)
             self.add_shift(command.user_id, command.starts, command.ends, by=by)
             return Outcome(command)
+        if what == "policy":
+            return Outcome(
+                command, changed=self.set_approvals(command.image_id, command.approvals, by=by)
+            )
         assert what == "oncall remove", what
         if command.shift_id:
             removed = self.remove_shift(command.shift_id, by=by)
@@ -217,6 +224,17 @@ class Administration:
         if before != (schedule_id or None):
             self.audit.record(by, "oncall schedule", f"{image_id} {schedule_id or 'none'}")
         return before
+
+    def set_approvals(self, image_id: str, approvals: int, *, by: str) -> bool:
+        """Set how many approvals (1 or 2) the image's shares need; False if it already did.
+
+        Applies to requests asked from now on; those already waiting keep their count."""
+        if self.policies is None:
+            raise RuntimeError("image policies are not wired in")
+        changed = self.policies.set_approvals(image_id, approvals, by=by)
+        if changed:
+            self.audit.record(by, "policy", f"{image_id} approvals {approvals}")
+        return changed
 
     def remove_shifts(self, user_id: str, *, by: str) -> int:
         """Take someone off call."""

@@ -12,6 +12,7 @@
     /share-image admin oncall add <@user> <from> <to> | remove <shift id> | remove <@user> --all
     /share-image admin oncall list [all]
     /share-image admin oncall schedule <image_id> <PagerDuty schedule id | none>
+    /share-image admin policy <image_id> approvals 1|2
 
 Nothing that fails these rules gets any further: ids reach the cloud API and its
 URLs only once they match the API's own patterns, ASCII only.
@@ -97,6 +98,8 @@ class Admin:
     shift_id: int = 0
     # `oncall schedule <image_id> <schedule id>`; "" for `none`: the image's own is cleared.
     schedule_id: str = ""
+    # `policy <image_id> approvals <n>`: how many approvals the image's shares need.
+    approvals: int = 0
 
 
 Command = Share | ListMembers | Status | Help | Form | Admin
@@ -318,4 +321,17 @@ def _admin(words: list[str], zone: tzinfo) -> Admin:
                 raise CommandError("oncall_remove_which", user=user)
             return Admin("oncall remove", user_id=user)
         raise CommandError("admin_usage")
+    if verb == "policy":
+        image, approvals = policy(words[1:])
+        return Admin("policy", image_id=image, approvals=approvals)
     raise CommandError("admin_usage")
+
+
+def policy(words: list[str]) -> tuple[str, int]:
+    """`<image_id> approvals 1|2`: an image and how many approvals its shares need."""
+    if len(words) != 3 or words[1].lower() != "approvals":
+        raise CommandError("policy_usage")
+    count = words[2]
+    if count not in {"1", "2"}:
+        raise CommandError("policy_usage")
+    return image_id(words[0]), int(count)

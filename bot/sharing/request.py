@@ -88,6 +88,15 @@ class ShareRequest:
     removal_result: str | None = None
     extends: int | None = None
     extended_by: int | None = None
+    # Approval: how many approvals it needs and has, and who gave the first of two.
+    approvals_needed: int = 1
+    approvals: int = 0
+    first_approved_by: str | None = None
+    first_approved_at: datetime | None = None
+    # The last reminder stage posted to approvers (0: none yet), and the asker's Remind.
+    approval_reminders: int = 0
+    nudge_asked_at: datetime | None = None
+    nudge_sent_at: datetime | None = None
 
     @classmethod
     def of(cls, row: RequestRow) -> ShareRequest:
@@ -100,6 +109,10 @@ class ShareRequest:
             action=Action(row.action),
             state=RequestState(row.state),
             needs_approval=bool(row.needs_approval),
+            # Columns with a default in the table: a row built elsewhere may leave them out.
+            approvals_needed=row.approvals_needed or 1,
+            approvals=row.approvals or 0,
+            approval_reminders=row.approval_reminders or 0,
         )
         return cls(**values)
 
@@ -182,10 +195,13 @@ class Requests:
         return [ShareRequest.of(row) for row in self.table.in_states(*states)]
 
     def decide(
-        self, request_id: int, *, approve: bool, by: str, reason: str = ""
+        self, request_id: int, *, approve: bool, by: str, reason: str = "", seen: int = 0
     ) -> ShareRequest | None:
-        """Approve or deny, once; the updated request for the one click that won."""
-        return _value(self.table.decide(request_id, approve=approve, by=by, reason=reason))
+        """Approve (one approval, counted from `seen`) or deny, once per person; the updated
+        request for the one click that won."""
+        return _value(
+            self.table.decide(request_id, approve=approve, by=by, reason=reason, seen=seen)
+        )
 
     def expire(self, request_id: int) -> bool:
         """Mark an undecided request expired once its time is up; True if this call did."""
@@ -200,11 +216,17 @@ class Requests:
         """Take a due request for `lease`; None when another worker holds it."""
         return _value(self.table.claim(request_id, lease))
 
-    def release(
-        self, request_id: int, due_at: datetime | None, *, seen_state: RequestState
-    ) -> None:
-        """Give a claimed request back, due again at `due_at` (at once if it moved meanwhile)."""
-        self.table.release(request_id, due_at, seen_state=seen_state.value)
+    def release(self, request_id: int, due_at: datetime | None, *, seen: ShareRequest) -> None:
+        """Give a claimed request back, due again at `due_at` (at once if it moved meanwhile:
+        its state, or while it waits for approval, its approvals or its asker's Remind)."""
+        waiting = seen.state == RequestState.AWAITING_APPROVAL
+        self.table.release(
+            request_id,
+            due_at,
+            seen_state=seen.state.value,
+            seen_approvals=seen.approvals if waiting else None,
+            seen_nudge=stamp(seen.nudge_asked_at) if seen.nudge_asked_at else None,
+        )
 
     def drop_leases(self) -> int:
         """Forget every lease (at start-up); how many were held."""
@@ -234,6 +256,22 @@ class Requests:
     def mark_reminded(self, request_id: int) -> bool:
         """Note that the reminder went out; False if it had already."""
         return self.table.mark_reminded(request_id)
+
+    def start_approval_reminder(self, request_id: int, stage: int) -> bool:
+        """Claim reminder `stage` while the request still waits for approval (at most once)."""
+        return self.table.start_approval_reminder(request_id, stage)
+
+    def undo_approval_reminder(self, request_id: int, stage: int, before: int) -> None:
+        """Give back a claimed reminder that Slack did not take for now."""
+        self.table.undo_approval_reminder(request_id, stage, before)
+
+    def ask_nudge(self, request_id: int, user_id: str, *, not_before: datetime) -> bool:
+        """Record the asker's Remind unless they asked after `not_before`; True if recorded."""
+        return self.table.ask_nudge(request_id, user_id, not_before=not_before)
+
+    def take_nudge(self, request_id: int, asked_at: datetime) -> bool:
+        """Claim the Remind pressed at `asked_at` for posting (at most once)."""
+        return self.table.take_nudge(request_id, stamp(asked_at))
 
     def link_extension(self, request_id: int, extension_id: int) -> bool:
         """Note that `extension_id` extends `request_id`; False if another did already."""

@@ -25,6 +25,7 @@ class WhyApproval(StrEnum):
 
     ROLE = "role"  # the asker may only ask
     UNKNOWN_MEMBER = "unknown_member"  # nobody registered the member
+    TWO_PERSON = "two_person"  # the image needs two approvals, whoever asks
 
 
 class Refusal(StrEnum):
@@ -33,6 +34,7 @@ class Refusal(StrEnum):
     UNKNOWN = "unknown"  # no such request, or the click did not come from its card
     NOT_APPROVER = "not_approver"
     OWN_REQUEST = "own_request"
+    APPROVED_ALREADY = "approved_already"  # the clicker gave the first of two approvals
     DONE = "done"  # someone decided already, or it moved on
     EXPIRED = "expired"
 
@@ -43,11 +45,20 @@ def may_ask(roles: set[Role]) -> bool:
 
 
 def why_approval(
-    roles: set[Role], *, member_known: bool, unknown_members: UnknownMembers
+    roles: set[Role],
+    *,
+    member_known: bool,
+    unknown_members: UnknownMembers,
+    approvals_needed: int = 1,
 ) -> WhyApproval | None:
-    """Why a request by a holder of `roles` needs an approver; None when it does not."""
+    """Why a request by a holder of `roles` needs an approver; None when it does not.
+
+    An image that needs two approvals needs them whoever asks: the rule is the image's,
+    not the role's."""
     if not roles & SHARES_DIRECTLY:
         return WhyApproval.ROLE
+    if approvals_needed > 1:
+        return WhyApproval.TWO_PERSON
     if unknown_members is UnknownMembers.APPROVAL and not member_known:
         return WhyApproval.UNKNOWN_MEMBER
     return None
@@ -59,9 +70,15 @@ def may_decide(roles: set[Role]) -> bool:
 
 
 def refusal(
-    request: ShareRequest | None, user_id: str, roles: set[Role], now: datetime
+    request: ShareRequest | None,
+    user_id: str,
+    roles: set[Role],
+    now: datetime,
+    *,
+    approving: bool = True,
 ) -> Refusal | None:
-    """Why `user_id` may not decide `request` now; None when they may."""
+    """Why `user_id` may not approve (or, `approving` False, deny) `request` now; None when
+    they may. The first of two approvers may not approve again, but may still deny."""
     if request is None:
         return Refusal.UNKNOWN
     if not may_decide(roles):
@@ -74,4 +91,6 @@ def refusal(
         return Refusal.DONE
     if request.expires_at is not None and request.expires_at <= now:
         return Refusal.EXPIRED  # time ran out before the worker marked it
+    if approving and request.first_approved_by == user_id:
+        return Refusal.APPROVED_ALREADY
     return None

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from bot.scp import ImageMember, MemberStatus, ScpClient, accept_language, errors
 from bot.sharing import rules
+from bot.sharing.approvals import NUDGE_EVERY, ApprovalReminders, next_nudge, waiting
 from bot.sharing.commands import Share
 from bot.sharing.durations import ShareDurations, parse_duration, reminder_at
 from bot.sharing.errors import NotAllowed
@@ -20,7 +21,7 @@ from bot.sharing.images import ImageCatalog, Verdict
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.rules import Refusal, UnknownMembers
 from bot.sharing.states import check_move
-from storage import Grants, KnownMembers, NewRequest, Role
+from storage import Grants, ImagePolicies, KnownMembers, NewRequest, Role
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,24 @@ class Ending:
 RUNNING = frozenset({RequestState.PENDING, RequestState.ACCEPTED})
 
 
+class NudgeRefusal(StrEnum):
+    """Why a Remind click changed nothing."""
+
+    UNKNOWN = "unknown"  # no such request, or the click did not come from its thread
+    NOT_ASKER = "not_asker"  # only the person who asked may remind
+    DONE = "done"  # decided, expired or moved on: nothing to remind of
+    TOO_EARLY = "too_early"  # within NUDGE_EVERY of the ask or of the last Remind
+
+
+@dataclass(frozen=True)
+class Nudge:
+    """The result of a Remind click: recorded, or why not (and when it may be pressed)."""
+
+    request: ShareRequest | None
+    refusal: NudgeRefusal | None = None
+    next_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class HomeFacts:
     """What a person's Home tab shows: their newest requests and, for approvers, the
@@ -104,6 +123,8 @@ class ShareService:
         unknown_members: UnknownMembers = UnknownMembers.APPROVAL,
         following: Following | None = None,
         durations: ShareDurations | None = None,
+        policies: ImagePolicies | None = None,
+        reminders: ApprovalReminders | None = None,
     ) -> None:
         self.requests = requests
         self.grants = grants
@@ -113,6 +134,8 @@ class ShareService:
         self.unknown_members = unknown_members
         self.following = following or Following()
         self.durations = durations or ShareDurations()
+        self.policies = policies
+        self.reminders = reminders or ApprovalReminders()
 
     # -- asking --------------------------------------------------------------------------
 
@@ -137,8 +160,12 @@ class ShareService:
             raise NotAllowed(user_id, f"{command.action} {command.image_id}")
         granted = None if command.unshare else self.durations.grant(command.duration)
         name = self.members.name(command.member_id)
+        needed = self.approvals_needed(command.image_id) if not command.unshare else 1
         why = rules.why_approval(
-            roles, member_known=name is not None, unknown_members=self.unknown_members
+            roles,
+            member_known=name is not None,
+            unknown_members=self.unknown_members,
+            approvals_needed=needed,
         )
         request, created = self.requests.record(
             NewRequest(
@@ -155,33 +182,76 @@ class ShareService:
                 approval_reason=why.value if why else "",
                 duration=granted.duration.text if granted and granted.duration else "",
                 extends=extends,
+                approvals_needed=needed if why is not None else 1,
             )
         )
         return Asked(request, created, name, capped=bool(granted and granted.capped))
 
-    def refusal(self, request: ShareRequest | None, user_id: str) -> Refusal | None:
-        """Why `user_id` may not decide `request` now (None: they may); checked at every click."""
+    def approvals_needed(self, image_id: str) -> int:
+        """How many approvals a share of `image_id` needs when it needs any (its policy)."""
+        return self.policies.approvals(image_id) if self.policies is not None else 1
+
+    def refusal(
+        self, request: ShareRequest | None, user_id: str, *, approving: bool = True
+    ) -> Refusal | None:
+        """Why `user_id` may not approve (or deny) `request` now (None: they may); checked
+        at every click."""
         roles = self.grants.roles(user_id, request.image_id) if request is not None else set()
-        return rules.refusal(request, user_id, roles, self.requests_now())
+        return rules.refusal(request, user_id, roles, self.requests_now(), approving=approving)
 
     def decide(self, request_id: int, user_id: str, *, approve: bool, reason: str = "") -> Decision:
-        """Approve or deny, checked on the server each time; exactly one click wins."""
+        """Approve or deny, checked on the server each time; exactly one click wins each
+        approval (a compare-and-set on the count), and one outcome in all.
+
+        An approve that finds the count moved since it was read (another approver's click
+        landed first) is checked again and counted from there: two approvers clicking at
+        once on an image that needs two both count, once each.
+        """
         request = self.requests.get(request_id)
-        refused = self.refusal(request, user_id)
-        if refused is not None:
-            return Decision(request, refused)
-        won = self.requests.decide(request_id, approve=approve, by=user_id, reason=reason)
-        if won is not None:
-            log.info(
-                "request decided",
-                extra={"request": request_id, "decision": won.state, "by": user_id},
+        for _ in range(3):
+            refused = self.refusal(request, user_id, approving=approve)
+            if refused is not None or request is None:
+                return Decision(request, refused or Refusal.UNKNOWN)
+            won = self.requests.decide(
+                request_id, approve=approve, by=user_id, reason=reason, seen=request.approvals
             )
-            if won.state == RequestState.DENIED:
-                self.log_outcome(won)
-            return Decision(won)
+            if won is not None:
+                log.info(
+                    "request decided"
+                    if won.state != RequestState.AWAITING_APPROVAL
+                    else "request approved once, another approval needed",
+                    extra={
+                        "request": request_id,
+                        "decision": won.state,
+                        "by": user_id,
+                        "approvals": won.approvals,
+                    },
+                )
+                if won.state == RequestState.DENIED:
+                    self.log_outcome(won)
+                return Decision(won)
+            request = self.requests.get(request_id)
         # Another click won meanwhile, or time ran out: say which, as it stands now.
-        current = self.requests.get(request_id)
-        return Decision(current, self.refusal(current, user_id) or Refusal.DONE)
+        return Decision(request, self.refusal(request, user_id, approving=approve) or Refusal.DONE)
+
+    def nudge(self, request_id: int, user_id: str) -> Nudge:
+        """The asker's Remind: recorded for the worker to post, at most once per
+        NUDGE_EVERY (and not within it of the ask); checked on the server."""
+        request = self.requests.get(request_id)
+        if request is None:
+            return Nudge(None, NudgeRefusal.UNKNOWN)
+        if request.user_id != user_id:
+            return Nudge(request, NudgeRefusal.NOT_ASKER)
+        now = self.requests_now()
+        if not waiting(request, now):
+            return Nudge(request, NudgeRefusal.DONE)
+        if self.requests.ask_nudge(request_id, user_id, not_before=now - NUDGE_EVERY):
+            log.info("asker reminded the approvers", extra=request.log_fields())
+            return Nudge(self.requests.get(request_id))
+        current = self.requests.get(request_id) or request
+        if not waiting(current, now):
+            return Nudge(current, NudgeRefusal.DONE)
+        return Nudge(current, NudgeRefusal.TOO_EARLY, next_at=next_nudge(current))
 
     def home(self, user_id: str, *, mine: int, waiting: int) -> HomeFacts:
         """The newest `mine` of the user's requests and, if they decide on any image, the

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from bot import metrics
 from bot.scp.errors import CloudError, CloudUnavailable
+from bot.sharing.approvals import Stage, nudge_due
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import RotaKeeper
@@ -64,6 +65,13 @@ class Announcer(Protocol):
 
     def removal_refused(self, request: ShareRequest) -> None:
         """Say in the thread that the cloud refused to remove the member (tried again)."""
+
+    def approval_progress(self, request: ShareRequest) -> None:
+        """Show a request's approvals so far (the first of two) on its card and thread."""
+
+    def remind_approvers(self, request: ShareRequest, stage: Stage | None) -> None:
+        """Mention, in the card's thread, those a reminder `stage` goes to (None: the
+        asker's Remind, to whoever is on call now); `DeliveryError` when Slack refused."""
 
     def interrupted(self, request: ShareRequest) -> None:
         """A worker died holding the request: its announcement may be half-way."""
@@ -296,11 +304,11 @@ class Worker:
         if request is None:
             return
         next_due: datetime | None = self.requests.now()
-        seen = request.state
+        seen = request
         failed = True
         try:
             request = self._step(request)
-            seen = request.state
+            seen = request
             next_due = self._next_due(request)
             failed = False
         except ApproversUnreachable as error:
@@ -328,9 +336,8 @@ class Worker:
         try:
             if failed:
                 # After a failure the row may have moved on inside the step: take it as it is.
-                current = self.requests.get(request_id)
-                seen = current.state if current else seen
-            self.requests.release(request_id, next_due, seen_state=seen)
+                seen = self.requests.get(request_id) or seen
+            self.requests.release(request_id, next_due, seen=seen)
         except StorageError as error:
             # The lease runs out by itself; the request is picked up again then.
             log.error("cannot release request", extra={"request": request_id, "error": str(error)})
@@ -351,6 +358,8 @@ class Worker:
             # Before any approver is asked: an image that cannot be shared bothers nobody.
             request = self.service.check_image(request)
         request = self._announce(request)
+        if request.state == RequestState.AWAITING_APPROVAL and self.announcer.up_to_date(request):
+            request = self._keep_approvers_asking(request)
         if request.state == RequestState.QUEUED and not request.decided_by:
             # A direct share: the image is read before anything is sent (a read of the
             # last minute is reused while the request waits its turn).
@@ -399,6 +408,41 @@ class Worker:
                 )
         return REMOVAL_RETRY
 
+    def _keep_approvers_asking(self, request: ShareRequest) -> ShareRequest:
+        """While a request waits for approval, once its card is up: show a first approval
+        of two, post the reminder that is due and the asker's Remind. Each is claimed in
+        storage first (a compare-and-set only a still-waiting request wins): posted at most
+        once, never after a decision. One Slack did not take for now is given back."""
+        if request.approvals:
+            self.announcer.approval_progress(request)
+        stage = self.service.reminders.due(request, self.requests.now())
+        if stage is not None and self.requests.start_approval_reminder(request.id, stage.number):
+            try:
+                self.announcer.remind_approvers(self._reload(request), stage)
+            except DeliveryError as error:
+                if error.transient:
+                    self.requests.undo_approval_reminder(
+                        request.id, stage.number, request.approval_reminders
+                    )
+                    raise
+                log.error(
+                    "Slack refused an approval reminder; going on without it",
+                    extra={"request": request.id, "stage": stage.number, "error": error.error},
+                )
+            request = self._reload(request)
+        asked = request.nudge_asked_at
+        if nudge_due(request) and asked and self.requests.take_nudge(request.id, asked):
+            try:
+                self.announcer.remind_approvers(self._reload(request), None)
+            except DeliveryError as error:
+                # The asker may press again; their press is not posted twice.
+                log.warning(
+                    "Slack did not take the asker's reminder",
+                    extra={"request": request.id, "error": error.error},
+                )
+            request = self._reload(request)
+        return request
+
     def _remind(self, request: ShareRequest) -> ShareRequest:
         """The one reminder before a timed share ends, once its thread is up to date."""
         now = self.requests.now()
@@ -446,7 +490,8 @@ class Worker:
         }:
             return now
         if request.state == RequestState.AWAITING_APPROVAL:
-            return request.expires_at
+            times = [request.expires_at, self.service.reminders.next_at(request)]
+            return min((t for t in times if t is not None), default=None)
         if request.state == RequestState.REMOVING:
             return now
         if request.state in {RequestState.PENDING, RequestState.FAILED, RequestState.ACCEPTED}:

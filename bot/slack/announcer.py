@@ -16,6 +16,7 @@ the thread, and adopts it instead of saying it twice.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot import metrics
+from bot.sharing.approvals import MOST_MENTIONED, Audience, Stage
+from bot.sharing.durations import time_left
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import (
@@ -251,7 +254,12 @@ class Announcer:
         if state is RequestState.AWAITING_APPROVAL:
             return [lambda told: self._ask_approvers(request, told, language, name)]
         if state is RequestState.QUEUED and request.decided_by:
-            approved = say(language, "thread_approved", by=request.decided_by)
+            first = request.first_approved_by
+            approved = (
+                say(language, "thread_approved_two", first=first, by=request.decided_by)
+                if first and first != request.decided_by
+                else say(language, "thread_approved", by=request.decided_by)
+            )
             return [
                 lambda told: self._update_card(request, told, name),
                 lambda told: self._reply(request, told, language, approved, step=reply_step),
@@ -410,7 +418,19 @@ class Announcer:
             )
             return say(language, "thread_denied", by=request.decided_by, reason=reason)
         if state is RequestState.EXPIRED:
-            return say(language, "thread_expired", hours=f"{self.approval_ttl_hours:g}")
+            reached = sorted({p for _, people in self.reached(request.id) for p in people})
+            whom = (
+                say(
+                    language,
+                    "thread_expired_reached",
+                    people=views.people_within(language, reached, MOST_MENTIONED),
+                )
+                if reached
+                else say(language, "thread_expired_nobody")
+            )
+            return say(language, "thread_expired", hours=f"{self.approval_ttl_hours:g}") + (
+                " " + whom
+            )
         return outcome_error(
             language,
             request.error_kind or "unexpected",
@@ -644,44 +664,230 @@ class Announcer:
                 )
                 raise ApproversUnreachable(error.method, error.error) from None
         link = views.permalink(slack.card_channel, slack.card_ts)
-        self._reply(
+        text = say(language, "thread_awaiting", why=why, channel=slack.card_channel, link=link)
+        if slack.via_response_url:
+            self._reply(request, slack, language, text, step="awaiting_approval:reply")
+            return slack
+        # In the thread: who was asked and when, with the asker's Remind button.
+        shown, blocks = views.waiting_message(
+            request, language, text, self.reached(request.id), most=MOST_MENTIONED
+        )
+        answer = self._post(
             request,
             slack,
-            language,
-            say(language, "thread_awaiting", why=why, channel=slack.card_channel, link=link),
-            step="awaiting_approval:reply",
+            "awaiting_approval:reply",
+            channel=slack.parent_channel or "",
+            thread_ts=slack.parent_ts,
+            text=shown,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
         )
-        return slack
+        return self.messages.update(request.id, waiting_ts=answer.get("ts"))
 
     def _post_card(
         self, request: ShareRequest, slack: SlackData, channel: str, name: str | None
     ) -> SlackData:
+        text, blocks, mentioned = self._card(request, name)
+        answer = self._post(
+            request, slack, "card", channel=channel, text=text, blocks=blocks, unfurl_links=False
+        )
+        return self.messages.update(
+            request.id,
+            card_channel=answer.get("channel"),
+            card_ts=answer.get("ts"),
+            reached=self._reached_text(request.id, mentioned),
+        )
+
+    def _card(
+        self, request: ShareRequest, name: str | None, *, waited: str = ""
+    ) -> tuple[str, list[dict[str, Any]], list[str]]:
+        """The approval card as it stands, and whom it mentions."""
         card_language = self.default_language
         asked = self.who.for_image(request.image_id)
         # The card mentions the first few (views.PEOPLE_SHOWN, within asked.mentioned's 20)
         # and counts the rest.
         assert views.PEOPLE_SHOWN <= MAX_ASKED
         on_call = asked.people if asked.source in TYPED_OR_ROTA else []
+        approvers = [] if on_call else asked.people
         text, blocks = views.approval_card(
             request,
             card_language,
             member_name=name,
             why=self._why(request, card_language, name),
             on_call=on_call,
-            approvers=[] if on_call else asked.people,
+            approvers=approvers,
             stale=asked.stale,
             asked=slack_time(request.created_at),
             expires=slack_time(request.expires_at),
             image=self.image(request.image_id),
+            waited=waited,
         )
-        answer = self._post(
-            request, slack, "card", channel=channel, text=text, blocks=blocks, unfurl_links=False
+        return text, blocks, list((on_call or approvers)[: views.PEOPLE_SHOWN])
+
+    def on_call_now(self, request: ShareRequest) -> list[str]:
+        """Whoever is on call for the request's image now (the rota may have moved since
+        its card was posted): typed shifts, then PagerDuty and the calendar; [] when
+        nobody is, so that the caller falls back to the approvers."""
+        asked = self.who.for_image(request.image_id)
+        return asked.mentioned if asked.source in TYPED_OR_ROTA else []
+
+    # -- while a request waits for approval ----------------------------------------------------
+
+    def reached(self, request_id: int) -> list[tuple[datetime, list[str]]]:
+        """Who was mentioned about a waiting request, and when: the card, then each reminder."""
+        raw = self.messages.get(request_id).reached
+        try:
+            entries = json.loads(raw) if raw else []
+            return [
+                (datetime.fromisoformat(at), [str(p) for p in people]) for at, people in entries
+            ]
+        except (ValueError, TypeError):
+            log.warning("unreadable record of who was asked", extra={"request": request_id})
+            return []
+
+    def _reached_text(self, request_id: int, people: list[str]) -> str:
+        entries = [[at.isoformat(), who] for at, who in self.reached(request_id)] + [
+            [self.requests.now().isoformat(), people]
+        ]
+        return json.dumps(entries)
+
+    def audience(self, request: ShareRequest, stage: Stage | None) -> list[str]:
+        """Whom a reminder mentions (never the asker, nor who approved already): whoever
+        is on call now (else the image's approvers, else the admins), every approver of
+        the image (else the admins), or the admins."""
+        to = stage.audience if stage is not None else Audience.ON_CALL
+        admins = self.grants.holders(Role.ADMIN)
+        approvers = self.grants.holders(Role.APPROVER, image_id=request.image_id)
+        if to is Audience.ON_CALL:
+            people = self.on_call_now(request) or approvers or admins
+        elif to is Audience.APPROVERS:
+            people = approvers or admins
+        else:
+            people = admins
+        skip = {request.user_id, request.first_approved_by}
+        return [p for p in people if p not in skip]
+
+    def remind_approvers(self, request: ShareRequest, stage: Stage | None) -> None:
+        """A reminder in the card's thread mentioning its audience (at most MOST_MENTIONED),
+        the card saying how long the request has waited, the asker's message who was
+        reminded when. `DeliveryError` when Slack did not take the reminder itself."""
+        slack = self.messages.get(request.id)
+        if not slack.card_ts or not slack.card_channel:
+            return
+        language = self.default_language
+        now = self.requests.now()
+        waited = time_left(now, request.created_at)
+        people = self.audience(request, stage)
+        named = (
+            views.people_within(language, people, MOST_MENTIONED)
+            if people
+            else say(language, "nobody_to_ask")
         )
-        return self.messages.update(
-            request.id, card_channel=answer.get("channel"), card_ts=answer.get("ts")
+        key = f"approval_reminder_{stage.audience}" if stage is not None else "approval_nudge"
+        text = say(
+            language,
+            key,
+            people=named,
+            id=request.id,
+            waited=waited,
+            user=request.user_id,
+            expires=slack_time(request.expires_at),
+        )
+        step = f"reminder{stage.number}" if stage is not None else "nudge"
+        self._call(
+            "chat.postMessage",
+            channel=slack.card_channel,
+            thread_ts=slack.card_ts,
+            text=text,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata=self.metadata(request, step),
+        )
+        metrics.APPROVAL_REMINDERS.labels(
+            audience=stage.audience.value if stage is not None else "asker"
+        ).inc()
+        log.info(
+            "approvers reminded",
+            extra={"request": request.id, "step": step, "mentioned": len(people)},
+        )
+        self.messages.update(
+            request.id, reached=self._reached_text(request.id, people[:MOST_MENTIONED])
+        )
+        self._quietly(request, lambda: self._refresh_card(request, waited=waited))
+        self._quietly(request, lambda: self._refresh_waiting(request))
+
+    def approval_progress(self, request: ShareRequest) -> None:
+        """The first of two approvals: on the card ("1 of 2 approvals: <@A>") and in the
+        asker's thread, once."""
+        slack = self.messages.get(request.id)
+        if slack.card_approvals >= request.approvals or not request.first_approved_by:
+            return
+        language = request.language or self.default_language
+        self._refresh_card(request, waited="")
+        self._reply(
+            request,
+            slack,
+            language,
+            say(language, "thread_first_approval", by=request.first_approved_by),
+            step="approval1:reply",
+        )
+        self.messages.update(request.id, card_approvals=request.approvals)
+
+    def _refresh_card(self, request: ShareRequest, *, waited: str) -> None:
+        slack = self.messages.get(request.id)
+        if not slack.card_ts:
+            return
+        text, blocks, _ = self._card(request, self.members.name(request.member_id), waited=waited)
+        self._call(
+            "chat.update",
+            channel=slack.card_channel,
+            ts=slack.card_ts,
+            text=text,
+            blocks=blocks,
+            metadata=self.metadata(request, "card"),
         )
 
+    def _refresh_waiting(self, request: ShareRequest) -> None:
+        slack = self.messages.get(request.id)
+        if not slack.waiting_ts:
+            return
+        language = request.language or self.default_language
+        name = self.members.name(request.member_id)
+        link = views.permalink(slack.card_channel, slack.card_ts)
+        text = say(
+            language,
+            "thread_awaiting",
+            why=self._why(request, language, name),
+            channel=slack.card_channel,
+            link=link,
+        )
+        shown, blocks = views.waiting_message(
+            request, language, text, self.reached(request.id), most=MOST_MENTIONED
+        )
+        self._call(
+            "chat.update",
+            channel=slack.parent_channel,
+            ts=slack.waiting_ts,
+            text=shown,
+            blocks=blocks,
+            metadata=self.metadata(request, "awaiting_approval:reply"),
+        )
+
+    def _quietly(self, request: ShareRequest, update: Callable[[], None]) -> None:
+        """An update of a message already posted: a failure is logged, never retried (the
+        next reminder or the decision brings it up to date)."""
+        try:
+            update()
+        except DeliveryError as error:
+            log.warning(
+                "cannot update a message of a waiting request",
+                extra={"request": request.id, "method": error.method, "error": error.error},
+            )
+
     def _why(self, request: ShareRequest, language: str, name: str | None) -> str:
+        if request.approval_reason == "two_person":
+            return say(language, "why_two_person")
         if request.approval_reason == "unknown_member":
             return say(
                 language, "why_unknown_member", member=views.member_label(request.member_id, name)
@@ -702,6 +908,8 @@ class Announcer:
             blocks=blocks,
             metadata=self.metadata(request, "card"),
         )
+        # The asker's message loses its Remind button: nothing is waiting any more.
+        self._quietly(request, lambda: self._refresh_waiting(request))
 
     def _notify(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
         if not self.notify_channel:

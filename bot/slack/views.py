@@ -67,6 +67,7 @@ DENY = "deny"
 # The reminder's buttons before a timed share ends.
 EXTEND = "share_extend"
 REMOVE_NOW = "share_remove_now"
+REMIND = "approval_remind"
 DENY_MODAL = "deny_reason"
 DENY_REASON_BLOCK = "reason"
 DENY_REASON_INPUT = "reason_input"
@@ -381,12 +382,15 @@ def approval_card(
     expires: str,
     image: ImageRow | None = None,
     stale: Sequence[Stale] = (),
+    waited: str = "",
 ) -> tuple[str, list[BlockDict]]:
     """The card approvers decide on, with Approve and Deny buttons.
 
     Whoever is on call decides first, so only they are mentioned when there are any;
     else the approvers. Either way the first `PEOPLE_SHOWN`, then "and N more". What
     the bot knows of the image (size, visibility, owner) comes first among the facts.
+    An image that needs two approvals says so, and after the first, who gave it;
+    `waited` (once a reminder went out) says how long the request has waited.
     """
     title, intro = _card_heading(request, language, member_name, image)
     if on_call:
@@ -405,20 +409,36 @@ def approval_card(
             image_facts(image, language),
             say(language, "card_why", why=why),
             say(language, "card_when", when=asked, expires=expires),
+            say(language, "card_waited", waited=waited) if waited else "",
             *(
                 [say(language, "card_duration", duration=duration_words(request, language))]
                 if not request.unshare
                 else []
             ),
+            say(language, "card_two_approvals") if request.approvals_needed > 1 else "",
         )
         if line
     )
+    progress: list[Block] = []
+    if request.approvals_needed > 1 and request.first_approved_by:
+        progress.append(
+            _section(
+                say(
+                    language,
+                    "card_first_approval",
+                    count=request.approvals,
+                    needed=request.approvals_needed,
+                    by=request.first_approved_by,
+                )
+            )
+        )
     blocks: list[Block] = [
         _header(title),
         _section(intro),
         *_reason_blocks(language, request.reason),
         # Two elements: the people line keeps its own 3,000 characters whatever `why` is.
         _context(facts, who),
+        *progress,
         ActionsBlock(
             block_id=f"decision-{request.id}",
             elements=[
@@ -482,6 +502,10 @@ def decided_card(
         outcome = say(language, "card_expired")
     elif request.state is RequestState.DENIED:
         outcome = say(language, "card_denied", by=request.decided_by)
+    elif request.first_approved_by and request.first_approved_by != request.decided_by:
+        outcome = say(
+            language, "card_approved_two", first=request.first_approved_by, by=request.decided_by
+        )
     else:
         outcome = say(language, "card_approved", by=request.decided_by)
     blocks: list[Block] = [
@@ -493,6 +517,55 @@ def decided_card(
     if request.state is RequestState.DENIED and request.deny_reason:
         blocks.append(_plain_context(clip(request.deny_reason, MAX_REASON)))
     return _fallback(f"{title}: {outcome}"), _message(blocks)
+
+
+# -- a request waiting for approval -----------------------------------------------------
+
+
+def people_within(language: str, people: Sequence[str], most: int) -> str:
+    """The first `most` people mentioned, then how many more there are."""
+    named = mentions(list(people[:most]))
+    if len(people) > most:
+        return say(language, "more_people", people=named, count=len(people) - most)
+    return named
+
+
+def waiting_message(
+    request: ShareRequest,
+    language: str,
+    text: str,
+    reached: Sequence[tuple[datetime, Sequence[str]]],
+    *,
+    most: int,
+) -> tuple[str, list[BlockDict]]:
+    """The asker's thread message while approvers decide: who was asked and reminded,
+    when, and (while it waits) the Remind button."""
+    lines = []
+    for number, (at, people) in enumerate(reached):
+        key = "waiting_asked" if number == 0 else "waiting_reminded"
+        who = people_within(language, people, most) if people else say(language, "nobody_to_ask")
+        lines.append(say(language, key, people=who, when=slack_time(at)))
+    blocks: list[Block] = [_section(text)]
+    # The newest reminders matter most: the first ask, then the last few.
+    shown = lines[:1] + lines[1:][-(CONTEXT_ELEMENTS_MAX - 1) :] if lines else []
+    if shown:
+        blocks.append(_context(*shown))
+    if request.state is RequestState.AWAITING_APPROVAL:
+        blocks.append(
+            ActionsBlock(
+                block_id=f"waiting-{request.id}",
+                elements=[
+                    ButtonElement(
+                        action_id=REMIND,
+                        text=PlainTextObject(
+                            text=clip(say(language, "remind_button"), BUTTON_TEXT_MAX)
+                        ),
+                        value=str(request.id),
+                    )
+                ],
+            )
+        )
+    return _fallback(" ".join([text, *shown])), _message(blocks)
 
 
 # -- the reminder before a timed share ends -----------------------------------------------
@@ -971,6 +1044,11 @@ def admin_change(language: str, outcome: Outcome, zone: ZoneInfo = UTC_ZONE) -> 
         )
     if what == "oncall schedule":
         return schedule_change(language, outcome)
+    if what == "policy":
+        image = code(command.image_id)
+        if not outcome.changed:
+            return say(language, "policy_same", image=image, count=command.approvals)
+        return say(language, "policy_two" if command.approvals > 1 else "policy_one", image=image)
     assert what == "oncall remove", what
     if command.shift_id:
         shift = outcome.shift
