@@ -379,3 +379,30 @@ def test_check_has_a_line_for_the_calendar_feed(
         " an iCalendar file"
     )
     assert "private-feed-key" not in "\n".join(lines + failing)
+
+
+def test_a_reminder_mentions_who_pagerduty_says_is_on_call_when_it_fires(
+    rota_team: Callable[..., BotHarness], pagerduty: FakePagerDuty, slack: FakeSlack
+) -> None:
+    now = datetime.now().astimezone()
+    nine = next_nine(now)
+    pagerduty.on_call("PSCHED1", ALICE, nine - timedelta(days=1), nine)
+    pagerduty.on_call("PSCHED1", BOB, nine, nine + timedelta(days=1))
+    bot = rota_team(APPROVAL_REMIND_MINUTES=1)
+    bot.clock.advance(seconds=(nine - timedelta(seconds=30) - bot.clock()).total_seconds())
+
+    card = ask(bot, 1)  # at 08:59:30: Alice
+    request = bot.request()
+    bot.clock.advance(
+        seconds=(request.created_at + timedelta(seconds=61) - bot.clock()).total_seconds()
+    )
+    bot.worker.wake()
+    assert card.ts is not None
+    ts = card.ts
+    [reminder] = slack.wait_for(
+        lambda: [str(c.args["text"]) for c in slack.thread(ts)], what="the first reminder"
+    )
+
+    assert people_line(card) == "On call: <@UALICE>"
+    assert reminder.startswith(":bell: <@UBOB>: request #1 has waited 1m for a decision.")
+    assert "UALICE" not in reminder and "UAPP" not in reminder
