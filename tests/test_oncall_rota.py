@@ -406,3 +406,31 @@ def test_a_reminder_mentions_who_pagerduty_says_is_on_call_when_it_fires(
     assert people_line(card) == "On call: <@UALICE>"
     assert reminder.startswith(":bell: <@UBOB>: request #1 has waited 1m for a decision.")
     assert "UALICE" not in reminder and "UAPP" not in reminder
+
+
+def test_an_unknown_schedule_is_named_in_check_and_the_log_and_the_rest_still_works(
+    rota_team: Callable[..., BotHarness],
+    pagerduty: FakePagerDuty,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = datetime.now().astimezone()
+    pagerduty.on_call("PSCHED1", ALICE, now - timedelta(hours=1), now + timedelta(hours=8))
+    caplog.set_level(logging.WARNING)
+    bot = rota_team(ONCALL_PAGERDUTY_SCHEDULES="PSCHED1,PNOSUCH")
+
+    card = ask(bot, 1)
+    lines: list[str] = []
+    run_check(bot.settings, slack=make_web_client(bot.settings), echo=lines.append)
+
+    assert people_line(card) == "On call: <@UALICE>"
+    problem = (
+        "schedule PNOSUCH: PagerDuty knows no such schedule (check ONCALL_PAGERDUTY_SCHEDULES"
+        " and `oncall schedule`)"
+    )
+    assert any(getattr(r, "problem", None) == problem for r in caplog.records)
+    at = next(n for n, line in enumerate(lines) if "on-call source PagerDuty" in line)
+    assert lines[at].startswith(
+        "[WARN] on-call source PagerDuty: read now: 1 shift in the next 2 days, 1 approver"
+        " matched in Slack; the stored rota is "
+    )
+    assert lines[at + 1] == f"    {problem}"
