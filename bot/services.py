@@ -265,6 +265,7 @@ def build_services(
         default_language=settings.BOT_DEFAULT_LANGUAGE,
         approval_ttl_hours=settings.SHARE_APPROVAL_TTL_HOURS,
         follow_days=settings.SHARE_FOLLOW_DAYS,
+        zone=settings.timezone,
     )
     return Services(
         settings=settings,

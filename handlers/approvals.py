@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
@@ -117,13 +118,13 @@ def register(app: App, services: Services) -> None:
                 },
             )
         respond(
-            text=_nudge_text(services.languages.of(clicker), nudge),
+            text=_nudge_text(services.languages.of(clicker), nudge, services.settings.timezone),
             response_type="ephemeral",
             replace_original=False,
         )
 
 
-def _nudge_text(language: str, nudge: Nudge) -> str:
+def _nudge_text(language: str, nudge: Nudge, zone: ZoneInfo) -> str:
     request = nudge.request
     if nudge.refusal is None:
         return say(language, "click_nudged")
@@ -132,7 +133,7 @@ def _nudge_text(language: str, nudge: Nudge) -> str:
     if nudge.refusal is NudgeRefusal.NOT_ASKER:
         return say(language, "click_nudge_not_asker", user=request.user_id)
     if nudge.refusal is NudgeRefusal.TOO_EARLY:
-        return say(language, "click_nudge_too_early", when=slack_time(nudge.next_at))
+        return say(language, "click_nudge_too_early", when=slack_time(nudge.next_at, zone))
     return say(
         language, "click_nudge_done", id=request.id, state=state_word(language, request.state)
     )

@@ -24,6 +24,7 @@ from bot.sharing.fields import choices, read_share
 from bot.slack import texts as messages
 from bot.slack.form import (
     OPTIONS_MAX,
+    SEARCH_MAX,
     ShareForm,
     field_errors,
     image_list_note,
@@ -32,6 +33,7 @@ from bot.slack.form import (
     problem_text,
 )
 from bot.slack.texts import say
+from bot.slack.views import joined_duration
 from storage import Images
 from storage.errors import StorageError
 
@@ -61,6 +63,9 @@ def register(app: App, services: Services) -> None:
     @app.options(ShareForm.image_input)
     def image_suggestions(ack: Ack, body: dict[str, Any]) -> None:
         typed = str(body.get("value") or "").strip()
+        if len(typed) > SEARCH_MAX:
+            ack(options=[])
+            return
         found = stored.search(typed, limit=OPTIONS_MAX)
         known = any(image.id == typed.lower() for image in found) or (
             len(typed) == 36 and stored.get(typed) is not None
@@ -70,6 +75,9 @@ def register(app: App, services: Services) -> None:
     @app.options(ShareForm.member_input)
     def member_suggestions(ack: Ack, body: dict[str, Any]) -> None:
         typed = str(body.get("value") or "")
+        if len(typed.strip()) > SEARCH_MAX:
+            ack(options=[])
+            return
         language = _language(services, body)
         ack(
             options=member_options(
@@ -110,6 +118,7 @@ def open_form(
         refreshed_at=stored.refreshed_at(),
         now=services.database.now(),
         every=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
+        zone=settings.timezone,
     )
     view = ShareForm.build(
         language, durations=values, default_duration=default, channel=channel, note=note
@@ -187,11 +196,18 @@ def submit(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, A
         ack(
             response_action="errors",
             errors={
-                ShareForm.image_block: say(
-                    language,
-                    "form_duplicate",
-                    id=request.id,
-                    state=messages.state_word(language, request.state),
+                ShareForm.image_block: " ".join(
+                    text
+                    for text in (
+                        say(
+                            language,
+                            "form_duplicate",
+                            id=request.id,
+                            state=messages.state_word(language, request.state),
+                        ),
+                        joined_duration(request, recorded.duration, language),
+                    )
+                    if text
                 )
             },
         )

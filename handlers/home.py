@@ -40,5 +40,6 @@ def register(app: App, services: Services) -> None:
                 waiting_total=facts.waiting_total,
                 now=services.database.now(),
                 images=named,
+                zone=services.settings.timezone,
             ),
         )

@@ -128,7 +128,9 @@ def _dispatch(
     elif isinstance(parsed, commands.Status):
         mine = services.requests.for_user(user)
         images = services.images.known_many(r.image_id for r in mine)
-        text, blocks = views.status_listing(language, mine, services.database.now(), images)
+        text, blocks = views.status_listing(
+            language, mine, services.database.now(), images, services.settings.timezone
+        )
         ack(response_type="ephemeral", text=text, blocks=blocks)
     elif isinstance(parsed, commands.ListMembers):
         _list(services, ack, respond, user, parsed.image_id, language)
@@ -161,6 +163,8 @@ def _ask(
         "request recorded" if asked.created else "duplicate request",
         extra=request.log_fields(),
     )
+    # Named as the thread names it: the stored list, never a cloud call on the ack path.
+    image = views.image_label(request.image_id, services.images.known(request.image_id))
     if not asked.created:
         told = services.messages.get(request.id)
         link = permalink(told.parent_channel, told.parent_ts) or permalink(
@@ -170,12 +174,13 @@ def _ask(
             language,
             "duplicate" if link else "duplicate_nolink",
             id=request.id,
-            image=code(request.image_id),
+            image=image,
             member=member_label(request.member_id, name),
             state=messages.state_word(language, request.state),
             link=link,
         )
-        return text, "duplicate"
+        differs = views.joined_duration(request, asked.duration, language)
+        return text + (" " + differs if differs else ""), "duplicate"
     services.wake()
     lasts = ""
     if request.duration:
@@ -199,7 +204,7 @@ def _ask(
             language,
             "ack_direct",
             action=say(language, f"action_{request.action}"),
-            image=code(request.image_id),
+            image=image,
             member=member_label(request.member_id, name),
         )
         + lasts
@@ -246,5 +251,7 @@ def _list_reply(
         if ends is not None:
             removals.setdefault(timed.member_id.lower(), ends)
     known = services.images.known(image_id)
-    text, blocks = views.member_listing(language, image_id, found, names, removals, known)
+    text, blocks = views.member_listing(
+        language, image_id, found, names, removals, known, services.settings.timezone
+    )
     respond(text=text, blocks=blocks)

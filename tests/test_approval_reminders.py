@@ -219,8 +219,8 @@ def test_the_asker_can_remind_once_per_half_hour(waiting: BotHarness, slack: Fak
     waiting.sender.click(message, "approval_remind", user_id="UREQ")
     [early] = slack.wait_for(lambda: slack.responses(), what="the too-early answer")
     assert early.body["text"].startswith("You can remind the approvers once every 30 minutes;")
-    stamp = int((request.created_at + timedelta(minutes=30)).timestamp())
-    assert f"<!date^{stamp}^" in early.body["text"]
+    next_at = (request.created_at + timedelta(minutes=30)).astimezone(UTC)
+    assert f"{next_at:%Y-%m-%d %H:%M} UTC" in early.body["text"]
 
     at(waiting, request, minutes=31)
     slack.wait_for(lambda: card_thread(slack, card), what="the automatic reminder")

@@ -115,3 +115,95 @@ def test_a_time_without_an_offset_is_utc(moment: datetime) -> None:
 def test_a_time_keeps_the_offset_it_was_given() -> None:
     seoul = timezone(timedelta(hours=9))
     assert commands.moment("2026-12-01T09:00+09:00") == datetime(2026, 12, 1, 9, tzinfo=seoul)
+
+
+# -- spaces that are not separators, a second --for, emoji and TABs in free text ----------
+
+
+@pytest.mark.parametrize(
+    ("space", "named"),
+    [
+        ("\u00a0", "U+00A0 NO-BREAK SPACE"),
+        ("\u2003", "U+2003 EM SPACE"),
+        ("\u3000", "U+3000 IDEOGRAPHIC SPACE"),
+        ("\u2028", "U+2028 LINE SEPARATOR"),
+        ("\x1c", "U+001C INFORMATION SEPARATOR FOUR"),
+        ("\x85", "U+0085 NEXT LINE"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        (f"{IMAGE} ab{{space}}cd", "member_id_space"),
+        (f"{IMAGE} ab{{space}}cd --for 7d because", "member_id_space"),
+        (f"unshare {IMAGE} ab{{space}}cd", "member_id_space"),
+        (f"{IMAGE[:8]}{{space}}{IMAGE[8:]} {MEMBER}", "image_id_space"),
+        (f"{IMAGE}{{space}}{MEMBER}", "image_id_space"),
+        (f"list {IMAGE}{{space}}x", "image_id_space"),
+        ("admin member add ab{space}cd QA account", "member_id_space"),
+    ],
+)
+def test_an_id_with_a_space_inside_is_refused_naming_the_character(
+    template: str, problem: str, space: str, named: str
+) -> None:
+    with pytest.raises(CommandError) as caught:
+        commands.parse(template.format(space=space))
+    assert caught.value.problem == problem
+    assert caught.value.values["character"] == named
+
+
+def test_spaces_of_any_kind_around_the_command_are_only_spaces() -> None:
+    assert commands.parse(f"\u00a0{IMAGE}\t{MEMBER}\u3000") == Share(IMAGE, MEMBER, "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{IMAGE} {MEMBER} --for 7d --for 1d",
+        f"{IMAGE} {MEMBER} --for=7d --FOR=1d",
+        f"{IMAGE} {MEMBER} --for 7d nightly build --for 1d",
+    ],
+)
+def test_a_second_for_is_refused(text: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        commands.parse(text)
+    assert caught.value.problem == "duration_twice"
+
+
+def test_words_like_for_stay_in_the_reason() -> None:
+    parsed = commands.parse(f"{IMAGE} {MEMBER} --for 7d --format check")
+    assert isinstance(parsed, Share) and parsed.reason == "--format check"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "family trip 👨\u200d👩\u200d👧",
+        "on fire ❤\ufe0f\u200d🔥",
+        "pride 🏳\ufe0f\u200d🌈",
+        "dev 👩🏽\u200d💻 laptop",
+    ],
+)
+def test_an_emoji_built_with_a_zero_width_joiner_is_a_reason(reason: str) -> None:
+    assert commands.parse(f"{IMAGE} {MEMBER} {reason}") == Share(IMAGE, MEMBER, reason)
+    assert commands.name(reason) == reason
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "nightly\tbuild",
+        "nightly\nbuild",
+        "nightly\u2028build",
+        "a\u200db",  # a joiner between letters hides nothing but is no emoji
+        "👨\u200d",  # a joiner at the end joins nothing
+        "\u200d👩",
+        "ok\u200b👩",
+    ],
+)
+def test_a_tab_or_a_stray_joiner_in_the_reason_is_refused(reason: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        commands.parse(f"{IMAGE} {MEMBER} {reason}")
+    assert caught.value.problem == "reason_invisible"
+    with pytest.raises(CommandError):
+        commands.name(reason)

@@ -7,6 +7,7 @@ once its minute is up, with one remove call, whatever the status polling's pace.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -482,7 +483,7 @@ def test_status_home_and_list_show_the_time_left(
     team.command(f"list {IMAGE}", user="USHARE", response_url=url)
     [listed] = slack.wait_for(lambda: slack.responses("list"), what="the member list")
     assert f"• `{MEMBER}` {SHARED}: *pending*" in listed.body["text"]
-    assert "· the bot removes it <!date^" in listed.body["text"]
+    assert re.search(r"· the bot removes it \d{4}-\d\d-\d\d \d\d:\d\d UTC", listed.body["text"])
 
     event = {
         "token": "fake-verification-token",

@@ -64,7 +64,7 @@ def open_form(bot: BotHarness, **command: Any) -> dict[str, Any]:
     before = len(bot.slack.opened_views())
     ack = bot.ack_text("", **command)
     assert ack.startswith("Opening the share form")
-    assert "/share-image <image_id> <member_id> [reason]" in ack
+    assert "/share-image <image_id> <member_id> [--for <duration>] [reason]" in ack
     views = bot.slack.wait_for(
         lambda: bot.slack.opened_views()[before:] or None, what="the share form"
     )
@@ -242,6 +242,24 @@ def test_at_most_a_hundred_images_are_offered_each_within_slacks_limits(
     assert any(o["description"]["text"].endswith(" · queued") for o in options)
 
 
+@pytest.mark.parametrize("menu", ["image_select", "member_select"])
+def test_a_search_text_longer_than_slack_sends_gets_no_options(
+    bot: BotHarness, sandbox: Sandbox, menu: str
+) -> None:
+    long_name = "rocky9-" + "g" * 143  # 150 characters: still searched
+    store_images(bot, *golden(), ImageRow(id=OTHER_IMAGE, name=long_name, visibility="private"))
+    bot.services.members.add(MEMBER, "m" * 150, by="test")
+    view = open_form(bot)
+    records = len(sandbox.records)
+
+    # A forged value of any length answers at once, with nothing to choose.
+    for typed in ("x" * 151, "%_" * 5_000, "r" * 50_000, "rocky9-" * 10_000):
+        assert bot.sender.suggest(view, menu, typed) == []
+    found = bot.sender.suggest(view, menu, long_name if menu == "image_select" else "m" * 150)
+    assert len(found) == 1
+    assert len(sandbox.records) == records
+
+
 def test_members_are_suggested_by_name_and_a_typed_id_only_when_valid(bot: BotHarness) -> None:
     bot.services.members.add("b0b0b0b0", "Billing QA", by="test")
     store_images(bot, *golden())
@@ -291,6 +309,12 @@ def submit(bot: BotHarness, view: dict[str, Any], user: str = "U1", **chosen: An
         pytest.param({"reason": "x" * 301}, {"reason": "under 300 characters"}, id="reason"),
         pytest.param(
             {"reason": "because\u202eevil"}, {"reason": "invisible or control"}, id="invisible"
+        ),
+        pytest.param({"reason": "nightly\tbuild"}, {"reason": "invisible or control"}, id="tab"),
+        pytest.param(
+            {"member": "ab\u00a0cd"},
+            {"member": "has a U+00A0 NO-BREAK SPACE inside, and a member id has no spaces"},
+            id="no_break_space",
         ),
         pytest.param({"duration": "0d"}, {"duration": "is zero"}, id="zero_duration"),
         pytest.param({"duration": "forever"}, {"duration": "is not a duration"}, id="duration"),
@@ -356,7 +380,7 @@ def test_no_role_is_shown_on_the_image_field(bot: BotHarness, slack: FakeSlack) 
 def test_a_duplicate_is_shown_on_the_image_field_and_nothing_new_is_recorded(
     team: BotHarness,
 ) -> None:
-    team.ack_text(f"{IMAGE} {MEMBER} first", user="UREQ")
+    team.ack_text(f"{IMAGE} {MEMBER} --for 7d first", user="UREQ")
     team.wait_state("awaiting_approval")
     view = open_form(team, user="UREQ")
     answer = submit(team, view, user="UREQ")
@@ -364,7 +388,14 @@ def test_a_duplicate_is_shown_on_the_image_field_and_nothing_new_is_recorded(
         "image": "Request #1 for this image and member is already awaiting approval; follow it"
         " in its thread. Nothing new was recorded."
     }
-    assert len(team.all_requests()) == 1
+    # Another duration joins it all the same, and is told the durations differ.
+    answer = submit(team, view, user="UREQ", duration="1d")
+    assert answer["errors"] == {
+        "image": "Request #1 for this image and member is already awaiting approval; follow it"
+        " in its thread. Nothing new was recorded. The durations differ: that request is for"
+        " `7d`, yours for `1d`. A request waiting for its answer keeps its own."
+    }
+    assert len(team.all_requests()) == 1 and team.request(1).duration == "7d"
 
 
 def test_success_closes_the_form_and_the_thread_goes_to_the_chosen_channel(

@@ -173,7 +173,7 @@ def test_an_open_sandbox_makes_up_an_active_image_on_first_read() -> None:
             image = client.show_image(UNKNOWN_IMAGE)
     assert (image.id, image.name, image.status, image.visibility) == (
         UNKNOWN_IMAGE,
-        None,
+        "",  # nameless, as a string: the description requires one
         "active",
         "private",
     )
@@ -241,6 +241,23 @@ def test_list_passes_its_filters(sandbox: Sandbox, client: ScpClient) -> None:
     names = [i.name for i in client.list_images(sort="name:asc")]
     assert names == ["queued", "rocky9-golden", "ubuntu"]
     assert list_calls(sandbox)[0] == {"visibility": "public", "limit": "1000"}
+
+
+def test_query_parameters_are_sent_and_signed_sorted_by_name(
+    sandbox: Sandbox, client: ScpClient
+) -> None:
+    many(sandbox, 3)
+    found = client.list_images(visibility="private", status="active", sort="name:asc", page_size=2)
+
+    assert [i.name for i in found] == ["img-00000", "img-00001", "img-00002", "rocky9-golden"]
+    queries = [r.query for r in sandbox.records if r.path == "/v1/images"]
+    # As the official SDK sends them: the order the signature covers is the order sent.
+    assert queries[0] == "limit=2&sort=name%3Aasc&status=active&visibility=private"
+    for query in queries:
+        names = [pair.partition("=")[0] for pair in query.split("&")]
+        assert names == sorted(names)
+    assert "marker=" in queries[1]
+    assert all(r.signed and r.status == 200 for r in sandbox.records)
 
 
 @pytest.mark.parametrize(("page_size", "max_images"), [(0, 10), (1001, 10), (10, 0), (10, 10_001)])
@@ -403,3 +420,58 @@ def test_a_bad_images_option_is_a_usage_error(
 
     assert process.returncode == 2 and out == ""
     assert message in err and "Traceback" not in err
+
+
+# -- what the description requires, and the images waiting for this account ----------------
+
+
+def test_a_nameless_image_is_served_with_strings_where_the_description_requires_them(
+    sandbox: Sandbox, raw: httpx.Client
+) -> None:
+    sandbox.add_image(image_id(1))  # registered with no name and no owner's name
+    shown = raw.get(f"/v1/images/{image_id(1)}").json()
+    listed = {i["id"]: i for i in raw.get("/v1/images").json()["images"]}[image_id(1)]
+    made_up = raw.get(f"/v1/images/{UNKNOWN_IMAGE}")  # not served: a closed sandbox
+
+    for body in (shown, listed):
+        assert body["name"] == "" and body["owner_account_name"] == ""
+        assert body["owner"] == ACCOUNT
+    assert made_up.status_code == 404
+    named = raw.get(f"/v1/images/{IMAGE}").json()
+    assert (named["name"], named["owner_account_name"]) == ("rocky9-golden", "platform-team")
+
+
+def test_pending_images_lists_the_images_waiting_for_this_accounts_answer(
+    sandbox: Sandbox, raw: httpx.Client
+) -> None:
+    for number in (1, 2, 3):
+        sandbox.add_image(image_id(number), name=f"img-{number}", visibility="shared")
+    for number in (1, 2):
+        assert raw.post(
+            f"/v1/images/{image_id(number)}/members", json={"member_id": ACCOUNT}
+        ).is_success
+    raw.post(f"/v1/images/{image_id(3)}/members", json={"member_id": "other-account"})
+    sandbox.set_member_status(image_id(2), ACCOUNT, "accepted")
+
+    answer = raw.get("/v1/pending-images")
+
+    assert answer.status_code == 200
+    [waiting] = answer.json()["images"]
+    assert (waiting["id"], waiting["name"], waiting["visibility"]) == (
+        image_id(1),
+        "img-1",
+        "shared",
+    )
+    assert {"created_at", "owner", "min_disk", "disk_format", "os_hidden"} <= set(waiting)
+    sandbox.set_member_status(image_id(1), ACCOUNT, "rejected")
+    assert raw.get("/v1/pending-images").json() == {"images": []}
+    assert raw.delete("/v1/pending-images").status_code == 405
+    record = next(r for r in sandbox.records if r.path == "/v1/pending-images")
+    assert record.signed and record.status == 200
+
+
+def test_pending_images_is_signed_like_every_other_operation(sandbox: Sandbox) -> None:
+    with httpx.Client(base_url=sandbox.url, timeout=5) as unsigned:
+        answer = unsigned.get("/v1/pending-images")
+    assert answer.status_code == 401
+    assert sandbox.records[-1].signed is False

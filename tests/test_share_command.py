@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,9 @@ def test_direct_share_answers_in_a_thread_with_the_pending_status(
     )
     replies = bot.wait_thread(parent)
     assert replies[0].startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
-    assert "added <!date^" in replies[0] and "updated <!date^" in replies[0]
+    assert re.search(
+        r"added \d{4}-\d\d-\d\d \d\d:\d\d UTC, updated \d{4}-\d\d-\d\d \d\d:\d\d UTC", replies[0]
+    )
 
     request = bot.wait_state("pending")
     assert (request.user_id, request.image_id, request.member_id) == ("U1", IMAGE, MEMBER)
@@ -211,6 +214,13 @@ BAD_INPUT = [
     (f"{IMAGE} <@U999>", "is not a member id"),
     (f"{IMAGE} {MEMBER} {'x' * 400}", "Keep the reason under 300 characters"),
     (f"{IMAGE} {MEMBER} because\u202eevil", "invisible or control characters"),
+    (f"{IMAGE} {MEMBER} nightly\tbuild", "invisible or control characters"),  # a TAB
+    (f"{IMAGE} ab\u00a0cd", "`ab�cd` has a U+00A0 NO-BREAK SPACE inside"),
+    (f"{IMAGE} ab\u3000cd QA", "`ab�cd` has a U+3000 IDEOGRAPHIC SPACE inside"),
+    (f"{IMAGE}\u2003{MEMBER}", "has a U+2003 EM SPACE inside, and an image id has no spaces"),
+    (f"unshare {IMAGE} ab\x85cd", "`ab�cd` has a U+0085 NEXT LINE inside"),
+    (f"{IMAGE} ab\x1ccd", "`ab�cd` has a U+001C INFORMATION SEPARATOR FOUR inside"),
+    (f"{IMAGE} {MEMBER} --for 7d --for 1d", "`--for` is there twice"),
     ("frobnicate", "I don't know `frobnicate`"),
     ("list", "Something is missing: `/share-image list <image_id>`"),
     ("x" * 1200, "longer than 1000 characters"),
@@ -229,6 +239,21 @@ def test_bad_input_gets_a_precise_message_and_changes_nothing(
     assert member_calls(sandbox) == []
     assert slack.messages() == []
     assert bot.all_requests() == []
+
+
+def test_a_reason_with_an_emoji_joined_by_zero_width_joiners_is_shared_as_typed(
+    bot: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    family = "👨\u200d👩\u200d👧"
+    ack = bot.ack_text(f"{IMAGE} {MEMBER} for the family {family} build")
+
+    assert ack.startswith("On it")
+    request = bot.wait_state("pending")
+    assert request.reason == f"for the family {family} build"
+    assert f"for the family {family} build" in json.dumps(
+        bot.parent().args["blocks"], ensure_ascii=False
+    )
+    assert len(adds(sandbox)) == 1
 
 
 def test_whitespace_tricks_are_tolerated_when_the_ids_are_clean(

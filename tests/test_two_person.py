@@ -13,6 +13,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -438,7 +439,12 @@ def test_the_card_and_the_thread_speak_korean() -> None:
     assert "서로 다른 승인자 두 명의 승인 필요" in shown
     people = [f"U{n:03d}" for n in range(30)]
     text, blocks = views.waiting_message(
-        request, "ko", "승인이 필요합니다.", [(created, ["UONCALL"]), (created, people)], most=20
+        request,
+        "ko",
+        "승인이 필요합니다.",
+        [(created, ["UONCALL"]), (created, people)],
+        most=20,
+        zone=ZoneInfo("Asia/Seoul"),
     )
     assert "<@UONCALL> 님에게 요청했습니다." in text and "외 10명" in text
     assert [b["type"] for b in blocks] == ["section", "context", "actions"]

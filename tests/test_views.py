@@ -7,6 +7,7 @@ import json
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -465,9 +466,33 @@ def test_a_short_member_list_reads_as_before() -> None:
 
     assert text == (
         f"Members of image `{IMAGE}`:\n• `{member.member_id}` (QA account): *accepted*"
-        f" (added {member.created_at}, updated {member.updated_at})"
+        " (added 2026-01-01 00:00 UTC, updated 2026-01-01 00:30 UTC)"
     )
     assert message_problems(text, blocks) == []
+
+
+def test_a_member_list_shows_its_times_in_the_bots_zone_as_every_message_does() -> None:
+    [member] = image_members(1)
+    ends = datetime(2026, 1, 8, 0, 30, tzinfo=UTC)
+    seoul = ZoneInfo("Asia/Seoul")
+
+    text, _ = views.member_listing(
+        "en", IMAGE, [member], {}, {member.member_id.lower(): ends}, zone=seoul
+    )
+
+    assert (
+        "(added 2026-01-01 09:00 Asia/Seoul, updated 2026-01-01 09:30 Asia/Seoul)"
+        " · the bot removes it 2026-01-08 09:30 Asia/Seoul"
+    ) in text
+    odd = member.model_copy(update={"created_at": "yesterday"})
+    assert "(added `yesterday`, updated" in views.member_listing("en", IMAGE, [odd], {})[0]
+
+
+def test_status_shows_when_each_request_was_asked_in_the_bots_zone() -> None:
+    asked = make_request(created_at="2026-12-07T17:35:00.000000Z")
+    assert "(2026-12-07 17:35 UTC)" in views.status_listing("en", [asked])[0]
+    text, _ = views.status_listing("en", [asked], zone=ZoneInfo("Asia/Seoul"))
+    assert "(2026-12-08 02:35 Asia/Seoul)" in text and "UTC" not in text
 
 
 def test_an_image_without_members() -> None:

@@ -511,13 +511,16 @@ class ScpClient:
         timeout once it could have left, a gateway's 502 or 504.
         """
         headers = {"Accept-Language": language or self.language}
+        # Sorted by name, as the official SDK sends (and signs) them: a gateway that
+        # canonicalises the URL before checking the signature expects that order.
+        query = httpx.QueryParams(sorted(params.items())) if params else None
         most = min(attempts, self.retry.attempts) if attempts else self.retry.attempts
         attempt = 0
         while True:
             attempt += 1
             try:
                 response = self._http.request(
-                    method, path, json=json, params=params, headers=headers
+                    method, path, json=json, params=query, headers=headers
                 )
             except httpx.TransportError as exc:
                 if attempt >= most:

@@ -149,6 +149,7 @@ DEFAULT_IMAGES: tuple[Image, ...] = (
 )
 
 _ROUTE = re.compile(r"^/v1/images/(?P<image>[^/]+)/members(?:/(?P<member>[^/]+))?$")
+PENDING_IMAGES = "/v1/pending-images"
 _IMAGE_ROUTE = re.compile(r"^/v1/images(?:/(?P<image>[^/]+))?$")
 _IMAGE_ID: TypeAdapter[str] = TypeAdapter(ImageId)
 _MEMBER_ID: TypeAdapter[str] = TypeAdapter(MemberId)
@@ -267,6 +268,10 @@ class _Image:
             moment = data[name]
             # The description's form, `2024-06-16 02:55:13+00:00`, not the members' `...Z`.
             data[name] = moment.astimezone(UTC).isoformat(sep=" ", timespec="seconds")
+        # Strings the description requires: never null; empty for an image registered
+        # without them (the bot then shows the bare id, and the owner's account id).
+        for name in ("name", "owner_account_name"):
+            data[name] = data[name] or ""
         # Required fields the bot does not read, so that it is seen to ignore them.
         return data | {
             "min_ram": 0,
@@ -682,6 +687,8 @@ class Sandbox:
         request_id: str,
         query: str = "",
     ) -> _Reply:
+        if path == PENDING_IMAGES:
+            return self._pending_images(method, path, headers, request_id)
         image_match = _IMAGE_ROUTE.match(path)
         if image_match is not None:
             return self._dispatch_image(method, path, headers, request_id, image_match, query)
@@ -776,6 +783,23 @@ class Sandbox:
                 detail = f"image {image_id} not found"
                 return _service_error(404, "NotFound", detail, request_id)
             return _json(200, image.answer())
+
+    def _pending_images(self, method: str, path: str, headers: Message, request_id: str) -> _Reply:
+        """`GET /v1/pending-images`: the images shared with the calling account that wait
+        for its answer (it is a member, `pending`), as `GET /v1/images` shows images."""
+        if method != "GET":
+            return _framework_error(405, "Method Not Allowed", path, request_id)
+        problem = self._version_problem(headers)
+        if problem is not None:
+            return _service_error(400, "UnsupportedApiVersion", problem, request_id)
+        with self._lock:
+            waiting = [
+                image.answer()
+                for image in self._images.values()
+                if (member := image.members.get(self.account_id)) is not None
+                and member.status == MemberStatus.PENDING.value
+            ]
+        return _json(200, {"images": waiting})
 
     def _list_images(self, query: str, request_id: str) -> _Reply:
         """One page of the list, refusing what the service refuses."""

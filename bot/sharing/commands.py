@@ -39,6 +39,33 @@ MENTION = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>", re.ASCII)
 MAX_TEXT = 1000
 MAX_REASON = 300
 MAX_NAME = 80
+# What separates the words of a command: the space a keyboard types, and the tabs and
+# line breaks a paste may bring. No other space does (no-break, em, ideographic, line
+# separator…): it stays inside its word, and an id holding one is refused, naming it,
+# rather than split into a shorter id and a reason.
+SEPARATORS = " \t\r\n"
+_WORD = re.compile(f"[^{re.escape(SEPARATORS)}]+")
+_SPACES = re.compile(" {2,}")
+# The names Unicode gives control characters only as aliases (`unicodedata.name` has none).
+CONTROL_NAMES = {
+    "\t": "CHARACTER TABULATION",
+    "\n": "LINE FEED",
+    "\x0b": "LINE TABULATION",
+    "\x0c": "FORM FEED",
+    "\r": "CARRIAGE RETURN",
+    "\x1c": "INFORMATION SEPARATOR FOUR",
+    "\x1d": "INFORMATION SEPARATOR THREE",
+    "\x1e": "INFORMATION SEPARATOR TWO",
+    "\x1f": "INFORMATION SEPARATOR ONE",
+    "\x85": "NEXT LINE",
+}
+ZWJ = "\u200d"
+# What may stand between an emoji and the zero-width joiner after it: the emoji
+# presentation selector and the skin tones (👩🏽‍💻, ❤️‍🔥).
+EMOJI_MODIFIERS = "\ufe0f" + "".join(chr(c) for c in range(0x1F3FB, 0x1F400))
+# Text that is not one line of visible characters: controls (TAB included), format
+# characters (zero-width, bidi) and the line and paragraph separators.
+INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -111,8 +138,22 @@ def _shown(token: str) -> str:
     return visible if len(visible) <= 40 else visible[:40] + "…"
 
 
+def character_name(ch: str) -> str:
+    """A character as Unicode names it: `U+00A0 NO-BREAK SPACE`."""
+    name = unicodedata.name(ch, "") or CONTROL_NAMES.get(ch, "CONTROL CHARACTER")
+    return f"U+{ord(ch):04X} {name}"
+
+
+def _spaced(token: str, problem: str) -> None:
+    """CommandError `problem` naming the first space inside `token`, if it has one."""
+    space = next((ch for ch in token if ch.isspace()), None)
+    if space is not None:
+        raise CommandError(problem, token=_shown(token), character=character_name(space))
+
+
 def image_id(token: str) -> str:
     """A valid image id (UUID, case folded to lower) or CommandError."""
+    _spaced(token, "image_id_space")
     lowered = token.lower() if token.isascii() else token
     if IMAGE_ID.fullmatch(lowered):
         return lowered
@@ -123,6 +164,7 @@ def image_id(token: str) -> str:
 
 def member_id(token: str) -> str:
     """A valid member id or CommandError."""
+    _spaced(token, "member_id_space")
     if MEMBER_ID.fullmatch(token):
         return token
     if not token.isascii():
@@ -132,12 +174,48 @@ def member_id(token: str) -> str:
     raise CommandError("member_id_invalid", token=_shown(token))
 
 
-def reason(words: list[str]) -> str:
-    """The free-text reason: printable, one line, at most MAX_REASON characters."""
-    text = " ".join(words)
+def invisible(text: str) -> bool:
+    """Whether `text` is more than one line of visible characters: it holds a control
+    character (TAB too), a format character (zero-width, bidi) or a line separator.
+
+    A zero-width joiner between two emoji is part of the emoji (👨‍👩‍👧, ❤️‍🔥), not hidden.
+    """
+    for at, ch in enumerate(text):
+        if unicodedata.category(ch) not in INVISIBLE:
+            continue
+        if ch == ZWJ and _joins_emoji(text, at):
+            continue
+        return True
+    return False
+
+
+def _joins_emoji(text: str, at: int) -> bool:
+    before = text[:at].rstrip(EMOJI_MODIFIERS)
+    after = text[at + 1 :]
+    return (
+        bool(before)
+        and bool(after)
+        and unicodedata.category(before[-1]) == "So"
+        and unicodedata.category(after[0]) == "So"
+    )
+
+
+def typed(text: str) -> str:
+    """Free text (a reason, a name) as it is kept: trimmed of spaces of any kind, runs
+    of spaces inside made one."""
+    return _SPACES.sub(" ", text.strip())
+
+
+def reason(words: list[str] | str) -> str:
+    """The free-text reason: printable, one line, at most MAX_REASON characters.
+
+    Given as typed (a string), it is taken as it is; given as words, they are joined
+    by spaces.
+    """
+    text = words if isinstance(words, str) else " ".join(words)
     if len(text) > MAX_REASON:
         raise CommandError("reason_too_long", limit=str(MAX_REASON))
-    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in text):
+    if invisible(text):
         raise CommandError("reason_invisible")
     return text
 
@@ -169,7 +247,7 @@ def name(text: str) -> str:
     """A known member's name: one line of visible text, at most MAX_NAME characters."""
     if len(text) > MAX_NAME:
         raise CommandError("name_too_long", limit=str(MAX_NAME))
-    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in text):
+    if invisible(text):
         raise CommandError("name_invisible")
     return text
 
@@ -208,12 +286,28 @@ def shift_id(token: str) -> int | None:
     return None
 
 
-def _split(text: str) -> list[str]:
+class Words(list[str]):
+    """A command's words, each remembering where it starts in the text, so that the
+    free text after the ids (a reason, a name) is read as it was typed."""
+
+    def __init__(self, text: str) -> None:
+        found = list(_WORD.finditer(text))
+        super().__init__(match.group() for match in found)
+        self._text = text
+        self._starts = [match.start() for match in found]
+
+    def rest(self, index: int) -> str:
+        """Everything from word `index` on, read as a form's field is (`typed`): a TAB or
+        a line break inside stays, for the text's own rules; empty past the last word."""
+        return typed(self._text[self._starts[index] :]) if index < len(self) else ""
+
+
+def _split(text: str) -> Words:
     if len(text) > MAX_TEXT:
         raise CommandError("too_long", limit=str(MAX_TEXT))
-    # str.split() also splits on no-break and other Unicode spaces; zero-width
-    # characters are not spaces, so they stay inside a token and fail its check.
-    return text.split()
+    # Spaces around the command are only spaces, whatever kind (a paste brings
+    # no-break ones); inside it, only SEPARATORS separate.
+    return Words(text.strip())
 
 
 def _need(words: list[str], count: int, usage: str) -> None:
@@ -238,35 +332,45 @@ def parse(text: str, *, zone: tzinfo = UTC) -> Command:
         return ListMembers(image_id(words[1]))
     if verb == "unshare":
         _need(words, 3, "unshare <image_id> <member_id> [reason]")
-        return Share(image_id(words[1]), member_id(words[2]), reason(words[3:]), unshare=True)
+        return Share(image_id(words[1]), member_id(words[2]), reason(words.rest(3)), unshare=True)
     if verb == "admin":
-        return _admin(words[1:], zone)
+        return _admin(Words(words.rest(1)), zone)
     if len(words) < 2:
         # One word: either an image id without a member, or an unknown verb.
         if IMAGE_ID.fullmatch(words[0].lower()):
             raise CommandError("member_missing")
+        # An image id and a member id joined by a space that is not one (no-break…).
+        if IMAGE_ID.fullmatch((words[0].split() or [""])[0].lower()):
+            _spaced(words[0], "image_id_space")
         raise CommandError("unknown_command", token=_shown(words[0]))
-    duration, rest = _duration(words[2:])
-    return Share(image_id(words[0]), member_id(words[1]), reason(rest), duration=duration)
+    duration, after = _duration(words, 2)
+    image, member = image_id(words[0]), member_id(words[1])
+    if duration is not None and any(_is_for(word) for word in words[after:]):
+        raise CommandError("duration_twice")
+    return Share(image, member, reason(words.rest(after)), duration=duration)
 
 
-def _duration(words: list[str]) -> tuple[Duration | None, list[str]]:
-    """`--for 7d` or `--for=7d` right after the member id, and the words after it."""
-    if not words or not words[0].lower().startswith("--for"):
-        return None, words
-    flag, equals, value = words[0].partition("=")
-    if flag.lower() != "--for":
-        return None, words  # `--format` and the like are words of the reason
+def _is_for(word: str) -> bool:
+    """Whether `word` is the `--for` flag (`--for`, `--for=…`), in any case."""
+    return word.partition("=")[0].lower() == "--for"
+
+
+def _duration(words: list[str], at: int) -> tuple[Duration | None, int]:
+    """`--for 7d` or `--for=7d` at word `at` (right after the member id), and the index
+    of the word after it."""
+    if at >= len(words) or not _is_for(words[at]):
+        return None, at  # `--format` and the like are words of the reason
+    _, equals, value = words[at].partition("=")
     if equals and not value:
         raise CommandError("duration_missing")
     if not equals:
-        if len(words) < 2:
+        if at + 1 >= len(words):
             raise CommandError("duration_missing")
-        return parse_duration(words[1]), words[2:]
-    return parse_duration(value), words[1:]
+        return parse_duration(words[at + 1]), at + 2
+    return parse_duration(value), at + 1
 
 
-def _admin(words: list[str], zone: tzinfo) -> Admin:
+def _admin(words: Words, zone: tzinfo) -> Admin:
     if not words:
         raise CommandError("admin_usage")
     verb = words[0].lower()
@@ -282,9 +386,7 @@ def _admin(words: list[str], zone: tzinfo) -> Admin:
             return Admin("member list")
         if sub == "add":
             _need(words, 4, "admin member add <member_id> <name>")
-            return Admin(
-                "member add", member_id=member_id(words[2]), name=name(" ".join(words[3:]))
-            )
+            return Admin("member add", member_id=member_id(words[2]), name=name(words.rest(3)))
         if sub == "remove":
             _need(words, 3, "admin member remove <member_id>")
             return Admin("member remove", member_id=member_id(words[2]))

@@ -51,8 +51,10 @@ def read_share(fields: ShareFields, durations: ShareDurations) -> FormShare:
     problems: dict[str, CommandError] = {}
     image = _field(problems, IMAGE, fields.image, commands.image_id)
     member = _field(problems, MEMBER, fields.member, commands.member_id)
-    # As typed after the ids: words split on spaces, the same length and character rules.
-    reason = _field(problems, REASON, fields.reason, lambda text: commands.reason(text.split()))
+    # As typed after the ids: the same length and character rules (a TAB is refused).
+    reason = _field(
+        problems, REASON, fields.reason, lambda text: commands.reason(commands.typed(text))
+    )
     asked: Duration | None = None
     duration: Duration | None = None
     try:

@@ -37,6 +37,9 @@ class Asked:
     member_name: str | None = None  # the member's registered name, read once per ask
     # Asked without a duration where there is a maximum: it lasts the maximum.
     capped: bool = False
+    # The duration this ask would have had (`7d`; empty: until removed), which an open
+    # request it joined (`created` False) may not have.
+    duration: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,13 @@ class ShareService:
                 approvals_needed=needed if why is not None else 1,
             )
         )
-        return Asked(request, created, name, capped=bool(granted and granted.capped))
+        return Asked(
+            request,
+            created,
+            name,
+            capped=bool(granted and granted.capped),
+            duration=granted.duration.text if granted and granted.duration else "",
+        )
 
     def approvals_needed(self, image_id: str) -> int:
         """How many approvals a share of `image_id` needs when it needs any (its policy)."""

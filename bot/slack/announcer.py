@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -45,7 +46,7 @@ from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, mentions, outcome_error, say
-from bot.slack.views import slack_time
+from bot.slack.views import UTC_ZONE, slack_time
 from storage import Grants, ImageRow, KnownMembers, OnCall, Role, SlackData, SlackMessages
 from storage.errors import StorageError
 
@@ -80,14 +81,9 @@ ICONS = {
 }
 
 
-def api_time(text: str | None) -> str:
-    """A cloud API timestamp (`2025-07-22T09:00:00Z`) for Slack."""
-    if not text:
-        return "?"
-    try:
-        return slack_time(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        return code(text)
+def api_time(text: str | None, zone: ZoneInfo = UTC_ZONE) -> str:
+    """A cloud API timestamp (`2025-07-22T09:00:00Z`) as every time is shown, in `zone`."""
+    return views.api_time(text, zone)
 
 
 class Announcer:
@@ -110,6 +106,7 @@ class Announcer:
         approval_ttl_hours: float = 24,
         follow_days: float = 7,
         webhook: Callable[[str], WebhookClient] = WebhookClient,
+        zone: ZoneInfo = UTC_ZONE,
     ) -> None:
         self.client = client
         self.requests = requests
@@ -129,6 +126,8 @@ class Announcer:
         self.approval_ttl_hours = approval_ttl_hours
         self.follow_days = follow_days
         self._webhook = webhook
+        # BOT_TIMEZONE: every time in a message is shown in it.
+        self.zone = zone
         # Requests whose posts Slack took but the database could not record (this process).
         self._unsure: set[int] = set()
 
@@ -283,7 +282,13 @@ class Announcer:
         """The one reminder before a timed share ends, in its thread (or to the asker)."""
         language = request.language or self.default_language
         slack = self.messages.get(request.id)
-        text, blocks = views.reminder(request, language, self.members.name(request.member_id))
+        text, blocks = views.reminder(
+            request,
+            language,
+            self.members.name(request.member_id),
+            self.image(request.image_id),
+            self.zone,
+        )
         channel, thread = (
             (request.user_id, None)
             if slack.via_response_url or not slack.parent_ts
@@ -307,7 +312,7 @@ class Announcer:
             language,
             "removal_refused",
             member=views.member_label(request.member_id, self.members.name(request.member_id)),
-            image=code(request.image_id),
+            image=self.image_label(request.image_id),
             what=views.failure_words(request, language),
             admins=self.admins(language),
         )
@@ -322,7 +327,12 @@ class Announcer:
             return
         language = request.language or self.default_language
         text, blocks = views.reminder_answered(
-            request, language, self.members.name(request.member_id), outcome
+            request,
+            language,
+            self.members.name(request.member_id),
+            outcome,
+            self.image(request.image_id),
+            self.zone,
         )
         try:
             self._call(
@@ -367,7 +377,7 @@ class Announcer:
         image = self.image_label(request.image_id)
         state = request.state
         ends = (
-            " " + say(language, "outcome_ends", ends=slack_time(request.ends_at))
+            " " + say(language, "outcome_ends", ends=slack_time(request.ends_at, self.zone))
             if request.ends_at and state in {RequestState.PENDING, RequestState.ACCEPTED}
             else ""
         )
@@ -377,8 +387,8 @@ class Announcer:
                     language,
                     "outcome_pending",
                     member=member,
-                    created=api_time(request.member_created_at),
-                    updated=api_time(request.member_updated_at),
+                    created=api_time(request.member_created_at, self.zone),
+                    updated=api_time(request.member_updated_at, self.zone),
                 )
                 + ends
             )
@@ -389,7 +399,7 @@ class Announcer:
                     f"outcome_{state}",
                     member=member,
                     image=image,
-                    updated=api_time(request.member_updated_at),
+                    updated=api_time(request.member_updated_at, self.zone),
                 )
                 + ends
             )
@@ -551,7 +561,9 @@ class Announcer:
     def _post_parent(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
     ) -> SlackData:
-        text, blocks = views.parent(request, language, name, self.image(request.image_id))
+        text, blocks = views.parent(
+            request, language, name, self.image(request.image_id), self.zone
+        )
         try:
             answer = self._post(
                 request,
@@ -599,7 +611,11 @@ class Announcer:
     def _respond(self, request: ShareRequest, language: str, text: str, *, step: str) -> None:
         """Answer through the command's response_url; failing that, a direct message."""
         headline, _ = views.parent(
-            request, language, self.members.name(request.member_id), self.image(request.image_id)
+            request,
+            language,
+            self.members.name(request.member_id),
+            self.image(request.image_id),
+            self.zone,
         )
         full = f"{headline}\n{text}\n\n{say(language, 'invite_hint')}"
         if request.response_url:
@@ -632,7 +648,9 @@ class Announcer:
     ) -> None:
         if slack.via_response_url or not slack.parent_ts:
             return
-        text, blocks = views.parent(request, language, name, self.image(request.image_id))
+        text, blocks = views.parent(
+            request, language, name, self.image(request.image_id), self.zone
+        )
         self._call(
             "chat.update",
             channel=slack.parent_channel,
@@ -670,7 +688,7 @@ class Announcer:
             return slack
         # In the thread: who was asked and when, with the asker's Remind button.
         shown, blocks = views.waiting_message(
-            request, language, text, self.reached(request.id), most=MOST_MENTIONED
+            request, language, text, self.reached(request.id), most=MOST_MENTIONED, zone=self.zone
         )
         answer = self._post(
             request,
@@ -718,8 +736,8 @@ class Announcer:
             on_call=on_call,
             approvers=approvers,
             stale=asked.stale,
-            asked=slack_time(request.created_at),
-            expires=slack_time(request.expires_at),
+            asked=slack_time(request.created_at, self.zone),
+            expires=slack_time(request.expires_at, self.zone),
             image=self.image(request.image_id),
             waited=waited,
         )
@@ -792,7 +810,7 @@ class Announcer:
             id=request.id,
             waited=waited,
             user=request.user_id,
-            expires=slack_time(request.expires_at),
+            expires=slack_time(request.expires_at, self.zone),
         )
         step = f"reminder{stage.number}" if stage is not None else "nudge"
         self._call(
@@ -863,7 +881,7 @@ class Announcer:
             link=link,
         )
         shown, blocks = views.waiting_message(
-            request, language, text, self.reached(request.id), most=MOST_MENTIONED
+            request, language, text, self.reached(request.id), most=MOST_MENTIONED, zone=self.zone
         )
         self._call(
             "chat.update",

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (
     Block,
@@ -43,11 +44,15 @@ from bot.sharing import commands
 from bot.sharing.errors import CommandError
 from bot.sharing.fields import ShareFields
 from bot.slack.texts import say
-from bot.slack.views import slack_time
+from bot.slack.views import UTC_ZONE, slack_time
 from storage import ImageRow, KnownMember
 
 # Slack's limits on what a menu shows (https://docs.slack.dev/reference/block-kit).
 OPTIONS_MAX = 100
+# The longest search text a menu is answered for. What a person types into a menu is
+# short (Slack caps it); a longer `value` is forged, matches no name worth offering,
+# and would cost the database a pattern it refuses (SQLite stops at 50,000 characters).
+SEARCH_MAX = 150
 OPTION_TEXT_MAX = 75
 OPTION_VALUE_MAX = 150
 MODAL_TEXT_MAX = 24
@@ -166,14 +171,16 @@ def image_list_note(
     refreshed_at: datetime | None,
     now: datetime,
     every: timedelta,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> str:
-    """What the form says about the stored image list: empty, out of date, or nothing."""
+    """What the form says about the stored image list: empty, out of date, or nothing;
+    when it was read, in `zone`."""
     if refreshed_at is None:
         return say(language, "form_images_unread")
     if count == 0:
-        return say(language, "form_images_empty", when=slack_time(refreshed_at))
+        return say(language, "form_images_empty", when=slack_time(refreshed_at, zone))
     if now - refreshed_at > STALE_AFTER_REFRESHES * every:
-        return say(language, "form_images_stale", when=slack_time(refreshed_at))
+        return say(language, "form_images_stale", when=slack_time(refreshed_at, zone))
     return ""
 
 

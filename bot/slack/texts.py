@@ -12,7 +12,7 @@ from __future__ import annotations
 import string
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -101,19 +101,25 @@ def say(language: str, key: str, **values: object) -> str:
     return template.format(**values)
 
 
+def local_time(moment: datetime, zone: ZoneInfo) -> str:
+    """The one way every message shows a time: in BOT_TIMEZONE, named,
+    `2026-12-07 17:35 UTC` or `2026-12-08 02:35 Asia/Seoul`. A naive moment is UTC."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return f"{aware.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"
+
+
 def when(moment: datetime, zone: ZoneInfo) -> str:
-    """A time in BOT_TIMEZONE (`2026-12-01 09:00 Asia/Seoul`), and in the offset it was
-    given when that differs (`(2026-12-01T01:00+01:00)`)."""
-    local = moment.astimezone(zone)
-    shown = f"{local:%Y-%m-%d %H:%M} {zone.key}"
-    if moment.tzinfo is not None and moment.utcoffset() != local.utcoffset():
+    """A time someone typed, in BOT_TIMEZONE (`2026-12-01 09:00 Asia/Seoul`), and in the
+    offset it was given when that differs (`(2026-12-01T01:00+01:00)`)."""
+    shown = local_time(moment, zone)
+    if moment.tzinfo is not None and moment.utcoffset() != moment.astimezone(zone).utcoffset():
         shown += f" ({moment.isoformat(timespec='minutes')})"
     return shown
 
 
 def stored_when(text: str, zone: ZoneInfo) -> str:
     """A stored UTC timestamp shown in BOT_TIMEZONE."""
-    return when(unstamp(text).astimezone(zone), zone)
+    return local_time(unstamp(text), zone)
 
 
 def usage(language: str) -> str:

@@ -49,6 +49,7 @@ from bot.slack.texts import (
     code,
     escape,
     failure_word,
+    local_time,
     mentions,
     say,
     state_word,
@@ -194,12 +195,21 @@ def permalink(channel: str | None, ts: str | None) -> str:
     return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
 
 
-def slack_time(moment: datetime | None) -> str:
-    """A time Slack shows in each reader's own time zone."""
-    if moment is None:
+def slack_time(moment: datetime | None, zone: ZoneInfo) -> str:
+    """A time in a message: as every time is shown (`texts.local_time`), in BOT_TIMEZONE;
+    `?` when unknown."""
+    return "?" if moment is None else local_time(moment, zone)
+
+
+def api_time(text: str | None, zone: ZoneInfo) -> str:
+    """A cloud API timestamp (`2025-07-22T09:00:00Z`, `2024-06-16 02:55:13+00:00`) as
+    every time is shown; one that cannot be read, as it came."""
+    if not text:
         return "?"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+    try:
+        return slack_time(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
+    except ValueError:
+        return code(text)
 
 
 def duration_words(request: ShareRequest, language: str) -> str:
@@ -209,7 +219,26 @@ def duration_words(request: ShareRequest, language: str) -> str:
     return say(language, "duration_until_removed")
 
 
-def _ends_line(request: ShareRequest, language: str) -> str:
+def joined_duration(request: ShareRequest, asked: str, language: str) -> str:
+    """For an ask that joined the open `request`: the sentence saying their durations
+    differ (`asked` as `7d`, empty for until removed); empty when they do not."""
+    if request.unshare or asked == (request.duration or ""):
+        return ""
+
+    def lasting(duration: str) -> str:
+        if not duration:
+            return say(language, "duration_until_removed")
+        return say(language, "duration_for", duration=code(duration))
+
+    return say(
+        language,
+        "duplicate_duration",
+        duration=lasting(request.duration or ""),
+        asked=lasting(asked),
+    )
+
+
+def _ends_line(request: ShareRequest, language: str, zone: ZoneInfo = UTC_ZONE) -> str:
     """The parent's line on a timed share: how long, and when it ends."""
     if not request.duration or request.state in {
         RequestState.REMOVED,
@@ -221,7 +250,9 @@ def _ends_line(request: ShareRequest, language: str) -> str:
     ends = request.ends_at
     if ends is None:
         return say(language, "parent_duration", duration=code(request.duration))
-    return say(language, "parent_ends", duration=code(request.duration), ends=slack_time(ends))
+    return say(
+        language, "parent_ends", duration=code(request.duration), ends=slack_time(ends, zone)
+    )
 
 
 def member_label(member_id: str, name: str | None) -> str:
@@ -334,8 +365,9 @@ def parent(
     language: str,
     member_name: str | None,
     image: ImageRow | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
-    """The channel message a request's thread hangs off."""
+    """The channel message a request's thread hangs off; times in `zone`."""
     headline = say(
         language,
         "parent",
@@ -345,7 +377,7 @@ def parent(
         member=member_label(request.member_id, member_name),
     )
     status = state_line(request, language)
-    ends = _ends_line(request, language)
+    ends = _ends_line(request, language, zone)
     blocks: list[Block] = [
         _section(headline),
         *_reason_blocks(language, request.reason),
@@ -537,6 +569,7 @@ def waiting_message(
     reached: Sequence[tuple[datetime, Sequence[str]]],
     *,
     most: int,
+    zone: ZoneInfo,
 ) -> tuple[str, list[BlockDict]]:
     """The asker's thread message while approvers decide: who was asked and reminded,
     when, and (while it waits) the Remind button."""
@@ -544,7 +577,7 @@ def waiting_message(
     for number, (at, people) in enumerate(reached):
         key = "waiting_asked" if number == 0 else "waiting_reminded"
         who = people_within(language, people, most) if people else say(language, "nobody_to_ask")
-        lines.append(say(language, key, people=who, when=slack_time(at)))
+        lines.append(say(language, key, people=who, when=slack_time(at, zone)))
     blocks: list[Block] = [_section(text)]
     # The newest reminders matter most: the first ask, then the last few.
     shown = lines[:1] + lines[1:][-(CONTEXT_ELEMENTS_MAX - 1) :] if lines else []
@@ -572,16 +605,21 @@ def waiting_message(
 
 
 def reminder(
-    request: ShareRequest, language: str, member_name: str | None
+    request: ShareRequest,
+    language: str,
+    member_name: str | None,
+    image: ImageRow | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
-    """The thread's reminder before the share ends, with Extend and Remove now."""
+    """The thread's reminder before the share ends, with Extend and Remove now; the image
+    named as the thread names it, the end in `zone`."""
     text = say(
         language,
         "reminder",
         user=request.user_id,
         member=member_label(request.member_id, member_name),
-        image=code(request.image_id),
-        ends=slack_time(request.ends_at),
+        image=image_label(request.image_id, image),
+        ends=slack_time(request.ends_at, zone),
         duration=duration_words(request, language),
     )
     value = str(request.id)
@@ -614,10 +652,15 @@ def reminder(
 
 
 def reminder_answered(
-    request: ShareRequest, language: str, member_name: str | None, outcome: str
+    request: ShareRequest,
+    language: str,
+    member_name: str | None,
+    outcome: str,
+    image: ImageRow | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
     """The reminder once a button was used: the same words, what was done, no buttons."""
-    text, _ = reminder(request, language, member_name)
+    text, _ = reminder(request, language, member_name, image, zone)
     return _fallback(f"{text} {outcome}"), _message([_section(text), _context(outcome)])
 
 
@@ -723,8 +766,10 @@ def request_line(
     language: str,
     now: datetime | None = None,
     image: ImageRow | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> str:
-    """One request in a list (status command, Home tab), with the time a timed share has left."""
+    """One request in a list (status command, Home tab), with the time a timed share has
+    left; when it was asked, in `zone`."""
     ends = request.ends_at
     left = ""
     if (
@@ -742,7 +787,7 @@ def request_line(
             image=image_label(request.image_id, image),
             member=code(request.member_id),
             state=state_word(language, request.state),
-            when=request.created_at.strftime("%Y-%m-%d %H:%M") + " UTC",
+            when=slack_time(request.created_at, zone),
         )
         + left
     )
@@ -780,13 +825,15 @@ def status_listing(
     requests: Sequence[ShareRequest],
     now: datetime | None = None,
     images: Mapping[str, ImageRow] | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
-    """`/share-image status`: the caller's recent requests; `images` names them by id."""
+    """`/share-image status`: the caller's recent requests; `images` names them by id;
+    times in `zone`."""
     if not requests:
         text = say(language, "status_empty")
         return text, _message([_section(text)])
     known = images or {}
-    lines = [request_line(r, language, now, known.get(r.image_id)) for r in requests]
+    lines = [request_line(r, language, now, known.get(r.image_id), zone) for r in requests]
     return listing(say(language, "status_header"), lines, shown=HOME_MINE_SHOWN)
 
 
@@ -797,6 +844,7 @@ def member_listing(
     names: Mapping[str, str],
     removals: Mapping[str, datetime] | None = None,
     known: ImageRow | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
     """`/share-image list <image>`: the image's members and their status.
 
@@ -804,7 +852,7 @@ def member_listing(
     accepted or rejected) is what a reader looks for. When not all fit, the footer
     says how many there are and counts them by status. `removals` (member ids in lower
     case) marks the members the bot will remove by itself, and when; `known` names the
-    image.
+    image. Times are shown in `zone`, as everywhere.
     """
     removals = removals or {}
     image = image_label(image_id, known)
@@ -818,11 +866,12 @@ def member_listing(
             "list_item",
             member=member_label(m.member_id, names.get(m.member_id)),
             status=escape(m.status),
-            created=escape(m.created_at),
-            updated=escape(m.updated_at),
+            created=api_time(m.created_at, zone),
+            updated=api_time(m.updated_at, zone),
         )
         + (
-            " · " + say(language, "list_removal", ends=slack_time(removals[m.member_id.lower()]))
+            " · "
+            + say(language, "list_removal", ends=slack_time(removals[m.member_id.lower()], zone))
             if m.member_id.lower() in removals
             else ""
         )
@@ -1098,6 +1147,7 @@ def home(
     waiting_total: int | None = None,
     now: datetime | None = None,
     images: Mapping[str, ImageRow] | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> dict[str, Any]:
     """The Home tab: the user's requests and, for approvers, what waits for them.
 
@@ -1114,7 +1164,10 @@ def home(
     # Fixed blocks: header, 2 titles, 2 "more" lines, divider.
     budget = VIEW_BLOCKS_MAX - 6
     mine_texts = pack(
-        [request_line(r, language, now, known.get(r.image_id)) for r in mine[:HOME_MINE_SHOWN]],
+        [
+            request_line(r, language, now, known.get(r.image_id), zone)
+            for r in mine[:HOME_MINE_SHOWN]
+        ],
         max_blocks=budget // 4,
     )
     blocks.append(_section(f"*{say(language, 'home_mine')}*"))
@@ -1127,7 +1180,7 @@ def home(
         blocks.append(_section(f"*{say(language, 'home_waiting')}*"))
         newest = sorted(waiting, key=lambda r: (r.created_at, r.id), reverse=True)
         lines = [
-            request_line(r, language, now, known.get(r.image_id))
+            request_line(r, language, now, known.get(r.image_id), zone)
             + (f" · <{cards[r.id]}|#{r.id}>" if cards.get(r.id) else "")
             for r in newest[:HOME_WAITING_SHOWN]
         ]
