@@ -19,13 +19,17 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import replica
+from bot.rota.errors import RotaError, RotaRefused
 from bot.scp import ScpClient
 from bot.scp.client import VersionLevel
 from bot.scp.errors import CloudAuthError, CloudError, ImageNotFound
-from bot.services import make_cloud_client
+from bot.services import make_cloud_client, make_rota_readers
 from bot.settings import SECRET_SETTINGS, Settings, replica_config
+from bot.sharing.errors import DirectoryUnavailable
+from bot.sharing.oncall import ROTA_WINDOW, STALE_AFTER, RotaReader
+from bot.slack.accounts import SlackDirectory
 from bot.slack.web import make_web_client
-from storage import Database, ReconcileRuns
+from storage import Database, Grants, OnCallSchedules, ReconcileRuns, Role, Rota
 from storage.database import unstamp
 from storage.errors import StorageError
 
@@ -337,6 +341,7 @@ SCOPES = {
     "chat:write": "every message: parents, threads, cards, notify lines",
     "im:write": "direct messages when a command's response_url has expired",
     "users:read": "users' languages, and checking a granted user is a person",
+    "users:read.email": "matching the on-call rota's people to Slack users by email",
     "channels:read": "check's look at the approval and notify channels (public)",
     "groups:read": "check's look at the approval and notify channels (private)",
     "channels:history": "after a crash, finding a message already posted (public channels)",
@@ -476,6 +481,131 @@ def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) -> None:
         report.fail("cloud API signed read", str(error))
 
 
+# How `check` names each rota source on its line.
+SOURCE_NAMES = {"pagerduty": "PagerDuty", "calendar": "calendar feed (ONCALL_ICAL_URL)"}
+
+
+def _age(seconds: float) -> str:
+    """A rota's age for a check line: seconds, minutes, hours or days."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What the database holds of the rotas, for `check`."""
+
+    rota: Rota | None
+    schedules: list[str]
+    deciders: set[str]
+
+    def age(self, source: str, now: datetime) -> tuple[str, bool]:
+        """The stored rota's age in words, and whether cards still trust it."""
+        state = self.rota.state(source) if self.rota is not None else None
+        if state is None or state.read_at is None:
+            return "no rota stored yet (the worker reads it at start)", False
+        seconds = (now - state.read_at).total_seconds()
+        if seconds > STALE_AFTER.total_seconds():
+            return f"the stored rota is {_age(seconds)} old: cards ask the approvers instead", False
+        return f"the stored rota is {_age(seconds)} old", True
+
+
+def _check_rotas(
+    settings: Settings, slack: WebClient, report: _Report, now: datetime | None
+) -> None:
+    """A line per on-call rota source: read it now, match its people, and say how old the
+    rota the bot stored is (what cards use while the source cannot be read)."""
+    readers = make_rota_readers(settings)
+    if not readers:
+        return
+    moment = now or datetime.now(UTC)
+    database = Database(settings.DATABASE_PATH) if settings.DATABASE_PATH.exists() else None
+    try:
+        if database is not None:
+            grants = Grants(database)
+            stored = _Stored(
+                Rota(database),
+                list(OnCallSchedules(database).all().values()),
+                set(grants.holders(Role.APPROVER, Role.ADMIN)),
+            )
+        else:
+            stored = _Stored(None, [], set())
+        directory = SlackDirectory(slack, None)
+        for reader in readers:
+            _check_rota(settings, reader, directory, stored, report, moment)
+    finally:
+        for reader in readers:
+            getattr(reader, "close", lambda: None)()
+        if database is not None:
+            database.close()
+
+
+def _check_rota(
+    settings: Settings,
+    reader: RotaReader,
+    directory: SlackDirectory,
+    stored: _Stored,
+    report: _Report,
+    now: datetime,
+) -> None:
+    what = f"on-call source {SOURCE_NAMES.get(reader.source, reader.label)}"
+    age, trusted = stored.age(reader.source, now)
+    schedules = list(dict.fromkeys([*settings.pagerduty_schedules, *stored.schedules]))
+    if reader.source == "pagerduty" and not schedules:
+        report.warn(
+            what,
+            f"no schedule to read; {age}",
+            "    do:     set ONCALL_PAGERDUTY_SCHEDULES, or give images their own with"
+            " `python -m bot oncall schedule IMAGE_ID SCHEDULE_ID`",
+        )
+        return
+    setting = "ONCALL_PAGERDUTY_TOKEN" if reader.source == "pagerduty" else "ONCALL_ICAL_URL"
+    try:
+        got = reader.read(now, now + ROTA_WINDOW, schedules)
+    except RotaError as error:
+        advice = (
+            f"fix {setting} and run check again"
+            if isinstance(error, RotaRefused)
+            else "the worker keeps the stored rota and tries again at each refresh"
+        )
+        report.fail(
+            what,
+            f"{error.detail}; {age}",
+            f"    do:     {advice}",
+        )
+        return
+    problems = list(got.problems)
+    people: set[str] = set()
+    try:
+        for email in dict.fromkeys(shift.email for shift in got.shifts):
+            user = directory.user_for_email(email)
+            if user is None:
+                problems.append(f"{email}: Slack knows nobody by that email")
+            elif user not in stored.deciders:
+                problems.append(
+                    f"{email} ({user}) may not approve, so is never asked: grant them approver"
+                )
+            else:
+                people.add(user)
+    except DirectoryUnavailable as error:
+        problems.append(f"cannot match people to Slack: {error.detail}")
+    shifts = len(got.shifts)
+    read = (
+        f"read now: {shifts} shift{'s' if shifts != 1 else ''} in the next"
+        f" {ROTA_WINDOW.days} days, {len(people)} approver{'s' if len(people) != 1 else ''}"
+        f" matched in Slack; {age}"
+    )
+    if problems or not trusted:
+        report.warn(what, read, *(f"    {problem}" for problem in problems))
+    else:
+        report.ok(what, read)
+
+
 def run_check(
     settings: Settings,
     *,
@@ -483,6 +613,7 @@ def run_check(
     cloud: ScpClient | None = None,
     echo: Callable[[str], None] = print,
     today: date | None = None,
+    now: datetime | None = None,
 ) -> int:
     """Print the check; 0 when everything works (warnings allowed), 1 otherwise."""
     report = _Report(echo)
@@ -513,6 +644,7 @@ def run_check(
         _check_cloud(cloud, report, today)
     finally:
         cloud.close()
+    _check_rotas(settings, slack, report, now)
     if report.failures:
         echo(f"{report.failures} check(s) failed.")
     elif report.warnings:

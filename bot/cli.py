@@ -43,7 +43,17 @@ from bot.settings import (
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
 from bot.slack.texts import say, stored_when, when
-from storage import AuditLog, Database, Grants, ImagePolicies, KnownMembers, OnCall, Role
+from storage import (
+    AuditLog,
+    Database,
+    Grants,
+    ImagePolicies,
+    KnownMembers,
+    OnCall,
+    OnCallSchedules,
+    Role,
+    Rota,
+)
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -62,6 +72,10 @@ def _secrets(settings: Settings) -> list[str]:
         values.append(settings.SLACK_APP_TOKEN)
     if settings.AWS_SECRET_ACCESS_KEY is not None:
         values.append(settings.AWS_SECRET_ACCESS_KEY)
+    # The rota sources' key and the feed's address (which carries its own key).
+    for optional in (settings.ONCALL_PAGERDUTY_TOKEN, settings.ONCALL_ICAL_URL):
+        if optional is not None:
+            values.append(optional)
     return [v.get_secret_value() for v in values]
 
 
@@ -318,6 +332,8 @@ def run_worker(settings: Settings) -> None:
         image_refresh=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
         recycle=watch,
         reconciler=services.reconciler,
+        rota=services.rota_keeper,
+        rota_refresh=timedelta(seconds=settings.ONCALL_REFRESH_SECONDS),
     ).run(stop)
     services.close()
     if recycled and watch is not None:
@@ -540,9 +556,16 @@ class _Session:
                 members=KnownMembers(database),
                 oncall=OnCall(database),
                 audit=AuditLog(database),
+                schedules=OnCallSchedules(database),
                 policies=ImagePolicies(database),
             )
         return self._admin
+
+    @property
+    def rota(self) -> Rota:
+        """The stored on-call rotas (the database is open once `admin` was asked)."""
+        assert self._database is not None
+        return Rota(self._database)
 
     def close(self) -> None:
         if self._database is not None:
@@ -581,6 +604,60 @@ def _remove_shifts(
         )
     count = admin.remove_shifts(user, by=actor)
     print(f"removed {count} shift(s)")
+
+
+def _set_schedule(session: _Session, args: argparse.Namespace, actor: str) -> None:
+    """`oncall schedule IMAGE_ID SCHEDULE_ID`, or `… none`: audited like Slack's."""
+    image = commands.image_id(args.image_id)
+    schedule = commands.schedule_id(args.schedule_id)
+    before = session.admin.set_schedule(image, schedule, by=actor)
+    if schedule:
+        was = f" (it asked {before})" if before and before != schedule else ""
+        same = " already" if before == schedule else ""
+        print(f"requests for image {image}{same} ask PagerDuty schedule {schedule}{was}")
+        if not (raw_settings("ONCALL_PAGERDUTY_TOKEN")["ONCALL_PAGERDUTY_TOKEN"].usable):
+            print(
+                "warning: ONCALL_PAGERDUTY_TOKEN is not set: nobody is read from PagerDuty"
+                " until it is",
+                file=sys.stderr,
+            )
+    elif before:
+        print(f"image {image} no longer has its own schedule (it asked {before})")
+    else:
+        print(f"image {image} has no schedule of its own; nothing changed")
+
+
+def _print_rotas(rota: Rota, admin: Administration, zone: ZoneInfo) -> None:
+    """`oncall list`: each stored rota's people now and next, with their source."""
+    from bot.sharing.oncall import ROTA_SOURCES, StoredRota, now_and_next
+
+    now = rota.now()
+    for source in ROTA_SOURCES:
+        state = rota.state(source)
+        if state is None:
+            continue
+        label = {"pagerduty": "PagerDuty", "calendar": "calendar"}[source]
+        seen = now_and_next(StoredRota(source, rota, admin.grants), now)
+        if state.read_at is None:
+            print(f"{label}: not read yet")
+        else:
+            age = (now - state.read_at).total_seconds()
+            print(f"{label}: read {when(state.read_at.astimezone(zone), zone)} ({age:.0f} s ago)")
+        if state.error:
+            print(f"  last read failed: {state.error}")
+        for what, entries in (("now", seen.now), ("next", seen.next)):
+            if not entries:
+                print(f"  {what}\tnobody")
+            for e in entries:
+                user = e.user_id or "(not in Slack)"
+                span = (
+                    f"{when(e.starts.astimezone(zone), zone) if e.starts else 'always'}"
+                    f" → {when(e.ends.astimezone(zone), zone) if e.ends else 'always'}"
+                )
+                schedule = f"\t{e.schedule_id}" if e.schedule_id else ""
+                print(f"  {what}\t{user}\t{e.email}\t{span}{schedule}")
+    for image, schedule in admin.schedules.all().items() if admin.schedules else ():
+        print(f"image {image} asks PagerDuty schedule {schedule}")
 
 
 def _policy(admin: Administration, args: argparse.Namespace, actor: str) -> None:
@@ -687,6 +764,8 @@ def admin_command(args: argparse.Namespace) -> None:
                 print(f"#{shift} {user} on call {when(starts, zone)} → {when(ends, zone)}")
             elif args.action == "remove":
                 _remove_shifts(session.admin, args, zone, actor)
+            elif args.action == "schedule":
+                _set_schedule(session, args, actor)
             else:
                 shifts = session.admin.oncall.all()
                 if not shifts:
@@ -694,6 +773,7 @@ def admin_command(args: argparse.Namespace) -> None:
                 for s in shifts:
                     shown = (stored_when(s.starts_at, zone), stored_when(s.ends_at, zone))
                     print(f"{s.id}\t{s.user_id}\t{shown[0]}\t{shown[1]}")
+                _print_rotas(session.rota, session.admin, zone)
     except CommandError as error:
         _fail(error)
     except StorageError as error:
@@ -939,11 +1019,26 @@ def parser() -> argparse.ArgumentParser:
     _command(
         oncall,
         "list",
-        "list shifts",
+        "list shifts, and who is on call now and next",
         "List the on-call shifts with their ids, soonest first, in BOT_TIMEZONE\n"
-        "(default UTC).\n\n" + DATABASE_NOTE,
+        "(default UTC); then, for each rota the worker reads (PagerDuty, the calendar),\n"
+        "who is on call now and next, and how old the stored rota is.\n\n" + DATABASE_NOTE,
         ["python -m bot oncall list"],
     )
+    schedule = _command(
+        oncall,
+        "schedule",
+        "the PagerDuty schedule an image's requests ask",
+        "Make an image's requests ask the on-call people of one PagerDuty schedule instead\n"
+        "of ONCALL_PAGERDUTY_SCHEDULES; `none` clears it. Recorded in the audit log.\n\n"
+        + DATABASE_NOTE,
+        [
+            "python -m bot oncall schedule 70a599e0-31e7-49b7-b260-868f441e862b P1ABCDE",
+            "python -m bot oncall schedule 70a599e0-31e7-49b7-b260-868f441e862b none",
+        ],
+    )
+    schedule.add_argument("image_id", metavar="IMAGE_ID")
+    schedule.add_argument("schedule_id", metavar="SCHEDULE_ID", help="a schedule id, or none")
     policy = _command(
         sub,
         "policy",

@@ -28,6 +28,7 @@ operations and error codes come from fixed sets or a checked shape.
     share_image_drift_found_total{kind}            the cloud's member lists against the records
     share_image_events_refused_total{status}       requests at /slack/events refused unread
     share_image_database_up                        1 when the scrape could read the database
+    share_image_oncall_rota_age_seconds{source}    how old each stored on-call rota is
     share_image_build_info{version,python}         always 1
 """
 
@@ -97,6 +98,7 @@ SLACK_METHODS = frozenset(
         "conversations.join",
         "conversations.replies",
         "users.info",
+        "users.lookupByEmail",
         "views.open",
         "views.publish",
         "views.push",

@@ -34,6 +34,13 @@ class RequestFigures(Protocol):
         """Counts by state, the oldest due request, approvals waiting."""
 
 
+class RotaFigures(Protocol):
+    """How old each stored on-call rota is (`storage.Rota` says)."""
+
+    def ages(self) -> dict[str, float | None]:
+        """Seconds since each source's last good read; None when never read."""
+
+
 def _version() -> str:
     try:
         return metadata.version("share-image-bot")
@@ -44,8 +51,9 @@ def _version() -> str:
 class _DatabaseCollector:
     """Figures read from the database at each scrape, and the build."""
 
-    def __init__(self, requests: RequestFigures) -> None:
+    def __init__(self, requests: RequestFigures, rota: RotaFigures | None = None) -> None:
         self._requests = requests
+        self._rota = rota
         self._build = (_version(), platform.python_version())
 
     def collect(self) -> Iterable[Metric]:
@@ -86,6 +94,24 @@ class _DatabaseCollector:
             "Requests waiting for an approver's decision (not yet expired).",
             value=tally.awaiting_decision,
         )
+        if self._rota is not None:
+            yield from self._rota_ages(self._rota)
+
+    def _rota_ages(self, rota: RotaFigures) -> Iterable[Metric]:
+        try:
+            ages = rota.ages()
+        except StorageError:
+            return
+        family = GaugeMetricFamily(
+            "share_image_oncall_rota_age_seconds",
+            "Seconds since each on-call rota source (pagerduty, calendar) was last read well;"
+            " past a day, cards ask the approvers instead.",
+            labels=["source"],
+        )
+        for source, age in sorted(ages.items()):
+            if age is not None:
+                family.add_metric([source], age)
+        yield family
 
 
 class MetricsPage:
@@ -102,10 +128,11 @@ class MetricsPage:
         self,
         requests: RequestFigures,
         *,
+        rota: RotaFigures | None = None,
         max_age: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._database = _DatabaseCollector(requests)
+        self._database = _DatabaseCollector(requests, rota)
         folder = os.environ.get(MULTIPROCESS_DIR)
         self._processes: Any = (
             MultiProcessCollector(None, path=folder) if folder else REGISTRY  # type: ignore[no-untyped-call]

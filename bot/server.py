@@ -29,7 +29,7 @@ from slack_bolt import BoltRequest
 
 from bot import metrics, processes
 from bot.metrics_page import MetricsPage
-from storage import Database, ShareRequests
+from storage import Database, Rota, ShareRequests
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class WebApp:
         self._app = app
         self._gate = SlackGate(signing_secret)
         self._database = database
-        self._page = page or MetricsPage(ShareRequests(database))
+        self._page = page or MetricsPage(ShareRequests(database), rota=Rota(database))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -279,7 +279,7 @@ class _MetricsServer(ThreadingMixIn, WSGIServer):
 
 def serve_metrics(port: int, database: Database) -> WSGIServer:
     """Serve `GET /metrics` on `port` (0: any free one) from a thread; the server."""
-    page = MetricsPage(ShareRequests(database))
+    page = MetricsPage(ShareRequests(database), rota=Rota(database))
 
     def only_metrics(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == METRICS_PATH and environ.get("REQUEST_METHOD") in {

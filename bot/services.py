@@ -17,10 +17,22 @@ from bot.settings import Settings
 from bot.sharing.admin import Administration
 from bot.sharing.approvals import ApprovalReminders
 from bot.sharing.images import ImageCatalog
+from bot.sharing.oncall import (
+    Admins,
+    AllApprovers,
+    ApproverSource,
+    ImageApprovers,
+    RotaKeeper,
+    RotaReader,
+    Source,
+    StoredRota,
+    TypedShifts,
+    WhoIsOnCall,
+)
 from bot.sharing.reconcile import Reconciler
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
-from bot.slack.accounts import slack_account
+from bot.slack.accounts import SlackDirectory, slack_account
 from bot.slack.announcer import Announcer
 from bot.slack.client import CountedWebClient
 from bot.slack.languages import Languages
@@ -34,9 +46,12 @@ from storage import (
     Images,
     KnownMembers,
     OnCall,
+    OnCallSchedules,
     People,
     ReconcileRuns,
+    Rota,
     ShareRequests,
+    SlackEmails,
     SlackMessages,
 )
 
@@ -69,6 +84,47 @@ def make_cloud_client(settings: Settings, **options: object) -> ScpClient:
     )
 
 
+def make_rota_readers(settings: Settings) -> list[RotaReader]:
+    """A reader for each on-call rota source the settings name (none when none is set)."""
+    from bot.rota import Calendar, PagerDuty
+
+    readers: list[RotaReader] = []
+    if settings.ONCALL_PAGERDUTY_TOKEN is not None:
+        readers.append(
+            PagerDuty(
+                settings.ONCALL_PAGERDUTY_TOKEN.get_secret_value(),
+                base_url=settings.ONCALL_PAGERDUTY_URL,
+            )
+        )
+    if settings.ONCALL_ICAL_URL is not None:
+        readers.append(
+            Calendar(settings.ONCALL_ICAL_URL.get_secret_value(), zone=settings.timezone)
+        )
+    return readers
+
+
+def approver_sources(
+    settings: Settings, *, oncall: OnCall, grants: Grants, rota: Rota, schedules: OnCallSchedules
+) -> list[ApproverSource]:
+    """Who is asked, in order: typed shifts, PagerDuty, the calendar (those set up), the
+    image's approvers, every approver, the admins."""
+    sources: list[ApproverSource] = [TypedShifts(oncall)]
+    if settings.ONCALL_PAGERDUTY_TOKEN is not None:
+        sources.append(
+            StoredRota(
+                Source.PAGERDUTY,
+                rota,
+                grants,
+                schedules=schedules,
+                default_schedules=settings.pagerduty_schedules,
+            )
+        )
+    if settings.ONCALL_ICAL_URL is not None:
+        sources.append(StoredRota(Source.CALENDAR, rota, grants))
+    sources += [ImageApprovers(grants), AllApprovers(grants), Admins(grants)]
+    return sources
+
+
 @dataclass
 class Services:
     """Everything handlers, the worker and the CLI work with."""
@@ -90,6 +146,11 @@ class Services:
     # The cloud's member lists as last read, and the reconcile that reads them.
     seen: CloudMembers
     reconciler: Reconciler
+    # Who is on call for an image now, and the worker's reader of the rotas.
+    who: WhoIsOnCall
+    rota: Rota
+    schedules: OnCallSchedules
+    rota_keeper: RotaKeeper
     # Called after a request is recorded. The worker process polls the database every
     # 50 ms; a worker running in the same process (tests) is woken at once instead.
     wake: Callable[[], None] = field(default=lambda: None)
@@ -129,6 +190,10 @@ class Services:
     def close(self) -> None:
         """Finish follow-ups and release connections."""
         self.background.shutdown(wait=True)
+        for reader in self.rota_keeper.readers:
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
         self.cloud.close()
         self.database.close()
 
@@ -180,6 +245,20 @@ def build_services(
         seen=seen,
     )
     messages = SlackMessages(database)
+    rota = Rota(database)
+    schedules = OnCallSchedules(database)
+    who = WhoIsOnCall(
+        approver_sources(settings, oncall=oncall, grants=grants, rota=rota, schedules=schedules),
+        clock=database.now,
+    )
+    rota_keeper = RotaKeeper(
+        readers=make_rota_readers(settings),
+        rota=rota,
+        schedules=schedules,
+        # The worker reads rotas: the ordinary client, retries and all.
+        directory=SlackDirectory(slack, SlackEmails(database)),
+        default_schedules=settings.pagerduty_schedules,
+    )
     announcer = Announcer(
         slack,
         requests=requests,
@@ -187,6 +266,7 @@ def build_services(
         grants=grants,
         members=members,
         oncall=oncall,
+        who=who,
         images=images,
         approval_channel=settings.SHARE_APPROVAL_CHANNEL,
         notify_channel=settings.SHARE_NOTIFY_CHANNEL,
@@ -212,6 +292,9 @@ def build_services(
             members=members,
             oncall=oncall,
             audit=audit,
+            schedules=schedules,
+            who=who,
+            pagerduty=settings.ONCALL_PAGERDUTY_TOKEN is not None,
             # On the ack path: the quick client, so a slow Slack costs at most a second.
             accounts=lambda user_id: slack_account(quick_slack, user_id),
             policies=policies,
@@ -229,4 +312,8 @@ def build_services(
             every=timedelta(seconds=settings.SHARE_RECONCILE_SECONDS),
             follow=timedelta(days=settings.SHARE_FOLLOW_DAYS),
         ),
+        who=who,
+        rota=rota,
+        schedules=schedules,
+        rota_keeper=rota_keeper,
     )

@@ -46,8 +46,14 @@ SECRET_SETTINGS = frozenset(
         "SCP_SECRET_KEY",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
+        "ONCALL_PAGERDUTY_TOKEN",
+        # A feed's address usually carries its private key (Google's "secret address").
+        "ONCALL_ICAL_URL",
     }
 )
+PAGERDUTY_URL_DEFAULT = "https://api.pagerduty.com"
+# PagerDuty's object ids: letters and digits (`P1ABCDE`).
+SCHEDULE_ID = re.compile(r"^[A-Za-z0-9]{1,32}$", re.ASCII)
 
 
 def zone_named(value: str) -> ZoneInfo:
@@ -172,11 +178,23 @@ class Settings(BaseSettings):
     # size once warm (MB); 0: never.
     BOT_WORKER_RECYCLE_MB: int = Field(default=8, ge=0, le=4096)
 
+    # On-call rotas, read where they live (README, "Who is on call"). PagerDuty: a REST
+    # API key (read-only is enough) and the schedules, comma-separated; the base URL is a
+    # setting for proxies and tests. An iCalendar feed's address. Read every
+    # ONCALL_REFRESH_SECONDS by the worker; 5 and up accepted, for trying it out.
+    ONCALL_PAGERDUTY_TOKEN: SecretStr | None = None
+    ONCALL_PAGERDUTY_SCHEDULES: str = ""
+    ONCALL_PAGERDUTY_URL: str = PAGERDUTY_URL_DEFAULT
+    ONCALL_ICAL_URL: SecretStr | None = None
+    ONCALL_REFRESH_SECONDS: float = Field(default=300, ge=5)
+
     @field_validator(
         "SLACK_APP_TOKEN",
         "METRICS_PORT",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
+        "ONCALL_PAGERDUTY_TOKEN",
+        "ONCALL_ICAL_URL",
         mode="before",
     )
     @classmethod
@@ -279,6 +297,60 @@ class Settings(BaseSettings):
                 raise Refusal(f"{problem}, like {example}")
         return value
 
+    @field_validator("ONCALL_PAGERDUTY_TOKEN")
+    @classmethod
+    def _pagerduty_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and is_placeholder(value.get_secret_value()):
+            raise Refusal(
+                f"{PLACEHOLDER} a PagerDuty REST API key (Integrations → API Access Keys; a"
+                " read-only key is enough), or leave it empty"
+            )
+        return value
+
+    @field_validator("ONCALL_PAGERDUTY_SCHEDULES")
+    @classmethod
+    def _schedules(cls, value: str) -> str:
+        for schedule in (part.strip() for part in value.split(",")):
+            if schedule and not SCHEDULE_ID.match(schedule):
+                shown = schedule if len(schedule) <= 40 else schedule[:40] + "…"
+                raise Refusal(
+                    f"has {shown!r}, which is not a PagerDuty schedule id: give ids like"
+                    " P1ABCDE, comma-separated (a schedule's id ends its address in PagerDuty)"
+                )
+        return value
+
+    @field_validator("ONCALL_PAGERDUTY_URL")
+    @classmethod
+    def _pagerduty_url(cls, value: str) -> str:
+        problem = _http_url(value)
+        if problem:
+            raise Refusal(f"{problem}, like {PAGERDUTY_URL_DEFAULT}")
+        return value.rstrip("/")
+
+    @field_validator("ONCALL_ICAL_URL")
+    @classmethod
+    def _ical_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if is_placeholder(url):
+            raise Refusal(f"{PLACEHOLDER} the rota's iCalendar feed address, or leave it empty")
+        if url.lower().startswith("webcal://"):  # the same feed, as calendar apps link it
+            url = "https://" + url[len("webcal://") :]
+        if _http_url(url):
+            # The address itself is never repeated: it often holds the feed's private key.
+            raise Refusal("must be the feed's http:// or https:// (or webcal://) address")
+        return SecretStr(url)
+
+    @model_validator(mode="after")
+    def _schedules_need_token(self) -> Settings:
+        if self.pagerduty_schedules and self.ONCALL_PAGERDUTY_TOKEN is None:
+            raise Refusal(
+                "ONCALL_PAGERDUTY_SCHEDULES is set but ONCALL_PAGERDUTY_TOKEN is not: PagerDuty"
+                " answers nothing without a REST API key"
+            )
+        return self
+
     @field_validator("SHARE_APPROVAL_CHANNEL", "SHARE_NOTIFY_CHANNEL")
     @classmethod
     def _channel_id(cls, value: str) -> str:
@@ -366,6 +438,12 @@ class Settings(BaseSettings):
             maximum=_optional_duration(self.SHARE_MAX_DURATION),
             default=_optional_duration(self.SHARE_DEFAULT_DURATION),
         )
+
+    @property
+    def pagerduty_schedules(self) -> list[str]:
+        """ONCALL_PAGERDUTY_SCHEDULES as a list, in order, without repeats."""
+        parts = (part.strip() for part in self.ONCALL_PAGERDUTY_SCHEDULES.split(","))
+        return list(dict.fromkeys(part for part in parts if part))
 
     @property
     def socket_mode(self) -> bool:

@@ -10,6 +10,7 @@ from storage.oncall import OnCall, OnCallShift
 from storage.people import People
 from storage.policies import ImagePolicies
 from storage.requests import NewRequest, RequestRow, ShareRequests
+from storage.rota import OnCallSchedules, Rota, RotaEntry, SlackEmails, SourceState
 from storage.slack_messages import SlackData, SlackMessages
 
 __all__ = [
@@ -26,13 +27,18 @@ __all__ = [
     "KnownMembers",
     "NewRequest",
     "OnCall",
+    "OnCallSchedules",
     "OnCallShift",
     "People",
     "ReconcileRun",
     "ReconcileRuns",
     "RequestRow",
     "Role",
+    "Rota",
+    "RotaEntry",
     "ShareRequests",
     "SlackData",
+    "SlackEmails",
     "SlackMessages",
+    "SourceState",
 ]

@@ -82,7 +82,11 @@ class OnCall:
 
     def now_on_call(self) -> list[str]:
         """User ids whose window covers now."""
-        now = stamp(self._database.now())
+        return self.on_call_at(self._database.now())
+
+    def on_call_at(self, moment: datetime) -> list[str]:
+        """User ids whose window covers `moment`."""
+        now = stamp(moment)
         rows = self._database.read(
             lambda db: db.execute(
                 "SELECT DISTINCT user_id FROM oncall WHERE starts_at <= ? AND ends_at > ?"

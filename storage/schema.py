@@ -314,3 +314,48 @@ def add_cloud_members(db: sqlite_utils.Database) -> None:
     table = db.table("share_requests")
     table.add_column("takes_over", int)
     table.add_column("was_present", int, not_null_default=0)
+
+
+@migrations()
+def create_oncall_rota(db: sqlite_utils.Database) -> None:
+    """On-call rotas read from where they live (PagerDuty, an iCalendar feed).
+
+    `rota` holds each source's last good read, replaced whole in one transaction, so a
+    failed read leaves the previous one; `rota_sources` says when each was last read, last
+    tried, and what was wrong. `oncall_schedules` names the PagerDuty schedule an image's
+    requests ask; `slack_emails` remembers which Slack user an email is (or that none is).
+    """
+    db.table("rota").create(
+        {
+            "id": int,
+            "source": str,  # pagerduty | calendar
+            "schedule_id": str,  # PagerDuty's schedule; "" for the calendar
+            "email": str,
+            "name": str,
+            "user_id": str,  # the Slack user; "" when Slack knows nobody by that email
+            "starts_at": str,  # "" when always on call
+            "ends_at": str,  # "" when always on call
+        },
+        pk="id",
+        not_null={"source", "schedule_id", "email", "user_id", "starts_at", "ends_at"},
+    )
+    db.table("rota").create_index(["source", "starts_at", "ends_at"])
+    db.table("rota_sources").create(
+        {
+            "source": str,
+            "read_at": str,  # the last good read ("" never)
+            "tried_at": str,
+            "error": str,  # why the last try failed ("" when it did not)
+            "problems": str,  # JSON list: people Slack does not know, unknown schedules…
+        },
+        pk="source",
+        not_null={"read_at", "tried_at", "error", "problems"},
+    )
+    db.table("oncall_schedules").create(
+        {"image_id": str, "schedule_id": str, "set_by": str, "set_at": str},
+        pk="image_id",
+    )
+    db.table("slack_emails").create(
+        {"email": str, "user_id": str, "fetched_at": str},
+        pk="email",
+    )

@@ -35,6 +35,7 @@ SETTING_PREFIXES = (
     "METRICS_PORT",
     "PROMETHEUS_MULTIPROC_DIR",
     "AWS_",
+    "ONCALL_",
     "APPROVAL_",
 )
 

@@ -134,6 +134,8 @@ class BotHarness:
             images=self.services.images,
             image_refresh=timedelta(seconds=self.settings.IMAGE_LIST_REFRESH_SECONDS),
             reconciler=self.services.reconciler,
+            rota=self.services.rota_keeper,
+            rota_refresh=timedelta(seconds=self.settings.ONCALL_REFRESH_SECONDS),
         )
         self.services.wake = self.worker.wake
         self._worker_stop = threading.Event()
@@ -144,6 +146,7 @@ class BotHarness:
         # The first image-list refresh goes before anything a test does, so that a fault a
         # test injects meets the request it is meant for.
         assert self.worker.images_tried.wait(10), "the first image-list refresh never ended"
+        assert self.worker.rota_tried.wait(10), "the first read of the on-call rotas never ended"
 
     def stop_worker(self) -> None:
         """Stop the worker thread and wait for it."""

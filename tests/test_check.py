@@ -189,7 +189,14 @@ def test_the_manifest_asks_for_every_scope_the_bot_calls_for() -> None:
 def test_check_says_which_scopes_the_token_lacks_and_what_each_is_for(
     slack: FakeSlack, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    slack.scopes = {"commands", "chat:write", "im:write", "users:read", "channels:read"}
+    slack.scopes = {
+        "commands",
+        "chat:write",
+        "im:write",
+        "users:read",
+        "users:read.email",
+        "channels:read",
+    }
 
     status, lines = checked(slack, sandbox, tmp_path, date(2026, 12, 1))
 
@@ -211,4 +218,4 @@ def test_check_is_content_with_every_scope_the_manifest_asks_for(
 
     _, lines = checked(slack, sandbox, tmp_path, date(2026, 12, 1))
 
-    assert "[ok] Slack scopes: all 10 the bot uses" in lines
+    assert "[ok] Slack scopes: all 11 the bot uses" in lines

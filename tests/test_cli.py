@@ -24,6 +24,7 @@ from bot.cli import parser as cli_parser
 from bot.scp.models import ApiVersion
 from bot.scp.sandbox import Sandbox
 from bot.settings import Settings
+from storage import AuditLog, Database, Rota, RotaEntry
 from tests.fakes.slack import FakeSlack
 from tests.harness import ACCESS_KEY, IMAGE, SECRET_KEY, SIGNING_SECRET
 
@@ -349,6 +350,7 @@ def test_every_command_has_a_description_and_an_example() -> None:
         ("oncall", "add"),
         ("oncall", "remove"),
         ("oncall", "list"),
+        ("oncall", "schedule"),
     }
     for path, command in found.items():
         assert command.formatter_class is argparse.RawDescriptionHelpFormatter, path
@@ -408,6 +410,100 @@ def test_oncall_add_list_and_remove(cli: Any) -> None:
         "removed shift #2 of U77 (2026-01-01 00:00 UTC → 2026-01-01 09:00 UTC)\n"
     )
     assert ok(cli("oncall", "list")) == "no on-call shifts\n"
+
+
+def test_oncall_schedule_gives_an_image_its_own_pagerduty_schedule(
+    cli: Any, tmp_path: Path
+) -> None:
+    env = {"ONCALL_PAGERDUTY_TOKEN": "pd-test-key-0123456789"}
+
+    assert ok(cli("oncall", "schedule", IMAGE, "PTEAM02", env=env)) == (
+        f"requests for image {IMAGE} ask PagerDuty schedule PTEAM02\n"
+    )
+    assert ok(cli("oncall", "schedule", IMAGE, "PTEAM03", env=env)) == (
+        f"requests for image {IMAGE} ask PagerDuty schedule PTEAM03 (it asked PTEAM02)\n"
+    )
+    assert ok(cli("oncall", "list")) == (
+        f"no on-call shifts\nimage {IMAGE} asks PagerDuty schedule PTEAM03\n"
+    )
+    assert ok(cli("oncall", "schedule", IMAGE, "none")) == (
+        f"image {IMAGE} no longer has its own schedule (it asked PTEAM03)\n"
+    )
+    assert ok(cli("oncall", "schedule", IMAGE, "none")) == (
+        f"image {IMAGE} has no schedule of its own; nothing changed\n"
+    )
+    database = Database(tmp_path / "bot.db")
+    audited = [(e["actor"], e["action"], e["detail"]) for e in AuditLog(database).recent()]
+    database.close()
+    assert audited == [
+        ("cli:ops", "oncall schedule", f"{IMAGE} none"),
+        ("cli:ops", "oncall schedule", f"{IMAGE} PTEAM03"),
+        ("cli:ops", "oncall schedule", f"{IMAGE} PTEAM02"),
+    ]
+
+
+def test_oncall_schedule_without_pagerduty_warns(cli: Any) -> None:
+    run = cli("oncall", "schedule", IMAGE, "PTEAM02")
+
+    assert run.code == 0
+    assert run.err.endswith(
+        "warning: ONCALL_PAGERDUTY_TOKEN is not set: nobody is read from PagerDuty until it is\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (
+            (IMAGE, "P-1"),
+            "'P-1' is not a PagerDuty schedule id. Give one like P1ABCDE (the end of the"
+            " schedule's address in PagerDuty), or none to clear it.",
+        ),
+        (
+            ("nope", "PTEAM02"),
+            "'nope' is not an image id. Image ids are UUIDs like"
+            " 70a599e0-31e7-49b7-b260-868f441e862b.",
+        ),
+    ],
+)
+def test_a_bad_schedule_is_refused(cli: Any, words: tuple[str, str], message: str) -> None:
+    assert one_line_failure(cli("oncall", "schedule", *words)) == message
+    assert ok(cli("oncall", "list")) == "no on-call shifts\n"
+
+
+def test_oncall_list_shows_each_stored_rota_now_and_next(cli: Any, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    database = Database(tmp_path / "bot.db")
+    Rota(database).replace(
+        "pagerduty",
+        [
+            RotaEntry(
+                "pagerduty",
+                "alice@example.com",
+                "UALICE",
+                now - timedelta(hours=1),
+                now + timedelta(hours=1),
+                "PSCHED1",
+            ),
+            RotaEntry(
+                "pagerduty",
+                "dave@example.com",
+                "",
+                now + timedelta(hours=1),
+                now + timedelta(hours=9),
+                "PSCHED1",
+            ),
+        ],
+    )
+    database.close()
+
+    lines = ok(cli("oncall", "list")).splitlines()
+
+    assert lines[0] == "no on-call shifts"
+    assert lines[1].startswith("PagerDuty: read ") and lines[1].endswith(" s ago)")
+    assert lines[2].startswith("  now\tUALICE\talice@example.com\t")
+    assert lines[2].endswith("\tPSCHED1")
+    assert lines[3].startswith("  next\t(not in Slack)\tdave@example.com\t")
 
 
 @pytest.mark.parametrize(
@@ -561,7 +657,7 @@ def test_check_passes_with_the_current_version(
         "[ok] drift reconcile: not run yet (the worker runs it every 3600 s,"
         " SHARE_RECONCILE_SECONDS)",
         "[ok] Slack token: bot sharebot in team Fake Team",
-        "[ok] Slack scopes: all 10 the bot uses",
+        "[ok] Slack scopes: all 11 the bot uses",
         "[ok] cloud API version: 1.1 (CURRENT); served: 1.1, 1.0",
         "[ok] cloud API signed read: keys and signature accepted",
     ]

@@ -256,3 +256,68 @@ def test_raw_settings_are_read_like_the_bot_reads_them(
     )
     assert (secret.value, secret.source, secret.usable) == ("...", ".env", None)
     assert (account.value, account.source, account.usable) == (None, None, None)
+
+
+# -- on-call rotas ------------------------------------------------------------------------------
+
+
+def test_oncall_settings_accept_small_refresh_times_and_a_rota_per_source() -> None:
+    settings = load_settings(
+        **GOOD,
+        ONCALL_PAGERDUTY_TOKEN="u+pd-read-only-key",
+        ONCALL_PAGERDUTY_SCHEDULES=" PSCHED1, PTEAM02,PSCHED1 ",
+        ONCALL_PAGERDUTY_URL="http://127.0.0.1:9/",
+        ONCALL_ICAL_URL="webcal://calendar.example.com/rota.ics?key=private",
+        ONCALL_REFRESH_SECONDS="5",
+    )
+
+    assert settings.pagerduty_schedules == ["PSCHED1", "PTEAM02"]
+    assert settings.ONCALL_PAGERDUTY_URL == "http://127.0.0.1:9"
+    assert settings.ONCALL_ICAL_URL is not None
+    assert settings.ONCALL_ICAL_URL.get_secret_value() == (
+        "https://calendar.example.com/rota.ics?key=private"
+    )
+    assert settings.ONCALL_REFRESH_SECONDS == 5
+    defaults = load_settings(**GOOD)
+    assert (defaults.ONCALL_PAGERDUTY_TOKEN, defaults.ONCALL_ICAL_URL) == (None, None)
+    assert defaults.ONCALL_REFRESH_SECONDS == 300
+    assert defaults.ONCALL_PAGERDUTY_URL == "https://api.pagerduty.com"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"ONCALL_REFRESH_SECONDS": "4"},
+            "ONCALL_REFRESH_SECONDS is invalid: Input should be greater than or equal to 5",
+        ),
+        (
+            {"ONCALL_PAGERDUTY_SCHEDULES": "PSCHED1"},
+            "ONCALL_PAGERDUTY_SCHEDULES is set but ONCALL_PAGERDUTY_TOKEN is not: PagerDuty"
+            " answers nothing without a REST API key",
+        ),
+        (
+            {"ONCALL_PAGERDUTY_TOKEN": "k", "ONCALL_PAGERDUTY_SCHEDULES": "PSCHED1,#oncall"},
+            "ONCALL_PAGERDUTY_SCHEDULES has '#oncall', which is not a PagerDuty schedule id:"
+            " give ids like P1ABCDE, comma-separated (a schedule's id ends its address in"
+            " PagerDuty)",
+        ),
+        (
+            {"ONCALL_PAGERDUTY_TOKEN": "..."},
+            "ONCALL_PAGERDUTY_TOKEN is still the placeholder from .env.example: put in a"
+            " PagerDuty REST API key (Integrations → API Access Keys; a read-only key is"
+            " enough), or leave it empty",
+        ),
+        (
+            {"ONCALL_PAGERDUTY_URL": "api.pagerduty.com"},
+            "ONCALL_PAGERDUTY_URL must be an http:// or https:// URL, like"
+            " https://api.pagerduty.com",
+        ),
+        (
+            {"ONCALL_ICAL_URL": "ftp://calendar.example.com/rota.ics?key=s3cret-feed"},
+            "ONCALL_ICAL_URL must be the feed's http:// or https:// (or webcal://) address",
+        ),
+    ],
+)
+def test_bad_oncall_settings_are_refused_and_named(changes: dict[str, str], message: str) -> None:
+    assert problems(**changes) == [message]

@@ -15,6 +15,7 @@ from slack_sdk.models.views import View
 
 from bot.scp.models import ImageMember
 from bot.sharing import commands
+from bot.sharing.oncall import Source, Stale
 from bot.sharing.request import ShareRequest
 from bot.slack import views
 from bot.slack.views import DenyModal, MalformedSubmission
@@ -623,3 +624,34 @@ def test_a_listing_never_takes_more_blocks_than_a_message_has() -> None:
 
 def test_clip_marks_the_cut() -> None:
     assert views.clip("abcdef", 4) == "abc…" and views.clip("abc", 3) == "abc"
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        (
+            "en",
+            ":warning: The on-call rota from PagerDuty was last read 26 hours ago, so I'm not"
+            " trusting it; asking the approvers instead.\n:warning: The on-call rota from the"
+            " calendar could not be read yet; asking the approvers instead.\nNobody is on"
+            " call; approvers: <@UAPP1>, <@UAPP2>",
+        ),
+        (
+            "ko",
+            ":warning: PagerDuty의 당직표는 26시간 전에 마지막으로 읽어 믿을 수 없으므로,"
+            " 대신 승인자에게 묻습니다.\n"
+            ":warning: 캘린더의 당직표를 아직 읽지 못해, 대신 승인자에게 묻습니다.\n"
+            "당직자가 없습니다. 승인자: <@UAPP1>, <@UAPP2>",
+        ),
+    ],
+)
+def test_the_card_says_when_a_rota_was_too_old_to_trust(language: str, said: str) -> None:
+    stale = [
+        Stale(Source.PAGERDUTY, timedelta(hours=26, minutes=5)),
+        Stale(Source.CALENDAR, None),
+    ]
+    text, blocks = card(language=language, stale=stale)
+
+    context = [b for b in blocks if b["type"] == "context"][-1]
+    assert context["elements"][-1]["text"] == said
+    assert message_problems(text, blocks) == []

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from bot.sharing.commands import Admin
 from bot.sharing.errors import CommandError, LastAdmin, NotAdmin
+from bot.sharing.oncall import RotaNow, WhoIsOnCall, now_and_next
 from storage import (
     AuditLog,
     Grant,
@@ -17,6 +18,7 @@ from storage import (
     KnownMember,
     KnownMembers,
     OnCall,
+    OnCallSchedules,
     OnCallShift,
     Role,
 )
@@ -61,6 +63,12 @@ class Outcome:
     shifts: list[OnCallShift] = field(default_factory=list)
     now: datetime | None = None
     shift: OnCallShift | None = None  # the shift `oncall remove <id>` removed
+    # `oncall list`: each rota's people now and next, and the images' own schedules.
+    rotas: list[RotaNow] = field(default_factory=list)
+    image_schedules: dict[str, str] = field(default_factory=dict)
+    # `oncall schedule`: the image's schedule before; whether PagerDuty is read at all.
+    before: str | None = None
+    pagerduty: bool = True
 
 
 class Administration:
@@ -73,6 +81,9 @@ class Administration:
         members: KnownMembers,
         oncall: OnCall,
         audit: AuditLog,
+        schedules: OnCallSchedules | None = None,
+        who: WhoIsOnCall | None = None,
+        pagerduty: bool = False,
         accounts: Callable[[str], Account] = _everyone_is_a_person,
         policies: ImagePolicies | None = None,
     ) -> None:
@@ -81,6 +92,10 @@ class Administration:
         self.members = members
         self.oncall = oncall
         self.audit = audit
+        self.schedules = schedules
+        # Who is on call, for `oncall list`; and whether PagerDuty is set up at all.
+        self.who = who
+        self.pagerduty = pagerduty
         # Asks Slack what a user id is; commands from Slack grant only to people.
         self.accounts = accounts
         # The Slack workspace the bot serves, recorded with each grant ("" until known).
@@ -105,7 +120,21 @@ class Administration:
         if what == "member list":
             return Outcome(command, members=self.members.all())
         if what == "oncall list":
-            return Outcome(command, shifts=self.oncall.all(), now=now)
+            return Outcome(
+                command,
+                shifts=self.oncall.all(),
+                now=now,
+                rotas=[now_and_next(rota, now) for rota in self.who.rotas] if self.who else [],
+                image_schedules=self.schedules.all() if self.schedules else {},
+            )
+        if what == "oncall schedule":
+            before = self.set_schedule(command.image_id, command.schedule_id, by=by)
+            return Outcome(
+                command,
+                changed=before != (command.schedule_id or None),
+                before=before,
+                pagerduty=self.pagerduty,
+            )
         if what in {"grant", "revoke"}:
             assert command.role is not None
             if what == "grant":
@@ -183,6 +212,18 @@ class Administration:
         if removed is not None:
             self.audit.record(by, "oncall remove", f"#{shift_id} {removed.user_id}")
         return removed
+
+    def set_schedule(self, image_id: str, schedule_id: str, *, by: str) -> str | None:
+        """Make the image's requests ask this PagerDuty schedule ("" : the configured
+        ones again); the schedule it asked before, if any."""
+        assert self.schedules is not None, "on-call schedules need the database"
+        if schedule_id:
+            before = self.schedules.set(image_id, schedule_id, by=by)
+        else:
+            before = self.schedules.clear(image_id)
+        if before != (schedule_id or None):
+            self.audit.record(by, "oncall schedule", f"{image_id} {schedule_id or 'none'}")
+        return before
 
     def set_approvals(self, image_id: str, approvals: int, *, by: str) -> bool:
         """Set how many approvals (1 or 2) the image's shares need; False if it already did.

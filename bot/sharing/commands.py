@@ -11,6 +11,7 @@
     /share-image admin member add <member_id> <name…> | remove <member_id> | list
     /share-image admin oncall add <@user> <from> <to> | remove <shift id> | remove <@user> --all
     /share-image admin oncall list [all]
+    /share-image admin oncall schedule <image_id> <PagerDuty schedule id | none>
     /share-image admin policy <image_id> approvals 1|2
 
 Nothing that fails these rules gets any further: ids reach the cloud API and its
@@ -30,6 +31,8 @@ from storage.grants import Role
 
 IMAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 MEMBER_ID = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
+# PagerDuty's object ids: letters and digits (`P1ABCDE`).
+SCHEDULE_ID = re.compile(r"[A-Za-z0-9]{1,32}", re.ASCII)
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}", re.ASCII)
 # What Slack sends for a mention the client resolved (`should_escape`): `<@U123|jane>`.
 MENTION = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>", re.ASCII)
@@ -120,6 +123,8 @@ class Admin:
     past: bool = False
     # `oncall remove <shift id>`; 0 with a user_id: every shift of that user (`--all`).
     shift_id: int = 0
+    # `oncall schedule <image_id> <schedule id>`; "" for `none`: the image's own is cleared.
+    schedule_id: str = ""
     # `policy <image_id> approvals <n>`: how many approvals the image's shares need.
     approvals: int = 0
 
@@ -264,6 +269,15 @@ def moment(token: str, zone: tzinfo = UTC) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
+def schedule_id(token: str) -> str:
+    """A PagerDuty schedule id (`P1ABCDE`), "" for `none`, or CommandError."""
+    if token.lower() in {"none", "-"}:
+        return ""
+    if SCHEDULE_ID.fullmatch(token):
+        return token
+    raise CommandError("schedule_id_invalid", token=_shown(token))
+
+
 def shift_id(token: str) -> int | None:
     """A shift id (`12` or `#12`) as `oncall list` shows it; None for anything else."""
     digits = token.removeprefix("#")
@@ -390,6 +404,13 @@ def _admin(words: Words, zone: tzinfo) -> Admin:
             if ends <= starts:
                 raise CommandError("window_backwards")
             return Admin("oncall add", user_id=slack_user(words[2]), starts=starts, ends=ends)
+        if sub == "schedule":
+            _need(words, 4, "admin oncall schedule <image_id> <PagerDuty schedule id | none>")
+            if len(words) > 4:
+                raise CommandError("extra_arguments", extra=_shown(" ".join(words[4:])))
+            return Admin(
+                "oncall schedule", image_id=image_id(words[2]), schedule_id=schedule_id(words[3])
+            )
         if sub == "remove":
             _need(words, 3, "admin oncall remove <shift id> | <@user> --all")
             number = shift_id(words[2])

@@ -6,12 +6,13 @@
     ├── NotAllowed           the user holds no role that permits this
     │   └── NotAdmin         an admin command from someone who is not an admin
     ├── LastAdmin            revoking the last admin for all images from Slack
-    └── DeliveryError        the people concerned could not be told (tried again later)
-        └── ApproversUnreachable   no approval card can be posted: nobody could approve
+    ├── DeliveryError        the people concerned could not be told (tried again later)
+    │   └── ApproversUnreachable   no approval card can be posted: nobody could approve
+    └── DirectoryUnavailable Slack could not say who an email is (the rota read is kept)
 
-The cloud client (`bot.scp.errors`) and storage (`storage.errors`) have trees of their
-own; `bot.slack.texts` turns all of them into what users read, and nothing else
-decides wording. None of them ever holds a secret.
+The cloud client (`bot.scp.errors`), the rota readers (`bot.rota.errors`) and storage
+(`storage.errors`) have trees of their own; `bot.slack.texts` turns all of them into what
+users read, and nothing else decides wording. None of them ever holds a secret.
 """
 
 from __future__ import annotations
@@ -74,3 +75,11 @@ class DeliveryError(SharingError):
 
 class ApproversUnreachable(DeliveryError):
     """No approver can be asked (no approval channel, or the bot may not post there)."""
+
+
+class DirectoryUnavailable(SharingError):
+    """Slack could not be asked who an email is; the rota read before is kept."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)

@@ -21,6 +21,7 @@ from bot.scp.errors import CloudError, CloudUnavailable
 from bot.sharing.approvals import Stage, nudge_due
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
+from bot.sharing.oncall import RotaKeeper
 from bot.sharing.reconcile import Reconciler
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
@@ -101,6 +102,8 @@ class Worker:
         image_refresh: timedelta = timedelta(seconds=300),
         recycle: Callable[[int], bool] | None = None,
         reconciler: Reconciler | None = None,
+        rota: RotaKeeper | None = None,
+        rota_refresh: timedelta = timedelta(seconds=300),
     ) -> None:
         self.requests = requests
         self.service = service
@@ -113,6 +116,13 @@ class Worker:
         self.image_refresh = image_refresh
         # Lists the members of the images it follows, every SHARE_RECONCILE_SECONDS.
         self.reconciler = reconciler
+        # The on-call rotas (PagerDuty, the calendar), read on their own thread: asking who
+        # is on call reads only what was stored.
+        self.rota = rota if rota is not None and rota.readers else None
+        self.rota_refresh = rota_refresh
+        self.rota_tried = threading.Event()
+        if self.rota is None:
+            self.rota_tried.set()
         self._wake = threading.Event()
         # Requests in `sending` since before this moment were sent by a worker now gone.
         self._started = requests.now()
@@ -167,6 +177,12 @@ class Worker:
                 daemon=True,
             )
             reconciling.start()
+        rota_reader: threading.Thread | None = None
+        if self.rota is not None:
+            rota_reader = threading.Thread(
+                target=self._keep_rota_fresh, args=(stop,), name="oncall-rota", daemon=True
+            )
+            rota_reader.start()
         recycled = False
         with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
             while not stop.is_set():
@@ -183,8 +199,8 @@ class Worker:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
         if recycled:
-            stop.set()  # the refresher's and the reconcile's waits end with this worker
-        for thread in (refresher, reconciling):
+            stop.set()  # the refreshers' and the reconcile's waits end with this worker
+        for thread in (refresher, reconciling, rota_reader):
             if thread is not None:
                 thread.join(REFRESH_JOIN_SECONDS)
         return recycled
@@ -250,6 +266,21 @@ class Worker:
                 log.exception("unexpected failure refreshing the image list")
             self.images_tried.set()
             stop.wait(self.image_refresh.total_seconds())
+
+    # -- the on-call rotas -----------------------------------------------------------------
+
+    def _keep_rota_fresh(self, stop: threading.Event) -> None:
+        """Read the rotas on start, then every `rota_refresh`, until `stop`. A source that
+        cannot be read keeps its last rota (the keeper logs why)."""
+        assert self.rota is not None
+        while not stop.is_set():
+            try:
+                self.rota.refresh()
+            except Exception:
+                # A bug must not end the reads: log it whole and try at the next turn.
+                log.exception("unexpected failure reading the on-call rotas")
+            self.rota_tried.set()
+            stop.wait(self.rota_refresh.total_seconds())
 
     def _dispatch(self, pool: ThreadPoolExecutor) -> None:
         with self._busy_lock:

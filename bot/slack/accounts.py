@@ -1,4 +1,5 @@
-"""What Slack says of a user id: a person, a bot, a deactivated account, or nobody."""
+"""What Slack says of a user id (a person, a bot, a deactivated account, or nobody), and
+who an email is."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.sharing.admin import Account
+from bot.sharing.errors import DirectoryUnavailable
+from storage import SlackEmails
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +34,47 @@ def slack_account(client: WebClient, user_id: str) -> Account:
     if user.get("is_bot") or user.get("is_app_user") or user_id == "USLACKBOT":
         return Account.BOT
     return Account.PERSON
+
+
+class SlackDirectory:
+    """Who an email is in Slack (`users.lookupByEmail`), each answer remembered for a day
+    (an email Slack does not know, for an hour): the rota's people, matched to mentions."""
+
+    def __init__(self, client: WebClient, emails: SlackEmails | None) -> None:
+        self.client = client
+        # None: ask Slack every time, remember nothing (`check`, which writes nothing).
+        self.emails = emails
+
+    def user_for_email(self, email: str) -> str | None:
+        """The active person with that email, or None; `DirectoryUnavailable` when Slack
+        could not be asked (the caller keeps what it had)."""
+        if self.emails is not None:
+            cached, fresh = self.emails.get(email)
+            if fresh:
+                return cached
+        try:
+            answer = self.client.users_lookupByEmail(email=email)
+        except SlackApiError as error:
+            code = error.response.get("error") if error.response is not None else None
+            if code == "users_not_found":
+                self._remember(email, None)
+                return None
+            if code == "missing_scope":
+                raise DirectoryUnavailable(
+                    "users.lookupByEmail needs the users:read.email scope: add it and"
+                    " reinstall the app"
+                ) from None
+            raise DirectoryUnavailable(f"users.lookupByEmail failed ({code})") from None
+        except Exception as error:  # Slack down or slow
+            raise DirectoryUnavailable(
+                f"users.lookupByEmail failed ({type(error).__name__})"
+            ) from None
+        user = answer.get("user") or {}
+        person = not (user.get("deleted") or user.get("is_bot") or user.get("is_app_user"))
+        user_id = str(user.get("id") or "") if person else ""
+        self._remember(email, user_id or None)
+        return user_id or None
+
+    def _remember(self, email: str, user_id: str | None) -> None:
+        if self.emails is not None:
+            self.emails.remember(email, user_id)

@@ -32,6 +32,16 @@ from bot.sharing.approvals import MOST_MENTIONED, Audience, Stage
 from bot.sharing.durations import time_left
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
+from bot.sharing.oncall import (
+    MAX_ASKED,
+    ROTA_SOURCES,
+    Admins,
+    AllApprovers,
+    ImageApprovers,
+    Source,
+    TypedShifts,
+    WhoIsOnCall,
+)
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.states import OPEN
 from bot.slack import views
@@ -41,6 +51,9 @@ from storage import Grants, ImageRow, KnownMembers, OnCall, Role, SlackData, Sla
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
+
+# Sources whose people are on call (the card says "On call"), not approvers by role.
+TYPED_OR_ROTA = frozenset({Source.TYPED, *ROTA_SOURCES})
 
 MAX_DELIVERY_FAILURES = 8
 
@@ -85,6 +98,7 @@ class Announcer:
         grants: Grants,
         members: KnownMembers,
         oncall: OnCall,
+        who: WhoIsOnCall | None = None,
         images: ImageCatalog | None = None,
         approval_channel: str = "",
         notify_channel: str = "",
@@ -100,6 +114,11 @@ class Announcer:
         self.grants = grants
         self.members = members
         self.oncall = oncall
+        # Who a card mentions: without rotas, typed shifts, then approvers, then admins.
+        self.who = who or WhoIsOnCall(
+            [TypedShifts(oncall), ImageApprovers(grants), AllApprovers(grants), Admins(grants)],
+            clock=requests.now,
+        )
         self.images = images
         self.approval_channel = approval_channel
         self.notify_channel = notify_channel
@@ -749,10 +768,12 @@ class Announcer:
     ) -> tuple[str, list[dict[str, Any]], list[str]]:
         """The approval card as it stands, and whom it mentions."""
         card_language = self.default_language
-        on_call = self.on_call_now(request)
-        approvers = self.grants.holders(
-            Role.APPROVER, image_id=request.image_id
-        ) or self.grants.holders(Role.ADMIN)
+        asked = self.who.for_image(request.image_id)
+        # The card mentions the first few (views.PEOPLE_SHOWN, within asked.mentioned's 20)
+        # and counts the rest.
+        assert views.PEOPLE_SHOWN <= MAX_ASKED
+        on_call = asked.people if asked.source in TYPED_OR_ROTA else []
+        approvers = [] if on_call else asked.people
         text, blocks = views.approval_card(
             request,
             card_language,
@@ -760,6 +781,7 @@ class Announcer:
             why=self._why(request, card_language, name),
             on_call=on_call,
             approvers=approvers,
+            stale=asked.stale,
             asked=slack_time(request.created_at, self.zone),
             expires=slack_time(request.expires_at, self.zone),
             image=self.image(request.image_id),
@@ -769,8 +791,10 @@ class Announcer:
 
     def on_call_now(self, request: ShareRequest) -> list[str]:
         """Whoever is on call for the request's image now (the rota may have moved since
-        its card was posted)."""
-        return self.oncall.now_on_call()
+        its card was posted): typed shifts, then PagerDuty and the calendar; [] when
+        nobody is, so that the caller falls back to the approvers."""
+        asked = self.who.for_image(request.image_id)
+        return asked.mentioned if asked.source in TYPED_OR_ROTA else []
 
     # -- while a request waits for approval ----------------------------------------------------
 

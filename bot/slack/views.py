@@ -43,6 +43,7 @@ from bot.scp.models import ImageMember
 from bot.sharing.admin import Outcome
 from bot.sharing.commands import MAX_REASON
 from bot.sharing.durations import time_left
+from bot.sharing.oncall import RotaNow, Stale
 from bot.sharing.request import RequestState, ShareRequest
 from bot.slack.texts import (
     code,
@@ -55,7 +56,7 @@ from bot.slack.texts import (
     stored_when,
     when,
 )
-from storage import Grant, ImageRow, KnownMember, OnCallShift
+from storage import Grant, ImageRow, KnownMember, OnCallShift, RotaEntry
 from storage.requests import parse_stamp
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -419,6 +420,7 @@ def approval_card(
     asked: str,
     expires: str,
     image: ImageRow | None = None,
+    stale: Sequence[Stale] = (),
     waited: str = "",
 ) -> tuple[str, list[BlockDict]]:
     """The card approvers decide on, with Approve and Deny buttons.
@@ -436,6 +438,9 @@ def approval_card(
         who = people_line(language, approvers, "card_approvers", "card_more_approvers")
     else:
         who = say(language, "card_nobody")
+    if stale:
+        # A rota too old to trust was skipped: say so, or the mentions look like the rota's.
+        who = "\n".join([*(stale_line(language, s) for s in stale), who])
     value = str(request.id)
     facts = "\n".join(
         line
@@ -492,6 +497,36 @@ def approval_card(
         ),
     ]
     return _fallback(f"{title}: {intro} {who}"), _message(blocks)
+
+
+def age_words(language: str, seconds: float) -> str:
+    """How long ago, roughly: minutes under two hours, hours under two days, then days."""
+    minutes = max(0, int(seconds // 60))
+    if minutes < 120:
+        unit, count = "m", minutes
+    elif minutes < 48 * 60:
+        unit, count = "h", minutes // 60
+    else:
+        unit, count = "d", minutes // (24 * 60)
+    return say(language, f"duration_{unit}_{'one' if count == 1 else 'other'}", count=count)
+
+
+def source_words(language: str, source: str) -> str:
+    """A rota source's name: PagerDuty, the calendar."""
+    return say(language, f"rota_{source}")
+
+
+def stale_line(language: str, stale: Stale) -> str:
+    """The card's warning that a rota was skipped, being too old or never read."""
+    source = source_words(language, stale.source)
+    if stale.age is None:
+        return say(language, "card_rota_unread", source=source)
+    return say(
+        language,
+        "card_rota_stale",
+        source=source,
+        age=age_words(language, stale.age.total_seconds()),
+    )
 
 
 def decided_card(
@@ -912,6 +947,65 @@ def known_members_listing(
     )
 
 
+def rota_lines(
+    language: str,
+    rotas: Sequence[RotaNow],
+    image_schedules: Mapping[str, str],
+    *,
+    now: datetime,
+    zone: ZoneInfo = UTC_ZONE,
+) -> list[str]:
+    """Each rota's people now and next, and which images have their own schedule."""
+
+    def people(entries: Sequence[RotaEntry]) -> str:
+        named = list(
+            dict.fromkeys(
+                f"<@{e.user_id}>"
+                if e.user_id
+                else say(language, "oncall_rota_unmatched", email=code(e.email))
+                for e in entries
+            )
+        )
+        shown = named[:PEOPLE_SHOWN]
+        text = ", ".join(shown)
+        if len(named) > len(shown):
+            text = say(language, "card_more_oncall", people=text, count=len(named) - len(shown))
+        return text
+
+    lines: list[str] = []
+    for rota in rotas:
+        source = source_words(language, rota.source)
+        state = rota.state
+        if state is None or state.read_at is None:
+            lines.append(say(language, "oncall_rota_never", source=source))
+        else:
+            age = age_words(language, (now - state.read_at).total_seconds())
+            lines.append(say(language, "oncall_rota_read", source=source, age=age))
+        if state is not None and state.error:
+            lines.append(say(language, "oncall_rota_failing", error=escape(state.error)))
+        if state is None or state.read_at is None:
+            continue
+        lines.append(
+            say(language, "oncall_rota_now", people=people(rota.now))
+            if rota.now
+            else say(language, "oncall_rota_nobody_now")
+        )
+        if rota.next and rota.next[0].starts is not None:
+            starts = when(rota.next[0].starts.astimezone(zone), zone)
+            lines.append(say(language, "oncall_rota_next", when=starts, people=people(rota.next)))
+        else:
+            lines.append(say(language, "oncall_rota_no_next"))
+    if image_schedules:
+        pairs = sorted(image_schedules.items())
+        listed = ", ".join(
+            f"{code(short_id(image))} → {code(schedule)}" for image, schedule in pairs[:10]
+        )
+        if len(pairs) > 10:  # the command line lists them all
+            listed += f", … (+{len(pairs) - 10})"
+        lines.append(say(language, "oncall_rota_schedules", images=listed))
+    return lines
+
+
 def oncall_listing(
     language: str,
     shifts: Sequence[OnCallShift],
@@ -919,11 +1013,30 @@ def oncall_listing(
     now: datetime,
     past: bool = False,
     zone: ZoneInfo = UTC_ZONE,
+    rotas: Sequence[RotaNow] = (),
+    image_schedules: Mapping[str, str] | None = None,
 ) -> tuple[str, list[BlockDict]]:
-    """`/share-image admin oncall list [all]`: current and coming shifts, soonest first.
+    """`/share-image admin oncall list [all]`: who is on each rota now and next, then the
+    typed shifts, current and coming, soonest first.
 
     Past shifts only with `past`; otherwise the footer says how many were left out.
     """
+    from_rotas = rota_lines(language, rotas, image_schedules or {}, now=now, zone=zone)
+    text, blocks = _shift_listing(language, shifts, now=now, past=past, zone=zone)
+    if not from_rotas:
+        return text, blocks
+    rota_text = "\n".join(from_rotas)
+    return f"{rota_text}\n{text}", [*_message([_section(rota_text)]), *blocks]
+
+
+def _shift_listing(
+    language: str,
+    shifts: Sequence[OnCallShift],
+    *,
+    now: datetime,
+    past: bool,
+    zone: ZoneInfo,
+) -> tuple[str, list[BlockDict]]:
     if not shifts:
         text = say(language, "oncall_empty")
         return text, _message([_section(text)])
@@ -961,7 +1074,13 @@ def admin_answer(
     if what == "oncall list":
         assert outcome.now is not None
         return oncall_listing(
-            language, outcome.shifts, now=outcome.now, past=command.past, zone=zone
+            language,
+            outcome.shifts,
+            now=outcome.now,
+            past=command.past,
+            zone=zone,
+            rotas=outcome.rotas,
+            image_schedules=outcome.image_schedules,
         )
     return admin_change(language, outcome, zone), None
 
@@ -997,6 +1116,8 @@ def admin_change(language: str, outcome: Outcome, zone: ZoneInfo = UTC_ZONE) -> 
             starts=when(command.starts, zone),
             ends=when(command.ends, zone),
         )
+    if what == "oncall schedule":
+        return schedule_change(language, outcome)
     if what == "policy":
         image = code(command.image_id)
         if not outcome.changed:
@@ -1016,6 +1137,25 @@ def admin_change(language: str, outcome: Outcome, zone: ZoneInfo = UTC_ZONE) -> 
             ends=stored_when(shift.ends_at, zone),
         )
     return say(language, "oncall_removed", user=command.user_id, count=outcome.count)
+
+
+def schedule_change(language: str, outcome: Outcome) -> str:
+    """What `admin oncall schedule` did, and whether PagerDuty is read at all."""
+    command = outcome.command
+    image = code(command.image_id)
+    before = outcome.before
+    if command.schedule_id:
+        if not outcome.changed:
+            key = "oncall_schedule_same"
+        else:
+            key = "oncall_schedule_changed" if before else "oncall_schedule_set"
+        said = say(language, key, image=image, schedule=command.schedule_id, before=before)
+        if not outcome.pagerduty:
+            said += " " + say(language, "oncall_schedule_unread")
+        return said
+    if before is None:
+        return say(language, "oncall_schedule_none", image=image)
+    return say(language, "oncall_schedule_cleared", image=image, before=before)
 
 
 # -- the Home tab ----------------------------------------------------------------------------

@@ -100,6 +100,7 @@ _METHOD_SCOPES = {
     "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write",
     "users.info": "users:read",
+    "users.lookupByEmail": "users:read.email",
 }
 # The scopes a token has when a test grants it all (`FakeSlack.scopes` None): the bot's.
 EVERY_SCOPE = frozenset(
@@ -108,6 +109,7 @@ EVERY_SCOPE = frozenset(
         "chat:write",
         "im:write",
         "users:read",
+        "users:read.email",
         "channels:read",
         "groups:read",
         "channels:history",
@@ -249,6 +251,7 @@ class FakeSlack:
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "users.info": self._users_info,
+            "users.lookupByEmail": self._users_lookup_by_email,
             "views.publish": self._views_publish,
             "views.open": self._views_open,
             "views.update": self._views_update,
@@ -362,6 +365,11 @@ class FakeSlack:
             user = self._users.setdefault(user_id, {})
             user.update(fields)
             user.update(is_bot=is_bot, deleted=deleted)
+
+    def add_person(self, user_id: str, email: str, **fields: Any) -> None:
+        """Make ``user_id`` a person whose profile email is ``email``
+        (``users.lookupByEmail`` finds them by it)."""
+        self.add_user(user_id, email=email, **fields)
 
     def knows_user(self, user_id: str) -> None:
         """``user_id`` is a user, as it is already if added before (fields kept)."""
@@ -1007,6 +1015,25 @@ class FakeSlack:
         if _truthy(args.get("include_locale")):
             user["locale"] = self._locales.get(user_id, "en-US")
         return {"ok": True, "user": user}
+
+    def _users_lookup_by_email(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Slack matches the profile's email ignoring case; anyone else is users_not_found.
+        email = str(args.get("email") or "")
+        if not email:
+            return {"ok": False, "error": "invalid_arguments"}
+        found = next(
+            (
+                user_id
+                for user_id, fields in self._users.items()
+                if str(fields.get("email", "")).lower() == email.lower()
+            ),
+            None,
+        )
+        if found is None:
+            return {"ok": False, "error": "users_not_found"}
+        answer = self._users_info({"user": found})
+        answer["user"]["profile"]["email"] = self._users[found]["email"]
+        return answer
 
     def _view(self, view: Any, **extra: Any) -> dict[str, Any]:
         body = dict(view) if isinstance(view, dict) else {}
