@@ -124,8 +124,6 @@ class Worker:
         if self.rota is None:
             self.rota_tried.set()
         self._wake = threading.Event()
-        # Requests in `sending` since before this moment were sent by a worker now gone.
-        self._started = requests.now()
         # Set once the first refresh of the image list has been tried (at once without one).
         self.images_tried = threading.Event()
         if images is None:
@@ -150,7 +148,6 @@ class Worker:
     def run(self, stop: threading.Event) -> bool:
         """Work until `stop` is set, then finish what is under way; True when it ended
         because `recycle` said so (with nothing under way: a fresh worker takes over)."""
-        self._started = self.requests.now()
         try:
             for request in self.requests.held():
                 self.announcer.interrupted(request)
@@ -384,11 +381,11 @@ class Worker:
                 request = self.service.send(self._reload(request))
             request = self._announce(self._reload(request))
         elif request.state == RequestState.SENDING:
+            # Left in `sending` by a worker that died (this one holds the worker lock, so
+            # that one is gone): read back at once, then recorded, or sent once more.
             again_at = request.next_poll_at
             if again_at is None or again_at <= now:
-                request = self._announce(
-                    self.service.reconcile(request, under_way_until=self._under_way_until(request))
-                )
+                request = self._announce(self.service.reconcile(request))
         elif request.state == RequestState.REMOVING:
             # Ended early, or a removal interrupted: read first, remove only if still there.
             request = self._announce(self.service.reconcile_removal(request))
@@ -480,13 +477,6 @@ class Worker:
                 break
             request = self.announcer.announce(request)
         return request
-
-    def _under_way_until(self, request: ShareRequest) -> datetime | None:
-        """Until when a worker that died may still have a call for `request` under way."""
-        sent = request.sent_at
-        if sent is None or sent >= self._started:
-            return None  # sent by this worker, whose call has ended: nothing can still land
-        return sent + self.service.longest_send()
 
     def _reload(self, request: ShareRequest) -> ShareRequest:
         return self.requests.get(request.id) or request
