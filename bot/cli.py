@@ -912,7 +912,8 @@ def parser() -> argparse.ArgumentParser:
         "Check the settings, the database, Slack (the bot token, SLACK_APP_TOKEN when set,\n"
         "and that the bot is in SHARE_APPROVAL_CHANNEL and SHARE_NOTIFY_CHANNEL) and the\n"
         "cloud API (its version list and a signed read). Each failure says what was\n"
-        "tried, what came back and what to do.\n"
+        "tried, what came back and what to do. It changes nothing: a missing database\n"
+        "is reported, not created.\n"
         "Exit status 0 when the bot can work ([WARN] lines allowed), 1 otherwise.",
         ["python -m bot check", "SCP_API_VERSION=1.3 python -m bot check"],
     )
