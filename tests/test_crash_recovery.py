@@ -258,15 +258,22 @@ def test_a_worker_killed_after_the_cloud_answered_reads_it_back_and_sends_nothin
 # -- killed while a slow POST is under way ---------------------------------------------------
 
 
-def _die_with_the_post_under_way(bot: BotHarness, sandbox: Sandbox) -> threading.Event:
-    """The worker dies while its POST is on the wire: the cloud carries it out anyway."""
+def _die_with_the_post_under_way(
+    bot: BotHarness, sandbox: Sandbox, ended: threading.Event | None = None
+) -> threading.Event:
+    """The worker dies while its POST is on the wire: the cloud carries it out anyway.
+    `ended` is set once that POST's call is over (its outcome reaches nobody)."""
     cloud = bot.services.cloud
     real = cloud.add_member
     died = threading.Event()
 
     def unheard(*args: Any, **kwargs: Any) -> None:
-        with contextlib.suppress(CloudError):  # its answer reaches a process that is gone
-            real(*args, **kwargs)
+        try:
+            with contextlib.suppress(CloudError):  # its answer reaches a process that is gone
+                real(*args, **kwargs)
+        finally:
+            if ended is not None:
+                ended.set()
 
     def add_member(*args: Any, **kwargs: Any) -> Any:
         if died.is_set():
@@ -285,7 +292,8 @@ def test_a_worker_killed_during_a_4_second_post_reads_at_once_and_the_cloud_adds
 ) -> None:
     bot = make()
     sandbox.inject(Fault.stall(4.0, method="POST"))
-    died = _die_with_the_post_under_way(bot, sandbox)
+    ended = threading.Event()
+    died = _die_with_the_post_under_way(bot, sandbox, ended)
     bot.ack_text(f"{IMAGE} {MEMBER}")
 
     restart(bot, died)
@@ -297,6 +305,7 @@ def test_a_worker_killed_during_a_4_second_post_reads_at_once_and_the_cloud_adds
     assert (request.api_status, request.error_kind) == (200, None)
     # The held POST ends in a 409 nobody hears: the cloud added the member once.
     settled(sandbox, 2)
+    assert ended.wait(10)
     assert [(r.method, r.status) for r in calls(sandbox)] == [
         ("POST", 409),
         ("GET", 404),
