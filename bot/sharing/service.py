@@ -665,18 +665,22 @@ class ShareService:
         log.info("extension asked", extra={**asked.request.log_fields(), "extends": request.id})
         return Ending(self.requests.get(request_id), extension=asked)
 
-    def reconcile(self, request: ShareRequest) -> ShareRequest:
+    def reconcile(
+        self, request: ShareRequest, *, under_way_until: datetime | None = None
+    ) -> ShareRequest:
         """Finish a request left in `sending` by a crash: read the member, never blindly re-add.
 
         Called as soon as a new worker finds it: the worker that sent it is gone (one
         worker per database) and retries nothing. A change found done is recorded as its
-        answer; one not found is sent once more at once. An add of the dead worker's still
-        on its way to the cloud cannot make that a second add: the cloud answers one of the
-        two with 409, and a 409 for a member created since `sent_at` is this request's own
-        success (a 404 to a removal likewise). While the cloud API cannot be read, the
-        request stays in `sending` (the worker tries again) for at most `recheck_for` after
-        it was sent; then, or at once for an answer that will not change (401, 403), the
-        user is told it failed.
+        answer. `under_way_until`: until then (a few seconds after `sent_at`) the dead
+        worker's last call may still be being carried out, so a change not found yet is
+        read again shortly (the request stays in `sending`, `next_poll_at` says when);
+        after it, it is sent once more. Should that call land after all, the cloud
+        answers one of the two with 409, and a 409 for a member created since `sent_at`
+        is this request's own success (a 404 to a removal likewise). While the cloud API
+        cannot be read, the request stays in `sending` (the worker tries again) for at
+        most `recheck_for` after it was sent; then, or at once for an answer that will
+        not change (401, 403), the user is told it failed.
         """
         now = self.requests_now()
         language = accept_language(request.language or "en")
@@ -686,7 +690,9 @@ class ShareService:
         except errors.MemberNotFound:
             if request.unshare:
                 return self._finished(request, RequestState.REMOVED, api_status=404)
-            # The add has not landed (or not yet): send it once more.
+            if under_way_until is not None and now < under_way_until:
+                return self._read_again(request, now, under_way_until)
+            # The add never landed, and no earlier call can still land: send it once more.
             return self.send(request, again=True)
         except errors.CloudError as error:
             sent = request.sent_at or now
@@ -695,6 +701,8 @@ class ShareService:
                 raise
             return self._failed(request, error)
         if request.unshare:
+            if under_way_until is not None and now < under_way_until:
+                return self._read_again(request, now, under_way_until)
             return self.send(request, again=True)
         if request.extends is None:
             # A share of a member the bot shares already was a change of its end, not an add.
@@ -702,6 +710,18 @@ class ShareService:
             if taken is not None:
                 return taken
         return self._member_answer(request, member, api_status=200)
+
+    def _read_again(self, request: ShareRequest, now: datetime, until: datetime) -> ShareRequest:
+        """Read an interrupted change back later: sooner while it is young, and at `until`."""
+        sent = request.sent_at or now
+        wait = min(max(now - sent, timedelta(seconds=1)), timedelta(seconds=30))
+        log.info(
+            "an interrupted change may still be under way; reading it again later",
+            extra={"request": request.id, "until": until.isoformat()},
+        )
+        return self.requests.update(
+            request.id, only_in=RequestState.SENDING, next_poll_at=min(now + wait, until)
+        )
 
     def recheck(self, request: ShareRequest) -> ShareRequest:
         """Read back a change that failed without an answer: it may have landed after all."""

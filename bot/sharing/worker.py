@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 TURN_WAIT = timedelta(milliseconds=200)
 # How often a remove the cloud refused (not a passing failure) is tried again.
 REMOVAL_RETRY = timedelta(minutes=5)
+# After a crash, a change the dead worker sent this recently may still be being carried
+# out by the cloud: one not found is read again until then, and only then sent once more
+# (well inside the 30 s after a restart in which every interrupted request is answered).
+RESTART_GRACE = timedelta(seconds=10)
 # How long a stopping worker waits for an image-list refresh under way.
 REFRESH_JOIN_SECONDS = 2.0
 # A worker due to hand over to a fresh one starts no new work for at most this long while
@@ -385,7 +389,9 @@ class Worker:
             # that one is gone): read back at once, then recorded, or sent once more.
             again_at = request.next_poll_at
             if again_at is None or again_at <= now:
-                request = self._announce(self.service.reconcile(request))
+                request = self._announce(
+                    self.service.reconcile(request, under_way_until=self._landing_until(request))
+                )
         elif request.state == RequestState.REMOVING:
             # Ended early, or a removal interrupted: read first, remove only if still there.
             request = self._announce(self.service.reconcile_removal(request))
@@ -477,6 +483,13 @@ class Worker:
                 break
             request = self.announcer.announce(request)
         return request
+
+    @staticmethod
+    def _landing_until(request: ShareRequest) -> datetime | None:
+        """Until when the dead worker's last call for `request` may still be being carried
+        out by the cloud: a read that misses it before then is tried again, not resent."""
+        sent = request.sent_at
+        return None if sent is None else sent + RESTART_GRACE
 
     def _reload(self, request: ShareRequest) -> ShareRequest:
         return self.requests.get(request.id) or request
