@@ -185,6 +185,8 @@ def cloud_operation(method: str, path: str) -> str:
     """The client's operation behind an HTTP request, from its method and path."""
     found = _MEMBERS_PATH.search(path)
     if found is None:
+        if method == "PUT" and _IMAGE_PATH.search(path):
+            return "set_visibility"
         if method != "GET":
             return "other"
         if _IMAGE_PATH.search(path):

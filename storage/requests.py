@@ -82,6 +82,9 @@ class RequestRow:
     removal_result: str | None = None
     extends: int | None = None
     extended_by: int | None = None
+    # the bot set the image Shared for this request / set it back to private after it
+    made_shared_at: str | None = None
+    made_private_at: str | None = None
 
 
 COLUMNS = [f.name for f in fields(RequestRow)]
@@ -431,8 +434,9 @@ class ShareRequests:
         )
 
     def start_removing(self, request_id: int, *, by: str | None = None) -> bool:
-        """pending | accepted → removing, stored before the remove call; False if it is
-        not in either, or while an extension of it is about to be sent (it takes over).
+        """pending | accepted | rejected → removing, stored before the remove call (a member
+        that rejected still has access); False if it is in none of them, or while an
+        extension of it is about to be sent (it takes over).
 
         `by` is who ended the share early; None when its time was up.
         """
@@ -443,7 +447,7 @@ class ShareRequests:
                     db.execute(
                         "UPDATE share_requests SET state = 'removing', removing_at = ?,"
                         " removed_by = ?, updated_at = ?, due_at = ?"
-                        " WHERE id = ? AND state IN ('pending', 'accepted')"
+                        " WHERE id = ? AND state IN ('pending', 'accepted', 'rejected')"
                         " AND NOT EXISTS (SELECT 1 FROM share_requests AS later"
                         " WHERE later.extends = share_requests.id"
                         " AND later.state IN ('queued', 'sending'))",
@@ -493,7 +497,7 @@ class ShareRequests:
                 db.execute(
                     "UPDATE share_requests SET ends_at = NULL, remind_at = NULL, updated_at = ?"
                     " WHERE image_id = ? AND lower(member_id) = lower(?) AND action = 'share'"
-                    " AND state IN ('pending', 'accepted') AND ends_at IS NOT NULL",
+                    " AND state IN ('pending', 'accepted', 'rejected') AND ends_at IS NOT NULL",
                     [now, image_id, member_id],
                 ).rowcount
             )
@@ -504,7 +508,7 @@ class ShareRequests:
         rows = self._database.read(
             lambda db: list(
                 db.table("share_requests").rows_where(
-                    "image_id = ? AND state IN ('pending', 'accepted', 'removing')"
+                    "image_id = ? AND state IN ('pending', 'accepted', 'rejected', 'removing')"
                     " AND ends_at IS NOT NULL",
                     [image_id],
                     order_by="ends_at, id",
@@ -512,6 +516,18 @@ class ShareRequests:
             )
         )
         return [r for r in map(_row, rows) if r is not None]
+
+    def in_flight(self, image_id: str, *, besides: int) -> bool:
+        """Whether a request for the image other than `besides` is about to reach the cloud
+        or is with it now."""
+        row = self._database.read(
+            lambda db: db.execute(
+                "SELECT 1 FROM share_requests WHERE image_id = ? AND id != ?"
+                " AND state IN ('queued', 'sending') LIMIT 1",
+                [image_id, besides],
+            ).fetchone()
+        )
+        return row is not None
 
     def waiting_turn(self, request_id: int) -> bool:
         """Whether an earlier request for the same image and member is still being carried out."""

@@ -171,7 +171,7 @@ def test_the_parent_says_who_asked_what_and_where_it_stands() -> None:
     text, blocks = views.parent(make_request(reason="nightly", state="pending"), "en", "QA")
 
     assert text.startswith(f"<@UREQ> asked to share image `{IMAGE}` with `a8f1")
-    assert "*pending* until the account accepts" in text
+    assert "shared: the account can use it now; *pending* until it accepts it" in text
     assert [b["type"] for b in blocks] == ["section", "context", "context"]
     assert blocks[1]["elements"][0] == {
         "type": "plain_text",
@@ -463,8 +463,10 @@ def test_a_short_member_list_reads_as_before() -> None:
     text, blocks = views.member_listing("en", IMAGE, [member], {member.member_id: "QA account"})
 
     assert text == (
-        f"Members of image `{IMAGE}`:\n• `{member.member_id}` (QA account): *accepted*"
-        f" (added {member.created_at}, updated {member.updated_at})"
+        f"Members of image `{IMAGE}`:\n• `{member.member_id}` (QA account):"
+        f" *accepted: in their list* (added {member.created_at}, updated {member.updated_at})"
+        "\nEvery member can use the image from the moment it is added; the status only says"
+        " whether it shows in their own image list. Only removing a member takes access away."
     )
     assert message_problems(text, blocks) == []
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from bot import metrics
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
 from bot.sharing.request import Requests, RequestState, ShareRequest
+from bot.sharing.service import RUNNING
 from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, mentions, outcome_error, say
@@ -245,12 +247,40 @@ class Announcer:
         outcome = self.outcome_text(request, language, name)
         if slack.announced_state == RequestState.FAILED:
             outcome = say(language, "landed_after_all") + " " + outcome
+        if state is RequestState.REJECTED and not request.ends_at and not request.unshare:
+            # Still has access, and nothing will end it: offer to end it now.
+            steps.append(lambda told: self._reply_remove_now(request, told, language, outcome))
+        else:
+            steps.append(
+                lambda told: self._reply(request, told, language, outcome, step=reply_step)
+            )
         steps += [
-            lambda told: self._reply(request, told, language, outcome, step=reply_step),
             lambda told: self._update_parent(request, told, language, name),
             lambda told: self._notify(request, told, name),
         ]
         return steps
+
+    def _reply_remove_now(
+        self, request: ShareRequest, slack: SlackData, language: str, outcome: str
+    ) -> None:
+        """The rejected line of an open-ended share, with Remove now (as the reminder's)."""
+        text, blocks = views.rejected_open(request, outcome, language)
+        if slack.via_response_url or not slack.parent_ts:
+            self._reply(request, slack, language, text, step="rejected:reply")
+            return
+        answer = self._post(
+            request,
+            slack,
+            "rejected:reply",
+            channel=slack.parent_channel or "",
+            thread_ts=slack.parent_ts,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        # Its button is checked against this message, as the reminder's is.
+        self.messages.update(request.id, reminder_ts=answer.get("ts"))
 
     def remind(self, request: ShareRequest) -> None:
         """The one reminder before a timed share ends, in its thread (or to the asker)."""
@@ -276,14 +306,26 @@ class Announcer:
     def removal_refused(self, request: ShareRequest) -> None:
         """Tell the thread, once, that the cloud refused the remove; it is tried again."""
         language = request.language or self.default_language
-        text = say(
-            language,
-            "removal_refused",
-            member=views.member_label(request.member_id, self.members.name(request.member_id)),
-            image=code(request.image_id),
-            what=views.failure_words(request, language),
-            admins=self.admins(language),
-        )
+        member = views.member_label(request.member_id, self.members.name(request.member_id))
+        if request.error_kind == "still_listed":
+            left = ", ".join(code(m) for m in (request.error_detail or "").split()) or "?"
+            text = say(
+                language,
+                "removal_still_listed",
+                member=member,
+                image=self.image_label(request.image_id),
+                left=left,
+                admins=self.admins(language),
+            )
+        else:
+            text = say(
+                language,
+                "removal_refused",
+                member=member,
+                image=code(request.image_id),
+                what=views.failure_words(request, language),
+                admins=self.admins(language),
+            )
         self._reply(
             request, self.messages.get(request.id), language, text, step="removal_refused:reply"
         )
@@ -294,9 +336,16 @@ class Announcer:
         if not slack.reminder_ts or not channel:
             return
         language = request.language or self.default_language
-        text, blocks = views.reminder_answered(
-            request, language, self.members.name(request.member_id), outcome
-        )
+        name = self.members.name(request.member_id)
+        if request.duration:
+            text, blocks = views.reminder_answered(request, language, name, outcome)
+        else:
+            # The line of an open-ended share its member rejected: its words, without the button.
+            rejected = replace(request, state=RequestState.REJECTED)
+            line, _ = views.rejected_open(
+                request, self.outcome_text(rejected, language, name), language
+            )
+            text, blocks = views.answered(line, outcome)
         try:
             self._call(
                 "chat.update", channel=channel, ts=slack.reminder_ts, text=text, blocks=blocks
@@ -341,9 +390,17 @@ class Announcer:
         state = request.state
         ends = (
             " " + say(language, "outcome_ends", ends=slack_time(request.ends_at))
-            if request.ends_at and state in {RequestState.PENDING, RequestState.ACCEPTED}
+            if request.ends_at and state in RUNNING
             else ""
         )
+        if request.made_shared_at and state in RUNNING:
+            ends += " " + say(language, "made_shared", image=image)
+        if request.made_private_at and state is RequestState.REMOVED:
+            return (
+                self._removed_text(request, language, member, image)
+                + " "
+                + say(language, "made_private", image=image)
+            )
         if state is RequestState.PENDING:
             return (
                 say(
@@ -366,23 +423,8 @@ class Announcer:
                 )
                 + ends
             )
-        if state is RequestState.REMOVED and request.removal_result == "gone":
-            return say(language, "outcome_removed_gone", member=member, image=image)
-        if state is RequestState.REMOVED and request.removal_result and request.removed_by:
-            return say(
-                language, "outcome_removed_early", member=member, image=image, by=request.removed_by
-            )
-        if state is RequestState.REMOVED and request.removal_result:
-            return say(
-                language,
-                "outcome_removed_ended",
-                member=member,
-                image=image,
-                duration=views.duration_words(request, language),
-            )
         if state is RequestState.REMOVED:
-            key = "outcome_removed" if request.unshare else "outcome_gone"
-            return say(language, key, member=member, image=image)
+            return self._removed_text(request, language, member, image)
         if state is RequestState.DENIED:
             reason = (
                 say(language, "deny_reason_line", reason=code(request.deny_reason))
@@ -402,6 +444,26 @@ class Announcer:
             detail=request.error_detail,
             member_status=request.member_status,
         )
+
+    @staticmethod
+    def _removed_text(request: ShareRequest, language: str, member: str, image: str) -> str:
+        """The thread reply for a removed member: how it ended."""
+        if request.removal_result == "gone":
+            return say(language, "outcome_removed_gone", member=member, image=image)
+        if request.removal_result and request.removed_by:
+            return say(
+                language, "outcome_removed_early", member=member, image=image, by=request.removed_by
+            )
+        if request.removal_result:
+            return say(
+                language,
+                "outcome_removed_ended",
+                member=member,
+                image=image,
+                duration=views.duration_words(request, language),
+            )
+        key = "outcome_removed" if request.unshare else "outcome_gone"
+        return say(language, key, member=member, image=image)
 
     # -- posting -------------------------------------------------------------------------------
 
@@ -687,6 +749,10 @@ class Announcer:
             state = say(language, "state_failed", what=views.failure_words(request, language))
         else:
             state = views.state_line(request, language)
+        if request.made_shared_at and request.state in RUNNING:
+            state += " · " + say(language, "notify_made_shared")
+        if request.made_private_at and request.state is RequestState.REMOVED:
+            state += " · " + say(language, "notify_made_private")
         link = views.permalink(slack.parent_channel, slack.parent_ts) or "-"
         text = say(
             language,
