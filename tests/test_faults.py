@@ -204,7 +204,7 @@ def test_an_add_that_lands_after_the_bot_gave_up_is_found_and_reported(
     request = bot.wait_state("pending")
 
     replies = bot.wait_thread(bot.parent(), 2)
-    assert replies[1].startswith("Update: the cloud did carry this out after all. Shared.")
+    assert replies[1].startswith("Update: the cloud did carry this out after all. Shared:")
     assert (request.error_kind, request.member_status) == (None, "pending")
     assert len(calls(sandbox, "POST")) == FAST_RETRY.attempts  # read back, never sent again
     assert calls(sandbox, "GET")
