@@ -194,14 +194,15 @@ class Images:
         )
         return None if row is None else int(row[0])
 
-    def forget_made_shared(self, image_id: str) -> bool:
-        """The bot set the image back to private: it no longer holds it Shared. True if it did."""
+    def forget_made_shared(self, image_id: str, *, request_id: int | None = None) -> bool:
+        """The bot set the image back to private (or its change to Shared was refused, for
+        `request_id` only): it no longer holds it Shared. True if it did."""
+        where = "image_id = ?" + (" AND request_id = ?" if request_id is not None else "")
+        values: list[Any] = [image_id, *([request_id] if request_id is not None else [])]
         return bool(
             self._database.write(
                 lambda db: (
-                    db.execute(
-                        "DELETE FROM images_made_shared WHERE image_id = ?", [image_id]
-                    ).rowcount
+                    db.execute(f"DELETE FROM images_made_shared WHERE {where}", values).rowcount
                 )
             )
         )

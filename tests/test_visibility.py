@@ -465,3 +465,34 @@ def test_the_sandbox_refuses_members_on_an_image_that_is_not_shared(
     assert sandbox.members(PRIVATE) == []
     unsigned = httpx.put(f"{sandbox.url}/v1/images/{PRIVATE}", json={"visibility": "shared"})
     assert unsigned.status_code == 401 and visibility(sandbox, PRIVATE) == "private"
+
+
+def test_a_refused_change_to_shared_adds_nothing_and_records_nothing(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    locked = "5d6e7f80-9a0b-4c1d-8e2f-3a4b5c6d7e8f"
+    sandbox.add_image(locked, name="locked", shareable=False)  # this account may not change it
+
+    team.ack_text(f"{locked} {MEMBER} QA run", user="USHARE")
+    failed = team.wait_state("failed")
+
+    assert failed.error_kind == "visibility_refused" and failed.made_shared_at is None
+    assert [r.status for r in image_changes(sandbox, locked)] == [403]
+    assert adds(sandbox) == [] and visibility(sandbox, locked) == "private"
+    assert team.services.images.stored.made_shared(locked) is None
+    [reply] = team.wait_thread(team.parent("C1"), 1)
+    assert reply.startswith(
+        f"Image `locked` · `5d6e7f80…` is private, and the cloud refused to set it to Shared,"
+        f" so `{MEMBER}` {NAMED} was not added."
+    )
+
+
+def test_the_stored_facts_of_an_image_made_shared(team: BotHarness) -> None:
+    stored = team.services.images.stored
+    stored.mark_made_shared(PRIVATE, 7)
+    stored.mark_made_shared(PRIVATE, 9)  # made Shared again, for a later request
+    assert stored.made_shared(PRIVATE) == 9
+    assert not stored.forget_made_shared(PRIVATE, request_id=7)  # not the one on record
+    assert stored.made_shared(PRIVATE) == 9
+    assert stored.forget_made_shared(PRIVATE)
+    assert stored.made_shared(PRIVATE) is None and not stored.forget_made_shared(PRIVATE)

@@ -326,20 +326,26 @@ class ShareService:
             )
             self.log_outcome(failed)
             return failed
+        # Recorded before the change is asked, on the request and for the image: after a
+        # crash the bot still knows it made the image Shared (the read back finds it so).
+        self.images.stored.mark_made_shared(request.image_id, request.id)
+        request = self.requests.update(
+            request.id, only_in=RequestState.SENDING, made_shared_at=self.requests_now()
+        )
         try:
             self.images.set_visibility(request.image_id, Visibility.SHARED, language=language)
         except errors.CloudError as error:
-            # Nothing was added. A change without an answer may have landed: it is harmless
-            # (a Shared image is seen only by its members) and the request is told as failed.
+            # Nothing was added. A change without an answer may have landed: it stays
+            # recorded (a Shared image is seen only by its members, and the bot made it so).
             unanswered = isinstance(error, errors.CloudUnavailable)
+            if not unanswered:
+                self.images.stored.forget_made_shared(request.image_id, request_id=request.id)
+                request = self.requests.update(
+                    request.id, only_in=RequestState.SENDING, made_shared_at=None
+                )
             return self._failed(request, error, kind=None if unanswered else VISIBILITY_REFUSED)
-        # Recorded once the change answered: a crash in between leaves an image Shared that
-        # the bot does not know it made so, and it then never makes it private (the safe side).
-        self.images.stored.mark_made_shared(request.image_id, request.id)
         log.info("made the image Shared so it can have members", extra=request.log_fields())
-        return self.requests.update(
-            request.id, only_in=RequestState.SENDING, made_shared_at=self.requests_now()
-        )
+        return request
 
     def _refused_as_private(
         self, request: ShareRequest, error: errors.CloudError, language: str
