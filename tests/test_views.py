@@ -17,7 +17,7 @@ from bot.sharing import commands
 from bot.sharing.request import ShareRequest
 from bot.slack import views
 from bot.slack.views import DenyModal, MalformedSubmission
-from storage import Grant, KnownMember, OnCallShift, RequestRow, Role
+from storage import Grant, ImageRow, KnownMember, OnCallShift, RequestRow, Role
 from storage.database import stamp
 from tests.fakes import blockkit
 
@@ -600,3 +600,34 @@ def test_a_listing_never_takes_more_blocks_than_a_message_has() -> None:
 
 def test_clip_marks_the_cut() -> None:
     assert views.clip("abcdef", 4) == "abc…" and views.clip("abc", 3) == "abc"
+
+
+@pytest.mark.parametrize(
+    ("visibility", "action", "language", "said"),
+    [
+        ("private", "share", "en", "approving also sets this private image to Shared"),
+        ("private", "share", "ko", "승인하면 이 비공개 이미지가 Shared로도 바뀝니다"),
+        ("shared", "share", "en", None),
+        ("private", "unshare", "en", None),  # a removal changes no visibility
+    ],
+)
+def test_the_card_says_before_the_click_when_approving_makes_the_image_shared(
+    visibility: str, action: str, language: str, said: str | None
+) -> None:
+    image = ImageRow(id=IMAGE, name="rocky9-golden", visibility=visibility)
+    text, blocks = card(request=make_request(action=action), image=image, language=language)
+    shown = json.dumps(blocks, ensure_ascii=False)
+    if said is None:
+        assert "Shared" not in shown
+    else:
+        assert said in shown
+    assert message_problems(text, blocks) == []
+
+
+def test_a_rejected_open_ended_line_carries_remove_now_only() -> None:
+    request = make_request(state="rejected", action="share")
+    text, blocks = views.rejected_open(request, "`a8f1…` *rejected* image x.", "en")
+    assert text.endswith("remove it now if that account no longer needs it.")
+    [actions] = [b for b in blocks if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions["elements"]] == [views.REMOVE_NOW]
+    assert actions["elements"][0]["value"] == "1"
