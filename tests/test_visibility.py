@@ -12,6 +12,7 @@ member list is read back.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -496,3 +497,63 @@ def test_the_stored_facts_of_an_image_made_shared(team: BotHarness) -> None:
     assert stored.made_shared(PRIVATE) == 9
     assert stored.forget_made_shared(PRIVATE)
     assert stored.made_shared(PRIVATE) is None and not stored.forget_made_shared(PRIVATE)
+
+
+class Died(BaseException):
+    """The worker process ends at this instant: nothing after it runs."""
+
+
+def test_a_worker_killed_between_recording_and_making_shared_shares_once_after_restart(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    stored = team.services.images.stored
+    real = stored.mark_made_shared
+    died = threading.Event()
+
+    def dying(image_id: str, request_id: int) -> None:
+        real(image_id, request_id)
+        if not died.is_set():
+            died.set()
+            raise Died("after recording, before the change")
+
+    stored.mark_made_shared = dying  # type: ignore[method-assign]
+    team.ack_text(f"{PRIVATE} {MEMBER} QA run", user="USHARE")
+    assert died.wait(10)
+    team.stop_worker()
+    assert team.request().state == "sending" and image_changes(sandbox, PRIVATE) == []
+
+    # After the dead worker's time budget the request is read back: a private image has no
+    # members (the cloud refuses even to show one), so the add never landed: sent once.
+    team.clock.advance(seconds=team.services.share.longest_send().total_seconds() + 1)
+    team.start_worker()
+    shared = team.wait_state("pending")
+
+    assert [r.status for r in image_changes(sandbox, PRIVATE)] == [200]
+    assert [r.status for r in adds(sandbox)] == [200]
+    assert shared.made_shared_at is not None and stored.made_shared(PRIVATE) == shared.id
+    [reply] = team.wait_thread(team.parent("C1"), 1)
+    assert "was private, so I set it to Shared first" in reply
+
+
+def test_list_of_a_private_image_says_it_has_no_members(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    url = slack.response_url("list-private")
+    team.command(f"list {PRIVATE}", user="USHARE", response_url=url)
+    [listed] = slack.wait_for(lambda: slack.responses("list-private"), what="the list")
+
+    assert listed.body["text"] == (
+        f"Image {PRIVATE_LABEL} is private, so it has no members: only Shared images can have them."
+    )
+    refused = [r for r in sandbox.records if r.path == f"/v1/images/{PRIVATE}/members"]
+    assert [(r.method, r.status) for r in refused] == [("GET", 403)]
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_the_sandbox_refuses_every_member_call_on_an_image_that_is_not_shared(
+    sandbox: Sandbox, client: ScpClient, method: str
+) -> None:
+    path = f"/v1/images/{PRIVATE}/members" + (f"/{MEMBER}" if method == "DELETE" else "")
+    answer = client._http.request(method, path)
+    assert answer.status_code == 403
+    assert answer.json()["errors"][0]["detail"].startswith("Only shared images have members")

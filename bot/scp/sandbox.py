@@ -3,8 +3,8 @@
 Operators run it (`python -m bot sandbox`) to try the bot before they have cloud keys;
 tests and the benchmark use it as the cloud API peer. It checks the gateway headers and
 the signature (401, gateway envelope), the API version (400 `UnsupportedApiVersion`),
-routes, ids, query parameters and bodies exactly as `docs/scp-api.md` describes (an add
-on an image that is not `shared` is refused, as Glance and SCP's console do; `PUT
+routes, ids, query parameters and bodies exactly as `docs/scp-api.md` describes (member
+calls on an image that is not `shared` are refused, as Glance and SCP's console do; `PUT
 /v1/images/{id}` sets `private` or `shared`), keeps images and their members in memory,
 records every request, and misbehaves on demand (`Fault`).
 """
@@ -442,9 +442,10 @@ class Sandbox:
     ) -> Image:
         """Register an image this account sees; its details as the image calls answer them.
 
-        `shareable=False` (or a public image) answers 403 to its members, as SCP does; an
-        add on an image that is not `shared` is refused with 403 too (only Shared images have
-        members: `visibility="shared"`, or the bot's `PUT`, makes it shareable). Without
+        `shareable=False` (or a public image) answers 403 to its members, as SCP does; every
+        member call on an image that is not `shared` is refused with 403 too, as Glance
+        does (only Shared images have members: `visibility="shared"`, or a `PUT`, makes
+        it shareable). Without
         a `name` the image is served nameless (the real service always names one), so that
         the bot's fallback to the bare id can be seen.
         """
@@ -750,11 +751,9 @@ class Sandbox:
             if not image.shareable or image.details.visibility == Visibility.PUBLIC:
                 detail = f"image {image_id} cannot be shared"
                 return _service_error(403, "Forbidden", detail, request_id)
-            if (
-                isinstance(payload, ImageMemberCreateRequest)
-                and image.details.visibility != Visibility.SHARED
-            ):
-                # Glance's rule, and SCP's console guide: only a Shared image has members.
+            if image.details.visibility != Visibility.SHARED:
+                # Glance's rule, and SCP's console guide: only a Shared image has members,
+                # to add, list, show, set or remove (they come back if it is Shared again).
                 detail = (
                     f"Only shared images have members: image {image_id} is"
                     f" {image.details.visibility}"

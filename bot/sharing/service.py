@@ -217,7 +217,15 @@ class ShareService:
         """The image's members, from the cloud API; anyone with a role may look."""
         if not rules.may_ask(self.grants.roles(user_id, image_id)):
             raise NotAllowed(user_id, f"list {image_id}")
-        return self.cloud.list_members(image_id, language=accept_language(language))
+        cloud_language = accept_language(language)
+        try:
+            return self.cloud.list_members(image_id, language=cloud_language)
+        except errors.ImageNotShareable:
+            # Only Shared images have members (the service refuses even to list them):
+            # a private one has none to show, which one read of the image tells.
+            if self.images is None or not self._reads_private(image_id, cloud_language):
+                raise
+            return []
 
     # -- carrying out (the worker's side) --------------------------------------------------------
 
@@ -359,12 +367,18 @@ class ShareService:
             try:
                 self.cloud.show_member(request.image_id, request.member_id, language=language)
                 return False
-            except errors.MemberNotFound:
-                pass
+            except (errors.MemberNotFound, errors.ImageNotShareable):
+                pass  # not there, or the image has no members at all (not Shared)
             except errors.CloudError:
                 return False
+        return self._reads_private(request.image_id, language)
+
+    def _reads_private(self, image_id: str, language: str) -> bool:
+        """Whether a fresh read of the image says `private` (a failed read says no)."""
+        if self.images is None:
+            return False
         try:
-            image = self.images.read(request.image_id, language=language, fresh=True)
+            image = self.images.read(image_id, language=language, fresh=True)
         except errors.CloudError:
             return False
         return (image.visibility or "").lower() == Visibility.PRIVATE
@@ -607,7 +621,13 @@ class ShareService:
         log.warning("reconciling interrupted request", extra=request.log_fields())
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
-        except errors.MemberNotFound:
+        except (errors.MemberNotFound, errors.ImageNotShareable) as missing:
+            if isinstance(missing, errors.ImageNotShareable) and (
+                request.unshare or not self._reads_private(request.image_id, language)
+            ):
+                return self._failed(request, missing)
+            # Not there (a private image has no members: the bot's change to Shared may
+            # not have been made before the crash, and the add surely was not).
             if request.unshare:
                 return self._finished(request, RequestState.REMOVED, api_status=404)
             if under_way_until is not None and now < under_way_until:

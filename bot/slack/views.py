@@ -739,7 +739,8 @@ def member_listing(
     removals = removals or {}
     image = image_label(image_id, known)
     if not members:
-        text = say(language, "list_empty", image=image)
+        private = known is not None and (known.visibility or "").lower() == "private"
+        text = say(language, "list_empty_private" if private else "list_empty", image=image)
         return text, _message([_section(text)])
     ordered = sorted(members, key=lambda m: (m.updated_at, m.created_at), reverse=True)
     lines = [
