@@ -346,7 +346,8 @@ def test_following_stops_after_the_follow_days(
     team.worker.wake()
     replies = team.wait_thread(parent, 2)
 
-    assert "still hasn't accepted after 7 days; I've stopped checking" in replies[1]
+    assert "still hasn't accepted the image into its own list after 7 days" in replies[1]
+    assert "(it can use it all the same); I've stopped checking" in replies[1]
     assert team.request().next_poll_at is None
 
 
