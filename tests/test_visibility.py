@@ -557,3 +557,16 @@ def test_the_sandbox_refuses_every_member_call_on_an_image_that_is_not_shared(
     answer = client._http.request(method, path)
     assert answer.status_code == 403
     assert answer.json()["errors"][0]["detail"].startswith("Only shared images have members")
+
+
+def test_the_sandbox_checks_the_api_version_of_a_put_too(sandbox: Sandbox) -> None:
+    old = ScpClient(sandbox.url, ScpAuth(ACCESS_KEY, SECRET_KEY), api_version="0.9")
+    try:
+        with pytest.raises(errors.CloudAuthError) as refused:
+            old.set_visibility(PRIVATE, "shared")
+    finally:
+        old.close()
+    assert refused.value.code == "UnsupportedApiVersion"
+    assert visibility(sandbox, PRIVATE) == "private"
+    [put] = image_changes(sandbox, PRIVATE)
+    assert (put.status, put.signed) == (400, True)
