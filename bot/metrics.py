@@ -127,8 +127,8 @@ MESSAGES_DROPPED = Counter(
 CLOUD_REQUESTS = Counter(
     "share_image_cloud_requests_total",
     "HTTP requests to the cloud API that got an answer, by operation (add_member,"
-    " list_members, show_member, remove_member, show_image, list_images, versions) and HTTP"
-    " status.",
+    " list_members, show_member, remove_member, show_image, set_visibility, list_images,"
+    " versions) and HTTP status.",
     ["operation", "status"],
 )
 CLOUD_SECONDS = Histogram(
