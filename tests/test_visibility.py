@@ -570,3 +570,31 @@ def test_the_sandbox_checks_the_api_version_of_a_put_too(sandbox: Sandbox) -> No
     assert visibility(sandbox, PRIVATE) == "private"
     [put] = image_changes(sandbox, PRIVATE)
     assert (put.status, put.signed) == (400, True)
+
+
+def test_a_removal_on_an_image_made_private_meanwhile_says_why_and_waits(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    team.ack_text(f"{SHARED_IMAGE} {MEMBER} --for 1m QA run", user="USHARE")
+    team.wait_state("pending")
+    parent = team.parent("C1")
+    sandbox.set_visibility(SHARED_IMAGE, "private")  # someone, in the console
+
+    pass_time(team, minutes=2)
+    [said] = slack.wait_for(
+        lambda: [t for t in team.thread_texts(parent) if "is private now" in t], what="the line"
+    )
+    assert said.startswith(
+        f"I couldn't remove `{MEMBER}` {NAMED} from image `win2022-std` · Windows 2022"
+        " · `c3d4e5f6…` yet: the image is private now"
+    )
+    waiting = team.request()
+    assert (waiting.state, waiting.error_kind) == ("removing", "image_private_now")
+    assert [m.member_id for m in sandbox.members(SHARED_IMAGE)] == [MEMBER]
+
+    sandbox.set_visibility(SHARED_IMAGE, "shared")  # its member has access again
+    pass_time(team, minutes=6)
+    removed = team.wait_state("removed")
+    assert removed.error_kind is None and sandbox.members(SHARED_IMAGE) == []
+    assert visibility(sandbox, SHARED_IMAGE) == "shared"  # not the bot's to change
+    assert len([t for t in team.thread_texts(parent) if "is private now" in t]) == 1

@@ -34,6 +34,8 @@ IMAGE_PRIVATE = "image_private"
 IMAGE_NOT_SHARED = "image_not_shared"
 # The cloud refused to set a private image to Shared (permissions): nothing was added.
 VISIBILITY_REFUSED = "visibility_refused"
+# A removal refused because the image is private now (made so outside the bot).
+IMAGE_PRIVATE_NOW = "image_private_now"
 
 
 @dataclass(frozen=True)
@@ -484,11 +486,21 @@ class ShareService:
         return self.requests_now()
 
     def _note_error(self, request: ShareRequest, error: errors.CloudError) -> None:
-        """Record why a call for a request still in `removing` failed (it is tried again)."""
+        """Record why a call for a request still in `removing` failed (it is tried again).
+
+        A 403 on an image that now reads private is its own reason: nobody can use a
+        private image, but the cloud keeps its members (they count again if it is made
+        Shared), and refuses to remove them until then.
+        """
+        kind = error.kind
+        if isinstance(error, errors.ImageNotShareable) and self._reads_private(
+            request.image_id, accept_language(request.language or "en")
+        ):
+            kind = IMAGE_PRIVATE_NOW
         self.requests.update(
             request.id,
             only_in=RequestState.REMOVING,
-            error_kind=error.kind,
+            error_kind=kind,
             error_detail=(error.detail or "")[:500] or None,
             api_request_id=error.request_id,
         )

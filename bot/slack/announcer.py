@@ -307,7 +307,15 @@ class Announcer:
         """Tell the thread, once, that the cloud refused the remove; it is tried again."""
         language = request.language or self.default_language
         member = views.member_label(request.member_id, self.members.name(request.member_id))
-        if request.error_kind == "still_listed":
+        if request.error_kind == "image_private_now":
+            text = say(
+                language,
+                "removal_image_private",
+                member=member,
+                image=self.image_label(request.image_id),
+                admins=self.admins(language),
+            )
+        elif request.error_kind == "still_listed":
             left = ", ".join(code(m) for m in (request.error_detail or "").split()) or "?"
             text = say(
                 language,
