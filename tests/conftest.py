@@ -51,9 +51,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    """The cloud API stand-in, with one shareable image."""
+    """The cloud API stand-in, with one shareable image (Shared: it can have members)."""
     with Sandbox(ACCESS_KEY, SECRET_KEY).start() as running:
-        running.add_image(IMAGE)
+        running.add_image(IMAGE, visibility="shared")
         yield running
 
 
