@@ -109,7 +109,11 @@ class LocalFakes:
         self.pid = os.getpid()
         self.slack = FakeSlack(bot_token=BOT_TOKEN, socket_ping_interval=None).start()
         try:
-            self.sandbox = Sandbox(ACCESS_KEY, SECRET_KEY, open_images=True, delay=delay).start()
+            # Shared images, as an account that shares every day has them: the bench measures
+            # the share itself, not the one-time change of a private image to Shared.
+            self.sandbox = Sandbox(
+                ACCESS_KEY, SECRET_KEY, open_images=True, open_visibility="shared", delay=delay
+            ).start()
         except BaseException:
             self.slack.stop()
             raise

@@ -130,8 +130,8 @@ MESSAGES_DROPPED = Counter(
 CLOUD_REQUESTS = Counter(
     "share_image_cloud_requests_total",
     "HTTP requests to the cloud API that got an answer, by operation (add_member,"
-    " list_members, show_member, remove_member, show_image, list_images, versions) and HTTP"
-    " status.",
+    " list_members, show_member, remove_member, show_image, set_visibility, list_images,"
+    " versions) and HTTP status.",
     ["operation", "status"],
 )
 CLOUD_SECONDS = Histogram(
@@ -205,6 +205,8 @@ def cloud_operation(method: str, path: str) -> str:
     """The client's operation behind an HTTP request, from its method and path."""
     found = _MEMBERS_PATH.search(path)
     if found is None:
+        if method == "PUT" and _IMAGE_PATH.search(path):
+            return "set_visibility"
         if method != "GET":
             return "other"
         if _IMAGE_PATH.search(path):

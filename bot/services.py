@@ -232,6 +232,7 @@ def build_services(
         cloud=cloud,
         images=images,
         unknown_members=settings.SHARE_UNKNOWN_MEMBERS,
+        make_shared=settings.SHARE_MAKE_SHARED,
         following=Following(
             every=timedelta(seconds=settings.SHARE_STATUS_POLL_SECONDS),
             days=timedelta(days=settings.SHARE_FOLLOW_DAYS),

@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.replica import ReplicaConfig, ReplicaError, url_problem
 from bot.sharing.durations import Duration, ShareDurations, parse_duration, parse_list
 from bot.sharing.errors import CommandError
-from bot.sharing.rules import UnknownMembers
+from bot.sharing.rules import MakeShared, UnknownMembers
 from bot.slack.texts import languages
 
 SLACK_API_URL_DEFAULT = "https://slack.com/api/"
@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     # SHARE_FOLLOW_DAYS) or shares now, and reports what changed outside the bot.
     SHARE_RECONCILE_SECONDS: float = Field(default=3600, ge=5)
     SHARE_UNKNOWN_MEMBERS: UnknownMembers = UnknownMembers.APPROVAL
+    # Only Shared images have members: `auto` sets a private image Shared before adding a
+    # member (and private again after the last goes); `never` refuses to share it.
+    SHARE_MAKE_SHARED: MakeShared = MakeShared.AUTO
     # Durations like 30m, 12h, 7d, 2w. The form offers SHARE_DURATIONS; empty maximum:
     # no limit; empty default: a share asked without a duration lasts until removed.
     SHARE_DURATIONS: str = "1d,7d,30d"

@@ -161,3 +161,48 @@ class Images:
         return int(
             self._database.read(lambda db: db.execute("SELECT count(*) FROM images").fetchone()[0])
         )
+
+    def set_visibility(self, image_id: str, visibility: str) -> None:
+        """Note a visibility the bot itself just set (until the next refresh replaces it)."""
+        self._database.write(
+            lambda db: db.execute(
+                "UPDATE images SET visibility = ? WHERE id = ?", [visibility, image_id]
+            )
+        )
+
+    # -- images the bot made Shared --------------------------------------------------
+
+    def mark_made_shared(self, image_id: str, request_id: int) -> None:
+        """The bot set this image to Shared for `request_id` (it was private)."""
+        now = stamp(self.now())
+        self._database.write(
+            lambda db: db.execute(
+                "INSERT INTO images_made_shared (image_id, request_id, made_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (image_id) DO UPDATE SET request_id = excluded.request_id,"
+                " made_at = excluded.made_at",
+                [image_id, request_id, now],
+            )
+        )
+
+    def made_shared(self, image_id: str) -> int | None:
+        """The request for which the bot made this image Shared, if it did and has not set
+        it back to private since; None when someone else made it Shared (or nobody did)."""
+        row = self._database.read(
+            lambda db: db.execute(
+                "SELECT request_id FROM images_made_shared WHERE image_id = ?", [image_id]
+            ).fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def forget_made_shared(self, image_id: str, *, request_id: int | None = None) -> bool:
+        """The bot set the image back to private (or its change to Shared was refused, for
+        `request_id` only): it no longer holds it Shared. True if it did."""
+        where = "image_id = ?" + (" AND request_id = ?" if request_id is not None else "")
+        values: list[Any] = [image_id, *([request_id] if request_id is not None else [])]
+        return bool(
+            self._database.write(
+                lambda db: (
+                    db.execute(f"DELETE FROM images_made_shared WHERE {where}", values).rowcount
+                )
+            )
+        )

@@ -97,6 +97,10 @@ class RequestRow:
     takes_over: int | None = None
     was_present: int = 0
 
+    # the bot set the image Shared for this request / set it back to private after it
+    made_shared_at: str | None = None
+    made_private_at: str | None = None
+
 
 COLUMNS = [f.name for f in fields(RequestRow)]
 
@@ -487,9 +491,10 @@ class ShareRequests:
         )
 
     def start_removing(self, request_id: int, *, by: str | None = None) -> bool:
-        """pending | accepted → removing, stored before the remove call; False if it is
-        not in either, or while an extension of it, or a later share of the same image
-        and member, is about to be sent (it takes the share over).
+        """pending | accepted | rejected → removing, stored before the remove call (a member
+        that rejected still has access); False if it is in none of them, or while an
+        extension of it, or a later share of the same image and member, is about to be sent
+        (it takes the share over).
 
         `by` is who ended the share early; None when its time was up.
         """
@@ -500,7 +505,7 @@ class ShareRequests:
                     db.execute(
                         "UPDATE share_requests SET state = 'removing', removing_at = ?,"
                         " removed_by = ?, updated_at = ?, due_at = ?"
-                        " WHERE id = ? AND state IN ('pending', 'accepted')"
+                        " WHERE id = ? AND state IN ('pending', 'accepted', 'rejected')"
                         " AND NOT EXISTS (SELECT 1 FROM share_requests AS later"
                         " WHERE (later.extends = share_requests.id OR (later.id > share_requests.id"
                         " AND later.image_id = share_requests.image_id"
@@ -620,7 +625,7 @@ class ShareRequests:
                 db.execute(
                     "UPDATE share_requests SET ends_at = NULL, remind_at = NULL, updated_at = ?"
                     " WHERE image_id = ? AND lower(member_id) = lower(?) AND action = 'share'"
-                    " AND state IN ('pending', 'accepted') AND ends_at IS NOT NULL",
+                    " AND state IN ('pending', 'accepted', 'rejected') AND ends_at IS NOT NULL",
                     [now, image_id, member_id],
                 ).rowcount
             )
@@ -631,7 +636,7 @@ class ShareRequests:
         rows = self._database.read(
             lambda db: list(
                 db.table("share_requests").rows_where(
-                    "image_id = ? AND state IN ('pending', 'accepted', 'removing')"
+                    "image_id = ? AND state IN ('pending', 'accepted', 'rejected', 'removing')"
                     " AND ends_at IS NOT NULL",
                     [image_id],
                     order_by="ends_at, id",
@@ -706,6 +711,18 @@ class ShareRequests:
             )
         )
         return [r for r in map(_row, rows) if r is not None]
+
+    def in_flight(self, image_id: str, *, besides: int) -> bool:
+        """Whether a request for the image other than `besides` is about to reach the cloud
+        or is with it now."""
+        row = self._database.read(
+            lambda db: db.execute(
+                "SELECT 1 FROM share_requests WHERE image_id = ? AND id != ?"
+                " AND state IN ('queued', 'sending') LIMIT 1",
+                [image_id, besides],
+            ).fetchone()
+        )
+        return row is not None
 
     def waiting_turn(self, request_id: int) -> bool:
         """Whether an earlier request for the same image and member is still being carried out."""

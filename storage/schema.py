@@ -359,3 +359,20 @@ def create_oncall_rota(db: sqlite_utils.Database) -> None:
         {"email": str, "user_id": str, "fetched_at": str},
         pk="email",
     )
+
+
+@migrations()
+def record_made_shared(db: sqlite_utils.Database) -> None:
+    """Images the bot set to Shared so that they could have members (they were private).
+
+    `made_shared_at` on the request that did it, for what its thread and notify line say;
+    `made_private_at` on the request whose removal set the image back to private; and one
+    row per image in `images_made_shared` while the bot holds it Shared, so that it sets an
+    image back to private only if it made it Shared itself.
+    """
+    table = db.table("share_requests")
+    table.add_column("made_shared_at", str)
+    table.add_column("made_private_at", str)
+    db.table("images_made_shared").create(
+        {"image_id": str, "request_id": int, "made_at": str}, pk="image_id"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,13 @@ from tests.harness import (
     BotHarness,
     settings_for,
 )
+
+# A run started in the background without job control (`cmd &` in a script, nohup) has
+# SIGINT ignored, and every process it starts inherits that: `python -m bot` would never see
+# the Ctrl-C some tests press. Python's own handler is reset to the default at exec, so the
+# processes the tests start get SIGINT as a terminal gives it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SETTING_PREFIXES = (
     "SLACK_",
@@ -51,9 +59,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    """The cloud API stand-in, with one shareable image."""
+    """The cloud API stand-in, with one shareable image (Shared: it can have members)."""
     with Sandbox(ACCESS_KEY, SECRET_KEY).start() as running:
-        running.add_image(IMAGE)
+        running.add_image(IMAGE, visibility="shared")
         yield running
 
 

@@ -273,7 +273,8 @@ def test_a_decided_request_has_nothing_to_remind(waiting: BotHarness, slack: Fak
     waiting.sender.click(message, "approval_remind", user_id="UREQ")
     [answer] = slack.wait_for(lambda: slack.responses(), what="the answer")
     assert answer.body["text"] == (
-        "Request #1 is no longer waiting for a decision (it is pending); nothing to remind."
+        "Request #1 is no longer waiting for a decision: it is pending (can use it, not yet in"
+        " their list). Nothing to remind."
     )
     quiet(slack, card, 0)
 

@@ -72,7 +72,9 @@ def test_approve_shares_once_and_tells_everyone(
     assert response.status_code == 200
     replies = thread_of(team, 3)
     assert replies[1] == "Approved by <@UAPP1>. Working on it now."
-    assert replies[2].startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert replies[2].startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     request = team.wait_state("pending")
     assert request.decided_by == "UAPP1"
     assert len(adds(sandbox)) == 1
@@ -345,7 +347,8 @@ def test_following_stops_after_the_follow_days(
     team.worker.wake()
     replies = team.wait_thread(parent, 2)
 
-    assert "still hasn't accepted after 7 days; I've stopped checking" in replies[1]
+    assert "still hasn't accepted the image into its own list after 7 days" in replies[1]
+    assert "(it can use it all the same); I've stopped checking" in replies[1]
     assert team.request().next_poll_at is None
 
 
@@ -389,14 +392,21 @@ def test_list_unshare_and_status(team: BotHarness, sandbox: Sandbox, slack: Fake
     assert team.command(f"list {IMAGE}", user="USHARE", response_url=url).status_code == 200
     [listed] = slack.wait_for(lambda: slack.responses("list"), what="the member list")
     assert f"Members of image `{IMAGE}`:" in listed.body["text"]
-    assert f"• `{MEMBER}` (QA account): *pending*" in listed.body["text"]
+    assert (
+        f"• `{MEMBER}` (QA account): *pending: can use it, not yet in their list*"
+        in (listed.body["text"])
+    )
 
     assert team.ack_text(f"unshare {IMAGE} {MEMBER} done", user="USHARE").startswith(
         "On it: unsharing"
     )
     team.wait_state("removed", request_id=2)
     assert sandbox.members(IMAGE) == []
-    assert [r.method for r in sandbox.records if r.path.startswith("/v1/")][-1] == "DELETE"
+    # The remove, then the member list read back: it must show the member gone.
+    assert [r.method for r in sandbox.records if r.path.startswith("/v1/")][-2:] == [
+        "DELETE",
+        "GET",
+    ]
 
     status = team.ack_text("status", user="USHARE")
     assert status.startswith("Your recent requests:")
@@ -487,7 +497,7 @@ def test_a_click_while_the_request_is_still_being_announced_is_announced_too(
     assert replies[1:] == [
         "Approved by <@UAPP1>. Working on it now.",
         replies[2],
-    ] and replies[2].startswith("Shared.")
+    ] and replies[2].startswith("Shared:")
     [card_update] = slack.updates(posted.ts)
     assert "Approved by <@UAPP1>" in json.dumps(card_update.args["blocks"])
     assert len(adds(sandbox)) == 1

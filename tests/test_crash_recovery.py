@@ -37,7 +37,7 @@ from tests.test_faults import (  # noqa: F401 - spawn_worker is a fixture
     wait_until,
 )
 
-SHARED = f"Shared. `{MEMBER}` (QA account) is *pending*"
+SHARED = f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
 
 
 class Died(BaseException):

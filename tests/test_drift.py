@@ -113,7 +113,7 @@ def test_a_member_added_and_one_removed_behind_the_bots_back_are_each_reported_o
         f" `/share-image list {IMAGE}` shows every member."
     ]
     text = listed(bot, slack)
-    assert f"• `{OTHER}`: *pending*" in text
+    assert f"• `{OTHER}`: *pending: can use it, not yet in their list*" in text
     other_line = next(line for line in text.splitlines() if OTHER in line)
     assert other_line.endswith("· not through this bot")
     mine = next(line for line in text.splitlines() if MEMBER in line)
@@ -191,7 +191,24 @@ def test_a_share_the_bot_unshared_is_closed_and_a_member_back_is_reported(
     assert reconciled(bot).outside == 1
     [drift] = [line for line in notify_lines(slack) if "not through this bot" in line]
     assert f"`{MEMBER}` {SHARED} has access" in drift
-    assert listed(bot, slack).splitlines()[-1].endswith("· not through this bot")
+    member_line = next(line for line in listed(bot, slack).splitlines() if MEMBER in line)
+    assert member_line.endswith("· not through this bot")
+
+
+def test_an_image_made_private_outside_the_bot_is_no_failure_and_no_drift(
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    """The service lists no members of an image that is not Shared: the run passes it by,
+    reports nothing and leaves the share running (its member regains access with the image)."""
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} QA run", 1)
+    sandbox.set_visibility(IMAGE, "private")  # in the console
+
+    run = reconciled(bot)
+
+    assert (run.images, run.listed, run.outside, run.gone, run.failures) == (1, 0, 0, 0, 0)
+    assert bot.request(1).state is RequestState.PENDING
+    assert not [line for line in notify_lines(slack) if "not through this bot" in line]
 
 
 def test_a_status_the_list_shows_is_recorded_and_told(
@@ -453,7 +470,7 @@ def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
     requests = Requests(ShareRequests(database))
     images = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(24)]
     for image in images:
-        sandbox.add_image(image)
+        sandbox.add_image(image, visibility="shared")
         for member in (MEMBER, OTHER):
             asked, _ = requests.record(
                 NewRequest(

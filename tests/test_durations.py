@@ -144,8 +144,8 @@ def test_a_crash_mid_removal_is_reconciled_with_a_read_and_removes_once(
 
     assert len(removes(sandbox)) == 1 and sandbox.members(IMAGE) == []
     assert removed.removal_result == "removed"
-    reads = [r for r in sandbox.records if r.method == "GET" and r.path.endswith(MEMBER)]
-    assert reads, "reconciled with a read"
+    reads = [r for r in sandbox.records if r.method == "GET" and r.path.endswith("/members")]
+    assert reads, "reconciled with a read of the member list"
 
 
 def test_a_member_already_gone_is_reported_as_such(
@@ -207,7 +207,7 @@ def test_an_unshare_by_hand_stops_the_timer(
     assert team.told(1).reminder_ts is None
 
 
-def test_a_member_who_rejected_needs_no_removal(
+def test_a_member_who_rejected_is_still_removed_on_time(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
     share_for(team, "1h")
@@ -216,13 +216,23 @@ def test_a_member_who_rejected_needs_no_removal(
 
     pass_time(team, seconds=301)
     rejected = team.wait_state("rejected")
-    assert "*rejected*" in team.wait_thread(parent, 2)[-1]
-    assert rejected.next_poll_at is None
+    reply = team.wait_thread(parent, 2)[-1]
+    # Rejecting keeps the image out of the member's own list, not out of its hands.
+    assert "*rejected*" in reply and "it still has access until removed" in reply
+    assert "I'll remove it by itself" in reply
+    assert rejected.next_poll_at is None and rejected.ends_at is not None
+    assert "Lasts `1h`: removed by itself" in json.dumps(slack.updates(parent.ts)[-1].args)
 
     pass_time(team, hours=2)
-    time.sleep(0.2)
-    assert removes(sandbox) == [] and team.request().state == "rejected"
-    assert team.request().due_at is None and team.told().reminder_ts is None
+    removed = team.wait_state("removed")
+    assert removed.removal_result == "removed"
+    assert len(removes(sandbox)) == 1 and sandbox.members(IMAGE) == []
+    # Read back after the remove: the cloud's own list shows it gone.
+    last = [r for r in sandbox.records if r.path.endswith("/members")][-1]
+    assert (last.method, last.status) == ("GET", 200)
+    assert team.thread_texts(parent)[-1] == (
+        f"Removed `{MEMBER}` {SHARED} from image `{IMAGE}` as asked: its `1h` are up."
+    )
 
 
 # -- the limits -------------------------------------------------------------------------------
@@ -482,7 +492,10 @@ def test_status_home_and_list_show_the_time_left(
     url = slack.response_url("list")
     team.command(f"list {IMAGE}", user="USHARE", response_url=url)
     [listed] = slack.wait_for(lambda: slack.responses("list"), what="the member list")
-    assert f"• `{MEMBER}` {SHARED}: *pending*" in listed.body["text"]
+    assert (
+        f"• `{MEMBER}` {SHARED}: *pending: can use it, not yet in their list*"
+        in (listed.body["text"])
+    )
     assert re.search(r"· the bot removes it \d{4}-\d\d-\d\d \d\d:\d\d UTC", listed.body["text"])
 
     event = {

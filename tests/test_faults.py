@@ -150,7 +150,9 @@ def test_a_stalled_add_times_out_and_the_retry_adds_the_member_once(
     assert bot.ack_text(f"{IMAGE} {MEMBER}").startswith("On it")
 
     reply, request = outcome(bot, "pending")
-    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert reply.startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     assert "already" not in reply
     assert (request.api_status, request.member_status, request.error_kind) == (200, "pending", None)
     # The stalled first attempt is handled after the retry won: it finds the member there.
@@ -203,7 +205,7 @@ def test_an_add_that_lands_after_the_bot_gave_up_is_found_and_reported(
     request = bot.wait_state("pending")
 
     replies = bot.wait_thread(bot.parent(), 2)
-    assert replies[1].startswith("Update: the cloud did carry this out after all. Shared.")
+    assert replies[1].startswith("Update: the cloud did carry this out after all. Shared:")
     assert (request.error_kind, request.member_status) == (None, "pending")
     assert len(calls(sandbox, "POST")) == FAST_RETRY.attempts  # read back, never sent again
     assert calls(sandbox, "GET")
@@ -264,7 +266,9 @@ def test_transient_failures_are_retried_within_the_policy(
     posts = calls(sandbox, "POST")
     assert len(posts) == min(len(faults) + 1, FAST_RETRY.attempts)
     if state == "pending":
-        assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+        assert reply.startswith(
+            f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+        )
         assert [m.member_id for m in sandbox.members(IMAGE)] == [MEMBER]
         assert posts[-1].status == 200 and request.api_status == 200
     else:
@@ -332,7 +336,9 @@ def test_a_429_retry_after_is_waited_for(make: Callable[..., BotHarness], sandbo
     bot.ack_text(f"{IMAGE} {MEMBER}")
 
     reply, request = outcome(bot, "pending")
-    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert reply.startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     first, second = calls(sandbox, "POST")
     assert (first.status, second.status) == (429, 200)
     assert second.at - first.at >= 0.95  # Retry-After: 1, not the policy's 0.01 s backoff
@@ -395,7 +401,9 @@ def test_a_lost_answer_and_a_retry_add_one_member_and_say_pending(
     bot.ack_text(f"{IMAGE} {MEMBER}")
 
     reply, request = outcome(bot, "pending")
-    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert reply.startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     assert "already" not in reply
     assert (request.state, request.error_kind, request.member_status) == (
         "pending",
@@ -416,7 +424,9 @@ def test_a_reset_before_anything_was_done_is_read_then_sent_again_once(
     bot.ack_text(f"{IMAGE} {MEMBER}")
 
     reply, request = outcome(bot, "pending")
-    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert reply.startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     # The read says the first add never happened: the second is the only one.
     assert [(r.method, r.status) for r in calls(sandbox)] == [
         ("POST", None),
@@ -435,7 +445,9 @@ def test_a_cut_success_body_is_read_back_and_not_sent_again(
     bot.ack_text(f"{IMAGE} {MEMBER}")
 
     reply, request = outcome(bot, "pending")
-    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert reply.startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     assert [r.method for r in calls(sandbox)] == ["POST", "GET"]
     assert request.member_created_at == sandbox.members(IMAGE)[0].created_at
 
@@ -515,7 +527,9 @@ def test_slack_failing_the_outcome_reply_is_retried_later_and_answered_once(
     bot.wait_state("pending")
     assert parent.ts is not None
     [reply] = bot.wait_thread(parent)
-    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert reply.startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     refused = [c for c in slack.calls("chat.postMessage") if not c.ok]
     assert [c.response["error"] for c in refused] == ["internal_error"] * 3
     assert all(c.args.get("thread_ts") == parent.ts for c in refused)
@@ -621,7 +635,9 @@ def test_a_worker_killed_while_the_add_is_under_way_is_reconciled_with_a_read(
     bot.start_worker()
 
     reply, request = outcome(bot, "pending")
-    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert reply.startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     assert "already" not in reply
     assert (request.state, bot.told().announced_state, request.member_status) == (
         "pending",
@@ -662,7 +678,9 @@ def test_a_worker_killed_after_a_post_that_never_landed_sends_it_once_on_restart
     bot.worker.wake()
 
     reply, request = outcome(bot, "pending")
-    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert reply.startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     assert (request.state, bot.told().announced_state) == ("pending", "pending")
     reads_then_sends = [(r.method, r.status) for r in calls(sandbox)][1:]
     assert reads_then_sends[0] == ("GET", 404) and reads_then_sends[-1] == ("POST", 200)
@@ -767,7 +785,9 @@ def test_a_command_waits_for_another_writer_holding_the_lock_and_goes_through(
     assert ack.startswith("On it")
     assert 0.9 <= took < 3.0  # it waited for the lock, and still answered within Slack's 3 s
     reply, _ = outcome(bot, "pending")
-    assert reply.startswith(f"Shared. `{MEMBER}` (QA account) is *pending*")
+    assert reply.startswith(
+        f"Shared: `{MEMBER}` (QA account) can use the image now. It is *pending*"
+    )
     assert len(calls(sandbox, "POST")) == 1
 
 

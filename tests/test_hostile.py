@@ -467,7 +467,7 @@ def text_objects(value: Any) -> Iterator[tuple[str, str]]:
 def test_markup_in_reasons_and_names_never_reaches_slack_unescaped(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
-    sandbox.add_image(OTHER_IMAGE)
+    sandbox.add_image(OTHER_IMAGE, visibility="shared")
     slack.not_in_channel.add("CPRIVATE")
     acks = [team.ack_text(f"admin member add {NAMED} {NAME}", user="UADMIN")]
 
@@ -586,7 +586,7 @@ def test_no_secret_reaches_a_log_line_a_slack_message_or_a_stored_row(
         the_bots_logging(secrets),
         contextlib.ExitStack() as stack,
     ):
-        sandbox.add_image(IMAGE)
+        sandbox.add_image(IMAGE, visibility="shared")
         bot = BotHarness(
             settings_for(slack, sandbox.url, tmp_path, SHARE_NOTIFY_CHANNEL="CNOTIFY"), slack
         )

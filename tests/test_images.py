@@ -46,6 +46,7 @@ def name_the_image(sandbox: Sandbox, **details: Any) -> None:
         "size": 10 * GiB,
         "min_disk": 100,
         "owner_account_name": "platform-team",
+        "visibility": "shared",
     }
     sandbox.add_image(IMAGE, **(values | details))
 
@@ -259,7 +260,7 @@ def test_an_unshare_is_sent_without_reading_the_image(bot: BotHarness, sandbox: 
 def test_the_card_names_the_image_with_its_size_visibility_and_owner(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
-    name_the_image(sandbox)
+    name_the_image(sandbox, visibility="private")
 
     team.ack_text(f"{IMAGE} {MEMBER} QA run", user="UREQ")
     team.wait_state("awaiting_approval")
@@ -268,6 +269,11 @@ def test_the_card_names_the_image_with_its_size_visibility_and_owner(
     blocks = json.dumps(card.args["blocks"], ensure_ascii=False)
     assert f"<@UREQ> asks to share image {LABEL} with `{MEMBER}` (QA account)." in blocks
     assert "Image: 10 GB · private · owner `platform-team`" in blocks
+    # Said before the click: approving changes the image too.
+    assert (
+        "approving also sets this private image to Shared;"
+        " Shared images are seen only by their members" in blocks
+    )
     parent = team.parent("C1")
     assert LABEL in parent.args["text"] and LABEL in json.dumps(
         parent.args["blocks"], ensure_ascii=False
@@ -354,7 +360,7 @@ class Cloud:
         from bot.scp import Image
 
         self.reads.append(image_id)
-        return Image(id=image_id, name=f"n-{image_id[:4]}", status="active", visibility="private")
+        return Image(id=image_id, name=f"n-{image_id[:4]}", status="active", visibility="shared")
 
 
 def test_reads_are_cached_briefly_and_the_cache_is_bounded(tmp_path: Any) -> None:
@@ -424,7 +430,8 @@ def row(**values: Any) -> ImageRow:
 @pytest.mark.parametrize(
     ("status", "visibility", "verdict"),
     [
-        ("active", "private", Verdict.SHAREABLE),
+        # Only Shared images have members: the share service sets it Shared, or refuses.
+        ("active", "private", Verdict.PRIVATE),
         ("ACTIVE", "shared", Verdict.SHAREABLE),
         ("active", "community", Verdict.SHAREABLE),
         (None, None, Verdict.SHAREABLE),  # nothing said: the add call decides

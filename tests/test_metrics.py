@@ -350,6 +350,9 @@ def test_a_flood_of_scrapes_costs_one_collection_per_max_age() -> None:
         ("GET", "/", "versions"),
         ("GET", "/proxy/prefix/v1/images/x/members/y", "show_member"),
         ("PUT", f"/v1/images/{IMAGE}/members", "other"),
+        ("PUT", f"/v1/images/{IMAGE}", "set_visibility"),
+        ("GET", f"/v1/images/{IMAGE}", "show_image"),
+        ("DELETE", f"/v1/images/{IMAGE}", "other"),
         ("POST", "/", "other"),
     ],
 )

@@ -24,8 +24,9 @@ def test_share_then_unshare_with_a_slow_cloud_ends_removed_in_that_order(
     shared = bot.wait_state("pending", 1, timeout=15)
     removed = bot.wait_state("removed", 2, timeout=15)
 
-    post, delete = member_calls(sandbox)
+    post, delete, read_back = member_calls(sandbox)
     assert (post.method, post.status, delete.method, delete.status) == ("POST", 200, "DELETE", 204)
+    assert (read_back.method, read_back.path) == ("GET", f"/v1/images/{IMAGE}/members")
     assert delete.at >= post.at + sandbox.delay  # sent only once the add was answered
     assert sandbox.members(IMAGE) == []  # the user's last word holds
     assert shared.sent_at is not None and removed.sent_at is not None
@@ -34,7 +35,7 @@ def test_share_then_unshare_with_a_slow_cloud_ends_removed_in_that_order(
     parents = [m for m in slack.messages("C1") if not m.args.get("thread_ts")]
     assert len(parents) == 2 and all(p.ts is not None for p in parents)
     [added], [gone] = sorted((bot.wait_thread(p) for p in parents), key=lambda t: "Removed" in t[0])
-    assert "is *pending*" in added
+    assert "It is *pending*" in added
     assert gone == f"Removed `{MEMBER}` (QA account) from image `{IMAGE}`."
 
 
@@ -65,7 +66,7 @@ def test_new_requests_go_before_follow_ups_and_few_follow_ups_run_at_once(
     bot.stop_worker()
     # Every share's status read is due at once (as after a restart), and the cloud is slow.
     bot.clock.advance(seconds=bot.settings.SHARE_STATUS_POLL_SECONDS + 1)
-    sandbox.add_image(OTHER_IMAGE)
+    sandbox.add_image(OTHER_IMAGE, visibility="shared")
     sandbox.delay = 0.2
     start = len(sandbox.records)
     assert bot.ack_text(f"{OTHER_IMAGE} {MEMBER}").startswith("On it")

@@ -311,7 +311,7 @@ def a_days_work(bot: BotProcess, host: Host, slack: FakeSlack) -> None:
     )
 
 
-def replies(slack: FakeSlack, text: str = "Shared.") -> list[Call]:
+def replies(slack: FakeSlack, text: str = "Shared:") -> list[Call]:
     return [
         c for c in slack.calls("chat.postMessage") if str(c.args.get("text", "")).startswith(text)
     ]

@@ -311,7 +311,7 @@ def test_http_mode_serves_a_signed_command_and_stops_on_sigterm(
 
     parent, reply = wait_thread_reply(slack)
     assert parent.startswith(f"<@{SHARER}> asked to share image `{IMAGE}` with `{MEMBER}`")
-    assert reply.startswith(f"Shared. `{MEMBER}` is *pending*")
+    assert reply.startswith(f"Shared: `{MEMBER}` can use the image now. It is *pending*")
     [add] = adds(sandbox)
     assert (add.signed, add.status, add.member_id) == (True, 200, MEMBER)
     assert [m.member_id for m in sandbox.members(IMAGE)] == [MEMBER]
@@ -365,7 +365,7 @@ def test_socket_mode_serves_a_command_and_stops_on_sigterm(
     assert payload["text"].startswith(f"On it: sharing image `{IMAGE}` with `{MEMBER}`")
     parent, reply = wait_thread_reply(slack)
     assert parent.startswith(f"<@{SHARER}> asked to share image `{IMAGE}` with `{MEMBER}`")
-    assert reply.startswith(f"Shared. `{MEMBER}` is *pending*")
+    assert reply.startswith(f"Shared: `{MEMBER}` can use the image now. It is *pending*")
     [add] = adds(sandbox)
     assert (add.signed, add.status) == (True, 200)
 
@@ -479,7 +479,7 @@ def test_serve_and_worker_started_separately_work_together(
 
     assert response.status_code == 200, response.text
     _, reply = wait_thread_reply(slack)
-    assert reply.startswith(f"Shared. `{MEMBER}` is *pending*")
+    assert reply.startswith(f"Shared: `{MEMBER}` can use the image now. It is *pending*")
     assert server.terminate_and_wait() == 0
     assert worker.terminate_and_wait() == 0
     assert_quiet(server)

@@ -57,7 +57,7 @@ class TamperedAuth(ScpAuth):
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(ACCESS, SECRET, ACCOUNT) as server:
-        server.add_image(IMAGE)
+        server.add_image(IMAGE, visibility="shared")  # only Shared images have members
         server.add_image(PUBLIC_IMAGE, shareable=False)
         yield server
 
@@ -180,6 +180,10 @@ def test_put_sets_status_and_delete_has_no_body(sandbox: Sandbox, raw: httpx.Cli
 def test_open_images_accept_any_uuid_but_still_check_it(raw: httpx.Client) -> None:
     with Sandbox(ACCESS, SECRET, ACCOUNT, open_images=True) as open_sandbox:
         url = f"{open_sandbox.url}/v1/images/{UNKNOWN_IMAGE}/members"
+        # Made up private, as new images are: no members until it is Shared.
+        assert raw.post(url, json={"member_id": MEMBER}).status_code == 403
+        image_url = f"{open_sandbox.url}/v1/images/{UNKNOWN_IMAGE}"
+        assert raw.put(image_url, json={"visibility": "shared"}).status_code == 200
         assert raw.post(url, json={"member_id": MEMBER}).status_code == 200
         bad = raw.post(f"{open_sandbox.url}/v1/images/not-a-uuid/members", json={})
         assert bad.status_code == 400
@@ -448,7 +452,7 @@ def test_deprecated_before_its_not_before_date_is_a_warning(raw: httpx.Client) -
         ApiVersion(id="v1.1", status="DEPRECATED", not_before="20270630"),
     ]
     with Sandbox(ACCESS, SECRET, ACCOUNT, versions=versions) as custom:
-        custom.add_image(IMAGE)
+        custom.add_image(IMAGE, visibility="shared")
 
         def report(version: str) -> VersionReport:
             client = ScpClient(custom.url, ScpAuth(ACCESS, SECRET, ACCOUNT), api_version=version)
@@ -536,7 +540,7 @@ def test_versions_are_configurable_and_dates_end_them(raw: httpx.Client) -> None
         ApiVersion(id="v1.1", status="SUPPORTED", supported_until="2020-01-01"),
     ]
     with Sandbox(ACCESS, SECRET, ACCOUNT, versions=versions) as custom:
-        custom.add_image(IMAGE)
+        custom.add_image(IMAGE, visibility="shared")
         url = f"{custom.url}/v1/images/{IMAGE}/members"
         expired = raw.get(url)
         current = raw.get(url, headers={"Scp-Api-Version": "virtualserver 2.0"})
@@ -805,6 +809,7 @@ def test_run_sandbox_serves_until_ctrl_c(
         running.url, ScpAuth("sandbox-access-key", SECRET), retry=RetryPolicy(attempts=1)
     )
     try:
+        assert client.set_visibility(UNKNOWN_IMAGE, "shared").visibility == "shared"
         assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
     finally:
         client.close()
@@ -851,6 +856,7 @@ def test_the_sandbox_prints_the_env_lines_and_its_default_keys(
         retry=RetryPolicy(attempts=1),
     )
     with contextlib.closing(client):
+        assert client.set_visibility(UNKNOWN_IMAGE, "shared").visibility == "shared"
         assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
 
 
@@ -870,6 +876,7 @@ def test_the_sandbox_takes_the_keys_from_dotenv_like_the_bot(
     settings = load_settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s3cret")
     client = make_cloud_client(settings, retry=RetryPolicy(attempts=1))
     with contextlib.closing(client):
+        assert client.set_visibility(UNKNOWN_IMAGE, "shared").visibility == "shared"
         assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
     assert running.env_lines() == [
         f"SCP_ENDPOINT={running.url}",
@@ -917,6 +924,7 @@ def test_the_sandbox_says_where_the_bots_settings_differ(
         retry=RetryPolicy(attempts=1),
     )
     with contextlib.closing(client):
+        assert client.set_visibility(UNKNOWN_IMAGE, "shared").visibility == "shared"
         assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
 
 

@@ -40,7 +40,7 @@ def test_nothing_goes_back_to_being_open_once_answered() -> None:
         (S.EXPIRED, S.QUEUED),  # nor an expired one
         (S.QUEUED, S.PENDING),  # nothing is shared without being marked sending first
         (S.ACCEPTED, S.REMOVED),  # a timed share is marked removing before the call
-        (S.REJECTED, S.REMOVING),  # a member who rejected needs no removal
+        (S.REJECTED, S.REMOVED),  # a member who rejected still has access: removing first
         (S.PENDING, S.SENDING),
     ],
 )

@@ -60,7 +60,7 @@ def test_a_new_language_is_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_an_unknown_language_falls_back_to_english() -> None:
     assert texts.say("xx", "approve") == texts.say("en", "approve") == "Approve"
-    assert texts.state_word("xx", "pending") == "pending"
+    assert texts.state_word("xx", "queued") == "queued"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from bot.sharing.oncall import Source, Stale
 from bot.sharing.request import ShareRequest
 from bot.slack import views
 from bot.slack.views import DenyModal, MalformedSubmission
-from storage import Grant, KnownMember, OnCallShift, RequestRow, Role
+from storage import Grant, ImageRow, KnownMember, OnCallShift, RequestRow, Role
 from storage.database import stamp
 from tests.fakes import blockkit
 
@@ -173,7 +173,7 @@ def test_the_parent_says_who_asked_what_and_where_it_stands() -> None:
     text, blocks = views.parent(make_request(reason="nightly", state="pending"), "en", "QA")
 
     assert text.startswith(f"<@UREQ> asked to share image `{IMAGE}` with `a8f1")
-    assert "*pending* until the account accepts" in text
+    assert "shared: the account can use it now; *pending* until it accepts it" in text
     assert [b["type"] for b in blocks] == ["section", "context", "context"]
     assert blocks[1]["elements"][0] == {
         "type": "plain_text",
@@ -465,8 +465,10 @@ def test_a_short_member_list_reads_as_before() -> None:
     text, blocks = views.member_listing("en", IMAGE, [member], {member.member_id: "QA account"})
 
     assert text == (
-        f"Members of image `{IMAGE}`:\n• `{member.member_id}` (QA account): *accepted*"
-        " (added 2026-01-01 00:00 UTC, updated 2026-01-01 00:30 UTC)"
+        f"Members of image `{IMAGE}`:\n• `{member.member_id}` (QA account):"
+        " *accepted: in their list* (added 2026-01-01 00:00 UTC, updated 2026-01-01 00:30 UTC)"
+        "\nEvery member can use the image from the moment it is added; the status only says"
+        " whether it shows in their own image list. Only removing a member takes access away."
     )
     assert message_problems(text, blocks) == []
 
@@ -655,3 +657,34 @@ def test_the_card_says_when_a_rota_was_too_old_to_trust(language: str, said: str
     context = [b for b in blocks if b["type"] == "context"][-1]
     assert context["elements"][-1]["text"] == said
     assert message_problems(text, blocks) == []
+
+
+@pytest.mark.parametrize(
+    ("visibility", "action", "language", "said"),
+    [
+        ("private", "share", "en", "approving also sets this private image to Shared"),
+        ("private", "share", "ko", "승인하면 이 비공개 이미지가 Shared로도 바뀝니다"),
+        ("shared", "share", "en", None),
+        ("private", "unshare", "en", None),  # a removal changes no visibility
+    ],
+)
+def test_the_card_says_before_the_click_when_approving_makes_the_image_shared(
+    visibility: str, action: str, language: str, said: str | None
+) -> None:
+    image = ImageRow(id=IMAGE, name="rocky9-golden", visibility=visibility)
+    text, blocks = card(request=make_request(action=action), image=image, language=language)
+    shown = json.dumps(blocks, ensure_ascii=False)
+    if said is None:
+        assert "Shared" not in shown
+    else:
+        assert said in shown
+    assert message_problems(text, blocks) == []
+
+
+def test_a_rejected_open_ended_line_carries_remove_now_only() -> None:
+    request = make_request(state="rejected", action="share")
+    text, blocks = views.rejected_open(request, "`a8f1…` *rejected* image x.", "en")
+    assert text.endswith("remove it now if that account no longer needs it.")
+    [actions] = [b for b in blocks if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions["elements"]] == [views.REMOVE_NOW]
+    assert actions["elements"][0]["value"] == "1"

@@ -24,7 +24,9 @@ from bot.scp.models import (
     ImageMember,
     ImageMemberCreateRequest,
     ImageMemberList,
+    ImageSetRequest,
     VersionList,
+    Visibility,
     read_error_body,
 )
 
@@ -158,7 +160,8 @@ class _Landed(Exception):
 
 
 class ScpClient:
-    """Image members (add, list, show, remove) and images (show, list), signed and retried."""
+    """Image members (add, list, show, remove) and images (show, list, set visibility),
+    signed and retried."""
 
     def __init__(
         self,
@@ -315,6 +318,28 @@ class ScpClient:
             "GET", self._image_path(image_id), language=language, attempts=attempts
         )
         return self._parse(response, Image, member_path=False)
+
+    def set_visibility(
+        self, image_id: str, visibility: Visibility | str, *, language: str | None = None
+    ) -> Image:
+        """Make the image `private` or `shared` (only those two); the image as it is then.
+
+        A PUT of one visibility is the same however often it is sent, so a lost answer is
+        simply sent again (the usual retries), and an answer that cannot be read is read
+        back with `show_image`. `ValueError` for any other visibility, before anything is sent.
+        """
+        value = str(getattr(visibility, "value", visibility))
+        if value not in (Visibility.PRIVATE, Visibility.SHARED):
+            raise ValueError(f"an image can be set to private or shared only, not {value!r}")
+        body = ImageSetRequest(visibility=value).model_dump()
+        response, _ = self._send("PUT", self._image_path(image_id), json=body, language=language)
+        if not response.is_success:
+            raise self._error(response, member_path=False)
+        try:
+            return Image.model_validate_json(response.content)
+        except ValidationError:
+            # Carried out, its answer lost on the way: read the image back.
+            return self.show_image(image_id, language=language)
 
     def list_images(
         self,

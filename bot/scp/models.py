@@ -47,6 +47,18 @@ class ImageMemberStatusRequest(BaseModel):
     status: MemberStatus
 
 
+class ImageSetRequest(BaseModel):
+    """Body of the set-image call (`PUT /v1/images/{image_id}`): its visibility only.
+
+    The service's description allows `private` or `shared` here (pattern
+    `private|shared`): an image becomes public or community some other way, never so.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    visibility: Annotated[str, StringConstraints(pattern=r"^(private|shared)$")]
+
+
 class ImageMember(BaseModel):
     """ImageMemberShowResponse: one member of one image."""
 

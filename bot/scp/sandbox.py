@@ -3,9 +3,10 @@
 Operators run it (`python -m bot sandbox`) to try the bot before they have cloud keys;
 tests and the benchmark use it as the cloud API peer. It checks the gateway headers and
 the signature (401, gateway envelope), the API version (400 `UnsupportedApiVersion`),
-routes, ids, query parameters and bodies exactly as `docs/scp-api.md` describes, keeps
-images and their members in memory, records every request, and misbehaves on demand
-(`Fault`).
+routes, ids, query parameters and bodies exactly as `docs/scp-api.md` describes (member
+calls on an image that is not `shared` are refused, as Glance and SCP's console do; `PUT
+/v1/images/{id}` sets `private` or `shared`), keeps images and their members in memory,
+records every request, and misbehaves on demand (`Fault`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from bot.scp.models import (
     ImageMember,
     ImageMemberCreateRequest,
     ImageMemberStatusRequest,
+    ImageSetRequest,
     MemberId,
     MemberStatus,
     VersionList,
@@ -341,6 +343,7 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         open_images: bool = False,
+        open_visibility: Visibility | str = Visibility.PRIVATE,
         delay: float = 0.0,
         max_skew_seconds: float = 300.0,
         versions: Sequence[ApiVersion] = DEFAULT_VERSIONS,
@@ -352,6 +355,8 @@ class Sandbox:
         self.host = host
         self.port = port
         self.open_images = open_images
+        # What an image made up on first use is: private, as a new image is in SCP.
+        self.open_visibility = Visibility(open_visibility).value
         self.delay = delay
         self.max_skew_seconds = max_skew_seconds
         self.versions = list(versions)
@@ -442,7 +447,10 @@ class Sandbox:
     ) -> Image:
         """Register an image this account sees; its details as the image calls answer them.
 
-        `shareable=False` (or a public image) answers 403 to its members, as SCP does. Without
+        `shareable=False` (or a public image) answers 403 to its members, as SCP does; every
+        member call on an image that is not `shared` is refused with 403 too, as Glance
+        does (only Shared images have members: `visibility="shared"`, or a `PUT`, makes
+        it shareable). Without
         a `name` the image is served nameless (the real service always names one), so that
         the bot's fallback to the bare id can be seen.
         """
@@ -511,6 +519,19 @@ class Sandbox:
             )
             members[member_id] = member
             return member
+
+    def set_visibility(self, image_id: str, visibility: Visibility | str) -> Image:
+        """Change an image's visibility, as someone in the console would; KeyError if unknown."""
+        value = Visibility(visibility).value
+        with self._lock:
+            image = self._images[image_id]
+            image.details = image.details.model_copy(
+                update={
+                    "visibility": value,
+                    "updated_at": datetime.fromtimestamp(self._clock(), UTC),
+                }
+            )
+            return image.details
 
     # -- records and faults -----------------------------------------------------------
 
@@ -691,7 +712,7 @@ class Sandbox:
             return self._pending_images(method, path, headers, request_id)
         image_match = _IMAGE_ROUTE.match(path)
         if image_match is not None:
-            return self._dispatch_image(method, path, headers, request_id, image_match, query)
+            return self._dispatch_image(method, path, headers, body, request_id, image_match, query)
         match = _ROUTE.match(path)
         if match is None:
             return _framework_error(404, "Not Found", path, request_id)
@@ -737,6 +758,14 @@ class Sandbox:
             if not image.shareable or image.details.visibility == Visibility.PUBLIC:
                 detail = f"image {image_id} cannot be shared"
                 return _service_error(403, "Forbidden", detail, request_id)
+            if image.details.visibility != Visibility.SHARED:
+                # Glance's rule, and SCP's console guide: only a Shared image has members,
+                # to add, list, show, set or remove (they come back if it is Shared again).
+                detail = (
+                    f"Only shared images have members: image {image_id} is"
+                    f" {image.details.visibility}"
+                )
+                return _service_error(403, "Forbidden", detail, request_id)
             return self._operate(method, image_id, image, member_id, payload, request_id)
 
     def _open_image(self, image_id: str) -> _Image:
@@ -745,7 +774,7 @@ class Sandbox:
         details = Image(
             id=image_id,
             status="active",
-            visibility=Visibility.PRIVATE.value,
+            visibility=self.open_visibility,
             owner=self.account_id or "sandbox-account-id",
             min_disk=0,
             created_at=now,
@@ -759,12 +788,14 @@ class Sandbox:
         method: str,
         path: str,
         headers: Message,
+        body: bytes,
         request_id: str,
         match: re.Match[str],
         query: str,
     ) -> _Reply:
-        """`GET /v1/images/{image_id}` and `GET /v1/images`."""
-        if method != "GET":
+        """`GET /v1/images/{image_id}`, `PUT /v1/images/{image_id}` and `GET /v1/images`."""
+        allowed = ("GET",) if match["image"] is None else ("GET", "PUT")
+        if method not in allowed:
             return _framework_error(405, "Method Not Allowed", path, request_id)
         problem = self._version_problem(headers)
         if problem is not None:
@@ -775,6 +806,17 @@ class Sandbox:
             image_id = _IMAGE_ID.validate_python(unquote(match["image"]))
         except ValidationError:
             return _service_error(400, "ValidationError", "image_id must be a UUID", request_id)
+        payload: ImageSetRequest | None = None
+        if method == "PUT":
+            content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                detail = "Content-Type must be application/json"
+                return _service_error(400, "ValidationError", detail, request_id)
+            try:
+                payload = ImageSetRequest.model_validate_json(body)
+            except ValidationError as error:
+                details = _validation_details(error)
+                return _service_error(400, "ValidationError", details, request_id)
         with self._lock:
             image = self._images.get(image_id)
             if image is None and self.open_images:
@@ -782,6 +824,19 @@ class Sandbox:
             if image is None:
                 detail = f"image {image_id} not found"
                 return _service_error(404, "NotFound", detail, request_id)
+            if payload is not None:
+                if not image.shareable or image.details.visibility in (
+                    Visibility.PUBLIC,
+                    Visibility.COMMUNITY,
+                ):
+                    detail = f"the visibility of image {image_id} cannot be changed"
+                    return _service_error(403, "Forbidden", detail, request_id)
+                image.details = image.details.model_copy(
+                    update={
+                        "visibility": payload.visibility,
+                        "updated_at": datetime.fromtimestamp(self._clock(), UTC),
+                    }
+                )
             return _json(200, image.answer())
 
     def _pending_images(self, method: str, path: str, headers: Message, request_id: str) -> _Reply:

@@ -10,12 +10,17 @@
     │   └── ApproversUnreachable   no approval card can be posted: nobody could approve
     └── DirectoryUnavailable Slack could not say who an email is (the rota read is kept)
 
+    bot.scp.errors.CloudError
+    └── MemberStillListed    a remove answered, yet the member list still holds the member
+
 The cloud client (`bot.scp.errors`), the rota readers (`bot.rota.errors`) and storage
 (`storage.errors`) have trees of their own; `bot.slack.texts` turns all of them into what
 users read, and nothing else decides wording. None of them ever holds a secret.
 """
 
 from __future__ import annotations
+
+from bot.scp.errors import CloudError
 
 
 class SharingError(Exception):
@@ -83,3 +88,17 @@ class DirectoryUnavailable(SharingError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(detail)
+
+
+class MemberStillListed(CloudError):
+    """After a remove, the cloud's member list still holds the member (`left`: the ids as
+    listed): it still has access, so the removal is not done and is tried again."""
+
+    kind = "still_listed"
+
+    def __init__(self, image_id: str, left: list[str]) -> None:
+        self.left = left
+        super().__init__(
+            f"image {image_id} still lists {', '.join(left)} after the remove",
+            detail=" ".join(left),
+        )

@@ -39,6 +39,9 @@ class Verdict(StrEnum):
     NOT_FOUND = "image_not_found"  # 404: no such image, or not this account's
     PUBLIC = "image_public"  # every account sees it already: nothing to share
     NOT_ACTIVE = "image_not_active"  # still being made (or broken): not shareable yet
+    # Only Shared images have members: the bot sets it Shared first, or refuses
+    # (SHARE_MAKE_SHARED); which one is the share service's to say.
+    PRIVATE = "image_private"
     UNREAD = "unread"  # the read failed (5xx, timeout): the add call decides
 
 
@@ -90,6 +93,8 @@ def verdict_of(image: ImageRow) -> Verdict:
     # No status at all says nothing: the add call decides.
     if image.status and image.status.lower() != ImageStatus.ACTIVE:
         return Verdict.NOT_ACTIVE
+    if (image.visibility or "").lower() == Visibility.PRIVATE:
+        return Verdict.PRIVATE
     return Verdict.SHAREABLE
 
 
@@ -114,13 +119,16 @@ class ImageCatalog:
         self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
 
-    def read(self, image_id: str, *, language: str | None = None) -> ImageRow:
-        """The image from the cloud API, or a read of the last `cache_seconds`.
+    def read(self, image_id: str, *, language: str | None = None, fresh: bool = False) -> ImageRow:
+        """The image from the cloud API, or a read of the last `cache_seconds` (`fresh`:
+        never a cached one, as after a refusal that a change since may explain).
 
         `ImageNotFound` when there is no such image; any other `CloudError` as raised.
         Checks of one image asked at once (a burst of shares) wait for one read.
         """
         with self._lock:
+            if fresh:
+                self._cache.pop(image_id, None)
             cached = self._fresh(image_id)
             if cached is not None:
                 return cached
@@ -146,6 +154,17 @@ class ImageCatalog:
             with self._lock:
                 del self._flights[image_id]
             flight.done.set()
+
+    def set_visibility(
+        self, image_id: str, visibility: Visibility, *, language: str | None = None
+    ) -> ImageRow:
+        """Set the image `private` or `shared` in the cloud; the image as it is then, kept
+        as the latest read and in the stored list (until the next refresh)."""
+        row = image_row(self.cloud.set_visibility(image_id, visibility, language=language))
+        self._remember(image_id, row)
+        self.stored.set_visibility(image_id, row.visibility or visibility.value)
+        log.info("image visibility set", extra={"image": image_id, "visibility": visibility.value})
+        return row
 
     def known(self, image_id: str) -> ImageRow | None:
         """What the bot knows of the image without asking the cloud; None when nothing."""

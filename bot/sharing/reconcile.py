@@ -28,7 +28,7 @@ from typing import Protocol
 
 from bot import metrics
 from bot.scp import ImageMember, ScpClient
-from bot.scp.errors import CloudError
+from bot.scp.errors import CloudError, ImageNotShareable
 from bot.sharing.errors import DeliveryError
 from bot.sharing.request import Action, Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
@@ -162,6 +162,12 @@ class Reconciler:
         at = self.requests.now()
         try:
             listed = self.cloud.list_members(image_id)
+        except ImageNotShareable:
+            # Not Shared now (made private outside the bot): the service lists no members of
+            # such an image, and none of them can use it while it stays so. Nothing to compare,
+            # and nothing to retry: its members come back, access and all, if it is made Shared.
+            log.info("image not Shared now: its members are not listed", extra={"image": image_id})
+            return Found()
         except CloudError as error:
             log.warning(
                 "cannot list an image's members to reconcile",

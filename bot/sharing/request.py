@@ -101,6 +101,10 @@ class ShareRequest:
     # (nothing was added), and whether the member already had access not through the bot.
     takes_over: int | None = None
     was_present: bool = False
+    # The image was private: the bot set it Shared for this request (SHARE_MAKE_SHARED=auto).
+    made_shared_at: datetime | None = None
+    # After this request's removal the image had no member left: the bot set it private again.
+    made_private_at: datetime | None = None
 
     @classmethod
     def of(cls, row: RequestRow) -> ShareRequest:
@@ -244,6 +248,10 @@ class Requests:
     def start_sending(self, request_id: int) -> bool:
         """queued → sending, unless an earlier request for the pair is still in flight."""
         return self.table.start_sending(request_id)
+
+    def in_flight(self, image_id: str, *, besides: int) -> bool:
+        """Whether another request for the image is about to reach the cloud or is with it."""
+        return self.table.in_flight(image_id, besides=besides)
 
     def waiting_turn(self, request_id: int) -> bool:
         """Whether an earlier request for the same image and member is still in flight."""

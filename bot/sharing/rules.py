@@ -20,6 +20,14 @@ class UnknownMembers(StrEnum):
     DIRECT = "direct"
 
 
+class MakeShared(StrEnum):
+    """What the bot does with a private image asked to be shared (only Shared ones have
+    members): `auto` sets it to Shared first and says so; `never` refuses the request."""
+
+    AUTO = "auto"
+    NEVER = "never"
+
+
 class WhyApproval(StrEnum):
     """Why a request waits for an approver."""
 

@@ -11,21 +11,32 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.scp import ImageMember, MemberStatus, ScpClient, accept_language, errors
+from bot.scp import ImageMember, MemberStatus, ScpClient, Visibility, accept_language, errors
 from bot.sharing import rules
 from bot.sharing.approvals import NUDGE_EVERY, ApprovalReminders, next_nudge, waiting
 from bot.sharing.commands import Share
 from bot.sharing.durations import ShareDurations, parse_duration, reminder_at
-from bot.sharing.errors import NotAllowed
+from bot.sharing.errors import MemberStillListed, NotAllowed
 from bot.sharing.images import ImageCatalog, Verdict
 from bot.sharing.request import Requests, RequestState, ShareRequest
-from bot.sharing.rules import Refusal, UnknownMembers
+from bot.sharing.rules import MakeShared, Refusal, UnknownMembers
 from bot.sharing.states import check_move
 from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest, Role
 
 log = logging.getLogger(__name__)
 
 MEMBER_STATES = {status.value: RequestState(status.value) for status in MemberStatus}
+# Statuses of a refused add that may mean "only Shared images have members": Glance answers
+# 403; SCP does not publish its own, so a read of the image after the refusal decides.
+NOT_SHARED_STATUSES = frozenset({400, 403, 409})
+# The error kinds of a private image: refused before anything is sent (SHARE_MAKE_SHARED=never),
+# and an add refused because the image is (again) private.
+IMAGE_PRIVATE = "image_private"
+IMAGE_NOT_SHARED = "image_not_shared"
+# The cloud refused to set a private image to Shared (permissions): nothing was added.
+VISIBILITY_REFUSED = "visibility_refused"
+# A removal refused because the image is private now (made so outside the bot).
+IMAGE_PRIVATE_NOW = "image_private_now"
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,9 @@ class Ending:
     extension: Asked | None = None
 
 
-RUNNING = frozenset({RequestState.PENDING, RequestState.ACCEPTED})
+# Shares whose member has access: rejected too (it only keeps the image out of the
+# member's own list), so a rejected share still ends on time.
+RUNNING = frozenset({RequestState.PENDING, RequestState.ACCEPTED, RequestState.REJECTED})
 
 
 class NudgeRefusal(StrEnum):
@@ -124,6 +137,7 @@ class ShareService:
         cloud: ScpClient,
         images: ImageCatalog | None = None,
         unknown_members: UnknownMembers = UnknownMembers.APPROVAL,
+        make_shared: MakeShared = MakeShared.AUTO,
         following: Following | None = None,
         durations: ShareDurations | None = None,
         policies: ImagePolicies | None = None,
@@ -136,6 +150,7 @@ class ShareService:
         self.cloud = cloud
         self.images = images
         self.unknown_members = unknown_members
+        self.make_shared = make_shared
         self.following = following or Following()
         self.durations = durations or ShareDurations()
         self.policies = policies
@@ -286,7 +301,15 @@ class ShareService:
         """The image's members, from the cloud API; anyone with a role may look."""
         if not rules.may_ask(self.grants.roles(user_id, image_id)):
             raise NotAllowed(user_id, f"list {image_id}")
-        return self.cloud.list_members(image_id, language=accept_language(language))
+        cloud_language = accept_language(language)
+        try:
+            return self.cloud.list_members(image_id, language=cloud_language)
+        except errors.ImageNotShareable:
+            # Only Shared images have members (the service refuses even to list them):
+            # a private one has none to show, which one read of the image tells.
+            if self.images is None or not self._reads_private(image_id, cloud_language):
+                raise
+            return []
 
     # -- carrying out (the worker's side) --------------------------------------------------------
 
@@ -302,6 +325,17 @@ class ShareService:
         checked = self.images.check(
             request.image_id, language=accept_language(request.language or "en")
         )
+        if checked.verdict is Verdict.PRIVATE and self.make_shared is MakeShared.NEVER:
+            # Only Shared images have members, and the bot may not make it Shared: fail
+            # before any approver is asked and before anything is sent.
+            failed = self._move(
+                request,
+                RequestState.FAILED,
+                error_kind=IMAGE_PRIVATE,
+                finished_at=self.requests_now(),
+            )
+            self.log_outcome(failed)
+            return failed
         if not checked.blocks:
             return request
         error = checked.error
@@ -337,7 +371,7 @@ class ShareService:
                 self.cloud.remove_member(
                     request.image_id, request.member_id, language=language, sent_before=again
                 )
-                done = self._finished(request, RequestState.REMOVED, api_status=204)
+                done = request  # read back below
             else:
                 member = self._extended_member(request, language)
                 if member is None and request.extends is None:
@@ -345,6 +379,9 @@ class ShareService:
                     if taken is not None:
                         return taken
                 if member is None:
+                    request = self._shareable(request, language)
+                    if request.state is not RequestState.SENDING:
+                        return request
                     try:
                         member = self.cloud.add_member(
                             request.image_id,
@@ -360,7 +397,15 @@ class ShareService:
                         return self._found_present(request, present)
                 done = self._member_answer(request, member, api_status=200)
         except errors.CloudError as error:
-            done = self._failed(request, error)
+            kind = None
+            if not request.unshare and self._refused_as_private(request, error, language):
+                kind = IMAGE_NOT_SHARED
+            done = self._failed(request, error, kind=kind)
+        else:
+            if request.unshare:
+                # A remove that answered is read back: the member must be gone, in any
+                # spelling (`MemberStillListed` otherwise: the worker says so, tries again).
+                done = self._after_removal(request, language)
         return done
 
     # -- one share per image and member ------------------------------------------------------
@@ -531,6 +576,82 @@ class ShareService:
         self.log_outcome(changed)
         return changed
 
+    def _shareable(self, request: ShareRequest, language: str) -> ShareRequest:
+        """Make sure the image can have members before the add: a `shared` image goes on
+        (so do `public` and `community` ones, which the add decides, as ever); a `private`
+        one is set to Shared first (SHARE_MAKE_SHARED=auto, recorded on the request and the
+        image) or fails the request with nothing sent (never). A read that fails lets the
+        add decide; a refusal of the change fails the request, as the add's would."""
+        if self.images is None:
+            return request
+        try:
+            image = self.images.read(request.image_id, language=language)
+        except errors.CloudError as error:
+            log.warning(
+                "cannot read the image before adding; the add decides",
+                extra={"request": request.id, "error": str(error)},
+            )
+            return request
+        if (image.visibility or "").lower() != Visibility.PRIVATE:
+            return request
+        if self.make_shared is MakeShared.NEVER:
+            failed = self._move(
+                request,
+                RequestState.FAILED,
+                error_kind=IMAGE_PRIVATE,
+                finished_at=self.requests_now(),
+            )
+            self.log_outcome(failed)
+            return failed
+        # Recorded before the change is asked, on the request and for the image: after a
+        # crash the bot still knows it made the image Shared (the read back finds it so).
+        self.images.stored.mark_made_shared(request.image_id, request.id)
+        request = self.requests.update(
+            request.id, only_in=RequestState.SENDING, made_shared_at=self.requests_now()
+        )
+        try:
+            self.images.set_visibility(request.image_id, Visibility.SHARED, language=language)
+        except errors.CloudError as error:
+            # Nothing was added. A change without an answer may have landed: it stays
+            # recorded (a Shared image is seen only by its members, and the bot made it so).
+            unanswered = isinstance(error, errors.CloudUnavailable)
+            if not unanswered:
+                self.images.stored.forget_made_shared(request.image_id, request_id=request.id)
+                request = self.requests.update(
+                    request.id, only_in=RequestState.SENDING, made_shared_at=None
+                )
+            return self._failed(request, error, kind=None if unanswered else VISIBILITY_REFUSED)
+        log.info("made the image Shared so it can have members", extra=request.log_fields())
+        return request
+
+    def _refused_as_private(
+        self, request: ShareRequest, error: errors.CloudError, language: str
+    ) -> bool:
+        """Whether a refused add means "only Shared images have members": the refusal's
+        status may (400, 403, 409: the service does not say which), and one read of the
+        image after it says `private` (a 409 for a member that is there is a real conflict)."""
+        if self.images is None or error.status not in NOT_SHARED_STATUSES:
+            return False
+        if isinstance(error, errors.AlreadyMember):
+            try:
+                self.cloud.show_member(request.image_id, request.member_id, language=language)
+                return False
+            except (errors.MemberNotFound, errors.ImageNotShareable):
+                pass  # not there, or the image has no members at all (not Shared)
+            except errors.CloudError:
+                return False
+        return self._reads_private(request.image_id, language)
+
+    def _reads_private(self, image_id: str, language: str) -> bool:
+        """Whether a fresh read of the image says `private` (a failed read says no)."""
+        if self.images is None:
+            return False
+        try:
+            image = self.images.read(image_id, language=language, fresh=True)
+        except errors.CloudError:
+            return False
+        return (image.visibility or "").lower() == Visibility.PRIVATE
+
     def _extended_member(self, request: ShareRequest, language: str) -> ImageMember | None:
         """For an extension, the member as it is (no add needed); None when it is gone."""
         if request.extends is None:
@@ -566,18 +687,87 @@ class ShareService:
         try:
             self.cloud.remove_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:
-            return self._removed(request, "gone", api_status=404)
+            return self._after_removal(request, language, result="gone", api_status=404)
         except errors.CloudError as error:
             self._note_error(request, error)
             raise
-        return self._removed(request, "removed", api_status=204)
+        return self._after_removal(request, language)
+
+    def _after_removal(
+        self,
+        request: ShareRequest,
+        language: str,
+        *,
+        result: str = "removed",
+        api_status: int = 204,
+        members: list[ImageMember] | None = None,
+    ) -> ShareRequest:
+        """Read the member list back after a remove: the request is `removed` only when no
+        spelling of the member is listed (ids alike but for case are one member to the bot).
+        One still listed keeps it in `removing` (`MemberStillListed`: the thread is told
+        what is left, and the removal is tried again); an image the bot made Shared with
+        nobody left on it is set back to private."""
+        if members is None:
+            try:
+                members = self.cloud.list_members(request.image_id, language=language)
+            except errors.CloudError as error:
+                if request.state is RequestState.REMOVING:
+                    self._note_error(request, error)
+                    raise
+                # An unshare whose list cannot be read: removing, and read again shortly.
+                self._move(request, RequestState.REMOVING, removing_at=self.requests_now())
+                raise
+        left = [m.member_id for m in members if m.member_id.lower() == request.member_id.lower()]
+        if left:
+            still = MemberStillListed(request.image_id, left)
+            if request.state is RequestState.SENDING:
+                request = self._move(
+                    request, RequestState.REMOVING, removing_at=self.requests_now()
+                )
+            self._note_error(request, still)
+            log.warning("a removed member is still listed", extra=request.log_fields())
+            raise still
+        private_again = self._private_again(request, members, language)
+        return self._removed(request, result, api_status=api_status, made_private_at=private_again)
+
+    def _private_again(
+        self, request: ShareRequest, members: list[ImageMember], language: str
+    ) -> datetime | None:
+        """Set the image back to private when the bot made it Shared itself and nobody is
+        left on it (and no other request for it is on its way to the cloud); when it did."""
+        if self.images is None or members:
+            return None
+        if self.images.stored.made_shared(request.image_id) is None:
+            return None  # Shared by someone else (or always): left as found
+        if self.requests.in_flight(request.image_id, besides=request.id):
+            return None  # another share of it is about to add a member
+        try:
+            self.images.set_visibility(request.image_id, Visibility.PRIVATE, language=language)
+        except errors.CloudError as error:
+            log.warning(
+                "cannot set the image back to private; it stays Shared, with no members",
+                extra={"request": request.id, "error": str(error)},
+            )
+            return None
+        self.images.stored.forget_made_shared(request.image_id)
+        return self.requests_now()
 
     def _note_error(self, request: ShareRequest, error: errors.CloudError) -> None:
-        """Record why a call for a request still in `removing` failed (it is tried again)."""
+        """Record why a call for a request still in `removing` failed (it is tried again).
+
+        A 403 on an image that now reads private is its own reason: nobody can use a
+        private image, but the cloud keeps its members (they count again if it is made
+        Shared), and refuses to remove them until then.
+        """
+        kind = error.kind
+        if isinstance(error, errors.ImageNotShareable) and self._reads_private(
+            request.image_id, accept_language(request.language or "en")
+        ):
+            kind = IMAGE_PRIVATE_NOW
         self.requests.update(
             request.id,
             only_in=RequestState.REMOVING,
-            error_kind=error.kind,
+            error_kind=kind,
             error_detail=(error.detail or "")[:500] or None,
             api_request_id=error.request_id,
         )
@@ -587,27 +777,51 @@ class ShareService:
         still there (a remove whose answer was lost, or a crash after it, is not sent again)."""
         language = accept_language(request.language or "en")
         try:
-            self.cloud.show_member(request.image_id, request.member_id, language=language)
-        except errors.MemberNotFound:
-            # Gone: the remove landed (a crash lost its answer), or someone removed it.
-            return self._removed(request, "removed", api_status=404)
+            members = self.cloud.list_members(request.image_id, language=language)
         except errors.CloudError as error:
             self._note_error(request, error)
             raise
-        return self.remove(request)
+        left = [m.member_id for m in members if m.member_id.lower() == request.member_id.lower()]
+        if not left:
+            # Gone: the remove landed (a crash lost its answer), or someone removed it.
+            return self._after_removal(request, language, api_status=404, members=members)
+        if left == [request.member_id]:
+            return self.remove(request)
+        for member_id in left:
+            # Each spelling as the cloud lists it: removing another spelling left it there.
+            try:
+                self.cloud.remove_member(request.image_id, member_id, language=language)
+            except errors.MemberNotFound:
+                continue
+            except errors.CloudError as error:
+                self._note_error(request, error)
+                raise
+        return self._after_removal(request, language)
 
-    def _removed(self, request: ShareRequest, result: str, *, api_status: int) -> ShareRequest:
+    def _removed(
+        self,
+        request: ShareRequest,
+        result: str,
+        *,
+        api_status: int,
+        made_private_at: datetime | None = None,
+    ) -> ShareRequest:
         now = self.requests_now()
         done = self._move(
             request,
             RequestState.REMOVED,
-            removal_result=result,
+            # An unshare says "removed" as it always did, whatever path it took.
+            removal_result=None if request.unshare else result,
             api_status=api_status,
             error_kind=None,
             error_detail=None,
             next_poll_at=None,
             finished_at=now,
+            made_private_at=made_private_at,
         )
+        if done.unshare and done.state == RequestState.REMOVED:
+            # Removed by hand: the timed shares of this member have nothing left to end.
+            self.requests.stop_timers(done.image_id, done.member_id)
         self.log_outcome(done)
         return done
 
@@ -687,7 +901,13 @@ class ShareService:
         log.warning("reconciling interrupted request", extra=request.log_fields())
         try:
             member = self.cloud.show_member(request.image_id, request.member_id, language=language)
-        except errors.MemberNotFound:
+        except (errors.MemberNotFound, errors.ImageNotShareable) as missing:
+            if isinstance(missing, errors.ImageNotShareable) and (
+                request.unshare or not self._reads_private(request.image_id, language)
+            ):
+                return self._failed(request, missing)
+            # Not there (a private image has no members: the bot's change to Shared may
+            # not have been made before the crash, and the add surely was not).
             if request.unshare:
                 return self._finished(request, RequestState.REMOVED, api_status=404)
             if under_way_until is not None and now < under_way_until:
@@ -872,7 +1092,9 @@ class ShareService:
         self.log_outcome(finished)
         return finished
 
-    def _failed(self, request: ShareRequest, error: errors.CloudError) -> ShareRequest:
+    def _failed(
+        self, request: ShareRequest, error: errors.CloudError, *, kind: str | None = None
+    ) -> ShareRequest:
         member_status = None
         if isinstance(error, errors.AlreadyMember):
             try:
@@ -888,7 +1110,7 @@ class ShareService:
             follow_until=now + self.following.recheck_for if unanswered else None,
             api_status=error.status,
             api_request_id=error.request_id,
-            error_kind=error.kind,
+            error_kind=kind or error.kind,
             error_detail=(error.detail or "")[:500] or None,
             member_status=member_status,
             finished_at=self.requests_now(),

@@ -8,9 +8,12 @@
         └─ no approver can be asked ──────────▶ failed ──(the unanswered change landed after
                                                            all)──▶ pending | accepted | …
 
-A share that ends by itself goes pending | accepted ▶ removing ▶ removed
-when its time is up or its asker ends it early; removing is stored before the remove
-call, so a crash in between is reconciled with a read.
+A share that ends by itself goes pending | accepted | rejected ▶ removing ▶ removed
+when its time is up or its asker ends it early (a member that rejected still has access:
+rejecting only keeps the image out of its own list); removing is stored before the
+remove call, so a crash in between is reconciled with a read. After a remove the member
+list is read back: a member still listed keeps the request in removing (an unshare goes
+sending ▶ removing), and the removal is tried again.
 
 Before an approver is asked (awaiting_approval) or a direct share is sent (queued), the
 image is read: one that does not exist, is public or is not active yet goes straight to
@@ -38,9 +41,14 @@ MOVES: dict[RequestState, frozenset[RequestState]] = {
     S.AWAITING_APPROVAL: frozenset({S.QUEUED, S.DENIED, S.EXPIRED, S.FAILED}),
     # Failed from queued: the image read before a direct share says it cannot be shared.
     S.QUEUED: frozenset({S.SENDING, S.FAILED}),
-    S.SENDING: frozenset({S.PENDING, S.ACCEPTED, S.REJECTED, S.REMOVED, S.FAILED}),
+    # Removing from sending: an unshare whose member is still listed after the remove is
+    # tried again as a removal is.
+    S.SENDING: frozenset({S.PENDING, S.ACCEPTED, S.REJECTED, S.REMOVING, S.REMOVED, S.FAILED}),
     S.PENDING: frozenset({S.ACCEPTED, S.REJECTED, S.REMOVED, S.REMOVING}),
     S.ACCEPTED: frozenset({S.REMOVING}),
+    # Rejected only keeps the image out of the member's own list: it still has access,
+    # so a share that ends by itself still ends, and an open-ended one can be removed.
+    S.REJECTED: frozenset({S.REMOVING}),
     # A remove the cloud refuses is tried again until it goes through: the share must end.
     S.REMOVING: frozenset({S.REMOVED}),
     # A change that failed without an answer is read back: it may have landed after all.

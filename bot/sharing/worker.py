@@ -510,7 +510,7 @@ class Worker:
             return min((t for t in times if t is not None), default=None)
         if request.state == RequestState.REMOVING:
             return now
-        if request.state in {RequestState.PENDING, RequestState.FAILED, RequestState.ACCEPTED}:
+        if request.state in RUNNING or request.state is RequestState.FAILED:
             times = [request.next_poll_at]
             if request.state in RUNNING:
                 times.append(request.ends_at)

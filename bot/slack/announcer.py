@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,6 +44,7 @@ from bot.sharing.oncall import (
     WhoIsOnCall,
 )
 from bot.sharing.request import Requests, RequestState, ShareRequest
+from bot.sharing.service import RUNNING
 from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, escape, mentions, outcome_error, say
@@ -271,12 +273,40 @@ class Announcer:
         outcome = self.outcome_text(request, language, name)
         if slack.announced_state == RequestState.FAILED:
             outcome = say(language, "landed_after_all") + " " + outcome
+        if state is RequestState.REJECTED and not request.ends_at and not request.unshare:
+            # Still has access, and nothing will end it: offer to end it now.
+            steps.append(lambda told: self._reply_remove_now(request, told, language, outcome))
+        else:
+            steps.append(
+                lambda told: self._reply(request, told, language, outcome, step=reply_step)
+            )
         steps += [
-            lambda told: self._reply(request, told, language, outcome, step=reply_step),
             lambda told: self._update_parent(request, told, language, name),
             lambda told: self._notify(request, told, name),
         ]
         return steps
+
+    def _reply_remove_now(
+        self, request: ShareRequest, slack: SlackData, language: str, outcome: str
+    ) -> None:
+        """The rejected line of an open-ended share, with Remove now (as the reminder's)."""
+        text, blocks = views.rejected_open(request, outcome, language)
+        if slack.via_response_url or not slack.parent_ts:
+            self._reply(request, slack, language, text, step="rejected:reply")
+            return
+        answer = self._post(
+            request,
+            slack,
+            "rejected:reply",
+            channel=slack.parent_channel or "",
+            thread_ts=slack.parent_ts,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        # Its button is checked against this message, as the reminder's is.
+        self.messages.update(request.id, reminder_ts=answer.get("ts"))
 
     def remind(self, request: ShareRequest) -> None:
         """The one reminder before a timed share ends, in its thread (or to the asker)."""
@@ -308,14 +338,34 @@ class Announcer:
     def removal_refused(self, request: ShareRequest) -> None:
         """Tell the thread, once, that the cloud refused the remove; it is tried again."""
         language = request.language or self.default_language
-        text = say(
-            language,
-            "removal_refused",
-            member=views.member_label(request.member_id, self.members.name(request.member_id)),
-            image=self.image_label(request.image_id),
-            what=views.failure_words(request, language),
-            admins=self.admins(language),
-        )
+        member = views.member_label(request.member_id, self.members.name(request.member_id))
+        if request.error_kind == "image_private_now":
+            text = say(
+                language,
+                "removal_image_private",
+                member=member,
+                image=self.image_label(request.image_id),
+                admins=self.admins(language),
+            )
+        elif request.error_kind == "still_listed":
+            left = ", ".join(code(m) for m in (request.error_detail or "").split()) or "?"
+            text = say(
+                language,
+                "removal_still_listed",
+                member=member,
+                image=self.image_label(request.image_id),
+                left=left,
+                admins=self.admins(language),
+            )
+        else:
+            text = say(
+                language,
+                "removal_refused",
+                member=member,
+                image=self.image_label(request.image_id),
+                what=views.failure_words(request, language),
+                admins=self.admins(language),
+            )
         self._reply(
             request, self.messages.get(request.id), language, text, step="removal_refused:reply"
         )
@@ -326,14 +376,18 @@ class Announcer:
         if not slack.reminder_ts or not channel:
             return
         language = request.language or self.default_language
-        text, blocks = views.reminder_answered(
-            request,
-            language,
-            self.members.name(request.member_id),
-            outcome,
-            self.image(request.image_id),
-            self.zone,
-        )
+        name = self.members.name(request.member_id)
+        if request.duration:
+            text, blocks = views.reminder_answered(
+                request, language, name, outcome, self.image(request.image_id), self.zone
+            )
+        else:
+            # The line of an open-ended share its member rejected: its words, without the button.
+            rejected = replace(request, state=RequestState.REJECTED)
+            line, _ = views.rejected_open(
+                request, self.outcome_text(rejected, language, name), language
+            )
+            text, blocks = views.answered(line, outcome)
         try:
             self._call(
                 "chat.update", channel=channel, ts=slack.reminder_ts, text=text, blocks=blocks
@@ -378,12 +432,18 @@ class Announcer:
         state = request.state
         ends = (
             " " + say(language, "outcome_ends", ends=slack_time(request.ends_at, self.zone))
-            if request.ends_at and state in {RequestState.PENDING, RequestState.ACCEPTED}
+            if request.ends_at and state in RUNNING
             else ""
         )
-        if state in {RequestState.PENDING, RequestState.ACCEPTED, RequestState.REJECTED} and (
-            request.takes_over is not None or request.was_present
-        ):
+        if request.made_shared_at and state in RUNNING:
+            ends += " " + say(language, "made_shared", image=image)
+        if request.made_private_at and state is RequestState.REMOVED:
+            return (
+                self._removed_text(request, language, member, image)
+                + " "
+                + say(language, "made_private", image=image)
+            )
+        if state in RUNNING and (request.takes_over is not None or request.was_present):
             return self._took_over(request, language, member, image, ends.strip())
         if state is RequestState.PENDING:
             return (
@@ -407,25 +467,8 @@ class Announcer:
                 )
                 + ends
             )
-        if state is RequestState.REMOVED and request.removal_result == "outside":
-            return say(language, "outcome_removed_outside", member=member, image=image)
-        if state is RequestState.REMOVED and request.removal_result == "gone":
-            return say(language, "outcome_removed_gone", member=member, image=image)
-        if state is RequestState.REMOVED and request.removal_result and request.removed_by:
-            return say(
-                language, "outcome_removed_early", member=member, image=image, by=request.removed_by
-            )
-        if state is RequestState.REMOVED and request.removal_result:
-            return say(
-                language,
-                "outcome_removed_ended",
-                member=member,
-                image=image,
-                duration=views.duration_words(request, language),
-            )
         if state is RequestState.REMOVED:
-            key = "outcome_removed" if request.unshare else "outcome_gone"
-            return say(language, key, member=member, image=image)
+            return self._removed_text(request, language, member, image)
         if state is RequestState.DENIED:
             reason = (
                 say(language, "deny_reason_line", reason=code(request.deny_reason))
@@ -497,6 +540,28 @@ class Announcer:
             unfurl_links=False,
             unfurl_media=False,
         )
+
+    @staticmethod
+    def _removed_text(request: ShareRequest, language: str, member: str, image: str) -> str:
+        """The thread reply for a removed member: how it ended."""
+        if request.removal_result == "outside":
+            return say(language, "outcome_removed_outside", member=member, image=image)
+        if request.removal_result == "gone":
+            return say(language, "outcome_removed_gone", member=member, image=image)
+        if request.removal_result and request.removed_by:
+            return say(
+                language, "outcome_removed_early", member=member, image=image, by=request.removed_by
+            )
+        if request.removal_result:
+            return say(
+                language,
+                "outcome_removed_ended",
+                member=member,
+                image=image,
+                duration=views.duration_words(request, language),
+            )
+        key = "outcome_removed" if request.unshare else "outcome_gone"
+        return say(language, key, member=member, image=image)
 
     # -- posting -------------------------------------------------------------------------------
 
@@ -983,6 +1048,10 @@ class Announcer:
             state = say(language, "state_failed", what=views.failure_words(request, language))
         else:
             state = views.state_line(request, language)
+        if request.made_shared_at and request.state in RUNNING:
+            state += " · " + say(language, "notify_made_shared")
+        if request.made_private_at and request.state is RequestState.REMOVED:
+            state += " · " + say(language, "notify_made_private")
         link = views.permalink(slack.parent_channel, slack.parent_ts) or "-"
         text = say(
             language,

@@ -132,6 +132,14 @@ def state_word(language: str, state: str) -> str:
     return catalog(language).states.get(state) or catalog(FALLBACK).states.get(state, state)
 
 
+def member_status_words(language: str, status: str) -> str:
+    """A member's status and what it means (every member has access; the status says only
+    whether the image shows in its own list); a status the bot does not know, as it came."""
+    if status in {"pending", "accepted", "rejected"}:
+        return say(language, f"member_status_{status}")
+    return escape(status)
+
+
 def failure_word(language: str, kind: str | None) -> str:
     """A failure in a few words, for the parent message and the notify line."""
     failures = catalog(language).failures
@@ -167,7 +175,7 @@ def outcome_error(
 ) -> str:
     """The friendly words for a failed share; the one place error kinds become text."""
     key = f"error_{kind}" if f"error_{kind}" in catalog(FALLBACK).texts else "error_unexpected"
-    status = f" ({state_word(language, member_status)})" if member_status else ""
+    status = f" ({member_status_words(language, member_status)})" if member_status else ""
     shown_detail = f": {escape(detail)}" if detail and kind == "member_refused" else ""
     text = say(
         language,

@@ -45,11 +45,13 @@ from bot.sharing.commands import MAX_REASON
 from bot.sharing.durations import time_left
 from bot.sharing.oncall import RotaNow, Stale
 from bot.sharing.request import RequestState, ShareRequest
+from bot.sharing.service import RUNNING
 from bot.slack.texts import (
     code,
     escape,
     failure_word,
     local_time,
+    member_status_words,
     mentions,
     say,
     state_word,
@@ -240,9 +242,9 @@ def joined_duration(request: ShareRequest, asked: str, language: str) -> str:
 
 def _ends_line(request: ShareRequest, language: str, zone: ZoneInfo = UTC_ZONE) -> str:
     """The parent's line on a timed share: how long, and when it ends."""
+    # A member that rejected still has access: its share still ends on time.
     if not request.duration or request.state in {
         RequestState.REMOVED,
-        RequestState.REJECTED,
         RequestState.FAILED,
         RequestState.DENIED,
     }:
@@ -385,10 +387,15 @@ def parent(
     )
     status = state_line(request, language)
     ends = _ends_line(request, language, zone)
+    made_shared = (
+        say(language, "parent_made_shared")
+        if request.made_shared_at and request.state is not RequestState.FAILED
+        else ""
+    )
     blocks: list[Block] = [
         _section(headline),
         *_reason_blocks(language, request.reason),
-        _context(status, *([ends] if ends else [])),
+        _context(status, *(line for line in (ends, made_shared) if line)),
     ]
     return _fallback(f"{headline}: {status}"), _message(blocks)
 
@@ -446,6 +453,8 @@ def approval_card(
         line
         for line in (
             image_facts(image, language),
+            # Said before anyone approves: the approval changes the image too.
+            say(language, "card_make_shared") if will_make_shared(request, image) else "",
             say(language, "card_why", why=why),
             say(language, "card_when", when=asked, expires=expires),
             say(language, "card_waited", waited=waited) if waited else "",
@@ -526,6 +535,13 @@ def stale_line(language: str, stale: Stale) -> str:
         "card_rota_stale",
         source=source,
         age=age_words(language, stale.age.total_seconds()),
+    )
+
+
+def will_make_shared(request: ShareRequest, image: ImageRow | None) -> bool:
+    """Whether carrying out the request will set the image Shared (it reads private now)."""
+    return (
+        not request.unshare and image is not None and (image.visibility or "").lower() == "private"
     )
 
 
@@ -658,6 +674,27 @@ def reminder(
     return _fallback(text), _message(blocks)
 
 
+def rejected_open(request: ShareRequest, text: str, language: str) -> tuple[str, list[BlockDict]]:
+    """The thread's line when the member of an open-ended share rejected it: it still has
+    access, so the line offers Remove now (the reminder's button, under the same rules)."""
+    text = f"{text} {say(language, 'outcome_rejected_open')}"
+    blocks: list[Block] = [
+        _section(text),
+        ActionsBlock(
+            block_id=f"ending-{request.id}",
+            elements=[
+                ButtonElement(
+                    action_id=REMOVE_NOW,
+                    style="danger",
+                    text=PlainTextObject(text=clip(say(language, "remove_now"), BUTTON_TEXT_MAX)),
+                    value=str(request.id),
+                ),
+            ],
+        ),
+    ]
+    return _fallback(text), _message(blocks)
+
+
 def reminder_answered(
     request: ShareRequest,
     language: str,
@@ -668,6 +705,11 @@ def reminder_answered(
 ) -> tuple[str, list[BlockDict]]:
     """The reminder once a button was used: the same words, what was done, no buttons."""
     text, _ = reminder(request, language, member_name, image, zone)
+    return answered(text, outcome)
+
+
+def answered(text: str, outcome: str) -> tuple[str, list[BlockDict]]:
+    """A message whose button was used: its words, what was done, no buttons."""
     return _fallback(f"{text} {outcome}"), _message([_section(text), _context(outcome)])
 
 
@@ -779,11 +821,7 @@ def request_line(
     left; when it was asked, in `zone`."""
     ends = request.ends_at
     left = ""
-    if (
-        now is not None
-        and ends is not None
-        and request.state in {RequestState.PENDING, RequestState.ACCEPTED}
-    ):
+    if now is not None and ends is not None and request.state in RUNNING:
         left = " · " + say(language, "status_left", left=time_left(ends, now))
     return (
         say(
@@ -867,7 +905,8 @@ def member_listing(
     removals = removals or {}
     image = image_label(image_id, known)
     if not members:
-        text = say(language, "list_empty", image=image)
+        private = known is not None and (known.visibility or "").lower() == "private"
+        text = say(language, "list_empty_private" if private else "list_empty", image=image)
         return text, _message([_section(text)])
     ordered = sorted(members, key=lambda m: (m.updated_at, m.created_at), reverse=True)
     lines = [
@@ -875,7 +914,7 @@ def member_listing(
             language,
             "list_item",
             member=member_label(m.member_id, names.get(m.member_id)),
-            status=escape(m.status),
+            status=member_status_words(language, m.status),
             created=api_time(m.created_at, zone),
             updated=api_time(m.updated_at, zone),
         )
@@ -898,6 +937,7 @@ def member_listing(
             + " "
             + say(language, "list_summary", counts=summary)
         ),
+        notes=[say(language, "list_access")],
     )
 
 
