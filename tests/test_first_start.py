@@ -250,7 +250,7 @@ def test_a_bot_killed_during_an_add_that_landed_reads_it_back_after_the_restart(
 
     assert took < 30, took
     [reply] = replies
-    assert reply.startswith(f"Shared. `{MEMBER}` is *pending*")
+    assert reply.startswith(f"Shared: `{MEMBER}` can use the image now. It is *pending*")
     assert [(r.method, r.status) for r in calls(sandbox)] == [("POST", 200), ("GET", 200)]
     assert [m.member_id for m in sandbox.members(IMAGE)] == [MEMBER]
     assert len([c for c in slack.messages("C1") if not c.args.get("thread_ts")]) == 1
@@ -274,7 +274,7 @@ def test_a_bot_killed_during_an_add_that_never_landed_sends_it_once_after_the_re
     # reads for a few seconds after the send (RESTART_GRACE), then sends once more.
     assert took < 30, took
     [reply] = replies
-    assert reply.startswith(f"Shared. `{MEMBER}` is *pending*")
+    assert reply.startswith(f"Shared: `{MEMBER}` can use the image now. It is *pending*")
     seen = [(r.method, r.status) for r in calls(sandbox)]
     assert seen[:2] == [("POST", None), ("GET", 404)] and seen[-1] == ("POST", 200), seen
     assert set(seen[1:-1]) == {("GET", 404)}, seen  # only reads in between
