@@ -7,6 +7,7 @@ API version that is still served, a new empty database) leave the exit status 0.
 
 from __future__ import annotations
 
+import os
 import socket
 import urllib.error
 from collections.abc import Callable
@@ -184,7 +185,10 @@ class _Report:
 
 
 def _check_database(path: Path, report: _Report) -> None:
-    new = not path.exists()
+    if not path.exists():
+        # Said, not made: a check leaves no file behind (the bot makes it when it starts).
+        _missing_database(path, report)
+        return
     try:
         database = Database(path)
         try:
@@ -196,14 +200,7 @@ def _check_database(path: Path, report: _Report) -> None:
     except StorageError as error:
         report.fail("database", str(error))
         return
-    if new:
-        report.warn(
-            "database",
-            f"{path} did not exist and was created just now: a NEW, EMPTY database",
-            "    do:     if the bot ran before, DATABASE_PATH or the folder you are in is wrong;"
-            " otherwise make yourself an admin: python -m bot grant <YOUR_SLACK_USER_ID> admin",
-        )
-    elif not grants:
+    if not grants:
         report.warn(
             "database",
             f"{path} holds no grants: nobody may share yet",
@@ -211,6 +208,33 @@ def _check_database(path: Path, report: _Report) -> None:
         )
     else:
         report.ok("database", f"{path} ({grants} grant{'s' if grants != 1 else ''})")
+
+
+def _missing_database(path: Path, report: _Report) -> None:
+    """No database at `path`: whether the bot can make one there, and what to do."""
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        report.fail(
+            "database",
+            f"{path} does not exist, and {existing} is a file, not a folder",
+            "    do:     set DATABASE_PATH to a file in a folder",
+        )
+    elif existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        report.fail(
+            "database",
+            f"{path} does not exist, and the bot may not create it: {existing} is not writable",
+            "    do:     set DATABASE_PATH to a folder the bot may write in, or fix its"
+            " permissions",
+        )
+    else:
+        report.warn(
+            "database",
+            f"{path} does not exist: the bot creates a NEW, EMPTY database there when it"
+            " starts (check created nothing)",
+            "    do:     if the bot ran before, DATABASE_PATH or the folder you are in is wrong;"
+            " otherwise make yourself an admin: python -m bot grant <YOUR_SLACK_USER_ID> admin",
+        )
 
 
 def _check_reconcile(settings: Settings, report: _Report, now: datetime | None = None) -> None:

@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -79,13 +80,35 @@ def _secrets(settings: Settings) -> list[str]:
     return [v.get_secret_value() for v in values]
 
 
+# Said under the settings that stop a start: where a new user finds every setting explained.
+FIRST_START = (
+    "Every setting is explained in .env.example (in the project's folder, beside README.md):"
+    " copy it to .env in the folder you start the bot from, fill in the values marked ...,"
+    " then run `python -m bot check`."
+)
+
+
+@contextmanager
+def _quiet_slack_sdk() -> Iterator[None]:
+    """Keep slack-sdk's own log lines (each failed attempt, each retry) out of a call whose
+    outcome the caller says once, in its own words."""
+    logger = logging.getLogger("slack_sdk")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as error:
         lines = "\n".join(f"  - {problem}" for problem in error.problems)
         sys.exit(
-            f"share-image-bot cannot start; fix these settings (environment or .env):\n{lines}"
+            f"share-image-bot cannot start; fix these settings (environment or .env):\n{lines}\n"
+            f"{FIRST_START}"
         )
 
 
@@ -157,17 +180,35 @@ def _restore_for_admin(path: Path) -> None:
 
 
 def _preflight(settings: Settings) -> None:
-    """Stop with one clear line when Slack refuses a token (Bolt would raise a traceback)."""
+    """Stop with one clear line when Slack refuses a token or cannot be reached (Bolt would
+    raise a traceback; slack-sdk would log every attempt first).
+
+    A connection that fails is not tried again: the line comes at once. Slack's rate
+    limits and 5xx answers are still waited out, quietly.
+    """
     from slack_sdk import WebClient
+    from slack_sdk.http_retry.builtin_handlers import (
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
 
     from bot.slack.web import make_web_client
 
+    bot_client = make_web_client(settings, connection_retries=0)
     checks: list[tuple[str, str, Callable[[], object]]] = [
-        ("SLACK_BOT_TOKEN", "auth.test", lambda: make_web_client(settings).auth_test())
+        ("SLACK_BOT_TOKEN", "auth.test", bot_client.auth_test)
     ]
     if settings.SLACK_APP_TOKEN is not None:
         app_token = settings.SLACK_APP_TOKEN.get_secret_value()
-        app_client = WebClient(token=app_token, base_url=settings.SLACK_API_URL, timeout=10)
+        app_client = WebClient(
+            token=app_token,
+            base_url=settings.SLACK_API_URL,
+            timeout=10,
+            retry_handlers=[
+                RateLimitErrorRetryHandler(max_retry_count=3),
+                ServerErrorRetryHandler(max_retry_count=2),
+            ],
+        )
         checks.append(
             (
                 "SLACK_APP_TOKEN",
@@ -177,7 +218,8 @@ def _preflight(settings: Settings) -> None:
         )
     for setting, method, call in checks:
         try:
-            call()
+            with _quiet_slack_sdk():
+                call()
         except Exception as error:  # any failure: one line rather than a traceback
             from bot.check import slack_trouble
 
@@ -243,13 +285,19 @@ def _serve_socket_mode(settings: Settings) -> None:
     if settings.METRICS_PORT is not None:
         serve_metrics(settings.METRICS_PORT, services.database)
     assert settings.SLACK_APP_TOKEN is not None
-    log.info("starting in Socket Mode")
     handler = SocketModeHandler(app, settings.SLACK_APP_TOKEN.get_secret_value())
     try:
-        handler.start()  # type: ignore[no-untyped-call]
+        handler.connect()  # type: ignore[no-untyped-call]
     except SlackApiError as error:
         code = error.response.get("error", "unknown error")
         sys.exit(f"share-image-bot stopped: Slack refused SLACK_APP_TOKEN ({code})")
+    log.info(
+        "connected to Slack in Socket Mode: no Request URL is needed (the app's Socket Mode"
+        " must be on)",
+        extra={"mode": "socket"},
+    )
+    # What Bolt's `handler.start()` does after connecting, without its own banner line.
+    threading.Event().wait()
 
 
 def _log_version(report: VersionReport) -> None:
@@ -864,7 +912,8 @@ def parser() -> argparse.ArgumentParser:
         "Check the settings, the database, Slack (the bot token, SLACK_APP_TOKEN when set,\n"
         "and that the bot is in SHARE_APPROVAL_CHANNEL and SHARE_NOTIFY_CHANNEL) and the\n"
         "cloud API (its version list and a signed read). Each failure says what was\n"
-        "tried, what came back and what to do.\n"
+        "tried, what came back and what to do. It changes nothing: a missing database\n"
+        "is reported, not created.\n"
         "Exit status 0 when the bot can work ([WARN] lines allowed), 1 otherwise.",
         ["python -m bot check", "SCP_API_VERSION=1.3 python -m bot check"],
     )
@@ -1083,6 +1132,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if command == "check":
         from bot.check import run_check
 
+        # The report says everything, in order: no log line (a retry, a library's note)
+        # between its lines.
+        logging.disable(logging.CRITICAL)
         sys.exit(run_check(settings))
     try:
         if command == "worker":

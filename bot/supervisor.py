@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -111,6 +112,17 @@ def _received() -> Plan:
     return Plan.decode(b"".join(chunks))
 
 
+def _say_listening(port: int) -> None:
+    """The start's one line in HTTP mode: where the bot listens and Slack's Request URL."""
+    url = f"http://{socket.gethostname()}:{port}/slack/events"
+    log.info(
+        f"listening on 0.0.0.0:{port}; Slack's Request URL (slash command, interactivity,"
+        f" event subscriptions) is {url}, or the https:// address of the proxy or tunnel in"
+        " front of it, ending in /slack/events",
+        extra={"mode": "http", "port": port, "request_url": url},
+    )
+
+
 def serve(port: int, *, threads: int = THREADS, app: str = WEB_APP) -> None:
     """Serve `app` (gunicorn's "module:factory()") with gunicorn: one process (SQLite),
     many threads, until a signal stops it."""
@@ -132,6 +144,8 @@ def serve(port: int, *, threads: int = THREADS, app: str = WEB_APP) -> None:
                 "limit_request_line": 4094,
                 "limit_request_fields": 50,
                 "limit_request_field_size": 8190,
+                # Once it listens (not before): the one line saying where, and what Slack needs.
+                "when_ready": lambda arbiter: _say_listening(port),
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -162,7 +176,6 @@ def main() -> None:
     if worker is not None:
         worker.start()
     try:
-        log.info("starting in HTTP mode", extra={"port": plan.port})
         serve(plan.port, threads=plan.threads)
     except KeyboardInterrupt:
         log.info("stopped")

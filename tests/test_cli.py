@@ -905,16 +905,18 @@ def test_check_reports_an_unusable_database(
     assert database.startswith("[FAIL] database: cannot open the database at occupied")
 
 
-def test_check_warns_about_a_new_or_empty_database(
+def test_check_warns_about_a_missing_or_empty_database(
     cli: Any, check_env: dict[str, str], tmp_path: Path
 ) -> None:
-    new = cli("check", env=check_env)
+    missing = cli("check", env=check_env)
+    assert not (tmp_path / "check.db").exists()  # said, not made
+    Database(tmp_path / "check.db").close()
     empty = cli("check", env=check_env)
 
-    assert new.code == 0 and empty.code == 0, (new, empty)
-    assert explained(new, "[WARN] database")[:2] == [
-        f"[WARN] database: {tmp_path / 'check.db'} did not exist and was created just now:"
-        " a NEW, EMPTY database",
+    assert missing.code == 0 and empty.code == 0, (missing, empty)
+    assert explained(missing, "[WARN] database")[:2] == [
+        f"[WARN] database: {tmp_path / 'check.db'} does not exist: the bot creates a NEW,"
+        " EMPTY database there when it starts (check created nothing)",
         "    do:     if the bot ran before, DATABASE_PATH or the folder you are in is wrong;"
         " otherwise make yourself an admin: python -m bot grant <YOUR_SLACK_USER_ID> admin",
     ]

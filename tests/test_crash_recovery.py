@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from bot.scp.sandbox import Fault, Sandbox
+from bot.sharing.worker import RESTART_GRACE
 from bot.slack.announcer import EVENT_TYPE
 from storage import Role
 from tests.fakes.slack import Call, FakeSlack
@@ -307,9 +308,9 @@ def test_a_409_after_a_restart_for_the_bots_own_earlier_post_is_its_success(
     assert died.wait(10)
     bot.stop_worker()
     settled(sandbox, 1)  # the first POST landed; nobody heard its answer
-    # After the client's whole time budget the worker sends again if it reads nothing:
+    # After a few seconds (RESTART_GRACE) the worker sends again if it reads nothing:
     # here a read that misses the member (as an eventually consistent read may).
-    bot.clock.advance(seconds=bot.services.share.longest_send().total_seconds() + 1)
+    bot.clock.advance(seconds=RESTART_GRACE.total_seconds() + 1)
     sandbox.inject(
         Fault.answer(404, service_error(404, "req-miss"), method="GET", path="/members/")
     )

@@ -29,6 +29,7 @@ import pytest
 from bot.scp import RetryPolicy
 from bot.scp.sandbox import Fault, Record, Sandbox
 from bot.sharing.request import RequestState, ShareRequest
+from bot.sharing.worker import RESTART_GRACE
 from storage import Database, Grants, Role, ShareRequests
 from storage.errors import StorageError
 from storage.requests import NewRequest
@@ -666,13 +667,14 @@ def test_a_worker_killed_after_a_post_that_never_landed_sends_it_once_on_restart
     assert bot.request().state == "sending"
     bot.start_worker()
 
-    # Read back at once: not there. The dead worker's call could still be under way (its
-    # retries), so nothing is sent until the client would surely have given up.
+    # Read back at once: not there. The dead worker's last call could still be being
+    # carried out, so it is read again for a few seconds (RESTART_GRACE), not sent again;
+    # not the client's whole time budget (about 4 minutes): the dead worker retries nothing.
     settled(sandbox, 1, "GET")
     time.sleep(0.2)
     assert [r.method for r in calls(sandbox)] == ["POST", "GET"]
     assert bot.request().state == "sending"
-    bot.clock.advance(seconds=bot.services.share.longest_send().total_seconds())
+    bot.clock.advance(seconds=RESTART_GRACE.total_seconds())
     bot.worker.wake()
 
     reply, request = outcome(bot, "pending")

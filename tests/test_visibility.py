@@ -21,6 +21,7 @@ import pytest
 
 from bot.scp import RetryPolicy, ScpAuth, ScpClient, errors
 from bot.scp.sandbox import DEFAULT_IMAGES, Fault, Record, Sandbox
+from bot.sharing.worker import RESTART_GRACE
 from storage import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import ACCESS_KEY, MEMBER, SECRET_KEY, BotHarness, adds
@@ -522,9 +523,10 @@ def test_a_worker_killed_between_recording_and_making_shared_shares_once_after_r
     team.stop_worker()
     assert team.request().state == "sending" and image_changes(sandbox, PRIVATE) == []
 
-    # After the dead worker's time budget the request is read back: a private image has no
-    # members (the cloud refuses even to show one), so the add never landed: sent once.
-    team.clock.advance(seconds=team.services.share.longest_send().total_seconds() + 1)
+    # A few seconds after it was sent (RESTART_GRACE) the request is read back: a private
+    # image has no members (the cloud refuses even to show one), so the add never landed:
+    # sent once.
+    team.clock.advance(seconds=RESTART_GRACE.total_seconds() + 1)
     team.start_worker()
     shared = team.wait_state("pending")
 

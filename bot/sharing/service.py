@@ -879,21 +879,22 @@ class ShareService:
         log.info("extension asked", extra={**asked.request.log_fields(), "extends": request.id})
         return Ending(self.requests.get(request_id), extension=asked)
 
-    def longest_send(self) -> timedelta:
-        """How long a call of `send` can last: until then after `sent_at` it may be under way."""
-        return self.cloud.longest_call()
-
     def reconcile(
         self, request: ShareRequest, *, under_way_until: datetime | None = None
     ) -> ShareRequest:
         """Finish a request left in `sending` by a crash: read the member, never blindly re-add.
 
-        `under_way_until`: until then the dead worker's call may still reach the cloud, so
-        a change not found yet is read again later rather than sent again (the request
-        stays in `sending`, `next_poll_at` says when). After it, it is sent once more.
-        While the cloud API cannot be read, the request stays in `sending` (the worker
-        tries again) for at most `recheck_for` after it was sent; then, or at once for
-        an answer that will not change (401, 403), the user is told it failed.
+        Called as soon as a new worker finds it: the worker that sent it is gone (one
+        worker per database) and retries nothing. A change found done is recorded as its
+        answer. `under_way_until`: until then (a few seconds after `sent_at`) the dead
+        worker's last call may still be being carried out, so a change not found yet is
+        read again shortly (the request stays in `sending`, `next_poll_at` says when);
+        after it, it is sent once more. Should that call land after all, the cloud
+        answers one of the two with 409, and a 409 for a member created since `sent_at`
+        is this request's own success (a 404 to a removal likewise). While the cloud API
+        cannot be read, the request stays in `sending` (the worker tries again) for at
+        most `recheck_for` after it was sent; then, or at once for an answer that will
+        not change (401, 403), the user is told it failed.
         """
         now = self.requests_now()
         language = accept_language(request.language or "en")

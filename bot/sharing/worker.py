@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 TURN_WAIT = timedelta(milliseconds=200)
 # How often a remove the cloud refused (not a passing failure) is tried again.
 REMOVAL_RETRY = timedelta(minutes=5)
+# After a crash, a change the dead worker sent this recently may still be being carried
+# out by the cloud: one not found is read again until then, and only then sent once more
+# (well inside the 30 s after a restart in which every interrupted request is answered).
+RESTART_GRACE = timedelta(seconds=10)
 # How long a stopping worker waits for an image-list refresh under way.
 REFRESH_JOIN_SECONDS = 2.0
 # A worker due to hand over to a fresh one starts no new work for at most this long while
@@ -124,8 +128,6 @@ class Worker:
         if self.rota is None:
             self.rota_tried.set()
         self._wake = threading.Event()
-        # Requests in `sending` since before this moment were sent by a worker now gone.
-        self._started = requests.now()
         # Set once the first refresh of the image list has been tried (at once without one).
         self.images_tried = threading.Event()
         if images is None:
@@ -150,7 +152,6 @@ class Worker:
     def run(self, stop: threading.Event) -> bool:
         """Work until `stop` is set, then finish what is under way; True when it ended
         because `recycle` said so (with nothing under way: a fresh worker takes over)."""
-        self._started = self.requests.now()
         try:
             for request in self.requests.held():
                 self.announcer.interrupted(request)
@@ -384,10 +385,12 @@ class Worker:
                 request = self.service.send(self._reload(request))
             request = self._announce(self._reload(request))
         elif request.state == RequestState.SENDING:
+            # Left in `sending` by a worker that died (this one holds the worker lock, so
+            # that one is gone): read back at once, then recorded, or sent once more.
             again_at = request.next_poll_at
             if again_at is None or again_at <= now:
                 request = self._announce(
-                    self.service.reconcile(request, under_way_until=self._under_way_until(request))
+                    self.service.reconcile(request, under_way_until=self._landing_until(request))
                 )
         elif request.state == RequestState.REMOVING:
             # Ended early, or a removal interrupted: read first, remove only if still there.
@@ -481,12 +484,12 @@ class Worker:
             request = self.announcer.announce(request)
         return request
 
-    def _under_way_until(self, request: ShareRequest) -> datetime | None:
-        """Until when a worker that died may still have a call for `request` under way."""
+    @staticmethod
+    def _landing_until(request: ShareRequest) -> datetime | None:
+        """Until when the dead worker's last call for `request` may still be being carried
+        out by the cloud: a read that misses it before then is tried again, not resent."""
         sent = request.sent_at
-        if sent is None or sent >= self._started:
-            return None  # sent by this worker, whose call has ended: nothing can still land
-        return sent + self.service.longest_send()
+        return None if sent is None else sent + RESTART_GRACE
 
     def _reload(self, request: ShareRequest) -> ShareRequest:
         return self.requests.get(request.id) or request
