@@ -111,6 +111,26 @@ def test_a_click_without_the_right_is_refused_and_changes_nothing(
     assert adds(sandbox) == [] and slack.updates(posted.ts) == []
 
 
+def test_the_card_and_a_refused_click_name_the_same_people_in_the_same_order(
+    team: BotHarness, slack: FakeSlack
+) -> None:
+    # Who may approve: the approvers of this image, then of all images, then the admins;
+    # an approver of another image is no help here.
+    team.grant("UIMAGE", Role.APPROVER, IMAGE)
+    team.grant("UELSEWHERE", Role.APPROVER, OTHER_IMAGE)
+    people = "<@UIMAGE>, <@UAPP1>, <@UAPP2>, <@UADMIN>"
+    posted = ask(team)
+
+    assert f"Nobody is on call; approvers: {people}" in json.dumps(posted.args["blocks"])
+    team.sender.click(posted, "approve", user_id="USHARE")
+
+    [refusal] = slack.wait_for(lambda: slack.responses(), what="an ephemeral refusal")
+    assert refusal.body["text"] == (
+        f"Only approvers and admins can decide share requests. Who may decide this one: {people}."
+    )
+    assert team.request().state == "awaiting_approval"
+
+
 def test_nobody_approves_their_own_request(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
