@@ -526,6 +526,27 @@ def _tell_if_slack_does_not_know(user: str) -> None:
         print(f"warning: {said}; done anyway, as asked", file=sys.stderr)
 
 
+def _held_elsewhere(admin: Administration, user: str, role: Role, image: str) -> str:
+    """After "was not ROLE for SCOPE": the scopes `user` does hold `role` for, and the
+    command that takes each back ("" when they hold it nowhere)."""
+    scopes = [g.image_id for g in admin.grants.all() if g.user_id == user and g.role is role]
+    others = [scope for scope in scopes if scope != image]
+    if not others:
+        return ""
+    if "" in others:
+        return (
+            f"; they are {role.value} for all images, which an --image does not take back:"
+            f" `python -m bot revoke {user} {role.value}` does"
+        )
+    images = ", ".join(others)
+    take_back = f"python -m bot revoke {user} {role.value} --image {others[0]}"
+    return (
+        f"; they are {role.value} only for image{'s' if len(others) > 1 else ''} {images}:"
+        f" take that back with `{take_back}`"
+        + (" (one command per image)" if len(others) > 1 else "")
+    )
+
+
 def _image_option(value: str | None) -> str:
     """`--image`: absent means all images; present, it must be an image id."""
     if value is None:
@@ -717,6 +738,7 @@ def admin_command(args: argparse.Namespace) -> None:
                     f"{user} is no longer {role.value} for {scope}"
                     if changed
                     else f"{user} was not {role.value} for {scope}"
+                    + _held_elsewhere(admin, user, role, image)
                 )
                 last = role is Role.ADMIN and not image
                 if changed and last and not admin.grants.holders(Role.ADMIN):
@@ -737,8 +759,16 @@ def admin_command(args: argparse.Namespace) -> None:
             if args.action == "add":
                 member = commands.member_id(args.member_id)
                 name = _member_name(args.name)
-                session.admin.add_member(member, name, by=actor)
-                print(f"{args.member_id} is known as {name}")
+                before = session.admin.add_member(member, name, by=actor)
+                if before is None:
+                    print(f"{args.member_id} is known as {name}")
+                elif before.member_id == member:
+                    print(f"{member} is now known as {name} (it was {before.name})")
+                else:
+                    print(
+                        f"{member} is the known member {before.member_id} (ids alike but for"
+                        f" case are one member): now known as {name} (it was {before.name})"
+                    )
             elif args.action == "remove":
                 member = commands.member_id(args.member_id)
                 removed = session.admin.remove_member(member, by=actor)

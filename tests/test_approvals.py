@@ -463,6 +463,18 @@ def test_admins_manage_grants_members_and_oncall_from_slack(
     assert ("UADMIN", "member add") in audit and ("UADMIN", "oncall add") in audit
 
 
+def test_a_member_added_again_in_another_case_is_renamed_and_says_so(team: BotHarness) -> None:
+    team.ack_text(f"admin member add {UNKNOWN.upper()} Partner QA", user="UADMIN")
+
+    assert team.ack_text(f"admin member add {UNKNOWN} Partner QA team", user="UADMIN") == (
+        f"`{UNKNOWN.upper()}` was known already, as Partner QA; it is now known as"
+        " Partner QA team. (Ids alike but for case are the same member.)"
+    )
+    known = [(m.member_id, m.name) for m in team.services.members.all()]
+    assert (UNKNOWN.upper(), "Partner QA team") in known
+    assert UNKNOWN not in [member for member, _ in known]
+
+
 def test_only_admins_may_administer(team: BotHarness) -> None:
     ack = team.ack_text("admin grant <@UREQ> admin", user="UAPP1")
     assert ack.startswith("Only admins can do that. Admins: <@UADMIN>")

@@ -140,9 +140,31 @@ def test_granting_twice_and_revoking_what_is_not_held_say_so(cli: Any) -> None:
     assert ok(cli("revoke", "U123", "approver")) == "U123 was not approver for all images\n"
     # A role for all images is not revoked by naming one image.
     assert ok(cli("revoke", "U123", "sharer", "--image", IMAGE)) == (
-        f"U123 was not sharer for {IMAGE}\n"
+        f"U123 was not sharer for {IMAGE}; they are sharer for all images, which an --image"
+        " does not take back: `python -m bot revoke U123 sharer` does\n"
     )
     assert len(ok(cli("grants")).splitlines()) == 1
+
+
+def test_revoking_for_all_images_a_role_held_for_one_says_how_to_revoke_it(cli: Any) -> None:
+    other = "0b1c2d3e-0000-4000-8000-000000000001"
+    ok(cli("grant", "U123", "sharer", "--image", IMAGE))
+
+    assert ok(cli("revoke", "U123", "sharer")) == (
+        f"U123 was not sharer for all images; they are sharer only for image {IMAGE}:"
+        f" take that back with `python -m bot revoke U123 sharer --image {IMAGE}`\n"
+    )
+    ok(cli("grant", "U123", "sharer", "--image", other))
+    assert ok(cli("revoke", "U123", "sharer")) == (
+        f"U123 was not sharer for all images; they are sharer only for images {other}, {IMAGE}:"
+        f" take that back with `python -m bot revoke U123 sharer --image {other}`"
+        " (one command per image)\n"
+    )
+    # Nothing was revoked, and the hint works.
+    assert len(ok(cli("grants")).splitlines()) == 2
+    assert ok(cli("revoke", "U123", "sharer", "--image", IMAGE)) == (
+        f"U123 is no longer sharer for {IMAGE}\n"
+    )
 
 
 def test_an_upper_case_image_id_is_stored_lower_case(cli: Any) -> None:
@@ -222,6 +244,22 @@ def test_member_add_list_and_remove(cli: Any) -> None:
     assert ok(cli("member", "remove", "ops-1")) == "removed ops-1\n"
     assert ok(cli("member", "remove", "ops-1")) == "ops-1 was not known\n"
     assert ok(cli("member", "list")) == "a8f10467abfc4b87b64614ab36eb9ae4\tQA account\n"
+
+
+def test_ids_alike_but_for_case_are_one_member_and_a_second_add_renames_it(cli: Any) -> None:
+    upper, lower = "A8F10467ABFC4B87B64614AB36EB9AE4", "a8f10467abfc4b87b64614ab36eb9ae4"
+    ok(cli("member", "add", upper, "--name", "QA account"))
+
+    assert ok(cli("member", "add", lower, "--name", "QA team")) == (
+        f"{lower} is the known member {upper} (ids alike but for case are one member):"
+        " now known as QA team (it was QA account)\n"
+    )
+    assert ok(cli("member", "list")) == f"{upper}\tQA team\n"
+    assert ok(cli("member", "add", upper, "--name", "QA")) == (
+        f"{upper} is now known as QA (it was QA team)\n"
+    )
+    assert ok(cli("member", "remove", lower)) == f"removed {lower}\n"
+    assert ok(cli("member", "list")) == "no known members yet\n"
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,8 @@ class Outcome:
     # `oncall schedule`: the image's schedule before; whether PagerDuty is read at all.
     before: str | None = None
     pagerduty: bool = True
+    # `member add`: the member as it was known before (an id alike but for case), if it was.
+    known: KnownMember | None = None
 
 
 class Administration:
@@ -144,8 +146,8 @@ class Administration:
                 changed = self.revoke(command.user_id, command.role, command.image_id, by=by)
             return Outcome(command, changed=changed)
         if what == "member add":
-            self.add_member(command.member_id, command.name, by=by)
-            return Outcome(command)
+            known = self.add_member(command.member_id, command.name, by=by)
+            return Outcome(command, known=known)
         if what == "member remove":
             return Outcome(command, changed=self.remove_member(command.member_id, by=by))
         if what == "oncall add":
@@ -186,10 +188,12 @@ class Administration:
             self.audit.record(by, "revoke", f"{user_id} {role.value} {image_id or '*'}")
         return removed
 
-    def add_member(self, member_id: str, name: str, *, by: str) -> None:
-        """Register a known member."""
-        self.members.add(member_id, name, by=by)
+    def add_member(self, member_id: str, name: str, *, by: str) -> KnownMember | None:
+        """Register a known member, or rename the one whose id is alike but for case;
+        the record it had before (None: it is new)."""
+        before = self.members.add(member_id, name, by=by)
         self.audit.record(by, "member add", f"{member_id} {name}")
+        return before
 
     def remove_member(self, member_id: str, *, by: str) -> bool:
         """Forget a known member."""
