@@ -278,6 +278,35 @@ def test_a_bad_member_id_is_refused(cli: Any, member: str, message: str) -> None
     assert "\t" not in ok(cli("member", "list"))  # no rows
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("member", "add", "a8f1\u200b0467", "--name", "QA"),
+            "'a8f1[U+200B]0467' has characters that only look like a member id (non-ASCII or"
+            " invisible), the first a U+200B ZERO WIDTH SPACE. Type or paste the plain id.",
+        ),
+        (
+            ("member", "add", "a8f1\u00a00467", "--name", "QA"),
+            "'a8f1[U+00A0]0467' has a U+00A0 NO-BREAK SPACE inside, and a member id has no"
+            " spaces, so nothing was done. Type the id again, or paste it as plain text.",
+        ),
+        (
+            ("grant", "U12\u200b3", "sharer"),
+            "'U12[U+200B ZERO WIDTH SPACE]3' is not a Slack user id (U… or W…, in their"
+            " profile: ⋮ → Copy member ID).",
+        ),
+    ],
+)
+def test_a_refused_id_names_its_odd_character(
+    cli: Any, args: tuple[str, ...], message: str
+) -> None:
+    run = cli(*args)
+
+    assert one_line_failure(run) == message
+    assert "\ufffd" not in run.err
+
+
 def test_a_name_with_control_characters_is_refused_as_a_name(cli: Any) -> None:
     for name in ("QA\x07account", "QA\u200baccount", "line\nbreak"):
         run = cli("member", "add", "ops-1", "--name", name)
