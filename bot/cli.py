@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -55,6 +55,7 @@ from storage import (
     Rota,
 )
 from storage.errors import StorageError
+from storage.requests import parse_stamp
 
 if TYPE_CHECKING:
     from bot.scp.client import VersionReport
@@ -648,6 +649,36 @@ def _set_schedule(session: _Session, args: argparse.Namespace, actor: str) -> No
         print(f"image {image} has no schedule of its own; nothing changed")
 
 
+def _past_too(which: str | None) -> bool:
+    """`oncall list all`, as Slack takes it: past shifts as well."""
+    if which is None:
+        return False
+    if which.lower() == "all":
+        return True
+    sys.exit(
+        f"`oncall list` takes nothing but `all` (past shifts too), not {which!r}:"
+        " `python -m bot oncall list` or `python -m bot oncall list all`"
+    )
+
+
+def _print_shifts(session: _Session, past: bool, zone: ZoneInfo) -> None:
+    """`oncall list`: current and coming shifts with their ids (`past`: ended ones too)."""
+    shifts = session.admin.oncall.all()
+    if not shifts:
+        print("no on-call shifts")
+        return
+    now = session.rota.now()
+    ended = [s for s in shifts if (parse_stamp(s.ends_at) or now) <= now]
+    listed = shifts if past else [s for s in shifts if s not in ended]
+    if not listed:
+        print("no current or coming on-call shifts")
+    for s in listed:
+        shown = (stored_when(s.starts_at, zone), stored_when(s.ends_at, zone))
+        print(f"{s.id}\t{s.user_id}\t{shown[0]}\t{shown[1]}")
+    if ended and not past:
+        print(f"({len(ended)} past shift(s) not shown; `python -m bot oncall list all` shows them)")
+
+
 def _print_rotas(rota: Rota, admin: Administration, zone: ZoneInfo) -> None:
     """`oncall list`: each stored rota's people now and next, with their source."""
     from bot.sharing.oncall import ROTA_SOURCES, StoredRota, now_and_next
@@ -787,8 +818,8 @@ def admin_command(args: argparse.Namespace) -> None:
                 user = commands.user_id(args.user_id)
                 starts = commands.moment(args.starts, zone)
                 ends = commands.moment(args.ends, zone)
-                if ends <= starts:
-                    raise CommandError("window_backwards")
+                # Refused before the database is opened (and again against its clock).
+                commands.shift_window(starts, ends, datetime.now(UTC))
                 shift = session.admin.add_shift(user, starts, ends, by=actor)
                 _tell_if_slack_does_not_know(user)
                 print(f"#{shift} {user} on call {when(starts, zone)} → {when(ends, zone)}")
@@ -797,12 +828,7 @@ def admin_command(args: argparse.Namespace) -> None:
             elif args.action == "schedule":
                 _set_schedule(session, args, actor)
             else:
-                shifts = session.admin.oncall.all()
-                if not shifts:
-                    print("no on-call shifts")
-                for s in shifts:
-                    shown = (stored_when(s.starts_at, zone), stored_when(s.ends_at, zone))
-                    print(f"{s.id}\t{s.user_id}\t{shown[0]}\t{shown[1]}")
+                _print_shifts(session, args.list_all or _past_too(args.which), zone)
                 _print_rotas(session.rota, session.admin, zone)
     except CommandError as error:
         _fail(error)
@@ -1034,8 +1060,25 @@ def parser() -> argparse.ArgumentParser:
         ],
     )
     shift.add_argument("user_id", metavar="SLACK_USER_ID", help=USER_HELP)
-    shift.add_argument("--from", dest="starts", required=True, metavar="ISO_TIME")
-    shift.add_argument("--to", dest="ends", required=True, metavar="ISO_TIME")
+    in_zone = (
+        "ISO 8601, like 2026-12-01T09:00+09:00; without an offset (2026-12-01T09:00) it is"
+        " in BOT_TIMEZONE (the environment, then .env; default UTC)"
+    )
+    shift.add_argument(
+        "--from",
+        dest="starts",
+        required=True,
+        metavar="ISO_TIME",
+        help=f"when it starts: {in_zone}",
+    )
+    shift.add_argument(
+        "--to",
+        dest="ends",
+        required=True,
+        metavar="ISO_TIME",
+        help="when it ends: the same format; after --from, not in the past, and at most"
+        " 31 days after --from",
+    )
     remove = _command(
         oncall,
         "remove",
@@ -1046,15 +1089,20 @@ def parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("target", metavar="SHIFT_ID_OR_USER", help="a shift id, or " + USER_HELP)
     remove.add_argument("--all", action="store_true", help="every shift of that user")
-    _command(
+    listing = _command(
         oncall,
         "list",
         "list shifts, and who is on call now and next",
-        "List the on-call shifts with their ids, soonest first, in BOT_TIMEZONE\n"
-        "(default UTC); then, for each rota the worker reads (PagerDuty, the calendar),\n"
-        "who is on call now and next, and how old the stored rota is.\n\n" + DATABASE_NOTE,
-        ["python -m bot oncall list"],
+        "List the current and coming on-call shifts with their ids, soonest first, in\n"
+        "BOT_TIMEZONE (default UTC), and how many past ones are not shown (`all` shows\n"
+        "them too); then, for each rota the worker reads (PagerDuty, the calendar), who\n"
+        "is on call now and next, and how old the stored rota is.\n\n" + DATABASE_NOTE,
+        ["python -m bot oncall list", "python -m bot oncall list all"],
     )
+    listing.add_argument(
+        "which", nargs="?", metavar="all", help="past shifts too (`--all` also does)"
+    )
+    listing.add_argument("--all", dest="list_all", action="store_true", help="past shifts too")
     schedule = _command(
         oncall,
         "schedule",

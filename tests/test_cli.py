@@ -347,7 +347,7 @@ def test_every_admin_command_names_its_database_and_a_new_one_is_called_new(
         ["member", "add", "ops-1", "--name", "Ops"],
         ["member", "list"],
         ["member", "remove", "ops-1"],
-        ["oncall", "add", "U99", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00"],
+        ["oncall", "add", "U99", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00"],
         ["oncall", "list"],
         ["oncall", "remove", "U99", "--all"],
     ):
@@ -450,8 +450,8 @@ def test_help_is_printed_as_written(cli: Any) -> None:
 
 def test_oncall_add_list_and_remove(cli: Any) -> None:
     assert (
-        ok(cli("oncall", "add", "U99", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00"))
-        == "#1 U99 on call 2026-01-01 09:00 UTC → 2026-01-01 17:00 UTC\n"
+        ok(cli("oncall", "add", "U99", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00"))
+        == "#1 U99 on call 2099-01-01 09:00 UTC → 2099-01-01 17:00 UTC\n"
     )
     ok(
         cli(
@@ -459,22 +459,22 @@ def test_oncall_add_list_and_remove(cli: Any) -> None:
             "add",
             "U77",
             "--from",
-            "2026-01-01T09:00+09:00",
+            "2099-01-01T09:00+09:00",
             "--to",
-            "2026-01-01T18:00+09:00",
+            "2099-01-01T18:00+09:00",
         )
     )
 
     # Listed with their ids in BOT_TIMEZONE (UTC by default), soonest first.
     assert ok(cli("oncall", "list")) == (
-        "2\tU77\t2026-01-01 00:00 UTC\t2026-01-01 09:00 UTC\n"
-        "1\tU99\t2026-01-01 09:00 UTC\t2026-01-01 17:00 UTC\n"
+        "2\tU77\t2099-01-01 00:00 UTC\t2099-01-01 09:00 UTC\n"
+        "1\tU99\t2099-01-01 09:00 UTC\t2099-01-01 17:00 UTC\n"
     )
     assert ok(cli("oncall", "remove", "U99", "--all")) == "removed 1 shift(s)\n"
     assert ok(cli("oncall", "remove", "U99", "--all")) == "removed 0 shift(s)\n"
-    assert ok(cli("oncall", "list")) == "2\tU77\t2026-01-01 00:00 UTC\t2026-01-01 09:00 UTC\n"
+    assert ok(cli("oncall", "list")) == "2\tU77\t2099-01-01 00:00 UTC\t2099-01-01 09:00 UTC\n"
     assert ok(cli("oncall", "remove", "2")) == (
-        "removed shift #2 of U77 (2026-01-01 00:00 UTC → 2026-01-01 09:00 UTC)\n"
+        "removed shift #2 of U77 (2099-01-01 00:00 UTC → 2099-01-01 09:00 UTC)\n"
     )
     assert ok(cli("oncall", "list")) == "no on-call shifts\n"
 
@@ -578,18 +578,31 @@ def test_oncall_list_shows_each_stored_rota_now_and_next(cli: Any, tmp_path: Pat
     [
         (
             "tomorrow",
-            "2026-01-01T17:00",
+            "2099-01-01T17:00",
             "'tomorrow' is not a time. Use ISO 8601, like 2026-12-01T09:00+09:00.",
         ),
         (
-            "2026-01-01T09:00",
+            "2099-01-01T09:00",
             "5pm",
             "'5pm' is not a time. Use ISO 8601, like 2026-12-01T09:00+09:00.",
         ),
-        ("2026-01-02T09:00", "2026-01-01T17:00", "The shift must end after it starts."),
-        ("2026-01-01T09:00", "2026-01-01T09:00", "The shift must end after it starts."),
+        ("2099-01-02T09:00", "2099-01-01T17:00", "The shift must end after it starts."),
+        ("2099-01-01T09:00", "2099-01-01T09:00", "The shift must end after it starts."),
         # The same instant in two zones is no window either.
-        ("2026-01-01T09:00+09:00", "2026-01-01T00:00Z", "The shift must end after it starts."),
+        ("2099-01-01T09:00+09:00", "2099-01-01T00:00Z", "The shift must end after it starts."),
+        (
+            "2020-01-01T09:00",
+            "2020-01-01T17:00",
+            "That shift is over already (it ends before now), so it was not added."
+            " Check the dates and the year.",
+        ),
+        (
+            "2099-01-01T09:00",
+            "2199-01-01T09:00",
+            "A shift can last at most 31 days, and this one is longer, so it was not added."
+            " Add it as shorter shifts (a long rota is better read from PagerDuty or a"
+            " calendar).",
+        ),
     ],
 )
 def test_bad_shift_times_are_refused(cli: Any, starts: str, ends: str, message: str) -> None:
@@ -599,8 +612,63 @@ def test_bad_shift_times_are_refused(cli: Any, starts: str, ends: str, message: 
     assert "\t" not in ok(cli("oncall", "list"))  # no rows
 
 
+def test_a_shift_of_31_days_and_one_that_began_but_has_not_ended_are_taken(cli: Any) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    began = (now - timedelta(hours=1)).isoformat()
+    month = (now - timedelta(hours=1) + timedelta(days=31)).isoformat()
+
+    assert ok(cli("oncall", "add", "U99", "--from", began, "--to", month)).startswith("#1 U99")
+
+
+def test_oncall_list_all_as_in_slack_shows_past_shifts_too(cli: Any, tmp_path: Path) -> None:
+    ok(cli("oncall", "add", "U99", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00"))
+    # A shift that has ended since it was added (shifts cannot be added in the past).
+    database = Database(tmp_path / "bot.db")
+    database.write(
+        lambda db: db.execute(
+            "INSERT INTO oncall (user_id, starts_at, ends_at, added_by, added_at)"
+            " VALUES ('U77', '2020-01-01T00:00:00.000000Z', '2020-01-01T09:00:00.000000Z',"
+            " 'test', '2020-01-01T00:00:00.000000Z')"
+        )
+    )
+    database.close()
+    coming = "1\tU99\t2099-01-01 09:00 UTC\t2099-01-01 17:00 UTC\n"
+    past = "2\tU77\t2020-01-01 00:00 UTC\t2020-01-01 09:00 UTC\n"
+
+    assert ok(cli("oncall", "list")) == (
+        coming + "(1 past shift(s) not shown; `python -m bot oncall list all` shows them)\n"
+    )
+    assert ok(cli("oncall", "list", "all")) == past + coming
+    assert ok(cli("oncall", "list", "ALL")) == past + coming
+    assert ok(cli("oncall", "list", "--all")) == past + coming
+    refused = cli("oncall", "list", "everything")
+    assert one_line_failure(refused) == (
+        "`oncall list` takes nothing but `all` (past shifts too), not 'everything':"
+        " `python -m bot oncall list` or `python -m bot oncall list all`"
+    )
+
+
+def test_oncall_add_help_describes_the_times_and_their_zone(cli: Any) -> None:
+    shown = " ".join(ok_help(cli("oncall", "add", "--help")).split())
+
+    assert (
+        "--from ISO_TIME when it starts: ISO 8601, like 2026-12-01T09:00+09:00; without an"
+        " offset (2026-12-01T09:00) it is in BOT_TIMEZONE (the environment, then .env;"
+        " default UTC)" in shown
+    )
+    assert (
+        "--to ISO_TIME when it ends: the same format; after --from, not in the past, and at"
+        " most 31 days after --from" in shown
+    )
+
+
+def ok_help(run: Run) -> str:
+    assert run.code == 0 and run.err == "", run
+    return run.out
+
+
 def test_oncall_needs_a_slack_user(cli: Any) -> None:
-    run = cli("oncall", "add", "jane", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00")
+    run = cli("oncall", "add", "jane", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00")
 
     assert one_line_failure(run) == (
         "'jane' is not a Slack user id (U… or W…, in their profile: ⋮ → Copy member ID)."

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from bot.sharing.commands import Admin
+from bot.sharing.commands import Admin, shift_window
 from bot.sharing.errors import CommandError, LastAdmin, NotAdmin
 from bot.sharing.oncall import RotaNow, WhoIsOnCall, now_and_next
 from storage import (
@@ -152,6 +152,7 @@ class Administration:
             return Outcome(command, changed=self.remove_member(command.member_id, by=by))
         if what == "oncall add":
             assert command.starts is not None and command.ends is not None
+            shift_window(command.starts, command.ends, now)  # before asking Slack anything
             self.check_person(command.user_id)
             self.add_shift(command.user_id, command.starts, command.ends, by=by)
             return Outcome(command)
@@ -203,7 +204,9 @@ class Administration:
         return removed
 
     def add_shift(self, user_id: str, starts: datetime, ends: datetime, *, by: str) -> int:
-        """Put someone on call; CommandError when they have that very shift already."""
+        """Put someone on call; CommandError when they have that very shift already, or
+        the shift breaks `shift_window`'s rules (over already, longer than a month…)."""
+        shift_window(starts, ends, self.oncall.now())
         shift = self.oncall.add(user_id, starts, ends, by=by)
         if shift is None:
             raise CommandError("oncall_exists", user=user_id)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.sharing.durations import Duration, parse_duration
 from bot.sharing.errors import CommandError
@@ -40,6 +40,8 @@ MENTION = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>", re.ASCII)
 MAX_TEXT = 1000
 MAX_REASON = 300
 MAX_NAME = 80
+# The longest on-call shift one command may add; a longer rota is PagerDuty's or a calendar's.
+MAX_SHIFT = timedelta(days=31)
 # What separates the words of a command: the space a keyboard types, and the tabs and
 # line breaks a paste may bring. No other space does (no-break, em, ideographic, line
 # separator…): it stays inside its word, and an id holding one is refused, naming it,
@@ -251,6 +253,17 @@ def moment(token: str, zone: tzinfo = UTC) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
+def shift_window(starts: datetime, ends: datetime, now: datetime | None = None) -> None:
+    """The rules of an on-call shift, wherever it is typed: it ends after it starts, lasts
+    at most `MAX_SHIFT` and (given `now`) is not over already; CommandError otherwise."""
+    if ends <= starts:
+        raise CommandError("window_backwards")
+    if ends - starts > MAX_SHIFT:
+        raise CommandError("shift_too_long", days=str(MAX_SHIFT.days))
+    if now is not None and ends <= now:
+        raise CommandError("shift_ended")
+
+
 def schedule_id(token: str) -> str:
     """A PagerDuty schedule id (`P1ABCDE`), "" for `none`, or CommandError."""
     if token.lower() in {"none", "-"}:
@@ -383,8 +396,7 @@ def _admin(words: Words, zone: tzinfo) -> Admin:
         if sub == "add":
             _need(words, 5, "admin oncall add <@user> <from> <to>")
             starts, ends = moment(words[3], zone), moment(words[4], zone)
-            if ends <= starts:
-                raise CommandError("window_backwards")
+            shift_window(starts, ends)
             return Admin("oncall add", user_id=slack_user(words[2]), starts=starts, ends=ends)
         if sub == "schedule":
             _need(words, 4, "admin oncall schedule <image_id> <PagerDuty schedule id | none>")
