@@ -180,7 +180,7 @@ def _preflight(settings: Settings) -> None:
         try:
             call()
         except Exception as error:  # any failure: one line rather than a traceback
-            from bot.check import slack_trouble
+            from bot.slack.trouble import slack_trouble
 
             trouble = slack_trouble(error, f"{settings.SLACK_API_URL}{method}", setting=setting)
             sys.exit(
@@ -494,6 +494,10 @@ def _member_name(text: str | None) -> str:
     return commands.name(name)  # the same rules as `/share-image admin member add`
 
 
+# How long an admin command waits for Slack's answer about a user id.
+CLI_SLACK_TIMEOUT = 5
+
+
 def _tell_if_slack_does_not_know(user: str) -> None:
     """A warning on stderr when Slack, asked with SLACK_BOT_TOKEN, says `user` is no person.
 
@@ -510,18 +514,30 @@ def _tell_if_slack_does_not_know(user: str) -> None:
     token = os.environ.get("SLACK_BOT_TOKEN") or saved.get("SLACK_BOT_TOKEN") or ""
     if not token.startswith("xoxb-") or token.rstrip(".") == "xoxb-":
         return
+    from bot.slack.trouble import slack_trouble
+
     url = os.environ.get("SLACK_API_URL") or saved.get("SLACK_API_URL") or ""
-    client = WebClient(
-        token=token, base_url=url or "https://slack.com/api/", timeout=5, retry_handlers=[]
-    )
+    base = url or "https://slack.com/api/"
+    # Asked once: no retries (an operator waits on each), and not long.
+    client = WebClient(token=token, base_url=base, timeout=CLI_SLACK_TIMEOUT, retry_handlers=[])
     logging.getLogger("bot.slack.accounts").disabled = True  # the line below says it
-    account = slack_account(client, user)
+    failures: list[Exception] = []
+    account = slack_account(client, user, failed=failures.append)
+    why = ""
+    if failures:
+        trouble = slack_trouble(
+            failures[0],
+            f"{base.rstrip('/')}/users.info",
+            setting="SLACK_BOT_TOKEN",
+            timeout=CLI_SLACK_TIMEOUT,
+        )
+        why = trouble.one_line()
     said = {
         Account.UNKNOWN: f"Slack knows no user {user} (users.info: user_not_found): check the id"
         " (their profile: ⋮ → Copy member ID)",
         Account.BOT: f"{user} is a bot or an app in Slack, not a person",
         Account.DELETED: f"{user} is a deactivated account in Slack",
-        Account.UNCHECKED: f"could not ask Slack whether {user} exists (users.info failed)",
+        Account.UNCHECKED: f"could not ask Slack whether {user} exists: {why}",
     }.get(account)
     if said:
         print(f"warning: {said}; done anyway, as asked", file=sys.stderr)

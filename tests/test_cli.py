@@ -667,6 +667,42 @@ def ok_help(run: Run) -> str:
     return run.out
 
 
+def test_an_unreachable_slack_is_explained_once_and_the_command_still_done(cli: Any) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+    env = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_API_URL": url}
+
+    run = cli("grant", "U123", "sharer", env=env)
+
+    assert run.code == 0 and run.out == "U123 is now sharer for all images\n", run
+    assert run.err == run.database_line + (
+        "warning: could not ask Slack whether U123 exists: no answer (Connection refused)"
+        f" from {url}users.info; check SLACK_API_URL, the network and any proxy"
+        " (HTTPS_PROXY) between here and Slack; done anyway, as asked\n"
+    )
+    assert "xoxb-1-2-abc" not in run.printed
+
+
+def test_a_slack_error_is_named_and_not_retried(cli: Any, slack: FakeSlack) -> None:
+    env = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_API_URL": slack.api_url}
+    slack.rate_limit("users.info", times=3, retry_after=30)
+
+    run = cli(
+        "oncall", "add", "U99", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00", env=env
+    )
+
+    assert run.code == 0, run
+    warning = run.err.removeprefix(run.database_line)
+    assert warning.startswith(
+        "warning: could not ask Slack whether U99 exists: HTTP 429, Slack error ratelimited"
+        f" from {slack.api_url}users.info; "
+    )
+    assert warning.endswith("; done anyway, as asked\n") and warning.count("\n") == 1
+    # Asked once: a 429's Retry-After is not waited out for a warning.
+    assert len(slack.calls("users.info")) == 1
+
+
 def test_oncall_needs_a_slack_user(cli: Any) -> None:
     run = cli("oncall", "add", "jane", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00")
 
