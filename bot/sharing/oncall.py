@@ -47,8 +47,9 @@ class Source(StrEnum):
     TYPED = "typed"
     PAGERDUTY = "pagerduty"
     CALENDAR = "calendar"
+    APPROVERS = "approvers"  # everyone who may approve (`who_may_approve`)
+    # Kept for the values stored and logged before `MayApprove` took their place.
     IMAGE_APPROVERS = "image_approvers"
-    APPROVERS = "approvers"
     ADMINS = "admins"
 
 
@@ -159,48 +160,6 @@ class StoredRota:
             return []
         deciders = set(self.grants.holders(Role.APPROVER, Role.ADMIN, image_id=image_id))
         return list(dict.fromkeys(e.user_id for e in current if e.user_id in deciders))
-
-
-class ImageApprovers:
-    """Approvers granted for this very image (one tier of `who_may_approve`, alone)."""
-
-    name = Source.IMAGE_APPROVERS
-
-    def __init__(self, grants: Grants) -> None:
-        self.grants = grants
-
-    def on_call(self, image_id: str, now: datetime) -> list[str]:
-        """Those granted approver for `image_id` alone."""
-        everywhere = set(self.grants.holders(Role.APPROVER))
-        return [
-            u for u in self.grants.holders(Role.APPROVER, image_id=image_id) if u not in everywhere
-        ]
-
-
-class AllApprovers:
-    """Approvers for every image."""
-
-    name = Source.APPROVERS
-
-    def __init__(self, grants: Grants) -> None:
-        self.grants = grants
-
-    def on_call(self, image_id: str, now: datetime) -> list[str]:
-        """Those granted approver for all images."""
-        return self.grants.holders(Role.APPROVER)
-
-
-class Admins:
-    """The admins, when nobody else can be asked."""
-
-    name = Source.ADMINS
-
-    def __init__(self, grants: Grants) -> None:
-        self.grants = grants
-
-    def on_call(self, image_id: str, now: datetime) -> list[str]:
-        """Admins for all images."""
-        return self.grants.holders(Role.ADMIN)
 
 
 def who_may_approve(grants: Grants, image_id: str) -> list[str]:
