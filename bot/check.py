@@ -8,16 +8,12 @@ API version that is still served, a new empty database) leave the exit status 0.
 from __future__ import annotations
 
 import os
-import socket
-import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot import replica
 from bot.rota.errors import RotaError, RotaRefused
@@ -29,6 +25,7 @@ from bot.settings import SECRET_SETTINGS, Settings, replica_config
 from bot.sharing.errors import DirectoryUnavailable
 from bot.sharing.oncall import ROTA_WINDOW, STALE_AFTER, RotaReader
 from bot.slack.accounts import SlackDirectory
+from bot.slack.trouble import SLACK_TIMEOUT, SlackTrouble, slack_trouble
 from bot.slack.web import make_web_client
 from storage import Database, Grants, OnCallSchedules, ReconcileRuns, Role, Rota
 from storage.database import unstamp
@@ -36,116 +33,8 @@ from storage.errors import StorageError
 
 # A well-formed image id nobody owns: a signed read of it answers 404 when keys are good.
 PROBE_IMAGE = "00000000-0000-4000-8000-000000000000"
-SLACK_TIMEOUT = 10
 # A replica this far behind the local database's last change gets a warning.
 REPLICA_LAG_WARN = 30.0
-
-# What to do about each error code Slack answers with; {setting} is the token's setting.
-SLACK_ADVICE = {
-    "invalid_auth": (
-        "{setting} is not a valid token (mistyped, revoked, or of another workspace or app):"
-        " copy it again from api.slack.com/apps → your app"
-    ),
-    "not_authed": (
-        "no token reached Slack: {setting} is empty, or a proxy dropped the Authorization header"
-    ),
-    "account_inactive": (
-        "the app was uninstalled or its bot deactivated: reinstall the app to the workspace"
-        " and copy the new token into {setting}"
-    ),
-    "token_revoked": (
-        "the token was revoked: reinstall the app and copy the new token into {setting}"
-    ),
-    "token_expired": (
-        "the token expired (token rotation is on): turn rotation off for the app, reinstall it"
-        " and copy the new token into {setting}"
-    ),
-    "not_allowed_token_type": (
-        "{setting} holds the wrong kind of token: SLACK_BOT_TOKEN takes the Bot User OAuth"
-        " Token (xoxb-…), SLACK_APP_TOKEN an app-level token (xapp-…) with connections:write"
-    ),
-    "missing_scope": (
-        "the token lacks a scope{needed}: add it under OAuth & Permissions (or in"
-        " manifest.yml) and reinstall the app"
-    ),
-    "ratelimited": "Slack is rate-limiting this app: wait a minute and run check again",
-    "team_access_not_granted": (
-        "the app is not installed in this workspace: install it, then copy its token into {setting}"
-    ),
-}
-
-
-@dataclass(frozen=True)
-class SlackTrouble:
-    """Why a Slack call failed, in the operator's terms."""
-
-    code: str  # Slack's error code, or what kind of failure ("HTTP 404", "unreachable")
-    tried: str  # the URL
-    answer: str  # the HTTP status and Slack's error, or why there was no answer
-    advice: str  # what to do
-
-    @property
-    def refused(self) -> bool:
-        """Slack itself answered, with an error code (rather than no answer or no Slack)."""
-        return self.code not in {"unreachable", "error"} and not self.code.startswith("HTTP ")
-
-    def summary(self, setting: str) -> str:
-        """`Slack refused SLACK_BOT_TOKEN (invalid_auth)`, or that Slack was not reached."""
-        if self.refused:
-            return f"Slack refused {setting} ({self.code})"
-        return f"Slack was not reached ({self.code})"
-
-    def lines(self) -> list[str]:
-        """The three lines `check` prints under a failure."""
-        return [
-            f"    tried:  {self.tried}",
-            f"    answer: {self.answer}",
-            f"    do:     {self.advice}",
-        ]
-
-    def one_line(self) -> str:
-        """Everything on one line, for a start-up that stops."""
-        return f"{self.answer} from {self.tried}; {self.advice}"
-
-
-def slack_trouble(error: Exception, url: str, *, setting: str) -> SlackTrouble:
-    """Explain a failed Slack Web API call to `url`, made with the token in `setting`."""
-    if isinstance(error, SlackApiError):
-        response: Any = error.response
-        status = getattr(response, "status_code", None)
-        data = getattr(response, "data", None)
-        code = str(data.get("error", "")) if isinstance(data, dict) else ""
-        if status is not None and status >= 400 and (not code or "non-JSON" in code):
-            if status >= 500:
-                advice = "Slack is having trouble: see https://slack-status.com, then try again"
-            else:
-                advice = (
-                    "this is not Slack's Web API: check SLACK_API_URL"
-                    " (leave it unset for https://slack.com/api/) and any proxy"
-                )
-            return SlackTrouble(f"HTTP {status}", url, f"HTTP {status}, not a Slack answer", advice)
-        needed = data.get("needed") if isinstance(data, dict) else None
-        template = SLACK_ADVICE.get(
-            code, f"see https://api.slack.com/methods/{url.rsplit('/', 1)[-1]}#errors for {code}"
-        )
-        advice = template.format(setting=setting, needed=f" ({needed})" if needed else "")
-        shown = f"HTTP {status}, " if status is not None else ""
-        return SlackTrouble(code or "error", url, f"{shown}Slack error {code or 'unknown'}", advice)
-    if isinstance(error, urllib.error.URLError):
-        reason = error.reason
-        why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
-        if isinstance(reason, TimeoutError | socket.timeout):
-            why = f"no answer within {SLACK_TIMEOUT} s"
-    elif isinstance(error, TimeoutError | socket.timeout):
-        why = f"no answer within {SLACK_TIMEOUT} s"
-    else:
-        why = f"{type(error).__name__}: {error}"
-    return SlackTrouble(
-        "unreachable",
-        url,
-        f"no answer ({why})",
-        "check SLACK_API_URL, the network and any proxy (HTTPS_PROXY) between here and Slack",
-    )
 
 
 def _settings_lines(settings: Settings) -> list[str]:

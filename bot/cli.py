@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -56,6 +56,7 @@ from storage import (
     Rota,
 )
 from storage.errors import StorageError
+from storage.requests import parse_stamp
 
 if TYPE_CHECKING:
     from bot.scp.client import VersionReport
@@ -221,7 +222,7 @@ def _preflight(settings: Settings) -> None:
             with _quiet_slack_sdk():
                 call()
         except Exception as error:  # any failure: one line rather than a traceback
-            from bot.check import slack_trouble
+            from bot.slack.trouble import slack_trouble
 
             trouble = slack_trouble(error, f"{settings.SLACK_API_URL}{method}", setting=setting)
             sys.exit(
@@ -541,6 +542,10 @@ def _member_name(text: str | None) -> str:
     return commands.name(name)  # the same rules as `/share-image admin member add`
 
 
+# How long an admin command waits for Slack's answer about a user id.
+CLI_SLACK_TIMEOUT = 5
+
+
 def _tell_if_slack_does_not_know(user: str) -> None:
     """A warning on stderr when Slack, asked with SLACK_BOT_TOKEN, says `user` is no person.
 
@@ -557,21 +562,54 @@ def _tell_if_slack_does_not_know(user: str) -> None:
     token = os.environ.get("SLACK_BOT_TOKEN") or saved.get("SLACK_BOT_TOKEN") or ""
     if not token.startswith("xoxb-") or token.rstrip(".") == "xoxb-":
         return
+    from bot.slack.trouble import slack_trouble
+
     url = os.environ.get("SLACK_API_URL") or saved.get("SLACK_API_URL") or ""
-    client = WebClient(
-        token=token, base_url=url or "https://slack.com/api/", timeout=5, retry_handlers=[]
-    )
+    base = url or "https://slack.com/api/"
+    # Asked once: no retries (an operator waits on each), and not long.
+    client = WebClient(token=token, base_url=base, timeout=CLI_SLACK_TIMEOUT, retry_handlers=[])
     logging.getLogger("bot.slack.accounts").disabled = True  # the line below says it
-    account = slack_account(client, user)
+    failures: list[Exception] = []
+    account = slack_account(client, user, failed=failures.append)
+    why = ""
+    if failures:
+        trouble = slack_trouble(
+            failures[0],
+            f"{base.rstrip('/')}/users.info",
+            setting="SLACK_BOT_TOKEN",
+            timeout=CLI_SLACK_TIMEOUT,
+        )
+        why = trouble.one_line()
     said = {
         Account.UNKNOWN: f"Slack knows no user {user} (users.info: user_not_found): check the id"
         " (their profile: ⋮ → Copy member ID)",
         Account.BOT: f"{user} is a bot or an app in Slack, not a person",
         Account.DELETED: f"{user} is a deactivated account in Slack",
-        Account.UNCHECKED: f"could not ask Slack whether {user} exists (users.info failed)",
+        Account.UNCHECKED: f"could not ask Slack whether {user} exists: {why}",
     }.get(account)
     if said:
         print(f"warning: {said}; done anyway, as asked", file=sys.stderr)
+
+
+def _held_elsewhere(admin: Administration, user: str, role: Role, image: str) -> str:
+    """After "was not ROLE for SCOPE": the scopes `user` does hold `role` for, and the
+    command that takes each back ("" when they hold it nowhere)."""
+    scopes = [g.image_id for g in admin.grants.all() if g.user_id == user and g.role is role]
+    others = [scope for scope in scopes if scope != image]
+    if not others:
+        return ""
+    if "" in others:
+        return (
+            f"; they are {role.value} for all images, which an --image does not take back:"
+            f" `python -m bot revoke {user} {role.value}` does"
+        )
+    images = ", ".join(others)
+    take_back = f"python -m bot revoke {user} {role.value} --image {others[0]}"
+    return (
+        f"; they are {role.value} only for image{'s' if len(others) > 1 else ''} {images}:"
+        f" take that back with `{take_back}`"
+        + (" (one command per image)" if len(others) > 1 else "")
+    )
 
 
 def _image_option(value: str | None) -> str:
@@ -675,6 +713,36 @@ def _set_schedule(session: _Session, args: argparse.Namespace, actor: str) -> No
         print(f"image {image} has no schedule of its own; nothing changed")
 
 
+def _past_too(which: str | None) -> bool:
+    """`oncall list all`, as Slack takes it: past shifts as well."""
+    if which is None:
+        return False
+    if which.lower() == "all":
+        return True
+    sys.exit(
+        f"`oncall list` takes nothing but `all` (past shifts too), not {which!r}:"
+        " `python -m bot oncall list` or `python -m bot oncall list all`"
+    )
+
+
+def _print_shifts(session: _Session, past: bool, zone: ZoneInfo) -> None:
+    """`oncall list`: current and coming shifts with their ids (`past`: ended ones too)."""
+    shifts = session.admin.oncall.all()
+    if not shifts:
+        print("no on-call shifts")
+        return
+    now = session.rota.now()
+    ended = [s for s in shifts if (parse_stamp(s.ends_at) or now) <= now]
+    listed = shifts if past else [s for s in shifts if s not in ended]
+    if not listed:
+        print("no current or coming on-call shifts")
+    for s in listed:
+        shown = (stored_when(s.starts_at, zone), stored_when(s.ends_at, zone))
+        print(f"{s.id}\t{s.user_id}\t{shown[0]}\t{shown[1]}")
+    if ended and not past:
+        print(f"({len(ended)} past shift(s) not shown; `python -m bot oncall list all` shows them)")
+
+
 def _print_rotas(rota: Rota, admin: Administration, zone: ZoneInfo) -> None:
     """`oncall list`: each stored rota's people now and next, with their source."""
     from bot.sharing.oncall import ROTA_SOURCES, StoredRota, now_and_next
@@ -765,6 +833,7 @@ def admin_command(args: argparse.Namespace) -> None:
                     f"{user} is no longer {role.value} for {scope}"
                     if changed
                     else f"{user} was not {role.value} for {scope}"
+                    + _held_elsewhere(admin, user, role, image)
                 )
                 last = role is Role.ADMIN and not image
                 if changed and last and not admin.grants.holders(Role.ADMIN):
@@ -785,8 +854,16 @@ def admin_command(args: argparse.Namespace) -> None:
             if args.action == "add":
                 member = commands.member_id(args.member_id)
                 name = _member_name(args.name)
-                session.admin.add_member(member, name, by=actor)
-                print(f"{args.member_id} is known as {name}")
+                before = session.admin.add_member(member, name, by=actor)
+                if before is None:
+                    print(f"{args.member_id} is known as {name}")
+                elif before.member_id == member:
+                    print(f"{member} is now known as {name} (it was {before.name})")
+                else:
+                    print(
+                        f"{member} is the known member {before.member_id} (ids alike but for"
+                        f" case are one member): now known as {name} (it was {before.name})"
+                    )
             elif args.action == "remove":
                 member = commands.member_id(args.member_id)
                 removed = session.admin.remove_member(member, by=actor)
@@ -805,8 +882,8 @@ def admin_command(args: argparse.Namespace) -> None:
                 user = commands.user_id(args.user_id)
                 starts = commands.moment(args.starts, zone)
                 ends = commands.moment(args.ends, zone)
-                if ends <= starts:
-                    raise CommandError("window_backwards")
+                # Refused before the database is opened (and again against its clock).
+                commands.shift_window(starts, ends, datetime.now(UTC))
                 shift = session.admin.add_shift(user, starts, ends, by=actor)
                 _tell_if_slack_does_not_know(user)
                 print(f"#{shift} {user} on call {when(starts, zone)} → {when(ends, zone)}")
@@ -815,12 +892,7 @@ def admin_command(args: argparse.Namespace) -> None:
             elif args.action == "schedule":
                 _set_schedule(session, args, actor)
             else:
-                shifts = session.admin.oncall.all()
-                if not shifts:
-                    print("no on-call shifts")
-                for s in shifts:
-                    shown = (stored_when(s.starts_at, zone), stored_when(s.ends_at, zone))
-                    print(f"{s.id}\t{s.user_id}\t{shown[0]}\t{shown[1]}")
+                _print_shifts(session, args.list_all or _past_too(args.which), zone)
                 _print_rotas(session.rota, session.admin, zone)
     except CommandError as error:
         _fail(error)
@@ -1053,8 +1125,25 @@ def parser() -> argparse.ArgumentParser:
         ],
     )
     shift.add_argument("user_id", metavar="SLACK_USER_ID", help=USER_HELP)
-    shift.add_argument("--from", dest="starts", required=True, metavar="ISO_TIME")
-    shift.add_argument("--to", dest="ends", required=True, metavar="ISO_TIME")
+    in_zone = (
+        "ISO 8601, like 2026-12-01T09:00+09:00; without an offset (2026-12-01T09:00) it is"
+        " in BOT_TIMEZONE (the environment, then .env; default UTC)"
+    )
+    shift.add_argument(
+        "--from",
+        dest="starts",
+        required=True,
+        metavar="ISO_TIME",
+        help=f"when it starts: {in_zone}",
+    )
+    shift.add_argument(
+        "--to",
+        dest="ends",
+        required=True,
+        metavar="ISO_TIME",
+        help="when it ends: the same format; after --from, not in the past, and at most"
+        " 31 days after --from",
+    )
     remove = _command(
         oncall,
         "remove",
@@ -1065,15 +1154,20 @@ def parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("target", metavar="SHIFT_ID_OR_USER", help="a shift id, or " + USER_HELP)
     remove.add_argument("--all", action="store_true", help="every shift of that user")
-    _command(
+    listing = _command(
         oncall,
         "list",
         "list shifts, and who is on call now and next",
-        "List the on-call shifts with their ids, soonest first, in BOT_TIMEZONE\n"
-        "(default UTC); then, for each rota the worker reads (PagerDuty, the calendar),\n"
-        "who is on call now and next, and how old the stored rota is.\n\n" + DATABASE_NOTE,
-        ["python -m bot oncall list"],
+        "List the current and coming on-call shifts with their ids, soonest first, in\n"
+        "BOT_TIMEZONE (default UTC), and how many past ones are not shown (`all` shows\n"
+        "them too); then, for each rota the worker reads (PagerDuty, the calendar), who\n"
+        "is on call now and next, and how old the stored rota is.\n\n" + DATABASE_NOTE,
+        ["python -m bot oncall list", "python -m bot oncall list all"],
     )
+    listing.add_argument(
+        "which", nargs="?", metavar="all", help="past shifts too (`--all` also does)"
+    )
+    listing.add_argument("--all", dest="list_all", action="store_true", help="past shifts too")
     schedule = _command(
         oncall,
         "schedule",

@@ -18,10 +18,8 @@ from bot.sharing.admin import Administration
 from bot.sharing.approvals import ApprovalReminders
 from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import (
-    Admins,
-    AllApprovers,
     ApproverSource,
-    ImageApprovers,
+    MayApprove,
     RotaKeeper,
     RotaReader,
     Source,
@@ -107,7 +105,7 @@ def approver_sources(
     settings: Settings, *, oncall: OnCall, grants: Grants, rota: Rota, schedules: OnCallSchedules
 ) -> list[ApproverSource]:
     """Who is asked, in order: typed shifts, PagerDuty, the calendar (those set up), the
-    image's approvers, every approver, the admins."""
+    then everyone who may approve (`who_may_approve`)."""
     sources: list[ApproverSource] = [TypedShifts(oncall)]
     if settings.ONCALL_PAGERDUTY_TOKEN is not None:
         sources.append(
@@ -121,7 +119,7 @@ def approver_sources(
         )
     if settings.ONCALL_ICAL_URL is not None:
         sources.append(StoredRota(Source.CALENDAR, rota, grants))
-    sources += [ImageApprovers(grants), AllApprovers(grants), Admins(grants)]
+    sources.append(MayApprove(grants))
     return sources
 
 

@@ -16,13 +16,13 @@ from slack_sdk import WebClient
 from bot.services import Services
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
+from bot.sharing.oncall import who_may_approve
 from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.rules import Refusal
 from bot.sharing.service import Decision, Nudge, NudgeRefusal
 from bot.slack.texts import mentions, problem, say, state_word
 from bot.slack.views import APPROVE, DENY, REMIND, DenyModal, MalformedSubmission, slack_time
 from handlers.clicks import clicked_request
-from storage import Role
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def _refusal_text(services: Services, decision: Decision, language: str) -> str:
     request = decision.request
     refusal = decision.refusal
     if refusal is Refusal.NOT_APPROVER:
-        people = services.grants.holders(Role.APPROVER, Role.ADMIN)
+        people = who_may_approve(services.grants, request.image_id) if request else []
         return say(
             language, "click_not_approver", people=mentions(people) or say(language, "no_admins")
         )

@@ -23,21 +23,40 @@ class KnownMembers:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    def add(self, member_id: str, name: str, *, by: str) -> None:
-        """Register (or rename) a member."""
+    def add(self, member_id: str, name: str, *, by: str) -> KnownMember | None:
+        """Register a member, or rename the one known by an id alike but for case (its
+        id keeps the spelling it was first registered with); the record it had before,
+        or None when it was new."""
         now = stamp(self._database.now())
-        self._database.write(
-            lambda db: db.table("known_members").upsert(
-                {"member_id": member_id, "name": name, "added_by": by, "added_at": now},
+
+        def work(db: sqlite_utils.Database) -> KnownMember | None:
+            alike = db.execute(
+                "SELECT member_id, name FROM known_members WHERE lower(member_id) = lower(?)"
+                " ORDER BY member_id = ? DESC, added_at, member_id",
+                [member_id, member_id],
+            ).fetchall()
+            before = KnownMember(member_id=alike[0][0], name=alike[0][1]) if alike else None
+            kept = before.member_id if before else member_id
+            # One record per member: any other spelling of the same id goes.
+            db.execute(
+                "DELETE FROM known_members WHERE lower(member_id) = lower(?) AND member_id != ?",
+                [member_id, kept],
+            )
+            db.table("known_members").upsert(
+                {"member_id": kept, "name": name, "added_by": by, "added_at": now},
                 pk="member_id",
             )
-        )
+            return before
+
+        return self._database.write(work)
 
     def remove(self, member_id: str) -> bool:
-        """Forget a member; False when it was not registered."""
+        """Forget a member (by its id in any case); False when it was not registered."""
 
         def work(db: sqlite_utils.Database) -> bool:
-            cursor = db.execute("DELETE FROM known_members WHERE member_id = ?", [member_id])
+            cursor = db.execute(
+                "DELETE FROM known_members WHERE lower(member_id) = lower(?)", [member_id]
+            )
             return cursor.rowcount > 0
 
         return self._database.write(work)

@@ -80,6 +80,10 @@ class OnCall:
         )
         return [OnCallShift(r["id"], r["user_id"], r["starts_at"], r["ends_at"]) for r in rows]
 
+    def now(self) -> datetime:
+        """The database's clock."""
+        return self._database.now()
+
     def now_on_call(self) -> list[str]:
         """User ids whose window covers now."""
         return self.on_call_at(self._database.now())

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -109,6 +110,26 @@ def test_a_click_without_the_right_is_refused_and_changes_nothing(
     time.sleep(0.1)
     assert team.request().state == "awaiting_approval"
     assert adds(sandbox) == [] and slack.updates(posted.ts) == []
+
+
+def test_the_card_and_a_refused_click_name_the_same_people_in_the_same_order(
+    team: BotHarness, slack: FakeSlack
+) -> None:
+    # Who may approve: the approvers of this image, then of all images, then the admins;
+    # an approver of another image is no help here.
+    team.grant("UIMAGE", Role.APPROVER, IMAGE)
+    team.grant("UELSEWHERE", Role.APPROVER, OTHER_IMAGE)
+    people = "<@UIMAGE>, <@UAPP1>, <@UAPP2>, <@UADMIN>"
+    posted = ask(team)
+
+    assert f"Nobody is on call; approvers: {people}" in json.dumps(posted.args["blocks"])
+    team.sender.click(posted, "approve", user_id="USHARE")
+
+    [refusal] = slack.wait_for(lambda: slack.responses(), what="an ephemeral refusal")
+    assert refusal.body["text"] == (
+        f"Only approvers and admins can decide share requests. Who may decide this one: {people}."
+    )
+    assert team.request().state == "awaiting_approval"
 
 
 def test_nobody_approves_their_own_request(
@@ -433,14 +454,53 @@ def test_admins_manage_grants_members_and_oncall_from_slack(
     )
     assert "Partner QA" in team.ack_text("admin member list", user="UADMIN")
     assert team.ack_text(
-        "admin oncall add <@U0NEWBIE> 2026-01-01T00:00Z 2026-01-02T00:00Z", user="UADMIN"
-    ).startswith("<@U0NEWBIE> is on call from 2026-01-01 00:00 UTC to 2026-01-02 00:00 UTC")
+        "admin oncall add <@U0NEWBIE> 2099-01-01T00:00Z 2099-01-02T00:00Z", user="UADMIN"
+    ).startswith("<@U0NEWBIE> is on call from 2099-01-01 00:00 UTC to 2099-01-02 00:00 UTC")
+    assert "<@U0NEWBIE>" in team.ack_text("admin oncall list", user="UADMIN")
+    team.clock.advance(days=(datetime(2099, 1, 3, tzinfo=UTC) - team.clock()).days + 1)
     assert "<@U0NEWBIE>" not in team.ack_text("admin oncall list", user="UADMIN")  # past
     assert "<@U0NEWBIE>" in team.ack_text("admin oncall list all", user="UADMIN")
 
     audit = [(a["actor"], a["action"]) for a in team.services.audit.recent()]
     assert ("UADMIN", "grant") in audit and ("UADMIN", "revoke") in audit
     assert ("UADMIN", "member add") in audit and ("UADMIN", "oncall add") in audit
+
+
+def test_a_member_added_again_in_another_case_is_renamed_and_says_so(team: BotHarness) -> None:
+    team.ack_text(f"admin member add {UNKNOWN.upper()} Partner QA", user="UADMIN")
+
+    assert team.ack_text(f"admin member add {UNKNOWN} Partner QA team", user="UADMIN") == (
+        f"`{UNKNOWN.upper()}` was known already, as Partner QA; it is now known as"
+        " Partner QA team. (Ids alike but for case are the same member.)"
+    )
+    known = [(m.member_id, m.name) for m in team.services.members.all()]
+    assert (UNKNOWN.upper(), "Partner QA team") in known
+    assert UNKNOWN not in [member for member, _ in known]
+
+
+@pytest.mark.parametrize(
+    ("window", "said"),
+    [
+        (
+            "2020-01-01T09:00Z 2020-01-01T17:00Z",
+            "That shift is over already (it ends before now), so it was not added.",
+        ),
+        (
+            "2099-01-01T09:00Z 2199-01-01T09:00Z",
+            "A shift can last at most 31 days, and this one is longer, so it was not added.",
+        ),
+    ],
+)
+def test_a_shift_over_already_or_longer_than_a_month_is_refused_in_slack(
+    team: BotHarness, slack: FakeSlack, window: str, said: str
+) -> None:
+    asked_before = len(slack.calls("users.info"))
+
+    ack = team.ack_text(f"admin oncall add <@UAPP1> {window}", user="UADMIN")
+
+    assert ack.startswith(said)
+    assert team.services.oncall.all() == []
+    assert len(slack.calls("users.info")) == asked_before  # refused before asking Slack
 
 
 def test_only_admins_may_administer(team: BotHarness) -> None:

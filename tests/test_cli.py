@@ -140,9 +140,31 @@ def test_granting_twice_and_revoking_what_is_not_held_say_so(cli: Any) -> None:
     assert ok(cli("revoke", "U123", "approver")) == "U123 was not approver for all images\n"
     # A role for all images is not revoked by naming one image.
     assert ok(cli("revoke", "U123", "sharer", "--image", IMAGE)) == (
-        f"U123 was not sharer for {IMAGE}\n"
+        f"U123 was not sharer for {IMAGE}; they are sharer for all images, which an --image"
+        " does not take back: `python -m bot revoke U123 sharer` does\n"
     )
     assert len(ok(cli("grants")).splitlines()) == 1
+
+
+def test_revoking_for_all_images_a_role_held_for_one_says_how_to_revoke_it(cli: Any) -> None:
+    other = "0b1c2d3e-0000-4000-8000-000000000001"
+    ok(cli("grant", "U123", "sharer", "--image", IMAGE))
+
+    assert ok(cli("revoke", "U123", "sharer")) == (
+        f"U123 was not sharer for all images; they are sharer only for image {IMAGE}:"
+        f" take that back with `python -m bot revoke U123 sharer --image {IMAGE}`\n"
+    )
+    ok(cli("grant", "U123", "sharer", "--image", other))
+    assert ok(cli("revoke", "U123", "sharer")) == (
+        f"U123 was not sharer for all images; they are sharer only for images {other}, {IMAGE}:"
+        f" take that back with `python -m bot revoke U123 sharer --image {other}`"
+        " (one command per image)\n"
+    )
+    # Nothing was revoked, and the hint works.
+    assert len(ok(cli("grants")).splitlines()) == 2
+    assert ok(cli("revoke", "U123", "sharer", "--image", IMAGE)) == (
+        f"U123 is no longer sharer for {IMAGE}\n"
+    )
 
 
 def test_an_upper_case_image_id_is_stored_lower_case(cli: Any) -> None:
@@ -224,6 +246,22 @@ def test_member_add_list_and_remove(cli: Any) -> None:
     assert ok(cli("member", "list")) == "a8f10467abfc4b87b64614ab36eb9ae4\tQA account\n"
 
 
+def test_ids_alike_but_for_case_are_one_member_and_a_second_add_renames_it(cli: Any) -> None:
+    upper, lower = "A8F10467ABFC4B87B64614AB36EB9AE4", "a8f10467abfc4b87b64614ab36eb9ae4"
+    ok(cli("member", "add", upper, "--name", "QA account"))
+
+    assert ok(cli("member", "add", lower, "--name", "QA team")) == (
+        f"{lower} is the known member {upper} (ids alike but for case are one member):"
+        " now known as QA team (it was QA account)\n"
+    )
+    assert ok(cli("member", "list")) == f"{upper}\tQA team\n"
+    assert ok(cli("member", "add", upper, "--name", "QA")) == (
+        f"{upper} is now known as QA (it was QA team)\n"
+    )
+    assert ok(cli("member", "remove", lower)) == f"removed {lower}\n"
+    assert ok(cli("member", "list")) == "no known members yet\n"
+
+
 @pytest.mark.parametrize(
     ("member", "message"),
     [
@@ -238,6 +276,35 @@ def test_member_add_list_and_remove(cli: Any) -> None:
 def test_a_bad_member_id_is_refused(cli: Any, member: str, message: str) -> None:
     assert one_line_failure(cli("member", "add", member, "--name", "x")) == message
     assert "\t" not in ok(cli("member", "list"))  # no rows
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("member", "add", "a8f1\u200b0467", "--name", "QA"),
+            "'a8f1[U+200B]0467' has characters that only look like a member id (non-ASCII or"
+            " invisible), the first a U+200B ZERO WIDTH SPACE. Type or paste the plain id.",
+        ),
+        (
+            ("member", "add", "a8f1\u00a00467", "--name", "QA"),
+            "'a8f1[U+00A0]0467' has a U+00A0 NO-BREAK SPACE inside, and a member id has no"
+            " spaces, so nothing was done. Type the id again, or paste it as plain text.",
+        ),
+        (
+            ("grant", "U12\u200b3", "sharer"),
+            "'U12[U+200B ZERO WIDTH SPACE]3' is not a Slack user id (U… or W…, in their"
+            " profile: ⋮ → Copy member ID).",
+        ),
+    ],
+)
+def test_a_refused_id_names_its_odd_character(
+    cli: Any, args: tuple[str, ...], message: str
+) -> None:
+    run = cli(*args)
+
+    assert one_line_failure(run) == message
+    assert "\ufffd" not in run.err
 
 
 def test_a_name_with_control_characters_is_refused_as_a_name(cli: Any) -> None:
@@ -280,7 +347,7 @@ def test_every_admin_command_names_its_database_and_a_new_one_is_called_new(
         ["member", "add", "ops-1", "--name", "Ops"],
         ["member", "list"],
         ["member", "remove", "ops-1"],
-        ["oncall", "add", "U99", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00"],
+        ["oncall", "add", "U99", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00"],
         ["oncall", "list"],
         ["oncall", "remove", "U99", "--all"],
     ):
@@ -383,8 +450,8 @@ def test_help_is_printed_as_written(cli: Any) -> None:
 
 def test_oncall_add_list_and_remove(cli: Any) -> None:
     assert (
-        ok(cli("oncall", "add", "U99", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00"))
-        == "#1 U99 on call 2026-01-01 09:00 UTC → 2026-01-01 17:00 UTC\n"
+        ok(cli("oncall", "add", "U99", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00"))
+        == "#1 U99 on call 2099-01-01 09:00 UTC → 2099-01-01 17:00 UTC\n"
     )
     ok(
         cli(
@@ -392,22 +459,22 @@ def test_oncall_add_list_and_remove(cli: Any) -> None:
             "add",
             "U77",
             "--from",
-            "2026-01-01T09:00+09:00",
+            "2099-01-01T09:00+09:00",
             "--to",
-            "2026-01-01T18:00+09:00",
+            "2099-01-01T18:00+09:00",
         )
     )
 
     # Listed with their ids in BOT_TIMEZONE (UTC by default), soonest first.
     assert ok(cli("oncall", "list")) == (
-        "2\tU77\t2026-01-01 00:00 UTC\t2026-01-01 09:00 UTC\n"
-        "1\tU99\t2026-01-01 09:00 UTC\t2026-01-01 17:00 UTC\n"
+        "2\tU77\t2099-01-01 00:00 UTC\t2099-01-01 09:00 UTC\n"
+        "1\tU99\t2099-01-01 09:00 UTC\t2099-01-01 17:00 UTC\n"
     )
     assert ok(cli("oncall", "remove", "U99", "--all")) == "removed 1 shift(s)\n"
     assert ok(cli("oncall", "remove", "U99", "--all")) == "removed 0 shift(s)\n"
-    assert ok(cli("oncall", "list")) == "2\tU77\t2026-01-01 00:00 UTC\t2026-01-01 09:00 UTC\n"
+    assert ok(cli("oncall", "list")) == "2\tU77\t2099-01-01 00:00 UTC\t2099-01-01 09:00 UTC\n"
     assert ok(cli("oncall", "remove", "2")) == (
-        "removed shift #2 of U77 (2026-01-01 00:00 UTC → 2026-01-01 09:00 UTC)\n"
+        "removed shift #2 of U77 (2099-01-01 00:00 UTC → 2099-01-01 09:00 UTC)\n"
     )
     assert ok(cli("oncall", "list")) == "no on-call shifts\n"
 
@@ -511,18 +578,31 @@ def test_oncall_list_shows_each_stored_rota_now_and_next(cli: Any, tmp_path: Pat
     [
         (
             "tomorrow",
-            "2026-01-01T17:00",
+            "2099-01-01T17:00",
             "'tomorrow' is not a time. Use ISO 8601, like 2026-12-01T09:00+09:00.",
         ),
         (
-            "2026-01-01T09:00",
+            "2099-01-01T09:00",
             "5pm",
             "'5pm' is not a time. Use ISO 8601, like 2026-12-01T09:00+09:00.",
         ),
-        ("2026-01-02T09:00", "2026-01-01T17:00", "The shift must end after it starts."),
-        ("2026-01-01T09:00", "2026-01-01T09:00", "The shift must end after it starts."),
+        ("2099-01-02T09:00", "2099-01-01T17:00", "The shift must end after it starts."),
+        ("2099-01-01T09:00", "2099-01-01T09:00", "The shift must end after it starts."),
         # The same instant in two zones is no window either.
-        ("2026-01-01T09:00+09:00", "2026-01-01T00:00Z", "The shift must end after it starts."),
+        ("2099-01-01T09:00+09:00", "2099-01-01T00:00Z", "The shift must end after it starts."),
+        (
+            "2020-01-01T09:00",
+            "2020-01-01T17:00",
+            "That shift is over already (it ends before now), so it was not added."
+            " Check the dates and the year.",
+        ),
+        (
+            "2099-01-01T09:00",
+            "2199-01-01T09:00",
+            "A shift can last at most 31 days, and this one is longer, so it was not added."
+            " Add it as shorter shifts (a long rota is better read from PagerDuty or a"
+            " calendar).",
+        ),
     ],
 )
 def test_bad_shift_times_are_refused(cli: Any, starts: str, ends: str, message: str) -> None:
@@ -532,8 +612,99 @@ def test_bad_shift_times_are_refused(cli: Any, starts: str, ends: str, message: 
     assert "\t" not in ok(cli("oncall", "list"))  # no rows
 
 
+def test_a_shift_of_31_days_and_one_that_began_but_has_not_ended_are_taken(cli: Any) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    began = (now - timedelta(hours=1)).isoformat()
+    month = (now - timedelta(hours=1) + timedelta(days=31)).isoformat()
+
+    assert ok(cli("oncall", "add", "U99", "--from", began, "--to", month)).startswith("#1 U99")
+
+
+def test_oncall_list_all_as_in_slack_shows_past_shifts_too(cli: Any, tmp_path: Path) -> None:
+    ok(cli("oncall", "add", "U99", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00"))
+    # A shift that has ended since it was added (shifts cannot be added in the past).
+    database = Database(tmp_path / "bot.db")
+    database.write(
+        lambda db: db.execute(
+            "INSERT INTO oncall (user_id, starts_at, ends_at, added_by, added_at)"
+            " VALUES ('U77', '2020-01-01T00:00:00.000000Z', '2020-01-01T09:00:00.000000Z',"
+            " 'test', '2020-01-01T00:00:00.000000Z')"
+        )
+    )
+    database.close()
+    coming = "1\tU99\t2099-01-01 09:00 UTC\t2099-01-01 17:00 UTC\n"
+    past = "2\tU77\t2020-01-01 00:00 UTC\t2020-01-01 09:00 UTC\n"
+
+    assert ok(cli("oncall", "list")) == (
+        coming + "(1 past shift(s) not shown; `python -m bot oncall list all` shows them)\n"
+    )
+    assert ok(cli("oncall", "list", "all")) == past + coming
+    assert ok(cli("oncall", "list", "ALL")) == past + coming
+    assert ok(cli("oncall", "list", "--all")) == past + coming
+    refused = cli("oncall", "list", "everything")
+    assert one_line_failure(refused) == (
+        "`oncall list` takes nothing but `all` (past shifts too), not 'everything':"
+        " `python -m bot oncall list` or `python -m bot oncall list all`"
+    )
+
+
+def test_oncall_add_help_describes_the_times_and_their_zone(cli: Any) -> None:
+    shown = " ".join(ok_help(cli("oncall", "add", "--help")).split())
+
+    assert (
+        "--from ISO_TIME when it starts: ISO 8601, like 2026-12-01T09:00+09:00; without an"
+        " offset (2026-12-01T09:00) it is in BOT_TIMEZONE (the environment, then .env;"
+        " default UTC)" in shown
+    )
+    assert (
+        "--to ISO_TIME when it ends: the same format; after --from, not in the past, and at"
+        " most 31 days after --from" in shown
+    )
+
+
+def ok_help(run: Run) -> str:
+    assert run.code == 0 and run.err == "", run
+    return run.out
+
+
+def test_an_unreachable_slack_is_explained_once_and_the_command_still_done(cli: Any) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+    env = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_API_URL": url}
+
+    run = cli("grant", "U123", "sharer", env=env)
+
+    assert run.code == 0 and run.out == "U123 is now sharer for all images\n", run
+    assert run.err == run.database_line + (
+        "warning: could not ask Slack whether U123 exists: no answer (Connection refused)"
+        f" from {url}users.info; check SLACK_API_URL, the network and any proxy"
+        " (HTTPS_PROXY) between here and Slack; done anyway, as asked\n"
+    )
+    assert "xoxb-1-2-abc" not in run.printed
+
+
+def test_a_slack_error_is_named_and_not_retried(cli: Any, slack: FakeSlack) -> None:
+    env = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_API_URL": slack.api_url}
+    slack.rate_limit("users.info", times=3, retry_after=30)
+
+    run = cli(
+        "oncall", "add", "U99", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00", env=env
+    )
+
+    assert run.code == 0, run
+    warning = run.err.removeprefix(run.database_line)
+    assert warning.startswith(
+        "warning: could not ask Slack whether U99 exists: HTTP 429, Slack error ratelimited"
+        f" from {slack.api_url}users.info; "
+    )
+    assert warning.endswith("; done anyway, as asked\n") and warning.count("\n") == 1
+    # Asked once: a 429's Retry-After is not waited out for a warning.
+    assert len(slack.calls("users.info")) == 1
+
+
 def test_oncall_needs_a_slack_user(cli: Any) -> None:
-    run = cli("oncall", "add", "jane", "--from", "2026-01-01T09:00", "--to", "2026-01-01T17:00")
+    run = cli("oncall", "add", "jane", "--from", "2099-01-01T09:00", "--to", "2099-01-01T17:00")
 
     assert one_line_failure(run) == (
         "'jane' is not a Slack user id (U… or W…, in their profile: ⋮ → Copy member ID)."

@@ -156,7 +156,7 @@ def test_a_rota_older_than_a_day_falls_back_to_the_approvers_and_says_so(
     assert people_line(card) == (
         ":warning: The on-call rota from PagerDuty was last read 26 hours ago, so I'm not"
         " trusting it; asking the approvers instead.\n"
-        "Nobody is on call; approvers: <@UALICE>, <@UAPP>, <@UBOB>, <@UCAROL>"
+        "Nobody is on call; approvers: <@UALICE>, <@UAPP>, <@UBOB>, <@UCAROL>, <@UADMIN>"
     )
 
 
@@ -175,7 +175,8 @@ def test_someone_slack_does_not_know_is_named_and_the_card_falls_back(
     run_check(bot.settings, slack=make_web_client(bot.settings), echo=lines.append)
 
     assert (
-        people_line(card) == "Nobody is on call; approvers: <@UALICE>, <@UAPP>, <@UBOB>, <@UCAROL>"
+        people_line(card)
+        == "Nobody is on call; approvers: <@UALICE>, <@UAPP>, <@UBOB>, <@UCAROL>, <@UADMIN>"
     )
     problem = "dave@example.com (Dave Cho): Slack knows nobody by that email"
     assert any(getattr(r, "problem", None) == problem for r in caplog.records)
@@ -199,7 +200,7 @@ def test_a_refused_token_is_a_clear_check_line_and_the_bot_keeps_working(
 
     assert people_line(card) == (
         ":warning: The on-call rota from PagerDuty could not be read yet; asking the approvers"
-        " instead.\nNobody is on call; approvers: <@UALICE>, <@UAPP>, <@UBOB>, <@UCAROL>"
+        " instead.\nNobody is on call; approvers: <@UALICE>, <@UAPP>, <@UBOB>, <@UCAROL>, <@UADMIN>"
     )
     at = next(n for n, line in enumerate(lines) if "on-call source PagerDuty" in line)
     assert lines[at : at + 2] == [

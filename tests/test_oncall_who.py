@@ -10,9 +10,7 @@ import pytest
 
 from bot.sharing.oncall import (
     MAX_ASKED,
-    Admins,
-    AllApprovers,
-    ImageApprovers,
+    MayApprove,
     Source,
     Stale,
     StoredRota,
@@ -48,9 +46,7 @@ class World:
                     default_schedules=["PSCHED1"],
                 ),
                 StoredRota(Source.CALENDAR, self.rota, self.grants),
-                ImageApprovers(self.grants),
-                AllApprovers(self.grants),
-                Admins(self.grants),
+                MayApprove(self.grants),
             ],
             clock=lambda: self.now,
         )
@@ -122,13 +118,14 @@ def test_someone_on_the_rota_who_may_not_decide_is_not_asked(world: World) -> No
     asked = world.who.for_image(IMAGE)
     elsewhere = world.who.for_image(OTHER)
 
-    assert (asked.people, asked.source) == (["UIMG"], Source.IMAGE_APPROVERS)
-    assert (elsewhere.people, elsewhere.source) == (["UAPP"], Source.APPROVERS)
+    # Nobody on the rota may decide: everyone who may, the image's approvers first.
+    assert (asked.people, asked.source) == (["UIMG", "UAPP", "UADMIN"], Source.APPROVERS)
+    assert (elsewhere.people, elsewhere.source) == (["UAPP", "UADMIN"], Source.APPROVERS)
 
 
 def test_with_no_approver_the_admins_are_asked(world: World) -> None:
     asked = world.who.for_image(IMAGE)
-    assert (asked.people, asked.source, asked.stale) == (["UADMIN"], Source.ADMINS, [])
+    assert (asked.people, asked.source, asked.stale) == (["UADMIN"], Source.APPROVERS, [])
 
 
 def test_a_rota_older_than_a_day_is_skipped_and_said(world: World) -> None:
@@ -144,7 +141,7 @@ def test_a_rota_older_than_a_day_is_skipped_and_said(world: World) -> None:
 
     assert fresh.people == ["UBOB"]
     assert fresh.stale == []  # PagerDuty answered: the calendar was not needed
-    assert (stale.people, stale.source) == (["UAPP", "UBOB"], Source.APPROVERS)
+    assert (stale.people, stale.source) == (["UAPP", "UBOB", "UADMIN"], Source.APPROVERS)
     assert stale.stale == [
         Stale(Source.PAGERDUTY, timedelta(hours=25)),
         Stale(Source.CALENDAR, None),

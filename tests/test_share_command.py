@@ -202,15 +202,25 @@ BAD_INPUT = [
     (f"{IMAGE} а8f10467", "only look like a member id"),  # Cyrillic а
     (f"{IMAGE.replace('0', '０', 1)} {MEMBER}", "only look like an image id"),  # fullwidth 0
     (f"{IMAGE} {MEMBER}\u200b", "only look like a member id"),  # zero-width space
+    # The odd character is named, never a U+FFFD in its place.
+    (
+        f"{IMAGE} {MEMBER}\u200b",
+        f"`{MEMBER}[U+200B]` has characters that only look like a member id (non-ASCII or"
+        " invisible), the first a U+200B ZERO WIDTH SPACE.",
+    ),
+    (
+        f"{IMAGE} \u0430{MEMBER[1:]}",
+        "the first a U+0430 CYRILLIC SMALL LETTER A.",
+    ),
     (f"{IMAGE} <@U999>", "is not a member id"),
     (f"{IMAGE} {MEMBER} {'x' * 400}", "Keep the reason under 300 characters"),
     (f"{IMAGE} {MEMBER} because\u202eevil", "invisible or control characters"),
     (f"{IMAGE} {MEMBER} nightly\tbuild", "invisible or control characters"),  # a TAB
-    (f"{IMAGE} ab\u00a0cd", "`ab�cd` has a U+00A0 NO-BREAK SPACE inside"),
-    (f"{IMAGE} ab\u3000cd QA", "`ab�cd` has a U+3000 IDEOGRAPHIC SPACE inside"),
+    (f"{IMAGE} ab\u00a0cd", "`ab[U+00A0]cd` has a U+00A0 NO-BREAK SPACE inside"),
+    (f"{IMAGE} ab\u3000cd QA", "`ab[U+3000]cd` has a U+3000 IDEOGRAPHIC SPACE inside"),
     (f"{IMAGE}\u2003{MEMBER}", "has a U+2003 EM SPACE inside, and an image id has no spaces"),
-    (f"unshare {IMAGE} ab\x85cd", "`ab�cd` has a U+0085 NEXT LINE inside"),
-    (f"{IMAGE} ab\x1ccd", "`ab�cd` has a U+001C INFORMATION SEPARATOR FOUR inside"),
+    (f"unshare {IMAGE} ab\x85cd", "`ab[U+0085]cd` has a U+0085 NEXT LINE inside"),
+    (f"{IMAGE} ab\x1ccd", "`ab[U+001C]cd` has a U+001C INFORMATION SEPARATOR FOUR inside"),
     (f"{IMAGE} {MEMBER} --for 7d --for 1d", "`--for` is there twice"),
     ("frobnicate", "I don't know `frobnicate`"),
     ("list", "Something is missing: `/share-image list <image_id>`"),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from bot.sharing.commands import Admin
+from bot.sharing.commands import Admin, shift_window
 from bot.sharing.errors import CommandError, LastAdmin, NotAdmin
 from bot.sharing.oncall import RotaNow, WhoIsOnCall, now_and_next
 from storage import (
@@ -69,6 +69,8 @@ class Outcome:
     # `oncall schedule`: the image's schedule before; whether PagerDuty is read at all.
     before: str | None = None
     pagerduty: bool = True
+    # `member add`: the member as it was known before (an id alike but for case), if it was.
+    known: KnownMember | None = None
 
 
 class Administration:
@@ -144,12 +146,13 @@ class Administration:
                 changed = self.revoke(command.user_id, command.role, command.image_id, by=by)
             return Outcome(command, changed=changed)
         if what == "member add":
-            self.add_member(command.member_id, command.name, by=by)
-            return Outcome(command)
+            known = self.add_member(command.member_id, command.name, by=by)
+            return Outcome(command, known=known)
         if what == "member remove":
             return Outcome(command, changed=self.remove_member(command.member_id, by=by))
         if what == "oncall add":
             assert command.starts is not None and command.ends is not None
+            shift_window(command.starts, command.ends, now)  # before asking Slack anything
             self.check_person(command.user_id)
             self.add_shift(command.user_id, command.starts, command.ends, by=by)
             return Outcome(command)
@@ -186,10 +189,12 @@ class Administration:
             self.audit.record(by, "revoke", f"{user_id} {role.value} {image_id or '*'}")
         return removed
 
-    def add_member(self, member_id: str, name: str, *, by: str) -> None:
-        """Register a known member."""
-        self.members.add(member_id, name, by=by)
+    def add_member(self, member_id: str, name: str, *, by: str) -> KnownMember | None:
+        """Register a known member, or rename the one whose id is alike but for case;
+        the record it had before (None: it is new)."""
+        before = self.members.add(member_id, name, by=by)
         self.audit.record(by, "member add", f"{member_id} {name}")
+        return before
 
     def remove_member(self, member_id: str, *, by: str) -> bool:
         """Forget a known member."""
@@ -199,7 +204,9 @@ class Administration:
         return removed
 
     def add_shift(self, user_id: str, starts: datetime, ends: datetime, *, by: str) -> int:
-        """Put someone on call; CommandError when they have that very shift already."""
+        """Put someone on call; CommandError when they have that very shift already, or
+        the shift breaks `shift_window`'s rules (over already, longer than a month…)."""
+        shift_window(starts, ends, self.oncall.now())
         shift = self.oncall.add(user_id, starts, ends, by=by)
         if shift is None:
             raise CommandError("oncall_exists", user=user_id)

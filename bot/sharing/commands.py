@@ -23,10 +23,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.sharing.durations import Duration, parse_duration
 from bot.sharing.errors import CommandError
+from bot.sharing.shown import character_name, odd, shown
 from storage.grants import Role
 
 IMAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
@@ -39,6 +40,8 @@ MENTION = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>", re.ASCII)
 MAX_TEXT = 1000
 MAX_REASON = 300
 MAX_NAME = 80
+# The longest on-call shift one command may add; a longer rota is PagerDuty's or a calendar's.
+MAX_SHIFT = timedelta(days=31)
 # What separates the words of a command: the space a keyboard types, and the tabs and
 # line breaks a paste may bring. No other space does (no-break, em, ideographic, line
 # separator…): it stays inside its word, and an id holding one is refused, naming it,
@@ -46,19 +49,6 @@ MAX_NAME = 80
 SEPARATORS = " \t\r\n"
 _WORD = re.compile(f"[^{re.escape(SEPARATORS)}]+")
 _SPACES = re.compile(" {2,}")
-# The names Unicode gives control characters only as aliases (`unicodedata.name` has none).
-CONTROL_NAMES = {
-    "\t": "CHARACTER TABULATION",
-    "\n": "LINE FEED",
-    "\x0b": "LINE TABULATION",
-    "\x0c": "FORM FEED",
-    "\r": "CARRIAGE RETURN",
-    "\x1c": "INFORMATION SEPARATOR FOUR",
-    "\x1d": "INFORMATION SEPARATOR THREE",
-    "\x1e": "INFORMATION SEPARATOR TWO",
-    "\x1f": "INFORMATION SEPARATOR ONE",
-    "\x85": "NEXT LINE",
-}
 ZWJ = "\u200d"
 # What may stand between an emoji and the zero-width joiner after it: the emoji
 # presentation selector and the skin tones (👩🏽‍💻, ❤️‍🔥).
@@ -132,23 +122,17 @@ class Admin:
 Command = Share | ListMembers | Status | Help | Form | Admin
 
 
-def _shown(token: str) -> str:
-    """A token as it may be quoted back: printable, short."""
-    visible = "".join(ch if ch.isprintable() and not ch.isspace() else "�" for ch in token)
-    return visible if len(visible) <= 40 else visible[:40] + "…"
-
-
-def character_name(ch: str) -> str:
-    """A character as Unicode names it: `U+00A0 NO-BREAK SPACE`."""
-    name = unicodedata.name(ch, "") or CONTROL_NAMES.get(ch, "CONTROL CHARACTER")
-    return f"U+{ord(ch):04X} {name}"
+def _not_ascii(problem: str, token: str) -> CommandError:
+    """`problem` for an id holding a character it cannot have, naming the first one."""
+    first = next(ch for ch in token if odd(ch) or not ch.isascii())
+    return CommandError(problem, token=shown(token, short=True), character=character_name(first))
 
 
 def _spaced(token: str, problem: str) -> None:
     """CommandError `problem` naming the first space inside `token`, if it has one."""
     space = next((ch for ch in token if ch.isspace()), None)
     if space is not None:
-        raise CommandError(problem, token=_shown(token), character=character_name(space))
+        raise CommandError(problem, token=shown(token, short=True), character=character_name(space))
 
 
 def image_id(token: str) -> str:
@@ -158,8 +142,8 @@ def image_id(token: str) -> str:
     if IMAGE_ID.fullmatch(lowered):
         return lowered
     if not token.isascii():
-        raise CommandError("image_id_not_ascii", token=_shown(token))
-    raise CommandError("image_id_invalid", token=_shown(token))
+        raise _not_ascii("image_id_not_ascii", token)
+    raise CommandError("image_id_invalid", token=shown(token))
 
 
 def member_id(token: str) -> str:
@@ -168,10 +152,10 @@ def member_id(token: str) -> str:
     if MEMBER_ID.fullmatch(token):
         return token
     if not token.isascii():
-        raise CommandError("member_id_not_ascii", token=_shown(token))
+        raise _not_ascii("member_id_not_ascii", token)
     if len(token) > 64:
-        raise CommandError("member_id_too_long", token=_shown(token))
-    raise CommandError("member_id_invalid", token=_shown(token))
+        raise CommandError("member_id_too_long", token=shown(token))
+    raise CommandError("member_id_invalid", token=shown(token))
 
 
 def invisible(text: str) -> bool:
@@ -229,8 +213,8 @@ def slack_user(token: str) -> str:
     if match:
         return match.group(1)
     if USER_ID.fullmatch(token):
-        raise CommandError("user_bare", token=_shown(token))
-    raise CommandError("user_invalid", token=_shown(token))
+        raise CommandError("user_bare", token=shown(token))
+    raise CommandError("user_invalid", token=shown(token))
 
 
 def user_id(token: str) -> str:
@@ -240,7 +224,7 @@ def user_id(token: str) -> str:
     match = MENTION.fullmatch(token)
     if match:
         return match.group(1)
-    raise CommandError("user_id_invalid", token=_shown(token))
+    raise CommandError("user_id_invalid", token=shown(token))
 
 
 def name(text: str) -> str:
@@ -257,7 +241,7 @@ def role(token: str) -> Role:
     try:
         return Role(token.lower())
     except ValueError:
-        raise CommandError("role_invalid", token=_shown(token)) from None
+        raise CommandError("role_invalid", token=shown(token)) from None
 
 
 def moment(token: str, zone: tzinfo = UTC) -> datetime:
@@ -265,8 +249,19 @@ def moment(token: str, zone: tzinfo = UTC) -> datetime:
     try:
         parsed = datetime.fromisoformat(token)
     except ValueError:
-        raise CommandError("time_invalid", token=_shown(token)) from None
+        raise CommandError("time_invalid", token=shown(token)) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+def shift_window(starts: datetime, ends: datetime, now: datetime | None = None) -> None:
+    """The rules of an on-call shift, wherever it is typed: it ends after it starts, lasts
+    at most `MAX_SHIFT` and (given `now`) is not over already; CommandError otherwise."""
+    if ends <= starts:
+        raise CommandError("window_backwards")
+    if ends - starts > MAX_SHIFT:
+        raise CommandError("shift_too_long", days=str(MAX_SHIFT.days))
+    if now is not None and ends <= now:
+        raise CommandError("shift_ended")
 
 
 def schedule_id(token: str) -> str:
@@ -275,7 +270,7 @@ def schedule_id(token: str) -> str:
         return ""
     if SCHEDULE_ID.fullmatch(token):
         return token
-    raise CommandError("schedule_id_invalid", token=_shown(token))
+    raise CommandError("schedule_id_invalid", token=shown(token))
 
 
 def shift_id(token: str) -> int | None:
@@ -328,7 +323,7 @@ def parse(text: str, *, zone: tzinfo = UTC) -> Command:
     if verb == "list":
         _need(words, 2, "list <image_id>")
         if len(words) > 2:
-            raise CommandError("extra_arguments", extra=_shown(" ".join(words[2:])))
+            raise CommandError("extra_arguments", extra=shown(" ".join(words[2:])))
         return ListMembers(image_id(words[1]))
     if verb == "unshare":
         _need(words, 3, "unshare <image_id> <member_id> [reason]")
@@ -342,7 +337,7 @@ def parse(text: str, *, zone: tzinfo = UTC) -> Command:
         # An image id and a member id joined by a space that is not one (no-break…).
         if IMAGE_ID.fullmatch((words[0].split() or [""])[0].lower()):
             _spaced(words[0], "image_id_space")
-        raise CommandError("unknown_command", token=_shown(words[0]))
+        raise CommandError("unknown_command", token=shown(words[0]))
     duration, after = _duration(words, 2)
     image, member = image_id(words[0]), member_id(words[1])
     if duration is not None and any(_is_for(word) for word in words[after:]):
@@ -396,18 +391,17 @@ def _admin(words: Words, zone: tzinfo) -> Admin:
         if sub == "list":
             extra = [w.lower() for w in words[2:]]
             if extra and extra != ["all"] and extra != ["--all"]:
-                raise CommandError("extra_arguments", extra=_shown(" ".join(words[2:])))
+                raise CommandError("extra_arguments", extra=shown(" ".join(words[2:])))
             return Admin("oncall list", past=bool(extra))
         if sub == "add":
             _need(words, 5, "admin oncall add <@user> <from> <to>")
             starts, ends = moment(words[3], zone), moment(words[4], zone)
-            if ends <= starts:
-                raise CommandError("window_backwards")
+            shift_window(starts, ends)
             return Admin("oncall add", user_id=slack_user(words[2]), starts=starts, ends=ends)
         if sub == "schedule":
             _need(words, 4, "admin oncall schedule <image_id> <PagerDuty schedule id | none>")
             if len(words) > 4:
-                raise CommandError("extra_arguments", extra=_shown(" ".join(words[4:])))
+                raise CommandError("extra_arguments", extra=shown(" ".join(words[4:])))
             return Admin(
                 "oncall schedule", image_id=image_id(words[2]), schedule_id=schedule_id(words[3])
             )
@@ -416,7 +410,7 @@ def _admin(words: Words, zone: tzinfo) -> Admin:
             number = shift_id(words[2])
             if number is not None:
                 if len(words) > 3:
-                    raise CommandError("extra_arguments", extra=_shown(" ".join(words[3:])))
+                    raise CommandError("extra_arguments", extra=shown(" ".join(words[3:])))
                 return Admin("oncall remove", shift_id=number)
             user = slack_user(words[2])
             if [w.lower() for w in words[3:]] not in (["--all"], ["all"]):

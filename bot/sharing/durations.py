@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.sharing.errors import CommandError
+from bot.sharing.shown import shown
 
 DURATION = re.compile(r"([0-9]+)([mhdw])", re.ASCII | re.IGNORECASE)
 # Far beyond any share anyone means, yet far inside what a datetime can hold.
@@ -69,24 +70,19 @@ class Duration:
         return self.text
 
 
-def _shown(token: str) -> str:
-    visible = "".join(ch if ch.isprintable() and not ch.isspace() else "�" for ch in token)
-    return visible if len(visible) <= 40 else visible[:40] + "…"
-
-
 def parse_duration(token: str) -> Duration:
     """`30m`, `12h`, `7d`, `2w` (either case) as a Duration; CommandError naming the token."""
     match = DURATION.fullmatch(token)
     if match is None:
-        raise CommandError("duration_invalid", token=_shown(token))
+        raise CommandError("duration_invalid", token=shown(token))
     digits, unit = match.groups()
     amount = int(digits)
     if amount == 0:
-        raise CommandError("duration_zero", token=_shown(token))
+        raise CommandError("duration_zero", token=shown(token))
     # Compare before multiplying: a long run of digits would overflow a timedelta.
     unit_ = Unit(unit.lower())
     if len(digits.lstrip("0")) > 7 or amount * unit_.length > LONGEST:
-        raise CommandError("duration_beyond", token=_shown(token), limit=f"{LONGEST.days // 7}w")
+        raise CommandError("duration_beyond", token=shown(token), limit=f"{LONGEST.days // 7}w")
     return Duration(amount, unit_)
 
 

@@ -5,9 +5,8 @@ anyone decides; each source is one class:
 
     TypedShifts       the shifts admins type (`admin oncall add`): holidays, swaps; they override
     StoredRota        the rota read from PagerDuty, then the one from the calendar feed
-    ImageApprovers    approvers granted for this image
-    AllApprovers      approvers for every image
-    Admins            the admins
+    MayApprove        everyone who may approve (`who_may_approve`): the approvers of the
+                      image, then those of every image, then the admins
 
 The rota sources are read by the worker every ONCALL_REFRESH_SECONDS (`RotaKeeper`) and
 stored; asking never waits on PagerDuty or the calendar. A rota whose last good read is
@@ -48,8 +47,9 @@ class Source(StrEnum):
     TYPED = "typed"
     PAGERDUTY = "pagerduty"
     CALENDAR = "calendar"
+    APPROVERS = "approvers"  # everyone who may approve (`who_may_approve`)
+    # Kept for the values stored and logged before `MayApprove` took their place.
     IMAGE_APPROVERS = "image_approvers"
-    APPROVERS = "approvers"
     ADMINS = "admins"
 
 
@@ -162,24 +162,21 @@ class StoredRota:
         return list(dict.fromkeys(e.user_id for e in current if e.user_id in deciders))
 
 
-class ImageApprovers:
-    """Approvers granted for this very image."""
+def who_may_approve(grants: Grants, image_id: str) -> list[str]:
+    """Everyone who may approve a request for `image_id`, in the order they are named:
+    the approvers of that image, then the approvers of all images, then the admins.
 
-    name = Source.IMAGE_APPROVERS
-
-    def __init__(self, grants: Grants) -> None:
-        self.grants = grants
-
-    def on_call(self, image_id: str, now: datetime) -> list[str]:
-        """Those granted approver for `image_id` alone."""
-        everywhere = set(self.grants.holders(Role.APPROVER))
-        return [
-            u for u in self.grants.holders(Role.APPROVER, image_id=image_id) if u not in everywhere
-        ]
+    The one answer to "who may approve": the approval card names these people when
+    nobody is on call, and every refusal that tells someone whom to ask names them too.
+    """
+    everywhere = grants.holders(Role.APPROVER)
+    of_image = [u for u in grants.holders(Role.APPROVER, image_id=image_id) if u not in everywhere]
+    admins = grants.holders(Role.ADMIN, image_id=image_id)
+    return list(dict.fromkeys([*of_image, *everywhere, *admins]))
 
 
-class AllApprovers:
-    """Approvers for every image."""
+class MayApprove:
+    """Everyone who may approve, when nobody is on call: `who_may_approve`."""
 
     name = Source.APPROVERS
 
@@ -187,21 +184,8 @@ class AllApprovers:
         self.grants = grants
 
     def on_call(self, image_id: str, now: datetime) -> list[str]:
-        """Those granted approver for all images."""
-        return self.grants.holders(Role.APPROVER)
-
-
-class Admins:
-    """The admins, when nobody else can be asked."""
-
-    name = Source.ADMINS
-
-    def __init__(self, grants: Grants) -> None:
-        self.grants = grants
-
-    def on_call(self, image_id: str, now: datetime) -> list[str]:
-        """Admins for all images."""
-        return self.grants.holders(Role.ADMIN)
+        """The image's approvers, then the approvers of all images, then the admins."""
+        return who_may_approve(self.grants, image_id)
 
 
 class WhoIsOnCall:

@@ -4,6 +4,7 @@ who an email is."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -15,8 +16,11 @@ from storage import SlackEmails
 log = logging.getLogger(__name__)
 
 
-def slack_account(client: WebClient, user_id: str) -> Account:
-    """`users.info` of `user_id`, as an `Account`; UNCHECKED when Slack cannot be asked."""
+def slack_account(
+    client: WebClient, user_id: str, *, failed: Callable[[Exception], None] | None = None
+) -> Account:
+    """`users.info` of `user_id`, as an `Account`; UNCHECKED when Slack cannot be asked
+    (then `failed`, if given, is handed the error, for whoever explains it)."""
     try:
         answer = client.users_info(user=user_id)
     except SlackApiError as error:
@@ -24,9 +28,13 @@ def slack_account(client: WebClient, user_id: str) -> Account:
         if code in {"user_not_found", "users_not_found"}:
             return Account.UNKNOWN
         log.warning("users.info failed", extra={"user": user_id, "error": code})
+        if failed is not None:
+            failed(error)
         return Account.UNCHECKED
     except Exception as error:  # Slack down or slow
         log.warning("users.info failed", extra={"user": user_id, "error": type(error).__name__})
+        if failed is not None:
+            failed(error)
         return Account.UNCHECKED
     user = answer.get("user") or {}
     if user.get("deleted"):

@@ -36,9 +36,7 @@ from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import (
     MAX_ASKED,
     ROTA_SOURCES,
-    Admins,
-    AllApprovers,
-    ImageApprovers,
+    MayApprove,
     Source,
     TypedShifts,
     WhoIsOnCall,
@@ -116,9 +114,9 @@ class Announcer:
         self.grants = grants
         self.members = members
         self.oncall = oncall
-        # Who a card mentions: without rotas, typed shifts, then approvers, then admins.
+        # Who a card mentions: without rotas, typed shifts, else everyone who may approve.
         self.who = who or WhoIsOnCall(
-            [TypedShifts(oncall), ImageApprovers(grants), AllApprovers(grants), Admins(grants)],
+            [TypedShifts(oncall), MayApprove(grants)],
             clock=requests.now,
         )
         self.images = images

@@ -1138,6 +1138,14 @@ def admin_change(language: str, outcome: Outcome, zone: ZoneInfo = UTC_ZONE) -> 
             key = "revoked" if outcome.changed else "revoke_missing"
         return say(language, key, user=command.user_id, role=command.role.value, scope=scope)
     if what == "member add":
+        if outcome.known is not None:
+            return say(
+                language,
+                "member_renamed",
+                member=code(outcome.known.member_id),
+                old=escape(outcome.known.name),
+                name=escape(command.name),
+            )
         return say(
             language, "member_added", member=code(command.member_id), name=escape(command.name)
         )
