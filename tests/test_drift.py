@@ -521,3 +521,32 @@ def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
     # Members the cloud does not list are shares removed outside the bot: all 48 here.
     assert run.gone == 48 and said == []
     assert {r.state.value for r in requests.in_states(*RequestState)} == {"removed"}
+
+
+@pytest.mark.parametrize("status", ["accepted", "rejected"])
+def test_a_member_that_answered_and_is_removed_at_the_console_is_told_once(
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient, status: str
+) -> None:
+    """Accepted or rejected, the member had access through the bot: gone is gone."""
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} --for 1d QA run", 1)
+    parent = bot.parent("C1")
+    sandbox.set_member_status(IMAGE, MEMBER, status)
+    reconciled(bot)
+    bot.wait_state(status)
+    bot.wait_thread(parent, 2)
+
+    console.remove_member(IMAGE, MEMBER)
+    run = reconciled(bot)
+
+    assert (run.gone, run.failures) == (1, 0)
+    gone = bot.wait_state("removed")
+    assert gone.removal_result == "outside" and gone.ends_at is None
+    assert bot.wait_thread(parent, 3)[-1].startswith(
+        f"`{MEMBER}` {SHARED} no longer has access to image `{IMAGE}`: it was removed outside"
+    )
+    bot.clock.advance(days=1, hours=1)
+    reconciled(bot)
+    time.sleep(0.2)
+    assert len(removes(sandbox)) == 1  # the console's, none of the bot's
+    assert len(bot.thread_texts(parent)) == 3
