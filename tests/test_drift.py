@@ -550,3 +550,34 @@ def test_a_member_that_answered_and_is_removed_at_the_console_is_told_once(
     time.sleep(0.2)
     assert len(removes(sandbox)) == 1  # the console's, none of the bot's
     assert len(bot.thread_texts(parent)) == 3
+
+
+def test_the_share_whose_end_moved_ends_with_the_one_that_moved_it(
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    """The bot removed the member itself (request #2's end): request #1, whose end #2
+    moved, is over too, and no run calls it removed outside the bot."""
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} --for 1h QA run", 1)
+    first_parent = bot.parent("C1")
+    sandbox.set_member_status(IMAGE, MEMBER, "accepted")
+    reconciled(bot)
+    bot.wait_state("accepted", request_id=1)
+    share(bot, f"{IMAGE} {MEMBER} --for 3h longer QA run", 2, state="accepted")
+    assert bot.request(2).takes_over == 1
+    bot.clock.advance(hours=3, minutes=10)
+    bot.worker.wake()
+    bot.wait_state("removed", request_id=2)
+
+    run = reconciled(bot)
+
+    assert (run.gone, run.outside, run.failures) == (0, 0, 0)
+    first = bot.wait_state("removed", request_id=1)
+    assert first.removal_result != "outside"
+    assert not [line for line in notify_lines(slack) if "removed outside the bot" in line]
+    assert not [t for t in bot.thread_texts(first_parent) if "removed outside this bot" in t]
+    slack.wait_for(
+        lambda: [t for t in bot.thread_texts(first_parent) if "is no longer a member" in t],
+        what="request #1's thread told its share ended",
+    )
+    assert len(removes(sandbox)) == 1 and len(adds(sandbox)) == 1

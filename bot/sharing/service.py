@@ -822,6 +822,13 @@ class ShareService:
         if done.unshare and done.state == RequestState.REMOVED:
             # Removed by hand: the timed shares of this member have nothing left to end.
             self.requests.stop_timers(done.image_id, done.member_id)
+        elif done.state == RequestState.REMOVED:
+            # The list read back shows the member gone: a share whose end this one moved
+            # (or that moved this one's) ended with it, by the bot's hand, not outside it.
+            key = done.member_id.lower()
+            for other in self.requests.through_bot(done.image_id):
+                if other.id != done.id and other.member_id.lower() == key:
+                    self.ended_by_unshare(other)
         self.log_outcome(done)
         return done
 
