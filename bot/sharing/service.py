@@ -401,6 +401,8 @@ class ShareService:
             if not request.unshare and self._refused_as_private(request, error, language):
                 kind = IMAGE_NOT_SHARED
             done = self._failed(request, error, kind=kind)
+            if request.made_shared_at and not isinstance(error, errors.CloudUnavailable):
+                self._unshare_refused_add(done, language)
         else:
             if request.unshare:
                 # A remove that answered is read back: the member must be gone, in any
@@ -729,6 +731,25 @@ class ShareService:
             raise still
         private_again = self._private_again(request, members, language)
         return self._removed(request, result, api_status=api_status, made_private_at=private_again)
+
+    def _unshare_refused_add(self, request: ShareRequest, language: str) -> None:
+        """The bot made the image Shared for this share and the cloud refused the add (an
+        answer: nothing was added). Leave the image as found: private again when nobody
+        is a member and nothing else is on its way (`_private_again`)."""
+        if self.images is None or self.images.stored.made_shared(request.image_id) != request.id:
+            return
+        try:
+            members = self.cloud.list_members(request.image_id, language=language)
+        except errors.CloudError as error:
+            log.warning(
+                "cannot read the members of an image made Shared for a refused add;"
+                " it stays Shared",
+                extra={"request": request.id, "error": str(error)},
+            )
+            return
+        at = self._private_again(request, members, language)
+        if at is not None:
+            self.requests.update(request.id, made_private_at=at)
 
     def _private_again(
         self, request: ShareRequest, members: list[ImageMember], language: str
