@@ -963,15 +963,22 @@ class Announcer:
         if slack.card_approvals >= request.approvals or not request.first_approved_by:
             return
         language = request.language or self.default_language
-        self._refresh_card(request, waited="")
-        self._reply(
-            request,
-            slack,
-            language,
-            say(language, "thread_first_approval", by=request.first_approved_by),
-            step="approval1:reply",
-        )
+        # Claimed before it is posted (as a reminder is): a write that fails after the
+        # post never makes the next look say it again.
         self.messages.update(request.id, card_approvals=request.approvals)
+        try:
+            self._refresh_card(request, waited="")
+            self._reply(
+                request,
+                slack,
+                language,
+                say(language, "thread_first_approval", by=request.first_approved_by),
+                step="approval1:reply",
+            )
+        except DeliveryError as error:
+            if error.transient:  # Slack did not take it for now: given back, said later
+                self.messages.update(request.id, card_approvals=slack.card_approvals)
+            raise
 
     def _refresh_card(self, request: ShareRequest, *, waited: str) -> None:
         slack = self.messages.get(request.id)
