@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -581,3 +582,33 @@ def test_the_share_whose_end_moved_ends_with_the_one_that_moved_it(
         what="request #1's thread told its share ended",
     )
     assert len(removes(sandbox)) == 1 and len(adds(sandbox)) == 1
+
+
+def test_a_report_is_said_once_even_when_recording_it_fails_once(
+    watched: BotHarness, slack: FakeSlack, console: ScpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report is claimed before it is posted: a write that fails in between never
+    makes a later run say it again."""
+    from storage import CloudMembers
+    from storage.errors import StorageError
+
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} QA run", 1)
+    console.add_member(IMAGE, OTHER)
+    real = CloudMembers.reported
+    failed: list[str] = []
+
+    def flaky(self: CloudMembers, image_id: str, member_key: str, *, at: Any) -> bool:
+        said = [line for line in notify_lines(slack) if "not through this bot" in line]
+        if said and not failed:
+            failed.append(member_key)
+            raise StorageError("database is locked")
+        return real(self, image_id, member_key, at=at)
+
+    monkeypatch.setattr(CloudMembers, "reported", flaky)
+    reconciled(bot)
+    reconciled(bot)
+    reconciled(bot)
+
+    drift = [line for line in notify_lines(slack) if "not through this bot" in line]
+    assert len(drift) == 1 and f"`{OTHER}`" in drift[0]
