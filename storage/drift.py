@@ -153,6 +153,16 @@ class CloudMembers:
             )
         )
 
+    def unreported(self, image_id: str, member_key: str, *, at: datetime) -> None:
+        """Give back the report claimed `at` (Slack did not take it for now)."""
+        self._database.write(
+            lambda db: db.execute(
+                "UPDATE cloud_members SET reported_at = NULL WHERE image_id = ?"
+                " AND member_key = ? AND reported_at = ?",
+                [image_id, member_key, stamp(at)],
+            )
+        )
+
     def reported(self, image_id: str, member_key: str, *, at: datetime) -> bool:
         """Note that an outside member was reported; False if it had been already."""
         return (

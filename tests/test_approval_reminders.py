@@ -318,3 +318,40 @@ def test_short_ttls_leave_out_reminders_that_would_not_come_later(
     schedule = ApprovalReminders(first_after=timedelta(minutes=30), ttl=timedelta(hours=ttl_hours))
     stages = schedule.stages(_waiting_request(created, timedelta(hours=ttl_hours)))
     assert [((s.at - created).total_seconds() / 60, s.audience) for s in stages] == expected
+
+
+def test_the_asker_on_call_alone_is_not_the_one_asked(
+    waiting: BotHarness, slack: FakeSlack
+) -> None:
+    """An approver on call who asks cannot approve their own request: the card and the
+    reminder ask the next people in line, never "nobody"."""
+    on_call(waiting, "UAPP1")
+    card = ask(waiting, user="UAPP1")
+    request = waiting.request()
+    shown = json.dumps(card.args["blocks"])
+    assert "On call: <@UAPP1>" not in shown and "<@UIMG>" in shown
+
+    at(waiting, request, seconds=61)
+    [first] = slack.wait_for(lambda: card_thread(slack, card), what="the first reminder")
+    assert first.startswith(":bell: <@UAPP2>, <@UIMG>: request #1 has waited 1m")
+    assert "UAPP1" not in first and "nobody" not in first
+
+
+def test_the_first_approver_on_call_alone_is_not_reminded_for_the_second(
+    waiting: BotHarness, slack: FakeSlack
+) -> None:
+    waiting.ack_text(f"admin policy {IMAGE} approvals 2", user="UADMIN")
+    on_call(waiting, "UAPP1")
+    card = ask(waiting)
+    request = waiting.request()
+    waiting.sender.click(card, "approve", user_id="UAPP1")
+    card_ts = card.ts
+    assert card_ts is not None
+    [update] = slack.wait_for(lambda: slack.updates(card_ts), what="1 of 2 on the card")
+    assert "1 of 2 approvals" in json.dumps(update.args["blocks"])
+    assert "On call: <@UAPP1>" not in json.dumps(update.args["blocks"])
+
+    at(waiting, request, seconds=61)
+    [first] = slack.wait_for(lambda: card_thread(slack, card), what="the first reminder")
+    assert first.startswith(":bell: <@UAPP2>, <@UIMG>: request #1 has waited 1m")
+    assert "UAPP1" not in first and "nobody" not in first

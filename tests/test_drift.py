@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -521,3 +522,93 @@ def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
     # Members the cloud does not list are shares removed outside the bot: all 48 here.
     assert run.gone == 48 and said == []
     assert {r.state.value for r in requests.in_states(*RequestState)} == {"removed"}
+
+
+@pytest.mark.parametrize("status", ["accepted", "rejected"])
+def test_a_member_that_answered_and_is_removed_at_the_console_is_told_once(
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient, status: str
+) -> None:
+    """Accepted or rejected, the member had access through the bot: gone is gone."""
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} --for 1d QA run", 1)
+    parent = bot.parent("C1")
+    sandbox.set_member_status(IMAGE, MEMBER, status)
+    reconciled(bot)
+    bot.wait_state(status)
+    bot.wait_thread(parent, 2)
+
+    console.remove_member(IMAGE, MEMBER)
+    run = reconciled(bot)
+
+    assert (run.gone, run.failures) == (1, 0)
+    gone = bot.wait_state("removed")
+    assert gone.removal_result == "outside" and gone.ends_at is None
+    assert bot.wait_thread(parent, 3)[-1].startswith(
+        f"`{MEMBER}` {SHARED} no longer has access to image `{IMAGE}`: it was removed outside"
+    )
+    bot.clock.advance(days=1, hours=1)
+    reconciled(bot)
+    time.sleep(0.2)
+    assert len(removes(sandbox)) == 1  # the console's, none of the bot's
+    assert len(bot.thread_texts(parent)) == 3
+
+
+def test_the_share_whose_end_moved_ends_with_the_one_that_moved_it(
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    """The bot removed the member itself (request #2's end): request #1, whose end #2
+    moved, is over too, and no run calls it removed outside the bot."""
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} --for 1h QA run", 1)
+    first_parent = bot.parent("C1")
+    sandbox.set_member_status(IMAGE, MEMBER, "accepted")
+    reconciled(bot)
+    bot.wait_state("accepted", request_id=1)
+    share(bot, f"{IMAGE} {MEMBER} --for 3h longer QA run", 2, state="accepted")
+    assert bot.request(2).takes_over == 1
+    bot.clock.advance(hours=3, minutes=10)
+    bot.worker.wake()
+    bot.wait_state("removed", request_id=2)
+
+    run = reconciled(bot)
+
+    assert (run.gone, run.outside, run.failures) == (0, 0, 0)
+    first = bot.wait_state("removed", request_id=1)
+    assert first.removal_result != "outside"
+    assert not [line for line in notify_lines(slack) if "removed outside the bot" in line]
+    assert not [t for t in bot.thread_texts(first_parent) if "removed outside this bot" in t]
+    slack.wait_for(
+        lambda: [t for t in bot.thread_texts(first_parent) if "is no longer a member" in t],
+        what="request #1's thread told its share ended",
+    )
+    assert len(removes(sandbox)) == 1 and len(adds(sandbox)) == 1
+
+
+def test_a_report_is_said_once_even_when_recording_it_fails_once(
+    watched: BotHarness, slack: FakeSlack, console: ScpClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report is claimed before it is posted: a write that fails in between never
+    makes a later run say it again."""
+    from storage import CloudMembers
+    from storage.errors import StorageError
+
+    bot = watched
+    share(bot, f"{IMAGE} {MEMBER} QA run", 1)
+    console.add_member(IMAGE, OTHER)
+    real = CloudMembers.reported
+    failed: list[str] = []
+
+    def flaky(self: CloudMembers, image_id: str, member_key: str, *, at: Any) -> bool:
+        said = [line for line in notify_lines(slack) if "not through this bot" in line]
+        if said and not failed:
+            failed.append(member_key)
+            raise StorageError("database is locked")
+        return real(self, image_id, member_key, at=at)
+
+    monkeypatch.setattr(CloudMembers, "reported", flaky)
+    reconciled(bot)
+    reconciled(bot)
+    reconciled(bot)
+
+    drift = [line for line in notify_lines(slack) if "not through this bot" in line]
+    assert len(drift) == 1 and f"`{OTHER}`" in drift[0]

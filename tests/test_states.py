@@ -39,8 +39,8 @@ def test_nothing_goes_back_to_being_open_once_answered() -> None:
         (S.DENIED, S.QUEUED),  # a denied request is never carried out
         (S.EXPIRED, S.QUEUED),  # nor an expired one
         (S.QUEUED, S.PENDING),  # nothing is shared without being marked sending first
-        (S.ACCEPTED, S.REMOVED),  # a timed share is marked removing before the call
-        (S.REJECTED, S.REMOVED),  # a member who rejected still has access: removing first
+        (S.ACCEPTED, S.PENDING),  # a member's answer is never taken back to pending
+        (S.REJECTED, S.QUEUED),  # a share the cloud answered is never sent again
         (S.PENDING, S.SENDING),
     ],
 )

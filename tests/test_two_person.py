@@ -449,3 +449,37 @@ def test_the_card_and_the_thread_speak_korean() -> None:
     assert "<@UONCALL> 님에게 요청했습니다." in text and "외 10명" in text
     assert [b["type"] for b in blocks] == ["section", "context", "actions"]
     assert blocks[2]["elements"][0]["text"]["text"] == "다시 알리기"
+
+
+def test_the_first_approval_is_said_once_even_when_recording_it_fails_once(
+    sensitive: BotHarness, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The line is claimed before it is posted: a write that fails in between never makes
+    the worker say it again on its next look."""
+    from storage import SlackMessages
+    from storage.errors import StorageError
+
+    real = SlackMessages.update
+    failed: list[int] = []
+
+    def flaky(self: SlackMessages, request_id: int, **values: Any) -> Any:
+        if (
+            "card_approvals" in values
+            and not failed
+            and slack.thread(str(sensitive.parent("C1").ts))[1:]
+        ):
+            failed.append(request_id)
+            raise StorageError("database is locked")
+        return real(self, request_id, **values)
+
+    _, card = ask(sensitive)
+    sensitive.wait_thread(sensitive.parent("C1"), 1)
+    monkeypatch.setattr(SlackMessages, "update", flaky)
+    sensitive.sender.click(card, "approve", user_id="UAPP1")
+    line = "Approved by <@UAPP1> (1 of 2). It needs one more approval, from another approver."
+    slack.wait_for(lambda: line in sensitive.thread_texts(sensitive.parent("C1")), what="1 of 2")
+    time.sleep(0.5)
+    sensitive.clock.advance(seconds=60)
+    sensitive.worker.wake()
+    time.sleep(1.0)
+    assert sensitive.thread_texts(sensitive.parent("C1")).count(line) == 1

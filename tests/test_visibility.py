@@ -600,3 +600,23 @@ def test_a_removal_on_an_image_made_private_meanwhile_says_why_and_waits(
     assert removed.error_kind is None and sandbox.members(SHARED_IMAGE) == []
     assert visibility(sandbox, SHARED_IMAGE) == "shared"  # not the bot's to change
     assert len([t for t in team.thread_texts(parent) if "is private now" in t]) == 1
+
+
+def test_an_add_refused_after_the_bot_made_the_image_shared_leaves_it_private_again(
+    team: BotHarness, sandbox: Sandbox, slack: FakeSlack
+) -> None:
+    """The bot made the image Shared for this share alone; the add was refused (answered):
+    nobody is a member, so the image is set back to private, as found."""
+    sandbox.inject(Fault.answer(400, method="POST", path=f"{PRIVATE}/members"))
+
+    team.ack_text(f"{PRIVATE} {MEMBER} QA run", user="USHARE")
+    failed = team.wait_state("failed")
+
+    assert adds(sandbox) == [] or all(r.status == 400 for r in adds(sandbox))
+    assert sandbox.members(PRIVATE) == []
+    assert [r.status for r in image_changes(sandbox, PRIVATE)] == [200, 200]
+    assert visibility(sandbox, PRIVATE) == "private"
+    assert team.services.images.stored.made_shared(PRIVATE) is None
+    assert team.request(failed.id).made_private_at is not None
+    [reply] = team.wait_thread(team.parent("C1"), 1)
+    assert "set it to Shared first" not in reply

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -207,8 +207,14 @@ class WhoIsOnCall:
         """The rota sources (PagerDuty, the calendar) among the sources, in order."""
         return [s for s in self.sources if isinstance(s, StoredRota)]
 
-    def for_image(self, image_id: str, now: datetime | None = None) -> Asked:
-        """Whoever is on call for `image_id` now (`Asked.mentioned`: at most `MAX_ASKED`)."""
+    def for_image(
+        self, image_id: str, now: datetime | None = None, *, besides: Collection[str] = ()
+    ) -> Asked:
+        """Whoever is on call for `image_id` now (`Asked.mentioned`: at most `MAX_ASKED`).
+
+        `besides`: people who cannot decide this request (its asker, who approved it
+        already); a source that names only them names nobody, and the next one is asked.
+        """
         moment = now or self.clock()
         stale: list[Stale] = []
         for source in self.sources:
@@ -219,7 +225,7 @@ class WhoIsOnCall:
                 if age is None or age > self.stale_after:
                     stale.append(Stale(source.name, age))
                     continue
-            people = source.on_call(image_id, moment)
+            people = [p for p in source.on_call(image_id, moment) if p not in besides]
             if people:
                 return Asked(people, source.name, stale)
         return Asked([], None, stale)

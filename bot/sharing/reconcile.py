@@ -227,11 +227,18 @@ class Reconciler:
 
     def _report(self, image_id: str, member: ImageMember, at: datetime) -> bool:
         """Say once that the member has access not through the bot; False when Slack could
-        not take it now (it is said at the next run)."""
+        not take it now (it is said at the next run), or another run said it already.
+
+        The report is claimed before it is posted (a compare-and-set on `reported_at`), so
+        a write that fails after the post, or a second run at once, never says it twice."""
+        key = member.member_id.lower()
+        if not self.members.reported(image_id, key, at=at):
+            return False
         try:
             self.teller.outside_member(image_id, member.member_id, member.status)
         except DeliveryError as error:
             if error.transient:
+                self.members.unreported(image_id, key, at=at)
                 log.warning(
                     "cannot report a member with access not through the bot; next run",
                     extra={"image": image_id, "member": member.member_id, "error": error.error},
@@ -244,7 +251,6 @@ class Reconciler:
                 "Slack refused the report of a member with access not through the bot",
                 extra={"image": image_id, "member": member.member_id, "error": error.error},
             )
-        self.members.reported(image_id, member.member_id.lower(), at=at)
         metrics.DRIFT_FOUND.labels(kind="outside").inc()
         log.warning(
             "a member has access not through the bot",

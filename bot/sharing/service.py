@@ -401,6 +401,8 @@ class ShareService:
             if not request.unshare and self._refused_as_private(request, error, language):
                 kind = IMAGE_NOT_SHARED
             done = self._failed(request, error, kind=kind)
+            if request.made_shared_at and not isinstance(error, errors.CloudUnavailable):
+                self._unshare_refused_add(done, language)
         else:
             if request.unshare:
                 # A remove that answered is read back: the member must be gone, in any
@@ -730,6 +732,25 @@ class ShareService:
         private_again = self._private_again(request, members, language)
         return self._removed(request, result, api_status=api_status, made_private_at=private_again)
 
+    def _unshare_refused_add(self, request: ShareRequest, language: str) -> None:
+        """The bot made the image Shared for this share and the cloud refused the add (an
+        answer: nothing was added). Leave the image as found: private again when nobody
+        is a member and nothing else is on its way (`_private_again`)."""
+        if self.images is None or self.images.stored.made_shared(request.image_id) != request.id:
+            return
+        try:
+            members = self.cloud.list_members(request.image_id, language=language)
+        except errors.CloudError as error:
+            log.warning(
+                "cannot read the members of an image made Shared for a refused add;"
+                " it stays Shared",
+                extra={"request": request.id, "error": str(error)},
+            )
+            return
+        at = self._private_again(request, members, language)
+        if at is not None:
+            self.requests.update(request.id, made_private_at=at)
+
     def _private_again(
         self, request: ShareRequest, members: list[ImageMember], language: str
     ) -> datetime | None:
@@ -822,6 +843,13 @@ class ShareService:
         if done.unshare and done.state == RequestState.REMOVED:
             # Removed by hand: the timed shares of this member have nothing left to end.
             self.requests.stop_timers(done.image_id, done.member_id)
+        elif done.state == RequestState.REMOVED:
+            # The list read back shows the member gone: a share whose end this one moved
+            # (or that moved this one's) ended with it, by the bot's hand, not outside it.
+            key = done.member_id.lower()
+            for other in self.requests.through_bot(done.image_id):
+                if other.id != done.id and other.member_id.lower() == key:
+                    self.ended_by_unshare(other)
         self.log_outcome(done)
         return done
 

@@ -1,7 +1,8 @@
 """A request's life: every state it can be in and every move between them, in one place.
 
     awaiting_approval ──approve──▶ queued ──▶ sending ──▶ pending ──▶ accepted | rejected
-        │  │ deny / expire                       │           │ (removed outside the bot)
+        │  │ deny / expire                       │           │ (any of the three: removed
+        │  │                                     │           │  outside the bot)
         │  ▼                                     │           ▼
         │ denied | expired                       │         removed
         │                                        ▼
@@ -45,10 +46,12 @@ MOVES: dict[RequestState, frozenset[RequestState]] = {
     # tried again as a removal is.
     S.SENDING: frozenset({S.PENDING, S.ACCEPTED, S.REJECTED, S.REMOVING, S.REMOVED, S.FAILED}),
     S.PENDING: frozenset({S.ACCEPTED, S.REJECTED, S.REMOVED, S.REMOVING}),
-    S.ACCEPTED: frozenset({S.REMOVING}),
+    # Removed straight from a running state only when the cloud's list shows the member gone
+    # (removed outside the bot, or by its own unshare): the bot's own remove goes removing first.
+    S.ACCEPTED: frozenset({S.REMOVING, S.REMOVED}),
     # Rejected only keeps the image out of the member's own list: it still has access,
     # so a share that ends by itself still ends, and an open-ended one can be removed.
-    S.REJECTED: frozenset({S.REMOVING}),
+    S.REJECTED: frozenset({S.REMOVING, S.REMOVED}),
     # A remove the cloud refuses is tried again until it goes through: the share must end.
     S.REMOVING: frozenset({S.REMOVED}),
     # A change that failed without an answer is read back: it may have landed after all.

@@ -55,6 +55,12 @@ log = logging.getLogger(__name__)
 # Sources whose people are on call (the card says "On call"), not approvers by role.
 TYPED_OR_ROTA = frozenset({Source.TYPED, *ROTA_SOURCES})
 
+
+def cannot_decide(request: ShareRequest) -> set[str]:
+    """Who may not approve the request: its asker, and whoever gave its first approval."""
+    return {p for p in (request.user_id, request.first_approved_by) if p}
+
+
 MAX_DELIVERY_FAILURES = 8
 
 # Message metadata: what every message of the bot says about itself.
@@ -831,7 +837,7 @@ class Announcer:
     ) -> tuple[str, list[dict[str, Any]], list[str]]:
         """The approval card as it stands, and whom it mentions."""
         card_language = self.default_language
-        asked = self.who.for_image(request.image_id)
+        asked = self.who.for_image(request.image_id, besides=cannot_decide(request))
         # The card mentions the first few (views.PEOPLE_SHOWN, within asked.mentioned's 20)
         # and counts the rest.
         assert views.PEOPLE_SHOWN <= MAX_ASKED
@@ -856,7 +862,7 @@ class Announcer:
         """Whoever is on call for the request's image now (the rota may have moved since
         its card was posted): typed shifts, then PagerDuty and the calendar; [] when
         nobody is, so that the caller falls back to the approvers."""
-        asked = self.who.for_image(request.image_id)
+        asked = self.who.for_image(request.image_id, besides=cannot_decide(request))
         return asked.mentioned if asked.source in TYPED_OR_ROTA else []
 
     # -- while a request waits for approval ----------------------------------------------------
@@ -884,16 +890,20 @@ class Announcer:
         is on call now (else the image's approvers, else the admins), every approver of
         the image (else the admins), or the admins."""
         to = stage.audience if stage is not None else Audience.ON_CALL
-        admins = self.grants.holders(Role.ADMIN)
-        approvers = self.grants.holders(Role.APPROVER, image_id=request.image_id)
+        # Those who cannot decide are left out before falling back, so that an asker or a
+        # first approver alone on call never leaves the reminder with nobody to mention.
+        skip = cannot_decide(request)
+        admins = [p for p in self.grants.holders(Role.ADMIN) if p not in skip]
+        approvers = [
+            p
+            for p in self.grants.holders(Role.APPROVER, image_id=request.image_id)
+            if p not in skip
+        ]
         if to is Audience.ON_CALL:
-            people = self.on_call_now(request) or approvers or admins
-        elif to is Audience.APPROVERS:
-            people = approvers or admins
-        else:
-            people = admins
-        skip = {request.user_id, request.first_approved_by}
-        return [p for p in people if p not in skip]
+            return self.on_call_now(request) or approvers or admins
+        if to is Audience.APPROVERS:
+            return approvers or admins
+        return admins
 
     def remind_approvers(self, request: ShareRequest, stage: Stage | None) -> None:
         """A reminder in the card's thread mentioning its audience (at most MOST_MENTIONED),
@@ -951,15 +961,22 @@ class Announcer:
         if slack.card_approvals >= request.approvals or not request.first_approved_by:
             return
         language = request.language or self.default_language
-        self._refresh_card(request, waited="")
-        self._reply(
-            request,
-            slack,
-            language,
-            say(language, "thread_first_approval", by=request.first_approved_by),
-            step="approval1:reply",
-        )
+        # Claimed before it is posted (as a reminder is): a write that fails after the
+        # post never makes the next look say it again.
         self.messages.update(request.id, card_approvals=request.approvals)
+        try:
+            self._refresh_card(request, waited="")
+            self._reply(
+                request,
+                slack,
+                language,
+                say(language, "thread_first_approval", by=request.first_approved_by),
+                step="approval1:reply",
+            )
+        except DeliveryError as error:
+            if error.transient:  # Slack did not take it for now: given back, said later
+                self.messages.update(request.id, card_approvals=slack.card_approvals)
+            raise
 
     def _refresh_card(self, request: ShareRequest, *, waited: str) -> None:
         slack = self.messages.get(request.id)
