@@ -267,7 +267,8 @@ def _list_reply(
         return
     # One answer within Slack's limits (a response_url takes only five): the newest
     # changes first, and when there are too many to read, how many by status.
-    names = {m.member_id: m.name for m in services.members.all()} if found else {}
+    # Keyed in lower case: ids alike but for case are one member, however the cloud spells it.
+    names = {m.member_id.lower(): m.name for m in services.members.all()} if found else {}
     removals: dict[str, datetime] = {}
     for timed in services.requests.timed(image_id) if found else []:
         ends = timed.ends_at

@@ -612,3 +612,14 @@ def test_a_report_is_said_once_even_when_recording_it_fails_once(
 
     drift = [line for line in notify_lines(slack) if "not through this bot" in line]
     assert len(drift) == 1 and f"`{OTHER}`" in drift[0]
+
+
+def test_list_names_a_member_the_cloud_spells_in_another_case(
+    watched: BotHarness, slack: FakeSlack, console: ScpClient
+) -> None:
+    """Ids alike but for case are one member: its registered name shows whatever the case."""
+    console.add_member(IMAGE, MEMBER.upper())  # as someone typed it in the console
+
+    line = next(line for line in listed(watched, slack).splitlines() if MEMBER.upper() in line)
+
+    assert line.startswith(f"• `{MEMBER.upper()}` (QA account): *pending")

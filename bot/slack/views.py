@@ -896,7 +896,8 @@ def member_listing(
 
     Newest change first: with hundreds of members, what changed lately (a share just
     accepted or rejected) is what a reader looks for. When not all fit, the footer
-    says how many there are and counts them by status. `removals` (member ids in lower
+    says how many there are and counts them by status. `names` (member ids in lower case)
+    gives the members' registered names; `removals` (member ids in lower
     case) marks the members the bot will remove by itself, and when; `shares` (member ids
     in lower case: the share through which each has access), when given, marks each
     member added through the bot (for whom, until when) or not; `known` names the image.
@@ -913,7 +914,7 @@ def member_listing(
         say(
             language,
             "list_item",
-            member=member_label(m.member_id, names.get(m.member_id)),
+            member=member_label(m.member_id, names.get(m.member_id.lower())),
             status=member_status_words(language, m.status),
             created=api_time(m.created_at, zone),
             updated=api_time(m.updated_at, zone),
