@@ -328,14 +328,7 @@ class ShareService:
         if checked.verdict is Verdict.PRIVATE and self.make_shared is MakeShared.NEVER:
             # Only Shared images have members, and the bot may not make it Shared: fail
             # before any approver is asked and before anything is sent.
-            failed = self._move(
-                request,
-                RequestState.FAILED,
-                error_kind=IMAGE_PRIVATE,
-                finished_at=self.requests_now(),
-            )
-            self.log_outcome(failed)
-            return failed
+            return self._fail_private(request)
         if not checked.blocks:
             return request
         error = checked.error
@@ -597,14 +590,7 @@ class ShareService:
         if (image.visibility or "").lower() != Visibility.PRIVATE:
             return request
         if self.make_shared is MakeShared.NEVER:
-            failed = self._move(
-                request,
-                RequestState.FAILED,
-                error_kind=IMAGE_PRIVATE,
-                finished_at=self.requests_now(),
-            )
-            self.log_outcome(failed)
-            return failed
+            return self._fail_private(request)
         # Recorded before the change is asked, on the request and for the image: after a
         # crash the bot still knows it made the image Shared (the read back finds it so).
         self.images.stored.mark_made_shared(request.image_id, request.id)
@@ -625,6 +611,15 @@ class ShareService:
             return self._failed(request, error, kind=None if unanswered else VISIBILITY_REFUSED)
         log.info("made the image Shared so it can have members", extra=request.log_fields())
         return request
+
+    def _fail_private(self, request: ShareRequest) -> ShareRequest:
+        """Only Shared images have members, and SHARE_MAKE_SHARED=never forbids making this
+        private one Shared: the request fails with nothing sent."""
+        failed = self._move(
+            request, RequestState.FAILED, error_kind=IMAGE_PRIVATE, finished_at=self.requests_now()
+        )
+        self.log_outcome(failed)
+        return failed
 
     def _refused_as_private(
         self, request: ShareRequest, error: errors.CloudError, language: str

@@ -295,22 +295,18 @@ class Announcer:
     ) -> None:
         """The rejected line of an open-ended share, with Remove now (as the reminder's)."""
         text, blocks = views.rejected_open(request, outcome, language)
-        if slack.via_response_url or not slack.parent_ts:
-            self._reply(request, slack, language, text, step="rejected:reply")
-            return
-        answer = self._post(
+        in_thread = bool(slack.parent_ts) and not slack.via_response_url
+        answer = self._in_thread(
             request,
             slack,
-            "rejected:reply",
-            channel=slack.parent_channel or "",
-            thread_ts=slack.parent_ts,
-            text=text,
-            blocks=blocks,
-            unfurl_links=False,
-            unfurl_media=False,
+            language,
+            text,
+            step="rejected:reply",
+            blocks=blocks if in_thread else None,
         )
-        # Its button is checked against this message, as the reminder's is.
-        self.messages.update(request.id, reminder_ts=answer.get("ts"))
+        if in_thread and answer is not None:
+            # Its button is checked against this message, as the reminder's is.
+            self.messages.update(request.id, reminder_ts=answer.get("ts"))
 
     def remind(self, request: ShareRequest) -> None:
         """The one reminder before a timed share ends, in its thread (or to the asker)."""
@@ -709,10 +705,24 @@ class Announcer:
     def _reply(
         self, request: ShareRequest, slack: SlackData, language: str, text: str, *, step: str
     ) -> None:
+        self._in_thread(request, slack, language, text, step=step)
+
+    def _in_thread(
+        self,
+        request: ShareRequest,
+        slack: SlackData,
+        language: str,
+        text: str,
+        *,
+        step: str,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any] | None:
+        """A reply in the request's thread (its blocks, when given); through the command's
+        response_url when there is no thread. Slack's answer, or None for a response_url."""
         if slack.via_response_url:
             self._respond(request, language, text, step=step)
-            return
-        self._post(
+            return None
+        return self._post(
             request,
             slack,
             step,
@@ -721,6 +731,7 @@ class Announcer:
             text=text,
             unfurl_links=False,
             unfurl_media=False,
+            **({"blocks": blocks} if blocks is not None else {}),
         )
 
     def _respond(self, request: ShareRequest, language: str, text: str, *, step: str) -> None:
@@ -805,18 +816,10 @@ class Announcer:
         shown, blocks = views.waiting_message(
             request, language, text, self.reached(request.id), most=MOST_MENTIONED, zone=self.zone
         )
-        answer = self._post(
-            request,
-            slack,
-            "awaiting_approval:reply",
-            channel=slack.parent_channel or "",
-            thread_ts=slack.parent_ts,
-            text=shown,
-            blocks=blocks,
-            unfurl_links=False,
-            unfurl_media=False,
+        answer = self._in_thread(
+            request, slack, language, shown, step="awaiting_approval:reply", blocks=blocks
         )
-        return self.messages.update(request.id, waiting_ts=answer.get("ts"))
+        return self.messages.update(request.id, waiting_ts=answer and answer.get("ts"))
 
     def _post_card(
         self, request: ShareRequest, slack: SlackData, channel: str, name: str | None
