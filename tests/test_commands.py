@@ -170,6 +170,15 @@ def test_a_second_for_is_refused(text: str) -> None:
     assert caught.value.problem == "duration_twice"
 
 
+@pytest.mark.parametrize(
+    "text", [f"unshare {IMAGE} {MEMBER} --for 1d", f"unshare {IMAGE} {MEMBER} --FOR=7d x"]
+)
+def test_an_unshare_with_a_duration_is_refused(text: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        commands.parse(text)
+    assert caught.value.problem == "unshare_duration"
+
+
 def test_words_like_for_stay_in_the_reason() -> None:
     parsed = commands.parse(f"{IMAGE} {MEMBER} --for 7d --format check")
     assert isinstance(parsed, Share) and parsed.reason == "--format check"

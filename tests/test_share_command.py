@@ -222,6 +222,7 @@ BAD_INPUT = [
     (f"unshare {IMAGE} ab\x85cd", "`ab[U+0085]cd` has a U+0085 NEXT LINE inside"),
     (f"{IMAGE} ab\x1ccd", "`ab[U+001C]cd` has a U+001C INFORMATION SEPARATOR FOUR inside"),
     (f"{IMAGE} {MEMBER} --for 7d --for 1d", "`--for` is there twice"),
+    (f"unshare {IMAGE} {MEMBER} --for 1d", "`unshare` removes the member now and takes no"),
     ("frobnicate", "I don't know `frobnicate`"),
     ("list", "Something is missing: `/share-image list <image_id>`"),
     ("x" * 1200, "longer than 1000 characters"),

@@ -327,6 +327,9 @@ def parse(text: str, *, zone: tzinfo = UTC) -> Command:
         return ListMembers(image_id(words[1]))
     if verb == "unshare":
         _need(words, 3, "unshare <image_id> <member_id> [reason]")
+        if len(words) > 3 and _is_for(words[3]):
+            # A removal takes effect at once: a duration would only be misread as the reason.
+            raise CommandError("unshare_duration")
         return Share(image_id(words[1]), member_id(words[2]), reason(words.rest(3)), unshare=True)
     if verb == "admin":
         return _admin(Words(words.rest(1)), zone)
