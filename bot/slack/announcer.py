@@ -614,6 +614,26 @@ class Announcer:
             **args,
         )
 
+    def _update(
+        self,
+        request: ShareRequest,
+        step: str,
+        *,
+        channel: str | None,
+        ts: str | None,
+        text: str,
+        blocks: list[dict[str, Any]],
+    ) -> None:
+        """chat.update of one of the request's messages, keeping the step's metadata."""
+        self._call(
+            "chat.update",
+            channel=channel,
+            ts=ts,
+            text=text,
+            blocks=blocks,
+            metadata=self.metadata(request, step),
+        )
+
     def _find(
         self, request: ShareRequest, step: str, *, channel: str, thread_ts: str | None
     ) -> dict[str, Any] | None:
@@ -777,13 +797,13 @@ class Announcer:
         text, blocks = views.parent(
             request, language, name, self.image(request.image_id), self.zone
         )
-        self._call(
-            "chat.update",
+        self._update(
+            request,
+            "parent",
             channel=slack.parent_channel,
             ts=slack.parent_ts,
             text=text,
             blocks=blocks,
-            metadata=self.metadata(request, "parent"),
         )
 
     def _ask_approvers(
@@ -986,13 +1006,8 @@ class Announcer:
         if not slack.card_ts:
             return
         text, blocks, _ = self._card(request, self.members.name(request.member_id), waited=waited)
-        self._call(
-            "chat.update",
-            channel=slack.card_channel,
-            ts=slack.card_ts,
-            text=text,
-            blocks=blocks,
-            metadata=self.metadata(request, "card"),
+        self._update(
+            request, "card", channel=slack.card_channel, ts=slack.card_ts, text=text, blocks=blocks
         )
 
     def _refresh_waiting(self, request: ShareRequest) -> None:
@@ -1012,13 +1027,13 @@ class Announcer:
         shown, blocks = views.waiting_message(
             request, language, text, self.reached(request.id), most=MOST_MENTIONED, zone=self.zone
         )
-        self._call(
-            "chat.update",
+        self._update(
+            request,
+            "awaiting_approval:reply",
             channel=slack.parent_channel,
             ts=slack.waiting_ts,
             text=shown,
             blocks=blocks,
-            metadata=self.metadata(request, "awaiting_approval:reply"),
         )
 
     def _quietly(self, request: ShareRequest, update: Callable[[], None]) -> None:
@@ -1047,13 +1062,8 @@ class Announcer:
         text, blocks = views.decided_card(
             request, self.default_language, name, self.image(request.image_id)
         )
-        self._call(
-            "chat.update",
-            channel=slack.card_channel,
-            ts=slack.card_ts,
-            text=text,
-            blocks=blocks,
-            metadata=self.metadata(request, "card"),
+        self._update(
+            request, "card", channel=slack.card_channel, ts=slack.card_ts, text=text, blocks=blocks
         )
         # The asker's message loses its Remind button: nothing is waiting any more.
         self._quietly(request, lambda: self._refresh_waiting(request))
