@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import prometheus_client
@@ -220,14 +220,15 @@ def cloud_operation(method: str, path: str) -> str:
 _STARTED = "share_image_started"
 
 
-def cloud_event_hooks() -> dict[str, list[Callable[[Any], None]]]:
-    """httpx event hooks counting and timing every request the cloud client sends."""
+def cloud_event_hooks() -> dict[str, list[Callable[[Any], Awaitable[None]]]]:
+    """httpx event hooks (an `AsyncClient`'s) counting and timing every request the cloud
+    client sends."""
 
-    def started(request: httpx.Request) -> None:
+    async def started(request: httpx.Request) -> None:
         request.extensions[_STARTED] = time.perf_counter()
 
-    def answered(response: httpx.Response) -> None:
-        response.read()
+    async def answered(response: httpx.Response) -> None:
+        await response.aread()
         request = response.request
         operation = cloud_operation(request.method, request.url.path)
         status = response.status_code
@@ -241,12 +242,14 @@ def cloud_event_hooks() -> dict[str, list[Callable[[Any], None]]]:
     return {"request": [started], "response": [answered]}
 
 
-def counting_retries(sleep: Callable[[float], None]) -> Callable[[float], None]:
-    """The retry policy's sleep, counting each retry it waits for."""
+def counting_retries(
+    sleep: Callable[[float], Awaitable[None]],
+) -> Callable[[float], Awaitable[None]]:
+    """The retry policy's (async) sleep, counting each retry it waits for."""
 
-    def wait(seconds: float) -> None:
+    async def wait(seconds: float) -> None:
         CLOUD_RETRIES.inc()
-        sleep(seconds)
+        await sleep(seconds)
 
     return wait
 

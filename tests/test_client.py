@@ -3,19 +3,25 @@
 The sandbox tests (tests/test_sandbox.py) drive the client against a real server;
 these cover what is easier to pin down with exact answers: Retry-After, every error
 envelope, odd bodies, the headers of each attempt, and the add's read-back rules.
+
+The client is asynchronous; each call runs in `asyncio.run` (a scripted transport holds no
+connection that would tie the client to one loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
 import httpx
+import prometheus_client
 import pytest
 
+from bot import metrics
 from bot.scp import RetryPolicy, ScpAuth, ScpClient, errors, sign
 
 BASE = "https://virtualserver.kr-west1.e.samsungsdscloud.com"
@@ -94,6 +100,15 @@ def slept() -> list[float]:
     return []
 
 
+def recorded(slept: list[float]) -> Callable[[float], Awaitable[None]]:
+    """A retry policy's sleep that waits for nothing and keeps each pause asked for."""
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    return sleep
+
+
 @pytest.fixture
 def make(slept: list[float]) -> Iterator[Any]:
     clients: list[ScpClient] = []
@@ -103,7 +118,7 @@ def make(slept: list[float]) -> Iterator[Any]:
         client = ScpClient(
             BASE,
             ScpAuth(ACCESS, SECRET, clock=Clock()),
-            retry=RetryPolicy(attempts=attempts, sleep=slept.append, jitter=lambda: JITTER),
+            retry=RetryPolicy(attempts=attempts, sleep=recorded(slept), jitter=lambda: JITTER),
             transport=httpx.MockTransport(script),
             **options,
         )
@@ -112,7 +127,7 @@ def make(slept: list[float]) -> Iterator[Any]:
 
     yield build
     for client in clients:
-        client.close()
+        asyncio.run(client.aclose())
 
 
 # -- retries and Retry-After --------------------------------------------------------------
@@ -124,7 +139,7 @@ def test_retry_after_seconds_are_waited_for(make: Any, slept: list[float]) -> No
         httpx.Response(200, json=member_json()),
     )
 
-    member = client.add_member(IMAGE, MEMBER)
+    member = asyncio.run(client.add_member(IMAGE, MEMBER))
 
     assert member.status == "pending"
     # The jittered backoff (0.5 s * 0.5) is shorter than Retry-After: the server wins.
@@ -139,7 +154,7 @@ def test_retry_after_as_an_http_date_is_waited_for(make: Any, slept: list[float]
         httpx.Response(200, json=member_json()),
     )
 
-    client.add_member(IMAGE, MEMBER)
+    asyncio.run(client.add_member(IMAGE, MEMBER))
 
     [wait] = slept
     assert 4.0 < wait <= 6.0
@@ -151,7 +166,7 @@ def test_retry_after_date_without_a_zone_does_not_crash(make: Any, slept: list[f
         httpx.Response(200, json=member_json()),
     )
 
-    assert client.add_member(IMAGE, MEMBER).status == "pending"
+    assert asyncio.run(client.add_member(IMAGE, MEMBER)).status == "pending"
     assert len(slept) == 1
 
 
@@ -163,7 +178,7 @@ def test_without_retry_after_the_backoff_doubles_with_jitter(make: Any, slept: l
         httpx.Response(200, json=member_json()),
     )
 
-    client.add_member(IMAGE, MEMBER)
+    asyncio.run(client.add_member(IMAGE, MEMBER))
 
     # base 0.5 s doubling, each scaled by the injected jitter (0.5)
     assert slept == [0.25, 0.5, 1.0]
@@ -180,7 +195,7 @@ def test_a_retry_after_longer_than_allowed_is_not_waited_for(make: Any, slept: l
     )
 
     with pytest.raises(errors.CloudUnavailable) as caught:
-        client.add_member(IMAGE, MEMBER)
+        asyncio.run(client.add_member(IMAGE, MEMBER))
 
     assert slept == []
     assert len(script.requests) == 1
@@ -196,7 +211,7 @@ def test_exhausted_503s_are_unavailable_with_the_last_request_id(
     )
 
     with pytest.raises(errors.CloudUnavailable) as caught:
-        client.add_member(IMAGE, MEMBER)
+        asyncio.run(client.add_member(IMAGE, MEMBER))
 
     error = caught.value
     assert (error.status, error.code, error.request_id) == (503, "ServiceUnavailable", "req-3")
@@ -215,7 +230,7 @@ def test_connection_errors_are_retried_then_unavailable(make: Any, slept: list[f
     )
 
     with pytest.raises(errors.CloudUnavailable) as caught:
-        client.list_members(IMAGE)
+        asyncio.run(client.list_members(IMAGE))
 
     assert "failed after 3 attempts: ConnectError" in str(caught.value)
     assert len(script.requests) == 3 and slept == [0.25, 0.5]
@@ -226,7 +241,7 @@ def test_other_statuses_are_not_retried(make: Any, slept: list[float], status: i
     client, script = make(httpx.Response(status))
 
     with pytest.raises(errors.CloudError):
-        client.add_member(IMAGE, MEMBER)
+        asyncio.run(client.add_member(IMAGE, MEMBER))
 
     assert len(script.requests) == 1 and slept == []
 
@@ -324,7 +339,7 @@ def test_every_error_envelope_is_read(
     client, _ = make(answer)
 
     with pytest.raises(errors.CloudError) as caught:
-        client.add_member(IMAGE, MEMBER)
+        asyncio.run(client.add_member(IMAGE, MEMBER))
 
     error = caught.value
     assert type(error) is kind
@@ -336,7 +351,7 @@ def test_a_404_on_a_member_path_is_member_not_found(make: Any) -> None:
     client, script = make(service_error(404, "NotFound", "not a member", "req-nf"))
 
     with pytest.raises(errors.MemberNotFound) as caught:
-        client.show_member(IMAGE, MEMBER)
+        asyncio.run(client.show_member(IMAGE, MEMBER))
 
     assert caught.value.request_id == "req-nf"
     assert script.calls == [("GET", MEMBER_PATH)]
@@ -377,7 +392,7 @@ def test_odd_error_bodies_do_not_crash_and_keep_the_header_request_id(
     client, _ = make(httpx.Response(400, content=body, headers=headers))
 
     with pytest.raises(errors.MemberRefused) as caught:
-        client.add_member(IMAGE, MEMBER)
+        asyncio.run(client.add_member(IMAGE, MEMBER))
 
     assert caught.value.status == 400
     assert caught.value.detail is not None and caught.value.detail.startswith(detail)
@@ -390,7 +405,7 @@ def test_an_unreadable_success_of_a_read_is_unavailable(make: Any) -> None:
     )
 
     with pytest.raises(errors.CloudUnavailable) as caught:
-        client.list_members(IMAGE)
+        asyncio.run(client.list_members(IMAGE))
 
     assert (caught.value.status, caught.value.request_id) == (200, "r1")
     assert "could not be read" in str(caught.value)
@@ -406,7 +421,7 @@ def test_each_attempt_carries_its_own_timestamp_and_signature(make: Any) -> None
         httpx.Response(200, json=member_json()),
     )
 
-    client.add_member(IMAGE, MEMBER)
+    asyncio.run(client.add_member(IMAGE, MEMBER))
 
     stamps = [r.headers["Scp-Timestamp"] for r in script.requests]
     signatures = [r.headers["Scp-Signature"] for r in script.requests]
@@ -429,8 +444,8 @@ def test_version_and_language_headers_and_the_body(make: Any) -> None:
         httpx.Response(200, json={"members": [member_json()]}),
     )
 
-    client.add_member(IMAGE, MEMBER)
-    client.list_members(IMAGE, language="ko-KR")
+    asyncio.run(client.add_member(IMAGE, MEMBER))
+    asyncio.run(client.list_members(IMAGE, language="ko-KR"))
 
     post, get = script.requests
     for request in (post, get):
@@ -449,7 +464,7 @@ def test_configured_version_and_language_are_sent(make: Any) -> None:
         httpx.Response(200, json=member_json()), api_version="1.3", language="ko-KR"
     )
 
-    client.add_member(IMAGE, MEMBER)
+    asyncio.run(client.add_member(IMAGE, MEMBER))
 
     [request] = script.requests
     assert request.headers["Scp-Api-Version"] == "virtualserver 1.3"
@@ -460,7 +475,7 @@ def test_a_bad_member_id_never_reaches_the_wire(make: Any) -> None:
     client, script = make()
 
     with pytest.raises(ValueError):
-        client.add_member(IMAGE, "../../admin")
+        asyncio.run(client.add_member(IMAGE, "../../admin"))
 
     assert script.requests == []
 
@@ -474,7 +489,7 @@ def test_the_version_list_is_an_unsigned_get_on_the_base_url(make: Any) -> None:
     }
     client, script = make(httpx.Response(200, json=listing))
 
-    report = client.version_report()
+    report = asyncio.run(client.version_report())
 
     [request] = script.requests
     assert (request.method, str(request.url)) == ("GET", BASE + "/")
@@ -508,7 +523,7 @@ def test_a_cut_success_body_on_add_is_read_back_with_get(make: Any) -> None:
         httpx.Response(200, json=member_json(status="pending")),
     )
 
-    member = client.add_member(IMAGE, MEMBER)
+    member = asyncio.run(client.add_member(IMAGE, MEMBER))
 
     assert (member.member_id, member.status) == (MEMBER, "pending")
     assert script.calls == [("POST", MEMBERS_PATH), ("GET", MEMBER_PATH)]
@@ -518,7 +533,7 @@ def test_409_on_the_first_attempt_is_a_conflict_without_a_read(make: Any) -> Non
     client, script = make(service_error(409, "Conflict", "already a member", "req-409"))
 
     with pytest.raises(errors.AlreadyMember) as caught:
-        client.add_member(IMAGE, MEMBER)
+        asyncio.run(client.add_member(IMAGE, MEMBER))
 
     assert caught.value.request_id == "req-409"
     assert script.calls == [("POST", MEMBERS_PATH)]
@@ -536,7 +551,7 @@ def test_409_on_the_first_attempt_is_a_conflict_without_a_read(make: Any) -> Non
 def test_an_add_whose_answer_was_lost_is_read_before_it_is_sent_again(make: Any, lost: Any) -> None:
     client, script = make(lost, httpx.Response(200, json=member_json(created=datetime.now(UTC))))
 
-    member = client.add_member(IMAGE, MEMBER)
+    member = asyncio.run(client.add_member(IMAGE, MEMBER))
 
     assert member.status == "pending"
     # The member is there, added since this call began: it was this call's add.
@@ -550,7 +565,7 @@ def test_an_add_whose_answer_was_lost_and_did_not_land_is_sent_again(make: Any) 
         httpx.Response(200, json=member_json()),
     )
 
-    assert client.add_member(IMAGE, MEMBER).status == "pending"
+    assert asyncio.run(client.add_member(IMAGE, MEMBER)).status == "pending"
     assert script.calls == [("POST", MEMBERS_PATH), ("GET", MEMBER_PATH), ("POST", MEMBERS_PATH)]
 
 
@@ -559,7 +574,7 @@ def test_a_refused_connection_is_tried_again_without_a_read(make: Any) -> None:
         httpx.ConnectError("connection refused"), httpx.Response(200, json=member_json())
     )
 
-    assert client.add_member(IMAGE, MEMBER).status == "pending"
+    assert asyncio.run(client.add_member(IMAGE, MEMBER)).status == "pending"
     assert script.calls == [("POST", MEMBERS_PATH), ("POST", MEMBERS_PATH)]  # nothing had left
 
 
@@ -570,7 +585,7 @@ def test_409_after_a_retry_finds_our_own_earlier_attempt(make: Any) -> None:
         httpx.Response(200, json=member_json(created=datetime.now(UTC))),
     )
 
-    member = client.add_member(IMAGE, MEMBER)
+    member = asyncio.run(client.add_member(IMAGE, MEMBER))
 
     assert member.status == "pending"
     assert script.calls == [("POST", MEMBERS_PATH), ("POST", MEMBERS_PATH), ("GET", MEMBER_PATH)]
@@ -585,7 +600,7 @@ def test_409_after_a_retry_for_an_old_member_is_a_real_conflict(make: Any) -> No
     )
 
     with pytest.raises(errors.AlreadyMember) as caught:
-        client.add_member(IMAGE, MEMBER)
+        asyncio.run(client.add_member(IMAGE, MEMBER))
 
     assert caught.value.request_id == "req-409"
     assert script.calls == [("POST", MEMBERS_PATH), ("POST", MEMBERS_PATH), ("GET", MEMBER_PATH)]
@@ -599,7 +614,7 @@ def test_409_after_a_retry_with_the_member_gone_is_a_conflict(make: Any) -> None
     )
 
     with pytest.raises(errors.AlreadyMember):
-        client.add_member(IMAGE, MEMBER)
+        asyncio.run(client.add_member(IMAGE, MEMBER))
 
 
 def test_a_retried_remove_that_finds_nothing_is_done(make: Any) -> None:
@@ -608,7 +623,7 @@ def test_a_retried_remove_that_finds_nothing_is_done(make: Any) -> None:
         service_error(404, "NotFound", "not a member", "req-404"),
     )
 
-    client.remove_member(IMAGE, MEMBER)
+    asyncio.run(client.remove_member(IMAGE, MEMBER))
 
     assert script.calls == [("DELETE", MEMBER_PATH)] * 2
 
@@ -617,4 +632,66 @@ def test_a_first_remove_of_a_non_member_is_member_not_found(make: Any) -> None:
     client, _ = make(service_error(404, "NotFound", "not a member", "req-404"))
 
     with pytest.raises(errors.MemberNotFound):
-        client.remove_member(IMAGE, MEMBER)
+        asyncio.run(client.remove_member(IMAGE, MEMBER))
+
+
+# -- in the event loop ----------------------------------------------------------------------
+
+
+def test_a_call_cancelled_while_it_waits_to_retry_sends_nothing_more() -> None:
+    script = Script(httpx.Response(503))  # a second request would fail the test
+
+    async def scenario() -> None:
+        waiting = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            waiting.set()
+            await asyncio.sleep(3600)
+
+        async with ScpClient(
+            BASE,
+            ScpAuth(ACCESS, SECRET, clock=Clock()),
+            retry=RetryPolicy(sleep=sleep),
+            transport=httpx.MockTransport(script),
+        ) as client:
+            call = asyncio.create_task(client.add_member(IMAGE, MEMBER))
+            await waiting.wait()
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+
+    asyncio.run(scenario())
+
+    # Stopping the bot cancels what is under way: no retry, no read-back goes out after it.
+    assert script.calls == [("POST", MEMBERS_PATH)]
+
+
+def test_the_bots_hooks_count_each_request_and_each_retry(slept: list[float]) -> None:
+    script = Script(httpx.Response(503), httpx.Response(200, json=member_json()))
+
+    def figure(name: str, **labels: str) -> float:
+        return prometheus_client.REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def figures() -> list[float]:
+        return [
+            figure("share_image_cloud_requests_total", operation="add_member", status="503"),
+            figure("share_image_cloud_requests_total", operation="add_member", status="200"),
+            figure("share_image_cloud_request_seconds_count", operation="add_member"),
+            figure("share_image_cloud_retries_total"),
+        ]
+
+    async def scenario() -> None:
+        async with ScpClient(
+            BASE,
+            ScpAuth(ACCESS, SECRET, clock=Clock()),
+            retry=RetryPolicy(sleep=metrics.counting_retries(recorded(slept))),
+            transport=httpx.MockTransport(script),
+            event_hooks=metrics.cloud_event_hooks(),
+        ) as client:
+            assert (await client.add_member(IMAGE, MEMBER)).status == "pending"
+
+    before = figures()
+    asyncio.run(scenario())
+
+    assert [after - was for after, was in zip(figures(), before, strict=True)] == [1, 1, 2, 1]
+    assert len(slept) == 1

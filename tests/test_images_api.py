@@ -1,15 +1,20 @@
-"""The image operations: the client's paging and cap, both timestamp forms, the sandbox."""
+"""The image operations: the client's paging and cap, both timestamp forms, the sandbox.
+
+The client is asynchronous: each test runs it in one event loop of its own (`run`); its
+connections belong to that loop and are closed in it.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -25,6 +30,15 @@ IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
 UNKNOWN_IMAGE = "99999999-9999-4999-8999-999999999999"
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 1, 1, tzinfo=UTC)
+
+Run = Callable[[Awaitable[Any]], Any]
+
+
+@pytest.fixture
+def run() -> Iterator[Run]:
+    """Runs a coroutine to its end in this test's event loop."""
+    with asyncio.Runner() as runner:
+        yield runner.run
 
 
 def image_id(number: int) -> str:
@@ -48,10 +62,10 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def client(sandbox: Sandbox) -> Iterator[ScpClient]:
+def client(run: Run, sandbox: Sandbox) -> Iterator[ScpClient]:
     made = ScpClient(sandbox.url, ScpAuth(ACCESS, SECRET, ACCOUNT), retry=RetryPolicy(attempts=1))
-    with contextlib.closing(made):
-        yield made
+    yield made
+    run(made.aclose())
 
 
 @pytest.fixture
@@ -108,8 +122,10 @@ def test_an_unreadable_timestamp_is_refused() -> None:
 # -- show ------------------------------------------------------------------------------
 
 
-def test_show_image_reads_the_fields_the_bot_uses(sandbox: Sandbox, client: ScpClient) -> None:
-    image = client.show_image(IMAGE)
+def test_show_image_reads_the_fields_the_bot_uses(
+    run: Run, sandbox: Sandbox, client: ScpClient
+) -> None:
+    image = run(client.show_image(IMAGE))
 
     assert (image.name, image.os_distro, image.scp_os_version) == ("rocky9-golden", "rocky", "9.4")
     assert (image.status, image.visibility) == ("active", "private")
@@ -131,27 +147,31 @@ def test_the_sandbox_answers_the_space_form_and_the_required_fields(raw: httpx.C
     assert {"min_ram", "disk_format", "container_format", "os_hidden", "protected"} <= set(body)
 
 
-def test_an_unknown_image_is_a_not_found_cloud_error(sandbox: Sandbox, client: ScpClient) -> None:
+def test_an_unknown_image_is_a_not_found_cloud_error(
+    run: Run, sandbox: Sandbox, client: ScpClient
+) -> None:
     with pytest.raises(errors.ImageNotFound) as caught:
-        client.show_image(UNKNOWN_IMAGE)
+        run(client.show_image(UNKNOWN_IMAGE))
 
     assert isinstance(caught.value, errors.CloudError)
     assert caught.value.status == 404 and caught.value.kind == "image_not_found"
     assert caught.value.request_id == sandbox.records[-1].request_id
 
 
-def test_image_calls_carry_the_api_version(sandbox: Sandbox) -> None:
+def test_image_calls_carry_the_api_version(run: Run, sandbox: Sandbox) -> None:
     old = ScpClient(
         sandbox.url,
         ScpAuth(ACCESS, SECRET, ACCOUNT),
         api_version="0.9",
         retry=RetryPolicy(attempts=1),
     )
-    with contextlib.closing(old):
+    try:
         with pytest.raises(errors.CloudAuthError) as shown:
-            old.show_image(IMAGE)
+            run(old.show_image(IMAGE))
         with pytest.raises(errors.CloudAuthError) as listed:
-            old.list_images()
+            run(old.list_images())
+    finally:
+        run(old.aclose())
     assert shown.value.code == listed.value.code == "UnsupportedApiVersion"
 
 
@@ -166,11 +186,13 @@ def test_only_get_is_served_on_images(raw: httpx.Client) -> None:
     assert raw.post("/v1/images", json={}).status_code == 405
 
 
-def test_an_open_sandbox_makes_up_an_active_image_on_first_read() -> None:
+def test_an_open_sandbox_makes_up_an_active_image_on_first_read(run: Run) -> None:
     with Sandbox(ACCESS, SECRET, ACCOUNT, open_images=True) as server:
         client = ScpClient(server.url, ScpAuth(ACCESS, SECRET, ACCOUNT))
-        with contextlib.closing(client):
-            image = client.show_image(UNKNOWN_IMAGE)
+        try:
+            image = run(client.show_image(UNKNOWN_IMAGE))
+        finally:
+            run(client.aclose())
     assert (image.id, image.name, image.status, image.visibility) == (
         UNKNOWN_IMAGE,
         "",  # nameless, as a string: the description requires one
@@ -182,10 +204,10 @@ def test_an_open_sandbox_makes_up_an_active_image_on_first_read() -> None:
 # -- list --------------------------------------------------------------------------------
 
 
-def test_list_reads_every_page_by_marker(sandbox: Sandbox, client: ScpClient) -> None:
+def test_list_reads_every_page_by_marker(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
     many(sandbox, 2_499)  # and the one of the fixture: 2,500
 
-    images = client.list_images()
+    images = run(client.list_images())
 
     assert len(images) == len({i.id for i in images}) == 2_500
     assert images[0].name == "img-02498"  # newest first, the service's default order
@@ -199,10 +221,10 @@ def test_list_reads_every_page_by_marker(sandbox: Sandbox, client: ScpClient) ->
     ]
 
 
-def test_list_stops_at_ten_thousand_images(sandbox: Sandbox, client: ScpClient) -> None:
+def test_list_stops_at_ten_thousand_images(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
     many(sandbox, 10_050)
 
-    images = client.list_images()
+    images = run(client.list_images())
 
     assert len(images) == 10_000
     calls = list_calls(sandbox)
@@ -210,44 +232,55 @@ def test_list_stops_at_ten_thousand_images(sandbox: Sandbox, client: ScpClient) 
     assert images[-1].name == "img-00050"
 
 
-def test_the_last_page_asks_only_for_what_is_missing(sandbox: Sandbox, client: ScpClient) -> None:
+def test_the_last_page_asks_only_for_what_is_missing(
+    run: Run, sandbox: Sandbox, client: ScpClient
+) -> None:
     many(sandbox, 300)
 
-    images = client.list_images(page_size=100, max_images=250)
+    images = run(client.list_images(page_size=100, max_images=250))
 
     assert len(images) == 250
     assert [c["limit"] for c in list_calls(sandbox)] == ["100", "100", "50"]
 
 
-def test_pages_come_one_at_a_time_as_each_is_read(sandbox: Sandbox, client: ScpClient) -> None:
+def test_pages_come_one_at_a_time_as_each_is_read(
+    run: Run, sandbox: Sandbox, client: ScpClient
+) -> None:
     many(sandbox, 249)  # and the one of the fixture: 250
 
+    async def the_rest(pages: AsyncIterator[list[Image]]) -> list[list[Image]]:
+        return [page async for page in pages]
+
     pages = client.image_pages(page_size=100)
-    first = next(pages)
+    first = run(anext(pages))
 
     assert len(first) == 100
     assert len(list_calls(sandbox)) == 1  # the next page is not read before it is wanted
-    assert [len(page) for page in pages] == [100, 50]
+    assert [len(page) for page in run(the_rest(pages))] == [100, 50]
     assert [c.get("limit") for c in list_calls(sandbox)] == ["100"] * 4  # the last one empty
 
 
-def test_list_passes_its_filters(sandbox: Sandbox, client: ScpClient) -> None:
+def test_list_passes_its_filters(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
     sandbox.add_image(image_id(1), name="ubuntu", os_distro="ubuntu", visibility="public")
     sandbox.add_image(image_id(2), name="queued", os_distro="rocky", status="queued")
 
-    assert [i.name for i in client.list_images(visibility="public")] == ["ubuntu"]
-    assert [i.name for i in client.list_images(os_distro="rocky", status="queued")] == ["queued"]
-    assert [i.name for i in client.list_images(name="rocky9-golden")] == ["rocky9-golden"]
-    names = [i.name for i in client.list_images(sort="name:asc")]
+    assert [i.name for i in run(client.list_images(visibility="public"))] == ["ubuntu"]
+    assert [i.name for i in run(client.list_images(os_distro="rocky", status="queued"))] == [
+        "queued"
+    ]
+    assert [i.name for i in run(client.list_images(name="rocky9-golden"))] == ["rocky9-golden"]
+    names = [i.name for i in run(client.list_images(sort="name:asc"))]
     assert names == ["queued", "rocky9-golden", "ubuntu"]
     assert list_calls(sandbox)[0] == {"visibility": "public", "limit": "1000"}
 
 
 def test_query_parameters_are_sent_and_signed_sorted_by_name(
-    sandbox: Sandbox, client: ScpClient
+    run: Run, sandbox: Sandbox, client: ScpClient
 ) -> None:
     many(sandbox, 3)
-    found = client.list_images(visibility="private", status="active", sort="name:asc", page_size=2)
+    found = run(
+        client.list_images(visibility="private", status="active", sort="name:asc", page_size=2)
+    )
 
     assert [i.name for i in found] == ["img-00000", "img-00001", "img-00002", "rocky9-golden"]
     queries = [r.query for r in sandbox.records if r.path == "/v1/images"]
@@ -262,19 +295,21 @@ def test_query_parameters_are_sent_and_signed_sorted_by_name(
 
 @pytest.mark.parametrize(("page_size", "max_images"), [(0, 10), (1001, 10), (10, 0), (10, 10_001)])
 def test_the_client_refuses_limits_outside_the_service(
-    sandbox: Sandbox, client: ScpClient, page_size: int, max_images: int
+    run: Run, sandbox: Sandbox, client: ScpClient, page_size: int, max_images: int
 ) -> None:
     with pytest.raises(ValueError):
-        client.list_images(page_size=page_size, max_images=max_images)
+        run(client.list_images(page_size=page_size, max_images=max_images))
     assert sandbox.records == []
 
 
-def test_a_list_that_does_not_move_on_is_an_error(sandbox: Sandbox, client: ScpClient) -> None:
+def test_a_list_that_does_not_move_on_is_an_error(
+    run: Run, sandbox: Sandbox, client: ScpClient
+) -> None:
     page = json.dumps({"images": [{"id": IMAGE, "name": "again"}]})
     sandbox.inject(*[Fault.answer(200, page, method="GET", path="/v1/images") for _ in range(2)])
 
     with pytest.raises(errors.CloudUnavailable, match="the same images again"):
-        client.list_images()
+        run(client.list_images())
     assert len(list_calls(sandbox)) == 2
 
 
@@ -359,6 +394,13 @@ def _sandbox_command(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+async def listed(url: str) -> list[Image]:
+    """The images of the sandbox at `url`, by name, with the keys it prints by default."""
+    auth = ScpAuth("sandbox-access-key", "sandbox-secret-key")
+    async with ScpClient(url, auth) as client:
+        return await client.list_images(sort="name:asc")
+
+
 def _served(tmp_path: Path, *args: str) -> tuple[list[str], list[Image]]:
     """What `python -m bot sandbox ARGS` printed before it was ready, and the images it lists."""
     process = _sandbox_command(tmp_path, *args)
@@ -370,9 +412,7 @@ def _served(tmp_path: Path, *args: str) -> tuple[list[str], list[Image]]:
             assert line, (printed, process.wait(10), process.stderr and process.stderr.read())
             printed.append(line.rstrip("\n"))
         url = printed[-1].split("SCP_ENDPOINT=")[1].split()[0]
-        client = ScpClient(url, ScpAuth("sandbox-access-key", "sandbox-secret-key"))
-        with contextlib.closing(client):
-            return printed, client.list_images(sort="name:asc")
+        return printed, asyncio.run(listed(url))
     finally:
         process.kill()
         process.communicate(timeout=10)

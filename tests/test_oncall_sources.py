@@ -1,18 +1,27 @@
 """The rota readers against fakes of PagerDuty and an iCalendar feed, the email match in
-Slack, and the keeper that stores what they read."""
+Slack, and the keeper that stores what they read.
+
+The readers, the directory and the keeper are asynchronous: each test runs them in one
+event loop of its own (`run`), as the bot runs them in its one loop; the HTTP clients'
+connections belong to that loop and are closed in it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from slack_sdk import WebClient
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.rota import Calendar, PagerDuty, RotaMalformed, RotaRateLimited, RotaRefused
 from bot.rota.errors import RotaUnreachable
@@ -29,6 +38,15 @@ NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 NINE = NOW.replace(hour=9)
 SEOUL = ZoneInfo("Asia/Seoul")
 
+Run = Callable[[Awaitable[Any]], Any]
+
+
+@pytest.fixture
+def run() -> Iterator[Run]:
+    """Runs a coroutine to its end in this test's event loop."""
+    with asyncio.Runner() as runner:
+        yield runner.run
+
 
 @pytest.fixture
 def pagerduty() -> Iterator[FakePagerDuty]:
@@ -37,22 +55,22 @@ def pagerduty() -> Iterator[FakePagerDuty]:
 
 
 @pytest.fixture
-def reader(pagerduty: FakePagerDuty) -> Iterator[PagerDuty]:
+def reader(run: Run, pagerduty: FakePagerDuty) -> Iterator[PagerDuty]:
     made = PagerDuty(pagerduty.token, base_url=pagerduty.url)
     yield made
-    made.close()
+    run(made.aclose())
 
 
 # -- PagerDuty -------------------------------------------------------------------------------
 
 
 def test_pagerduty_is_asked_as_its_reference_says(
-    pagerduty: FakePagerDuty, reader: PagerDuty
+    run: Run, pagerduty: FakePagerDuty, reader: PagerDuty
 ) -> None:
     pagerduty.on_call("PSCHED1", ALICE, NOW - timedelta(hours=15), NINE)
     pagerduty.on_call("PSCHED1", BOB, NINE, NINE + timedelta(days=1))
 
-    got = reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"])
+    got = run(reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"]))
 
     assert [(s.email, s.starts, s.ends, s.schedule_id) for s in got.shifts] == [
         ("alice@example.com", NOW - timedelta(hours=15), NINE, "PSCHED1"),
@@ -70,32 +88,36 @@ def test_pagerduty_is_asked_as_its_reference_says(
     assert sent.query["limit"] == ["100"] and sent.query["offset"] == ["0"]
 
 
-def test_pagerduty_pages_until_more_is_false(pagerduty: FakePagerDuty, reader: PagerDuty) -> None:
+def test_pagerduty_pages_until_more_is_false(
+    run: Run, pagerduty: FakePagerDuty, reader: PagerDuty
+) -> None:
     people = [PdUser(f"PU{n:05d}", f"Person {n}", f"p{n}@example.com") for n in range(230)]
     for person in people:
         pagerduty.on_call("PSCHED1", person, NOW - timedelta(hours=1), NINE)
 
-    got = reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"])
+    got = run(reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"]))
 
     assert len(got.shifts) == 230
     assert {s.email for s in got.shifts} == {p.email for p in people}
     assert [r.query["offset"] for r in pagerduty.oncall_requests()] == [["0"], ["100"], ["200"]]
 
 
-def test_one_person_on_two_levels_is_one_shift(pagerduty: FakePagerDuty, reader: PagerDuty) -> None:
+def test_one_person_on_two_levels_is_one_shift(
+    run: Run, pagerduty: FakePagerDuty, reader: PagerDuty
+) -> None:
     pagerduty.on_call("PSCHED1", ALICE, NOW - timedelta(hours=1), NINE, level=1)
     pagerduty.on_call("PSCHED1", ALICE, NOW - timedelta(hours=1), NINE, level=2)
 
-    got = reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"])
+    got = run(reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"]))
 
     assert [s.email for s in got.shifts] == ["alice@example.com"]
 
 
-def test_a_refused_key_is_said_without_the_key(pagerduty: FakePagerDuty) -> None:
+def test_a_refused_key_is_said_without_the_key(run: Run, pagerduty: FakePagerDuty) -> None:
     wrong = PagerDuty("pd-wrong-key-9876543210", base_url=pagerduty.url)
     with pytest.raises(RotaRefused) as refused:
-        wrong.read(NOW, NOW + timedelta(days=2), ["PSCHED1"])
-    wrong.close()
+        run(wrong.read(NOW, NOW + timedelta(days=2), ["PSCHED1"]))
+    run(wrong.aclose())
 
     assert str(refused.value) == (
         "PagerDuty: refused ONCALL_PAGERDUTY_TOKEN (401: Unauthorized (code 2006)): give a"
@@ -104,21 +126,25 @@ def test_a_refused_key_is_said_without_the_key(pagerduty: FakePagerDuty) -> None
     assert "pd-wrong-key" not in str(refused.value)
 
 
-def test_a_rate_limit_carries_its_retry_after(pagerduty: FakePagerDuty, reader: PagerDuty) -> None:
+def test_a_rate_limit_carries_its_retry_after(
+    run: Run, pagerduty: FakePagerDuty, reader: PagerDuty
+) -> None:
     pagerduty.rate_limit(retry_after=42)
 
     with pytest.raises(RotaRateLimited) as limited:
-        reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"])
+        run(reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"]))
 
     assert limited.value.retry_after == 42
     assert "rate-limited: asked to wait 42 s" in str(limited.value)
 
 
-def test_an_unknown_schedule_is_named(pagerduty: FakePagerDuty, reader: PagerDuty) -> None:
+def test_an_unknown_schedule_is_named(
+    run: Run, pagerduty: FakePagerDuty, reader: PagerDuty
+) -> None:
     pagerduty.on_call("PSCHED1", ALICE, NOW - timedelta(hours=1), NINE)
     pagerduty.add_schedule("PEMPTY1")
 
-    got = reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1", "PNOSUCH", "PEMPTY1"])
+    got = run(reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1", "PNOSUCH", "PEMPTY1"]))
 
     assert [s.email for s in got.shifts] == ["alice@example.com"]
     assert got.problems == [
@@ -128,10 +154,47 @@ def test_an_unknown_schedule_is_named(pagerduty: FakePagerDuty, reader: PagerDut
     ]
 
 
-def test_pagerduty_down_is_unreachable(pagerduty: FakePagerDuty, reader: PagerDuty) -> None:
+def test_pagerduty_down_is_unreachable(
+    run: Run, pagerduty: FakePagerDuty, reader: PagerDuty
+) -> None:
     pagerduty.down = True
     with pytest.raises(RotaUnreachable, match="/oncalls answered 503"):
-        reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"])
+        run(reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"]))
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [
+        pytest.param(
+            lambda: format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True),
+            (85.0, 90.0),
+            id="an HTTP date",
+        ),
+        # A date without a zone is UTC's (it used to stop the read with a TypeError).
+        pytest.param(lambda: "Wed, 21 Oct 2015 07:28:00 -0000", (0.0, 0.0), id="a past date"),
+        pytest.param(lambda: None, (60.0, 60.0), id="none: a minute"),
+        pytest.param(lambda: "soon", (60.0, 60.0), id="unreadable: a minute"),
+    ],
+)
+def test_a_rate_limit_waits_as_long_as_retry_after_says(
+    run: Run, retry_after: Callable[[], str | None], wait: tuple[float, float]
+) -> None:
+    value = retry_after()
+    headers = {"Retry-After": value} if value is not None else {}
+    answer = httpx.Response(
+        429, headers=headers, json={"error": {"message": "Rate Limit Exceeded", "code": 2020}}
+    )
+    limited_reader = PagerDuty(
+        "pd-key", base_url="https://pd.invalid", transport=httpx.MockTransport(lambda _: answer)
+    )
+    try:
+        with pytest.raises(RotaRateLimited) as limited:
+            run(limited_reader.read(NOW, NOW + timedelta(days=2), ["PSCHED1"]))
+    finally:
+        run(limited_reader.aclose())
+
+    low, high = wait
+    assert low <= limited.value.retry_after <= high
 
 
 # -- the calendar ----------------------------------------------------------------------------
@@ -184,11 +247,12 @@ def feed() -> Iterator[FakeCalendarFeed]:
 
 
 def test_the_calendar_expands_rrule_exdate_zones_and_all_day_events(
+    run: Run,
     feed: FakeCalendarFeed,
 ) -> None:
     calendar = Calendar(feed.url, zone=SEOUL)
-    got = calendar.read(NOW, NOW + timedelta(days=4))
-    calendar.close()
+    got = run(calendar.read(NOW, NOW + timedelta(days=4)))
+    run(calendar.aclose())
 
     new_york = ZoneInfo("America/New_York")
     assert [(s.email, s.name, s.starts, s.ends) for s in got.shifts] == [
@@ -238,21 +302,23 @@ def test_the_calendar_expands_rrule_exdate_zones_and_all_day_events(
         (b"BEGIN:VEVENT\r\nUID:x\r\nEND:VEVENT\r\n", "holds no VCALENDAR"),
     ],
 )
-def test_a_malformed_feed_is_refused(feed: FakeCalendarFeed, feed_text: bytes, said: str) -> None:
+def test_a_malformed_feed_is_refused(
+    run: Run, feed: FakeCalendarFeed, feed_text: bytes, said: str
+) -> None:
     feed.feed = feed_text
     calendar = Calendar(feed.url, zone=SEOUL)
     with pytest.raises(RotaMalformed, match=said) as malformed:
-        calendar.read(NOW, NOW + timedelta(days=2))
-    calendar.close()
+        run(calendar.read(NOW, NOW + timedelta(days=2)))
+    run(calendar.aclose())
     assert "private-feed-key" not in str(malformed.value)
 
 
-def test_a_feed_address_that_answers_404_is_refused(feed: FakeCalendarFeed) -> None:
+def test_a_feed_address_that_answers_404_is_refused(run: Run, feed: FakeCalendarFeed) -> None:
     feed.status = 404
     calendar = Calendar(feed.url, zone=SEOUL)
     with pytest.raises(RotaRefused, match="ONCALL_ICAL_URL answered 404") as refused:
-        calendar.read(NOW, NOW + timedelta(days=2))
-    calendar.close()
+        run(calendar.read(NOW, NOW + timedelta(days=2)))
+    run(calendar.aclose())
     assert "private-feed-key" not in str(refused.value)
 
 
@@ -268,19 +334,21 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 
 def directory(slack: FakeSlack, database: Database) -> SlackDirectory:
-    client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
     return SlackDirectory(client, SlackEmails(database))
 
 
-def test_an_email_is_matched_in_slack_and_remembered(slack: FakeSlack, database: Database) -> None:
+def test_an_email_is_matched_in_slack_and_remembered(
+    run: Run, slack: FakeSlack, database: Database
+) -> None:
     slack.add_person("UALICE", "Alice@Example.com")
     slack.add_person("UGONE", "gone@example.com", deleted=True)
     people = directory(slack, database)
 
-    assert people.user_for_email("alice@example.com") == "UALICE"
-    assert people.user_for_email("ALICE@example.com") == "UALICE"  # remembered, any case
-    assert people.user_for_email("nobody@example.com") is None
-    assert people.user_for_email("gone@example.com") is None
+    assert run(people.user_for_email("alice@example.com")) == "UALICE"
+    assert run(people.user_for_email("ALICE@example.com")) == "UALICE"  # remembered, any case
+    assert run(people.user_for_email("nobody@example.com")) is None
+    assert run(people.user_for_email("gone@example.com")) is None
     asked = [c.args["email"] for c in slack.calls("users.lookupByEmail")]
     assert asked == ["alice@example.com", "nobody@example.com", "gone@example.com"]
     assert slack.calls("users.lookupByEmail")[0].args["email"] == "alice@example.com"
@@ -305,6 +373,7 @@ def keeper(
 
 
 def test_the_keeper_stores_the_rota_and_names_who_slack_does_not_know(
+    run: Run,
     pagerduty: FakePagerDuty,
     reader: PagerDuty,
     slack: FakeSlack,
@@ -316,7 +385,7 @@ def test_the_keeper_stores_the_rota_and_names_who_slack_does_not_know(
     pagerduty.on_call("PSCHED1", CAROL, NINE, NINE + timedelta(hours=8))
     caplog.set_level(logging.WARNING)
 
-    [done] = keeper(database, slack, reader).refresh()
+    [done] = run(keeper(database, slack, reader).refresh())
 
     assert done.ok and done.unmatched == ["carol@example.com (Carol Park)"]
     stored = Rota(database).entries("pagerduty")
@@ -333,6 +402,7 @@ def test_the_keeper_stores_the_rota_and_names_who_slack_does_not_know(
 
 
 def test_a_failed_read_keeps_the_last_rota_and_never_logs_the_key(
+    run: Run,
     pagerduty: FakePagerDuty,
     reader: PagerDuty,
     slack: FakeSlack,
@@ -342,11 +412,11 @@ def test_a_failed_read_keeps_the_last_rota_and_never_logs_the_key(
     slack.add_person("UALICE", "alice@example.com")
     pagerduty.on_call("PSCHED1", ALICE, NOW - timedelta(hours=1), NINE)
     keep = keeper(database, slack, reader)
-    keep.refresh()
+    run(keep.refresh())
     caplog.set_level(logging.DEBUG)
 
     pagerduty.token = "pd-rotated-key-0000000000"  # the bot's key is refused from now on
-    [done] = keep.refresh()
+    [done] = run(keep.refresh())
 
     assert not done.ok and "refused ONCALL_PAGERDUTY_TOKEN (401" in done.error
     assert [e.email for e in Rota(database).entries("pagerduty")] == ["alice@example.com"]
@@ -358,57 +428,57 @@ def test_a_failed_read_keeps_the_last_rota_and_never_logs_the_key(
 
 
 def test_slack_failing_half_way_stores_nothing(
-    pagerduty: FakePagerDuty, reader: PagerDuty, slack: FakeSlack, database: Database
+    run: Run, pagerduty: FakePagerDuty, reader: PagerDuty, slack: FakeSlack, database: Database
 ) -> None:
     slack.add_person("UALICE", "alice@example.com")
     slack.add_person("UBOB", "bob@example.com")
     pagerduty.on_call("PSCHED1", ALICE, NOW - timedelta(hours=1), NINE)
     keep = keeper(database, slack, reader)
-    keep.refresh()
+    run(keep.refresh())
     pagerduty.on_call("PSCHED1", BOB, NINE, NINE + timedelta(hours=8))
     slack.fail("users.lookupByEmail", "internal_error")
 
-    [done] = keep.refresh()
+    [done] = run(keep.refresh())
 
     assert not done.ok and "users.lookupByEmail failed (internal_error)" in done.error
     assert [e.email for e in Rota(database).entries("pagerduty")] == ["alice@example.com"]
 
 
 def test_after_a_429_the_source_waits_for_retry_after(
-    pagerduty: FakePagerDuty, reader: PagerDuty, slack: FakeSlack, database: Database
+    run: Run, pagerduty: FakePagerDuty, reader: PagerDuty, slack: FakeSlack, database: Database
 ) -> None:
     ticks = [100.0]
     keep = keeper(database, slack, reader, clock=ticks)
     pagerduty.rate_limit(retry_after=30)
 
-    assert not keep.refresh()[0].ok
+    assert not run(keep.refresh())[0].ok
     ticks[0] = 129.0
-    assert keep.refresh()[0].skipped
+    assert run(keep.refresh())[0].skipped
     assert len(pagerduty.oncall_requests()) == 1  # nothing asked while waiting
     ticks[0] = 131.0
-    assert keep.refresh()[0].ok
+    assert run(keep.refresh())[0].ok
 
 
 def test_the_keeper_reads_the_images_own_schedules_too(
-    pagerduty: FakePagerDuty, reader: PagerDuty, slack: FakeSlack, database: Database
+    run: Run, pagerduty: FakePagerDuty, reader: PagerDuty, slack: FakeSlack, database: Database
 ) -> None:
     OnCallSchedules(database).set("70a599e0-31e7-49b7-b260-868f441e862b", "PTEAM02", by="UADMIN")
 
-    keeper(database, slack, reader).refresh()
+    run(keeper(database, slack, reader).refresh())
 
     [sent] = pagerduty.oncall_requests()
     assert sent.query["schedule_ids[]"] == ["PSCHED1", "PTEAM02"]
 
 
 def test_a_calendar_event_naming_nobody_is_a_problem_not_a_failure(
-    feed: FakeCalendarFeed, slack: FakeSlack, database: Database
+    run: Run, feed: FakeCalendarFeed, slack: FakeSlack, database: Database
 ) -> None:
     slack.add_person("UALICE", "alice@example.com")
     slack.add_person("UBOB", "bob@example.com")
     calendar = Calendar(feed.url, zone=SEOUL)
 
-    [done] = keeper(database, slack, calendar).refresh()
-    calendar.close()
+    [done] = run(keeper(database, slack, calendar).refresh())
+    run(calendar.aclose())
 
     assert done.ok and done.people == 2
     assert done.problems == [
@@ -419,18 +489,18 @@ def test_a_calendar_event_naming_nobody_is_a_problem_not_a_failure(
 
 
 def test_a_malformed_feed_keeps_the_last_rota(
-    feed: FakeCalendarFeed, slack: FakeSlack, database: Database
+    run: Run, feed: FakeCalendarFeed, slack: FakeSlack, database: Database
 ) -> None:
     slack.add_person("UALICE", "alice@example.com")
     slack.add_person("UBOB", "bob@example.com")
     calendar = Calendar(feed.url, zone=SEOUL)
     keep = keeper(database, slack, calendar)
-    keep.refresh()
+    run(keep.refresh())
     before = Rota(database).entries("calendar")
 
     feed.feed = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:soon\r\nEND:VEVENT\r\nEND:VCALENDAR"
-    [done] = keep.refresh()
-    calendar.close()
+    [done] = run(keep.refresh())
+    run(calendar.aclose())
 
     assert not done.ok and "cannot be read" in done.error
     assert Rota(database).entries("calendar") == before
@@ -466,7 +536,7 @@ def test_a_daily_rota_expands_to_its_days_less_its_exdates(
     try:
         got = calendar.parse(feed, starts[0] - timedelta(days=1), starts[-1] + timedelta(days=1))
     finally:
-        calendar.close()
+        asyncio.run(calendar.aclose())
 
     kept = [s for n, s in enumerate(starts) if n not in skip]
     assert [s.starts for s in got.shifts] == kept

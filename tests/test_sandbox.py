@@ -1,17 +1,19 @@
-"""The sandbox against the real signed client: every check, the records and the faults."""
+"""The sandbox against the real signed client: every check, the records and the faults.
+
+The client is asynchronous: each test runs it in one event loop of its own (`run`), as the
+bot runs it in its one loop; its connections belong to that loop and are closed in it.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -35,6 +37,24 @@ PUBLIC_IMAGE = "11111111-2222-4333-8444-555555555555"
 UNKNOWN_IMAGE = "99999999-9999-4999-8999-999999999999"
 MEMBER = "a8f10467abfc4b87b64614ab36eb9ae4"
 ROOT = Path(__file__).resolve().parents[1]
+
+Run = Callable[[Awaitable[Any]], Any]
+
+
+@pytest.fixture
+def run() -> Iterator[Run]:
+    """Runs a coroutine to its end in this test's event loop."""
+    with asyncio.Runner() as runner:
+        yield runner.run
+
+
+async def shared_and_added(client: ScpClient) -> tuple[str, str]:
+    """Make UNKNOWN_IMAGE shared and add MEMBER to it with `client`, then close it: the
+    image's visibility and the member's status as the service answered them."""
+    async with client:
+        image = await client.set_visibility(UNKNOWN_IMAGE, "shared")
+        member = await client.add_member(UNKNOWN_IMAGE, MEMBER)
+    return image.visibility, member.status
 
 
 class TamperedAuth(ScpAuth):
@@ -68,8 +88,13 @@ def slept() -> list[float]:
 
 
 @pytest.fixture
-def make_client(sandbox: Sandbox, slept: list[float]) -> Iterator[Callable[..., ScpClient]]:
+def make_client(
+    run: Run, sandbox: Sandbox, slept: list[float]
+) -> Iterator[Callable[..., ScpClient]]:
     clients: list[ScpClient] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
 
     def make(
         *,
@@ -83,14 +108,14 @@ def make_client(sandbox: Sandbox, slept: list[float]) -> Iterator[Callable[..., 
             auth or ScpAuth(ACCESS, SECRET, ACCOUNT),
             api_version=version,
             timeout=httpx.Timeout(timeout),
-            retry=RetryPolicy(attempts=attempts, sleep=slept.append),
+            retry=RetryPolicy(attempts=attempts, sleep=sleep),
         )
         clients.append(client)
         return client
 
     yield make
     for client in clients:
-        client.close()
+        run(client.aclose())
 
 
 @pytest.fixture
@@ -118,8 +143,8 @@ def added(records: list[Record]) -> list[Record]:
 # -- the happy paths -------------------------------------------------------------------
 
 
-def test_add_member_is_pending_and_recorded(sandbox: Sandbox, client: ScpClient) -> None:
-    member = client.add_member(IMAGE, MEMBER)
+def test_add_member_is_pending_and_recorded(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
+    member = run(client.add_member(IMAGE, MEMBER))
 
     assert (member.image_id, member.member_id, member.status) == (IMAGE, MEMBER, "pending")
     assert member.created_at == member.updated_at
@@ -135,21 +160,21 @@ def test_add_member_is_pending_and_recorded(sandbox: Sandbox, client: ScpClient)
     assert sandbox.members(IMAGE) == [member]
 
 
-def test_list_show_status_and_remove(sandbox: Sandbox, client: ScpClient) -> None:
-    client.add_member(IMAGE, MEMBER)
-    client.add_member(IMAGE, "other-account")
+def test_list_show_status_and_remove(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
+    run(client.add_member(IMAGE, MEMBER))
+    run(client.add_member(IMAGE, "other-account"))
     sandbox.set_member_status(IMAGE, MEMBER, "accepted")
 
-    assert [(m.member_id, m.status) for m in client.list_members(IMAGE)] == [
+    assert [(m.member_id, m.status) for m in run(client.list_members(IMAGE))] == [
         (MEMBER, "accepted"),
         ("other-account", "pending"),
     ]
-    assert client.show_member(IMAGE, MEMBER).status == "accepted"
-    client.remove_member(IMAGE, MEMBER)
+    assert run(client.show_member(IMAGE, MEMBER)).status == "accepted"
+    run(client.remove_member(IMAGE, MEMBER))
     with pytest.raises(errors.MemberNotFound):
-        client.show_member(IMAGE, MEMBER)
+        run(client.show_member(IMAGE, MEMBER))
     with pytest.raises(errors.MemberNotFound) as caught:
-        client.remove_member(IMAGE, MEMBER)
+        run(client.remove_member(IMAGE, MEMBER))
     assert caught.value.status == 404 and caught.value.code == "NotFound"
 
     statuses = [(r.method, r.status) for r in sandbox.records]
@@ -193,12 +218,12 @@ def test_open_images_accept_any_uuid_but_still_check_it(raw: httpx.Client) -> No
 # -- the service's refusals --------------------------------------------------------------
 
 
-def test_add_twice_is_already_member(sandbox: Sandbox, client: ScpClient) -> None:
-    client.add_member(IMAGE, MEMBER)
+def test_add_twice_is_already_member(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
+    run(client.add_member(IMAGE, MEMBER))
     sandbox.set_member_status(IMAGE, MEMBER, "rejected")
 
     with pytest.raises(errors.AlreadyMember) as caught:
-        client.add_member(IMAGE, MEMBER)
+        run(client.add_member(IMAGE, MEMBER))
 
     assert caught.value.status == 409 and caught.value.code == "Conflict"
     assert caught.value.request_id == sandbox.records[-1].request_id
@@ -206,9 +231,9 @@ def test_add_twice_is_already_member(sandbox: Sandbox, client: ScpClient) -> Non
     assert len(sandbox.members(IMAGE)) == 1
 
 
-def test_unknown_image_is_a_framework_404(sandbox: Sandbox, client: ScpClient) -> None:
+def test_unknown_image_is_a_framework_404(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
     with pytest.raises(errors.ImageNotFound) as caught:
-        client.add_member(UNKNOWN_IMAGE, MEMBER)
+        run(client.add_member(UNKNOWN_IMAGE, MEMBER))
 
     [record] = sandbox.records
     assert caught.value.status == 404 and caught.value.request_id == record.request_id
@@ -216,9 +241,9 @@ def test_unknown_image_is_a_framework_404(sandbox: Sandbox, client: ScpClient) -
     assert sandbox.members(UNKNOWN_IMAGE) == []
 
 
-def test_unshareable_image_is_forbidden(sandbox: Sandbox, client: ScpClient) -> None:
+def test_unshareable_image_is_forbidden(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
     with pytest.raises(errors.ImageNotShareable) as caught:
-        client.add_member(PUBLIC_IMAGE, MEMBER)
+        run(client.add_member(PUBLIC_IMAGE, MEMBER))
 
     assert (caught.value.status, caught.value.code) == (403, "Forbidden")
     assert [r.status for r in sandbox.records] == [403]
@@ -326,6 +351,7 @@ def test_unknown_routes_are_framework_errors(
     ],
 )
 def test_gateway_rejects_bad_signing(
+    run: Run,
     sandbox: Sandbox,
     make_client: Callable[..., ScpClient],
     caplog: pytest.LogCaptureFixture,
@@ -334,7 +360,7 @@ def test_gateway_rejects_bad_signing(
 ) -> None:
     caplog.set_level("INFO", logger="bot.scp.sandbox")
     with pytest.raises(errors.CloudAuthError) as caught:
-        make_client(auth=auth).add_member(IMAGE, MEMBER)
+        run(make_client(auth=auth).add_member(IMAGE, MEMBER))
 
     assert caught.value.status == 401 and caught.value.code == "UNAUTHORIZED"
     assert message in (caught.value.detail or "")
@@ -424,9 +450,10 @@ def test_version_list_is_unsigned(sandbox: Sandbox) -> None:
 
 
 def test_the_default_1_1_is_current_and_1_0_is_past_its_date(
+    run: Run,
     make_client: Callable[..., ScpClient],
 ) -> None:
-    report = make_client(version="1.1").version_report()
+    report = run(make_client(version="1.1").version_report())
     assert (report.ok, report.level, report.status, report.current) == (
         True,
         VersionLevel.OK,
@@ -435,7 +462,7 @@ def test_the_default_1_1_is_current_and_1_0_is_past_its_date(
     )
     assert report.served == ["1.1", "1.0"] and report.problem is None
 
-    old = make_client(version="1.0").version_report(today=date(2026, 12, 1))
+    old = run(make_client(version="1.0").version_report(today=date(2026, 12, 1)))
     assert (old.ok, old.usable, old.level) == (False, True, VersionLevel.AT_RISK)
     assert old.not_before == date(2025, 12, 31)
     assert old.problem == (
@@ -454,10 +481,13 @@ def test_deprecated_before_its_not_before_date_is_a_warning(raw: httpx.Client) -
     with Sandbox(ACCESS, SECRET, ACCOUNT, versions=versions) as custom:
         custom.add_image(IMAGE, visibility="shared")
 
+        async def version_report(version: str) -> VersionReport:
+            auth = ScpAuth(ACCESS, SECRET, ACCOUNT)
+            async with ScpClient(custom.url, auth, api_version=version) as client:
+                return await client.version_report(today=date(2026, 12, 1))
+
         def report(version: str) -> VersionReport:
-            client = ScpClient(custom.url, ScpAuth(ACCESS, SECRET, ACCOUNT), api_version=version)
-            with contextlib.closing(client):
-                return client.version_report(today=date(2026, 12, 1))
+            return asyncio.run(version_report(version))
 
         deprecated, supported_past, current = report("1.1"), report("1.2"), report("1.3")
         # Still served: a request with it works.
@@ -486,7 +516,7 @@ def test_deprecated_before_its_not_before_date_is_a_warning(raw: httpx.Client) -
 
 
 def test_supported_until_is_read_only_without_not_before(
-    make_client: Callable[..., ScpClient], sandbox: Sandbox
+    run: Run, make_client: Callable[..., ScpClient], sandbox: Sandbox
 ) -> None:
     sandbox.versions = [
         ApiVersion(id="v1.3", status="CURRENT"),
@@ -496,15 +526,17 @@ def test_supported_until_is_read_only_without_not_before(
         ),
     ]
 
-    fallback = make_client(version="1.1").version_report(today=date(2026, 12, 1))
-    preferred = make_client(version="1.0").version_report(today=date(2026, 12, 1))
+    fallback = run(make_client(version="1.1").version_report(today=date(2026, 12, 1)))
+    preferred = run(make_client(version="1.0").version_report(today=date(2026, 12, 1)))
 
     assert (fallback.level, fallback.not_before) == (VersionLevel.DEPRECATED, date(2099, 1, 1))
     assert (preferred.level, preferred.not_before) == (VersionLevel.AT_RISK, date(2025, 12, 31))
 
 
-def test_a_version_not_listed_is_not_served(make_client: Callable[..., ScpClient]) -> None:
-    report = make_client(version="1.3").version_report()
+def test_a_version_not_listed_is_not_served(
+    run: Run, make_client: Callable[..., ScpClient]
+) -> None:
+    report = run(make_client(version="1.3").version_report())
 
     assert (report.ok, report.usable, report.level) == (False, False, VersionLevel.NOT_SERVED)
     assert report.problem == (
@@ -514,10 +546,10 @@ def test_a_version_not_listed_is_not_served(make_client: Callable[..., ScpClient
 
 @pytest.mark.parametrize("version", ["1.3", "9.9"])
 def test_unserved_versions_are_refused(
-    sandbox: Sandbox, make_client: Callable[..., ScpClient], version: str
+    run: Run, sandbox: Sandbox, make_client: Callable[..., ScpClient], version: str
 ) -> None:
     with pytest.raises(errors.CloudAuthError) as caught:
-        make_client(version=version).add_member(IMAGE, MEMBER)
+        run(make_client(version=version).add_member(IMAGE, MEMBER))
 
     assert (caught.value.status, caught.value.code) == (400, "UnsupportedApiVersion")
     assert version in (caught.value.detail or "")
@@ -527,9 +559,9 @@ def test_unserved_versions_are_refused(
 
 
 def test_a_listed_version_past_its_date_is_still_served(
-    sandbox: Sandbox, make_client: Callable[..., ScpClient]
+    run: Run, sandbox: Sandbox, make_client: Callable[..., ScpClient]
 ) -> None:
-    member = make_client(version="1.0").add_member(IMAGE, MEMBER)
+    member = run(make_client(version="1.0").add_member(IMAGE, MEMBER))
 
     assert member.status == "pending"
 
@@ -603,11 +635,11 @@ def test_version_lists_from_json() -> None:
 
 
 def test_503_with_retry_after_then_success(
-    sandbox: Sandbox, client: ScpClient, slept: list[float]
+    run: Run, sandbox: Sandbox, client: ScpClient, slept: list[float]
 ) -> None:
     sandbox.inject(Fault.answer(503, headers={"Retry-After": "1"}, method="POST"))
 
-    member = client.add_member(IMAGE, MEMBER)
+    member = run(client.add_member(IMAGE, MEMBER))
 
     assert member.status == "pending"
     assert [(r.status, r.fault is not None) for r in sandbox.records] == [
@@ -618,10 +650,12 @@ def test_503_with_retry_after_then_success(
     assert len(sandbox.members(IMAGE)) == 1 and sandbox.faults == []
 
 
-def test_apply_then_drop_reads_the_member_back(sandbox: Sandbox, client: ScpClient) -> None:
+def test_apply_then_drop_reads_the_member_back(
+    run: Run, sandbox: Sandbox, client: ScpClient
+) -> None:
     sandbox.inject(Fault.apply_then_drop(method="POST"))
 
-    member = client.add_member(IMAGE, MEMBER)
+    member = run(client.add_member(IMAGE, MEMBER))
 
     assert (member.member_id, member.status) == (MEMBER, "pending")
     # The answer was lost: the member is read before anything is sent again, and is there.
@@ -631,10 +665,12 @@ def test_apply_then_drop_reads_the_member_back(sandbox: Sandbox, client: ScpClie
     assert sandbox.members(IMAGE) == [member]
 
 
-def test_reset_is_retried_without_a_second_member(sandbox: Sandbox, client: ScpClient) -> None:
+def test_reset_is_retried_without_a_second_member(
+    run: Run, sandbox: Sandbox, client: ScpClient
+) -> None:
     sandbox.inject(Fault.reset(method="POST"))
 
-    client.add_member(IMAGE, MEMBER)
+    run(client.add_member(IMAGE, MEMBER))
 
     assert [(r.status, r.fault) for r in posts(sandbox.records)] == [
         (None, Fault.reset(method="POST")),
@@ -645,12 +681,12 @@ def test_reset_is_retried_without_a_second_member(sandbox: Sandbox, client: ScpC
 
 
 def test_exhausted_retries_are_unavailable(
-    sandbox: Sandbox, make_client: Callable[..., ScpClient], slept: list[float]
+    run: Run, sandbox: Sandbox, make_client: Callable[..., ScpClient], slept: list[float]
 ) -> None:
     sandbox.inject(*[Fault.answer(503, method="POST")] * 3)
 
     with pytest.raises(errors.CloudUnavailable) as caught:
-        make_client(attempts=3).add_member(IMAGE, MEMBER)
+        run(make_client(attempts=3).add_member(IMAGE, MEMBER))
 
     assert (caught.value.status, caught.value.code) == (503, "ServiceUnavailable")
     assert caught.value.request_id == sandbox.records[-1].request_id
@@ -659,7 +695,7 @@ def test_exhausted_retries_are_unavailable(
 
 
 def test_proxy_html_and_cut_json_do_not_crash_the_client(
-    sandbox: Sandbox, make_client: Callable[..., ScpClient]
+    run: Run, sandbox: Sandbox, make_client: Callable[..., ScpClient]
 ) -> None:
     html = "<html><body><h1>502 Bad Gateway</h1></body></html>"
     sandbox.inject(
@@ -668,7 +704,7 @@ def test_proxy_html_and_cut_json_do_not_crash_the_client(
     )
 
     with pytest.raises(errors.CloudUnavailable) as caught:
-        make_client(attempts=2).add_member(IMAGE, MEMBER)
+        run(make_client(attempts=2).add_member(IMAGE, MEMBER))
 
     assert caught.value.status == 429
     assert caught.value.detail is not None and "unreadable body" in caught.value.detail
@@ -681,10 +717,10 @@ def test_proxy_html_and_cut_json_do_not_crash_the_client(
     assert sandbox.members(IMAGE) == []
 
 
-def test_cut_success_body_is_read_back(sandbox: Sandbox, client: ScpClient) -> None:
+def test_cut_success_body_is_read_back(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
     sandbox.inject(Fault.answer(200, b'{"created_at": "2025-', apply=True, method="POST"))
 
-    member = client.add_member(IMAGE, MEMBER)
+    member = run(client.add_member(IMAGE, MEMBER))
 
     assert member.member_id == MEMBER
     assert [(r.method, r.status) for r in sandbox.records] == [("POST", 200), ("GET", 200)]
@@ -692,48 +728,59 @@ def test_cut_success_body_is_read_back(sandbox: Sandbox, client: ScpClient) -> N
 
 
 def test_stall_past_the_timeout_is_retried(
-    sandbox: Sandbox, make_client: Callable[..., ScpClient]
+    run: Run, sandbox: Sandbox, make_client: Callable[..., ScpClient]
 ) -> None:
     client = make_client(timeout=0.3)
-    client.add_member(IMAGE, MEMBER)
+    run(client.add_member(IMAGE, MEMBER))
     sandbox.inject(Fault.stall(30, method="GET", path="/members"))
 
-    [member] = client.list_members(IMAGE)
+    [member] = run(client.list_members(IMAGE))
 
     assert member.member_id == MEMBER
     gets = [r for r in sandbox.records if r.method == "GET"]
     assert len(gets) == 2 and not gets[0].done and gets[1].status == 200
 
 
-def test_faults_match_method_and_path(sandbox: Sandbox, client: ScpClient) -> None:
+def test_faults_match_method_and_path(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
     sandbox.inject(Fault.answer(503, method="DELETE"), Fault.answer(429, path="/nowhere"))
 
-    client.add_member(IMAGE, MEMBER)
-    client.list_members(IMAGE)
+    run(client.add_member(IMAGE, MEMBER))
+    run(client.list_members(IMAGE))
 
     assert [r.status for r in sandbox.records] == [200, 200]
     assert len(sandbox.faults) == 2
 
 
-def test_delay_does_not_serialise_requests(sandbox: Sandbox, client: ScpClient) -> None:
+def test_delay_does_not_serialise_requests(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
     sandbox.delay = 0.5
+
+    async def at_once() -> list[list[Any]]:
+        return await asyncio.gather(*(client.list_members(IMAGE) for _ in range(100)))
+
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=100) as pool:
-        answers = list(pool.map(lambda _: client.list_members(IMAGE), range(100)))
+    answers = run(at_once())
 
     assert answers == [[]] * 100
     assert time.monotonic() - started < 5  # serial would take 50 s
     assert len(sandbox.records) == 100 and {r.status for r in sandbox.records} == {200}
 
 
-def test_wait_for_sees_a_request_arrive(sandbox: Sandbox, client: ScpClient) -> None:
+def test_wait_for_sees_a_request_arrive(run: Run, sandbox: Sandbox, client: ScpClient) -> None:
     sandbox.delay = 0.3
-    caller = threading.Thread(target=client.add_member, args=(IMAGE, MEMBER))
-    caller.start()
 
-    arrived = sandbox.wait_for(lambda rs: any(r.method == "POST" for r in rs), timeout=5)
-    finished = sandbox.wait_for(lambda rs: bool(rs) and rs[-1].done, timeout=5)
-    caller.join()
+    async def add_while_watching() -> tuple[list[Record], list[Record]]:
+        call = asyncio.create_task(client.add_member(IMAGE, MEMBER))
+        # The test's thread waits on the sandbox while the loop carries the call on.
+        arrived = await asyncio.to_thread(
+            sandbox.wait_for, lambda rs: any(r.method == "POST" for r in rs), timeout=5
+        )
+        finished = await asyncio.to_thread(
+            sandbox.wait_for, lambda rs: bool(rs) and rs[-1].done, timeout=5
+        )
+        await call
+        return arrived, finished
+
+    arrived, finished = run(add_while_watching())
 
     assert not arrived[0].done and arrived[0].status is None
     assert finished[0].status == 200
@@ -808,11 +855,7 @@ def test_run_sandbox_serves_until_ctrl_c(
     client = ScpClient(
         running.url, ScpAuth("sandbox-access-key", SECRET), retry=RetryPolicy(attempts=1)
     )
-    try:
-        assert client.set_visibility(UNKNOWN_IMAGE, "shared").visibility == "shared"
-        assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
-    finally:
-        client.close()
+    assert asyncio.run(shared_and_added(client)) == ("shared", "pending")
     running.process.send_signal(signal.SIGINT)
     out, err = running.process.communicate(timeout=10)
 
@@ -855,9 +898,7 @@ def test_the_sandbox_prints_the_env_lines_and_its_default_keys(
         ScpAuth("sandbox-access-key", "sandbox-secret-key"),
         retry=RetryPolicy(attempts=1),
     )
-    with contextlib.closing(client):
-        assert client.set_visibility(UNKNOWN_IMAGE, "shared").visibility == "shared"
-        assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
+    assert asyncio.run(shared_and_added(client)) == ("shared", "pending")
 
 
 def test_the_sandbox_takes_the_keys_from_dotenv_like_the_bot(
@@ -875,9 +916,7 @@ def test_the_sandbox_takes_the_keys_from_dotenv_like_the_bot(
     # The bot's own settings, read the bot's way, are accepted by the sandbox.
     settings = load_settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s3cret")
     client = make_cloud_client(settings, retry=RetryPolicy(attempts=1))
-    with contextlib.closing(client):
-        assert client.set_visibility(UNKNOWN_IMAGE, "shared").visibility == "shared"
-        assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
+    assert asyncio.run(shared_and_added(client)) == ("shared", "pending")
     assert running.env_lines() == [
         f"SCP_ENDPOINT={running.url}",
         "# SCP_ACCESS_KEY: already set in .env, the sandbox uses it",
@@ -923,9 +962,7 @@ def test_the_sandbox_says_where_the_bots_settings_differ(
         ScpAuth("AK-from-the-shell", "sandbox-secret-key"),
         retry=RetryPolicy(attempts=1),
     )
-    with contextlib.closing(client):
-        assert client.set_visibility(UNKNOWN_IMAGE, "shared").visibility == "shared"
-        assert client.add_member(UNKNOWN_IMAGE, MEMBER).status == "pending"
+    assert asyncio.run(shared_and_added(client)) == ("shared", "pending")
 
 
 def test_the_sandbox_serves_the_versions_it_is_told(

@@ -1,6 +1,12 @@
-"""The cloud API signer: the spec's check vector, through `sign` and through `ScpAuth`."""
+"""The cloud API signer: the spec's check vector, through `sign` and through `ScpAuth`.
+
+The client is an `httpx.AsyncClient`, so `ScpAuth` is driven through its async flow here;
+it does no I/O, and its sync flow signs the same (one test holds them together).
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 import pytest
@@ -19,8 +25,15 @@ SIGNATURE = "gj0eNmeaLpwvDjB9rCiW0MHEmFny3qp0Sq1TjyE/4Is="
 
 
 def signed(auth: ScpAuth, method: str = "POST", url: str = URL) -> httpx.Request:
-    """The request as the auth flow hands it to the transport."""
-    return next(auth.sync_auth_flow(httpx.Request(method, url)))
+    """The request as an `AsyncClient`'s auth flow hands it to the transport."""
+    return through_async_flow(auth, httpx.Request(method, url))
+
+
+def through_async_flow(auth: ScpAuth, request: httpx.Request) -> httpx.Request:
+    async def first() -> httpx.Request:
+        return await anext(auth.async_auth_flow(request))
+
+    return asyncio.run(first())
 
 
 def frozen(seconds: float = 1700000000.0) -> ScpAuth:
@@ -68,7 +81,7 @@ def test_auth_does_not_touch_method_url_or_body() -> None:
     request = httpx.Request("POST", URL, json={"member_id": "a8f10467abfc4b87b64614ab36eb9ae4"})
     body = request.read()
 
-    out = next(frozen().sync_auth_flow(request))
+    out = through_async_flow(frozen(), request)
 
     assert (out.method, str(out.url), out.read()) == ("POST", URL, body)
     # The body is not signed: the vector holds with a body too.
@@ -159,3 +172,34 @@ def test_repr_shows_the_access_key_but_never_the_secret() -> None:
     assert SECRET_KEY not in shown
     assert ACCESS_KEY in shown and "acct-1" in shown
     assert SECRET_KEY not in str(auth)
+
+
+def test_the_sync_flow_signs_exactly_as_the_async_one() -> None:
+    names = ("Scp-Accesskey", "Scp-Timestamp", "Scp-ClientType", "Scp-AccountId", "Scp-Signature")
+    auth = ScpAuth(ACCESS_KEY, SECRET_KEY, "acct-1", clock=lambda: 1700000000.0)
+
+    by_sync = next(auth.sync_auth_flow(httpx.Request("DELETE", URL + "/m1")))
+    by_async = through_async_flow(auth, httpx.Request("DELETE", URL + "/m1"))
+
+    assert [by_sync.headers[n] for n in names] == [by_async.headers[n] for n in names]
+
+
+def test_an_async_client_sends_the_check_vector() -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(204)
+
+    async def post() -> None:
+        async with httpx.AsyncClient(
+            auth=frozen(), transport=httpx.MockTransport(answer)
+        ) as client:
+            await client.post(URL, json={"member_id": "a8f10467abfc4b87b64614ab36eb9ae4"})
+
+    asyncio.run(post())
+
+    [request] = sent
+    assert str(request.url) == URL
+    assert request.headers["Scp-Timestamp"] == TIMESTAMP
+    assert request.headers["Scp-Signature"] == SIGNATURE

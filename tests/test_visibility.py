@@ -11,10 +11,12 @@ member list is read back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -386,22 +388,38 @@ def test_an_unshare_whose_member_stays_listed_is_not_told_removed(
 # -- the client's and the sandbox's side ------------------------------------------------------
 
 
+Run = Callable[[Awaitable[Any]], Any]
+
+
 @pytest.fixture
-def client(sandbox: Sandbox) -> Iterator[ScpClient]:
+def run() -> Iterator[Run]:
+    """Runs a coroutine to its end in this test's event loop (the client is asynchronous)."""
+    with asyncio.Runner() as runner:
+        yield runner.run
+
+
+async def no_pause(seconds: float) -> None:
+    """A retry policy's sleep that does not wait."""
+
+
+@pytest.fixture
+def client(run: Run, sandbox: Sandbox) -> Iterator[ScpClient]:
     made = ScpClient(
         sandbox.url,
         ScpAuth(ACCESS_KEY, SECRET_KEY),
-        retry=RetryPolicy(attempts=3, base_delay=0.0, sleep=lambda _: None),
+        retry=RetryPolicy(attempts=3, base_delay=0.0, sleep=no_pause),
         timeout=httpx.Timeout(2.0),
     )
     yield made
-    made.close()
+    run(made.aclose())
 
 
-def test_set_visibility_is_a_signed_put_and_idempotent(sandbox: Sandbox, client: ScpClient) -> None:
-    assert client.set_visibility(PRIVATE, "shared").visibility == "shared"
-    assert client.set_visibility(PRIVATE, "shared").visibility == "shared"
-    assert client.set_visibility(PRIVATE, "private").visibility == "private"
+def test_set_visibility_is_a_signed_put_and_idempotent(
+    run: Run, sandbox: Sandbox, client: ScpClient
+) -> None:
+    assert run(client.set_visibility(PRIVATE, "shared")).visibility == "shared"
+    assert run(client.set_visibility(PRIVATE, "shared")).visibility == "shared"
+    assert run(client.set_visibility(PRIVATE, "private")).visibility == "private"
 
     puts = image_changes(sandbox, PRIVATE)
     assert [(r.status, r.signed) for r in puts] == [(200, True)] * 3
@@ -409,32 +427,34 @@ def test_set_visibility_is_a_signed_put_and_idempotent(sandbox: Sandbox, client:
 
 @pytest.mark.parametrize("wanted", ["public", "community", "Shared", ""])
 def test_set_visibility_takes_private_or_shared_only_and_sends_nothing_else(
-    sandbox: Sandbox, client: ScpClient, wanted: str
+    run: Run, sandbox: Sandbox, client: ScpClient, wanted: str
 ) -> None:
     with pytest.raises(ValueError, match="private or shared"):
-        client.set_visibility(PRIVATE, wanted)
+        run(client.set_visibility(PRIVATE, wanted))
     assert sandbox.records == []
 
 
 def test_set_visibility_retries_and_survives_a_lost_answer(
-    sandbox: Sandbox, client: ScpClient
+    run: Run, sandbox: Sandbox, client: ScpClient
 ) -> None:
     sandbox.inject(
         Fault.answer(503, method="PUT"),
         Fault.apply_then_drop(method="PUT"),
         Fault.answer(200, '{"id": "cut', apply=True, method="PUT", path=SHARED_IMAGE),
     )
-    assert client.set_visibility(PRIVATE, "shared").visibility == "shared"
+    assert run(client.set_visibility(PRIVATE, "shared")).visibility == "shared"
     assert [r.status for r in image_changes(sandbox, PRIVATE)] == [503, None, 200]
     # An answer that cannot be read: the change is read back.
-    assert client.set_visibility(SHARED_IMAGE, "private").visibility == "private"
+    assert run(client.set_visibility(SHARED_IMAGE, "private")).visibility == "private"
     assert sandbox.records[-1].method == "GET"
 
 
-def test_set_visibility_refused_for_a_public_image(sandbox: Sandbox, client: ScpClient) -> None:
+def test_set_visibility_refused_for_a_public_image(
+    run: Run, sandbox: Sandbox, client: ScpClient
+) -> None:
     public = next(i.id for i in DEFAULT_IMAGES if i.visibility == "public")
     with pytest.raises(errors.ImageNotShareable):
-        client.set_visibility(public, "private")
+        run(client.set_visibility(public, "private"))
 
 
 @pytest.mark.parametrize(
@@ -448,19 +468,19 @@ def test_set_visibility_refused_for_a_public_image(sandbox: Sandbox, client: Scp
     ],
 )
 def test_the_sandbox_takes_the_official_request_schema_only(
-    sandbox: Sandbox, client: ScpClient, body: object
+    run: Run, sandbox: Sandbox, client: ScpClient, body: object
 ) -> None:
-    answer = client._http.put(f"/v1/images/{PRIVATE}", json=body)
+    answer = run(client._http.put(f"/v1/images/{PRIVATE}", json=body))
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["code"] == "ValidationError"
     assert visibility(sandbox, PRIVATE) == "private"
 
 
 def test_the_sandbox_refuses_members_on_an_image_that_is_not_shared(
-    sandbox: Sandbox, client: ScpClient
+    run: Run, sandbox: Sandbox, client: ScpClient
 ) -> None:
     with pytest.raises(errors.ImageNotShareable) as refused:
-        client.add_member(PRIVATE, MEMBER)
+        run(client.add_member(PRIVATE, MEMBER))
     assert refused.value.status == 403 and refused.value.code == "Forbidden"
     assert refused.value.detail is not None
     assert refused.value.detail.startswith("Only shared images have members")
@@ -553,21 +573,21 @@ def test_list_of_a_private_image_says_it_has_no_members(
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_the_sandbox_refuses_every_member_call_on_an_image_that_is_not_shared(
-    sandbox: Sandbox, client: ScpClient, method: str
+    run: Run, sandbox: Sandbox, client: ScpClient, method: str
 ) -> None:
     path = f"/v1/images/{PRIVATE}/members" + (f"/{MEMBER}" if method == "DELETE" else "")
-    answer = client._http.request(method, path)
+    answer = run(client._http.request(method, path))
     assert answer.status_code == 403
     assert answer.json()["errors"][0]["detail"].startswith("Only shared images have members")
 
 
-def test_the_sandbox_checks_the_api_version_of_a_put_too(sandbox: Sandbox) -> None:
+def test_the_sandbox_checks_the_api_version_of_a_put_too(run: Run, sandbox: Sandbox) -> None:
     old = ScpClient(sandbox.url, ScpAuth(ACCESS_KEY, SECRET_KEY), api_version="0.9")
     try:
         with pytest.raises(errors.CloudAuthError) as refused:
-            old.set_visibility(PRIVATE, "shared")
+            run(old.set_visibility(PRIVATE, "shared"))
     finally:
-        old.close()
+        run(old.aclose())
     assert refused.value.code == "UnsupportedApiVersion"
     assert visibility(sandbox, PRIVATE) == "private"
     [put] = image_changes(sandbox, PRIVATE)

@@ -5,10 +5,14 @@ RECURRENCE-ID overrides, each event's own time zone). The person on call is the 
 `ATTENDEE` (mailto), else the first email in its SUMMARY or DESCRIPTION. Times without a
 zone ("floating") and all-day dates are read in the bot's time zone. The feed's URL often
 carries a private key, so it is named only as ONCALL_ICAL_URL, never shown.
+
+The feed is fetched over one `httpx.AsyncClient`; expanding it (up to MAX_BYTES of text,
+MAX_EVENTS events) is CPU work of milliseconds, so `read` does it in a thread, off the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -66,20 +70,23 @@ class Calendar:
         *,
         zone: tzinfo,
         timeout: httpx.Timeout = TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._url = url
         self._zone = zone
-        self._client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=True)
+        self._client = httpx.AsyncClient(
+            timeout=timeout, transport=transport, follow_redirects=True
+        )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the connections."""
-        self._client.close()
+        await self._client.aclose()
 
-    def fetch(self) -> bytes:
+    async def fetch(self) -> bytes:
         """The feed's bytes; `RotaError` when it cannot be had."""
+        request = self._client.stream("GET", self._url, headers={"Accept": "text/calendar"})
         try:
-            with self._client.stream("GET", self._url, headers={"Accept": "text/calendar"}) as r:
+            async with request as r:
                 if r.status_code in (401, 403, 404, 410):
                     raise RotaRefused(
                         NAME,
@@ -89,7 +96,7 @@ class Calendar:
                 if r.status_code >= 400:
                     raise RotaUnreachable(NAME, f"ONCALL_ICAL_URL answered {r.status_code}")
                 body = bytearray()
-                for chunk in r.iter_bytes():
+                async for chunk in r.aiter_bytes():
                     body += chunk
                     if len(body) > MAX_BYTES:
                         raise RotaMalformed(
@@ -103,9 +110,12 @@ class Calendar:
                 NAME, f"ONCALL_ICAL_URL cannot be reached ({type(error).__name__})"
             ) from None
 
-    def read(self, since: datetime, until: datetime, schedule_ids: Sequence[str] = ()) -> RotaRead:
+    async def read(
+        self, since: datetime, until: datetime, schedule_ids: Sequence[str] = ()
+    ) -> RotaRead:
         """Everyone on call between `since` and `until`; events naming nobody are problems."""
-        return self.parse(self.fetch(), since, until)
+        feed = await self.fetch()
+        return await asyncio.to_thread(self.parse, feed, since, until)
 
     def parse(self, feed: bytes, since: datetime, until: datetime) -> RotaRead:
         """The rota in an iCalendar text; `RotaMalformed` when it is none."""

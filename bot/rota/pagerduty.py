@@ -1,7 +1,7 @@
 """PagerDuty's REST API v2: who is on call, from `GET /oncalls`.
 
-One long-lived `httpx.Client`; the key goes in `Authorization: Token token=…` through an
-`httpx.Auth`, so it is in no URL and no log line. No retries inside a read: the worker
+One long-lived `httpx.AsyncClient`; the key goes in `Authorization: Token token=…` through
+an `httpx.Auth`, so it is in no URL and no log line. No retries inside a read: the worker
 reads again at its next turn, and after a 429 not before `Retry-After`.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
+from bot.retry_after import retry_after_seconds
 from bot.rota.errors import RotaError, RotaMalformed, RotaRateLimited, RotaRefused, RotaUnreachable
 from bot.rota.models import RotaRead, Shift
 
@@ -36,21 +36,6 @@ class TokenAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = self._header
         yield request
-
-
-def _retry_after(value: str | None) -> float:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
-    if not value:
-        return DEFAULT_RETRY_AFTER
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _moment(value: Any, what: str) -> datetime | None:
@@ -91,9 +76,9 @@ class PagerDuty:
         *,
         base_url: str = DEFAULT_URL,
         timeout: httpx.Timeout = TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = httpx.Client(
+        self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             auth=TokenAuth(token),
             timeout=timeout,
@@ -101,15 +86,15 @@ class PagerDuty:
             headers={"Accept": ACCEPT},
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the connections."""
-        self._client.close()
+        await self._client.aclose()
 
-    def _get(
+    async def _get(
         self, path: str, params: list[tuple[str, str | int | float | bool | None]]
     ) -> httpx.Response:
         try:
-            response = self._client.get(path, params=params)
+            response = await self._client.get(path, params=params)
         except httpx.TimeoutException:
             raise RotaUnreachable(NAME, f"no answer from ONCALL_PAGERDUTY_URL ({path})") from None
         except httpx.HTTPError as error:
@@ -118,7 +103,9 @@ class PagerDuty:
             ) from None
         status = response.status_code
         if status == 429:
-            wait = _retry_after(response.headers.get("Retry-After"))
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is None:
+                wait = DEFAULT_RETRY_AFTER
             raise RotaRateLimited(NAME, f"rate-limited: asked to wait {wait:.0f} s", wait)
         if status in (401, 403):
             message = _error_message(response)
@@ -131,7 +118,9 @@ class PagerDuty:
             raise RotaUnreachable(NAME, f"{path} answered {status}")
         return response
 
-    def read(self, since: datetime, until: datetime, schedule_ids: Sequence[str] = ()) -> RotaRead:
+    async def read(
+        self, since: datetime, until: datetime, schedule_ids: Sequence[str] = ()
+    ) -> RotaRead:
         """Everyone on call in `schedule_ids` between `since` and `until`, one entry per
         person, schedule and level (`earliest=true`); a schedule with nobody at all is a
         problem, and one PagerDuty does not know is named."""
@@ -148,7 +137,7 @@ class PagerDuty:
         shifts: dict[tuple[str, str, datetime | None, datetime | None], Shift] = {}
         offset = 0
         for _ in range(MAX_PAGES):
-            response = self._get("/oncalls", [*base, ("offset", offset)])
+            response = await self._get("/oncalls", [*base, ("offset", offset)])
             if response.status_code != 200:
                 raise self._refusal(response, "/oncalls")
             page = self._page(response)
@@ -164,7 +153,9 @@ class PagerDuty:
         else:
             raise RotaMalformed(NAME, f"/oncalls still said more after {MAX_PAGES} pages")
         found = {s.schedule_id for s in shifts.values()}
-        problems = [self._empty(schedule) for schedule in schedule_ids if schedule not in found]
+        problems = [
+            await self._empty(schedule) for schedule in schedule_ids if schedule not in found
+        ]
         ordered = sorted(
             shifts.values(),
             key=lambda s: (s.starts or datetime.min.replace(tzinfo=UTC), s.email),
@@ -212,9 +203,9 @@ class PagerDuty:
             schedule_id=schedule_id,
         )
 
-    def _empty(self, schedule_id: str) -> str:
+    async def _empty(self, schedule_id: str) -> str:
         """Why a schedule asked for had nobody: unknown to PagerDuty, or empty."""
-        response = self._get(f"/schedules/{schedule_id}", [])
+        response = await self._get(f"/schedules/{schedule_id}", [])
         if response.status_code == 404:
             return (
                 f"schedule {schedule_id}: PagerDuty knows no such schedule (check"

@@ -1,21 +1,28 @@
-"""The signed client of the image-member API: timeouts, retries, typed answers."""
+"""The signed client of the image-member API: timeouts, retries, typed answers.
+
+Asynchronous, over one `httpx.AsyncClient`: every call that goes to the service is a
+coroutine. A client's connections belong to the event loop that opened them, so one client
+serves one loop (the bot's, or one `asyncio.run` of a command) and is closed in it
+(`await client.aclose()`, or `async with`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from bot.retry_after import retry_after_seconds
 from bot.scp import errors
 from bot.scp.auth import ScpAuth
 from bot.scp.models import (
@@ -53,7 +60,7 @@ MAX_IMAGES = 10_000
 ACCEPT_LANGUAGES = {"ko": "ko-KR", "en": "en-US"}
 # Connections to the cloud API: at most MAX_CONNECTIONS at once (a caller past them waits
 # for one, within the pool timeout), of which KEEPALIVE_CONNECTIONS stay open between
-# calls for KEEPALIVE_SECONDS. The bot sizes the maximum to the threads that call it.
+# calls for KEEPALIVE_SECONDS. The bot sizes the maximum to the calls it lets run at once.
 MAX_CONNECTIONS = 100
 KEEPALIVE_CONNECTIONS = 20
 KEEPALIVE_SECONDS = 5.0
@@ -66,14 +73,17 @@ def accept_language(language: str) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to retry a call that may succeed later."""
+    """How often and how long to retry a call that may succeed later.
+
+    `sleep` is awaited between attempts (`asyncio.sleep`; a test passes one that records).
+    """
 
     attempts: int = 4
     base_delay: float = 0.5
     max_delay: float = 8.0
     # A Retry-After longer than this is not waited for: the user gets "try again later".
     max_retry_after: float = 30.0
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
     jitter: Callable[[], float] = field(default=random.random, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
@@ -113,23 +123,6 @@ class VersionReport:
     def usable(self) -> bool:
         """True while the configured version is served, deprecated or not."""
         return self.level is not VersionLevel.NOT_SERVED
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000": a date in UTC whose source zone is unknown
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _parse_time(value: str) -> datetime | None:
@@ -172,9 +165,9 @@ class ScpClient:
         language: str = "en-US",
         timeout: httpx.Timeout | None = None,
         retry: RetryPolicy | None = None,
-        transport: httpx.BaseTransport | None = None,
-        # Called around every request (httpx's own hooks): how the bot counts its calls.
-        event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        # Awaited around every request (httpx's own hooks): how the bot counts its calls.
+        event_hooks: Mapping[str, list[Callable[..., Awaitable[Any]]]] | None = None,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.api_version = api_version
@@ -185,7 +178,7 @@ class ScpClient:
             max_keepalive_connections=min(KEEPALIVE_CONNECTIONS, max_connections),
             keepalive_expiry=KEEPALIVE_SECONDS,
         )
-        self._http = httpx.Client(
+        self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             auth=auth,
             timeout=timeout or httpx.Timeout(10.0, connect=5.0),
@@ -199,13 +192,24 @@ class ScpClient:
             },
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the connection pool."""
-        self._http.close()
+        await self._http.aclose()
+
+    async def __aenter__(self) -> ScpClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     # -- the member operations -------------------------------------------------
 
-    def add_member(
+    async def add_member(
         self,
         image_id: str,
         member_id: str,
@@ -222,18 +226,18 @@ class ScpClient:
         body = ImageMemberCreateRequest(member_id=member_id).model_dump()
         started = datetime.now(UTC)
 
-        def before_retry() -> None:
+        async def before_retry() -> None:
             # The answer may have been lost after the member was added: look before sending
             # again, so that a lost answer costs a read, not a second add.
             try:
-                member = self._own_earlier_attempt(image_id, member_id, started, language)
+                member = await self._own_earlier_attempt(image_id, member_id, started, language)
             except errors.CloudError:
                 return  # cannot tell: send again, a 409 then says the same
             if member is not None:
                 raise _Landed(member)
 
         try:
-            response, attempts = self._send(
+            response, attempts = await self._send(
                 "POST",
                 self._members_path(image_id),
                 json=body,
@@ -245,7 +249,7 @@ class ScpClient:
         if response.status_code == 409 and (attempts > 1 or sent_before is not None):
             # An earlier attempt may have reached the service before its answer was lost.
             since = min(started, sent_before) if sent_before is not None else started
-            member = self._own_earlier_attempt(image_id, member_id, since, language)
+            member = await self._own_earlier_attempt(image_id, member_id, since, language)
             if member is not None:
                 return member
         if response.is_success:
@@ -253,22 +257,26 @@ class ScpClient:
                 return ImageMember.model_validate_json(response.content)
             except ValidationError:
                 # The member was added but the answer got lost on the way: read it back.
-                return self.show_member(image_id, member_id, language=language)
+                return await self.show_member(image_id, member_id, language=language)
         raise self._error(response, member_path=False)
 
-    def list_members(self, image_id: str, *, language: str | None = None) -> list[ImageMember]:
+    async def list_members(
+        self, image_id: str, *, language: str | None = None
+    ) -> list[ImageMember]:
         """Every member of the image with its status."""
-        response, _ = self._send("GET", self._members_path(image_id), language=language)
+        response, _ = await self._send("GET", self._members_path(image_id), language=language)
         return self._parse(response, ImageMemberList, member_path=False).members
 
-    def show_member(
+    async def show_member(
         self, image_id: str, member_id: str, *, language: str | None = None
     ) -> ImageMember:
         """One member of the image; `MemberNotFound` when it is not there."""
-        response, _ = self._send("GET", self._member_path(image_id, member_id), language=language)
+        response, _ = await self._send(
+            "GET", self._member_path(image_id, member_id), language=language
+        )
         return self._parse(response, ImageMember, member_path=True)
 
-    def remove_member(
+    async def remove_member(
         self,
         image_id: str,
         member_id: str,
@@ -280,7 +288,7 @@ class ScpClient:
 
         `sent_before`: an earlier call for this removal may have landed, so a 404 is done.
         """
-        response, attempts = self._send(
+        response, attempts = await self._send(
             "DELETE", self._member_path(image_id, member_id), language=language
         )
         if response.is_success:
@@ -307,19 +315,19 @@ class ScpClient:
 
     # -- the image operations ----------------------------------------------------
 
-    def show_image(
+    async def show_image(
         self, image_id: str, *, language: str | None = None, attempts: int | None = None
     ) -> Image:
         """One image; `ImageNotFound` when it does not exist or this account cannot see it.
 
         `attempts` caps the retries of this one read (a read nothing waits on for long).
         """
-        response, _ = self._send(
+        response, _ = await self._send(
             "GET", self._image_path(image_id), language=language, attempts=attempts
         )
         return self._parse(response, Image, member_path=False)
 
-    def set_visibility(
+    async def set_visibility(
         self, image_id: str, visibility: Visibility | str, *, language: str | None = None
     ) -> Image:
         """Make the image `private` or `shared` (only those two); the image as it is then.
@@ -332,16 +340,18 @@ class ScpClient:
         if value not in (Visibility.PRIVATE, Visibility.SHARED):
             raise ValueError(f"an image can be set to private or shared only, not {value!r}")
         body = ImageSetRequest(visibility=value).model_dump()
-        response, _ = self._send("PUT", self._image_path(image_id), json=body, language=language)
+        response, _ = await self._send(
+            "PUT", self._image_path(image_id), json=body, language=language
+        )
         if not response.is_success:
             raise self._error(response, member_path=False)
         try:
             return Image.model_validate_json(response.content)
         except ValidationError:
             # Carried out, its answer lost on the way: read the image back.
-            return self.show_image(image_id, language=language)
+            return await self.show_image(image_id, language=language)
 
-    def list_images(
+    async def list_images(
         self,
         *,
         name: str | None = None,
@@ -360,7 +370,7 @@ class ScpClient:
         """
         return [
             image
-            for page in self.image_pages(
+            async for page in self.image_pages(
                 name=name,
                 os_distro=os_distro,
                 status=status,
@@ -373,7 +383,7 @@ class ScpClient:
             for image in page
         ]
 
-    def image_pages(
+    async def image_pages(
         self,
         *,
         name: str | None = None,
@@ -384,7 +394,7 @@ class ScpClient:
         page_size: int = MAX_PAGE,
         max_images: int = MAX_IMAGES,
         language: str | None = None,
-    ) -> Iterator[list[Image]]:
+    ) -> AsyncIterator[list[Image]]:
         """`list_images` one page at a time, as each arrives: a caller that keeps only
         what it needs of each holds one page of images, not the whole list."""
         if not 1 <= page_size <= MAX_PAGE:
@@ -409,7 +419,7 @@ class ScpClient:
             params = {**filters, "limit": str(min(page_size, max_images - count))}
             if marker is not None:
                 params["marker"] = marker
-            response, _ = self._send("GET", "/v1/images", params=params, language=language)
+            response, _ = await self._send("GET", "/v1/images", params=params, language=language)
             page = self._parse(response, ImageList, member_path=False).images
             if not page:
                 return
@@ -430,10 +440,10 @@ class ScpClient:
 
     # -- versions ----------------------------------------------------------------
 
-    def versions(self) -> VersionList:
+    async def versions(self) -> VersionList:
         """The service's version list: an unsigned GET on its base URL."""
         try:
-            response = self._http.get("/", auth=None, headers={"Scp-Api-Version": ""})
+            response = await self._http.get("/", auth=None, headers={"Scp-Api-Version": ""})
         except httpx.TransportError as exc:
             raise errors.CloudUnavailable(
                 f"version list unreachable: {type(exc).__name__}"
@@ -447,7 +457,7 @@ class ScpClient:
                 "version list unreadable", status=response.status_code
             ) from None
 
-    def version_report(self, today: date | None = None) -> VersionReport:
+    async def version_report(self, today: date | None = None) -> VersionReport:
         """Compare the configured version with the service's list.
 
         The date that matters is `not_before`, the minimum support guarantee date
@@ -455,7 +465,7 @@ class ScpClient:
         still guaranteed; after it any version but the CURRENT one may go any day.
         """
         today = today or datetime.now(UTC).date()
-        listing = self.versions().versions
+        listing = (await self.versions()).versions
         current = next((v.number for v in listing if v.status.upper() == "CURRENT"), None)
         mine = next((v for v in listing if v.number == self.api_version), None)
         served = [v.number for v in listing]
@@ -505,11 +515,11 @@ class ScpClient:
     def _member_path(cls, image_id: str, member_id: str) -> str:
         return f"{cls._members_path(image_id)}/{quote(member_id, safe='')}"
 
-    def _own_earlier_attempt(
+    async def _own_earlier_attempt(
         self, image_id: str, member_id: str, started: datetime, language: str | None
     ) -> ImageMember | None:
         try:
-            member = self.show_member(image_id, member_id, language=language)
+            member = await self.show_member(image_id, member_id, language=language)
         except errors.MemberNotFound:
             return None
         created = _parse_time(member.created_at)
@@ -518,7 +528,7 @@ class ScpClient:
         log.info("retried add found its own earlier attempt", extra={"image": image_id})
         return member
 
-    def _send(
+    async def _send(
         self,
         method: str,
         path: str,
@@ -527,11 +537,17 @@ class ScpClient:
         params: dict[str, str] | None = None,
         language: str | None = None,
         attempts: int | None = None,
-        before_retry: Callable[[], None] | None = None,
+        before_retry: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[httpx.Response, int]:
         """Send with retries; the answer that ended the loop, and how many attempts it took.
 
-        `before_retry` (for a request not safe to repeat) is called before each retry that
+        The bot's one retry policy for the cloud: up to `retry.attempts` tries after a
+        reset, a timeout or a 429/502/503/504, each signed afresh (`ScpAuth` runs per
+        request); between them the jittered backoff or the Retry-After asked for, whichever
+        is longer, and none at all when Retry-After is over `retry.max_retry_after` (the
+        answer is returned as it is).
+
+        `before_retry` (for a request not safe to repeat) is awaited before each retry that
         follows a failure after which the request may have been carried out: a reset or a
         timeout once it could have left, a gateway's 502 or 504.
         """
@@ -544,7 +560,7 @@ class ScpClient:
         while True:
             attempt += 1
             try:
-                response = self._http.request(
+                response = await self._http.request(
                     method, path, json=json, params=query, headers=headers
                 )
             except httpx.TransportError as exc:
@@ -552,37 +568,26 @@ class ScpClient:
                     raise errors.CloudUnavailable(
                         f"{method} {path} failed after {attempt} attempts: {type(exc).__name__}"
                     ) from None
-                delay = self.retry.delay(attempt, None)
-                log.warning(
-                    "cloud API %s %s: %s, retry in %.2fs",
-                    method,
-                    path,
-                    type(exc).__name__,
-                    delay,
-                )
-                self.retry.sleep(delay)
-                if before_retry is not None and not isinstance(exc, NOT_SENT):
-                    before_retry()
-                continue
-            if response.status_code not in RETRY_STATUSES or attempt >= most:
-                return response, attempt
-            retry_after = _retry_after(response)
-            if retry_after is not None and retry_after > self.retry.max_retry_after:
-                return response, attempt
-            delay = self.retry.delay(attempt, retry_after)
-            log.warning(
-                "cloud API %s %s: HTTP %s (request id %s), retry in %.2fs",
-                method,
-                path,
-                response.status_code,
-                read_error_body(
+                failure = type(exc).__name__
+                retry_after = None
+                may_have_landed = not isinstance(exc, NOT_SENT)
+            else:
+                status = response.status_code
+                if status not in RETRY_STATUSES or attempt >= most:
+                    return response, attempt
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                if retry_after is not None and retry_after > self.retry.max_retry_after:
+                    return response, attempt
+                request_id = read_error_body(
                     response.content, response.headers.get("content-type", "")
-                ).request_id,
-                delay,
-            )
-            self.retry.sleep(delay)
-            if before_retry is not None and response.status_code in GATEWAY_STATUSES:
-                before_retry()
+                ).request_id
+                failure = f"HTTP {status} (request id {request_id})"
+                may_have_landed = status in GATEWAY_STATUSES
+            delay = self.retry.delay(attempt, retry_after)
+            log.warning("cloud API %s %s: %s, retry in %.2fs", method, path, failure, delay)
+            await self.retry.sleep(delay)
+            if before_retry is not None and may_have_landed:
+                await before_retry()
 
     def _parse(self, response: httpx.Response, model: type[Model], *, member_path: bool) -> Model:
         if not response.is_success:
