@@ -76,6 +76,7 @@ async def serve(
             services.wake = running.wake
             worker_stop = asyncio.Event()
             worker_run = asyncio.create_task(running.run(worker_stop), name="worker")
+            log.info("worker started", extra={"at_once": settings.BOT_WORKER_THREADS})
             await _log_version(services)
         if slack:
             listening, socket_mode = await _slack_side(services, settings)
