@@ -276,12 +276,18 @@ def metrics_route(page: MetricsPage) -> Callable[[web.Request], Awaitable[web.Re
     return answer
 
 
-def make_web_app(app: AsyncApp | None, database: Database, settings: Settings) -> web.Application:
+def make_web_app(
+    app: AsyncApp | None,
+    database: Database,
+    settings: Settings,
+    *,
+    page: MetricsPage | None = None,
+) -> web.Application:
     """The aiohttp application: Bolt at /slack/events (when `app`), /healthz, /metrics."""
     limits = Limits.of(settings)
     web_app = web.Application(client_max_size=MAX_BODY, middlewares=[_head_read])
     web_app[LIMITS] = limits
-    page = MetricsPage(ShareRequests(database), rota=Rota(database))
+    page = page or MetricsPage(ShareRequests(database), rota=Rota(database))
     web_app.router.add_get(METRICS_PATH, metrics_route(page))
     web_app.router.add_get(HEALTH_PATH, Health(database).handle)
     if app is not None:
