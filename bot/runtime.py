@@ -7,10 +7,10 @@ one event loop, the Slack side and the worker as tasks of it.
   METRICS_PORT when it is set.
 - The worker: `Worker.run(stop)` with at most BOT_WORKER_THREADS requests under way.
 
-SIGTERM or SIGINT: the server stops accepting, the worker leases nothing new and gets up to
-`GRACE` seconds to finish what is under way, the rest is cancelled (a request caught in
-`sending` is read back at the next start, never sent twice), the clients close; the process
-exits well within a platform's usual 10 s.
+SIGTERM or SIGINT: the server stops accepting, the worker leases nothing new and gives what
+is under way 7 seconds to finish (`bot.sharing.worker.FINISH_WITHIN`), the rest is cancelled
+(a request caught in `sending` is read back at the next start, never sent twice), the
+clients close; the process exits well within a platform's usual 10 s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,8 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot")
 
-# Seconds the worker gets at a stop to finish what is under way before it is cancelled.
-GRACE = 7.0
+# Seconds the worker may take to stop: it gives what is under way 7 s itself, then
+# cancels it; this is only the backstop should it not.
+GRACE = 8.0
 # Seconds requests to the server under way get at a stop (acks take milliseconds).
 SERVER_GRACE = 1.0
 # Seconds the Slack side waits for a database lock before answering with an error: the
@@ -72,8 +72,7 @@ async def serve(
     socket_mode: AsyncSocketModeHandler | None = None
     try:
         if worker:
-            running = _worker(services, settings)
-            services.wake = running.wake
+            running = _worker(services)
             worker_stop = asyncio.Event()
             worker_run = asyncio.create_task(running.run(worker_stop), name="worker")
             log.info("worker started", extra={"at_once": settings.BOT_WORKER_THREADS})
@@ -148,21 +147,11 @@ def _services(settings: Settings, *, slack: bool) -> Services:
     return build_services(settings, database=database)
 
 
-def _worker(services: Services, settings: Settings) -> Worker:
-    from bot.sharing.worker import Worker
+def _worker(services: Services) -> Worker:
+    """The worker of these services (woken by every recorded request, counted)."""
+    from bot.services import make_worker
 
-    return Worker(
-        requests=services.requests,
-        service=services.share,
-        announcer=services.announcer,
-        languages=services.languages,
-        at_once=settings.BOT_WORKER_THREADS,
-        images=services.images,
-        image_refresh=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
-        reconciler=services.reconciler,
-        rota=services.rota_keeper,
-        rota_refresh=timedelta(seconds=settings.ONCALL_REFRESH_SECONDS),
-    )
+    return make_worker(services)
 
 
 async def _slack_side(

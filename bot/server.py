@@ -310,6 +310,8 @@ async def _head_read(
         protocol.head_read()
     try:
         return await handler(request)
+    except web.HTTPMethodNotAllowed:
+        raise web.HTTPNotFound() from None  # as for any path: nothing else is served
     finally:
         if isinstance(protocol, _GuardedHandler):
             protocol.await_head()

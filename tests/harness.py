@@ -23,10 +23,9 @@ from bot.app import create_app
 from bot.scp import RetryPolicy
 from bot.scp.sandbox import Record, Sandbox
 from bot.server import Listening, make_web_app
-from bot.services import Services, build_services, make_cloud_client
+from bot.services import Services, build_services, make_cloud_client, make_worker
 from bot.settings import Settings, load_settings
 from bot.sharing.request import RequestState, ShareRequest
-from bot.sharing.worker import Worker
 from storage import Database, Role, SlackData
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 
@@ -120,20 +119,7 @@ class BotHarness:
 
     def start_worker(self) -> None:
         """Start the worker's tasks on the bot's loop (as `python -m bot` does)."""
-        self.worker = Worker(
-            requests=self.services.requests,
-            service=self.services.share,
-            announcer=self.services.announcer,
-            languages=self.services.languages,
-            at_once=16,
-            poll_interval=0.02,
-            images=self.services.images,
-            image_refresh=timedelta(seconds=self.settings.IMAGE_LIST_REFRESH_SECONDS),
-            reconciler=self.services.reconciler,
-            rota=self.services.rota_keeper,
-            rota_refresh=timedelta(seconds=self.settings.ONCALL_REFRESH_SECONDS),
-        )
-        self.services.wake = self.worker.wake
+        self.worker = make_worker(self.services, at_once=16, poll_interval=0.02)
         stop = self._worker_stop = asyncio.Event()
         self._worker_run = asyncio.run_coroutine_threadsafe(self.worker.run(stop), self.loop)
         # The first image-list refresh goes before anything a test does, so that a fault a
