@@ -59,7 +59,6 @@ async def serve(
     slack: bool = True,
     worker: bool = True,
     stop: asyncio.Event | None = None,
-    ready: Callable[[int], None] | None = None,
 ) -> None:
     """The bot in the running loop until `stop` (or SIGTERM/SIGINT when none is given)."""
     stop = stop or _stopped_by_signals()
@@ -81,8 +80,6 @@ async def serve(
             listening, socket_mode = await _slack_side(services, settings)
         elif settings.METRICS_PORT is not None:
             listening = await _metrics_only(services, settings)
-        if ready is not None:
-            ready(listening.port if listening is not None else 0)
         await _until(stop, worker_run)
     finally:
         log.info("stopping")
@@ -116,12 +113,16 @@ async def _until(stop: asyncio.Event, worker_run: asyncio.Task[Any] | None) -> N
     done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
     if worker_run is not None and worker_run in done:
-        problem = worker_run.exception()
+        problem = None if worker_run.cancelled() else worker_run.exception()
         log.error("the worker stopped on its own: stopping the bot", exc_info=problem)
+        # Not a clean stop: the platform is to start the bot again.
+        raise SystemExit("share-image-bot stopped: its worker failed (the log says why)")
 
 
 async def _finish(task: asyncio.Task[Any], grace: float) -> None:
     """Let `task` end within `grace` seconds, else cancel it."""
+    if task.done():
+        return
     try:
         await asyncio.wait_for(asyncio.shield(task), grace)
     except TimeoutError:
