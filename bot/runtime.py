@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -50,7 +51,30 @@ def run(settings: Settings, *, slack: bool = True, worker: bool = True) -> None:
             " and is never replaced): remove it from the settings",
             extra={"setting": "BOT_WORKER_RECYCLE_MB"},
         )
+    if slack and not settings.socket_mode:
+        _room_for_connections(settings.HTTP_MAX_CONNECTIONS)
     asyncio.run(serve(settings, slack=slack, worker=worker))
+
+
+# Files the bot keeps open besides its HTTP connections: the database's, Slack's and the
+# cloud's connections, the loop's own.
+OTHER_FILES = 256
+
+
+def _room_for_connections(connections: int) -> None:
+    """Raise this process's open-file limit so HTTP_MAX_CONNECTIONS connections fit (the
+    usual soft limit, 1024, is near the default 1000), within the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + OTHER_FILES
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        if raised < wanted:
+            log.warning(
+                "the open-file limit leaves room for fewer connections than"
+                " HTTP_MAX_CONNECTIONS: raise it (ulimit -n) or lower the setting",
+                extra={"limit": raised, "wanted": wanted},
+            )
 
 
 async def serve(
