@@ -109,6 +109,8 @@ class BotHarness:
         self.sender = SlackSender(f"{self.url}/slack/events", SIGNING_SECRET, fake=self.slack)
         self._worker_stop: asyncio.Event | None = None
         self._worker_run: concurrent.futures.Future[Any] | None = None
+        # What ended the last worker, when it did not simply stop (tests make it die).
+        self.worker_failure: BaseException | None = None
         self.start_worker()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
@@ -138,7 +140,10 @@ class BotHarness:
         if stop is not None and run is not None:
             self.loop.call_soon_threadsafe(stop.set)
             self.loop.call_soon_threadsafe(self.worker.wake)
-            run.result(10)
+            try:
+                run.result(10)
+            except Exception as error:  # a worker a test made die: kept for it to look at
+                self.worker_failure = error
             self._worker_stop = self._worker_run = None
         self.services.wake = lambda: None
 
