@@ -398,6 +398,8 @@ def share_approve_remove(slack: Slack, sandbox: Sandbox) -> None:
     assert ack["text"].startswith("This needs an approver's OK"), ack
     card = parent_in(slack.fake, "CAPPROVE")
     asked = parent_in(slack.fake, "C2")
+    # The asker is told once the card is posted and recorded: a click is about it from then.
+    assert replies(slack.fake, asked, 1)[0].startswith("This needs approval")
     assert [m.member_id for m in sandbox.members(IMAGE)] == [MEMBER]  # nothing before approval
     slack.click(card, "approve", user=APPROVER)
     thread = replies(slack.fake, asked, 3)
