@@ -1,15 +1,18 @@
-"""The app factory: a Bolt app with every listener, built from collaborators passed in."""
+"""The app factory: a Bolt `AsyncApp` with every listener, built from collaborators passed in."""
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import time
 
-from slack_bolt import App
+from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_sdk import WebClient
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
+from bot import metrics
 from bot.services import Services
 from bot.slack.web import make_web_client
 
@@ -38,14 +41,26 @@ def bolt_logger() -> logging.Logger:
     return logger
 
 
-def create_app(
+class TimedApp(AsyncApp):
+    """Bolt's `AsyncApp`, timing each request from Slack until its ack: Bolt returns from
+    `async_dispatch` once a listener acked, over HTTP and in Socket Mode alike."""
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        started = time.perf_counter()
+        response = await super().async_dispatch(req)
+        if response.status != 401:  # refused unsigned: no listener ran, nothing acked
+            metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+        return response
+
+
+async def create_app(
     services: Services,
     *,
-    client: WebClient | None = None,
-    listener_threads: int = 32,
+    client: AsyncWebClient | None = None,
     token_verification: bool = True,
-) -> App:
-    """Build the Bolt app. Signature verification is always on.
+) -> AsyncApp:
+    """Build the Bolt app, inside the running event loop. Signature verification is
+    always on.
 
     With `token_verification` (always, but in benchmarks) it asks `auth.test` which
     workspace the bot is in; without, no request is refused for its workspace.
@@ -54,15 +69,11 @@ def create_app(
     web = client or make_web_client(settings)
     if token_verification:
         # The bot's own workspace: anything from another one is refused (handlers.workspace).
-        services.settle_team(str(web.auth_test().get("team_id") or ""))
-    app = App(
+        services.settle_team(str((await web.auth_test()).get("team_id") or ""))
+    app = TimedApp(
         signing_secret=settings.SLACK_SIGNING_SECRET.get_secret_value(),
         client=web,
-        token_verification_enabled=token_verification,
         request_verification_enabled=True,
-        # Listeners ack in milliseconds; a wider pool keeps a burst from queueing
-        # behind Bolt's default five threads.
-        listener_executor=ThreadPoolExecutor(listener_threads, thread_name_prefix="bolt"),
         logger=bolt_logger(),
     )
     handlers.register(app, services)

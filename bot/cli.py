@@ -5,33 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
-from bot import metrics_folder, replica, supervisor
+from bot import replica
+from bot.lock import Lock, take_lock
 from bot.logs import configure_logging
-from bot.processes import (
-    RECYCLED,
-    SUPERVISED,
-    WORKER_LOCK_FD,
-    GrowthWatch,
-    Lock,
-    WorkerProcess,
-    inherited_worker_lock,
-    take_lock,
-    trim_malloc,
-    tune_malloc,
-)
 from bot.settings import (
     Settings,
     SettingsError,
@@ -59,7 +44,6 @@ from storage.errors import StorageError
 from storage.requests import parse_stamp
 
 if TYPE_CHECKING:
-    from bot.scp.client import VersionReport
     from bot.scp.models import ApiVersion, Image
     from bot.scp.sandbox import Sandbox
     from bot.settings import RawSetting
@@ -87,19 +71,6 @@ FIRST_START = (
     " copy it to .env in the folder you start the bot from, fill in the values marked ...,"
     " then run `python -m bot check`."
 )
-
-
-@contextmanager
-def _quiet_slack_sdk() -> Iterator[None]:
-    """Keep slack-sdk's own log lines (each failed attempt, each retry) out of a call whose
-    outcome the caller says once, in its own words."""
-    logger = logging.getLogger("slack_sdk")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _settings() -> Settings:
@@ -180,221 +151,30 @@ def _restore_for_admin(path: Path) -> None:
 # -- running ---------------------------------------------------------------------------------
 
 
-def _preflight(settings: Settings) -> None:
-    """Stop with one clear line when Slack refuses a token or cannot be reached (Bolt would
-    raise a traceback; slack-sdk would log every attempt first).
+def run(settings: Settings, *, slack: bool = True, worker: bool = True) -> None:
+    """Serve Slack (Socket Mode or HTTP) and carry out requests: one process, one event
+    loop (`bot.runtime`); `serve` and `worker` run one side each."""
+    from bot import runtime
 
-    A connection that fails is not tried again: the line comes at once. Slack's rate
-    limits and 5xx answers are still waited out, quietly.
-    """
-    from slack_sdk import WebClient
-    from slack_sdk.http_retry.builtin_handlers import (
-        RateLimitErrorRetryHandler,
-        ServerErrorRetryHandler,
-    )
-
-    from bot.slack.web import make_web_client
-
-    bot_client = make_web_client(settings, connection_retries=0)
-    checks: list[tuple[str, str, Callable[[], object]]] = [
-        ("SLACK_BOT_TOKEN", "auth.test", bot_client.auth_test)
-    ]
-    if settings.SLACK_APP_TOKEN is not None:
-        app_token = settings.SLACK_APP_TOKEN.get_secret_value()
-        app_client = WebClient(
-            token=app_token,
-            base_url=settings.SLACK_API_URL,
-            timeout=10,
-            retry_handlers=[
-                RateLimitErrorRetryHandler(max_retry_count=3),
-                ServerErrorRetryHandler(max_retry_count=2),
-            ],
-        )
-        checks.append(
-            (
-                "SLACK_APP_TOKEN",
-                "apps.connections.open",
-                lambda: app_client.apps_connections_open(app_token=app_token),
-            )
-        )
-    for setting, method, call in checks:
-        try:
-            with _quiet_slack_sdk():
-                call()
-        except Exception as error:  # any failure: one line rather than a traceback
-            from bot.slack.trouble import slack_trouble
-
-            trouble = slack_trouble(error, f"{settings.SLACK_API_URL}{method}", setting=setting)
-            sys.exit(
-                f"share-image-bot cannot start: {trouble.summary(setting)}: {trouble.one_line()}"
-            )
-
-
-def run(settings: Settings, *, with_worker: bool = True) -> None:
-    """Serve Slack (Socket Mode or HTTP) and carry out requests in a worker process."""
-    # SIGTERM (a platform stopping the process) ends it like Ctrl-C: cleanly.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    # The one place the replica comes in: restored first when missing (never an empty
+    # database over a lost one).
     replicated = _restore_first(settings)
-    # One bot per database, refused before anything starts; `run` holds the worker's
-    # lock as well and hands it to the worker it starts.
-    locks = [take_lock(settings.DATABASE_PATH, "bot")]
-    if with_worker:
+    # One bot per database, refused before anything starts: the Slack side's lock and
+    # the worker's, each taken by the process that runs that side.
+    locks = []
+    if slack:
+        locks.append(take_lock(settings.DATABASE_PATH, "bot"))
+    if worker:
         locks.append(take_lock(settings.DATABASE_PATH, "worker"))
-    # Before anything imports prometheus-client; the worker inherits the folder.
-    metrics_folder.prepare(settings.DATABASE_PATH, clean="all" if with_worker else "dead")
-    _preflight(settings)
+    replication = None
     if replicated is not None:
         Database(replicated.database).close()  # Litestream replicates a file that exists
-    if not settings.socket_mode:
-        if settings.METRICS_PORT is not None:
-            log.warning("METRICS_PORT is for Socket Mode: HTTP mode serves /metrics on PORT")
-        # Everything is checked: from here on a small process supervises, and gunicorn's
-        # worker builds the app it serves.
-        supervisor.hand_over(
-            supervisor.Plan(
-                port=settings.PORT,
-                database=settings.DATABASE_PATH,
-                locks=tuple(locks),
-                with_worker=with_worker,
-                replica=replicated,
-                secrets=tuple(_secrets(settings)),
-            )
-        )
-    tune_malloc()
-    replication = _replicate(replicated, locks) if replicated is not None else None
-    worker = WorkerProcess(locks[-1]) if with_worker else None
-    if worker is not None:
-        worker.start()
+        replication = _replicate(replicated, locks)
     try:
-        _serve_socket_mode(settings)
+        runtime.run(settings, slack=slack, worker=worker)
     finally:
-        if worker is not None:
-            worker.stop()
         if replication is not None:
             replication.stop()  # last: its final sync holds everything written
-
-
-def _serve_socket_mode(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-    from slack_sdk.errors import SlackApiError
-
-    from bot.app import create_app
-    from bot.server import serve_metrics, slack_side_services
-
-    services = slack_side_services(settings)
-    app = create_app(services)
-    if settings.METRICS_PORT is not None:
-        serve_metrics(settings.METRICS_PORT, services.database)
-    assert settings.SLACK_APP_TOKEN is not None
-    handler = SocketModeHandler(app, settings.SLACK_APP_TOKEN.get_secret_value())
-    try:
-        handler.connect()  # type: ignore[no-untyped-call]
-    except SlackApiError as error:
-        code = error.response.get("error", "unknown error")
-        sys.exit(f"share-image-bot stopped: Slack refused SLACK_APP_TOKEN ({code})")
-    log.info(
-        "connected to Slack in Socket Mode: no Request URL is needed (the app's Socket Mode"
-        " must be on)",
-        extra={"mode": "socket"},
-    )
-    # What Bolt's `handler.start()` does after connecting, without its own banner line.
-    threading.Event().wait()
-
-
-def _log_version(report: VersionReport) -> None:
-    """The worker's start-up word on the API version, at the level `check` gives it."""
-    from bot.scp.client import VersionLevel
-
-    extra = {
-        "configured": report.configured,
-        "current": report.current,
-        "status": report.status,
-        "not_before": report.not_before.isoformat() if report.not_before else None,
-    }
-    if report.level is VersionLevel.OK:
-        log.info("cloud API version ok", extra={"version": report.configured})
-    elif report.level is VersionLevel.DEPRECATED:
-        log.warning("SCP API version deprecated, still served: %s", report.problem, extra=extra)
-    elif report.level is VersionLevel.AT_RISK:
-        log.error("SCP API VERSION MAY STOP WORKING ANY DAY: %s", report.problem, extra=extra)
-    else:
-        log.critical(
-            "SCP API VERSION NOT SERVED, every request will be refused: %s",
-            report.problem,
-            extra=extra,
-        )
-
-
-def run_worker(settings: Settings) -> None:
-    """Carry out recorded requests until SIGTERM or SIGINT (or the parent goes away)."""
-    metrics_folder.prepare(settings.DATABASE_PATH)  # first: before prometheus-client loads
-    from bot.scp.errors import CloudError
-    from bot.services import build_services
-    from bot.sharing.worker import Worker
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, on_signal)
-    _restore_first(settings)  # run alone: never on a new, empty database over a lost one
-    # One worker per database: leases are dropped at start-up, which is only safe
-    # when no other worker holds any. The OS releases the lock when we die.
-    lock = inherited_worker_lock(settings.DATABASE_PATH) or take_lock(
-        settings.DATABASE_PATH, "worker"
-    )
-    # Acks come first: on a busy machine the Slack-facing process gets the CPU before us.
-    os.nice(5)
-    tune_malloc()
-    services = build_services(settings)
-    try:
-        _log_version(services.cloud.version_report())
-    except CloudError as error:
-        log.warning("could not read the cloud API's version list", extra={"error": str(error)})
-    parent = os.getppid()
-
-    def watch_parent() -> None:
-        while not stop.wait(2):
-            if os.getppid() != parent:
-                log.warning("parent process gone, stopping")
-                stop.set()
-
-    threading.Thread(target=watch_parent, daemon=True).start()
-    trim_malloc(stop)
-    log.info("worker started", extra={"lock": str(lock.path)})
-    # Only a worker `python -m bot` started, and so starts again, hands over to a fresh one.
-    watch = (
-        GrowthWatch(settings.BOT_WORKER_RECYCLE_MB * 1024 * 1024)
-        if os.environ.pop(SUPERVISED, "")
-        else None
-    )
-    recycled = Worker(
-        requests=services.requests,
-        service=services.share,
-        announcer=services.announcer,
-        languages=services.languages,
-        threads=settings.BOT_WORKER_THREADS,
-        images=services.images,
-        image_refresh=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
-        recycle=watch,
-        reconciler=services.reconciler,
-        rota=services.rota_keeper,
-        rota_refresh=timedelta(seconds=settings.ONCALL_REFRESH_SECONDS),
-    ).run(stop)
-    services.close()
-    if recycled and watch is not None:
-        log.info(
-            "worker handing over to a fresh one: its memory grew",
-            extra={"warm_mb": _mb(watch.warm), "now_mb": _mb(watch.last)},
-        )
-        sys.exit(RECYCLED)
-
-
-def _mb(size: int | None) -> float | None:
-    return None if size is None else round(size / 1024 / 1024, 1)
 
 
 # -- the sandbox ------------------------------------------------------------------------------
@@ -955,7 +735,7 @@ def parser() -> argparse.ArgumentParser:
         "run",
         "serve Slack and run the worker (the default)",
         "Serve Slack (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT) and run\n"
-        "the worker as a child process, started again if it stops on its own.\n"
+        "the worker, both in this one process, until SIGTERM or Ctrl-C.\n"
         "One bot per database: while one runs, a second refuses to start, naming the\n"
         "first one's process and lock file (DATABASE_PATH.lock).",
         ["python -m bot run", "PORT=3001 DATABASE_PATH=/srv/bot/bot.db python -m bot"],
@@ -1206,12 +986,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `python -m bot`."""
-    if os.environ.get(WORKER_LOCK_FD):
-        # A worker started by `python -m bot`: Ctrl-C reaches it along with the bot, which
-        # then stops it with SIGTERM. Left to the bot, its stop is one clean stop. (It
-        # started with SIGINT blocked; ignored now, a Ctrl-C pending since is dropped.)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     args = parser().parse_args(argv)
     command = args.command or "run"
     if command in {"grant", "revoke", "grants", "member", "oncall", "policy"}:
@@ -1231,13 +1005,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging.disable(logging.CRITICAL)
         sys.exit(run_check(settings))
     try:
-        if command == "worker":
-            run_worker(settings)
-        else:
-            run(settings, with_worker=command == "run")
+        run(settings, slack=command != "worker", worker=command != "serve")
     except StorageError as error:
         sys.exit(f"share-image-bot cannot start: {error}")
     except KeyboardInterrupt:
-        # Ctrl-C before the server's own handlers are in place (or in Socket Mode): a
-        # stop like any other, without a traceback.
+        # Ctrl-C before the loop's own signal handlers are in place: a stop like any
+        # other, without a traceback.
         log.info("stopped")

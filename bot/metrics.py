@@ -1,12 +1,9 @@
 """What an operator can alert on: every metric of the bot, defined here and only here.
 
-The bot runs as several processes (the Slack side, gunicorn's worker, the worker that
-carries requests out), so the figures are kept in prometheus-client's multiprocess mode:
-each process writes its own files in one folder per run (`bot.metrics_folder` chooses and
-cleans it before this module is first imported) and `GET /metrics` adds them up. Figures
-that the database already holds (requests by state, the oldest due request, approvals
-waiting) are read from it at scrape time instead, so they are right whichever process
-changed them and after any restart.
+The bot is one process, so its figures live in prometheus-client's one registry of that
+process. Figures that the database already holds (requests by state, the oldest due
+request, approvals waiting) are read from it at scrape time instead, so they are right
+after any restart, and whichever process changed them (`serve` and `worker` apart).
 
 Label values are bounded: no user, image, member or request ids; Slack methods, cloud
 operations and error codes come from fixed sets or a checked shape.
@@ -22,8 +19,8 @@ operations and error codes come from fixed sets or a checked shape.
     share_image_slack_calls_total{method,error}    Slack Web API calls, error "ok" when fine
     share_image_delivery_failures_total            messages Slack did not take (each time)
     share_image_messages_dropped_total             messages that will never reach Slack
-    share_image_worker_restarts_total              the worker started again after it stopped
-    share_image_worker_handovers_total             the worker ended for a fresh one (memory)
+    share_image_worker_restarts_total              always 0 now: kept for alert rules naming it
+    share_image_worker_handovers_total             always 0 now: kept for alert rules naming it
     share_image_worker_last_loop_timestamp_seconds when the worker last looked for work
     share_image_drift_found_total{kind}            the cloud's member lists against the records
     share_image_events_refused_total{status}       requests at /slack/events refused unread
@@ -48,8 +45,6 @@ if TYPE_CHECKING:
 
 # Counters and histograms without their `_created` twin: one series per figure.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-
-MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 # -- the Slack side ---------------------------------------------------------------------------
 
@@ -147,14 +142,18 @@ CLOUD_RETRIES = Counter(
 
 # -- the worker ---------------------------------------------------------------------------------
 
+# The worker was once a process of its own, started again when it stopped and replaced
+# when its memory grew. It is a set of tasks of the bot's one process now: nothing restarts
+# or replaces it, and these stay at 0 for the alert rules that name them.
 WORKER_RESTARTS = Counter(
     "share_image_worker_restarts_total",
-    "Times the worker process was started again after it stopped on its own or was killed.",
+    "Always 0: the worker runs in the bot's one process and is never started again (kept"
+    " for alert rules that name it).",
 )
 WORKER_HANDOVERS = Counter(
     "share_image_worker_handovers_total",
-    "Times the worker ended between requests for a fresh one because its memory had grown"
-    " BOT_WORKER_RECYCLE_MB past its size once warm (not counted as restarts).",
+    "Always 0: the worker is never replaced by a fresh one (kept for alert rules that name"
+    " it; BOT_WORKER_RECYCLE_MB does nothing now).",
 )
 APPROVAL_REMINDERS = Counter(
     "share_image_approval_reminders_total",
@@ -165,7 +164,6 @@ APPROVAL_REMINDERS = Counter(
 WORKER_LAST_LOOP = Gauge(
     "share_image_worker_last_loop_timestamp_seconds",
     "Unix time at which the worker last looked for due requests (every 50 ms while it runs).",
-    multiprocess_mode="max",
 )
 
 DRIFT_KINDS = ("outside", "gone")

@@ -1,25 +1,22 @@
-"""`GET /metrics`: every process's figures (`bot.metrics`) and the database's, at scrape time.
+"""`GET /metrics`: the process's figures (`bot.metrics`, one registry) and the database's,
+read at scrape time.
 
-Apart from the definitions, which every process imports (the supervising one too, to count
-the worker's restarts), because reading the database needs the domain and storage.
+Apart from the definitions, because reading the database needs the domain and storage.
 """
 
 from __future__ import annotations
 
-import os
 import platform
 import threading
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.multiprocess import MultiProcessCollector
 
-from bot.metrics import MULTIPROCESS_DIR
 from bot.sharing.request import RequestState
 from storage.errors import StorageError
 
@@ -115,10 +112,11 @@ class _DatabaseCollector:
 
 
 class MetricsPage:
-    """The text `GET /metrics` answers: every process's figures, and the database's.
+    """The text `GET /metrics` answers: the process's figures, always current, and the
+    database's.
 
-    Bounded whoever asks: one collection at a time, and an answer younger than
-    `max_age` seconds is served again, so a flood of requests costs one collection every
+    Bounded whoever asks: one reading of the database at a time, and one younger than
+    `max_age` seconds is served again, so a flood of requests costs one reading every
     `max_age` seconds (counting 100,000 requests by state takes tens of milliseconds).
     """
 
@@ -133,10 +131,6 @@ class MetricsPage:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database = _DatabaseCollector(requests, rota)
-        folder = os.environ.get(MULTIPROCESS_DIR)
-        self._processes: Any = (
-            MultiProcessCollector(None, path=folder) if folder else REGISTRY  # type: ignore[no-untyped-call]
-        )
         self._max_age = max_age
         self._clock = clock
         self._lock = threading.Lock()
@@ -144,15 +138,19 @@ class MetricsPage:
 
     def collect(self) -> Iterable[Metric]:
         """Every metric, as a prometheus-client collector."""
-        yield from self._processes.collect()
+        yield from REGISTRY.collect()
         yield from self._database.collect()
 
     def render(self) -> bytes:
-        """The Prometheus text exposition, fresh or at most `max_age` seconds old."""
+        """The Prometheus text exposition: the process's figures as they are now, the
+        database's fresh or at most `max_age` seconds old."""
+        return generate_latest(REGISTRY) + self._database_text()
+
+    def _database_text(self) -> bytes:
         with self._lock:
             now = self._clock()
             if self._last is not None and now - self._last[0] < self._max_age:
                 return self._last[1]
-            body = generate_latest(self)
+            body = generate_latest(self._database)
             self._last = (now, body)
             return body

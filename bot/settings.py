@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     PORT: int = Field(default=3000, ge=1, le=65535)
     # Socket Mode's `GET /metrics` (HTTP mode serves it on PORT); empty: off, 0: any free port.
     METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
+    # HTTP mode's bounds on a client (bot/server.py): seconds to send a whole request head
+    # (after connecting, or after the previous answer), seconds to send a body (else 408),
+    # and open connections at once (beyond it a new one is closed at once).
+    HTTP_HEADER_TIMEOUT_SECONDS: float = Field(default=10, gt=0, le=300)
+    HTTP_BODY_TIMEOUT_SECONDS: float = Field(default=10, gt=0, le=300)
+    HTTP_MAX_CONNECTIONS: int = Field(default=1000, ge=1, le=100_000)
 
     SHARE_APPROVAL_CHANNEL: str = ""
     SHARE_NOTIFY_CHANNEL: str = ""
@@ -175,11 +181,12 @@ class Settings(BaseSettings):
     # The time zone on-call times without an offset are read in, and every time is shown
     # in: an IANA name (UTC, Asia/Seoul).
     BOT_TIMEZONE: str = "UTC"
-    # Requests the worker carries out at once; each waits on the cloud API in its own thread.
+    # Requests (and so cloud calls) the worker has under way at once, in the one event
+    # loop: a bound, not threads (the name is kept so no operator's .env breaks).
     BOT_WORKER_THREADS: int = Field(default=100, ge=1, le=500)
-    # The worker hands over to a fresh process when, idle, it has grown this much past its
-    # size once warm (MB); 0: never.
-    BOT_WORKER_RECYCLE_MB: int = Field(default=8, ge=0, le=4096)
+    # No longer does anything (the worker is no separate process to replace): accepted so
+    # that an existing .env still starts, with one warning line at start when set.
+    BOT_WORKER_RECYCLE_MB: int | None = Field(default=None, ge=0, le=4096)
 
     # On-call rotas, read where they live (README, "Who is on call"). PagerDuty: a REST
     # API key (read-only is enough) and the schedules, comma-separated; the base URL is a

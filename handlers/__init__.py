@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from slack_bolt import App
+from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
 from handlers import acks, approvals, endings, form, home, share_command, workspace
 
 
-def register(app: App, services: Services) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     """Attach every listener to `app`, behind the ack timer and the check of the workspace."""
     acks.register(app, services)
     workspace.register(app, services)

@@ -1,34 +1,32 @@
-"""Around every listener: the time until Slack gets its ack, and Slack calls counted."""
+"""Around every listener: Slack calls counted (the time until the ack is measured by the
+app itself, `bot.app.TimedApp`, since Bolt's async middleware does not wrap the listener)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from slack_bolt import App, BoltRequest, BoltResponse
-from slack_sdk import WebClient
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import metrics
 from bot.services import Services
 from bot.slack.client import CountedWebClient
 
 
-def register(app: App, services: Services) -> None:
-    """Attach the middleware that times acks."""
-    app.use(timed)
+def register(app: AsyncApp, services: Services) -> None:
+    """Attach the middleware that counts Slack calls."""
+    app.use(counted)
 
 
-def timed(req: BoltRequest, next_: Callable[[], BoltResponse]) -> BoltResponse:
-    """Time one request until its ack (Bolt returns from `next_` once a listener acked).
-
-    Bolt gives each request its own plain `WebClient`; it becomes a counted one, which adds
-    behaviour and no state (cheaper and more faithful than copying its settings).
+async def counted(
+    req: AsyncBoltRequest, resp: BoltResponse, next_: Callable[[], Awaitable[None]]
+) -> BoltResponse:
+    """Bolt gives each request its own plain `AsyncWebClient`; it becomes a counted one,
+    which adds behaviour and no state (cheaper and more faithful than copying its settings).
     """
     client = req.context.client
-    if type(client) is WebClient:
+    if type(client) is AsyncWebClient:
         client.__class__ = CountedWebClient
-    started = time.perf_counter()
-    try:
-        return next_()
-    finally:
-        metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+    await next_()
+    return resp

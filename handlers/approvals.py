@@ -10,8 +10,8 @@ import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.sharing import commands
@@ -27,12 +27,12 @@ from handlers.clicks import clicked_request
 log = logging.getLogger(__name__)
 
 
-def register(app: App, services: Services) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     """Attach the button and modal listeners."""
 
     @app.action(APPROVE)
-    def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
+    async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
         clicker = body["user"]["id"]
         request = _clicked_request(services, body)
         decision = (
@@ -40,19 +40,21 @@ def register(app: App, services: Services) -> None:
             if request is not None
             else Decision(None, Refusal.UNKNOWN)
         )
-        _after(services, decision, clicker, respond)
+        await _after(services, decision, clicker, respond)
 
     @app.action(DENY)
-    def deny(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+    async def deny(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
         clicker = body["user"]["id"]
         request = _clicked_request(services, body)
         refusal = services.share.refusal(request, clicker, approving=False)
         if refusal is not None or request is None:
-            _after(services, Decision(request, refusal or Refusal.UNKNOWN), clicker, respond)
+            await _after(services, Decision(request, refusal or Refusal.UNKNOWN), clicker, respond)
             return
         card = services.messages.get(request.id)
-        client.views_open(
+        await client.views_open(
             trigger_id=body["trigger_id"],
             view=DenyModal.build(
                 request.id,
@@ -63,7 +65,7 @@ def register(app: App, services: Services) -> None:
         )
 
     @app.view(DenyModal.callback_id)
-    def deny_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def deny_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         clicker = body["user"]["id"]
         language = services.languages.known(clicker) or services.settings.BOT_DEFAULT_LANGUAGE
         try:
@@ -72,7 +74,7 @@ def register(app: App, services: Services) -> None:
             log.warning(
                 "deny modal with forged metadata", extra={"user": clicker, "error": str(error)}
             )
-            ack(
+            await ack(
                 response_action="errors",
                 errors={DenyModal.reason_block: say(language, "click_unknown")},
             )
@@ -82,23 +84,25 @@ def register(app: App, services: Services) -> None:
             reason = commands.reason([submitted.reason])
         except CommandError as error:
             log.info("deny reason refused", extra={"user": clicker, "problem": error.problem})
-            ack(response_action="errors", errors={DenyModal.reason_block: problem(language, error)})
+            await ack(
+                response_action="errors", errors={DenyModal.reason_block: problem(language, error)}
+            )
             return
         decision = services.share.decide(
             submitted.request_id, clicker, approve=False, reason=reason
         )
         if decision.refusal:
-            ack(
+            await ack(
                 response_action="errors",
                 errors={DenyModal.reason_block: _refusal_text(services, decision, language)},
             )
             return
-        ack()
+        await ack()
         services.wake()
 
     @app.action(REMIND)
-    def remind(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
+    async def remind(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
         clicker = body["user"]["id"]
         request = clicked_request(services, body, lambda told: told.waiting_ts, "waiting message")
         nudge = (
@@ -117,8 +121,10 @@ def register(app: App, services: Services) -> None:
                     "request": request and request.id,
                 },
             )
-        respond(
-            text=_nudge_text(services.languages.of(clicker), nudge, services.settings.timezone),
+        await respond(
+            text=_nudge_text(
+                await services.languages.of(clicker), nudge, services.settings.timezone
+            ),
             response_type="ephemeral",
             replace_original=False,
         )
@@ -144,11 +150,13 @@ def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest |
     return clicked_request(services, body, lambda told: told.card_ts, "card")
 
 
-def _after(services: Services, decision: Decision, clicker: str, respond: Respond) -> None:
+async def _after(
+    services: Services, decision: Decision, clicker: str, respond: AsyncRespond
+) -> None:
     if decision.refusal is None:
         services.wake()
         return
-    language = services.languages.of(clicker)
+    language = await services.languages.of(clicker)
     log.info(
         "click refused",
         extra={
@@ -157,7 +165,7 @@ def _after(services: Services, decision: Decision, clicker: str, respond: Respon
             "request": decision.request.id if decision.request else None,
         },
     )
-    respond(
+    await respond(
         text=_refusal_text(services, decision, language),
         response_type="ephemeral",
         replace_original=False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.services import Services
 from bot.sharing.errors import CommandError, NotAllowed
@@ -24,24 +24,24 @@ from handlers.clicks import clicked_request
 log = logging.getLogger(__name__)
 
 
-def register(app: App, services: Services) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     """Attach the reminder's button listeners."""
 
     @app.action(EXTEND)
-    def extend(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
+    async def extend(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
         clicker = body["user"]["id"]
-        language = services.languages.of(clicker)
+        language = await services.languages.of(clicker)
         request = _clicked_request(services, body)
         if request is None:
-            _refused(services, Ending(None, EndRefusal.UNKNOWN), clicker, language, respond)
+            await _refused(services, Ending(None, EndRefusal.UNKNOWN), clicker, language, respond)
             return
         try:
             ending = services.share.extend(
                 request.id, clicker, language=services.languages.known(clicker) or ""
             )
         except CommandError as error:  # the maximum was lowered since the share was asked
-            respond(
+            await respond(
                 text=messages.command_problem(language, error),
                 response_type="ephemeral",
                 replace_original=False,
@@ -49,23 +49,23 @@ def register(app: App, services: Services) -> None:
             return
         except NotAllowed:
             admins = services.announcer.admins(language)
-            respond(
+            await respond(
                 text=say(language, "not_allowed", admins=admins),
                 response_type="ephemeral",
                 replace_original=False,
             )
             return
         if ending.refusal is not None or ending.extension is None:
-            _refused(services, ending, clicker, language, respond)
+            await _refused(services, ending, clicker, language, respond)
             return
         services.wake()
         extension = ending.extension.request
-        services.announcer.reminder_answered(
+        await services.announcer.reminder_answered(
             request,
             _channel(body),
             say(language, "reminder_extended", by=clicker, extension=extension.id),
         )
-        respond(
+        await respond(
             text=say(
                 language,
                 "click_extending",
@@ -77,10 +77,10 @@ def register(app: App, services: Services) -> None:
         )
 
     @app.action(REMOVE_NOW)
-    def remove_now(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
+    async def remove_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
         clicker = body["user"]["id"]
-        language = services.languages.of(clicker)
+        language = await services.languages.of(clicker)
         request = _clicked_request(services, body)
         ending = (
             services.share.remove_now(request.id, clicker)
@@ -88,14 +88,14 @@ def register(app: App, services: Services) -> None:
             else Ending(None, EndRefusal.UNKNOWN)
         )
         if ending.refusal is not None or request is None:
-            _refused(services, ending, clicker, language, respond)
+            await _refused(services, ending, clicker, language, respond)
             return
         services.wake()
-        services.announcer.reminder_answered(
+        await services.announcer.reminder_answered(
             request, _channel(body), say(language, "reminder_removing", by=clicker)
         )
         name = services.members.name(request.member_id)
-        respond(
+        await respond(
             text=say(
                 language,
                 "click_removing",
@@ -116,8 +116,8 @@ def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest |
     return clicked_request(services, body, lambda told: told.reminder_ts, "reminder")
 
 
-def _refused(
-    services: Services, ending: Ending, clicker: str, language: str, respond: Respond
+async def _refused(
+    services: Services, ending: Ending, clicker: str, language: str, respond: AsyncRespond
 ) -> None:
     request = ending.request
     log.info(
@@ -141,4 +141,4 @@ def _refused(
         text = say(
             language, "click_share_over", id=request.id, state=state_word(language, request.state)
         )
-    respond(text=text, response_type="ephemeral", replace_original=False)
+    await respond(text=text, response_type="ephemeral", replace_original=False)

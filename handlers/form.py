@@ -13,9 +13,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.sharing.durations import choice_value
@@ -42,17 +42,17 @@ log = logging.getLogger(__name__)
 SHORTCUT = "share_image"
 
 
-def register(app: App, services: Services) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     """Attach the shortcut, the menus' options and the submission listeners."""
     # The image list as SQLite holds it: the menu never waits on the cloud.
     stored = Images(services.database)
 
     @app.shortcut(SHORTCUT)
-    def shortcut(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    async def shortcut(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
         user = body["user"]["id"]
         try:
-            open_form(services, stored, client, body["trigger_id"], user)
+            await open_form(services, stored, client, body["trigger_id"], user)
         except SlackApiError as error:
             # A global shortcut has no response_url: the log is the only place left.
             log.warning(
@@ -61,33 +61,35 @@ def register(app: App, services: Services) -> None:
             )
 
     @app.options(ShareForm.image_input)
-    def image_suggestions(ack: Ack, body: dict[str, Any]) -> None:
+    async def image_suggestions(ack: AsyncAck, body: dict[str, Any]) -> None:
         typed = str(body.get("value") or "").strip()
         if len(typed) > SEARCH_MAX:
-            ack(options=[])
+            await ack(options=[])
             return
         found = stored.search(typed, limit=OPTIONS_MAX)
         known = any(image.id == typed.lower() for image in found) or (
             len(typed) == 36 and stored.get(typed) is not None
         )
-        ack(options=image_options(_language(services, body), found, typed, typed_stored=known))
+        await ack(
+            options=image_options(_language(services, body), found, typed, typed_stored=known)
+        )
 
     @app.options(ShareForm.member_input)
-    def member_suggestions(ack: Ack, body: dict[str, Any]) -> None:
+    async def member_suggestions(ack: AsyncAck, body: dict[str, Any]) -> None:
         typed = str(body.get("value") or "")
         if len(typed.strip()) > SEARCH_MAX:
-            ack(options=[])
+            await ack(options=[])
             return
         language = _language(services, body)
-        ack(
+        await ack(
             options=member_options(
                 language, services.members.search(typed, limit=OPTIONS_MAX), typed
             )
         )
 
     @app.view(ShareForm.callback_id)
-    def submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit(services, ack, body, view)
+    async def submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await submit(services, ack, body, view)
 
 
 def _language(services: Services, body: dict[str, Any]) -> str:
@@ -95,10 +97,10 @@ def _language(services: Services, body: dict[str, Any]) -> str:
     return services.languages.known(user) or services.settings.BOT_DEFAULT_LANGUAGE
 
 
-def open_form(
+async def open_form(
     services: Services,
     stored: Images,
-    client: WebClient,
+    client: AsyncWebClient,
     trigger_id: str,
     user: str,
     channel: str = "",
@@ -123,17 +125,17 @@ def open_form(
     view = ShareForm.build(
         language, durations=values, default_duration=default, channel=channel, note=note
     )
-    client.views_open(trigger_id=trigger_id, view=view)
+    await client.views_open(trigger_id=trigger_id, view=view)
     log.info("share form opened", extra={"user": user, "channel": channel})
 
 
-def open_from_command(
-    services: Services, client: WebClient, command: dict[str, Any], respond: Respond
+async def open_from_command(
+    services: Services, client: AsyncWebClient, command: dict[str, Any], respond: AsyncRespond
 ) -> None:
     """After the command's ack: open the form, or say through response_url why not."""
     user = command["user_id"]
     try:
-        open_form(
+        await open_form(
             services,
             Images(services.database),
             client,
@@ -145,10 +147,12 @@ def open_from_command(
         code = str(error.response.get("error") or "error")
         log.warning("could not open the share form", extra={"user": user, "error": code})
         language = services.languages.known(user) or services.settings.BOT_DEFAULT_LANGUAGE
-        respond(text=say(language, "form_open_failed", error=code), response_type="ephemeral")
+        await respond(text=say(language, "form_open_failed", error=code), response_type="ephemeral")
 
 
-def submit(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+async def submit(
+    services: Services, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+) -> None:
     """Read the submission with the command's rules and ask as the command does."""
     user = body["user"]["id"]
     language = _language(services, body)
@@ -157,7 +161,7 @@ def submit(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, A
         asked = read_share(form.fields, services.settings.share_durations)
     except FieldsInvalid as error:
         log.info("form refused", extra={"user": user, "problem": str(error)})
-        ack(response_action="errors", errors=field_errors(language, error.problems))
+        await ack(response_action="errors", errors=field_errors(language, error.problems))
         return
     team = (body.get("team") or {}).get("id") or body["user"].get("team_id") or ""
     try:
@@ -172,28 +176,28 @@ def submit(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, A
         )
     except CommandError as error:  # a rule of the settings, such as the longest share
         log.info("form refused by the settings", extra={"user": user, "problem": error.problem})
-        ack(
+        await ack(
             response_action="errors",
             errors={ShareForm.duration_block: problem_text(language, error)},
         )
         return
     except NotAllowed as error:
         log.info("refused", extra={"user": user, "what": error.what})
-        ack(
+        await ack(
             response_action="errors",
             errors={ShareForm.image_block: say(language, "form_not_allowed")},
         )
         return
     except StorageError as error:
         log.error("database failed on the form", extra={"user": user, "error": str(error)})
-        ack(
+        await ack(
             response_action="errors", errors={ShareForm.image_block: say(language, "error_storage")}
         )
         return
     request = recorded.request
     if not recorded.created:
         log.info("duplicate request", extra=request.log_fields())
-        ack(
+        await ack(
             response_action="errors",
             errors={
                 ShareForm.image_block: " ".join(
@@ -216,5 +220,5 @@ def submit(services: Services, ack: Ack, body: dict[str, Any], view: dict[str, A
         "request recorded",
         extra={**request.log_fields(), "via": "form", "duration": str(asked.duration or "")},
     )
-    ack()
+    await ack()
     services.wake()

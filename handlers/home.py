@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App
-from slack_sdk import WebClient
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.slack.views import HOME_MINE_SHOWN, HOME_WAITING_SHOWN, home, permalink
 
 
-def register(app: App, services: Services) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     """Attach the Home tab listener."""
 
     @app.event("app_home_opened")
-    def home_opened(event: dict[str, Any], client: WebClient) -> None:
+    async def home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         user = event["user"]
-        language = services.languages.of(user)
+        language = await services.languages.of(user)
         facts = services.share.home(user, mine=HOME_MINE_SHOWN, waiting=HOME_WAITING_SHOWN)
         cards = {}
         for request in facts.waiting or []:  # links only for the requests the tab shows
@@ -28,7 +28,7 @@ def register(app: App, services: Services) -> None:
         named = services.images.known_many(
             r.image_id for r in [*facts.mine, *(facts.waiting or [])]
         )
-        client.views_publish(
+        await client.views_publish(
             user_id=user,
             view=home(
                 language,

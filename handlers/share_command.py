@@ -10,8 +10,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.scp.errors import CloudError
@@ -28,20 +28,22 @@ from storage.errors import StorageError
 log = logging.getLogger(__name__)
 
 
-def register(app: App, services: Services) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     """Attach the slash command listener."""
 
     @app.command("/share-image")
-    def share_image(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        handle(services, ack, command, respond, client)
+    async def share_image(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await handle(services, ack, command, respond, client)
 
 
-def handle(
+async def handle(
     services: Services,
-    ack: Ack,
+    ack: AsyncAck,
     command: dict[str, Any],
-    respond: Respond,
-    client: WebClient | None = None,
+    respond: AsyncRespond,
+    client: AsyncWebClient | None = None,
 ) -> None:
     """Answer one `/share-image` command, and count it once by kind and outcome."""
     text = command.get("text") or ""
@@ -49,18 +51,18 @@ def handle(
     kind = words[0].lower() if words and words[0].lower() in metrics.COMMAND_KINDS else "share"
     outcome = "error"
     try:
-        outcome = _answer(services, ack, command, respond, text, client)
+        outcome = await _answer(services, ack, command, respond, text, client)
     finally:
         metrics.COMMANDS.labels(kind=kind, outcome=outcome).inc()
 
 
-def _answer(
+async def _answer(
     services: Services,
-    ack: Ack,
+    ack: AsyncAck,
     command: dict[str, Any],
-    respond: Respond,
+    respond: AsyncRespond,
     text: str,
-    client: WebClient | None,
+    client: AsyncWebClient | None,
 ) -> str:
     user = command["user_id"]
     # No network before the ack: a user the bot does not know yet gets the default
@@ -71,47 +73,47 @@ def _answer(
         parsed = commands.parse(text, zone=services.settings.timezone)
     except CommandError as error:
         log.info("bad command", extra={"user": user, "problem": error.problem})
-        ack(response_type="ephemeral", text=messages.command_problem(language, error))
+        await ack(response_type="ephemeral", text=messages.command_problem(language, error))
         return "invalid"
     if isinstance(parsed, commands.Form) and client is not None:
         # The ack first (Slack's 3 seconds), then the form within the trigger's 3 seconds.
-        ack(response_type="ephemeral", text=say(language, "form_opening"))
-        form.open_from_command(services, client, command, respond)
+        await ack(response_type="ephemeral", text=say(language, "form_opening"))
+        await form.open_from_command(services, client, command, respond)
         return "form"
     try:
-        return _dispatch(services, ack, respond, command, parsed, language, known)
+        return await _dispatch(services, ack, respond, command, parsed, language, known)
     except CommandError as error:  # a rule of the settings, or a user Slack does not know
         log.info("command refused", extra={"user": user, "problem": error.problem})
-        ack(response_type="ephemeral", text=messages.problem(language, error))
+        await ack(response_type="ephemeral", text=messages.problem(language, error))
         return "refused"
     except LastAdmin as error:
         log.info("refused to revoke the last admin", extra={"user": user, "admin": error.user_id})
-        ack(response_type="ephemeral", text=say(language, "last_admin", user=error.user_id))
+        await ack(response_type="ephemeral", text=say(language, "last_admin", user=error.user_id))
         return "refused"
     except NotAdmin as error:
         log.info("refused an admin command", extra={"user": user, "what": error.what})
-        ack(
+        await ack(
             response_type="ephemeral",
             text=say(language, "admin_only", admins=services.announcer.admins(language)),
         )
         return "refused"
     except NotAllowed as error:
         log.info("refused", extra={"user": user, "what": error.what})
-        ack(
+        await ack(
             response_type="ephemeral",
             text=say(language, "not_allowed", admins=services.announcer.admins(language)),
         )
         return "refused"
     except StorageError as error:
         log.error("database failed on command", extra={"user": user, "error": str(error)})
-        ack(response_type="ephemeral", text=say(language, "error_storage"))
+        await ack(response_type="ephemeral", text=say(language, "error_storage"))
         return "error"
 
 
-def _dispatch(
+async def _dispatch(
     services: Services,
-    ack: Ack,
-    respond: Respond,
+    ack: AsyncAck,
+    respond: AsyncRespond,
     command: dict[str, Any],
     parsed: commands.Command,
     language: str,
@@ -120,10 +122,10 @@ def _dispatch(
     """Answer a parsed command; its outcome for the metrics."""
     user = command["user_id"]
     if isinstance(parsed, commands.Help | commands.Form):
-        ack(response_type="ephemeral", text=messages.usage(language))
+        await ack(response_type="ephemeral", text=messages.usage(language))
     elif isinstance(parsed, commands.Share):
         text, outcome = _ask(services, command, parsed, language, known)
-        ack(response_type="ephemeral", text=text)
+        await ack(response_type="ephemeral", text=text)
         return outcome
     elif isinstance(parsed, commands.Status):
         mine = services.requests.for_user(user)
@@ -131,13 +133,13 @@ def _dispatch(
         text, blocks = views.status_listing(
             language, mine, services.database.now(), images, services.settings.timezone
         )
-        ack(response_type="ephemeral", text=text, blocks=blocks)
+        await ack(response_type="ephemeral", text=text, blocks=blocks)
     elif isinstance(parsed, commands.ListMembers):
-        _list(services, ack, respond, user, parsed.image_id, language)
+        await _list(services, ack, respond, user, parsed.image_id, language)
     else:
-        result = services.admin.dispatch(parsed, by=user, now=services.database.now())
+        result = await services.admin.dispatch(parsed, by=user, now=services.database.now())
         answer, listed = views.admin_answer(language, result, services.settings.timezone)
-        ack(response_type="ephemeral", text=answer, blocks=listed)
+        await ack(response_type="ephemeral", text=answer, blocks=listed)
     return "answered"
 
 
@@ -235,25 +237,30 @@ def _listed_outside(services: Services, image_id: str, member_id: str) -> bool:
     return listed is not None and listed.outside and listed.gone_at is None
 
 
-def _list(
-    services: Services, ack: Ack, respond: Respond, user: str, image_id: str, language: str
+async def _list(
+    services: Services,
+    ack: AsyncAck,
+    respond: AsyncRespond,
+    user: str,
+    image_id: str,
+    language: str,
 ) -> None:
     # Ack first: the cloud API may take seconds. The answer follows via response_url.
-    ack()
+    await ack()
     services.after_ack(lambda: _list_reply(services, respond, user, image_id, language))
 
 
-def _list_reply(
-    services: Services, respond: Respond, user: str, image_id: str, language: str
+async def _list_reply(
+    services: Services, respond: AsyncRespond, user: str, image_id: str, language: str
 ) -> None:
     try:
-        found = services.share.list_members(user, image_id, language=language)
+        found = await services.share.list_members(user, image_id, language=language)
     except NotAllowed:
-        respond(text=say(language, "not_allowed", admins=services.announcer.admins(language)))
+        await respond(text=say(language, "not_allowed", admins=services.announcer.admins(language)))
         return
     except CloudError as error:
         log.warning("list failed", extra={"user": user, "image": image_id, "error": str(error)})
-        respond(
+        await respond(
             text=messages.outcome_error(
                 language,
                 error.kind,
@@ -280,4 +287,4 @@ def _list_reply(
     text, blocks = views.member_listing(
         language, image_id, found, names, removals, known, services.settings.timezone, shares=shares
     )
-    respond(text=text, blocks=blocks)
+    await respond(text=text, blocks=blocks)

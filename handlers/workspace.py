@@ -8,11 +8,11 @@ are per workspace, so none of these is obeyed: the sender is told, and nothing c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt import Ack, App, BoltResponse
-from slack_bolt.context import BoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.response import BoltResponse
 
 from bot.services import Services
 from bot.slack.texts import say
@@ -31,18 +31,22 @@ def team_of(body: dict[str, Any]) -> str:
     return str(body.get("team_id") or "")
 
 
-def register(app: App, services: Services) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     """Attach the workspace check in front of every listener."""
 
     @app.middleware
-    def only_our_workspace(
-        body: dict[str, Any], context: BoltContext, ack: Ack, next: Callable[[], None]
-    ) -> BoltResponse | None:
+    async def only_our_workspace(
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        ack: AsyncAck,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[None]],
+    ) -> BoltResponse:
         ours = services.team_id
         theirs = team_of(body)
         if not ours or theirs == ours:
-            next()
-            return None
+            await next()
+            return resp
         log.warning(
             "refused a request from another workspace",
             extra={"team": theirs, "ours": ours, "kind": body.get("type") or body.get("command")},
@@ -50,14 +54,16 @@ def register(app: App, services: Services) -> None:
         # A middleware that does not call next() answers Slack with what it returns.
         text = say(services.settings.BOT_DEFAULT_LANGUAGE, "other_workspace")
         if body.get("command"):
-            return ack(response_type="ephemeral", text=text)
+            return await ack(response_type="ephemeral", text=text)
         if body.get("type") == "view_submission":
             field = next_input((body.get("view") or {}).get("blocks") or [])
-            return ack(response_action="errors", errors={field: text}) if field else ack()
+            if field:
+                return await ack(response_action="errors", errors={field: text})
+            return await ack()
         if body.get("type") == "block_actions" and context.respond is not None:
-            context.respond(text=text, response_type="ephemeral", replace_original=False)
+            await context.respond(text=text, response_type="ephemeral", replace_original=False)
         # An event (the Home tab) is only acknowledged: the bot shows nothing elsewhere.
-        return ack()
+        return await ack()
 
 
 def next_input(blocks: list[Any]) -> str:

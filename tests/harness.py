@@ -1,29 +1,31 @@
 """A running bot for tests: the real app over HTTP on 127.0.0.1, a fake Slack, the sandbox.
 
-`BotHarness` wires the production pieces together exactly as `python -m bot` does,
-except that the worker runs as a thread of the test process (so a test can stop
-and restart it) and the clock can be moved forward.
+`BotHarness` wires the production pieces together exactly as `python -m bot` does: ONE
+event loop (in a background thread of the test process) hosts the aiohttp server and the
+worker's tasks. `h.call(coro)` runs a coroutine on that loop and returns its result; the
+test thread still reads SQLite directly. The worker can be stopped and started again, and
+the clock moved forward.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import Any, TypeVar
 
 import httpx
 
 from bot.app import create_app
 from bot.scp import RetryPolicy
 from bot.scp.sandbox import Record, Sandbox
-from bot.server import WebApp
-from bot.services import Services, build_services, make_cloud_client
+from bot.server import Listening, make_web_app
+from bot.services import Services, build_services, make_cloud_client, make_worker
 from bot.settings import Settings, load_settings
 from bot.sharing.request import RequestState, ShareRequest
-from bot.sharing.worker import Worker
 from storage import Database, Role, SlackData
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 
@@ -57,14 +59,7 @@ class Clock:
         self.offset += timedelta(**delta)
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    request_queue_size = 256
+T = TypeVar("T")
 
 
 def settings_for(slack: FakeSlack, sandbox_url: str, tmp_path: Any, **overrides: Any) -> Settings:
@@ -96,75 +91,73 @@ class BotHarness:
     timeout: httpx.Timeout | None = None
 
     def __post_init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(
+            target=self.loop.run_forever, name="bot-loop", daemon=True
+        )
+        self._loop_thread.start()
         self.database = Database(self.settings.DATABASE_PATH, clock=self.clock)
         self.services: Services = build_services(
             self.settings,
             database=self.database,
             cloud=make_cloud_client(self.settings, retry=self.retry, timeout=self.timeout),
         )
-        self.app = create_app(self.services)
-        self._server = make_server(
-            "127.0.0.1",
-            0,
-            WebApp(self.app, self.database, signing_secret=SIGNING_SECRET),
-            server_class=_ThreadingWSGIServer,
-            handler_class=_Quiet,
-        )
-        self._server_thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._server_thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self.app = self.call(create_app(self.services))
+        self._listening = Listening(make_web_app(self.app, self.database, self.settings))
+        port = self.call(self._listening.start(0, "127.0.0.1"))
+        self.url = f"http://127.0.0.1:{port}"
         self.sender = SlackSender(f"{self.url}/slack/events", SIGNING_SECRET, fake=self.slack)
-        self._worker_stop: threading.Event | None = None
-        self._worker_thread: threading.Thread | None = None
+        self._worker_stop: asyncio.Event | None = None
+        self._worker_run: concurrent.futures.Future[Any] | None = None
+        # What ended the last worker, when it did not simply stop (tests make it die).
+        self.worker_failure: BaseException | None = None
         self.start_worker()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run `coro` on the bot's event loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start_worker(self) -> None:
-        """Start the worker thread (as `python -m bot worker` would)."""
-        self.worker = Worker(
-            requests=self.services.requests,
-            service=self.services.share,
-            announcer=self.services.announcer,
-            languages=self.services.languages,
-            threads=16,
-            poll_interval=0.02,
-            images=self.services.images,
-            image_refresh=timedelta(seconds=self.settings.IMAGE_LIST_REFRESH_SECONDS),
-            reconciler=self.services.reconciler,
-            rota=self.services.rota_keeper,
-            rota_refresh=timedelta(seconds=self.settings.ONCALL_REFRESH_SECONDS),
-        )
-        self.services.wake = self.worker.wake
-        self._worker_stop = threading.Event()
-        self._worker_thread = threading.Thread(
-            target=self.worker.run, args=(self._worker_stop,), daemon=True
-        )
-        self._worker_thread.start()
+        """Start the worker's tasks on the bot's loop (as `python -m bot` does)."""
+        self.worker = make_worker(self.services, at_once=16, poll_interval=0.02)
+        stop = self._worker_stop = asyncio.Event()
+        self._worker_run = asyncio.run_coroutine_threadsafe(self.worker.run(stop), self.loop)
         # The first image-list refresh goes before anything a test does, so that a fault a
         # test injects meets the request it is meant for.
-        assert self.worker.images_tried.wait(10), "the first image-list refresh never ended"
-        assert self.worker.rota_tried.wait(10), "the first read of the on-call rotas never ended"
+        tried = (self.worker.images_tried, "the first image-list refresh never ended")
+        read = (self.worker.rota_tried, "the first read of the on-call rotas never ended")
+        for event, problem in (tried, read):
+            try:
+                self.call(asyncio.wait_for(event.wait(), 10))
+            except TimeoutError:
+                raise AssertionError(problem) from None
 
     def stop_worker(self) -> None:
-        """Stop the worker thread and wait for it."""
-        if self._worker_stop is not None and self._worker_thread is not None:
-            self._worker_stop.set()
-            self.worker.wake()
-            self._worker_thread.join(10)
-            self._worker_stop = None
+        """Stop the worker's tasks and wait for them."""
+        stop, run = self._worker_stop, self._worker_run
+        if stop is not None and run is not None:
+            self.loop.call_soon_threadsafe(stop.set)
+            self.loop.call_soon_threadsafe(self.worker.wake)
+            try:
+                run.result(10)
+            except Exception as error:  # a worker a test made die: kept for it to look at
+                self.worker_failure = error
+            self._worker_stop = self._worker_run = None
         self.services.wake = lambda: None
 
     def close(self) -> None:
-        """Stop everything."""
-        self.stop_worker()
-        self._server.shutdown()
-        self._server.server_close()
-        self._server_thread.join(5)
-        self.sender.close()
-        self.services.close()
+        """Stop everything: the worker, the server, the clients, the loop."""
+        try:
+            self.stop_worker()
+            self.call(self._listening.stop(1.0))
+            self.sender.close()
+            self.call(self.services.aclose())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._loop_thread.join(5)
+            self.loop.close()
 
     # -- acting as Slack ----------------------------------------------------------------
 

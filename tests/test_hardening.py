@@ -9,11 +9,7 @@ import json
 import logging
 import os
 import socket
-import subprocess
-import sys
-import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -157,93 +153,52 @@ def test_a_body_just_over_the_bound_is_413_and_one_at_it_is_judged_on_its_signat
     assert post(bot, b"a" * MAX_BODY, signed=False).status_code == 401
 
 
-# -- through gunicorn, as in production -------------------------------------------------
+# -- slow clients, against the whole bot ------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _slow(bot: BotHarness, data: bytes) -> socket.socket:
+    host, port = bot.url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=10)
+    conn.sendall(data)
+    return conn
 
 
-@pytest.fixture
-def gunicorn_app(tmp_path: Path) -> Iterator[str]:
-    """The real WebApp served by gunicorn (as `python -m bot` does), with a bare Bolt app."""
-    port = _free_port()
-    code = textwrap.dedent(
-        f"""
-        from slack_bolt import App
-        from slack_bolt.authorization import AuthorizeResult
-        from bot.server import WebApp
-        from bot.supervisor import serve
-        from storage import Database
-
-        def authorize(**_):  # no Slack to ask: a fixed installation
-            return AuthorizeResult(enterprise_id=None, team_id="T1", bot_token="xoxb-x",
-                                   bot_user_id="UB", bot_id="B")
-
-        def make():
-            app = App(signing_secret={SIGNING_SECRET!r}, authorize=authorize)
-            app.command("/share-image")(lambda ack: ack("usage"))
-            return WebApp(app, Database({str(tmp_path / "g.db")!r}),
-                          signing_secret={SIGNING_SECRET!r})
-
-        serve({port}, threads=4, app="__main__:make()")
-        """
-    )
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent)
-    url = f"http://127.0.0.1:{port}"
+def _until_closed(conn: socket.socket) -> tuple[bytes, float]:
+    received, started = b"", time.monotonic()
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("gunicorn did not come up")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(15)
+        while chunk := conn.recv(4096):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received, time.monotonic() - started
 
 
-def test_through_gunicorn_a_huge_body_costs_no_memory_and_a_slow_one_is_dropped(
-    gunicorn_app: str,
+def test_slow_clients_are_cut_while_a_share_goes_through_at_once(
+    make_bot: Any, sandbox: Sandbox
 ) -> None:
-    host, port = gunicorn_app.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as conn:
-        conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 300000000\r\n\r\n")
-        assert conn.recv(200).startswith(b"HTTP/1.1 413")
-    with socket.create_connection((host, int(port)), timeout=30) as conn:
-        conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+    bot = make_bot(HTTP_HEADER_TIMEOUT_SECONDS=1, HTTP_BODY_TIMEOUT_SECONDS=1)
+    bot.grant("U1", Role.SHARER)
+    bot.services.members.add(MEMBER, "QA", by="test")
+    heads = [_slow(bot, b"POST /slack/events HTTP/1.1\r\nHost: x\r\nX-") for _ in range(5)]
+    bodies = [
+        _slow(bot, b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\nab")
+        for _ in range(5)
+    ]
+    try:
         started = time.monotonic()
-        answer = conn.recv(200)
-        waited = time.monotonic() - started
-    assert answer.startswith(b"HTTP/1.1 408"), answer
-    assert 5 < waited < 20  # BODY_SECONDS, not forever
-    assert httpx.get(f"{gunicorn_app}/healthz", timeout=2).status_code == 200
-
-    # A signed request goes through to Bolt, answered with a length, not chunked.
-    body = b"command=%2Fshare-image&user_id=U1&channel_id=C1&team_id=T1&text=help"
-    stamp = str(int(time.time()))
-    digest = hmac.new(
-        SIGNING_SECRET.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256
-    ).hexdigest()
-    answer = httpx.post(
-        f"{gunicorn_app}/slack/events",
-        content=body,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": f"v0={digest}",
-        },
-        timeout=5,
-    )
-    assert (answer.status_code, answer.text) == (200, "usage")
-    assert answer.headers["content-length"] == str(len(answer.content))
-    assert "chunked" not in answer.headers.get("transfer-encoding", "")
+        text = bot.ack_text(f"{IMAGE} {MEMBER}")
+        assert time.monotonic() - started < 1.0
+        assert text.startswith(f"On it: sharing image `{IMAGE}`")
+        bot.wait_state("pending")
+        assert [r.member_id for r in member_calls(sandbox) if r.method == "POST"] == [MEMBER]
+        for conn in heads:
+            assert _until_closed(conn)[0] == b""
+        for conn in bodies:
+            received, waited = _until_closed(conn)
+            assert received.startswith(b"HTTP/1.1 408") and waited < 3, received
+    finally:
+        for conn in heads + bodies:
+            conn.close()
 
 
 # -- the database --------------------------------------------------------------------------

@@ -643,7 +643,7 @@ def test_no_secret_reaches_a_log_line_a_slack_message_or_a_stored_row(
     # The capture worked: the bot's outcome lines, and the libraries' DEBUG chatter.
     # Two shares, a denial, the 503 and the 401: one outcome line each.
     assert sum(line["message"] == "share outcome" for line in lines) == 5
-    assert {"slack_sdk.web.base_client", "httpcore.connection"} <= loggers
+    assert {"slack_sdk.web.async_base_client", "httpcore.connection"} <= loggers
     assert any(line["level"] == "debug" for line in lines)
     assert len(member_calls(sandbox)) == 7
     assert len(sandbox.signatures) == len(member_calls(sandbox)) + len(image_reads(sandbox))

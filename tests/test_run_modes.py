@@ -2,12 +2,12 @@
 
 The bot runs as an operator starts it (a subprocess, settings in its environment);
 the fake Slack and the cloud sandbox run in the test process. Each test looks at what
-Slack and the cloud saw, and at how the process tree ends on SIGTERM.
+Slack and the cloud saw, at the metrics it exports, and at the process tree: ONE Python
+process, which ends on SIGTERM, and starts again after SIGKILL.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -23,10 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from bot.metrics import cloud_operation
 from bot.scp.models import ApiVersion
 from bot.scp.sandbox import Sandbox
-from tests.fakes.slack import FakeSlack, SlackSender
+from tests.fakes.slack import Call, FakeSlack, SlackSender
 from tests.harness import (
     ACCESS_KEY,
     IMAGE,
@@ -39,8 +41,11 @@ from tests.harness import (
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30.0
-# A real-looking Slack user id: the CLI (rightly) refuses ids as short as the harness's "U1".
+# Real-looking Slack user ids: the CLI (rightly) refuses ids as short as the harness's "U1".
 SHARER = "U01SHARER"
+ASKER = "U01ASKER1"  # a requester: an approver decides
+APPROVER = "U01APPROV"
+OTHER_MEMBER = "0123456789abcdef0123456789abcdef"
 
 
 def free_port() -> int:
@@ -149,25 +154,22 @@ def bot_env(slack: FakeSlack, sandbox: Sandbox, tmp_path: Path) -> dict[str, str
         "DATABASE_PATH": str(tmp_path / "bot.db"),
         "PORT": str(free_port()),
         "SHARE_UNKNOWN_MEMBERS": "direct",
+        "SHARE_APPROVAL_CHANNEL": "CAPPROVE",
     }
 
 
 @pytest.fixture
 def start_bot(bot_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., BotProcess]]:
-    """Start `python -m bot` (after granting SHARER); every process is gone after the test."""
+    """Start `python -m bot` (after granting SHARER, ASKER and APPROVER their roles, the
+    first time); every process is gone after the test."""
     started: list[BotProcess] = []
 
     def start(*args: str, **env: str) -> BotProcess:
         environment = bot_env | env
-        granted = subprocess.run(
-            [sys.executable, "-m", "bot", "grant", SHARER, "sharer"],
-            cwd=tmp_path,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert granted.returncode == 0, granted
+        if not started:
+            for user, role in ((SHARER, "sharer"), (ASKER, "requester"), (APPROVER, "approver")):
+                granted = run_once(environment, tmp_path, "grant", user, role)
+                assert granted.returncode == 0, granted
         name = f"bot-{len(started) + 1}"
         stdout, stderr = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
         with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -200,43 +202,105 @@ def start_bot(bot_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[...,
             bot.process.wait(10)
 
 
-def assert_stops_cleanly(bot: BotProcess) -> None:
-    """SIGTERM ends the bot with status 0, and no process of its tree is left over."""
+def assert_one_process(bot: BotProcess) -> None:
+    """`python -m bot` is one Python process: no child at all (no replica is set)."""
+    assert command_line(bot.pid)[1:3] == ["-m", "bot"], command_line(bot.pid)
     children = children_of(bot.pid)
-    assert any(command_line(pid)[-1:] == ["worker"] for pid in children), (
-        children,
-        [command_line(pid) for pid in children],
-    )
+    assert children == [], [command_line(pid) for pid in children]
 
+
+def assert_stops_cleanly(bot: BotProcess) -> None:
+    """SIGTERM ends the bot with status 0 within a platform's grace, nothing left over."""
+    assert_one_process(bot)
     asked = time.monotonic()
     assert bot.terminate_and_wait() == 0, bot.output()
     took = time.monotonic() - asked
-
-    # Well inside gunicorn's 10 s graceful timeout: nothing hung on the way out.
+    # Well inside a platform's usual 10 s: nothing hung on the way out.
     assert took < 8, f"SIGTERM took {took:.1f}s\n{bot.output()}"
-    # The worker was stopped on purpose, not "crashed" and started again during shutdown.
     messages = [str(entry.get("message")) for entry in bot.log_lines()]
-    assert "worker stopped, starting it again" not in messages, bot.output()
-    assert messages.count("worker started") == 1, messages
-    deadline = time.monotonic() + 10
-    while process_group_alive(bot.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = [pid for pid in children if Path(f"/proc/{pid}").exists()]
-    assert not process_group_alive(bot.pid), f"left over: {[command_line(p) for p in left]}"
+    assert messages.count("worker started") <= 1, messages
+    assert messages[-1:] == ["stopped"], messages
+    assert _group_ends(bot.pid), "a process of the bot outlived it"
     assert "Traceback" not in bot.output(), bot.output()
+
+
+def parent_in(slack: FakeSlack, channel: str, nth: int = 0) -> Call:
+    """The `nth` message the bot posted in `channel` outside a thread."""
+    return slack.wait_for(
+        lambda: (
+            [c for c in slack.messages(channel) if not c.args.get("thread_ts")][nth:] or [None]
+        )[0],
+        timeout=15,
+        what=f"parent message {nth} in {channel}",
+    )
+
+
+def replies(slack: FakeSlack, parent: Call, count: int) -> list[str]:
+    """The first `count` replies in the parent's thread, once there are that many."""
+    assert parent.ts is not None
+    ts = parent.ts
+    slack.wait_for(lambda: len(slack.thread(ts)) >= count, timeout=15, what=f"{count} replies")
+    return [str(c.args.get("text", "")) for c in slack.thread(ts)]
 
 
 def wait_thread_reply(slack: FakeSlack) -> tuple[str, str]:
     """The parent message in C1 and the first reply in its thread."""
-    parent = slack.wait_for(
-        lambda: next((c for c in slack.messages("C1") if not c.args.get("thread_ts")), None),
-        timeout=15,
-        what="the parent message in C1",
-    )
-    assert parent.ts is not None
-    ts = parent.ts
-    reply = slack.wait_for(lambda: slack.thread(ts), timeout=15, what="a reply in the thread")[0]
-    return str(parent.args.get("text", "")), str(reply.args.get("text", ""))
+    parent = parent_in(slack, "C1")
+    return str(parent.args.get("text", "")), replies(slack, parent, 1)[0]
+
+
+Figures = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Figures:
+    """`GET /metrics`, parsed with prometheus-client's own parser: every sample by name and
+    labels."""
+    answer = httpx.get(url, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def deltas(before: Figures, after: Figures, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """How each series of `name` moved (series that did not move left out)."""
+    moved = {}
+    for (sample, labels), value in after.items():
+        if sample == name and value != before.get((sample, labels), 0.0):
+            moved[labels] = value - before.get((sample, labels), 0.0)
+    return moved
+
+
+def settled(sandbox: Sandbox, slack: FakeSlack) -> tuple[int, int]:
+    """Wait until the bot has been quiet towards the cloud and Slack for half a second: the
+    marks from which a test counts what it caused."""
+    last = (-1, -1)
+    while True:
+        now = (len(sandbox.records), len(slack.calls()))
+        if now == last and all(r.status is not None for r in sandbox.records):
+            return now
+        last = now
+        time.sleep(0.5)
+
+
+def cloud_since(sandbox: Sandbox, mark: int) -> dict[tuple[tuple[str, str], ...], float]:
+    """The cloud requests the sandbox answered since `mark`, as the metric labels them."""
+    counted: dict[tuple[tuple[str, str], ...], float] = {}
+    for record in sandbox.records[mark:]:
+        if record.status is None:
+            continue
+        key = (
+            ("operation", cloud_operation(record.method, record.path)),
+            ("status", str(record.status)),
+        )
+        counted[key] = counted.get(key, 0.0) + 1
+    return counted
+
+
+def slack_since(slack: FakeSlack, mark: int, method: str) -> float:
+    return float(len([c for c in slack.calls()[mark:] if c.method == method and c.ok]))
 
 
 def version_line(bot: BotProcess) -> dict[str, Any]:
@@ -280,46 +344,140 @@ def assert_no_secrets(bot: BotProcess) -> None:
         assert secret not in printed
 
 
-# -- HTTP mode ----------------------------------------------------------------------------
+# -- a share, an approval and a removal, in both modes ----------------------------------------
 
 
-def test_http_mode_serves_a_signed_command_and_stops_on_sigterm(
+class Slack:
+    """How a test acts as Slack towards the bot: over HTTP, or through the Socket Mode
+    connection; either way, what the ack said."""
+
+    def __init__(self, slack: FakeSlack, url: str | None) -> None:
+        self.fake = slack
+        self.url = url
+        self.sender = SlackSender(
+            f"{url or 'http://127.0.0.1:9'}/slack/events", SIGNING_SECRET, fake=slack
+        )
+
+    def command(self, text: str, *, user: str, channel: str) -> dict[str, Any]:
+        if self.url is not None:
+            response = self.sender.command(text, user_id=user, channel_id=channel)
+            assert response.status_code == 200, response.text
+            return dict(response.json()) if response.content else {}
+        payload = self.sender.command_payload(
+            text, fake=self.fake, user_id=user, channel_id=channel
+        )
+        return dict(
+            self.fake.socket_send("slash_commands", payload, timeout=10).get("payload") or {}
+        )
+
+    def click(self, message: Call, action: str, *, user: str) -> None:
+        if self.url is not None:
+            assert self.sender.click(message, action, user_id=user).status_code == 200
+            return
+        payload = self.sender.click_payload(message, action, user_id=user, fake=self.fake)
+        self.fake.socket_send("interactive", payload, timeout=10)
+
+    def close(self) -> None:
+        self.sender.close()
+
+
+def share_approve_remove(slack: Slack, sandbox: Sandbox) -> None:
+    """A direct share, a share an approver approves, and a removal, each seen through to the
+    cloud and to its thread."""
+    ack = slack.command(f"{IMAGE} {MEMBER} nightly build", user=SHARER, channel="C1")
+    assert ack["text"].startswith(f"On it: sharing image `{IMAGE}` with `{MEMBER}`")
+    shared = parent_in(slack.fake, "C1")
+    assert str(shared.args["text"]).startswith(
+        f"<@{SHARER}> asked to share image `{IMAGE}` with `{MEMBER}`"
+    )
+    assert replies(slack.fake, shared, 1)[0].startswith(
+        f"Shared: `{MEMBER}` can use the image now. It is *pending*"
+    )
+
+    ack = slack.command(f"{IMAGE} {OTHER_MEMBER} QA run", user=ASKER, channel="C2")
+    assert ack["text"].startswith("This needs an approver's OK"), ack
+    card = parent_in(slack.fake, "CAPPROVE")
+    asked = parent_in(slack.fake, "C2")
+    # The asker is told once the card is posted and recorded: a click is about it from then.
+    assert replies(slack.fake, asked, 1)[0].startswith("This needs approval")
+    assert [m.member_id for m in sandbox.members(IMAGE)] == [MEMBER]  # nothing before approval
+    slack.click(card, "approve", user=APPROVER)
+    thread = replies(slack.fake, asked, 3)
+    assert thread[1] == f"Approved by <@{APPROVER}>. Working on it now."
+    assert thread[2].startswith(f"Shared: `{OTHER_MEMBER}` can use the image now.")
+
+    ack = slack.command(f"unshare {IMAGE} {MEMBER}", user=SHARER, channel="C1")
+    assert ack.get("response_type") == "ephemeral", ack
+    removed = parent_in(slack.fake, "C1", 1)
+    replies(slack.fake, removed, 1)
+    assert [m.member_id for m in sandbox.members(IMAGE)] == [OTHER_MEMBER]
+    assert sorted(r.member_id or "" for r in adds(sandbox)) == sorted([MEMBER, OTHER_MEMBER])
+    assert [r.member_id for r in sandbox.records if r.method == "DELETE"] == [MEMBER]
+
+
+def assert_counted(
+    before: Figures,
+    after: Figures,
+    sandbox: Sandbox,
+    slack: FakeSlack,
+    marks: tuple[int, int],
+    requests: int,
+) -> None:
+    """The figures moved by exactly what the sandbox and the fake Slack saw."""
+    assert deltas(before, after, "share_image_commands_total") == {
+        (("kind", "share"), ("outcome", "queued")): 1,
+        (("kind", "share"), ("outcome", "approval")): 1,
+        (("kind", "unshare"), ("outcome", "queued")): 1,
+    }
+    assert deltas(before, after, "share_image_ack_seconds_count") == {(): requests}
+    assert deltas(before, after, "share_image_cloud_requests_total") == cloud_since(
+        sandbox, marks[0]
+    )
+    for method in ("chat.postMessage", "chat.update"):
+        labels = (("error", "ok"), ("method", method))
+        moved = deltas(before, after, "share_image_slack_calls_total").get(labels, 0.0)
+        assert moved == slack_since(slack, marks[1], method), method
+    assert deltas(before, after, "share_image_events_refused_total") == {}
+    # Kept at 0 for the alert rules that name them: nothing restarts a worker now.
+    assert after[("share_image_worker_restarts_total", ())] == 0
+    assert after[("share_image_worker_handovers_total", ())] == 0
+
+
+def recorded(url: str) -> float:
+    """Requests in the database, as the metrics count them by state (read at most 5 s ago)."""
+    return sum(v for (name, _), v in scrape(url).items() if name == "share_image_requests")
+
+
+def test_http_mode_is_one_process_that_shares_approves_removes_and_counts_it(
     start_bot: Callable[..., BotProcess], slack: FakeSlack, sandbox: Sandbox
 ) -> None:
     bot = start_bot()
-    bot.wait_until(
-        lambda: _healthy(f"{bot.url}/healthz"), "GET /healthz to answer 200", START_TIMEOUT
-    )
-    health = httpx.get(f"{bot.url}/healthz", timeout=5)
-    assert health.json() == {"ok": True, "database": "ok"}
-    # The process started is the same one, now the small supervisor: neither the
-    # settings class (pydantic's compiled core) nor the app is loaded in it.
-    assert command_line(bot.pid)[1:] == ["-m", "bot.supervisor"]
-    loaded = Path(f"/proc/{bot.pid}/maps").read_text()
-    assert "pydantic_core" not in loaded and "_sqlite3" not in loaded
-
-    with SlackSender(f"{bot.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
-        forged = sender.command(f"{IMAGE} {MEMBER}", user_id=SHARER, signature="v0=" + "0" * 64)
-        stale = sender.command(f"{IMAGE} {MEMBER}", user_id=SHARER, timestamp_offset=-600)
-        response = sender.command(f"{IMAGE} {MEMBER} nightly build", user_id=SHARER)
-
-    assert (forged.status_code, stale.status_code) == (401, 401)
-    assert response.status_code == 200, response.text
-    ack = response.json()
-    assert ack["response_type"] == "ephemeral"
-    assert ack["text"].startswith(f"On it: sharing image `{IMAGE}` with `{MEMBER}`")
-
-    parent, reply = wait_thread_reply(slack)
-    assert parent.startswith(f"<@{SHARER}> asked to share image `{IMAGE}` with `{MEMBER}`")
-    assert reply.startswith(f"Shared: `{MEMBER}` can use the image now. It is *pending*")
-    [add] = adds(sandbox)
-    assert (add.signed, add.status, add.member_id) == (True, 200, MEMBER)
-    assert [m.member_id for m in sandbox.members(IMAGE)] == [MEMBER]
-    # The forged and stale commands reached nothing: one parent message, one add.
-    assert len([c for c in slack.messages("C1") if not c.args.get("thread_ts")]) == 1
-
+    wait_healthy(bot)
+    assert httpx.get(f"{bot.url}/healthz", timeout=5).json() == {"ok": True, "database": "ok"}
+    assert_one_process(bot)
     assert_version_ok(bot)
+    marks = settled(sandbox, slack)
+    before = scrape(f"{bot.url}/metrics")
+
+    acting = Slack(slack, bot.url)
+    try:
+        share_approve_remove(acting, sandbox)
+        settled(sandbox, slack)
+        after = scrape(f"{bot.url}/metrics")
+        assert_counted(before, after, sandbox, slack, marks, requests=4)
+
+        # Forged and stale requests reach nothing, and are counted as refused.
+        forged = acting.sender.command(
+            f"{IMAGE} {MEMBER}", user_id=SHARER, signature="v0=" + "0" * 64
+        )
+        stale = acting.sender.command(f"{IMAGE} {MEMBER}", user_id=SHARER, timestamp_offset=-600)
+        assert (forged.status_code, stale.status_code) == (401, 401)
+    finally:
+        acting.close()
+    refused = deltas(after, scrape(f"{bot.url}/metrics"), "share_image_events_refused_total")
+    assert refused == {(("status", "401"),): 2}
     assert httpx.get(f"{bot.url}/nowhere", timeout=5).status_code == 404
+    bot.wait_until(lambda: recorded(f"{bot.url}/metrics") == 3, "3 requests counted", 15)
     assert_stops_cleanly(bot)
     assert_quiet(bot)
     assert_no_secrets(bot)
@@ -332,10 +490,39 @@ def _healthy(url: str) -> bool:
         return False
 
 
-# -- Socket Mode ----------------------------------------------------------------------------
+def test_socket_mode_is_one_process_that_shares_approves_removes_and_counts_it(
+    start_bot: Callable[..., BotProcess], slack: FakeSlack, sandbox: Sandbox
+) -> None:
+    metrics_port = free_port()
+    bot = start_bot(SLACK_APP_TOKEN=slack.app_token, METRICS_PORT=str(metrics_port))
+    bot.wait_until(
+        lambda: slack.socket_connection_count > 0, "a Socket Mode connection", START_TIMEOUT
+    )
+    slack.wait_socket_connected()
+    # No Slack endpoint over HTTP in Socket Mode: only the metrics, on METRICS_PORT.
+    assert not _healthy(f"{bot.url}/healthz")
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    bot.wait_until(lambda: _healthy(metrics_url), "GET /metrics on METRICS_PORT", START_TIMEOUT)
+    assert_one_process(bot)
+    connected = [e for e in bot.log_lines() if e.get("mode") == "socket"]
+    assert len(connected) == 1, bot.output()
+    marks = settled(sandbox, slack)
+    before = scrape(metrics_url)
+
+    acting = Slack(slack, None)
+    try:
+        share_approve_remove(acting, sandbox)
+    finally:
+        acting.close()
+    settled(sandbox, slack)
+    assert_counted(before, scrape(metrics_url), sandbox, slack, marks, requests=4)
+    bot.wait_until(lambda: recorded(metrics_url) == 3, "3 requests counted", 15)
+    assert_stops_cleanly(bot)
+    assert_quiet(bot)
+    assert_no_secrets(bot)
 
 
-def test_socket_mode_serves_a_command_and_stops_on_sigterm(
+def test_socket_mode_says_how_much_the_api_version_should_worry(
     start_bot: Callable[..., BotProcess], slack: FakeSlack, sandbox: Sandbox
 ) -> None:
     # The late-2026 list: 1.1 deprecated, but still guaranteed for a while.
@@ -346,29 +533,6 @@ def test_socket_mode_serves_a_command_and_stops_on_sigterm(
         ApiVersion(id="v1.1", status="DEPRECATED", not_before=guaranteed),
     ]
     bot = start_bot(SLACK_APP_TOKEN=slack.app_token)
-    bot.wait_until(
-        lambda: slack.socket_connection_count > 0, "a Socket Mode connection", START_TIMEOUT
-    )
-    slack.wait_socket_connected()
-    # No HTTP server in Socket Mode.
-    assert not _healthy(f"{bot.url}/healthz")
-
-    sender = SlackSender("http://127.0.0.1:9/unused", SIGNING_SECRET, fake=slack)
-    ack = slack.socket_send(
-        "slash_commands",
-        sender.command_payload(f"{IMAGE} {MEMBER}", fake=slack, user_id=SHARER),
-        timeout=10,
-    )
-
-    payload = ack["payload"]
-    assert payload["response_type"] == "ephemeral"
-    assert payload["text"].startswith(f"On it: sharing image `{IMAGE}` with `{MEMBER}`")
-    parent, reply = wait_thread_reply(slack)
-    assert parent.startswith(f"<@{SHARER}> asked to share image `{IMAGE}` with `{MEMBER}`")
-    assert reply.startswith(f"Shared: `{MEMBER}` can use the image now. It is *pending*")
-    [add] = adds(sandbox)
-    assert (add.signed, add.status) == (True, 200)
-
     line = version_line(bot)
     assert line["level"] == "warning"
     assert line["message"] == (
@@ -376,8 +540,49 @@ def test_socket_mode_serves_a_command_and_stops_on_sigterm(
         f" until {guaranteed}); the CURRENT version is 1.3 (set SCP_API_VERSION=1.3)"
     )
     assert (line["configured"], line["current"], line["not_before"]) == ("1.1", "1.3", guaranteed)
+    bot.wait_until(lambda: slack.socket_connection_count > 0, "a connection", START_TIMEOUT)
     assert_stops_cleanly(bot)
-    assert_no_secrets(bot)
+
+
+# -- SIGKILL, and a start after it ------------------------------------------------------------
+
+
+def test_after_sigkill_the_bot_starts_again_on_its_database_and_goes_on(
+    start_bot: Callable[..., BotProcess], slack: FakeSlack, sandbox: Sandbox
+) -> None:
+    bot = start_bot()
+    wait_healthy(bot)
+    with SlackSender(f"{bot.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
+        assert sender.command(f"{IMAGE} {MEMBER}", user_id=SHARER).status_code == 200
+    wait_thread_reply(slack)
+
+    bot.process.send_signal(signal.SIGKILL)
+    assert bot.process.wait(10) == -signal.SIGKILL
+    assert _group_ends(bot.pid)
+
+    again = start_bot()  # the lock went with the process: no "already running"
+    wait_healthy(again)
+    assert_one_process(again)
+    with SlackSender(f"{again.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
+        duplicate = sender.command(f"{IMAGE} {MEMBER}", user_id=SHARER)
+        assert duplicate.status_code == 200
+        assert "#1" in duplicate.json()["text"]  # the first share, remembered
+        assert sender.command(f"unshare {IMAGE} {MEMBER}", user_id=SHARER).status_code == 200
+    again.wait_until(lambda: sandbox.members(IMAGE) == [], "the removal", START_TIMEOUT)
+    assert [r.member_id for r in adds(sandbox)] == [MEMBER]  # never sent twice
+    assert_stops_cleanly(again)
+    assert_quiet(again)
+
+
+def test_a_recycle_setting_left_in_the_env_is_named_once_and_ignored(
+    start_bot: Callable[..., BotProcess],
+) -> None:
+    bot = start_bot(BOT_WORKER_RECYCLE_MB="8")
+    wait_healthy(bot)
+    named = [e for e in bot.log_lines() if "BOT_WORKER_RECYCLE_MB" in str(e.get("message"))]
+    assert [e["level"] for e in named] == ["warning"], bot.output()
+    assert "does nothing now" in named[0]["message"]
+    assert_stops_cleanly(bot)
 
 
 # -- one bot per database ---------------------------------------------------------------------
@@ -425,7 +630,7 @@ def test_a_second_bot_on_the_same_database_refuses_at_once(
         " this one its own DATABASE_PATH"
     )
     assert took < 10
-    # Refused before anything: no Slack call, no server on its port, no worker restarting.
+    # Refused before anything: no Slack call, no server on its port.
     assert len(slack.calls("auth.test")) == asked
     assert not _healthy(f"http://127.0.0.1:{other_port}/healthz")
     assert Path(f"{database}.lock").read_text() == f"{first.pid}\n"
@@ -471,8 +676,9 @@ def test_serve_and_worker_started_separately_work_together(
     worker.wait_until(
         lambda: "worker started" in worker.output(), "the worker to start", START_TIMEOUT
     )
-    # `serve` starts no worker of its own.
-    assert not any(command_line(pid)[-1:] == ["worker"] for pid in children_of(server.pid))
+    # `serve` starts no worker of its own, and neither starts a child.
+    assert "worker started" not in server.output()
+    assert children_of(server.pid) == [] and children_of(worker.pid) == []
 
     with SlackSender(f"{server.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
         response = sender.command(f"{IMAGE} {MEMBER}", user_id=SHARER)
@@ -486,27 +692,7 @@ def test_serve_and_worker_started_separately_work_together(
     assert_quiet(worker)
 
 
-def test_a_worker_that_crashed_is_started_again_with_the_bots_lock(
-    start_bot: Callable[..., BotProcess],
-) -> None:
-    bot = start_bot()
-    bot.wait_until(lambda: "worker started" in bot.output(), "the worker", START_TIMEOUT)
-    [worker] = [pid for pid in children_of(bot.pid) if command_line(pid)[-1:] == ["worker"]]
-
-    os.kill(worker, signal.SIGKILL)
-
-    bot.wait_until(
-        lambda: [str(e.get("message")) for e in bot.log_lines()].count("worker started") == 2,
-        "the worker to be started again",
-        START_TIMEOUT,
-    )
-    messages = [str(e.get("message")) for e in bot.log_lines()]
-    assert messages.count("worker stopped, starting it again") == 1
-    assert not any("already running" in m for m in messages), bot.output()
-    assert "already running" not in bot.output()
-
-
-# -- the worker's word on the API version ----------------------------------------------------
+# -- the start's word on the API version -----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -542,19 +728,6 @@ def test_the_worker_says_how_much_the_api_version_should_worry(
 # -- clean stops ------------------------------------------------------------------------------
 
 
-def gunicorn_worker(bot: BotProcess) -> int:
-    """gunicorn's worker: the child forked from the bot (same command line, not `worker`)."""
-    [pid] = [p for p in children_of(bot.pid) if command_line(p) == command_line(bot.pid)]
-    return pid
-
-
-def ignored_signals(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("SigIgn:"):
-            return int(line.split()[1], 16)
-    raise AssertionError(f"no SigIgn for {pid}")
-
-
 def stop_like_a_terminal(bot: BotProcess, signum: signal.Signals) -> float:
     """Send `signum` to every process of the bot at once, as Ctrl-C or a service manager does."""
     asked = time.monotonic()
@@ -570,95 +743,33 @@ def test_http_mode_stops_quietly_when_every_process_gets_the_signal(
     bot = start_bot()
     wait_healthy(bot)
     bot.wait_until(lambda: "worker started" in bot.output(), "the worker", START_TIMEOUT)
-    # Only the arbiter takes Ctrl-C; it stops its worker with SIGQUIT. A gunicorn worker
-    # taking the terminal's SIGINT as well sometimes deadlocked and was SIGKILLed 10 s on.
-    assert ignored_signals(gunicorn_worker(bot)) & (1 << (signal.SIGINT - 1))
 
     took = stop_like_a_terminal(bot, signum)
 
     assert took < 8, f"took {took:.1f}s\n{bot.output()}"
-    messages = [str(e.get("message")) for e in bot.log_lines()]
-    assert "worker stopped, starting it again" not in messages, bot.output()
-    assert not any("stopped by a signal" in m for m in messages), bot.output()
     assert_quiet(bot)
-    assert not process_group_alive(bot.pid) or _group_ends(bot.pid)
+    assert _group_ends(bot.pid)
 
 
-def test_ctrl_c_stops_the_gunicorn_worker_gracefully(start_bot: Callable[..., BotProcess]) -> None:
-    """On Ctrl-C gunicorn's worker stops as on SIGTERM: it answers what a kept-alive client
-    is already sending, then closes. Its quick-quit handler, which exited at once, shut its
-    thread pool down inside the signal handler and could deadlock (SIGKILLed 10 s later)
-    when the signal landed while it started a thread for a new connection.
-    """
+def test_a_stop_lets_a_request_under_way_finish(
+    start_bot: Callable[..., BotProcess], slack: FakeSlack, sandbox: Sandbox
+) -> None:
+    """SIGTERM while the cloud takes 3 s to answer an add: the add is answered and the
+    thread told, within the grace, and the process exits in time."""
     bot = start_bot()
     wait_healthy(bot)
-    connection = http.client.HTTPConnection("127.0.0.1", int(bot.url.rsplit(":", 1)[1]), timeout=10)
-    try:
-        connection.request("GET", "/healthz")
-        first = connection.getresponse()
-        assert (first.status, first.read()) == (200, b'{"ok": true, "database": "ok"}')
+    sandbox.delay = 3.0
+    with SlackSender(f"{bot.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
+        assert sender.command(f"{IMAGE} {MEMBER}", user_id=SHARER).status_code == 200
+    bot.wait_until(lambda: adds(sandbox), "the add to reach the cloud", START_TIMEOUT)
 
-        os.killpg(bot.pid, signal.SIGINT)
-        time.sleep(0.5)  # long after a quick quit would have exited
-        connection.request("GET", "/healthz")
-        second = connection.getresponse()
-        assert (second.status, second.getheader("Connection"), second.read()) == (
-            200,
-            "close",
-            b'{"ok": true, "database": "ok"}',
-        )
-    finally:
-        connection.close()
-    assert bot.process.wait(30) == 0, bot.output()
+    asked = time.monotonic()
+    assert bot.terminate_and_wait() == 0, bot.output()
+    assert time.monotonic() - asked < 9
+    assert [(r.member_id, r.status) for r in adds(sandbox)] == [(MEMBER, 200)]
+    _, reply = wait_thread_reply(slack)
+    assert reply.startswith(f"Shared: `{MEMBER}` can use the image now.")
     assert_quiet(bot)
-
-
-def test_the_plan_reaches_the_supervisor_whole(tmp_path: Path) -> None:
-    from bot.processes import Lock
-    from bot.replica import ReplicaConfig
-    from bot.supervisor import Plan
-
-    database = tmp_path / "bot.db"
-    plan = Plan(
-        port=8123,
-        database=database,
-        locks=(Lock(tmp_path / "bot.db.lock", 7), Lock(tmp_path / "bot.db.worker.lock", 8)),
-        with_worker=True,
-        replica=ReplicaConfig("s3://bucket/bot", "http://127.0.0.1:9", database, "AK", "SK"),
-        secrets=("xoxb-secret", "signing-secret"),
-    )
-    assert Plan.decode(plan.encode()) == plan
-    bare = Plan(8123, database, (), with_worker=False, replica=None, secrets=())
-    assert Plan.decode(bare.encode()) == bare
-
-
-def test_the_supervisor_refuses_to_start_by_hand(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.supervisor"],
-        cwd=Path(__file__).parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 1
-    assert "started by `python -m bot`, not by hand" in done.stderr
-
-
-def test_the_gunicorn_worker_stops_gracefully_whatever_the_signal() -> None:
-    from bot.processes import graceful_gunicorn_worker
-
-    def graceful(signum: int, frame: object) -> None:
-        pass
-
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)}
-    try:
-        signal.signal(signal.SIGTERM, graceful)
-        graceful_gunicorn_worker()
-        assert signal.getsignal(signal.SIGQUIT) is graceful
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
 
 
 def test_socket_mode_stops_quietly_on_ctrl_c(
@@ -671,9 +782,8 @@ def test_socket_mode_stops_quietly_on_ctrl_c(
     took = stop_like_a_terminal(bot, signal.SIGINT)
 
     assert took < 8, f"took {took:.1f}s\n{bot.output()}"
-    assert "worker stopped, starting it again" not in bot.output()
     assert_quiet(bot)
-    assert not process_group_alive(bot.pid) or _group_ends(bot.pid)
+    assert _group_ends(bot.pid)
 
 
 def _group_ends(pgid: int) -> bool:

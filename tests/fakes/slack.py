@@ -1708,6 +1708,8 @@ class SlackSender:
         self._transport = transport
         self._timeout = timeout
         self._client: httpx.Client | None = None
+        # Tests send from many threads at once: one client (and pool) for all of them.
+        self._client_lock = threading.Lock()
         self._commands = itertools.count(1)
         self._actions = itertools.count(1)
 
@@ -1931,8 +1933,9 @@ class SlackSender:
         signed: bool = True,
     ) -> httpx.Response:
         """POST a raw body to ``events_url``, signed unless ``signed=False``."""
-        if self._client is None:
-            self._client = httpx.Client(transport=self._transport, timeout=self._timeout)
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(transport=self._transport, timeout=self._timeout)
         auth = (
             SlackSignature(
                 self.signing_secret,
