@@ -25,7 +25,6 @@ from bot.processes import (
     SUPERVISED,
     WORKER_LOCK_FD,
     GrowthWatch,
-    Lock,
     WorkerProcess,
     inherited_worker_lock,
     take_lock,
@@ -157,16 +156,6 @@ def _restore_first(settings: Settings) -> replica.ReplicaConfig | None:
     return config
 
 
-def _replicate(config: replica.ReplicaConfig, locks: Sequence[Lock]) -> replica.Replication:
-    """Litestream replicating the database, holding the bot's locks."""
-    try:
-        replication = replica.Replication(config, keep_fds=[lock.fd for lock in locks])
-        replication.start()
-    except (replica.ReplicaError, OSError) as error:
-        sys.exit(f"share-image-bot cannot start: {error}")
-    return replication
-
-
 def _restore_for_admin(path: Path) -> None:
     """The admin commands restore a missing database too, rather than make an empty one."""
     try:
@@ -232,9 +221,11 @@ def _preflight(settings: Settings) -> None:
 
 def run(settings: Settings, *, with_worker: bool = True) -> None:
     """Serve Slack (Socket Mode or HTTP) and carry out requests in a worker process."""
+    # With a replica: restore a missing database, then run under `litestream replicate
+    # -exec` (this returns only in the bot Litestream runs, or without a replica).
+    replica.run_under_litestream(replica_config(settings))
     # SIGTERM (a platform stopping the process) ends it like Ctrl-C: cleanly.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    replicated = _restore_first(settings)
     # One bot per database, refused before anything starts; `run` holds the worker's
     # lock as well and hands it to the worker it starts.
     locks = [take_lock(settings.DATABASE_PATH, "bot")]
@@ -243,8 +234,6 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
     # Before anything imports prometheus-client; the worker inherits the folder.
     metrics_folder.prepare(settings.DATABASE_PATH, clean="all" if with_worker else "dead")
     _preflight(settings)
-    if replicated is not None:
-        Database(replicated.database).close()  # Litestream replicates a file that exists
     if not settings.socket_mode:
         if settings.METRICS_PORT is not None:
             log.warning("METRICS_PORT is for Socket Mode: HTTP mode serves /metrics on PORT")
@@ -256,12 +245,10 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
                 database=settings.DATABASE_PATH,
                 locks=tuple(locks),
                 with_worker=with_worker,
-                replica=replicated,
                 secrets=tuple(_secrets(settings)),
             )
         )
     tune_malloc()
-    replication = _replicate(replicated, locks) if replicated is not None else None
     worker = WorkerProcess(locks[-1]) if with_worker else None
     if worker is not None:
         worker.start()
@@ -270,8 +257,6 @@ def run(settings: Settings, *, with_worker: bool = True) -> None:
     finally:
         if worker is not None:
             worker.stop()
-        if replication is not None:
-            replication.stop()  # last: its final sync holds everything written
 
 
 def _serve_socket_mode(settings: Settings) -> None:

@@ -1,11 +1,12 @@
-"""`python -m bot` in HTTP mode, once it has started: gunicorn's arbiter, the worker and
-Litestream, supervised by a process that holds nothing else.
+"""`python -m bot` in HTTP mode, once it has started: gunicorn's arbiter and the worker,
+supervised by a process that holds nothing else (Litestream, with a replica, runs the bot
+as its child: bot/replica.py).
 
 `python -m bot` checks the settings, restores a missing database from its replica, takes
 the locks and asks Slack whether the tokens work, all with the whole bot imported. Then
 it hands a `Plan` over through a pipe and replaces itself (`exec`, same process id, the
 locks' descriptors kept) with `python -m bot.supervisor`, which imports gunicorn, the
-replica's supervision and the standard library, never the settings class or the app:
+the lock files and the standard library, never the settings class or the app:
 about 25 MB instead of 50. gunicorn's worker, forked from it, builds the app it serves
 (`bot.server.make_web_app`), and the worker is a process of its own.
 """
@@ -18,11 +19,11 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bot import processes, replica
+from bot import processes
 from bot.logs import configure_logging
 
 log = logging.getLogger("bot")
@@ -45,7 +46,6 @@ class Plan:
     database: Path
     locks: tuple[processes.Lock, ...]
     with_worker: bool
-    replica: replica.ReplicaConfig | None
     secrets: tuple[str, ...]  # for the logs to scrub; never written anywhere
     threads: int = THREADS
 
@@ -55,9 +55,6 @@ class Plan:
             "database": str(self.database),
             "locks": [{"path": str(lock.path), "fd": lock.fd} for lock in self.locks],
             "with_worker": self.with_worker,
-            "replica": None
-            if self.replica is None
-            else asdict(self.replica) | {"database": str(self.replica.database)},
             "secrets": list(self.secrets),
             "threads": self.threads,
         }
@@ -66,7 +63,6 @@ class Plan:
     @classmethod
     def decode(cls, raw: bytes) -> Plan:
         data: dict[str, Any] = json.loads(raw)
-        config = data["replica"]
         return cls(
             port=int(data["port"]),
             database=Path(data["database"]),
@@ -74,9 +70,6 @@ class Plan:
                 processes.Lock(Path(lock["path"]), int(lock["fd"])) for lock in data["locks"]
             ),
             with_worker=bool(data["with_worker"]),
-            replica=None
-            if config is None
-            else replica.ReplicaConfig(**(config | {"database": Path(config["database"])})),
             secrets=tuple(data["secrets"]),
             threads=int(data["threads"]),
         )
@@ -157,21 +150,12 @@ def serve(port: int, *, threads: int = THREADS, app: str = WEB_APP) -> None:
 
 
 def main() -> None:
-    """Run the plan: Litestream first, then the worker, then gunicorn; stop in reverse."""
+    """Run the plan: the worker, then gunicorn; stop in reverse."""
     plan = _received()
     configure_logging(plan.secrets)
     # SIGTERM ends it like Ctrl-C until gunicorn's arbiter puts its own handlers in place.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     processes.tune_malloc()
-    replication = None
-    if plan.replica is not None:
-        try:
-            replication = replica.Replication(
-                plan.replica, keep_fds=[lock.fd for lock in plan.locks]
-            )
-            replication.start()
-        except (replica.ReplicaError, OSError) as error:
-            sys.exit(f"share-image-bot cannot start: {error}")
     worker = processes.WorkerProcess(plan.locks[-1]) if plan.with_worker else None
     if worker is not None:
         worker.start()
@@ -182,8 +166,6 @@ def main() -> None:
     finally:
         if worker is not None:
             worker.stop()
-        if replication is not None:
-            replication.stop()  # last: its final sync holds everything written
 
 
 if __name__ == "__main__":

@@ -615,7 +615,6 @@ def test_ctrl_c_stops_the_gunicorn_worker_gracefully(start_bot: Callable[..., Bo
 
 def test_the_plan_reaches_the_supervisor_whole(tmp_path: Path) -> None:
     from bot.processes import Lock
-    from bot.replica import ReplicaConfig
     from bot.supervisor import Plan
 
     database = tmp_path / "bot.db"
@@ -624,11 +623,10 @@ def test_the_plan_reaches_the_supervisor_whole(tmp_path: Path) -> None:
         database=database,
         locks=(Lock(tmp_path / "bot.db.lock", 7), Lock(tmp_path / "bot.db.worker.lock", 8)),
         with_worker=True,
-        replica=ReplicaConfig("s3://bucket/bot", "http://127.0.0.1:9", database, "AK", "SK"),
         secrets=("xoxb-secret", "signing-secret"),
     )
     assert Plan.decode(plan.encode()) == plan
-    bare = Plan(8123, database, (), with_worker=False, replica=None, secrets=())
+    bare = Plan(8123, database, (), with_worker=False, secrets=())
     assert Plan.decode(bare.encode()) == bare
 
 
