@@ -960,3 +960,28 @@ def test_a_replica_lock_is_one_holder_at_a_time(tmp_path: Path) -> None:
     held.release(remove=True)
     assert not (tmp_path / "new").exists()  # the folder made for it goes with it
     replica_lock(database).release()
+
+
+def test_ctrl_c_in_a_terminal_stops_the_bot_then_litestream_with_a_final_sync(
+    hosts: Callable[[str], Host],
+    run_bot: Callable[[Host], BotProcess],
+    slack: FakeSlack,
+    store: Store,
+    tmp_path: Path,
+) -> None:
+    """A terminal's Ctrl-C reaches the whole group: the bot gets SIGINT from the terminal
+    and again from Litestream, and stops once, cleanly."""
+    host = hosts("host-a")
+    assert host.cli("grant", ADMIN, "admin").returncode == 0
+    bot = run_bot(host)
+    healthy(bot)
+    slack.add_user("U0LASTONE1")
+    with SlackSender(f"{bot.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
+        ack = sender.command("admin grant <@U0LASTONE1> approver", user_id=ADMIN)
+    os.killpg(bot.pid, signal.SIGINT)
+    assert ack.json()["text"].startswith("<@U0LASTONE1> is now")
+    assert bot.process.wait(30) == 0, bot.output()
+    assert loud(bot) == [], bot.output()
+    restored = tmp_path / "elsewhere" / "bot.db"
+    assert restore_if_missing(store.config(restored)).outcome == "restored"
+    assert [row[1] for row in table(restored, "grants")] == [ADMIN, "U0LASTONE1"]
