@@ -849,6 +849,9 @@ def test_litestream_runs_one_bot_which_alone_holds_the_secrets(
             assert fd.stat().st_size == 0
     held = [os.readlink(fd) for fd in Path(f"/proc/{child}/fd").iterdir()]
     assert not [target for target in held if "memfd:" in target], held
+    [said] = [e for e in bot.log_lines() if str(e.get("message")).startswith("replicating")]
+    assert said["replica"] == store.config(host.database).shown
+    assert said["litestream_pid"] == bot.pid
 
     assert bot.terminate_and_wait() == 0, bot.output()
     assert loud(bot) == [], bot.output()
