@@ -50,6 +50,7 @@ class SigtermResult:
     exited_after: float | None = None  # seconds from SIGTERM until every process was gone
     exit_code: int | None = None
     killed: bool = False  # the bench had to SIGKILL it
+    states_at_signal: dict[str, int] = field(default_factory=dict)
     states_at_exit: dict[str, int] = field(default_factory=dict)
     posts_at_exit: int = 0
     replies_at_exit: int = 0
@@ -75,6 +76,17 @@ def states(database: Path) -> dict[str, int]:
         db.execute("PRAGMA busy_timeout = 5000")
         rows = db.execute("SELECT state, count(*) FROM share_requests GROUP BY state").fetchall()
     return {str(state): int(count) for state, count in rows}
+
+
+def said(line: str) -> str:
+    """A log line in short: its level and message when it is one of the bot's JSON lines."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line[:160]
+    if not isinstance(entry, dict):
+        return line[:160]
+    return f"{entry.get('level', '?')}: {str(entry.get('message', ''))[:150]}"
 
 
 def wait_gone(service: Service, limit: float) -> float | None:
@@ -160,13 +172,14 @@ def run_sigterm(args: argparse.Namespace, workdir: Path) -> SigtermResult:
             " the first command"
         )
         os.kill(service.pid, signal.SIGTERM)
+        result.states_at_signal = states(database)
         result.exited_after = wait_gone(service, KILL_AFTER)
         if result.exited_after is None:
             result.killed = True
             progress(f"  still running {KILL_AFTER:g} s after SIGTERM: SIGKILL")
         service.stop(grace=0.5)
         result.exit_code = service.process.returncode
-        result.exit_lines = service.log_tail(5).splitlines()
+        result.exit_lines = [said(line) for line in service.log_tail(5).splitlines()]
         snap = fakes.snapshot()
         result.posts_at_exit = snap.cloud_calls.get("POST", 0)
         result.replies_at_exit = len(snap.reply_times)
@@ -224,6 +237,7 @@ def report(result: SigtermResult) -> str:
         f"  acked                          {result.acked} of {o['n']}",
         f"  gone after SIGTERM             {seconds(result.exited_after)}"
         f" (exit code {result.exit_code}{', SIGKILLed by the bench' if result.killed else ''})",
+        f"  requests at SIGTERM            {result.states_at_signal}",
         f"  requests at the exit           {result.states_at_exit}",
         f"  cloud POSTs / thread replies   {result.posts_at_exit} / {result.replies_at_exit}"
         " before the exit",

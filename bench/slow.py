@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ KINDS = ("header", "body")
 CONNECT_AT_ONCE = 50  # connection attempts under way at once while opening them
 ANSWER_WITHIN = 1.0  # seconds: every signed command acked within this (Slack allows 3)
 SIGNED_TIMEOUT = 10.0
+SENDERS = 32  # threads sending the signed commands
 AFTER_LAST_CUT = 2.0  # seconds of signed commands after the last slow connection was cut
 
 
@@ -78,7 +80,7 @@ class SlowResult:
     connections: list[SlowConnection]
     signed: list[Ack]
     opened_in: float  # seconds it took to open every slow connection
-    lasted: float  # seconds from the first signed command to the end of the phase
+    lasted: float  # seconds from the first signed command to the last one sent
     memory: MemoryReport | None = None
     log: str = ""
     bot_alive: bool = True
@@ -259,34 +261,42 @@ def run_slow(options: SlowOptions, fakes: Fakes, directory: Path) -> SlowResult:
             f"  {trickler.open()} slow connections open in {opened_in:.1f} s;"
             " signed commands meanwhile"
         )
-        signed: list[Ack] = []
+        # Each on a thread of its own, on time: one the bot keeps waiting delays no other.
+        pending: list[Future[Ack]] = []
         first = time.monotonic()
         all_cut_at: float | None = None
-        i = 0
-        while True:
-            now = time.monotonic()
-            if now - first >= options.hold:
-                break
-            if trickler.cut() >= trickler.open():
-                all_cut_at = all_cut_at or now
-                if now - all_cut_at >= AFTER_LAST_CUT:
+        with ThreadPoolExecutor(SENDERS, thread_name_prefix="slow-signed") as senders:
+            i = 0
+            while True:
+                now = time.monotonic()
+                if now - first >= options.hold:
                     break
-            command = Command(
-                users[i % len(users)],
-                f"CSLOW{i % 10}",
-                share_text(fakes.endpoints, i, f"slow-{i:04d}"),
-                f"{fakes.endpoints.slack_base_url}/response/slow-signed-{i}",
-            )
-            signed.append(send_one(port, SIGNING_SECRET, command, timeout=SIGNED_TIMEOUT))
-            i += 1
-            if i % 10 == 0:
-                progress(
-                    f"  {time.monotonic() - first:4.0f} s: {len(signed)} signed sent,"
-                    f" slowest ack {max(a.latency for a in signed) * 1000:.0f} ms;"
-                    f" {trickler.cut()} of {trickler.open()} slow connections cut"
+                if trickler.cut() >= trickler.open():
+                    all_cut_at = all_cut_at or now
+                    if now - all_cut_at >= AFTER_LAST_CUT:
+                        break
+                command = Command(
+                    users[i % len(users)],
+                    f"CSLOW{i % 10}",
+                    share_text(fakes.endpoints, i, f"slow-{i:04d}"),
+                    f"{fakes.endpoints.slack_base_url}/response/slow-signed-{i}",
                 )
-            time.sleep(max(0.0, first + i * options.interval - time.monotonic()))
-        lasted = time.monotonic() - first
+                pending.append(
+                    senders.submit(send_one, port, SIGNING_SECRET, command, SIGNED_TIMEOUT)
+                )
+                i += 1
+                if i % 10 == 0:
+                    done = [f.result() for f in pending if f.done()]
+                    slowest = max((a.latency for a in done), default=0.0)
+                    progress(
+                        f"  {now - first:4.0f} s: {i} signed sent, {len(done)} answered or"
+                        f" given up, slowest {slowest * 1000:.0f} ms;"
+                        f" {trickler.cut()} of {trickler.open()} slow connections cut"
+                    )
+                time.sleep(max(0.0, first + i * options.interval - time.monotonic()))
+            lasted = time.monotonic() - first
+            # The slow connections stay open until the last signed command is answered.
+            signed = [f.result() for f in pending]
         trickler.stop()
         alive = service.process.poll() is None
         memory = sampler.stop()
