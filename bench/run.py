@@ -40,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib.util import find_spec
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -70,7 +71,22 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "bench-signing-secret-0123456789"
-SETTING_PREFIXES = ("SLACK_", "SCP_", "SHARE_", "BOT_", "DATABASE_", "PORT", "HTTP_", "METRICS_")
+# Settings of the bot the machine's environment must not slip into the processes it starts.
+SETTING_PREFIXES = (
+    "SLACK_",
+    "SCP_",
+    "SHARE_",
+    "BOT_",
+    "IMAGE_",
+    "DATABASE_",
+    "PORT",
+    "HTTP_",
+    "METRICS_",
+    "ONCALL_",
+    "APPROVAL_",
+    "AWS_",
+    "PROMETHEUS_MULTIPROC_DIR",
+)
 HOST = "127.0.0.1"
 WARMUP_COMMANDS = 3
 
@@ -858,6 +874,12 @@ def measure(args: argparse.Namespace, workdir: Path) -> Report:
             stack.callback(fakes.close)
             report.options["images"] = fakes.endpoints.images
             if not args.no_bare:
+                missing = [name for name in ("gunicorn", "aiohttp") if not find_spec(name)]
+                if missing:
+                    raise RuntimeError(
+                        f"the bare apps need {' and '.join(missing)}: pip install -e '.[bench]'"
+                        " (or --no-bare)"
+                    )
                 for kind in BARES:
                     report.bares[kind] = run_app(kind, args, fakes, workdir)
             report.bot = run_app("bot", args, fakes, workdir)
