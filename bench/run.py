@@ -790,8 +790,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--slow-hold",
         type=float,
-        default=15.0,
-        help="hold the slow connections this long at most, seconds (15; 0: no slow phase)",
+        default=25.0,
+        help="hold the slow connections this long at most, seconds (25; 0: no slow phase)",
     )
     p.add_argument("--no-micro", action="store_true", help="skip the storage micro-benchmark")
     p.add_argument("--micro-only", action="store_true", help="only the micro-benchmark")

@@ -62,6 +62,7 @@ class SlowConnection:
     opened: bool = False
     error: str | None = None  # why it could not connect
     cut_after: float | None = None  # seconds from connecting until the bot closed it
+    answered_after: float | None = None  # seconds from connecting to its answer's first byte
     answer: bytes = b""  # what the bot said before closing, if anything
     sent: int = 0  # bytes trickled
 
@@ -186,6 +187,8 @@ class Trickler:
         async def read() -> None:
             with contextlib.suppress(OSError):
                 while chunk := await reader.read(4096):
+                    if connection.answered_after is None:
+                        connection.answered_after = time.monotonic() - opened
                     connection.answer += chunk
 
         async def write() -> None:
@@ -317,9 +320,11 @@ def run_slow(options: SlowOptions, fakes: Fakes, directory: Path) -> SlowResult:
     )
 
 
-def cut_text(connections: list[SlowConnection]) -> str:
-    """When the cut ones were cut."""
-    times = sorted(c.cut_after for c in connections if c.cut_after is not None)
+def cut_text(connections: list[SlowConnection], answered: bool = False) -> str:
+    """When the cut ones were cut (or answered)."""
+    times = sorted(
+        t for c in connections if (t := c.answered_after if answered else c.cut_after) is not None
+    )
     if not times:
         return "-"
     return (
@@ -393,6 +398,15 @@ def slow_table(result: SlowResult, checks: list[tuple[str, bool]]) -> str:
         ]
     )
     rows.append(["  answer before the cut", *(answers_text(by_kind[k]) for k in KINDS), "", ""])
+    if any(c.answered_after is not None for c in result.connections):
+        rows.append(
+            [
+                "  answered after",
+                *(cut_text(by_kind[k], answered=True) for k in KINDS),
+                "(then closed as above)",
+                "",
+            ]
+        )
     rows.append(
         [
             "  bytes trickled, median",
@@ -457,6 +471,7 @@ def slow_json(result: SlowResult) -> dict[str, Any]:
                 "opened": c.opened,
                 "error": c.error,
                 "cut_after": c.cut_after,
+                "answered_after": c.answered_after,
                 "status": c.status,
                 "sent": c.sent,
             }

@@ -132,6 +132,8 @@ def test_slow_clients_see_when_and_how_they_are_cut(cutting_server: CuttingServe
     assert [c.cut_after for c in by_kind["header"]] == [None, None, None]
     assert [c.status for c in by_kind["body"]] == [408, 408, 408]
     assert all(0.4 <= (c.cut_after or 0) < 2.0 for c in by_kind["body"])
+    assert all(0.4 <= (c.answered_after or 0) <= (c.cut_after or 0) for c in by_kind["body"])
+    assert [c.answered_after for c in by_kind["header"]] == [None, None, None]
 
 
 def test_the_slow_phase_passes_only_when_every_signed_command_is_answered_within_1_s() -> None:
