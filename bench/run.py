@@ -453,7 +453,7 @@ def burst_table(report: Report, args: argparse.Namespace) -> str:
     bares = [report.bares[kind] for kind in BARES if kind in report.bares]
     n = args.n
     runs = f"{args.runs} runs, median (min..max)" if args.runs > 1 else "1 run"
-    images = len(report.options.get("images", [])) or "new"
+    images = report.options.get("listed_images") or "new"
     head = (
         f"/share-image burst: N={n} commands at once from {min(args.users, n)} users in"
         f" {min(args.channels, n)} channels, {images} images the cloud lists, a new member"
@@ -872,7 +872,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> Report:
             else:
                 fakes = LocalFakes(args.delay, args.images)
             stack.callback(fakes.close)
-            report.options["images"] = fakes.endpoints.images
+            report.options["listed_images"] = len(fakes.endpoints.images)
             if not args.no_bare:
                 missing = [name for name in ("gunicorn", "aiohttp") if not find_spec(name)]
                 if missing:
