@@ -3,11 +3,11 @@
     python -m bench crash-rounds [--rounds 30] [--n 30] [--delay 0.2] [--post-delay 4]
                                  [--kill all|worker] [--seed S]
 
-Serves the real bot (`python -m bot`: gunicorn in HTTP mode and its worker process) on
-one database against the fake Slack and the cloud API sandbox (`--delay` on every cloud
-call; `--post-delay` makes each POST take that long in all). Each round fires N share
-commands at once, kills the bot with SIGKILL (`--kill all`: the whole process group;
-`--kill worker`: only the worker, which the bot starts again) at a random moment of
+Serves the real bot (`python -m bot` in HTTP mode) on one database against the fake
+Slack and the cloud API sandbox (`--delay` on every cloud call; `--post-delay` makes each
+POST take that long in all). Each round fires N share commands at once, kills the bot
+with SIGKILL (`--kill all`: the whole process group; `--kill worker`: only a separate
+worker process, `python -m bot worker`, when the bot runs one) at a random moment of
 the work that follows, starts it again on the same database, and goes on. At the end
 it waits for every request to settle and counts, per request, what was said or sent
 more than once: parent messages, thread replies (the same text twice in one thread),

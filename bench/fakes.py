@@ -1,6 +1,6 @@
 """The bot's peers for the benchmark: the fake Slack Web API and the cloud API sandbox.
 
-By default they run in a helper process (`python -m bench.fakes --delay 1.0`), so that
+By default they run in a helper process (`python -m bench.fakes --delay 1.0 --images 100`), so that
 neither they nor the load generator wait on the other's GIL. The helper prints its
 endpoints as one JSON line, then answers one JSON line per request read on stdin:
 
@@ -10,6 +10,10 @@ endpoints as one JSON line, then answers one JSON line per request read on stdin
     {"op": "quit"}
 
 `LocalFakes` is the same thing inside the calling process (`--fakes inline`).
+
+The sandbox serves every image id it is asked about (an image made up on first use is
+Shared), and lists `--images` named Shared images of its own: commands that use those
+are shares of images the bot's stored image list knows, as most shares are.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -45,6 +50,7 @@ class Endpoints:
     slack_base_url: str  # response_url endpoints live under it
     bot_token: str
     sandbox_url: str  # for SCP_ENDPOINT
+    images: list[str] = field(default_factory=list)  # listed Shared images, named
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Snapshot:
     cloud_calls: dict[str, int]
     reply_times: list[float]  # time.time() of each accepted thread reply since `since`
     taken_at: float
+    posts_twice: int = 0  # members the cloud received more than one whole add for
 
     @property
     def slack_total(self) -> int:
@@ -105,7 +112,7 @@ class Fakes(Protocol):
 class LocalFakes:
     """FakeSlack and the sandbox (open images, a fixed delay) in this process."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, images: int = 0) -> None:
         self.pid = os.getpid()
         self.slack = FakeSlack(bot_token=BOT_TOKEN, socket_ping_interval=None).start()
         try:
@@ -117,11 +124,18 @@ class LocalFakes:
         except BaseException:
             self.slack.stop()
             raise
+        listed = [
+            self.sandbox.add_image(
+                str(uuid.uuid4()), name=f"bench-image-{i:03d}", visibility="shared"
+            ).id
+            for i in range(images)
+        ]
         self.endpoints = Endpoints(
             slack_api_url=self.slack.api_url,
             slack_base_url=self.slack.base_url,
             bot_token=BOT_TOKEN,
             sandbox_url=self.sandbox.url,
+            images=listed,
         )
 
     def add_users(self, users: Sequence[str]) -> None:
@@ -136,11 +150,15 @@ class LocalFakes:
             if c.method == "chat.postMessage" and c.ok and c.args.get("thread_ts")
             if c.time >= since
         )
+        records = self.sandbox.records
+        # A whole add names its member; a POST cut off before its body added nobody.
+        adds = Counter(r.member_id for r in records if r.method == "POST" and r.member_id)
         return Snapshot(
             slack_calls=dict(Counter(c.method for c in calls)),
-            cloud_calls=dict(Counter(r.method for r in self.sandbox.records)),
+            cloud_calls=dict(Counter(r.method for r in records)),
             reply_times=replies,
             taken_at=time.time(),
+            posts_twice=sum(1 for count in adds.values() if count > 1),
         )
 
     def wait_replies(self, count: int, since: float, timeout: float) -> Snapshot:
@@ -173,11 +191,17 @@ class HelperFakes:
     """`LocalFakes` in a child process (its own session), driven over stdin/stdout."""
 
     def __init__(
-        self, delay: float, *, env: dict[str, str], log: Path, start_timeout: float = 20.0
+        self,
+        delay: float,
+        *,
+        env: dict[str, str],
+        log: Path,
+        images: int = 0,
+        start_timeout: float = 20.0,
     ) -> None:
         self._log = log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fakes", "--delay", str(delay)],
+            [sys.executable, "-m", "bench.fakes", "--delay", str(delay), "--images", str(images)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -251,9 +275,9 @@ class HelperFakes:
         self._log.close()
 
 
-def serve_helper(delay: float) -> None:
+def serve_helper(delay: float, images: int) -> None:
     """The helper process: serve, and answer requests on stdin until it closes."""
-    fakes = LocalFakes(delay)
+    fakes = LocalFakes(delay, images)
     out = sys.stdout
 
     def say(data: dict[str, Any]) -> None:
@@ -289,8 +313,9 @@ def main() -> None:
     """`python -m bench.fakes`."""
     parser = argparse.ArgumentParser(prog="python -m bench.fakes", description=__doc__)
     parser.add_argument("--delay", type=float, default=1.0, help="cloud API delay, seconds")
+    parser.add_argument("--images", type=int, default=0, help="named Shared images to list")
     args = parser.parse_args()
-    serve_helper(args.delay)
+    serve_helper(args.delay, args.images)
 
 
 if __name__ == "__main__":

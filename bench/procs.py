@@ -1,11 +1,12 @@
 """Process trees: start one in its own session, watch its memory, stop all of it.
 
 Memory comes from /proc: `VmHWM` is the kernel's own peak resident set of a process,
-so no peak between two samples is missed; sampling only finds the processes (the tree
-grows: gunicorn forks its worker, the bot starts its share worker) and the peak of
-their simultaneous `VmRSS`. Shared pages (a forked gunicorn worker shares its parent's)
-count in each process's RSS, so the sum overstates what the tree really holds; the
-proportional set size (`Pss`, shared pages split between sharers) is shown next to it.
+so no peak between two samples is missed; sampling only finds the processes (a tree may
+grow: gunicorn forks its worker, a program may start helpers) and the peak of their
+simultaneous `VmRSS`. Shared pages (a forked child shares its parent's) count in each
+process's RSS, so the sum overstates what the tree really holds; the proportional set
+size (`Pss`, shared pages split between sharers) is shown next to it. Nothing here knows
+what the program under test is made of: the same code measures one process or five.
 """
 
 from __future__ import annotations
@@ -95,6 +96,15 @@ def cpu_of_tree(root: int) -> dict[int, float]:
     return {pid: used for pid, used in found.items() if used is not None}
 
 
+def is_python(pid: int) -> bool:
+    """Whether the process runs a Python interpreter (its executable's name), False if gone."""
+    try:
+        name = Path(os.readlink(f"/proc/{pid}/exe")).name
+    except OSError:
+        return False
+    return name.startswith(("python", "pypy"))
+
+
 def command_line(pid: int) -> str:
     """The process's command line, or '?'."""
     with contextlib.suppress(OSError):
@@ -111,6 +121,7 @@ class ProcessMemory:
     role: str
     peak_rss: int = 0
     final_pss: int | None = None
+    python: bool = False
 
 
 @dataclass
@@ -120,6 +131,7 @@ class MemoryReport:
     processes: list[ProcessMemory] = field(default_factory=list)
     peak_rss_together: int = 0
     samples: int = 0
+    python_together: int = 0  # the most Python processes alive at once in the tree
 
     @property
     def sum_peak_rss(self) -> int:
@@ -161,14 +173,14 @@ class MemorySampler:
         line = command_line(pid)
         shown = line.replace(sys.executable, "python", 1)
         if pid == self.root:
-            return f"{shown} (gunicorn arbiter)"
+            return shown
         if line == command_line(self.root):
-            return "gunicorn worker (forked: serves the app)"
+            return "forked copy of the first process"
         return shown
 
     def sample(self) -> None:
         """Find the tree's processes and record their memory."""
-        together = 0
+        together = python = 0
         with self._lock:
             for pid in tree(self.root):
                 values = status(pid)
@@ -177,9 +189,13 @@ class MemorySampler:
                 entry = self._seen.get(pid)
                 if entry is None:
                     entry = self._seen[pid] = ProcessMemory(pid, self._role(pid))
+                # Read each time: a process may exec another program (Litestream, say).
+                entry.python = is_python(pid)
+                python += entry.python
                 entry.peak_rss = max(entry.peak_rss, values.get("VmHWM", 0))
                 together += values.get("VmRSS", 0)
             self._report.peak_rss_together = max(self._report.peak_rss_together, together)
+            self._report.python_together = max(self._report.python_together, python)
             self._report.samples += 1
 
     def _run(self) -> None:

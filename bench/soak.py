@@ -1,14 +1,18 @@
 """Soak: the real bot under load for minutes, its memory, threads and files per minute.
 
-`python -m bench soak --minutes 15 --rate 10` sends signed `/share-image` commands at a
-steady rate (each on a connection of its own, as Slack does) to `python -m bot` in HTTP
-mode, against the fake Slack and the cloud API sandbox in a helper process. With
-`--pattern burst` the same average rate comes as bursts of `--burst` commands at once
-(100 every 25 s at the default 4 a second). Every minute it prints the ack latency of
-that minute's commands, and for each of the bot's processes its resident memory, threads
-and open files (sockets among them). At the end it waits for every thread reply, checks
-that nothing was lost, sent twice or left stuck, and prints the growth per 1,000
-commands from the end of the first minute (the warm-up) to the end of the run.
+    python -m bench soak [--minutes 15] [--pattern steady|burst|both]
+
+`--pattern steady` (10 commands a second, cloud delay 0.2 s) sends signed `/share-image`
+commands at a steady rate (each on a connection of its own, as Slack does) to
+`python -m bot` in HTTP mode, against the fake Slack and the cloud API sandbox in a
+helper process. `--pattern burst` sends bursts of `--burst` commands at once (100 every
+10 s by default, cloud delay 1 s); `both` runs the one and then the other. Every minute
+it prints the ack latency of that minute's commands, and for each of the bot's processes
+its resident memory, threads and open files (sockets among them). At the end it waits
+for every thread reply, checks that every command was acked, added once in the cloud
+and answered, and prints the growth per 1,000 commands from the end of the first minute
+(the warm-up) to the end of the run, against its targets: under 0.3 MB of RSS, no
+thread and no open file.
 """
 
 from __future__ import annotations
@@ -29,15 +33,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.fakes import HelperFakes, Snapshot
+from bench.fakes import Endpoints, HelperFakes, Snapshot
 from bench.load import Ack, Command, _exchange, fire, percentile, signed_request
-from bench.procs import MB, Service, command_line, free_port, pss, tree
+from bench.procs import MB, Service, command_line, free_port, is_python, pss, tree
 
 HOST = "127.0.0.1"
 SENDERS = 64  # threads that send steady commands: far more than ever wait at once
 SAMPLE_SECONDS = 1.0
 WARMUP_COMMANDS = 3
 STATES_DONE = ("pending", "accepted", "rejected", "removed", "failed", "denied", "expired")
+IMAGES = 100  # images the cloud lists; the commands share them in turn, a new member each
+
+# Targets, from the issue: growth per 1,000 commands after the warm-up minute.
+RSS_GROWTH_LIMIT = 0.3 * MB
+THREADS_GROWTH_LIMIT = 0
+FILES_GROWTH_LIMIT = 0
 
 
 @dataclass(frozen=True)
@@ -74,12 +84,12 @@ def sample_process(pid: int, role: str) -> ProcessSample | None:
 
 
 def role_of(pid: int, root: int) -> str:
-    """A short name for each of the bot's processes."""
+    """A short name for each of the bot's processes, whatever it is made of."""
     if pid == root:
         return "main"
     line = command_line(pid)
     if line == command_line(root):
-        return "web"  # gunicorn's forked worker: the acks
+        return "fork"  # a forked copy of the first process (a server's worker, say)
     if line.endswith("bot worker"):
         return "worker"
     return line.rsplit(" ", 1)[-1][:12]
@@ -100,6 +110,7 @@ class Minute:
     spans: list[float] = field(default_factory=list)  # bursts: first command to last reply
     load: float = 0.0  # the machine's 1-minute load average at the end of the minute
     posts: int = 0  # cloud POSTs, to the end of this minute
+    python: int = 0  # the most Python processes in the tree at once
 
     @property
     def last_tree(self) -> int:
@@ -110,6 +121,16 @@ class Minute:
     def last_pss(self) -> int:
         """The tree's PSS at the end of the minute."""
         return sum(p.pss for p in self.last.values())
+
+    @property
+    def last_threads(self) -> int:
+        """The tree's threads at the end of the minute."""
+        return sum(p.threads for p in self.last.values())
+
+    @property
+    def last_files(self) -> int:
+        """The tree's open files at the end of the minute."""
+        return sum(p.files for p in self.last.values())
 
 
 class Recorder:
@@ -142,14 +163,17 @@ class Recorder:
     def sample(self) -> None:
         now = time.time()
         found: dict[str, ProcessSample] = {}
+        python = 0
         for pid in tree(self.root):
             role = self._roles.get(pid) or self._roles.setdefault(pid, role_of(pid, self.root))
             taken = sample_process(pid, role)
             if taken is not None:
                 found[role] = taken
+                python += is_python(pid)
         with self.lock:
             entry = self.minute(now)
             entry.last = found
+            entry.python = max(entry.python, python)
             with contextlib.suppress(OSError, ValueError):
                 entry.load = float(Path("/proc/loadavg").read_text().split()[0])
             entry.peak_tree = max(entry.peak_tree, sum(p.rss for p in found.values()))
@@ -168,15 +192,16 @@ def accepted(ack: Ack) -> bool:
         return False
 
 
-def make_command(i: int, args: argparse.Namespace, base_url: str) -> Command:
-    """Command `i`: a new image and member, from one of the users in one of the channels."""
+def make_command(i: int, args: argparse.Namespace, endpoints: Endpoints) -> Command:
+    """Command `i`: a listed image and a new member, from one of the users in a channel."""
     user = f"UBENCH{i % args.users:03d}"
     channel = f"CBENCH{(i + i // args.users) % args.channels:03d}"
+    image = endpoints.images[i % len(endpoints.images)] if endpoints.images else uuid.uuid4()
     return Command(
         user_id=user,
         channel_id=channel,
-        text=f"{uuid.uuid4()} soak-{i:06d}",
-        response_url=f"{base_url}/response/soak-{i}",
+        text=f"{image} soak-{i:06d}",
+        response_url=f"{endpoints.slack_base_url}/response/soak-{i}",
     )
 
 
@@ -220,7 +245,7 @@ def drive(
     args: argparse.Namespace,
     port: int,
     secret: str,
-    base_url: str,
+    endpoints: Endpoints,
     rec: Recorder,
     fakes: SharedFakes,
 ) -> int:
@@ -235,7 +260,7 @@ def drive(
                 if due - start >= duration:
                     break
                 time.sleep(max(0.0, due - time.time()))
-                command = make_command(total, args, base_url)
+                command = make_command(total, args, endpoints)
                 senders.submit(lambda c=command: rec.ack(send_one(port, secret, c)))
                 total += 1
                 with rec.lock:
@@ -247,7 +272,7 @@ def drive(
         if due - start >= duration:
             break
         time.sleep(max(0.0, due - time.time()))
-        commands = [make_command(total + k, args, base_url) for k in range(args.burst)]
+        commands = [make_command(total + k, args, endpoints) for k in range(args.burst)]
         total += args.burst
         with rec.lock:
             rec.minute(due).sent = total
@@ -298,7 +323,7 @@ def run_soak(args: argparse.Namespace, workdir: Path) -> SoakResult:
     """Start the fakes and the bot, drive the load, sample every second, check the end."""
     from bench.run import SIGNING_SECRET, bench_env, child_env, grant_sharers, progress
 
-    fakes = HelperFakes(args.delay, env=child_env({}), log=workdir / "fakes.log")
+    fakes = HelperFakes(args.delay, env=child_env({}), log=workdir / "fakes.log", images=IMAGES)
     service = None
     try:
         directory = workdir / "bot"
@@ -317,7 +342,8 @@ def run_soak(args: argparse.Namespace, workdir: Path) -> SoakResult:
             warm = Command("UWARMUP", "CWARMUP", "help", f"{base}/w{w}")
             if not send_one(port, SIGNING_SECRET, warm).ok:
                 raise RuntimeError(f"the bot did not answer the warm-up:\n{service.log_tail()}")
-        time.sleep(1.0)  # its worker process is up by now
+        # Its image list read at the start (one cloud delay) is over by now.
+        fakes.wait_quiet(args.delay + 0.5, 30)
         minutes = max(1, math.ceil(args.minutes * 60.0 / args.minute_seconds))
         rec = Recorder(service.pid, time.time(), args.minute_seconds, minutes)
         stop = threading.Event()
@@ -344,7 +370,7 @@ def run_soak(args: argparse.Namespace, workdir: Path) -> SoakResult:
         )
         watcher.start()
         try:
-            sent = drive(args, port, SIGNING_SECRET, base, rec, shared)
+            sent = drive(args, port, SIGNING_SECRET, fakes.endpoints, rec, shared)
         finally:
             stop.set()
             watcher.join(10)
@@ -483,22 +509,68 @@ def report(result: SoakResult) -> str:
         f"commands sent {result.sent}, acked {result.acked}"
         f" (p50 {ms(percentile(all_latencies, 0.5))} ms,"
         f" p99 {ms(percentile(all_latencies, 0.99))} ms); cloud POSTs {posts};"
+        f" members added twice {result.final.posts_twice};"
         f" parent messages {result.parents}; thread replies {len(result.final.reply_times)};"
         f" still open: {', '.join(f'{s} {n}' for s, n in result.stuck.items()) or 'none'};"
         f" quiet {result.settled_seconds:.1f} s after the last command",
     ]
-    ok = (
-        result.acked == result.sent
-        and posts == result.sent
-        and result.parents == result.sent
-        and len(result.final.reply_times) == result.sent
-        and not result.stuck
-    )
-    lines.append(
-        "nothing lost, nothing sent twice, nothing stuck: " + ("yes" if ok else "NO (see above)")
-    )
     lines.append(growth_text(result))
+    lines.append("")
+    checks = checks_of(result)
+    lines += [f"  {'PASS' if ok else 'FAIL'}  {name}" for name, ok in checks]
+    failed = [name for name, ok in checks if not ok]
+    lines.append(
+        f"{len(checks) - len(failed)}/{len(checks)} targets met"
+        + (f"; missed: {', '.join(failed)}" if failed else "")
+    )
     return "\n".join(lines)
+
+
+def growth(result: SoakResult) -> tuple[float, float, float] | None:
+    """RSS (bytes), threads and open files the tree gained per 1,000 commands after the
+    warm-up minute (None: too short a run to tell)."""
+    if len(result.minutes) < 3:
+        return None
+    first, last = result.minutes[0], result.minutes[-1]
+    commands = result.sent - first.sent
+    if commands <= 0:
+        return None
+    per = 1000 / commands
+    return (
+        (last.last_tree - first.last_tree) * per,
+        (last.last_threads - first.last_threads) * per,
+        (last.last_files - first.last_files) * per,
+    )
+
+
+def checks_of(result: SoakResult) -> list[tuple[str, bool]]:
+    """The soak's targets, met or not."""
+    posts = result.final.cloud_calls.get("POST", 0)
+    checks = [
+        ("every command acked", result.acked == result.sent),
+        (
+            "every command added once in the cloud",
+            posts == result.sent and result.final.posts_twice == 0,
+        ),
+        (
+            "every command answered in its thread, nothing stuck",
+            result.parents == result.sent
+            and len(result.final.reply_times) == result.sent
+            and not result.stuck,
+        ),
+        ("one Python process", max((m.python for m in result.minutes), default=0) == 1),
+    ]
+    grew = growth(result)
+    if grew is None:
+        checks.append(("growth measured (2 minutes after the warm-up minute)", False))
+        return checks
+    rss, threads, files = grew
+    checks += [
+        (f"RSS growth per 1,000 commands < {RSS_GROWTH_LIMIT / MB:g} MB", rss < RSS_GROWTH_LIMIT),
+        (f"thread growth per 1,000 commands <= {THREADS_GROWTH_LIMIT}", threads <= 0),
+        (f"open-file growth per 1,000 commands <= {FILES_GROWTH_LIMIT}", files <= 0),
+    ]
+    return checks
 
 
 def growth_text(result: SoakResult) -> str:
@@ -516,7 +588,9 @@ def growth_text(result: SoakResult) -> str:
 
     parts = [
         f"tree {grow(first.last_tree, last.last_tree, MB)} MB RSS,"
-        f" {grow(first.last_pss, last.last_pss, MB)} MB PSS"
+        f" {grow(first.last_pss, last.last_pss, MB)} MB PSS,"
+        f" {grow(first.last_threads, last.last_threads, digits=1)} threads,"
+        f" {grow(first.last_files, last.last_files, digits=1)} fds"
     ]
     for role in result.roles:
         a, b = first.last.get(role), last.last.get(role)
@@ -539,9 +613,14 @@ def parser() -> argparse.ArgumentParser:
         "--rate",
         type=float,
         default=None,
-        help="commands a second on average (steady: 10; burst: 4, i.e. 100 every 25 s)",
+        help="commands a second on average (10: steady, or bursts of 100 every 10 s)",
     )
-    p.add_argument("--pattern", choices=["steady", "burst"], default="steady")
+    p.add_argument(
+        "--pattern",
+        choices=["steady", "burst", "both"],
+        default="steady",
+        help="steady load, bursts, or the one and then the other (steady)",
+    )
     p.add_argument("--burst", type=int, default=100, help="commands per burst (100)")
     p.add_argument(
         "--delay", type=float, default=None, help="cloud delay, s (steady: 0.2; burst: 1.0)"
@@ -555,34 +634,38 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the soak; 0 when nothing was lost, sent twice or left stuck, else 1 (2: no run)."""
+    """Run the soak(s); 0 when every target was met, else 1 (2: no run)."""
     from bench.run import in_workdir, progress
 
-    args = parser().parse_args(argv)
-    if args.rate is None:
-        args.rate = 10.0 if args.pattern == "steady" else 4.0
-    if args.delay is None:
-        args.delay = 0.2 if args.pattern == "steady" else 1.0
-    if args.rate <= 0 or args.minutes <= 0 or args.burst < 1 or args.users < 1:
-        progress("--rate, --minutes, --burst and --users must be positive")
-        return 2
-    found, code = in_workdir(
-        "share-image-soak-", "the soak", args.keep, lambda workdir: run_soak(args, workdir)
-    )
-    if found is None:
-        return code
-    result = found
-    if args.json:
-        print(json.dumps(as_json(result), indent=2))
-    else:
-        print(report(result))
-    fine = (
-        result.acked == result.sent
-        and result.final.cloud_calls.get("POST", 0) == result.sent
-        and len(result.final.reply_times) == result.sent
-        and not result.stuck
-    )
-    return 0 if fine else 1
+    given = parser().parse_args(argv)
+    patterns = ["steady", "burst"] if given.pattern == "both" else [given.pattern]
+    worst = 0
+    results = []
+    for pattern in patterns:
+        args = argparse.Namespace(**vars(given))
+        args.pattern = pattern
+        if args.rate is None:
+            args.rate = 10.0
+        if args.delay is None:
+            args.delay = 0.2 if pattern == "steady" else 1.0
+        if args.rate <= 0 or args.minutes <= 0 or args.burst < 1 or args.users < 1:
+            progress("--rate, --minutes, --burst and --users must be positive")
+            return 2
+        found, code = in_workdir(
+            "share-image-soak-",
+            "the soak",
+            args.keep,
+            lambda workdir, args=args: run_soak(args, workdir),
+        )
+        if found is None:
+            return code
+        results.append(found)
+        if not args.json:
+            print(report(found) + "\n", flush=True)
+        worst = max(worst, 0 if all(ok for _, ok in checks_of(found)) else 1)
+    if given.json:
+        print(json.dumps([as_json(r) for r in results], indent=2))
+    return worst
 
 
 def as_json(result: SoakResult) -> dict[str, Any]:
@@ -605,6 +688,8 @@ def as_json(result: SoakResult) -> dict[str, Any]:
         "slack_calls": result.final.slack_calls,
         "thread_replies": len(result.final.reply_times),
         "stuck": result.stuck,
+        "members_added_twice": result.final.posts_twice,
+        "checks": dict(checks_of(result)),
         "minutes": [
             {
                 "minute": m.index,
