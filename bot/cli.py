@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from dotenv import dotenv_values
 
 from bot import replica
-from bot.lock import Lock, take_lock
+from bot.lock import take_lock
 from bot.logs import configure_logging
 from bot.settings import (
     Settings,
