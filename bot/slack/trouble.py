@@ -8,6 +8,7 @@ import urllib.error
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 
 # How long `check` waits for Slack's answer.
@@ -114,6 +115,9 @@ def slack_trouble(
             why = f"no answer within {timeout:g} s"
     elif isinstance(error, TimeoutError | socket.timeout):
         why = f"no answer within {timeout:g} s"
+    elif isinstance(error, aiohttp.ClientConnectorError):
+        # The async client's failed connection: refused, no such host, TLS…
+        why = error.os_error.strerror or str(error.os_error)
     else:
         why = f"{type(error).__name__}: {error}"
     return SlackTrouble(
