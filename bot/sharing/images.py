@@ -3,10 +3,12 @@
 Three sources, cheapest first: a small cache of recent reads, the stored image list
 (refreshed by the worker every `IMAGE_LIST_REFRESH_SECONDS`), and the cloud API's
 show-image call. Renderers use `known` (never a cloud call); the worker uses `check`
-before an approver is asked or a direct share is sent. While the stored list is fresh
-and shows the image shareable (Shared and active), a check takes its word for it: an
-ordinary share is one call to the cloud (the add), not two. An image the list does not
-know, or shows otherwise, is read; a deleted one is the add's 404 ("not found").
+before an approver is asked or a direct share is sent. Right before an add
+(`trust_list`), while the stored list is fresh and shows the image shareable (Shared and
+active), its word is taken: an ordinary share is one call to the cloud (the add), not
+two. An image the list does not know, or shows otherwise, is read; one deleted since
+the refresh is the add's 404 ("not found"). Before approvers are asked the image is
+read all the same: the card shows it as it is, and a person waits anyway.
 """
 
 from __future__ import annotations
@@ -131,16 +133,21 @@ class ImageCatalog:
         self._lock = threading.Lock()
 
     async def read(
-        self, image_id: str, *, language: str | None = None, fresh: bool = False
+        self,
+        image_id: str,
+        *,
+        language: str | None = None,
+        fresh: bool = False,
+        trust_list: bool = False,
     ) -> ImageRow:
-        """The image from the cloud API, or a read of the last `cache_seconds`, or the
-        fresh stored list's row when it shows the image shareable (`fresh`: always a read
-        of the cloud, as after a refusal that a change since may explain).
+        """The image from the cloud API, or a read of the last `cache_seconds` (`fresh`:
+        never a cached one, as after a refusal that a change since may explain);
+        `trust_list`: the fresh stored list's row when it shows the image shareable.
 
         `ImageNotFound` when there is no such image; any other `CloudError` as raised.
         Checks of one image asked at once (a burst of shares) wait for one read.
         """
-        if not fresh:
+        if trust_list and not fresh:
             listed = self.listed(image_id)
             if listed is not None and verdict_of(listed) is Verdict.SHAREABLE:
                 return listed
@@ -210,10 +217,13 @@ class ImageCatalog:
             return None
         return self.stored.get(image_id)
 
-    async def check(self, image_id: str, *, language: str | None = None) -> ImageCheck:
-        """Whether the image can be shared now; a failed read does not block (`UNREAD`)."""
+    async def check(
+        self, image_id: str, *, language: str | None = None, trust_list: bool = False
+    ) -> ImageCheck:
+        """Whether the image can be shared now; a failed read does not block (`UNREAD`).
+        `trust_list`: a fresh stored list that shows it shareable is taken at its word."""
         try:
-            image = await self.read(image_id, language=language)
+            image = await self.read(image_id, language=language, trust_list=trust_list)
         except errors.ImageNotFound as error:
             return ImageCheck(Verdict.NOT_FOUND, error=error)
         except errors.CloudError as error:

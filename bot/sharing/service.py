@@ -316,7 +316,8 @@ class ShareService:
     # -- carrying out (the worker's side) --------------------------------------------------------
 
     async def check_image(self, request: ShareRequest) -> ShareRequest:
-        """Read the image before an approver is asked or a direct share is sent.
+        """Read the image before an approver is asked or a direct share is sent (for the
+        latter, a fresh stored list that shows it Shared and active is enough).
 
         An image that does not exist (404), is public (nothing to share) or is not active
         yet ends the request here, failed, with nothing sent; a read that fails (5xx, a
@@ -325,7 +326,12 @@ class ShareService:
         if self.images is None or request.unshare:
             return request
         checked = await self.images.check(
-            request.image_id, language=accept_language(request.language or "en")
+            request.image_id,
+            language=accept_language(request.language or "en"),
+            # A direct share goes to the cloud next: a fresh list that shows the image
+            # shareable spares it the read (one round trip). Before approvers are asked,
+            # the image is read, to show it as it is.
+            trust_list=request.state is RequestState.QUEUED,
         )
         if checked.verdict is Verdict.PRIVATE and self.make_shared is MakeShared.NEVER:
             # Only Shared images have members, and the bot may not make it Shared: fail
@@ -584,7 +590,7 @@ class ShareService:
         if self.images is None:
             return request
         try:
-            image = await self.images.read(request.image_id, language=language)
+            image = await self.images.read(request.image_id, language=language, trust_list=True)
         except errors.CloudError as error:
             log.warning(
                 "cannot read the image before adding; the add decides",
