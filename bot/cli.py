@@ -221,9 +221,7 @@ def _preflight(settings: Settings) -> None:
     for setting, method, call in checks:
         try:
             with _quiet_slack_sdk():
-                answer = call()
-                if asyncio.iscoroutine(answer):  # the bot's client is an async one
-                    asyncio.run(answer)
+                call()
         except Exception as error:  # any failure: one line rather than a traceback
             from bot.slack.trouble import slack_trouble
 
