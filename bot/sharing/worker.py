@@ -56,6 +56,14 @@ ACKS_FIRST_AT_MOST = 0.2
 FINISH_WITHIN = 7.0
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of this thread, if one is running."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Outcome(StrEnum):
     """How one step of a request ended, when nothing in the request says when to go on."""
 
@@ -174,6 +182,7 @@ class Worker:
         if images is None:
             self.images_tried.set()
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop `run` runs in
         self._woken_at = float("-inf")  # the last wake by a recorded request
         self.follow_ups_at_once = min(FOLLOW_UPS_AT_ONCE, self.at_once)
         self._slots = asyncio.Semaphore(self.at_once)
@@ -188,8 +197,15 @@ class Worker:
         return self.at_once
 
     def wake(self) -> None:
-        """Look for due work now rather than at the next poll (from the loop's thread: the
-        ack path calls it after recording a request)."""
+        """Look for due work now rather than at the next poll: the ack path calls it after
+        recording a request; from another thread it is handed to the worker's loop."""
+        loop = self._loop
+        if loop is not None and loop is not _running_loop():
+            loop.call_soon_threadsafe(self._woken)
+        else:
+            self._woken()
+
+    def _woken(self) -> None:
         self._woken_at = time.monotonic()
         self._wake.set()
 
@@ -201,6 +217,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; then lease nothing new, give what is under way
         `finish_within` seconds to end, and cancel what has not."""
+        self._loop = asyncio.get_running_loop()
         try:
             for request in self.requests.held():
                 self.announcer.interrupted(request)
@@ -385,7 +402,8 @@ class Worker:
         except CloudError as error:
             # Reads (reconcile, follow) and removes get here; adds record their own failures.
             log.warning("cloud API call failed", extra={"request": request_id, "error": str(error)})
-            next_due = self._after(await self._removal_refused(request, error))
+            failed_at = self.requests.now()  # before anything is said (a clock may move)
+            next_due = self._after(await self._removal_refused(request, error), at=failed_at)
         except StorageError as error:
             log.error(
                 "database failed mid-request", extra={"request": request_id, "error": str(error)}
@@ -475,9 +493,10 @@ class Worker:
                 )
         return Outcome.REMOVAL_REFUSED
 
-    def _after(self, outcome: Outcome) -> datetime:
-        """When to look again after `outcome` (the `AGAIN_AFTER` table)."""
-        return self.requests.now() + AGAIN_AFTER[outcome]
+    def _after(self, outcome: Outcome, *, at: datetime | None = None) -> datetime:
+        """When to look again after `outcome` (the `AGAIN_AFTER` table), counted from
+        `at` (when it happened; now by default)."""
+        return (at or self.requests.now()) + AGAIN_AFTER[outcome]
 
     async def _keep_approvers_asking(self, request: ShareRequest) -> ShareRequest:
         """While a request waits for approval, once its card is up: show a first approval
