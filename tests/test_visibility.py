@@ -11,12 +11,10 @@ member list is read back.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -388,46 +386,19 @@ def test_an_unshare_whose_member_stays_listed_is_not_told_removed(
 # -- the client's and the sandbox's side ------------------------------------------------------
 
 
-async def _no_sleep(seconds: float) -> None:
-    return None
-
-
-class Client:
-    """The cloud client driven from a test: its calls awaited in a loop of its own."""
-
-    def __init__(self, made: ScpClient) -> None:
-        self.made = made
-        self.runner = asyncio.Runner()
-
-    def run(self, work: Any) -> Any:
-        return self.runner.run(work)
-
-    def set_visibility(self, image_id: str, visibility: str) -> Any:
-        return self.run(self.made.set_visibility(image_id, visibility))
-
-    def add_member(self, image_id: str, member_id: str) -> Any:
-        return self.run(self.made.add_member(image_id, member_id))
-
-    def close(self) -> None:
-        self.run(self.made.aclose())
-        self.runner.close()
-
-
 @pytest.fixture
-def client(sandbox: Sandbox) -> Iterator[Client]:
-    made = Client(
-        ScpClient(
-            sandbox.url,
-            ScpAuth(ACCESS_KEY, SECRET_KEY),
-            retry=RetryPolicy(attempts=3, base_delay=0.0, sleep=_no_sleep),
-            timeout=httpx.Timeout(2.0),
-        )
+def client(sandbox: Sandbox) -> Iterator[ScpClient]:
+    made = ScpClient(
+        sandbox.url,
+        ScpAuth(ACCESS_KEY, SECRET_KEY),
+        retry=RetryPolicy(attempts=3, base_delay=0.0, sleep=lambda _: None),
+        timeout=httpx.Timeout(2.0),
     )
     yield made
     made.close()
 
 
-def test_set_visibility_is_a_signed_put_and_idempotent(sandbox: Sandbox, client: Client) -> None:
+def test_set_visibility_is_a_signed_put_and_idempotent(sandbox: Sandbox, client: ScpClient) -> None:
     assert client.set_visibility(PRIVATE, "shared").visibility == "shared"
     assert client.set_visibility(PRIVATE, "shared").visibility == "shared"
     assert client.set_visibility(PRIVATE, "private").visibility == "private"
@@ -438,7 +409,7 @@ def test_set_visibility_is_a_signed_put_and_idempotent(sandbox: Sandbox, client:
 
 @pytest.mark.parametrize("wanted", ["public", "community", "Shared", ""])
 def test_set_visibility_takes_private_or_shared_only_and_sends_nothing_else(
-    sandbox: Sandbox, client: Client, wanted: str
+    sandbox: Sandbox, client: ScpClient, wanted: str
 ) -> None:
     with pytest.raises(ValueError, match="private or shared"):
         client.set_visibility(PRIVATE, wanted)
@@ -446,7 +417,7 @@ def test_set_visibility_takes_private_or_shared_only_and_sends_nothing_else(
 
 
 def test_set_visibility_retries_and_survives_a_lost_answer(
-    sandbox: Sandbox, client: Client
+    sandbox: Sandbox, client: ScpClient
 ) -> None:
     sandbox.inject(
         Fault.answer(503, method="PUT"),
@@ -460,7 +431,7 @@ def test_set_visibility_retries_and_survives_a_lost_answer(
     assert sandbox.records[-1].method == "GET"
 
 
-def test_set_visibility_refused_for_a_public_image(sandbox: Sandbox, client: Client) -> None:
+def test_set_visibility_refused_for_a_public_image(sandbox: Sandbox, client: ScpClient) -> None:
     public = next(i.id for i in DEFAULT_IMAGES if i.visibility == "public")
     with pytest.raises(errors.ImageNotShareable):
         client.set_visibility(public, "private")
@@ -477,16 +448,16 @@ def test_set_visibility_refused_for_a_public_image(sandbox: Sandbox, client: Cli
     ],
 )
 def test_the_sandbox_takes_the_official_request_schema_only(
-    sandbox: Sandbox, client: Client, body: object
+    sandbox: Sandbox, client: ScpClient, body: object
 ) -> None:
-    answer = client.run(client.made._http.put(f"/v1/images/{PRIVATE}", json=body))
+    answer = client._http.put(f"/v1/images/{PRIVATE}", json=body)
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["code"] == "ValidationError"
     assert visibility(sandbox, PRIVATE) == "private"
 
 
 def test_the_sandbox_refuses_members_on_an_image_that_is_not_shared(
-    sandbox: Sandbox, client: Client
+    sandbox: Sandbox, client: ScpClient
 ) -> None:
     with pytest.raises(errors.ImageNotShareable) as refused:
         client.add_member(PRIVATE, MEMBER)
@@ -582,16 +553,16 @@ def test_list_of_a_private_image_says_it_has_no_members(
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_the_sandbox_refuses_every_member_call_on_an_image_that_is_not_shared(
-    sandbox: Sandbox, client: Client, method: str
+    sandbox: Sandbox, client: ScpClient, method: str
 ) -> None:
     path = f"/v1/images/{PRIVATE}/members" + (f"/{MEMBER}" if method == "DELETE" else "")
-    answer = client.run(client.made._http.request(method, path))
+    answer = client._http.request(method, path)
     assert answer.status_code == 403
     assert answer.json()["errors"][0]["detail"].startswith("Only shared images have members")
 
 
 def test_the_sandbox_checks_the_api_version_of_a_put_too(sandbox: Sandbox) -> None:
-    old = Client(ScpClient(sandbox.url, ScpAuth(ACCESS_KEY, SECRET_KEY), api_version="0.9"))
+    old = ScpClient(sandbox.url, ScpAuth(ACCESS_KEY, SECRET_KEY), api_version="0.9")
     try:
         with pytest.raises(errors.CloudAuthError) as refused:
             old.set_visibility(PRIVATE, "shared")
