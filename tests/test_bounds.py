@@ -7,12 +7,7 @@ never by timing.
 from __future__ import annotations
 
 import asyncio
-import logging
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.processes import RECYCLED, GrowthWatch, WorkerProcess, resident_bytes
 from bot.scp.client import KEEPALIVE_CONNECTIONS, KEEPALIVE_SECONDS, ScpClient
 from bot.services import AFTER_ACK_THREADS, make_cloud_client
 from bot.settings import SettingsError
@@ -139,73 +133,6 @@ def test_the_connections_setting_reaches_the_database(
     assert settings_for(slack, "http://127.0.0.1:9", tmp_path).DATABASE_CONNECTIONS == 4
     with pytest.raises(SettingsError, match="DATABASE_CONNECTIONS"):
         settings_for(slack, "http://127.0.0.1:9", tmp_path, DATABASE_CONNECTIONS=0)
-
-
-# -- the worker process: its growth, its hand-over -------------------------------------------
-
-
-def test_growth_is_measured_from_the_size_once_warm() -> None:
-    sizes = iter([60, 61, 67, 69])
-    now = [0.0]
-    watch = GrowthWatch(
-        8, warm_steps=200, every=1.0, resident=lambda: next(sizes), clock=lambda: now[0]
-    )
-
-    assert watch(199) is False  # not warm yet: nothing read
-    assert watch(200) is False and watch.warm == 60  # the warm size
-    assert watch(250) is False  # asked again within a second: not read again
-    now[0] = 1.0
-    assert watch(300) is False and watch.last == 61
-    now[0] = 2.0
-    assert watch(400) is False and watch.last == 67  # 7 past warm: within the bound
-    now[0] = 3.0
-    assert watch(500) is True and watch.last == 69  # 9 past warm: hand over
-    assert GrowthWatch(0)(10_000) is False  # 0: never
-
-
-def test_a_worker_that_handed_over_is_started_again_at_once_and_not_counted_a_restart(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    from bot import metrics
-
-    spawned: list[subprocess.Popen[bytes]] = []
-
-    class _Worker(WorkerProcess):
-        def _spawn(self) -> subprocess.Popen[bytes]:
-            # First a worker that hands over, then one that runs until stopped.
-            code = (
-                f"import sys, time; sys.exit({RECYCLED})"
-                if not spawned
-                else "import time; time.sleep(60)"
-            )
-            spawned.append(subprocess.Popen([sys.executable, "-c", code]))
-            return spawned[-1]
-
-    caplog.set_level(logging.INFO, logger="bot")
-    restarts = metrics.WORKER_RESTARTS._value.get()
-    # A stop or a crash would wait 60 s or 1 s before the next start.
-    worker = _Worker(stop_grace=60.0)
-    began = time.monotonic()
-    worker.start()
-    try:
-        for _ in range(500):
-            if len(spawned) == 2:
-                break
-            time.sleep(0.01)
-        assert len(spawned) == 2, "no fresh worker was started"
-        assert time.monotonic() - began < 5.0
-    finally:
-        worker.stop()
-    assert spawned[0].returncode == RECYCLED
-    assert spawned[1].wait(5) == -signal.SIGTERM
-    assert metrics.WORKER_RESTARTS._value.get() == restarts
-    assert "the worker handed over to a fresh one" in caplog.text
-    assert "worker stopped, starting it again" not in caplog.text
-
-
-def test_the_resident_size_is_read_from_the_system() -> None:
-    size = resident_bytes()
-    assert 5 * 1024 * 1024 < size < 2 * 1024 * 1024 * 1024
 
 
 # -- the cloud client's connections ----------------------------------------------------------
