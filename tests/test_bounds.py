@@ -129,7 +129,7 @@ def test_the_connections_setting_reaches_the_database(
     try:
         assert services.database.connections == 3
     finally:
-        services.close()
+        asyncio.run(services.aclose())
     assert settings_for(slack, "http://127.0.0.1:9", tmp_path).DATABASE_CONNECTIONS == 4
     with pytest.raises(SettingsError, match="DATABASE_CONNECTIONS"):
         settings_for(slack, "http://127.0.0.1:9", tmp_path, DATABASE_CONNECTIONS=0)
@@ -157,7 +157,7 @@ def test_the_cloud_client_opens_a_connection_per_calling_thread_at_most(
         )
         assert _pool_limits(client) == (16, 16, KEEPALIVE_SECONDS)
     finally:
-        client.close()
+        asyncio.run(client.aclose())
     default = make_cloud_client(settings_for(slack, "http://127.0.0.1:9", tmp_path))
     try:
         assert _pool_limits(default) == (
@@ -167,7 +167,7 @@ def test_the_cloud_client_opens_a_connection_per_calling_thread_at_most(
         )
         assert (KEEPALIVE_CONNECTIONS, KEEPALIVE_SECONDS) == (20, 5.0)
     finally:
-        default.close()
+        asyncio.run(default.aclose())
 
 
 # -- caches ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ back, what to do (for `check`, a start-up that stops, and the admin commands).""
 
 from __future__ import annotations
 
+import os
 import socket
 import urllib.error
 from dataclasses import dataclass
@@ -117,7 +118,9 @@ def slack_trouble(
         why = f"no answer within {timeout:g} s"
     elif isinstance(error, aiohttp.ClientConnectorError):
         # The async client's failed connection: refused, no such host, TLS…
-        why = error.os_error.strerror or str(error.os_error)
+        # (asyncio's own wording names the address: the system's words say what happened)
+        failure = error.os_error
+        why = os.strerror(failure.errno) if failure.errno else str(failure)
     else:
         why = f"{type(error).__name__}: {error}"
     return SlackTrouble(
