@@ -7,13 +7,14 @@ API version that is still served, a new empty database) leave the exit status 0.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from slack_sdk import WebClient
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import replica
 from bot.rota.errors import RotaError, RotaRefused
@@ -286,11 +287,11 @@ def _check_scopes(answer: object, report: _Report) -> None:
     )
 
 
-def _check_slack(settings: Settings, slack: WebClient, report: _Report) -> str | None:
+async def _check_slack(settings: Settings, slack: AsyncWebClient, report: _Report) -> str | None:
     """auth.test with the bot token; the bot's user name when Slack accepts it."""
     url = f"{settings.SLACK_API_URL}auth.test"
     try:
-        answer = slack.auth_test()
+        answer = await slack.auth_test()
     except Exception as error:  # report any failure to reach or convince Slack
         trouble = slack_trouble(error, url, setting="SLACK_BOT_TOKEN")
         report.fail("Slack token", trouble.summary("SLACK_BOT_TOKEN"), *trouble.lines())
@@ -300,13 +301,13 @@ def _check_slack(settings: Settings, slack: WebClient, report: _Report) -> str |
     return str(answer.get("user") or "the bot")
 
 
-def _check_app_token(settings: Settings, report: _Report) -> None:
+async def _check_app_token(settings: Settings, report: _Report) -> None:
     assert settings.SLACK_APP_TOKEN is not None
     token = settings.SLACK_APP_TOKEN.get_secret_value()
     url = f"{settings.SLACK_API_URL}apps.connections.open"
-    client = WebClient(token=token, base_url=settings.SLACK_API_URL, timeout=SLACK_TIMEOUT)
+    client = AsyncWebClient(token=token, base_url=settings.SLACK_API_URL, timeout=SLACK_TIMEOUT)
     try:
-        client.apps_connections_open(app_token=token)
+        await client.apps_connections_open(app_token=token)
     except Exception as error:
         trouble = slack_trouble(error, url, setting="SLACK_APP_TOKEN")
         report.fail(
@@ -316,9 +317,9 @@ def _check_app_token(settings: Settings, report: _Report) -> None:
     report.ok("Slack app token (Socket Mode)", "accepted by apps.connections.open")
 
 
-def _check_channel(
+async def _check_channel(
     settings: Settings,
-    slack: WebClient,
+    slack: AsyncWebClient,
     bot: str,
     what: str,
     setting: str,
@@ -327,7 +328,7 @@ def _check_channel(
 ) -> None:
     url = f"{settings.SLACK_API_URL}conversations.info"
     try:
-        answer = slack.conversations_info(channel=channel)
+        answer = await slack.conversations_info(channel=channel)
     except Exception as error:
         trouble = slack_trouble(error, url, setting="SLACK_BOT_TOKEN")
         if trouble.code == "missing_scope":
@@ -363,9 +364,9 @@ def _check_channel(
     )
 
 
-def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) -> None:
+async def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) -> None:
     try:
-        version = cloud.version_report(today)
+        version = await cloud.version_report(today)
     except CloudError as error:
         report.fail("cloud API version list", str(error))
     else:
@@ -384,7 +385,7 @@ def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) -> None:
         else:
             report.fail("cloud API version", f"{version.problem}; served: {served}")
     try:
-        cloud.list_members(PROBE_IMAGE)
+        await cloud.list_members(PROBE_IMAGE)
         report.ok("cloud API signed read", "keys and signature accepted")
     except ImageNotFound:
         report.ok("cloud API signed read", "keys and signature accepted")
@@ -428,8 +429,8 @@ class _Stored:
         return f"the stored rota is {_age(seconds)} old", True
 
 
-def _check_rotas(
-    settings: Settings, slack: WebClient, report: _Report, now: datetime | None
+async def _check_rotas(
+    settings: Settings, slack: AsyncWebClient, report: _Report, now: datetime | None
 ) -> None:
     """A line per on-call rota source: read it now, match its people, and say how old the
     rota the bot stored is (what cards use while the source cannot be read)."""
@@ -450,15 +451,17 @@ def _check_rotas(
             stored = _Stored(None, [], set())
         directory = SlackDirectory(slack, None)
         for reader in readers:
-            _check_rota(settings, reader, directory, stored, report, moment)
+            await _check_rota(settings, reader, directory, stored, report, moment)
     finally:
         for reader in readers:
-            getattr(reader, "close", lambda: None)()
+            close = getattr(reader, "aclose", None)
+            if close is not None:
+                await close()
         if database is not None:
             database.close()
 
 
-def _check_rota(
+async def _check_rota(
     settings: Settings,
     reader: RotaReader,
     directory: SlackDirectory,
@@ -479,7 +482,7 @@ def _check_rota(
         return
     setting = "ONCALL_PAGERDUTY_TOKEN" if reader.source == "pagerduty" else "ONCALL_ICAL_URL"
     try:
-        got = reader.read(now, now + ROTA_WINDOW, schedules)
+        got = await reader.read(now, now + ROTA_WINDOW, schedules)
     except RotaError as error:
         advice = (
             f"fix {setting} and run check again"
@@ -496,7 +499,7 @@ def _check_rota(
     people: set[str] = set()
     try:
         for email in dict.fromkeys(shift.email for shift in got.shifts):
-            user = directory.user_for_email(email)
+            user = await directory.user_for_email(email)
             if user is None:
                 problems.append(f"{email}: Slack knows nobody by that email")
             elif user not in stored.deciders:
@@ -522,13 +525,29 @@ def _check_rota(
 def run_check(
     settings: Settings,
     *,
-    slack: WebClient | None = None,
+    slack: AsyncWebClient | None = None,
     cloud: ScpClient | None = None,
     echo: Callable[[str], None] = print,
     today: date | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Print the check; 0 when everything works (warnings allowed), 1 otherwise."""
+    """Print the check; 0 when everything works (warnings allowed), 1 otherwise.
+
+    Synchronous: the Slack and cloud calls run in an event loop of its own."""
+    return asyncio.run(
+        _run_check(settings, slack=slack, cloud=cloud, echo=echo, today=today, now=now)
+    )
+
+
+async def _run_check(
+    settings: Settings,
+    *,
+    slack: AsyncWebClient | None,
+    cloud: ScpClient | None,
+    echo: Callable[[str], None],
+    today: date | None,
+    now: datetime | None,
+) -> int:
     report = _Report(echo)
     echo("Settings (secrets are never shown):")
     for line in _settings_lines(settings):
@@ -540,9 +559,9 @@ def run_check(
         _check_reconcile(settings, report)
 
     slack = slack or make_web_client(settings, timeout=SLACK_TIMEOUT)
-    bot = _check_slack(settings, slack, report)
+    bot = await _check_slack(settings, slack, report)
     if settings.SLACK_APP_TOKEN is not None:
-        _check_app_token(settings, report)
+        await _check_app_token(settings, report)
     if bot is not None:
         for what, setting in (
             ("approval channel", "SHARE_APPROVAL_CHANNEL"),
@@ -550,14 +569,14 @@ def run_check(
         ):
             channel = getattr(settings, setting)
             if channel:
-                _check_channel(settings, slack, bot, what, setting, channel, report)
+                await _check_channel(settings, slack, bot, what, setting, channel, report)
 
     cloud = cloud or make_cloud_client(settings)
     try:
-        _check_cloud(cloud, report, today)
+        await _check_cloud(cloud, report, today)
     finally:
-        cloud.close()
-    _check_rotas(settings, slack, report, now)
+        await cloud.aclose()
+    await _check_rotas(settings, slack, report, now)
     if report.failures:
         echo(f"{report.failures} check(s) failed.")
     elif report.warnings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -315,7 +316,7 @@ def _tell_if_slack_does_not_know(user: str) -> None:
     when Slack cannot be reached from its host or the token is wrong, and they typed an
     id they copied from Slack. Without a bot token nothing is asked.
     """
-    from slack_sdk import WebClient
+    from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.sharing.admin import Account
     from bot.slack.accounts import slack_account
@@ -329,10 +330,12 @@ def _tell_if_slack_does_not_know(user: str) -> None:
     url = os.environ.get("SLACK_API_URL") or saved.get("SLACK_API_URL") or ""
     base = url or "https://slack.com/api/"
     # Asked once: no retries (an operator waits on each), and not long.
-    client = WebClient(token=token, base_url=base, timeout=CLI_SLACK_TIMEOUT, retry_handlers=[])
+    client = AsyncWebClient(
+        token=token, base_url=base, timeout=CLI_SLACK_TIMEOUT, retry_handlers=[]
+    )
     logging.getLogger("bot.slack.accounts").disabled = True  # the line below says it
     failures: list[Exception] = []
-    account = slack_account(client, user, failed=failures.append)
+    account = asyncio.run(slack_account(client, user, failed=failures.append))
     why = ""
     if failures:
         trouble = slack_trouble(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from slack_sdk import WebClient
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.scp import RetryPolicy, ScpAuth, ScpClient
@@ -30,9 +30,10 @@ from bot.sharing.oncall import (
 from bot.sharing.reconcile import Reconciler
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
+from bot.sharing.worker import Worker
 from bot.slack.accounts import SlackDirectory, slack_account
 from bot.slack.announcer import Announcer
-from bot.slack.client import CountedWebClient
+from bot.slack.client import CountedWebClient, SlackConnections
 from bot.slack.languages import Languages
 from bot.slack.web import make_web_client as make_web_client
 from storage import (
@@ -56,14 +57,18 @@ from storage import (
 log = logging.getLogger(__name__)
 
 
-# Threads that run a listener's slow follow-up (a cloud read for `list`), per process.
-AFTER_ACK_THREADS = 4
+# A listener's slow follow-ups (a cloud read for `list`) under way at once, per process.
+AFTER_ACK_AT_ONCE = 4
+# The old name of AFTER_ACK_AT_ONCE.
+AFTER_ACK_THREADS = AFTER_ACK_AT_ONCE
+# How long `aclose` gives follow-ups under way to end before cancelling them.
+AFTER_ACK_FINISH_SECONDS = 5.0
 
 
 def make_cloud_client(settings: Settings, **options: object) -> ScpClient:
     """The signed cloud API client for these settings, each request and retry counted:
-    a connection for every thread."""
-    options.setdefault("max_connections", settings.BOT_WORKER_THREADS + AFTER_ACK_THREADS)
+    a connection for each call that may be under way at once."""
+    options.setdefault("max_connections", settings.BOT_WORKER_THREADS + AFTER_ACK_AT_ONCE)
     retry = options.pop("retry", None) or RetryPolicy()
     assert isinstance(retry, RetryPolicy)
     auth = ScpAuth(
@@ -149,16 +154,17 @@ class Services:
     rota: Rota
     schedules: OnCallSchedules
     rota_keeper: RotaKeeper
-    # Called after a request is recorded. The worker process polls the database every
-    # 50 ms; a worker running in the same process (tests) is woken at once instead.
+    # Called after a request is recorded: the worker in the same loop (`Worker.wake`) is
+    # woken at once; a worker in another process polls the database every 50 ms.
     wake: Callable[[], None] = field(default=lambda: None)
-    # Slow follow-ups of a listener (a cloud read for `list`) run here, on their own
-    # few threads, so they can never hold up the threads that produce acks.
-    background: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(
-            AFTER_ACK_THREADS, thread_name_prefix="after-ack"
-        )
+    # The one aiohttp session (kept connections) of the bot's Slack clients.
+    slack_connections: SlackConnections = field(default_factory=SlackConnections)
+    # Slow follow-ups of a listener (a cloud read for `list`) run as tasks, at most
+    # AFTER_ACK_AT_ONCE at a time, so a flood of them never crowds out the worker.
+    follow_up_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(AFTER_ACK_AT_ONCE)
     )
+    _follow_ups: set[asyncio.Task[None]] = field(default_factory=set)
 
     # The Slack workspace the bot was installed in, from auth.test at start; "" until then.
     team_id: str = ""
@@ -174,25 +180,38 @@ class Services:
                 extra={"team": team_id, "grants": claimed},
             )
 
-    def after_ack(self, work: Callable[[], None]) -> None:
-        """Run `work` on the follow-up threads; a failure is logged whole."""
+    def after_ack(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run the coroutine function `work` as a task of the running loop, once a slot of
+        AFTER_ACK_AT_ONCE is free; a failure is logged whole. Called from a listener,
+        after its ack."""
 
-        def run() -> None:
-            try:
-                work()
-            except Exception:  # nobody else would see it
-                log.exception("follow-up after an ack failed")
+        async def run() -> None:
+            async with self.follow_up_slots:
+                try:
+                    await work()
+                except Exception:  # nobody else would see it
+                    log.exception("follow-up after an ack failed")
 
-        self.background.submit(run)
+        task = asyncio.get_running_loop().create_task(run())
+        self._follow_ups.add(task)
+        task.add_done_callback(self._follow_ups.discard)
 
-    def close(self) -> None:
-        """Finish follow-ups and release connections."""
-        self.background.shutdown(wait=True)
+    async def aclose(self) -> None:
+        """Give follow-ups under way a few seconds to end (then cancel them), and release
+        the connections: Slack's, the cloud's, the rota sources', the database's."""
+        pending = list(self._follow_ups)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=AFTER_ACK_FINISH_SECONDS)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
         for reader in self.rota_keeper.readers:
-            close = getattr(reader, "close", None)
+            close = getattr(reader, "aclose", None)
             if close is not None:
-                close()
-        self.cloud.close()
+                await close()
+        await self.cloud.aclose()
+        await self.slack_connections.aclose()
         self.database.close()
 
 
@@ -200,17 +219,26 @@ def build_services(
     settings: Settings,
     *,
     database: Database | None = None,
-    slack: WebClient | None = None,
+    slack: AsyncWebClient | None = None,
     cloud: ScpClient | None = None,
 ) -> Services:
-    """Wire the storage, cloud client, share service, Slack output and administration."""
+    """Wire the storage, cloud client, share service, Slack output and administration.
+
+    Synchronous, and usable outside an event loop: nothing here connects to anything.
+    The Slack clients share one aiohttp session, opened in the loop at their first call.
+    """
     database = database or Database(
         settings.DATABASE_PATH, connections=settings.DATABASE_CONNECTIONS
     )
-    slack = slack or make_web_client(settings)
-    # Locale look-ups happen off the ack path (the worker, follow-ups): still, never long.
+    connections = getattr(slack, "connections", None) or SlackConnections()
+    slack = slack or make_web_client(settings, connections=connections)
+    # Locale and account look-ups happen near the ack: one second at most, no retries.
     quick_slack = CountedWebClient(
-        token=slack.token, base_url=slack.base_url, timeout=1, retry_handlers=[]
+        token=slack.token,
+        base_url=slack.base_url,
+        timeout=1,
+        retry_handlers=[],
+        connections=connections,
     )
     cloud = cloud or make_cloud_client(settings)
     requests = Requests(
@@ -220,7 +248,11 @@ def build_services(
     members = KnownMembers(database)
     oncall = OnCall(database)
     audit = AuditLog(database)
-    images = ImageCatalog(Images(database), cloud)
+    images = ImageCatalog(
+        Images(database),
+        cloud,
+        list_fresh=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
+    )
     policies = ImagePolicies(database)
     seen = CloudMembers(database)
     share = ShareService(
@@ -310,9 +342,35 @@ def build_services(
             teller=announcer,
             every=timedelta(seconds=settings.SHARE_RECONCILE_SECONDS),
             follow=timedelta(days=settings.SHARE_FOLLOW_DAYS),
+            found=lambda kind: metrics.DRIFT_FOUND.labels(kind=kind).inc(),
+            dropped=metrics.MESSAGES_DROPPED.inc,
         ),
         who=who,
         rota=rota,
         schedules=schedules,
         rota_keeper=rota_keeper,
+        slack_connections=connections,
     )
+
+
+def make_worker(services: Services, **options: object) -> Worker:
+    """The worker for these services and their settings, woken by every recorded request
+    (`services.wake`) and counted in the metrics; `options` override any argument."""
+    settings = services.settings
+    arguments: dict[str, object] = dict(
+        requests=services.requests,
+        service=services.share,
+        announcer=services.announcer,
+        languages=services.languages,
+        at_once=settings.BOT_WORKER_THREADS,
+        images=services.images,
+        image_refresh=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
+        reconciler=services.reconciler,
+        rota=services.rota_keeper,
+        rota_refresh=timedelta(seconds=settings.ONCALL_REFRESH_SECONDS),
+        looked=metrics.worker_looked,
+    )
+    arguments.update(options)
+    worker = Worker(**arguments)  # type: ignore[arg-type]
+    services.wake = worker.wake
+    return worker

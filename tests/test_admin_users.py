@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from slack_sdk import WebClient
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sharing.admin import Account
 from bot.slack.accounts import slack_account
@@ -77,11 +78,15 @@ def test_a_grant_waits_for_slack_to_answer(bot: BotHarness, slack: FakeSlack) ->
 
 
 def test_the_fake_slack_knows_only_its_users(slack: FakeSlack) -> None:
-    client = WebClient(token=slack.bot_token, base_url=slack.api_url, retry_handlers=[])
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, retry_handlers=[])
     slack.add_user("UJANE")
     slack.add_user("UROBOT", is_bot=True)
     slack.add_user("UGONE", deleted=True)
-    assert [slack_account(client, u) for u in ("UJANE", "UROBOT", "UGONE", "UNOBODY")] == [
+
+    async def accounts() -> list[Account]:
+        return [await slack_account(client, u) for u in ("UJANE", "UROBOT", "UGONE", "UNOBODY")]
+
+    assert asyncio.run(accounts()) == [
         Account.PERSON,
         Account.BOT,
         Account.DELETED,

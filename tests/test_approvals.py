@@ -540,13 +540,13 @@ def test_a_click_while_the_request_is_still_being_announced_is_announced_too(
     announcer = team.services.announcer
     post = announcer._post
 
-    def click_during_the_reply(
+    async def click_during_the_reply(
         request: ShareRequest, told: SlackData, step: str, **args: Any
     ) -> dict[str, Any]:
         # The approver clicks in the instant between the card and its thread message.
         if step == "awaiting_approval:reply" and request.state == "awaiting_approval":
             assert team.services.share.decide(request.id, "UAPP1", approve=True).request
-        return post(request, told, step, **args)
+        return await post(request, told, step, **args)
 
     announcer._post = click_during_the_reply  # type: ignore[method-assign]
     posted = ask_until_carded(team)

@@ -10,6 +10,7 @@ words) and what the cloud received (one POST).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import signal
@@ -76,8 +77,10 @@ def die_after(target: Any, name: str, when: Callable[..., bool]) -> threading.Ev
     died = threading.Event()
 
     @functools.wraps(real)
-    def dying(*args: Any, **kwargs: Any) -> Any:
-        result = real(*args, **kwargs)
+    async def dying(*args: Any, **kwargs: Any) -> Any:
+        # (Died ends the worker's task that called it: a BaseException, it is not caught
+        # as a failure, and the request stays leased as a dead process leaves it.)
+        result = await real(*args, **kwargs)
         if not died.is_set() and when(*args, **kwargs):
             died.set()
             raise Died(name)
@@ -262,12 +265,15 @@ def _die_with_the_post_under_way(bot: BotHarness, sandbox: Sandbox) -> threading
     cloud = bot.services.cloud
     real = cloud.add_member
     died = threading.Event()
+    on_the_wire: list[asyncio.Future[Any]] = []
 
-    def add_member(*args: Any, **kwargs: Any) -> Any:
+    async def add_member(*args: Any, **kwargs: Any) -> Any:
         if died.is_set():
-            return real(*args, **kwargs)
-        threading.Thread(target=real, args=args, kwargs=kwargs, daemon=True).start()
-        sandbox.wait_for(lambda records: any(r.method == "POST" for r in records))
+            return await real(*args, **kwargs)
+        # The POST goes on without the worker, as a request on the wire does.
+        on_the_wire.append(asyncio.ensure_future(real(*args, **kwargs)))
+        while not any(r.method == "POST" for r in sandbox.records):
+            await asyncio.sleep(0.01)
         died.set()
         raise Died("add_member")
 

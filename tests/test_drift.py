@@ -9,10 +9,11 @@ with no second add.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,31 @@ def lists(sandbox: Sandbox) -> list[Record]:
     return [r for r in sandbox.records if r.method == "GET" and r.path.endswith("/members")]
 
 
+class Console:
+    """Someone at the console: signed requests straight to the cloud, not through the bot
+    (each call a client of its own, in a loop of its own)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _call(self, name: str, *args: Any) -> Any:
+        async def once() -> Any:
+            async with ScpClient(self.url, ScpAuth(ACCESS_KEY, SECRET_KEY)) as client:
+                return await getattr(client, name)(*args)
+
+        return asyncio.run(once())
+
+    def add_member(self, image_id: str, member_id: str) -> Any:
+        return self._call("add_member", image_id, member_id)
+
+    def remove_member(self, image_id: str, member_id: str) -> None:
+        self._call("remove_member", image_id, member_id)
+
+
 @pytest.fixture
-def console(sandbox: Sandbox) -> Iterator[ScpClient]:
-    """Someone at the console: signed requests straight to the cloud, not through the bot."""
-    client = ScpClient(sandbox.url, ScpAuth(ACCESS_KEY, SECRET_KEY))
-    yield client
-    client.close()
+def console(sandbox: Sandbox) -> Console:
+    """Someone at the console."""
+    return Console(sandbox.url)
 
 
 @pytest.fixture
@@ -96,7 +116,7 @@ def listed(bot: BotHarness, slack: FakeSlack, user: str = "USHARE") -> str:
 
 
 def test_a_member_added_and_one_removed_behind_the_bots_back_are_each_reported_once(
-    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: Console
 ) -> None:
     bot = watched
     share(bot, f"{IMAGE} {MEMBER} --for 1d QA run", 1)
@@ -155,7 +175,7 @@ def test_a_member_added_and_one_removed_behind_the_bots_back_are_each_reported_o
 
 
 def test_a_member_that_leaves_and_comes_back_is_reported_again(
-    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: Console
 ) -> None:
     bot = watched
     share(bot, f"{IMAGE} {MEMBER} QA run", 1)
@@ -172,7 +192,7 @@ def test_a_member_that_leaves_and_comes_back_is_reported_again(
 
 
 def test_a_share_the_bot_unshared_is_closed_and_a_member_back_is_reported(
-    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: Console
 ) -> None:
     bot = watched
     share(bot, f"{IMAGE} {MEMBER} QA run", 1)
@@ -348,7 +368,7 @@ def test_a_member_that_rejected_still_has_access_and_is_not_added_again(
 
 
 def test_a_member_listed_outside_the_bot_is_taken_under_its_timer_without_an_add(
-    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: Console
 ) -> None:
     bot = watched
     bot.services.members.add(OTHER, "Ops account", by="test")
@@ -392,7 +412,7 @@ def test_a_member_listed_outside_the_bot_is_taken_under_its_timer_without_an_add
 
 
 def test_an_already_shared_member_the_bot_did_not_know_is_said_plainly_not_as_an_error(
-    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: Console
 ) -> None:
     bot = watched
     console.add_member(IMAGE, MEMBER)  # before the bot ever followed the image
@@ -433,7 +453,7 @@ def test_an_id_typed_in_another_case_is_sent_as_the_cloud_spells_it(
 
 
 def test_check_reports_the_last_reconcile_and_what_it_found(
-    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: Console
 ) -> None:
     from bot.check import _check_reconcile, _Report
 
@@ -488,7 +508,7 @@ def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
     said: list[str] = []
 
     class Teller:
-        def outside_member(self, image_id: str, member_id: str, status: str | None) -> None:
+        async def outside_member(self, image_id: str, member_id: str, status: str | None) -> None:
             said.append(member_id)
 
     reconciler = Reconciler(
@@ -505,12 +525,18 @@ def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
         teller=Teller(),
         lists_per_second=40,
     )
+
+    async def paced() -> tuple[ReconcileRun | None, float]:
+        try:
+            started = time.monotonic()
+            run = await reconciler.run()
+            return run, time.monotonic() - started
+        finally:
+            await cloud.aclose()
+
     try:
-        started = time.monotonic()
-        run = reconciler.run()
-        took = time.monotonic() - started
+        run, took = asyncio.run(paced())
     finally:
-        cloud.close()
         database.close()
 
     assert run is not None and (run.images, run.listed, run.failures) == (24, 24, 0)
@@ -526,7 +552,7 @@ def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
 
 @pytest.mark.parametrize("status", ["accepted", "rejected"])
 def test_a_member_that_answered_and_is_removed_at_the_console_is_told_once(
-    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: ScpClient, status: str
+    watched: BotHarness, sandbox: Sandbox, slack: FakeSlack, console: Console, status: str
 ) -> None:
     """Accepted or rejected, the member had access through the bot: gone is gone."""
     bot = watched
@@ -585,7 +611,7 @@ def test_the_share_whose_end_moved_ends_with_the_one_that_moved_it(
 
 
 def test_a_report_is_said_once_even_when_recording_it_fails_once(
-    watched: BotHarness, slack: FakeSlack, console: ScpClient, monkeypatch: pytest.MonkeyPatch
+    watched: BotHarness, slack: FakeSlack, console: Console, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The report is claimed before it is posted: a write that fails in between never
     makes a later run say it again."""
@@ -615,7 +641,7 @@ def test_a_report_is_said_once_even_when_recording_it_fails_once(
 
 
 def test_list_names_a_member_the_cloud_spells_in_another_case(
-    watched: BotHarness, slack: FakeSlack, console: ScpClient
+    watched: BotHarness, slack: FakeSlack, console: Console
 ) -> None:
     """Ids alike but for case are one member: its registered name shows whatever the case."""
     console.add_member(IMAGE, MEMBER.upper())  # as someone typed it in the console

@@ -137,7 +137,7 @@ def test_a_crash_mid_removal_is_reconciled_with_a_read_and_removes_once(
     # The worker recorded `removing` and then died, before or after its remove call.
     assert team.services.requests.start_removing(1)
     if landed:
-        team.services.cloud.remove_member(IMAGE, MEMBER)
+        team.call(team.services.cloud.remove_member(IMAGE, MEMBER))
 
     team.start_worker()
     removed = team.wait_state("removed")
@@ -153,7 +153,8 @@ def test_a_member_already_gone_is_reported_as_such(
 ) -> None:
     share_for(team, "1m")
     parent = team.parent("C1")
-    team.services.cloud.remove_member(IMAGE, MEMBER)  # someone removed it in the console
+    # Someone removed it in the console.
+    team.call(team.services.cloud.remove_member(IMAGE, MEMBER))
 
     pass_time(team, seconds=61)
     removed = team.wait_state("removed")

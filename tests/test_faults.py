@@ -840,7 +840,8 @@ def test_a_database_that_cannot_be_written_gets_a_kind_ack_and_nothing_is_sent(
 ) -> None:
     bot = make()
     if language_known:
-        bot.services.languages.of("U1")  # cached, so the command's first write is the request
+        # Cached, so that the command's first write is the request.
+        bot.call(bot.services.languages.of("U1"))
 
     # Connections opened from now on (the command's) find the file read-only, as after a
     # disk error or a read-only remount. The process's few connections are shared by its

@@ -179,10 +179,10 @@ def test_the_fake_takes_a_trigger_once_and_only_its_own(bot: BotHarness, slack: 
     view = {"type": "modal", "title": {"type": "plain_text", "text": "t"}, "blocks": []}
     client = bot.services.announcer.client
     trigger = slack.trigger_id()
-    assert client.views_open(trigger_id=trigger, view=view)["ok"]
+    assert bot.call(client.views_open(trigger_id=trigger, view=view))["ok"]
     for used in (trigger, "12345.67890.abcdef"):
         with pytest.raises(SlackApiError):
-            client.views_open(trigger_id=used, view=view)
+            bot.call(client.views_open(trigger_id=used, view=view))
     assert [c.response.get("error") for c in slack.calls("views.open")] == [
         None,
         "exchanged_trigger_id",

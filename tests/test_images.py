@@ -3,13 +3,12 @@ people see on the parent, the thread, the card, `list`, `status` and Home."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -55,9 +54,14 @@ def stored(bot: BotHarness, count: int = 1) -> None:
     until(lambda: bot.services.images.stored.count() >= count, "the image list stored")
 
 
+def unlisted(bot: BotHarness) -> None:
+    """A stored list that does not know the image (made since the last refresh)."""
+    bot.services.images.stored.replace([], bot.services.images.stored.now())
+
+
 def refreshed(bot: BotHarness) -> None:
     """The stored list as the sandbox has it now (as the next periodic refresh would)."""
-    assert bot.worker.refresh_images()
+    assert bot.call(bot.worker.refresh_images())
 
 
 def home_of(bot: BotHarness, slack: FakeSlack, user: str) -> str:
@@ -197,6 +201,7 @@ def test_an_image_that_needs_no_or_cannot_have_sharing_ends_the_request(
     user: str,
 ) -> None:
     name_the_image(sandbox, **details)
+    refreshed(team)  # the list shows it so: a direct share reads it too (not shareable)
 
     team.ack_text(f"{IMAGE} {MEMBER} QA run", user=user)
 
@@ -220,6 +225,7 @@ def test_an_image_that_needs_no_or_cannot_have_sharing_ends_the_request(
 def test_a_failing_read_never_blocks_a_share(
     bot: BotHarness, sandbox: Sandbox, fault: Fault
 ) -> None:
+    unlisted(bot)  # so that the image is read before the add
     sandbox.inject(fault, fault)  # the read is tried twice at most
 
     bot.ack_text(f"{IMAGE} {MEMBER}")
@@ -356,7 +362,7 @@ class Cloud:
     def __init__(self) -> None:
         self.reads: list[str] = []
 
-    def show_image(self, image_id: str, **_: Any) -> Any:
+    async def show_image(self, image_id: str, **_: Any) -> Any:
         from bot.scp import Image
 
         self.reads.append(image_id)
@@ -373,17 +379,45 @@ def test_reads_are_cached_briefly_and_the_cache_is_bounded(tmp_path: Any) -> Non
         clock=lambda: now[0],
     )
 
-    assert catalog.check(IMAGE).verdict is Verdict.SHAREABLE
-    assert catalog.check(IMAGE).verdict is Verdict.SHAREABLE
+    assert asyncio.run(catalog.check(IMAGE)).verdict is Verdict.SHAREABLE
+    assert asyncio.run(catalog.check(IMAGE)).verdict is Verdict.SHAREABLE
     assert cloud.reads == [IMAGE]  # the second check used the first read
     now[0] += CACHE_SECONDS
-    catalog.read(IMAGE)
+    asyncio.run(catalog.read(IMAGE))
     assert cloud.reads == [IMAGE, IMAGE]  # too old: read again
 
-    catalog.read(OTHER_IMAGE)
-    catalog.read(UNKNOWN_IMAGE)  # a third image pushes out the least recently used
+    asyncio.run(catalog.read(OTHER_IMAGE))
+    asyncio.run(catalog.read(UNKNOWN_IMAGE))  # a third image pushes out the least recently used
     assert catalog.known(IMAGE) is None
     assert catalog.known(UNKNOWN_IMAGE) is not None
+
+
+def test_a_fresh_list_is_trusted_right_before_an_add_only_when_it_shows_the_image_shareable(
+    tmp_path: Any,
+) -> None:
+    cloud = Cloud()
+    stored = Images(Database(tmp_path / "bot.db"))
+    catalog = ImageCatalog(stored, cloud, list_fresh=timedelta(minutes=5))  # type: ignore[arg-type]
+    private = ImageRow(id=OTHER_IMAGE, status="active", visibility="private")
+    stored.replace(
+        [ImageRow(id=IMAGE, status="active", visibility="shared"), private], stored.now()
+    )
+
+    assert asyncio.run(catalog.check(IMAGE, trust_list=True)).verdict is Verdict.SHAREABLE
+    assert cloud.reads == []  # the list's word
+    asyncio.run(catalog.check(OTHER_IMAGE, trust_list=True))
+    asyncio.run(catalog.check(UNKNOWN_IMAGE, trust_list=True))
+    assert cloud.reads == [OTHER_IMAGE, UNKNOWN_IMAGE]  # private, unknown: read
+    asyncio.run(catalog.check(IMAGE))  # before approvers are asked: read all the same
+    assert cloud.reads == [OTHER_IMAGE, UNKNOWN_IMAGE, IMAGE]
+
+    catalog.forget()
+    stored.replace(
+        [ImageRow(id=IMAGE, status="active", visibility="shared")],
+        stored.now() - timedelta(minutes=10),
+    )
+    asyncio.run(catalog.check(IMAGE, trust_list=True))  # a stale list is not trusted
+    assert cloud.reads[-1] == IMAGE and len(cloud.reads) == 4
 
 
 class SlowCloud(Cloud):
@@ -392,16 +426,16 @@ class SlowCloud(Cloud):
     def __init__(self, fail: bool) -> None:
         super().__init__()
         self.fail = fail
-        self.entered = threading.Event()
-        self.release = threading.Event()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
 
-    def show_image(self, image_id: str, **_: Any) -> Any:
+    async def show_image(self, image_id: str, **_: Any) -> Any:
         self.entered.set()
-        assert self.release.wait(10)
+        await self.release.wait()
         if self.fail:
             self.reads.append(image_id)
             raise errors.CloudUnavailable("GET answered 503", status=503)
-        return super().show_image(image_id)
+        return await super().show_image(image_id)
 
 
 @pytest.mark.parametrize(
@@ -410,17 +444,19 @@ class SlowCloud(Cloud):
 def test_checks_of_one_image_at_once_share_one_read(
     tmp_path: Any, fail: bool, verdict: Verdict
 ) -> None:
-    cloud = SlowCloud(fail)
-    catalog = ImageCatalog(Images(Database(tmp_path / "bot.db")), cloud)  # type: ignore[arg-type]
-    with ThreadPoolExecutor(10) as pool:
-        first = pool.submit(catalog.check, IMAGE)
-        assert cloud.entered.wait(10)  # the first read is under way: the others join it
-        others = [pool.submit(catalog.check, IMAGE) for _ in range(9)]
+    async def ten_at_once() -> list[Verdict]:
+        cloud = SlowCloud(fail)
+        catalog = ImageCatalog(Images(Database(tmp_path / "bot.db")), cloud)  # type: ignore[arg-type]
+        first = asyncio.create_task(catalog.check(IMAGE))
+        await asyncio.wait_for(cloud.entered.wait(), 10)  # under way: the others join it
+        others = [asyncio.create_task(catalog.check(IMAGE)) for _ in range(9)]
+        await asyncio.sleep(0.01)
         cloud.release.set()
-        verdicts = [f.result().verdict for f in [first, *others]]
+        checks = await asyncio.gather(first, *others)
+        assert cloud.reads == [IMAGE]
+        return [check.verdict for check in checks]
 
-    assert verdicts == [verdict] * 10
-    assert cloud.reads == [IMAGE]
+    assert asyncio.run(ten_at_once()) == [verdict] * 10
 
 
 def row(**values: Any) -> ImageRow:

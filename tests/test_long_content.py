@@ -104,7 +104,7 @@ def test_list_of_an_image_with_300_members_is_one_answer_with_the_count(
     bot: BotHarness, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
     for number in range(300):
-        bot.services.cloud.add_member(IMAGE, f"m{number:03d}-{LONG}"[:64])
+        bot.call(bot.services.cloud.add_member(IMAGE, f"m{number:03d}-{LONG}"[:64]))
     sandbox.set_member_status(IMAGE, f"m000-{LONG}"[:64], "accepted")
 
     url = slack.response_url("long-list")

@@ -124,7 +124,7 @@ def test_pagerduty_down_keeps_the_stored_rota_and_check_says_how_old(
     pagerduty.down = True
     bot.clock.advance(hours=2)
 
-    [done] = bot.services.rota_keeper.refresh()
+    [done] = bot.call(bot.services.rota_keeper.refresh())
     card = ask(bot, 1)
     lines: list[str] = []
     code = run_check(
@@ -149,7 +149,7 @@ def test_a_rota_older_than_a_day_falls_back_to_the_approvers_and_says_so(
     bot = rota_team()
     pagerduty.down = True
     bot.clock.advance(hours=26)
-    bot.services.rota_keeper.refresh()
+    bot.call(bot.services.rota_keeper.refresh())
 
     card = ask(bot, 1)
 
@@ -223,7 +223,7 @@ def test_an_admin_gives_an_image_its_own_schedule(
     bot = rota_team()
 
     said = bot.ack_text(f"admin oncall schedule {IMAGE} PTEAM02", user="UADMIN")
-    bot.services.rota_keeper.refresh()
+    bot.call(bot.services.rota_keeper.refresh())
     card = ask(bot, 1)
 
     assert said == (

@@ -207,7 +207,7 @@ def test_an_add_refused_because_the_image_turned_private_says_so(
     team: BotHarness, sandbox: Sandbox, slack: FakeSlack, refusal: int | None
 ) -> None:
     # The bot read the image Shared a moment ago; then someone made it private.
-    assert team.services.images.read(SHARED_IMAGE).visibility == "shared"
+    assert team.call(team.services.images.read(SHARED_IMAGE)).visibility == "shared"
     sandbox.set_visibility(SHARED_IMAGE, "private")
     if refusal is not None:  # the status SCP would use is not published: any of these
         sandbox.inject(Fault.answer(refusal, method="POST", path=SHARED_IMAGE))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -43,7 +43,7 @@ REFUSED_ACCOUNTS = {
 }
 
 
-def _everyone_is_a_person(user_id: str) -> Account:
+async def _everyone_is_a_person(user_id: str) -> Account:
     return Account.PERSON
 
 
@@ -86,7 +86,7 @@ class Administration:
         schedules: OnCallSchedules | None = None,
         who: WhoIsOnCall | None = None,
         pagerduty: bool = False,
-        accounts: Callable[[str], Account] = _everyone_is_a_person,
+        accounts: Callable[[str], Awaitable[Account]] = _everyone_is_a_person,
         policies: ImagePolicies | None = None,
     ) -> None:
         self.grants = grants
@@ -103,14 +103,16 @@ class Administration:
         # The Slack workspace the bot serves, recorded with each grant ("" until known).
         self.team_id = ""
 
-    def check_person(self, user_id: str) -> None:
+    async def check_person(self, user_id: str) -> None:
         """CommandError unless Slack says `user_id` is an active person."""
-        problem = REFUSED_ACCOUNTS.get(self.accounts(user_id))
+        problem = REFUSED_ACCOUNTS.get(await self.accounts(user_id))
         if problem:
             raise CommandError(problem, user=user_id)
 
-    def dispatch(self, command: Admin, *, by: str, now: datetime) -> Outcome:
+    async def dispatch(self, command: Admin, *, by: str, now: datetime) -> Outcome:
         """Carry out an admin command from Slack for `by`; `NotAdmin` unless an admin.
+
+        Async: a grant or a shift asks Slack whether the user is an active person first.
 
         `LastAdmin` when it would revoke the last admin for all images.
         """
@@ -140,7 +142,7 @@ class Administration:
         if what in {"grant", "revoke"}:
             assert command.role is not None
             if what == "grant":
-                self.check_person(command.user_id)
+                await self.check_person(command.user_id)
                 changed = self.grant(command.user_id, command.role, command.image_id, by=by)
             else:
                 changed = self.revoke(command.user_id, command.role, command.image_id, by=by)
@@ -153,7 +155,7 @@ class Administration:
         if what == "oncall add":
             assert command.starts is not None and command.ends is not None
             shift_window(command.starts, command.ends, now)  # before asking Slack anything
-            self.check_person(command.user_id)
+            await self.check_person(command.user_id)
             self.add_shift(command.user_id, command.starts, command.ends, by=by)
             return Outcome(command)
         if what == "policy":

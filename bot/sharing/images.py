@@ -3,17 +3,24 @@
 Three sources, cheapest first: a small cache of recent reads, the stored image list
 (refreshed by the worker every `IMAGE_LIST_REFRESH_SECONDS`), and the cloud API's
 show-image call. Renderers use `known` (never a cloud call); the worker uses `check`
-before an approver is asked or a direct share is sent.
+before an approver is asked or a direct share is sent. Right before an add
+(`trust_list`), while the stored list is fresh and shows the image shareable (Shared and
+active), its word is taken: an ordinary share is one call to the cloud (the add), not
+two. An image the list does not know, or shows otherwise, is read; one deleted since
+the refresh is the add's 404 ("not found"). Before approvers are asked the image is
+read all the same: the card shows it as it is, and a person waits anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 
 from bot.scp import Image, ImageStatus, ScpClient, Visibility, errors
@@ -30,6 +37,9 @@ CACHE_SIZE = 512
 # A check's read is tried at most this often: when the cloud is down, the add call (with
 # its own retries) is what decides, and it should not wait on the read for long.
 CHECK_ATTEMPTS = 2
+# The stored list counts as fresh for IMAGE_LIST_REFRESH_SECONDS after its refresh and
+# this much more (a refresh under way takes a moment to list every page).
+LIST_FRESH_GRACE = timedelta(seconds=30)
 
 
 class Verdict(StrEnum):
@@ -63,7 +73,7 @@ class ImageCheck:
 class _Flight:
     """One read under way; others asking for the same image wait for its answer."""
 
-    done: threading.Event = field(default_factory=threading.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
     row: ImageRow | None = None
     error: errors.CloudError | None = None
 
@@ -109,9 +119,12 @@ class ImageCatalog:
         cache_seconds: float = CACHE_SECONDS,
         cache_size: int = CACHE_SIZE,
         clock: Callable[[], float] = time.monotonic,
+        list_fresh: timedelta | None = None,
     ) -> None:
         self.stored = stored
         self.cloud = cloud
+        # How long after a refresh the stored list is taken at its word (None: never).
+        self.list_fresh = list_fresh
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
         self._clock = clock
@@ -119,13 +132,25 @@ class ImageCatalog:
         self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
 
-    def read(self, image_id: str, *, language: str | None = None, fresh: bool = False) -> ImageRow:
+    async def read(
+        self,
+        image_id: str,
+        *,
+        language: str | None = None,
+        fresh: bool = False,
+        trust_list: bool = False,
+    ) -> ImageRow:
         """The image from the cloud API, or a read of the last `cache_seconds` (`fresh`:
-        never a cached one, as after a refusal that a change since may explain).
+        never a cached one, as after a refusal that a change since may explain);
+        `trust_list`: the fresh stored list's row when it shows the image shareable.
 
         `ImageNotFound` when there is no such image; any other `CloudError` as raised.
         Checks of one image asked at once (a burst of shares) wait for one read.
         """
+        if trust_list and not fresh:
+            listed = self.listed(image_id)
+            if listed is not None and verdict_of(listed) is Verdict.SHAREABLE:
+                return listed
         with self._lock:
             if fresh:
                 self._cache.pop(image_id, None)
@@ -137,13 +162,13 @@ class ImageCatalog:
             if flight is None:
                 flight = self._flights[image_id] = _Flight()
         if not leading:
-            flight.done.wait()
+            await flight.done.wait()
             if flight.row is not None:
                 return flight.row
             raise flight.error or errors.CloudUnavailable(f"reading image {image_id} failed")
         try:
             flight.row = image_row(
-                self.cloud.show_image(image_id, language=language, attempts=CHECK_ATTEMPTS)
+                await self.cloud.show_image(image_id, language=language, attempts=CHECK_ATTEMPTS)
             )
             self._remember(image_id, flight.row)
             return flight.row
@@ -155,12 +180,12 @@ class ImageCatalog:
                 del self._flights[image_id]
             flight.done.set()
 
-    def set_visibility(
+    async def set_visibility(
         self, image_id: str, visibility: Visibility, *, language: str | None = None
     ) -> ImageRow:
         """Set the image `private` or `shared` in the cloud; the image as it is then, kept
         as the latest read and in the stored list (until the next refresh)."""
-        row = image_row(self.cloud.set_visibility(image_id, visibility, language=language))
+        row = image_row(await self.cloud.set_visibility(image_id, visibility, language=language))
         self._remember(image_id, row)
         self.stored.set_visibility(image_id, row.visibility or visibility.value)
         log.info("image visibility set", extra={"image": image_id, "visibility": visibility.value})
@@ -182,10 +207,23 @@ class ImageCatalog:
                 found[image_id] = image
         return found
 
-    def check(self, image_id: str, *, language: str | None = None) -> ImageCheck:
-        """Whether the image can be shared now; a failed read does not block (`UNREAD`)."""
+    def listed(self, image_id: str) -> ImageRow | None:
+        """The stored list's row of the image while the list is fresh (refreshed within
+        `list_fresh`); None when the list is older, or does not know the image."""
+        if self.list_fresh is None:
+            return None
+        refreshed = self.stored.refreshed_at()
+        if refreshed is None or self.stored.now() - refreshed > self.list_fresh + LIST_FRESH_GRACE:
+            return None
+        return self.stored.get(image_id)
+
+    async def check(
+        self, image_id: str, *, language: str | None = None, trust_list: bool = False
+    ) -> ImageCheck:
+        """Whether the image can be shared now; a failed read does not block (`UNREAD`).
+        `trust_list`: a fresh stored list that shows it shareable is taken at its word."""
         try:
-            image = self.read(image_id, language=language)
+            image = await self.read(image_id, language=language, trust_list=trust_list)
         except errors.ImageNotFound as error:
             return ImageCheck(Verdict.NOT_FOUND, error=error)
         except errors.CloudError as error:
@@ -196,11 +234,15 @@ class ImageCatalog:
             return ImageCheck(Verdict.UNREAD, error=error)
         return ImageCheck(verdict_of(image), image)
 
-    def refresh(self) -> int:
-        """Replace the stored list with the account's images as the cloud lists them now."""
-        # Page by page: only the rows are kept, never the whole list of the API's images.
-        rows = (image_row(image) for page in self.cloud.image_pages() for image in page)
-        count = self.stored.replace(rows, self.stored.now())
+    async def refresh(self) -> int:
+        """Replace the stored list with the account's images as the cloud lists them now.
+
+        Page by page, only the rows are kept (never the API's whole answers); the rows are
+        written off the event loop, in one transaction, since thousands take milliseconds.
+        """
+        started = self.stored.now()
+        rows = [image_row(image) async for page in self.cloud.image_pages() for image in page]
+        count = await asyncio.to_thread(self.stored.replace, rows, started)
         log.info("image list refreshed", extra={"images": count})
         return count
 

@@ -240,14 +240,16 @@ class RotaReader(Protocol):
     source: str
     label: str
 
-    def read(self, since: datetime, until: datetime, schedule_ids: Sequence[str] = ()) -> RotaRead:
+    async def read(
+        self, since: datetime, until: datetime, schedule_ids: Sequence[str] = ()
+    ) -> RotaRead:
         """Who is on call between `since` and `until`; `RotaError` when it cannot be read."""
 
 
 class Directory(Protocol):
     """Who an email is in Slack (`users.lookupByEmail`, remembered)."""
 
-    def user_for_email(self, email: str) -> str | None:
+    async def user_for_email(self, email: str) -> str | None:
         """The active Slack user with that email, or None; `DirectoryUnavailable` when
         Slack could not be asked."""
 
@@ -294,28 +296,28 @@ class RotaKeeper:
         wanted = list(dict.fromkeys([*self.default_schedules, *self.schedules.all().values()]))
         return wanted
 
-    def refresh(self) -> list[Refreshed]:
+    async def refresh(self) -> list[Refreshed]:
         """Read every source once (a rate-limited one only once its wait is over)."""
-        return [self.refresh_source(reader) for reader in self.readers]
+        return [await self.refresh_source(reader) for reader in self.readers]
 
-    def read(self, reader: RotaReader) -> tuple[RotaRead, dict[str, str | None]]:
+    async def read(self, reader: RotaReader) -> tuple[RotaRead, dict[str, str | None]]:
         """The source's rota now, and the Slack user of each email in it (None: nobody)."""
         now = self.rota.now()
-        got = reader.read(now, now + self.window, self.schedule_ids())
+        got = await reader.read(now, now + self.window, self.schedule_ids())
         users: dict[str, str | None] = {}
         for shift in got.shifts:
             key = shift.email.lower()
             if key not in users:
-                users[key] = self.directory.user_for_email(shift.email)
+                users[key] = await self.directory.user_for_email(shift.email)
         return got, users
 
-    def refresh_source(self, reader: RotaReader) -> Refreshed:
+    async def refresh_source(self, reader: RotaReader) -> Refreshed:
         """Read one source and store its rota; on failure keep the last one and say why."""
         wait_until = self._not_before.get(reader.source, 0.0)
         if self._monotonic() < wait_until:
             return Refreshed(reader.source, ok=False, skipped=True)
         try:
-            got, users = self.read(reader)
+            got, users = await self.read(reader)
         except RotaError as error:
             if isinstance(error, RotaRateLimited):
                 self._not_before[reader.source] = self._monotonic() + error.retry_after

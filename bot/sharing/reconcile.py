@@ -20,16 +20,17 @@ resumes it, and `check` shows the last run and what it found.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot import metrics
 from bot.scp import ImageMember, ScpClient
 from bot.scp.errors import CloudError, ImageNotShareable
 from bot.sharing.errors import DeliveryError
+from bot.sharing.pauses import pause
 from bot.sharing.request import Action, Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
 from storage import CloudMembers, ReconcileRun, ReconcileRuns
@@ -51,7 +52,7 @@ THROUGH_BOT = frozenset({RequestState.PENDING, RequestState.ACCEPTED, RequestSta
 class Teller(Protocol):
     """Says what the reconcile found where people read it (the notify channel)."""
 
-    def outside_member(self, image_id: str, member_id: str, status: str | None) -> None:
+    async def outside_member(self, image_id: str, member_id: str, status: str | None) -> None:
         """A member has access to the image, not through the bot; `DeliveryError` when
         it could not be said (it is said at the next run)."""
 
@@ -82,6 +83,8 @@ class Reconciler:
         every: timedelta = timedelta(hours=1),
         follow: timedelta = timedelta(days=7),
         lists_per_second: float = LISTS_PER_SECOND,
+        found: Callable[[str], None] = lambda kind: None,
+        dropped: Callable[[], None] = lambda: None,
     ) -> None:
         self.requests = requests
         self.service = service
@@ -92,6 +95,10 @@ class Reconciler:
         self.every = every
         self.follow = follow
         self.pause = 1.0 / lists_per_second
+        # Told of each drift found ("outside", "gone") and each report Slack refused for
+        # good: the edge counts them (the domain keeps no metrics of its own).
+        self.found = found
+        self.dropped = dropped
 
     def due(self) -> bool:
         """Whether a run should start (or one left under way go on) now."""
@@ -102,21 +109,21 @@ class Reconciler:
             return True  # a run a stopped worker left under way: resume it
         return unstamp(last.finished_at) + self.every <= self.requests.now()
 
-    def keep_reconciled(self, stop: threading.Event) -> None:
+    async def keep_reconciled(self, stop: asyncio.Event) -> None:
         """Run whenever one is due, until `stop`."""
         while not stop.is_set():
             try:
                 if self.due():
-                    self.run(stop)
+                    await self.run(stop)
             except Exception:
                 # A bug must not end the reconcile: log it whole and try at the next look.
                 log.exception("unexpected failure reconciling member lists")
-            stop.wait(min(LOOK_SECONDS, self.every.total_seconds()))
+            await pause(stop, min(LOOK_SECONDS, self.every.total_seconds()))
 
-    def run(self, stop: threading.Event | None = None) -> ReconcileRun | None:
+    async def run(self, stop: asyncio.Event | None = None) -> ReconcileRun | None:
         """One run over every image to follow (or the rest of one under way); the run as
         it ended, or None when `stop` ended it first (it resumes at the next start)."""
-        stop = stop or threading.Event()
+        stop = stop or asyncio.Event()
         now = self.requests.now()
         last = self.runs.last()
         resuming = last is not None and last.started_at is not None and last.finished_at is None
@@ -129,7 +136,7 @@ class Reconciler:
         for image_id in images:
             if stop.is_set():
                 return None
-            found = self.image(image_id)
+            found = await self.image(image_id)
             run = replace(
                 run,
                 cursor=image_id,
@@ -140,7 +147,7 @@ class Reconciler:
                 failures=run.failures + found.failures,
             )
             self.runs.save(run)
-            if stop.wait(self.pause):
+            if await pause(stop, self.pause):
                 return None
         run = replace(run, finished_at=stamp(self.requests.now()), cursor=None)
         self.runs.save(run)
@@ -157,11 +164,11 @@ class Reconciler:
         )
         return run
 
-    def image(self, image_id: str) -> Found:
+    async def image(self, image_id: str) -> Found:
         """List one image's members and compare them with the bot's records."""
         at = self.requests.now()
         try:
-            listed = self.cloud.list_members(image_id)
+            listed = await self.cloud.list_members(image_id)
         except ImageNotShareable:
             # Not Shared now (made private outside the bot): the service lists no members of
             # such an image, and none of them can use it while it stays so. Nothing to compare,
@@ -205,7 +212,7 @@ class Reconciler:
             if shares:
                 statuses += sum(1 for r in shares if self._status(r, member))
                 continue
-            if row.reported_at is None and self._report(image_id, member, at):
+            if row.reported_at is None and await self._report(image_id, member, at):
                 outside += 1
         for key, shares in mine.items():
             if key in present or key in busy:
@@ -213,7 +220,7 @@ class Reconciler:
             for request in shares:
                 if request.state in RUNNING and self.service.removed_outside(request):
                     gone += 1
-                    metrics.DRIFT_FOUND.labels(kind="gone").inc()
+                    self.found("gone")
         left = [
             m.member_key
             for m in self.members.of_image(image_id)
@@ -225,7 +232,7 @@ class Reconciler:
     def _status(self, request: ShareRequest, member: ImageMember) -> bool:
         return self.service.note_status(request, member) is not None
 
-    def _report(self, image_id: str, member: ImageMember, at: datetime) -> bool:
+    async def _report(self, image_id: str, member: ImageMember, at: datetime) -> bool:
         """Say once that the member has access not through the bot; False when Slack could
         not take it now (it is said at the next run), or another run said it already.
 
@@ -235,7 +242,7 @@ class Reconciler:
         if not self.members.reported(image_id, key, at=at):
             return False
         try:
-            self.teller.outside_member(image_id, member.member_id, member.status)
+            await self.teller.outside_member(image_id, member.member_id, member.status)
         except DeliveryError as error:
             if error.transient:
                 self.members.unreported(image_id, key, at=at)
@@ -246,12 +253,12 @@ class Reconciler:
                 return False
             # Refused for good (the bot is not in the notify channel): counted and logged,
             # shown by `list`, and not tried again every run.
-            metrics.MESSAGES_DROPPED.inc()
+            self.dropped()
             log.error(
                 "Slack refused the report of a member with access not through the bot",
                 extra={"image": image_id, "member": member.member_id, "error": error.error},
             )
-        metrics.DRIFT_FOUND.labels(kind="outside").inc()
+        self.found("outside")
         log.warning(
             "a member has access not through the bot",
             extra={"image": image_id, "member": member.member_id, "status": member.status},

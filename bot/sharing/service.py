@@ -297,24 +297,27 @@ class ShareService:
             waiting_total=waiting_total,
         )
 
-    def list_members(self, user_id: str, image_id: str, *, language: str) -> list[ImageMember]:
+    async def list_members(
+        self, user_id: str, image_id: str, *, language: str
+    ) -> list[ImageMember]:
         """The image's members, from the cloud API; anyone with a role may look."""
         if not rules.may_ask(self.grants.roles(user_id, image_id)):
             raise NotAllowed(user_id, f"list {image_id}")
         cloud_language = accept_language(language)
         try:
-            return self.cloud.list_members(image_id, language=cloud_language)
+            return await self.cloud.list_members(image_id, language=cloud_language)
         except errors.ImageNotShareable:
             # Only Shared images have members (the service refuses even to list them):
             # a private one has none to show, which one read of the image tells.
-            if self.images is None or not self._reads_private(image_id, cloud_language):
+            if self.images is None or not await self._reads_private(image_id, cloud_language):
                 raise
             return []
 
     # -- carrying out (the worker's side) --------------------------------------------------------
 
-    def check_image(self, request: ShareRequest) -> ShareRequest:
-        """Read the image before an approver is asked or a direct share is sent.
+    async def check_image(self, request: ShareRequest) -> ShareRequest:
+        """Read the image before an approver is asked or a direct share is sent (for the
+        latter, a fresh stored list that shows it Shared and active is enough).
 
         An image that does not exist (404), is public (nothing to share) or is not active
         yet ends the request here, failed, with nothing sent; a read that fails (5xx, a
@@ -322,8 +325,13 @@ class ShareService:
         """
         if self.images is None or request.unshare:
             return request
-        checked = self.images.check(
-            request.image_id, language=accept_language(request.language or "en")
+        checked = await self.images.check(
+            request.image_id,
+            language=accept_language(request.language or "en"),
+            # A direct share goes to the cloud next: a fresh list that shows the image
+            # shareable spares it the read (one round trip). Before approvers are asked,
+            # the image is read, to show it as it is.
+            trust_list=request.state is RequestState.QUEUED,
         )
         if checked.verdict is Verdict.PRIVATE and self.make_shared is MakeShared.NEVER:
             # Only Shared images have members, and the bot may not make it Shared: fail
@@ -346,7 +354,7 @@ class ShareService:
         self.log_outcome(failed)
         return failed
 
-    def send(self, request: ShareRequest, *, again: bool = False) -> ShareRequest:
+    async def send(self, request: ShareRequest, *, again: bool = False) -> ShareRequest:
         """Call the cloud API for a request the worker has moved to `sending`; record the answer.
 
         `again`: a call for it was made before (by a worker that died): a 409 for a member
@@ -361,22 +369,22 @@ class ShareService:
         request = self._cloud_spelling(request)
         try:
             if request.unshare:
-                self.cloud.remove_member(
+                await self.cloud.remove_member(
                     request.image_id, request.member_id, language=language, sent_before=again
                 )
                 done = request  # read back below
             else:
-                member = self._extended_member(request, language)
+                member = await self._extended_member(request, language)
                 if member is None and request.extends is None:
-                    taken = self._take_over(request, language)
+                    taken = await self._take_over(request, language)
                     if taken is not None:
                         return taken
                 if member is None:
-                    request = self._shareable(request, language)
+                    request = await self._shareable(request, language)
                     if request.state is not RequestState.SENDING:
                         return request
                     try:
-                        member = self.cloud.add_member(
+                        member = await self.cloud.add_member(
                             request.image_id,
                             request.member_id,
                             language=language,
@@ -384,23 +392,23 @@ class ShareService:
                         )
                     except errors.AlreadyMember:
                         # Someone else added it (the console, another tool): it is there.
-                        present = self._present(request, language)
+                        present = await self._present(request, language)
                         if present is None:
                             raise
                         return self._found_present(request, present)
                 done = self._member_answer(request, member, api_status=200)
         except errors.CloudError as error:
             kind = None
-            if not request.unshare and self._refused_as_private(request, error, language):
+            if not request.unshare and await self._refused_as_private(request, error, language):
                 kind = IMAGE_NOT_SHARED
-            done = self._failed(request, error, kind=kind)
+            done = await self._failed(request, error, kind=kind)
             if request.made_shared_at and not isinstance(error, errors.CloudUnavailable):
-                self._unshare_refused_add(done, language)
+                await self._unshare_refused_add(done, language)
         else:
             if request.unshare:
                 # A remove that answered is read back: the member must be gone, in any
                 # spelling (`MemberStillListed` otherwise: the worker says so, tries again).
-                done = self._after_removal(request, language)
+                done = await self._after_removal(request, language)
         return done
 
     # -- one share per image and member ------------------------------------------------------
@@ -425,14 +433,16 @@ class ShareService:
             return self.requests.update(request.id, member_id=spelled)
         return request
 
-    def _present(self, request: ShareRequest, language: str) -> ImageMember | None:
+    async def _present(self, request: ShareRequest, language: str) -> ImageMember | None:
         """The member as the cloud has it now; None when it is not a member."""
         try:
-            return self.cloud.show_member(request.image_id, request.member_id, language=language)
+            return await self.cloud.show_member(
+                request.image_id, request.member_id, language=language
+            )
         except errors.MemberNotFound:
             return None
 
-    def _take_over(self, request: ShareRequest, language: str) -> ShareRequest | None:
+    async def _take_over(self, request: ShareRequest, language: str) -> ShareRequest | None:
         """A share of a member that has access already, without an add: the bot's own
         running share gets this request's end, an outside member this request's timer.
         None when the member is not known to be there (or is gone): it is added."""
@@ -442,7 +452,7 @@ class ShareService:
         outside = running is None and self._listed_outside(request)
         if running is None and not outside:
             return None
-        member = self._present(request, language)
+        member = await self._present(request, language)
         if member is None:
             return None  # gone meanwhile: a new share, added as usual
         if running is None:
@@ -571,7 +581,7 @@ class ShareService:
         self.log_outcome(changed)
         return changed
 
-    def _shareable(self, request: ShareRequest, language: str) -> ShareRequest:
+    async def _shareable(self, request: ShareRequest, language: str) -> ShareRequest:
         """Make sure the image can have members before the add: a `shared` image goes on
         (so do `public` and `community` ones, which the add decides, as ever); a `private`
         one is set to Shared first (SHARE_MAKE_SHARED=auto, recorded on the request and the
@@ -580,7 +590,7 @@ class ShareService:
         if self.images is None:
             return request
         try:
-            image = self.images.read(request.image_id, language=language)
+            image = await self.images.read(request.image_id, language=language, trust_list=True)
         except errors.CloudError as error:
             log.warning(
                 "cannot read the image before adding; the add decides",
@@ -598,7 +608,7 @@ class ShareService:
             request.id, only_in=RequestState.SENDING, made_shared_at=self.requests_now()
         )
         try:
-            self.images.set_visibility(request.image_id, Visibility.SHARED, language=language)
+            await self.images.set_visibility(request.image_id, Visibility.SHARED, language=language)
         except errors.CloudError as error:
             # Nothing was added. A change without an answer may have landed: it stays
             # recorded (a Shared image is seen only by its members, and the bot made it so).
@@ -608,7 +618,9 @@ class ShareService:
                 request = self.requests.update(
                     request.id, only_in=RequestState.SENDING, made_shared_at=None
                 )
-            return self._failed(request, error, kind=None if unanswered else VISIBILITY_REFUSED)
+            return await self._failed(
+                request, error, kind=None if unanswered else VISIBILITY_REFUSED
+            )
         log.info("made the image Shared so it can have members", extra=request.log_fields())
         return request
 
@@ -621,7 +633,7 @@ class ShareService:
         self.log_outcome(failed)
         return failed
 
-    def _refused_as_private(
+    async def _refused_as_private(
         self, request: ShareRequest, error: errors.CloudError, language: str
     ) -> bool:
         """Whether a refused add means "only Shared images have members": the refusal's
@@ -631,30 +643,32 @@ class ShareService:
             return False
         if isinstance(error, errors.AlreadyMember):
             try:
-                self.cloud.show_member(request.image_id, request.member_id, language=language)
+                await self.cloud.show_member(request.image_id, request.member_id, language=language)
                 return False
             except (errors.MemberNotFound, errors.ImageNotShareable):
                 pass  # not there, or the image has no members at all (not Shared)
             except errors.CloudError:
                 return False
-        return self._reads_private(request.image_id, language)
+        return await self._reads_private(request.image_id, language)
 
-    def _reads_private(self, image_id: str, language: str) -> bool:
+    async def _reads_private(self, image_id: str, language: str) -> bool:
         """Whether a fresh read of the image says `private` (a failed read says no)."""
         if self.images is None:
             return False
         try:
-            image = self.images.read(image_id, language=language, fresh=True)
+            image = await self.images.read(image_id, language=language, fresh=True)
         except errors.CloudError:
             return False
         return (image.visibility or "").lower() == Visibility.PRIVATE
 
-    def _extended_member(self, request: ShareRequest, language: str) -> ImageMember | None:
+    async def _extended_member(self, request: ShareRequest, language: str) -> ImageMember | None:
         """For an extension, the member as it is (no add needed); None when it is gone."""
         if request.extends is None:
             return None
         try:
-            return self.cloud.show_member(request.image_id, request.member_id, language=language)
+            return await self.cloud.show_member(
+                request.image_id, request.member_id, language=language
+            )
         except errors.MemberNotFound:
             return None
 
@@ -665,15 +679,15 @@ class ShareService:
         ends = request.ends_at
         return request.state in RUNNING and ends is not None and ends <= self.requests_now()
 
-    def end(self, request: ShareRequest) -> ShareRequest:
+    async def end(self, request: ShareRequest) -> ShareRequest:
         """Remove the member of a share whose time is up: recorded as `removing` before
         the call, `removed` after it. Not started while an extension is being sent."""
         if not self.requests.start_removing(request.id):
             return self.requests.get(request.id) or request
         log.info("share ended, removing the member", extra=request.log_fields())
-        return self.remove(self.requests.get(request.id) or request)
+        return await self.remove(self.requests.get(request.id) or request)
 
-    def remove(self, request: ShareRequest) -> ShareRequest:
+    async def remove(self, request: ShareRequest) -> ShareRequest:
         """Call the remove for a request in `removing`; record the answer.
 
         A member already gone (404) is recorded as such. While the cloud API does not
@@ -682,15 +696,15 @@ class ShareService:
         """
         language = accept_language(request.language or "en")
         try:
-            self.cloud.remove_member(request.image_id, request.member_id, language=language)
+            await self.cloud.remove_member(request.image_id, request.member_id, language=language)
         except errors.MemberNotFound:
-            return self._after_removal(request, language, result="gone", api_status=404)
+            return await self._after_removal(request, language, result="gone", api_status=404)
         except errors.CloudError as error:
-            self._note_error(request, error)
+            await self._note_error(request, error)
             raise
-        return self._after_removal(request, language)
+        return await self._after_removal(request, language)
 
-    def _after_removal(
+    async def _after_removal(
         self,
         request: ShareRequest,
         language: str,
@@ -706,10 +720,10 @@ class ShareService:
         nobody left on it is set back to private."""
         if members is None:
             try:
-                members = self.cloud.list_members(request.image_id, language=language)
+                members = await self.cloud.list_members(request.image_id, language=language)
             except errors.CloudError as error:
                 if request.state is RequestState.REMOVING:
-                    self._note_error(request, error)
+                    await self._note_error(request, error)
                     raise
                 # An unshare whose list cannot be read: removing, and read again shortly.
                 self._move(request, RequestState.REMOVING, removing_at=self.requests_now())
@@ -721,20 +735,20 @@ class ShareService:
                 request = self._move(
                     request, RequestState.REMOVING, removing_at=self.requests_now()
                 )
-            self._note_error(request, still)
+            await self._note_error(request, still)
             log.warning("a removed member is still listed", extra=request.log_fields())
             raise still
-        private_again = self._private_again(request, members, language)
+        private_again = await self._private_again(request, members, language)
         return self._removed(request, result, api_status=api_status, made_private_at=private_again)
 
-    def _unshare_refused_add(self, request: ShareRequest, language: str) -> None:
+    async def _unshare_refused_add(self, request: ShareRequest, language: str) -> None:
         """The bot made the image Shared for this share and the cloud refused the add (an
         answer: nothing was added). Leave the image as found: private again when nobody
         is a member and nothing else is on its way (`_private_again`)."""
         if self.images is None or self.images.stored.made_shared(request.image_id) != request.id:
             return
         try:
-            members = self.cloud.list_members(request.image_id, language=language)
+            members = await self.cloud.list_members(request.image_id, language=language)
         except errors.CloudError as error:
             log.warning(
                 "cannot read the members of an image made Shared for a refused add;"
@@ -742,11 +756,11 @@ class ShareService:
                 extra={"request": request.id, "error": str(error)},
             )
             return
-        at = self._private_again(request, members, language)
+        at = await self._private_again(request, members, language)
         if at is not None:
             self.requests.update(request.id, made_private_at=at)
 
-    def _private_again(
+    async def _private_again(
         self, request: ShareRequest, members: list[ImageMember], language: str
     ) -> datetime | None:
         """Set the image back to private when the bot made it Shared itself and nobody is
@@ -758,7 +772,9 @@ class ShareService:
         if self.requests.in_flight(request.image_id, besides=request.id):
             return None  # another share of it is about to add a member
         try:
-            self.images.set_visibility(request.image_id, Visibility.PRIVATE, language=language)
+            await self.images.set_visibility(
+                request.image_id, Visibility.PRIVATE, language=language
+            )
         except errors.CloudError as error:
             log.warning(
                 "cannot set the image back to private; it stays Shared, with no members",
@@ -768,7 +784,7 @@ class ShareService:
         self.images.stored.forget_made_shared(request.image_id)
         return self.requests_now()
 
-    def _note_error(self, request: ShareRequest, error: errors.CloudError) -> None:
+    async def _note_error(self, request: ShareRequest, error: errors.CloudError) -> None:
         """Record why a call for a request still in `removing` failed (it is tried again).
 
         A 403 on an image that now reads private is its own reason: nobody can use a
@@ -776,7 +792,7 @@ class ShareService:
         Shared), and refuses to remove them until then.
         """
         kind = error.kind
-        if isinstance(error, errors.ImageNotShareable) and self._reads_private(
+        if isinstance(error, errors.ImageNotShareable) and await self._reads_private(
             request.image_id, accept_language(request.language or "en")
         ):
             kind = IMAGE_PRIVATE_NOW
@@ -788,31 +804,31 @@ class ShareService:
             api_request_id=error.request_id,
         )
 
-    def reconcile_removal(self, request: ShareRequest) -> ShareRequest:
+    async def reconcile_removal(self, request: ShareRequest) -> ShareRequest:
         """Finish a request in `removing`: read the member first, and remove only if it is
         still there (a remove whose answer was lost, or a crash after it, is not sent again)."""
         language = accept_language(request.language or "en")
         try:
-            members = self.cloud.list_members(request.image_id, language=language)
+            members = await self.cloud.list_members(request.image_id, language=language)
         except errors.CloudError as error:
-            self._note_error(request, error)
+            await self._note_error(request, error)
             raise
         left = [m.member_id for m in members if m.member_id.lower() == request.member_id.lower()]
         if not left:
             # Gone: the remove landed (a crash lost its answer), or someone removed it.
-            return self._after_removal(request, language, api_status=404, members=members)
+            return await self._after_removal(request, language, api_status=404, members=members)
         if left == [request.member_id]:
-            return self.remove(request)
+            return await self.remove(request)
         for member_id in left:
             # Each spelling as the cloud lists it: removing another spelling left it there.
             try:
-                self.cloud.remove_member(request.image_id, member_id, language=language)
+                await self.cloud.remove_member(request.image_id, member_id, language=language)
             except errors.MemberNotFound:
                 continue
             except errors.CloudError as error:
-                self._note_error(request, error)
+                await self._note_error(request, error)
                 raise
-        return self._after_removal(request, language)
+        return await self._after_removal(request, language)
 
     def _removed(
         self,
@@ -902,7 +918,7 @@ class ShareService:
         log.info("extension asked", extra={**asked.request.log_fields(), "extends": request.id})
         return Ending(self.requests.get(request_id), extension=asked)
 
-    def reconcile(
+    async def reconcile(
         self, request: ShareRequest, *, under_way_until: datetime | None = None
     ) -> ShareRequest:
         """Finish a request left in `sending` by a crash: read the member, never blindly re-add.
@@ -923,12 +939,14 @@ class ShareService:
         language = accept_language(request.language or "en")
         log.warning("reconciling interrupted request", extra=request.log_fields())
         try:
-            member = self.cloud.show_member(request.image_id, request.member_id, language=language)
+            member = await self.cloud.show_member(
+                request.image_id, request.member_id, language=language
+            )
         except (errors.MemberNotFound, errors.ImageNotShareable) as missing:
             if isinstance(missing, errors.ImageNotShareable) and (
-                request.unshare or not self._reads_private(request.image_id, language)
+                request.unshare or not await self._reads_private(request.image_id, language)
             ):
-                return self._failed(request, missing)
+                return await self._failed(request, missing)
             # Not there (a private image has no members: the bot's change to Shared may
             # not have been made before the crash, and the add surely was not).
             if request.unshare:
@@ -936,20 +954,20 @@ class ShareService:
             if under_way_until is not None and now < under_way_until:
                 return self._read_again(request, now, under_way_until)
             # The add never landed, and no earlier call can still land: send it once more.
-            return self.send(request, again=True)
+            return await self.send(request, again=True)
         except errors.CloudError as error:
             sent = request.sent_at or now
             waiting = now < sent + self.following.recheck_for
             if isinstance(error, errors.CloudUnavailable) and waiting:
                 raise
-            return self._failed(request, error)
+            return await self._failed(request, error)
         if request.unshare:
             if under_way_until is not None and now < under_way_until:
                 return self._read_again(request, now, under_way_until)
-            return self.send(request, again=True)
+            return await self.send(request, again=True)
         if request.extends is None:
             # A share of a member the bot shares already was a change of its end, not an add.
-            taken = self._take_over(request, language)
+            taken = await self._take_over(request, language)
             if taken is not None:
                 return taken
         return self._member_answer(request, member, api_status=200)
@@ -966,12 +984,14 @@ class ShareService:
             request.id, only_in=RequestState.SENDING, next_poll_at=min(now + wait, until)
         )
 
-    def recheck(self, request: ShareRequest) -> ShareRequest:
+    async def recheck(self, request: ShareRequest) -> ShareRequest:
         """Read back a change that failed without an answer: it may have landed after all."""
         now = self.requests_now()
         language = accept_language(request.language or "en")
         try:
-            member = self.cloud.show_member(request.image_id, request.member_id, language=language)
+            member = await self.cloud.show_member(
+                request.image_id, request.member_id, language=language
+            )
         except errors.MemberNotFound:
             if request.unshare:
                 log.info("an unanswered remove landed after all", extra={"request": request.id})
@@ -987,13 +1007,15 @@ class ShareService:
         log.info("an unanswered add landed after all", extra={"request": request.id})
         return self._member_answer(request, member, api_status=200)
 
-    def poll(self, request: ShareRequest) -> ShareRequest:
+    async def poll(self, request: ShareRequest) -> ShareRequest:
         """Re-read a pending member; record a new status, or stop following when time is up."""
         now = self.requests_now()
         follow_until = request.follow_until
         language = accept_language(request.language or "en")
         try:
-            member = self.cloud.show_member(request.image_id, request.member_id, language=language)
+            member = await self.cloud.show_member(
+                request.image_id, request.member_id, language=language
+            )
         except errors.MemberNotFound:
             gone = self._move(request, RequestState.REMOVED, next_poll_at=None, finished_at=now)
             self.log_outcome(gone)
@@ -1115,13 +1137,15 @@ class ShareService:
         self.log_outcome(finished)
         return finished
 
-    def _failed(
+    async def _failed(
         self, request: ShareRequest, error: errors.CloudError, *, kind: str | None = None
     ) -> ShareRequest:
         member_status = None
         if isinstance(error, errors.AlreadyMember):
             try:
-                member_status = self.cloud.show_member(request.image_id, request.member_id).status
+                member_status = (
+                    await self.cloud.show_member(request.image_id, request.member_id)
+                ).status
             except errors.CloudError:
                 member_status = None
         now = self.requests_now()

@@ -1,27 +1,31 @@
 """The worker: carries out recorded requests, outside Slack's 3-second ack.
 
-Handlers only record requests. The worker finds rows that are due, leases one at a
-time per thread, and moves it on: announce, call the cloud API, announce again, follow
-a pending share. All state lives in SQLite, so a restart picks up where it stopped;
-a request caught mid-call is reconciled with a read, never blindly sent again.
+Handlers only record requests. The worker finds rows that are due, leases each one it
+takes, and moves it on as a task of the event loop: announce, call the cloud API,
+announce again, follow a pending share. At most `at_once` requests are under way at
+once (BOT_WORKER_THREADS, read as that bound), of which at most FOLLOW_UPS_AT_ONCE are
+follow-ups. All state lives in SQLite, so a restart picks up where it stopped; a request
+caught mid-call is reconciled with a read, never blindly sent again.
+
+The image-list refresh, the drift reconcile and the rota read are tasks of the worker too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
-from bot import metrics
 from bot.scp.errors import CloudError, CloudUnavailable
 from bot.sharing.approvals import Stage, nudge_due
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import RotaKeeper
+from bot.sharing.pauses import pause
 from bot.sharing.reconcile import Reconciler
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
@@ -38,16 +42,48 @@ REMOVAL_RETRY = timedelta(minutes=5)
 # out by the cloud: one not found is read again until then, and only then sent once more
 # (well inside the 30 s after a restart in which every interrupted request is answered).
 RESTART_GRACE = timedelta(seconds=10)
-# How long a stopping worker waits for an image-list refresh under way.
-REFRESH_JOIN_SECONDS = 2.0
-# A worker due to hand over to a fresh one starts no new work for at most this long while
-# what is under way ends; if it has not, it works on and asks again this much later.
-DRAIN_SECONDS = 5.0
-DRAIN_AGAIN_SECONDS = 60.0
 # Follow-ups (status reads of pending shares, rechecks of failed ones) under way at once, at
 # most: thousands due together (after a restart, an outage) never hold up new requests,
-# which go first anyway, nor take a hundred threads and connections to the cloud.
+# which go first anyway, nor take every connection to the cloud.
 FOLLOW_UPS_AT_ONCE = 16
+# Acks first: while commands keep waking the worker (a burst), new work starts once the
+# wakes pause this long, or once the burst has lasted ACKS_FIRST_AT_MOST: the burst's acks
+# are answered before its shares compete with them for the loop.
+ACKS_FIRST_QUIET = 0.02
+ACKS_FIRST_AT_MOST = 0.2
+# A stopping worker leases nothing new and gives what is under way this long to end;
+# then it is cancelled (a request caught in `sending` is read back at the next start).
+FINISH_WITHIN = 7.0
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of this thread, if one is running."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class Outcome(StrEnum):
+    """How one step of a request ended, when nothing in the request says when to go on."""
+
+    APPROVERS_UNREACHABLE = "approvers_unreachable"  # failed now: said at once
+    CLOUD_FAILED = "cloud_failed"  # a read or remove without an answer
+    REMOVAL_REFUSED = "removal_refused"  # a remove the cloud refused (credentials, rights)
+    STORAGE_FAILED = "storage_failed"  # the database failed mid-request
+    BUG = "bug"  # anything else: logged whole
+
+
+# When to look at a request again after each outcome: the worker's rescheduling, as data.
+# (A step that ends normally is due when its state says: `_next_due`; a delivery Slack did
+# not take, when the announcer says.)
+AGAIN_AFTER: dict[Outcome, timedelta] = {
+    Outcome.APPROVERS_UNREACHABLE: timedelta(0),
+    Outcome.CLOUD_FAILED: timedelta(seconds=30),
+    Outcome.REMOVAL_REFUSED: REMOVAL_RETRY,
+    Outcome.STORAGE_FAILED: timedelta(seconds=5),
+    Outcome.BUG: timedelta(minutes=1),
+}
 
 
 class Announcer(Protocol):
@@ -56,25 +92,25 @@ class Announcer(Protocol):
     def up_to_date(self, request: ShareRequest) -> bool:
         """Whether people were told of the request's current state."""
 
-    def announce(self, request: ShareRequest) -> ShareRequest:
+    async def announce(self, request: ShareRequest) -> ShareRequest:
         """Bring what people were told up to date; `DeliveryError` when they could not be."""
 
     def delivery_failed(self, request: ShareRequest, error: DeliveryError) -> datetime | None:
         """Note a failed delivery: when to try again, or None to go on without it."""
 
-    def follow_stopped(self, request: ShareRequest) -> None:
+    async def follow_stopped(self, request: ShareRequest) -> None:
         """Say that a still-pending share is no longer followed."""
 
-    def remind(self, request: ShareRequest) -> None:
+    async def remind(self, request: ShareRequest) -> None:
         """Remind the thread that a timed share ends soon, with Extend and Remove now."""
 
-    def removal_refused(self, request: ShareRequest) -> None:
+    async def removal_refused(self, request: ShareRequest) -> None:
         """Say in the thread that the cloud refused to remove the member (tried again)."""
 
-    def approval_progress(self, request: ShareRequest) -> None:
+    async def approval_progress(self, request: ShareRequest) -> None:
         """Show a request's approvals so far (the first of two) on its card and thread."""
 
-    def remind_approvers(self, request: ShareRequest, stage: Stage | None) -> None:
+    async def remind_approvers(self, request: ShareRequest, stage: Stage | None) -> None:
         """Mention, in the card's thread, those a reminder `stage` goes to (None: the
         asker's Remind, to whoever is on call now); `DeliveryError` when Slack refused."""
 
@@ -85,12 +121,12 @@ class Announcer(Protocol):
 class Languages(Protocol):
     """Each person's language, asked of wherever people live (Slack's locale)."""
 
-    def of(self, user_id: str) -> str:
+    async def of(self, user_id: str) -> str:
         """`en` or `ko` for this person."""
 
 
 class Worker:
-    """Drains due share requests with a pool of threads."""
+    """Carries out due share requests as tasks of the event loop, `at_once` at most."""
 
     def __init__(
         self,
@@ -99,59 +135,89 @@ class Worker:
         service: ShareService,
         announcer: Announcer,
         languages: Languages | None = None,
-        threads: int = 32,
+        at_once: int | None = None,
+        threads: int | None = None,
         poll_interval: float = 0.05,
         lease: timedelta = timedelta(minutes=3),
         images: ImageCatalog | None = None,
         image_refresh: timedelta = timedelta(seconds=300),
-        recycle: Callable[[int], bool] | None = None,
         reconciler: Reconciler | None = None,
         rota: RotaKeeper | None = None,
         rota_refresh: timedelta = timedelta(seconds=300),
+        looked: Callable[[], None] = lambda: None,
+        finish_within: float = FINISH_WITHIN,
+        acks_first_quiet: float = ACKS_FIRST_QUIET,
+        acks_first_at_most: float = ACKS_FIRST_AT_MOST,
+        recycle: object = None,
     ) -> None:
         self.requests = requests
         self.service = service
         self.announcer = announcer
         self.languages = languages
-        self.threads = threads
+        # `threads` is the old name of `at_once` (BOT_WORKER_THREADS): still accepted.
+        self.at_once = at_once or threads or 32
         self.poll_interval = poll_interval
         self.lease = lease
         self.images = images
         self.image_refresh = image_refresh
         # Lists the members of the images it follows, every SHARE_RECONCILE_SECONDS.
         self.reconciler = reconciler
-        # The on-call rotas (PagerDuty, the calendar), read on their own thread: asking who
-        # is on call reads only what was stored.
+        # The on-call rotas (PagerDuty, the calendar), read by a task of their own: asking
+        # who is on call reads only what was stored.
         self.rota = rota if rota is not None and rota.readers else None
         self.rota_refresh = rota_refresh
-        self.rota_tried = threading.Event()
+        # Told each time the worker looks for due work (the edge keeps it as a metric).
+        self.looked = looked
+        self.finish_within = finish_within
+        self.acks_first_quiet = acks_first_quiet
+        self.acks_first_at_most = acks_first_at_most
+        # `recycle` (a worker replaced once its memory grew) is gone: one process, no
+        # threads to fragment its heap. Accepted, and ignored, for callers that pass it.
+        del recycle
+        self.rota_tried = asyncio.Event()
         if self.rota is None:
             self.rota_tried.set()
-        self._wake = threading.Event()
         # Set once the first refresh of the image list has been tried (at once without one).
-        self.images_tried = threading.Event()
+        self.images_tried = asyncio.Event()
         if images is None:
             self.images_tried.set()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop `run` runs in
+        self._woken_at = float("-inf")  # the last wake by a recorded request
+        self.follow_ups_at_once = min(FOLLOW_UPS_AT_ONCE, self.at_once)
+        self._slots = asyncio.Semaphore(self.at_once)
+        self._follow_slots = asyncio.Semaphore(self.follow_ups_at_once)
         self._busy: set[int] = set()
-        self._following: set[int] = set()  # the follow-ups among them
-        self.follow_ups_at_once = min(FOLLOW_UPS_AT_ONCE, threads)
-        self._busy_lock = threading.Lock()
-        # Asked between looks for work whether this process should end so that a fresh
-        # one takes over (its memory has grown), given the steps carried out so far.
-        self.recycle = recycle
+        self._tasks: set[asyncio.Task[None]] = set()
         self.steps = 0
-        self.drain_seconds = DRAIN_SECONDS
-        self.drain_again_seconds = DRAIN_AGAIN_SECONDS
-        self._draining_since: float | None = None
-        self._ask_after = float("-inf")
+
+    @property
+    def threads(self) -> int:
+        """The old name of `at_once`."""
+        return self.at_once
 
     def wake(self) -> None:
-        """Look for due work now rather than at the next poll."""
+        """Look for due work now rather than at the next poll: the ack path calls it after
+        recording a request; from another thread it is handed to the worker's loop."""
+        loop = self._loop
+        if loop is not None and loop is not _running_loop():
+            loop.call_soon_threadsafe(self._woken)
+        else:
+            self._woken()
+
+    def _woken(self) -> None:
+        self._woken_at = time.monotonic()
         self._wake.set()
 
-    def run(self, stop: threading.Event) -> bool:
-        """Work until `stop` is set, then finish what is under way; True when it ended
-        because `recycle` said so (with nothing under way: a fresh worker takes over)."""
+    @property
+    def under_way(self) -> int:
+        """How many requests are being carried out now."""
+        return len(self._busy)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; then lease nothing new, give what is under way
+        `finish_within` seconds to end, and cancel what has not."""
+        self._loop = asyncio.get_running_loop()
         try:
             for request in self.requests.held():
                 self.announcer.interrupted(request)
@@ -163,80 +229,72 @@ class Worker:
             dropped = 0
         if dropped:
             log.warning("picked up requests left by a stopped worker", extra={"count": dropped})
-        refresher: threading.Thread | None = None
+        background: list[asyncio.Task[None]] = []
         if self.images is not None:
-            refresher = threading.Thread(
-                target=self._keep_images_fresh, args=(stop,), name="image-list", daemon=True
-            )
-            refresher.start()
-        reconciling: threading.Thread | None = None
+            background.append(asyncio.create_task(self._keep_images_fresh(stop)))
         if self.reconciler is not None:
-            reconciling = threading.Thread(
-                target=self.reconciler.keep_reconciled,
-                args=(stop,),
-                name="reconcile",
-                daemon=True,
-            )
-            reconciling.start()
-        rota_reader: threading.Thread | None = None
+            background.append(asyncio.create_task(self.reconciler.keep_reconciled(stop)))
         if self.rota is not None:
-            rota_reader = threading.Thread(
-                target=self._keep_rota_fresh, args=(stop,), name="oncall-rota", daemon=True
-            )
-            rota_reader.start()
-        recycled = False
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="share-worker") as pool:
+            background.append(asyncio.create_task(self._keep_rota_fresh(stop)))
+        try:
             while not stop.is_set():
-                if self._handing_over():
-                    recycled = True
-                    metrics.WORKER_HANDOVERS.inc()
+                await self._acks_first(stop)
+                if stop.is_set():
                     break
-                metrics.worker_looked()
-                if self._draining_since is None:
-                    try:
-                        self._dispatch(pool)
-                    except StorageError as error:
-                        log.error("cannot read due requests", extra={"error": str(error)})
-                self._wake.wait(self.poll_interval)
+                self.looked()
+                try:
+                    await self._dispatch()
+                except StorageError as error:
+                    log.error("cannot read due requests", extra={"error": str(error)})
                 self._wake.clear()
-        if recycled:
-            stop.set()  # the refreshers' and the reconcile's waits end with this worker
-        for thread in (refresher, reconciling, rota_reader):
-            if thread is not None:
-                thread.join(REFRESH_JOIN_SECONDS)
-        return recycled
+                await self._next_look(stop)
+        finally:
+            await self._finish([*self._tasks, *background])
 
-    def _handing_over(self) -> bool:
-        """Whether to end now for a fresh worker: `recycle` said so, and nothing is under way.
-
-        Once `recycle` says so, no new work starts; what is under way has `drain_seconds`
-        to end. If it does not (a slow cloud), work goes on and `recycle` is asked again
-        `drain_again_seconds` later.
-        """
-        if self.recycle is None:
-            return False
-        now = time.monotonic()
-        with self._busy_lock:
-            busy = len(self._busy)
-            steps = self.steps
-        if self._draining_since is None:
-            if now < self._ask_after or not self.recycle(steps):
-                return False
-            self._draining_since = now
-        if not busy:
-            return True
-        if now - self._draining_since > self.drain_seconds:
-            log.info(
-                "worker goes on: what was under way did not end in time for a fresh worker",
-                extra={"busy": busy},
+    async def _next_look(self, stop: asyncio.Event) -> None:
+        """Wait for a wake, the poll interval, or `stop`, whichever comes first."""
+        if self._wake.is_set():
+            return
+        woken = asyncio.ensure_future(self._wake.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait(
+                {woken, stopped}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
             )
-            self._draining_since = None
-            self._ask_after = now + self.drain_again_seconds
-        return False
+        finally:
+            woken.cancel()
+            stopped.cancel()
+
+    async def _acks_first(self, stop: asyncio.Event) -> None:
+        """While wakes keep coming (a burst of commands), wait until they pause for
+        `acks_first_quiet`, or for `acks_first_at_most` in all."""
+        began = time.monotonic()
+        while not stop.is_set():
+            now = time.monotonic()
+            quiet_for = now - self._woken_at
+            left = self.acks_first_at_most - (now - began)
+            if quiet_for >= self.acks_first_quiet or left <= 0:
+                return
+            await asyncio.sleep(min(self.acks_first_quiet - quiet_for, left))
+
+    async def _finish(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Give `tasks` `finish_within` seconds to end, then cancel what is left."""
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=self.finish_within)
+        if late:
+            log.warning(
+                "stopping: cancelling work that did not end in time; it is read back at the"
+                " next start",
+                extra={"tasks": len(late), "requests": sorted(self._busy)},
+            )
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late, timeout=1.0)
 
     # -- the image list --------------------------------------------------------------------
 
-    def refresh_images(self) -> bool:
+    async def refresh_images(self) -> bool:
         """Store the account's image list as the cloud lists it now; False when it could not.
 
         A failure is logged and the stored list kept: names in messages may be a little
@@ -245,7 +303,7 @@ class Worker:
         if self.images is None:
             return False
         try:
-            self.images.refresh()
+            await self.images.refresh()
         except CloudError as error:
             log.warning(
                 "cannot refresh the image list; keeping the stored one",
@@ -257,62 +315,69 @@ class Worker:
             return False
         return True
 
-    def _keep_images_fresh(self, stop: threading.Event) -> None:
+    async def _keep_images_fresh(self, stop: asyncio.Event) -> None:
         """Refresh on start, then every `image_refresh`, until `stop`."""
         while not stop.is_set():
             try:
-                self.refresh_images()
+                await self.refresh_images()
             except Exception:
                 # A bug must not end the refreshes: log it whole and try at the next turn.
                 log.exception("unexpected failure refreshing the image list")
             self.images_tried.set()
-            stop.wait(self.image_refresh.total_seconds())
+            await pause(stop, self.image_refresh.total_seconds())
 
     # -- the on-call rotas -----------------------------------------------------------------
 
-    def _keep_rota_fresh(self, stop: threading.Event) -> None:
+    async def _keep_rota_fresh(self, stop: asyncio.Event) -> None:
         """Read the rotas on start, then every `rota_refresh`, until `stop`. A source that
         cannot be read keeps its last rota (the keeper logs why)."""
         assert self.rota is not None
         while not stop.is_set():
             try:
-                self.rota.refresh()
+                await self.rota.refresh()
             except Exception:
                 # A bug must not end the reads: log it whole and try at the next turn.
                 log.exception("unexpected failure reading the on-call rotas")
             self.rota_tried.set()
-            stop.wait(self.rota_refresh.total_seconds())
+            await pause(stop, self.rota_refresh.total_seconds())
 
-    def _dispatch(self, pool: ThreadPoolExecutor) -> None:
-        with self._busy_lock:
-            if len(self._busy) >= self.threads:
-                return
-        # As many as there are threads: those under way may come back (between a step's
-        # end and its release), and are skipped.
-        for due in self.requests.due(self.threads, follow_ups=self.follow_ups_at_once):
-            with self._busy_lock:
-                if due.id in self._busy or len(self._busy) >= self.threads:
-                    continue
-                if due.follow_up:
-                    if len(self._following) >= self.follow_ups_at_once:
-                        continue
-                    self._following.add(due.id)
-                self._busy.add(due.id)
-            pool.submit(self._advance_then_free, due.id)
+    async def _dispatch(self) -> None:
+        """Start a task for each due request, while there is room under `at_once` (and,
+        for follow-ups, under FOLLOW_UPS_AT_ONCE)."""
+        if self._slots.locked():
+            return
+        # As many as there may be room for: those under way may come back (between a
+        # step's end and its release), and are skipped.
+        for due in self.requests.due(self.at_once, follow_ups=self.follow_ups_at_once):
+            if self._slots.locked():
+                break
+            if due.id in self._busy:
+                continue
+            if due.follow_up and self._follow_slots.locked():
+                continue
+            # Free slots: taken at once, without waiting.
+            await self._slots.acquire()
+            if due.follow_up:
+                await self._follow_slots.acquire()
+            self._busy.add(due.id)
+            task = asyncio.create_task(self._advance_then_free(due.id, due.follow_up))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    def _advance_then_free(self, request_id: int) -> None:
+    async def _advance_then_free(self, request_id: int, follow_up: bool) -> None:
         try:
-            self.advance(request_id)
+            await self.advance(request_id)
         finally:
-            with self._busy_lock:
-                self._busy.discard(request_id)
-                self._following.discard(request_id)
-                self.steps += 1
+            self._busy.discard(request_id)
+            self._slots.release()
+            if follow_up:
+                self._follow_slots.release()
+            self.steps += 1
             self._wake.set()
 
     # -- one request ----------------------------------------------------------------------
 
-    def advance(self, request_id: int) -> None:
+    async def advance(self, request_id: int) -> None:
         """Move one request as far as it can go now, and say when to look again."""
         request = self.requests.claim(request_id, self.lease)
         if request is None:
@@ -321,7 +386,7 @@ class Worker:
         seen = request
         failed = True
         try:
-            request = self._step(request)
+            request = await self._step(request)
             seen = request
             next_due = self._next_due(request)
             failed = False
@@ -329,7 +394,7 @@ class Worker:
             # Nobody could ever approve it: fail it now rather than at expiry; it is due
             # again at once, to say so.
             self.service.approvers_unreachable(request, error.error)
-            next_due = self.requests.now()
+            next_due = self._after(Outcome.APPROVERS_UNREACHABLE)
         except DeliveryError as error:
             next_due = self.announcer.delivery_failed(request, error)
             if next_due is None:
@@ -337,16 +402,17 @@ class Worker:
         except CloudError as error:
             # Reads (reconcile, follow) and removes get here; adds record their own failures.
             log.warning("cloud API call failed", extra={"request": request_id, "error": str(error)})
-            next_due = self.requests.now() + self._removal_refused(request, error)
+            failed_at = self.requests.now()  # before anything is said (a clock may move)
+            next_due = self._after(await self._removal_refused(request, error), at=failed_at)
         except StorageError as error:
             log.error(
                 "database failed mid-request", extra={"request": request_id, "error": str(error)}
             )
-            next_due = self.requests.now() + timedelta(seconds=5)
+            next_due = self._after(Outcome.STORAGE_FAILED)
         except Exception:
             # A bug must not stop the other requests: log it whole and look again later.
             log.exception("unexpected failure", extra={"request": request_id})
-            next_due = self.requests.now() + timedelta(minutes=1)
+            next_due = self._after(Outcome.BUG)
         try:
             if failed:
                 # After a failure the row may have moved on inside the step: take it as it is.
@@ -356,11 +422,12 @@ class Worker:
             # The lease runs out by itself; the request is picked up again then.
             log.error("cannot release request", extra={"request": request_id, "error": str(error)})
 
-    def _step(self, request: ShareRequest) -> ShareRequest:
+    async def _step(self, request: ShareRequest) -> ShareRequest:
         now = self.requests.now()
         if not request.language and self.languages is not None:
             # Recorded before the bot knew the user's language: ask Slack now, off the ack.
-            request = self.requests.update(request.id, language=self.languages.of(request.user_id))
+            language = await self.languages.of(request.user_id)
+            request = self.requests.update(request.id, language=language)
         if request.state == RequestState.AWAITING_APPROVAL:
             expires = request.expires_at
             if expires is not None and expires <= now and self.requests.expire(request.id):
@@ -370,71 +437,78 @@ class Worker:
             request
         ):
             # Before any approver is asked: an image that cannot be shared bothers nobody.
-            request = self.service.check_image(request)
-        request = self._announce(request)
+            request = await self.service.check_image(request)
+        request = await self._announce(request)
         if request.state == RequestState.AWAITING_APPROVAL and self.announcer.up_to_date(request):
-            request = self._keep_approvers_asking(request)
+            request = await self._keep_approvers_asking(request)
         if request.state == RequestState.QUEUED and not request.decided_by:
             # A direct share: the image is read before anything is sent (a read of the
             # last minute is reused while the request waits its turn).
-            request = self.service.check_image(request)
+            request = await self.service.check_image(request)
             if request.state == RequestState.FAILED:
-                return self._announce(request)
+                return await self._announce(request)
         if request.state == RequestState.QUEUED:
             if self.requests.start_sending(request.id):
-                request = self.service.send(self._reload(request))
-            request = self._announce(self._reload(request))
+                request = await self.service.send(self._reload(request))
+            request = await self._announce(self._reload(request))
         elif request.state == RequestState.SENDING:
             # Left in `sending` by a worker that died (this one holds the worker lock, so
             # that one is gone): read back at once, then recorded, or sent once more.
             again_at = request.next_poll_at
             if again_at is None or again_at <= now:
-                request = self._announce(
-                    self.service.reconcile(request, under_way_until=self._landing_until(request))
+                request = await self._announce(
+                    await self.service.reconcile(
+                        request, under_way_until=self._landing_until(request)
+                    )
                 )
         elif request.state == RequestState.REMOVING:
             # Ended early, or a removal interrupted: read first, remove only if still there.
-            request = self._announce(self.service.reconcile_removal(request))
+            request = await self._announce(await self.service.reconcile_removal(request))
         elif self.service.time_up(request):
             # On time, whatever the status polling's pace.
-            request = self._announce(self.service.end(request))
+            request = await self._announce(await self.service.end(request))
         elif request.next_poll_at and request.next_poll_at <= now:
             if request.state == RequestState.PENDING:
-                request = self.service.poll(request)
+                request = await self.service.poll(request)
                 if request.state == RequestState.PENDING and request.next_poll_at is None:
-                    self.announcer.follow_stopped(request)
+                    await self.announcer.follow_stopped(request)
             elif request.state == RequestState.FAILED:
-                request = self.service.recheck(request)
-            request = self._announce(request)
-        return self._remind(request)
+                request = await self.service.recheck(request)
+            request = await self._announce(request)
+        return await self._remind(request)
 
-    def _removal_refused(self, before: ShareRequest, error: CloudError) -> timedelta:
-        """How long to wait after a failed call; a remove the cloud refused (credentials,
-        permissions) is said once in the thread, and tried again every few minutes."""
+    async def _removal_refused(self, before: ShareRequest, error: CloudError) -> Outcome:
+        """What a failed call was; a remove the cloud refused (credentials, permissions)
+        is said once in the thread, and tried again every few minutes."""
         current = self._reload(before)
         if current.state != RequestState.REMOVING or isinstance(error, CloudUnavailable):
-            return timedelta(seconds=30)
+            return Outcome.CLOUD_FAILED
         if current.error_kind != before.error_kind:  # a new reason: say it, once
             try:
-                self.announcer.removal_refused(current)
+                await self.announcer.removal_refused(current)
             except DeliveryError as failed:
                 log.warning(
                     "cannot say a removal was refused",
                     extra={"request": current.id, "error": failed.error},
                 )
-        return REMOVAL_RETRY
+        return Outcome.REMOVAL_REFUSED
 
-    def _keep_approvers_asking(self, request: ShareRequest) -> ShareRequest:
+    def _after(self, outcome: Outcome, *, at: datetime | None = None) -> datetime:
+        """When to look again after `outcome` (the `AGAIN_AFTER` table), counted from
+        `at` (when it happened; now by default)."""
+        return (at or self.requests.now()) + AGAIN_AFTER[outcome]
+
+    async def _keep_approvers_asking(self, request: ShareRequest) -> ShareRequest:
         """While a request waits for approval, once its card is up: show a first approval
         of two, post the reminder that is due and the asker's Remind. Each is claimed in
         storage first (a compare-and-set only a still-waiting request wins): posted at most
         once, never after a decision. One Slack did not take for now is given back."""
         if request.approvals:
-            self.announcer.approval_progress(request)
+            await self.announcer.approval_progress(request)
         stage = self.service.reminders.due(request, self.requests.now())
         if stage is not None and self.requests.start_approval_reminder(request.id, stage.number):
             try:
-                self.announcer.remind_approvers(self._reload(request), stage)
+                await self.announcer.remind_approvers(self._reload(request), stage)
             except DeliveryError as error:
                 if error.transient:
                     self.requests.undo_approval_reminder(
@@ -449,7 +523,7 @@ class Worker:
         asked = request.nudge_asked_at
         if nudge_due(request) and asked and self.requests.take_nudge(request.id, asked):
             try:
-                self.announcer.remind_approvers(self._reload(request), None)
+                await self.announcer.remind_approvers(self._reload(request), None)
             except DeliveryError as error:
                 # The asker may press again; their press is not posted twice.
                 log.warning(
@@ -459,7 +533,7 @@ class Worker:
             request = self._reload(request)
         return request
 
-    def _remind(self, request: ShareRequest) -> ShareRequest:
+    async def _remind(self, request: ShareRequest) -> ShareRequest:
         """The one reminder before a timed share ends, once its thread is up to date."""
         now = self.requests.now()
         remind_at, ends_at = request.remind_at, request.ends_at
@@ -471,17 +545,17 @@ class Worker:
             and remind_at <= now < ends_at
             and self.announcer.up_to_date(request)
         ):
-            self.announcer.remind(request)
+            await self.announcer.remind(request)
             self.requests.mark_reminded(request.id)
             request = self._reload(request)
         return request
 
-    def _announce(self, request: ShareRequest) -> ShareRequest:
+    async def _announce(self, request: ShareRequest) -> ShareRequest:
         """Announce until Slack is up to date, even if the state moved while announcing."""
         for _ in range(len(RequestState)):
             if self.announcer.up_to_date(request):
                 break
-            request = self.announcer.announce(request)
+            request = await self.announcer.announce(request)
         return request
 
     @staticmethod

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sharing.admin import Account
 from bot.sharing.errors import DirectoryUnavailable
@@ -16,13 +16,13 @@ from storage import SlackEmails
 log = logging.getLogger(__name__)
 
 
-def slack_account(
-    client: WebClient, user_id: str, *, failed: Callable[[Exception], None] | None = None
+async def slack_account(
+    client: AsyncWebClient, user_id: str, *, failed: Callable[[Exception], None] | None = None
 ) -> Account:
     """`users.info` of `user_id`, as an `Account`; UNCHECKED when Slack cannot be asked
     (then `failed`, if given, is handed the error, for whoever explains it)."""
     try:
-        answer = client.users_info(user=user_id)
+        answer = await client.users_info(user=user_id)
     except SlackApiError as error:
         code = error.response.get("error") if error.response is not None else None
         if code in {"user_not_found", "users_not_found"}:
@@ -48,12 +48,12 @@ class SlackDirectory:
     """Who an email is in Slack (`users.lookupByEmail`), each answer remembered for a day
     (an email Slack does not know, for an hour): the rota's people, matched to mentions."""
 
-    def __init__(self, client: WebClient, emails: SlackEmails | None) -> None:
+    def __init__(self, client: AsyncWebClient, emails: SlackEmails | None) -> None:
         self.client = client
         # None: ask Slack every time, remember nothing (`check`, which writes nothing).
         self.emails = emails
 
-    def user_for_email(self, email: str) -> str | None:
+    async def user_for_email(self, email: str) -> str | None:
         """The active person with that email, or None; `DirectoryUnavailable` when Slack
         could not be asked (the caller keeps what it had)."""
         if self.emails is not None:
@@ -61,7 +61,7 @@ class SlackDirectory:
             if fresh:
                 return cached
         try:
-            answer = self.client.users_lookupByEmail(email=email)
+            answer = await self.client.users_lookupByEmail(email=email)
         except SlackApiError as error:
             code = error.response.get("error") if error.response is not None else None
             if code == "users_not_found":

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import metrics
 from bot.sharing.approvals import MOST_MENTIONED, Audience, Stage
@@ -97,7 +97,7 @@ class Announcer:
 
     def __init__(
         self,
-        client: WebClient,
+        client: AsyncWebClient,
         *,
         requests: Requests,
         messages: SlackMessages,
@@ -111,7 +111,7 @@ class Announcer:
         default_language: str = "en",
         approval_ttl_hours: float = 24,
         follow_days: float = 7,
-        webhook: Callable[[str], WebhookClient] = WebhookClient,
+        webhook: Callable[[str], AsyncWebhookClient] | None = None,
         zone: ZoneInfo = UTC_ZONE,
     ) -> None:
         self.client = client
@@ -131,7 +131,10 @@ class Announcer:
         self.default_language = default_language
         self.approval_ttl_hours = approval_ttl_hours
         self.follow_days = follow_days
-        self._webhook = webhook
+        # A command's response_url, answered through the Slack client's connections.
+        self._webhook = webhook or (
+            lambda url: AsyncWebhookClient(url, timeout=10, session=self.client.session)
+        )
         # BOT_TIMEZONE: every time in a message is shown in it.
         self.zone = zone
         # Requests whose posts Slack took but the database could not record (this process).
@@ -143,7 +146,7 @@ class Announcer:
         """Whether everyone concerned was told of the request's current state."""
         return self.messages.get(request.id).announced_state == request.state
 
-    def announce(self, request: ShareRequest) -> ShareRequest:
+    async def announce(self, request: ShareRequest) -> ShareRequest:
         """Say what the request's state means to everyone concerned; the request as it is now.
 
         Each message is a step; `announce_step` remembers how many went out, so a retry
@@ -162,7 +165,7 @@ class Announcer:
         try:
             if slack.parent_ts is None and not slack.via_response_url:
                 posted = True
-                slack = self._post_parent(request, slack, language, name)
+                slack = await self._post_parent(request, slack, language, name)
                 posted = False
             done = slack.steps_done(announcing)
             for number, step in enumerate(self._steps(request, slack, language, name), start=1):
@@ -170,7 +173,7 @@ class Announcer:
                     continue
                 posted = True
                 try:
-                    slack = step(slack) or slack
+                    slack = await step(slack) or slack
                 except ApproversUnreachable:
                     raise
                 except DeliveryError as error:
@@ -253,7 +256,7 @@ class Announcer:
 
     def _steps(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
-    ) -> list[Callable[[SlackData], SlackData | None]]:
+    ) -> list[Callable[[SlackData], Awaitable[SlackData | None]]]:
         state = request.state
         reply_step = f"{state.value}:reply"
         if state is RequestState.AWAITING_APPROVAL:
@@ -271,7 +274,7 @@ class Announcer:
             ]
         if state in OPEN or state is RequestState.REMOVING:
             return []  # nothing to tell until it is decided or answered
-        steps: list[Callable[[SlackData], SlackData | None]] = []
+        steps: list[Callable[[SlackData], Awaitable[SlackData | None]]] = []
         if state in {RequestState.DENIED, RequestState.EXPIRED}:
             steps.append(lambda told: self._update_card(request, told, name))
         outcome = self.outcome_text(request, language, name)
@@ -290,13 +293,13 @@ class Announcer:
         ]
         return steps
 
-    def _reply_remove_now(
+    async def _reply_remove_now(
         self, request: ShareRequest, slack: SlackData, language: str, outcome: str
     ) -> None:
         """The rejected line of an open-ended share, with Remove now (as the reminder's)."""
         text, blocks = views.rejected_open(request, outcome, language)
         in_thread = bool(slack.parent_ts) and not slack.via_response_url
-        answer = self._in_thread(
+        answer = await self._in_thread(
             request,
             slack,
             language,
@@ -308,7 +311,7 @@ class Announcer:
             # Its button is checked against this message, as the reminder's is.
             self.messages.update(request.id, reminder_ts=answer.get("ts"))
 
-    def remind(self, request: ShareRequest) -> None:
+    async def remind(self, request: ShareRequest) -> None:
         """The one reminder before a timed share ends, in its thread (or to the asker)."""
         language = request.language or self.default_language
         slack = self.messages.get(request.id)
@@ -324,7 +327,7 @@ class Announcer:
             if slack.via_response_url or not slack.parent_ts
             else (slack.parent_channel, slack.parent_ts)
         )
-        answer = self._call(
+        answer = await self._call(
             "chat.postMessage",
             channel=channel,
             text=text,
@@ -335,7 +338,7 @@ class Announcer:
         )
         self.messages.update(request.id, reminder_ts=answer.get("ts"))
 
-    def removal_refused(self, request: ShareRequest) -> None:
+    async def removal_refused(self, request: ShareRequest) -> None:
         """Tell the thread, once, that the cloud refused the remove; it is tried again."""
         language = request.language or self.default_language
         member = views.member_label(request.member_id, self.members.name(request.member_id))
@@ -366,11 +369,11 @@ class Announcer:
                 what=views.failure_words(request, language),
                 admins=self.admins(language),
             )
-        self._reply(
+        await self._reply(
             request, self.messages.get(request.id), language, text, step="removal_refused:reply"
         )
 
-    def reminder_answered(self, request: ShareRequest, channel: str, outcome: str) -> None:
+    async def reminder_answered(self, request: ShareRequest, channel: str, outcome: str) -> None:
         """Take the buttons off a reminder once one was used, saying what was done."""
         slack = self.messages.get(request.id)
         if not slack.reminder_ts or not channel:
@@ -389,7 +392,7 @@ class Announcer:
             )
             text, blocks = views.answered(line, outcome)
         try:
-            self._call(
+            await self._call(
                 "chat.update", channel=channel, ts=slack.reminder_ts, text=text, blocks=blocks
             )
         except DeliveryError as error:
@@ -398,7 +401,7 @@ class Announcer:
                 "cannot update the reminder", extra={"request": request.id, "error": error.error}
             )
 
-    def follow_stopped(self, request: ShareRequest) -> None:
+    async def follow_stopped(self, request: ShareRequest) -> None:
         """Tell the thread the bot stopped checking a still-pending share."""
         language = request.language or self.default_language
         text = say(
@@ -408,7 +411,9 @@ class Announcer:
             days=f"{self.follow_days:g}",
             image_plain=request.image_id,
         )
-        self._reply(request, self.messages.get(request.id), language, text, step="follow_stopped")
+        await self._reply(
+            request, self.messages.get(request.id), language, text, step="follow_stopped"
+        )
 
     # -- the words ---------------------------------------------------------------------------
 
@@ -520,7 +525,7 @@ class Announcer:
             until = "outcome_was_present_until_removed"
         return f"{text} {ends or say(language, until)}"
 
-    def outside_member(self, image_id: str, member_id: str, status: str | None) -> None:
+    async def outside_member(self, image_id: str, member_id: str, status: str | None) -> None:
         """Say in the notify channel, once, that a member has access not through the bot."""
         if not self.notify_channel:
             return
@@ -533,7 +538,7 @@ class Announcer:
             status=escape(status or "?"),
             image_plain=image_id,
         )
-        self._call(
+        await self._call(
             "chat.postMessage",
             channel=self.notify_channel,
             text=text,
@@ -565,9 +570,9 @@ class Announcer:
 
     # -- posting -------------------------------------------------------------------------------
 
-    def _call(self, method: str, **args: Any) -> dict[str, Any]:
+    async def _call(self, method: str, **args: Any) -> dict[str, Any]:
         try:
-            response = self.client.api_call(method, json=args)
+            response = await self.client.api_call(method, json=args)
         except SlackApiError as error:
             code = str(error.response.get("error", "unknown"))
             transient = error.response.status_code >= 500 or error.response.status_code == 429
@@ -585,7 +590,7 @@ class Announcer:
         """Whether a message of this request may have gone out without being recorded."""
         return slack.check_before_posting or slack.request_id in self._unsure
 
-    def _post(
+    async def _post(
         self,
         request: ShareRequest,
         slack: SlackData,
@@ -598,7 +603,7 @@ class Announcer:
         """chat.postMessage with the step's metadata; a message found from before a crash
         is adopted instead (its `channel` and `ts`, as Slack's answer would give them)."""
         if self._unsure_of(slack):
-            found = self._find(request, step, channel=channel, thread_ts=thread_ts)
+            found = await self._find(request, step, channel=channel, thread_ts=thread_ts)
             if found is not None:
                 log.warning(
                     "found a message posted before an interruption; not posting it again",
@@ -606,7 +611,7 @@ class Announcer:
                 )
                 return found
         extra = {"thread_ts": thread_ts} if thread_ts else {}
-        return self._call(
+        return await self._call(
             "chat.postMessage",
             channel=channel,
             metadata=self.metadata(request, step),
@@ -614,7 +619,7 @@ class Announcer:
             **args,
         )
 
-    def _update(
+    async def _update(
         self,
         request: ShareRequest,
         step: str,
@@ -625,7 +630,7 @@ class Announcer:
         blocks: list[dict[str, Any]],
     ) -> None:
         """chat.update of one of the request's messages, keeping the step's metadata."""
-        self._call(
+        await self._call(
             "chat.update",
             channel=channel,
             ts=ts,
@@ -634,7 +639,7 @@ class Announcer:
             metadata=self.metadata(request, step),
         )
 
-    def _find(
+    async def _find(
         self, request: ShareRequest, step: str, *, channel: str, thread_ts: str | None
     ) -> dict[str, Any] | None:
         """The step's message if Slack has it: in the thread, or in the channel's history
@@ -654,7 +659,7 @@ class Announcer:
                 params["oldest"] = f"{(since - LOOKUP_SKEW).timestamp():.6f}"
         for _ in range(LOOKUP_PAGES):
             try:
-                page = self._read(method, **params)
+                page = await self._read(method, **params)
             except DeliveryError as error:
                 if error.transient:
                     raise
@@ -678,9 +683,9 @@ class Announcer:
             params["cursor"] = cursor
         return None
 
-    def _read(self, method: str, **params: Any) -> dict[str, Any]:
+    async def _read(self, method: str, **params: Any) -> dict[str, Any]:
         try:
-            response = self.client.api_call(method, http_verb="GET", params=params)
+            response = await self.client.api_call(method, http_verb="GET", params=params)
         except SlackApiError as error:
             code = str(error.response.get("error", "unknown"))
             transient = error.response.status_code >= 500 or error.response.status_code == 429
@@ -689,14 +694,14 @@ class Announcer:
             raise DeliveryError(method, type(error).__name__, transient=True) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
-    def _post_parent(
+    async def _post_parent(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
     ) -> SlackData:
         text, blocks = views.parent(
             request, language, name, self.image(request.image_id), self.zone
         )
         try:
-            answer = self._post(
+            answer = await self._post(
                 request,
                 slack,
                 "parent",
@@ -722,12 +727,12 @@ class Announcer:
             check_before_posting=False,
         )
 
-    def _reply(
+    async def _reply(
         self, request: ShareRequest, slack: SlackData, language: str, text: str, *, step: str
     ) -> None:
-        self._in_thread(request, slack, language, text, step=step)
+        await self._in_thread(request, slack, language, text, step=step)
 
-    def _in_thread(
+    async def _in_thread(
         self,
         request: ShareRequest,
         slack: SlackData,
@@ -740,9 +745,9 @@ class Announcer:
         """A reply in the request's thread (its blocks, when given); through the command's
         response_url when there is no thread. Slack's answer, or None for a response_url."""
         if slack.via_response_url:
-            self._respond(request, language, text, step=step)
+            await self._respond(request, language, text, step=step)
             return None
-        return self._post(
+        return await self._post(
             request,
             slack,
             step,
@@ -754,7 +759,7 @@ class Announcer:
             **({"blocks": blocks} if blocks is not None else {}),
         )
 
-    def _respond(self, request: ShareRequest, language: str, text: str, *, step: str) -> None:
+    async def _respond(self, request: ShareRequest, language: str, text: str, *, step: str) -> None:
         """Answer through the command's response_url; failing that, a direct message."""
         headline, _ = views.parent(
             request,
@@ -766,7 +771,7 @@ class Announcer:
         full = f"{headline}\n{text}\n\n{say(language, 'invite_hint')}"
         if request.response_url:
             try:
-                answer = self._webhook(request.response_url).send(
+                answer = await self._webhook(request.response_url).send(
                     text=full, response_type="ephemeral", replace_original=False
                 )
                 if answer.status_code == 200:
@@ -781,7 +786,7 @@ class Announcer:
                     extra={"request": request.id, "error": type(error).__name__},
                 )
         # A direct message: not looked for after a crash (its channel id is not known here).
-        self._call(
+        await self._call(
             "chat.postMessage",
             channel=request.user_id,
             text=full,
@@ -789,7 +794,7 @@ class Announcer:
             metadata=self.metadata(request, step),
         )
 
-    def _update_parent(
+    async def _update_parent(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
     ) -> None:
         if slack.via_response_url or not slack.parent_ts:
@@ -797,7 +802,7 @@ class Announcer:
         text, blocks = views.parent(
             request, language, name, self.image(request.image_id), self.zone
         )
-        self._update(
+        await self._update(
             request,
             "parent",
             channel=slack.parent_channel,
@@ -806,7 +811,7 @@ class Announcer:
             blocks=blocks,
         )
 
-    def _ask_approvers(
+    async def _ask_approvers(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
     ) -> SlackData:
         why = self._why(request, language, name)
@@ -817,7 +822,7 @@ class Announcer:
             try:
                 if not channel:
                     raise DeliveryError("chat.postMessage", "no_approval_channel")
-                slack = self._post_card(request, slack, channel, name)
+                slack = await self._post_card(request, slack, channel, name)
             except DeliveryError as error:
                 if error.transient:
                     raise
@@ -830,22 +835,22 @@ class Announcer:
         link = views.permalink(slack.card_channel, slack.card_ts)
         text = say(language, "thread_awaiting", why=why, channel=slack.card_channel, link=link)
         if slack.via_response_url:
-            self._reply(request, slack, language, text, step="awaiting_approval:reply")
+            await self._reply(request, slack, language, text, step="awaiting_approval:reply")
             return slack
         # In the thread: who was asked and when, with the asker's Remind button.
         shown, blocks = views.waiting_message(
             request, language, text, self.reached(request.id), most=MOST_MENTIONED, zone=self.zone
         )
-        answer = self._in_thread(
+        answer = await self._in_thread(
             request, slack, language, shown, step="awaiting_approval:reply", blocks=blocks
         )
         return self.messages.update(request.id, waiting_ts=answer and answer.get("ts"))
 
-    def _post_card(
+    async def _post_card(
         self, request: ShareRequest, slack: SlackData, channel: str, name: str | None
     ) -> SlackData:
         text, blocks, mentioned = self._card(request, name)
-        answer = self._post(
+        answer = await self._post(
             request, slack, "card", channel=channel, text=text, blocks=blocks, unfurl_links=False
         )
         return self.messages.update(
@@ -928,7 +933,7 @@ class Announcer:
             return approvers or admins
         return admins
 
-    def remind_approvers(self, request: ShareRequest, stage: Stage | None) -> None:
+    async def remind_approvers(self, request: ShareRequest, stage: Stage | None) -> None:
         """A reminder in the card's thread mentioning its audience (at most MOST_MENTIONED),
         the card saying how long the request has waited, the asker's message who was
         reminded when. `DeliveryError` when Slack did not take the reminder itself."""
@@ -955,7 +960,7 @@ class Announcer:
             expires=slack_time(request.expires_at, self.zone),
         )
         step = f"reminder{stage.number}" if stage is not None else "nudge"
-        self._call(
+        await self._call(
             "chat.postMessage",
             channel=slack.card_channel,
             thread_ts=slack.card_ts,
@@ -974,10 +979,10 @@ class Announcer:
         self.messages.update(
             request.id, reached=self._reached_text(request.id, people[:MOST_MENTIONED])
         )
-        self._quietly(request, lambda: self._refresh_card(request, waited=waited))
-        self._quietly(request, lambda: self._refresh_waiting(request))
+        await self._quietly(request, self._refresh_card(request, waited=waited))
+        await self._quietly(request, self._refresh_waiting(request))
 
-    def approval_progress(self, request: ShareRequest) -> None:
+    async def approval_progress(self, request: ShareRequest) -> None:
         """The first of two approvals: on the card ("1 of 2 approvals: <@A>") and in the
         asker's thread, once."""
         slack = self.messages.get(request.id)
@@ -988,8 +993,8 @@ class Announcer:
         # post never makes the next look say it again.
         self.messages.update(request.id, card_approvals=request.approvals)
         try:
-            self._refresh_card(request, waited="")
-            self._reply(
+            await self._refresh_card(request, waited="")
+            await self._reply(
                 request,
                 slack,
                 language,
@@ -1001,16 +1006,16 @@ class Announcer:
                 self.messages.update(request.id, card_approvals=slack.card_approvals)
             raise
 
-    def _refresh_card(self, request: ShareRequest, *, waited: str) -> None:
+    async def _refresh_card(self, request: ShareRequest, *, waited: str) -> None:
         slack = self.messages.get(request.id)
         if not slack.card_ts:
             return
         text, blocks, _ = self._card(request, self.members.name(request.member_id), waited=waited)
-        self._update(
+        await self._update(
             request, "card", channel=slack.card_channel, ts=slack.card_ts, text=text, blocks=blocks
         )
 
-    def _refresh_waiting(self, request: ShareRequest) -> None:
+    async def _refresh_waiting(self, request: ShareRequest) -> None:
         slack = self.messages.get(request.id)
         if not slack.waiting_ts:
             return
@@ -1027,7 +1032,7 @@ class Announcer:
         shown, blocks = views.waiting_message(
             request, language, text, self.reached(request.id), most=MOST_MENTIONED, zone=self.zone
         )
-        self._update(
+        await self._update(
             request,
             "awaiting_approval:reply",
             channel=slack.parent_channel,
@@ -1036,11 +1041,11 @@ class Announcer:
             blocks=blocks,
         )
 
-    def _quietly(self, request: ShareRequest, update: Callable[[], None]) -> None:
+    async def _quietly(self, request: ShareRequest, update: Awaitable[None]) -> None:
         """An update of a message already posted: a failure is logged, never retried (the
         next reminder or the decision brings it up to date)."""
         try:
-            update()
+            await update
         except DeliveryError as error:
             log.warning(
                 "cannot update a message of a waiting request",
@@ -1056,19 +1061,19 @@ class Announcer:
             )
         return say(language, "why_role")
 
-    def _update_card(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
+    async def _update_card(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
         if not slack.card_ts:
             return
         text, blocks = views.decided_card(
             request, self.default_language, name, self.image(request.image_id)
         )
-        self._update(
+        await self._update(
             request, "card", channel=slack.card_channel, ts=slack.card_ts, text=text, blocks=blocks
         )
         # The asker's message loses its Remind button: nothing is waiting any more.
-        self._quietly(request, lambda: self._refresh_waiting(request))
+        await self._quietly(request, self._refresh_waiting(request))
 
-    def _notify(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
+    async def _notify(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
         if not self.notify_channel:
             return
         language = self.default_language
@@ -1092,7 +1097,7 @@ class Announcer:
             state=state,
             link=link,
         )
-        self._post(
+        await self._post(
             request,
             slack,
             f"{request.state}:notify",

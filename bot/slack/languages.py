@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import OrderedDict
 
-from slack_sdk import WebClient
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.texts import language_of
 from storage import People
@@ -36,7 +37,7 @@ class Languages:
     def __init__(
         self,
         people: People,
-        client: WebClient,
+        client: AsyncWebClient,
         default: str = "en",
         *,
         remembered: int = REMEMBERED,
@@ -49,7 +50,7 @@ class Languages:
         # People Slack could not tell about, and when to ask again (at most `remembered`).
         self._unanswered: OrderedDict[str, float] = OrderedDict()
         # A lock per user being asked about, and how many callers wait on it.
-        self._asking: dict[str, tuple[threading.Lock, list[int]]] = {}
+        self._asking: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._lock = threading.Lock()
 
     def known(self, user_id: str) -> str | None:
@@ -68,24 +69,22 @@ class Languages:
             self._remember(user_id, cached)
         return cached
 
-    def of(self, user_id: str) -> str:
+    async def of(self, user_id: str) -> str:
         """The user's language; the default when Slack cannot tell."""
         language = self.known(user_id)
         if language:
             return language
-        with self._lock:
-            asking, waiting = self._asking.setdefault(user_id, (threading.Lock(), [0]))
-            waiting[0] += 1
+        asking, waiting = self._asking.setdefault(user_id, (asyncio.Lock(), [0]))
+        waiting[0] += 1
         try:
-            with asking:  # one question to Slack per user, however many callers wait for it
+            async with asking:  # one question to Slack per user, however many wait for it
                 language = self.known(user_id)
                 if not language and not self._unanswered_lately(user_id):
-                    language = self._ask_slack(user_id)
+                    language = await self._ask_slack(user_id)
         finally:
-            with self._lock:
-                waiting[0] -= 1
-                if not waiting[0]:
-                    del self._asking[user_id]
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._asking[user_id]
         return language or self.default
 
     @property
@@ -120,9 +119,9 @@ class Languages:
             del self._unanswered[user_id]
             return False
 
-    def _ask_slack(self, user_id: str) -> str | None:
+    async def _ask_slack(self, user_id: str) -> str | None:
         try:
-            answer = self.client.users_info(user=user_id, include_locale=True)
+            answer = await self.client.users_info(user=user_id, include_locale=True)
             locale = (answer.get("user") or {}).get("locale")
         except Exception as error:  # Slack down or slow: the default language will do
             log.warning("users.info failed", extra={"user": user_id, "error": type(error).__name__})

@@ -3,11 +3,13 @@ back, what to do (for `check`, a start-up that stops, and the admin commands).""
 
 from __future__ import annotations
 
+import os
 import socket
 import urllib.error
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 
 # How long `check` waits for Slack's answer.
@@ -114,6 +116,11 @@ def slack_trouble(
             why = f"no answer within {timeout:g} s"
     elif isinstance(error, TimeoutError | socket.timeout):
         why = f"no answer within {timeout:g} s"
+    elif isinstance(error, aiohttp.ClientConnectorError):
+        # The async client's failed connection: refused, no such host, TLS…
+        # (asyncio's own wording names the address: the system's words say what happened)
+        failure = error.os_error
+        why = os.strerror(failure.errno) if failure.errno else str(failure)
     else:
         why = f"{type(error).__name__}: {error}"
     return SlackTrouble(
