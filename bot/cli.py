@@ -364,7 +364,7 @@ def _typed(args: argparse.Namespace, zone: ZoneInfo) -> commands.Admin:
             args.command, args.user_id, args.role, args.image, person=person
         )
     if args.command == "grants":
-        return commands.Admin("grants")
+        return commands.Admin(commands.AdminAction.GRANTS)
     if args.command == "policy":
         return commands.approvals_change([args.image_id, *(args.setting or [])])
     if args.command == "member":
@@ -372,7 +372,7 @@ def _typed(args: argparse.Namespace, zone: ZoneInfo) -> commands.Admin:
             return commands.member_add(args.member_id, args.name or "")
         if args.action == "remove":
             return commands.member_remove(args.member_id)
-        return commands.Admin("member list")
+        return commands.Admin(commands.AdminAction.MEMBER_LIST)
     assert args.command == "oncall", args.command
     if args.action == "add":
         # Refused before the database is opened (and again against its clock).

@@ -29,6 +29,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
 
 from bot.sharing.durations import Duration, parse_duration
 from bot.sharing.errors import CommandError
@@ -102,11 +103,29 @@ class Form:
     """Nothing typed: open the share form."""
 
 
+class AdminAction(StrEnum):
+    """What an admin command does; the words are Slack's (`admin member add`) and the
+    audit log's."""
+
+    GRANT = "grant"
+    REVOKE = "revoke"
+    GRANTS = "grants"
+    MEMBER_ADD = "member add"
+    MEMBER_REMOVE = "member remove"
+    MEMBER_LIST = "member list"
+    ONCALL_ADD = "oncall add"
+    ONCALL_REMOVE = "oncall remove"
+    ONCALL_LIST = "oncall list"
+    ONCALL_SCHEDULE = "oncall schedule"
+    POLICY = "policy"
+    POLICY_LIST = "policy list"
+
+
 @dataclass(frozen=True)
 class Admin:
-    """An admin command: `what` is e.g. `grant`, `member add`, `oncall list`."""
+    """An admin command: `what` it does, and the values it does it with."""
 
-    what: str
+    what: AdminAction
     user_id: str = ""
     role: Role | None = None
     image_id: str = ""
@@ -379,14 +398,14 @@ def _admin(words: Words, zone: tzinfo) -> Admin:
     verb = words[0].lower()
     sub = words[1].lower() if len(words) > 1 else ""
     if verb == "grants":
-        return Admin("grants")
+        return Admin(AdminAction.GRANTS)
     if verb in {"grant", "revoke"}:
         _need(words, 3, f"admin {verb} <@user> <role> [image_id]")
         scope = words[3] if len(words) > 3 else None
         return role_change(verb, words[1], words[2], scope, person=slack_user)
     if verb == "member":
         if sub == "list":
-            return Admin("member list")
+            return Admin(AdminAction.MEMBER_LIST)
         if sub == "add":
             _need(words, 4, "admin member add <member_id> <name>")
             return member_add(words[2], words.rest(3))
@@ -424,13 +443,14 @@ def role_change(
     verb: str, user: str, role_name: str, scope: str | None, *, person: Callable[[str], str]
 ) -> Admin:
     """`grant` or `revoke` a role, for all images (`scope` None) or one."""
-    assert verb in {"grant", "revoke"}, verb
+    action = AdminAction(verb)
+    assert action in {AdminAction.GRANT, AdminAction.REVOKE}, verb
     who = person(user)
     given = role(role_name)
     if scope is not None and not scope.strip():
         raise CommandError("image_scope_empty")
     image = image_id(scope) if scope is not None else ""
-    return Admin(verb, user_id=who, role=given, image_id=image)
+    return Admin(action, user_id=who, role=given, image_id=image)
 
 
 def member_add(member: str, text: str) -> Admin:
@@ -439,12 +459,12 @@ def member_add(member: str, text: str) -> Admin:
     given = typed(text)
     if not given:
         raise CommandError("name_missing")
-    return Admin("member add", member_id=checked, name=name(given))
+    return Admin(AdminAction.MEMBER_ADD, member_id=checked, name=name(given))
 
 
 def member_remove(member: str) -> Admin:
     """`member remove`: forget a known member."""
-    return Admin("member remove", member_id=member_id(member))
+    return Admin(AdminAction.MEMBER_REMOVE, member_id=member_id(member))
 
 
 def shift_listing(extra: Sequence[str]) -> Admin:
@@ -452,7 +472,7 @@ def shift_listing(extra: Sequence[str]) -> Admin:
     said = [word.lower() for word in extra]
     if said and said != ["all"] and said != ["--all"]:
         raise CommandError("oncall_list_extra", extra=shown(" ".join(extra)))
-    return Admin("oncall list", past=bool(said))
+    return Admin(AdminAction.ONCALL_LIST, past=bool(said))
 
 
 def shift_add(
@@ -468,7 +488,7 @@ def shift_add(
     who = person(user)
     begins, finishes = moment(starts, zone), moment(ends, zone)
     shift_window(begins, finishes, now)
-    return Admin("oncall add", user_id=who, starts=begins, ends=finishes)
+    return Admin(AdminAction.ONCALL_ADD, user_id=who, starts=begins, ends=finishes)
 
 
 def shift_removal(target: str, rest: Sequence[str], *, person: Callable[[str], str]) -> Admin:
@@ -480,16 +500,18 @@ def shift_removal(target: str, rest: Sequence[str], *, person: Callable[[str], s
             raise CommandError("oncall_all_with_id", id=str(number))
         if rest:
             raise CommandError("extra_arguments", extra=shown(" ".join(rest)))
-        return Admin("oncall remove", shift_id=number)
+        return Admin(AdminAction.ONCALL_REMOVE, shift_id=number)
     user = person(target)
     if said not in (["--all"], ["all"]):
         raise CommandError("oncall_remove_which", user=user)
-    return Admin("oncall remove", user_id=user)
+    return Admin(AdminAction.ONCALL_REMOVE, user_id=user)
 
 
 def schedule_change(image: str, schedule: str) -> Admin:
     """`oncall schedule <image_id> <schedule id | none>`."""
-    return Admin("oncall schedule", image_id=image_id(image), schedule_id=schedule_id(schedule))
+    return Admin(
+        AdminAction.ONCALL_SCHEDULE, image_id=image_id(image), schedule_id=schedule_id(schedule)
+    )
 
 
 def approvals_change(words: Sequence[str]) -> Admin:
@@ -497,9 +519,9 @@ def approvals_change(words: Sequence[str]) -> Admin:
     if words and words[0].lower() == "list":
         if len(words) > 1:
             raise CommandError("policy_list_extra", extra=shown(" ".join(words[1:])))
-        return Admin("policy list")
+        return Admin(AdminAction.POLICY_LIST)
     image, approvals = policy(list(words))
-    return Admin("policy", image_id=image, approvals=approvals)
+    return Admin(AdminAction.POLICY, image_id=image, approvals=approvals)
 
 
 def policy(words: list[str]) -> tuple[str, int]:
