@@ -29,7 +29,7 @@ from bot.settings import (
 )
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
-from bot.slack.texts import say, stored_when, when
+from bot.slack.texts import cli_problem, languages
 from storage import (
     AuditLog,
     Database,
@@ -38,17 +38,15 @@ from storage import (
     KnownMembers,
     OnCall,
     OnCallSchedules,
-    Role,
     Rota,
 )
 from storage.errors import StorageError
-from storage.requests import parse_stamp
 
 if TYPE_CHECKING:
     from bot.scp.models import ApiVersion, Image
     from bot.scp.sandbox import Sandbox
     from bot.settings import RawSetting
-    from bot.sharing.admin import Administration
+    from bot.sharing.admin import Account, Administration
 
 log = logging.getLogger("bot")
 
@@ -290,137 +288,62 @@ def sandbox_command(args: argparse.Namespace) -> None:
 
 
 # -- administration ----------------------------------------------------------------------------
-
-
-def _fail(error: CommandError) -> None:
-    values = {k: f"'{v}'" if k in {"token", "extra"} else v for k, v in error.values.items()}
-    sys.exit(say("en", error.problem, **values).replace("`", ""))
-
-
-def _member_name(text: str | None) -> str:
-    """`member add --name`: one line of visible text, at most commands.MAX_NAME characters."""
-    name = (text or "").strip()
-    if not name:
-        sys.exit('member add needs a --name, like --name "QA account"')
-    return commands.name(name)  # the same rules as `/share-image admin member add`
-
+# The admin commands are Slack's `admin …` typed on the bot's host: each builds the same
+# typed command (`bot.sharing.commands`), goes through the same `Administration.dispatch`
+# (as the operator: no admin role needed, the last admin may go, Slack's doubts about a
+# user a warning) and says its outcome in the catalogs' words (`bot.console`).
 
 # How long an admin command waits for Slack's answer about a user id.
 CLI_SLACK_TIMEOUT = 5
 
 
-def _tell_if_slack_does_not_know(user: str) -> None:
-    """A warning on stderr when Slack, asked with SLACK_BOT_TOKEN, says `user` is no person.
+class _SlackAccounts:
+    """What Slack, asked with SLACK_BOT_TOKEN, says of a user id; without a bot token
+    nothing is asked (a person, as far as the command line knows).
 
-    A warning, not a refusal: the command line is how an operator repairs the bot, also
-    when Slack cannot be reached from its host or the token is wrong, and they typed an
-    id they copied from Slack. Without a bot token nothing is asked.
+    Asked once per command (no retries: an operator waits on each) and not long: the
+    command line is how an operator repairs the bot, also when Slack cannot be reached
+    from its host or the token is wrong. `why`: why Slack could not be asked, one line.
     """
-    from slack_sdk.web.async_client import AsyncWebClient
-
-    from bot.sharing.admin import Account
-    from bot.slack.accounts import slack_account
-
-    saved = dotenv_values(".env")
-    token = os.environ.get("SLACK_BOT_TOKEN") or saved.get("SLACK_BOT_TOKEN") or ""
-    if not token.startswith("xoxb-") or token.rstrip(".") == "xoxb-":
-        return
-    from bot.slack.trouble import slack_trouble
-
-    url = os.environ.get("SLACK_API_URL") or saved.get("SLACK_API_URL") or ""
-    base = url or "https://slack.com/api/"
-    # Asked once: no retries (an operator waits on each), and not long.
-    client = AsyncWebClient(
-        token=token, base_url=base, timeout=CLI_SLACK_TIMEOUT, retry_handlers=[]
-    )
-    logging.getLogger("bot.slack.accounts").disabled = True  # the line below says it
-    failures: list[Exception] = []
-    account = asyncio.run(slack_account(client, user, failed=failures.append))
-    why = ""
-    if failures:
-        trouble = slack_trouble(
-            failures[0],
-            f"{base.rstrip('/')}/users.info",
-            setting="SLACK_BOT_TOKEN",
-            timeout=CLI_SLACK_TIMEOUT,
-        )
-        why = trouble.one_line()
-    said = {
-        Account.UNKNOWN: f"Slack knows no user {user} (users.info: user_not_found): check the id"
-        " (their profile: ⋮ → Copy member ID)",
-        Account.BOT: f"{user} is a bot or an app in Slack, not a person",
-        Account.DELETED: f"{user} is a deactivated account in Slack",
-        Account.UNCHECKED: f"could not ask Slack whether {user} exists: {why}",
-    }.get(account)
-    if said:
-        print(f"warning: {said}; done anyway, as asked", file=sys.stderr)
-
-
-def _held_elsewhere(admin: Administration, user: str, role: Role, image: str) -> str:
-    """After "was not ROLE for SCOPE": the scopes `user` does hold `role` for, and the
-    command that takes each back ("" when they hold it nowhere)."""
-    scopes = [g.image_id for g in admin.grants.all() if g.user_id == user and g.role is role]
-    others = [scope for scope in scopes if scope != image]
-    if not others:
-        return ""
-    if "" in others:
-        return (
-            f"; they are {role.value} for all images, which an --image does not take back:"
-            f" `python -m bot revoke {user} {role.value}` does"
-        )
-    images = ", ".join(others)
-    take_back = f"python -m bot revoke {user} {role.value} --image {others[0]}"
-    return (
-        f"; they are {role.value} only for image{'s' if len(others) > 1 else ''} {images}:"
-        f" take that back with `{take_back}`"
-        + (" (one command per image)" if len(others) > 1 else "")
-    )
-
-
-def _image_option(value: str | None) -> str:
-    """`--image`: absent means all images; present, it must be an image id."""
-    if value is None:
-        return ""
-    if not value.strip():
-        sys.exit(
-            "--image is empty: give an image id (a UUID like 70a599e0-31e7-49b7-b260-868f441e862b),"
-            " or leave --image out to mean all images"
-        )
-    return commands.image_id(value)
-
-
-class _Session:
-    """The admin commands' database, opened (and named) only once a command is valid."""
 
     def __init__(self) -> None:
-        self._database: Database | None = None
-        self._admin: Administration | None = None
+        saved = dotenv_values(".env")
+        self._token = os.environ.get("SLACK_BOT_TOKEN") or saved.get("SLACK_BOT_TOKEN") or ""
+        url = os.environ.get("SLACK_API_URL") or saved.get("SLACK_API_URL") or ""
+        self._base = url or "https://slack.com/api/"
+        self.why = ""
 
-    @property
-    def admin(self) -> Administration:
-        if self._admin is None:
-            from bot.sharing.admin import Administration
+    async def __call__(self, user: str) -> Account:
+        from bot.sharing.admin import Account
 
-            database = self._database = _open_database()
-            self._admin = Administration(
-                grants=Grants(database),
-                members=KnownMembers(database),
-                oncall=OnCall(database),
-                audit=AuditLog(database),
-                schedules=OnCallSchedules(database),
-                policies=ImagePolicies(database),
-            )
-        return self._admin
+        token = self._token
+        if not token.startswith("xoxb-") or token.rstrip(".") == "xoxb-":
+            return Account.PERSON
+        from slack_sdk.web.async_client import AsyncWebClient
 
-    @property
-    def rota(self) -> Rota:
-        """The stored on-call rotas (the database is open once `admin` was asked)."""
-        assert self._database is not None
-        return Rota(self._database)
+        from bot.slack.accounts import slack_account
+        from bot.slack.trouble import slack_trouble
 
-    def close(self) -> None:
-        if self._database is not None:
-            self._database.close()
+        client = AsyncWebClient(
+            token=token, base_url=self._base, timeout=CLI_SLACK_TIMEOUT, retry_handlers=[]
+        )
+        logging.getLogger("bot.slack.accounts").disabled = True  # the warning says it
+        failures: list[Exception] = []
+        account = await slack_account(client, user, failed=failures.append)
+        if failures:
+            self.why = slack_trouble(
+                failures[0],
+                f"{self._base.rstrip('/')}/users.info",
+                setting="SLACK_BOT_TOKEN",
+                timeout=CLI_SLACK_TIMEOUT,
+            ).one_line()
+        return account
+
+
+def _language() -> str:
+    """The command line's language: BOT_DEFAULT_LANGUAGE when the bot speaks it, else English."""
+    value = (raw_settings("BOT_DEFAULT_LANGUAGE")["BOT_DEFAULT_LANGUAGE"].value or "").strip()
+    return value if value in languages() else "en"
 
 
 def _timezone() -> ZoneInfo:
@@ -432,239 +355,91 @@ def _timezone() -> ZoneInfo:
         sys.exit(f"BOT_TIMEZONE {error}")
 
 
-def _remove_shifts(
-    admin: Administration, args: argparse.Namespace, zone: ZoneInfo, actor: str
-) -> None:
-    """`oncall remove SHIFT_ID`, or `oncall remove SLACK_USER_ID --all`."""
-    number = commands.shift_id(args.target)
-    if number is not None:
-        if args.all:
-            sys.exit("--all goes with a Slack user id, not with a shift id")
-        removed = admin.remove_shift(number, by=actor)
-        if removed is None:
-            sys.exit(f"there is no shift #{number}; `python -m bot oncall list` shows their ids")
-        starts = stored_when(removed.starts_at, zone)
-        ends = stored_when(removed.ends_at, zone)
-        print(f"removed shift #{number} of {removed.user_id} ({starts} → {ends})")
-        return
-    user = commands.user_id(args.target)
-    if not args.all:
-        sys.exit(
-            f"which shift of {user}? give its id (`python -m bot oncall list` shows them),"
-            f" or add --all to remove every shift of {user}"
+def _typed(args: argparse.Namespace, zone: ZoneInfo) -> commands.Admin:
+    """The typed command an admin command line means, by the rules Slack's `admin …`
+    is read by (a user is an id here, a mention there); CommandError otherwise."""
+    person = commands.user_id
+    if args.command in {"grant", "revoke"}:
+        return commands.role_change(
+            args.command, args.user_id, args.role, args.image, person=person
         )
-    count = admin.remove_shifts(user, by=actor)
-    print(f"removed {count} shift(s)")
+    if args.command == "grants":
+        return commands.Admin(commands.AdminAction.GRANTS)
+    if args.command == "policy":
+        return commands.approvals_change([args.image_id, *(args.setting or [])])
+    if args.command == "member":
+        if args.action == "add":
+            return commands.member_add(args.member_id, args.name or "")
+        if args.action == "remove":
+            return commands.member_remove(args.member_id)
+        return commands.Admin(commands.AdminAction.MEMBER_LIST)
+    assert args.command == "oncall", args.command
+    if args.action == "add":
+        # Refused before the database is opened (and again against its clock).
+        return commands.shift_add(
+            args.user_id, args.starts, args.ends, zone=zone, person=person, now=datetime.now(UTC)
+        )
+    if args.action == "remove":
+        return commands.shift_removal(args.target, ["--all"] if args.all else [], person=person)
+    if args.action == "schedule":
+        return commands.schedule_change(args.image_id, args.schedule_id)
+    words = [args.which] if args.which is not None else []
+    return commands.shift_listing(words or (["--all"] if args.list_all else []))
 
 
-def _set_schedule(session: _Session, args: argparse.Namespace, actor: str) -> None:
-    """`oncall schedule IMAGE_ID SCHEDULE_ID`, or `… none`: audited like Slack's."""
-    image = commands.image_id(args.image_id)
-    schedule = commands.schedule_id(args.schedule_id)
-    before = session.admin.set_schedule(image, schedule, by=actor)
-    if schedule:
-        was = f" (it asked {before})" if before and before != schedule else ""
-        same = " already" if before == schedule else ""
-        print(f"requests for image {image}{same} ask PagerDuty schedule {schedule}{was}")
-        if not (raw_settings("ONCALL_PAGERDUTY_TOKEN")["ONCALL_PAGERDUTY_TOKEN"].usable):
-            print(
-                "warning: ONCALL_PAGERDUTY_TOKEN is not set: nobody is read from PagerDuty"
-                " until it is",
-                file=sys.stderr,
-            )
-    elif before:
-        print(f"image {image} no longer has its own schedule (it asked {before})")
-    else:
-        print(f"image {image} has no schedule of its own; nothing changed")
+def _administration(database: Database, accounts: _SlackAccounts) -> Administration:
+    """The administration Slack's `admin …` uses, over the admin commands' database."""
+    from bot.sharing.admin import Administration
+    from bot.sharing.oncall import ROTA_SOURCES, StoredRota, WhoIsOnCall
 
-
-def _past_too(which: str | None) -> bool:
-    """`oncall list all`, as Slack takes it: past shifts as well."""
-    if which is None:
-        return False
-    if which.lower() == "all":
-        return True
-    sys.exit(
-        f"`oncall list` takes nothing but `all` (past shifts too), not {which!r}:"
-        " `python -m bot oncall list` or `python -m bot oncall list all`"
+    grants = Grants(database)
+    rota = Rota(database)
+    token = raw_settings("ONCALL_PAGERDUTY_TOKEN")["ONCALL_PAGERDUTY_TOKEN"].usable
+    return Administration(
+        grants=grants,
+        members=KnownMembers(database),
+        oncall=OnCall(database),
+        audit=AuditLog(database),
+        schedules=OnCallSchedules(database),
+        who=WhoIsOnCall(
+            [StoredRota(source, rota, grants) for source in ROTA_SOURCES], clock=database.now
+        ),
+        pagerduty=bool(token),
+        accounts=accounts,
+        policies=ImagePolicies(database),
     )
 
 
-def _print_shifts(session: _Session, past: bool, zone: ZoneInfo) -> None:
-    """`oncall list`: current and coming shifts with their ids (`past`: ended ones too)."""
-    shifts = session.admin.oncall.all()
-    if not shifts:
-        print("no on-call shifts")
-        return
-    now = session.rota.now()
-    ended = [s for s in shifts if (parse_stamp(s.ends_at) or now) <= now]
-    listed = shifts if past else [s for s in shifts if s not in ended]
-    if not listed:
-        print("no current or coming on-call shifts")
-    for s in listed:
-        shown = (stored_when(s.starts_at, zone), stored_when(s.ends_at, zone))
-        print(f"{s.id}\t{s.user_id}\t{shown[0]}\t{shown[1]}")
-    if ended and not past:
-        print(f"({len(ended)} past shift(s) not shown; `python -m bot oncall list all` shows them)")
-
-
-def _print_rotas(rota: Rota, admin: Administration, zone: ZoneInfo) -> None:
-    """`oncall list`: each stored rota's people now and next, with their source."""
-    from bot.sharing.oncall import ROTA_SOURCES, StoredRota, now_and_next
-
-    now = rota.now()
-    for source in ROTA_SOURCES:
-        state = rota.state(source)
-        if state is None:
-            continue
-        label = {"pagerduty": "PagerDuty", "calendar": "calendar"}[source]
-        seen = now_and_next(StoredRota(source, rota, admin.grants), now)
-        if state.read_at is None:
-            print(f"{label}: not read yet")
-        else:
-            age = (now - state.read_at).total_seconds()
-            print(f"{label}: read {when(state.read_at.astimezone(zone), zone)} ({age:.0f} s ago)")
-        if state.error:
-            print(f"  last read failed: {state.error}")
-        for what, entries in (("now", seen.now), ("next", seen.next)):
-            if not entries:
-                print(f"  {what}\tnobody")
-            for e in entries:
-                user = e.user_id or "(not in Slack)"
-                span = (
-                    f"{when(e.starts.astimezone(zone), zone) if e.starts else 'always'}"
-                    f" → {when(e.ends.astimezone(zone), zone) if e.ends else 'always'}"
-                )
-                schedule = f"\t{e.schedule_id}" if e.schedule_id else ""
-                print(f"  {what}\t{user}\t{e.email}\t{span}{schedule}")
-    for image, schedule in admin.schedules.all().items() if admin.schedules else ():
-        print(f"image {image} asks PagerDuty schedule {schedule}")
-
-
-def _policy(admin: Administration, args: argparse.Namespace, actor: str) -> None:
-    """`policy IMAGE_ID approvals 1|2`, or `policy list`."""
-    if args.image_id == "list":
-        if args.setting:
-            sys.exit("`policy list` takes nothing after it")
-        rules = admin.policies.all() if admin.policies is not None else {}
-        if not rules:
-            print("no image needs more than one approval")
-        for image, count in rules.items():
-            print(f"{image}\tapprovals {count}")
-        return
-    try:
-        image, count = commands.policy([args.image_id, *(args.setting or [])])
-    except CommandError as error:
-        if error.problem != "policy_usage":
-            raise
-        sys.exit(
-            "give an image id and `approvals 1` or `approvals 2`, like"
-            " `python -m bot policy 70a599e0-31e7-49b7-b260-868f441e862b approvals 2`"
-            " (or `python -m bot policy list`)"
-        )
-    if admin.set_approvals(image, count, by=actor):
-        print(
-            f"requests to share {image} now need two approvals, from two different approvers"
-            " (neither the asker; sharers' too)"
-            if count > 1
-            else f"requests to share {image} need one approval again"
-        )
-    else:
-        print(f"{image} already needs {count} approval(s); nothing changed")
-
-
 def admin_command(args: argparse.Namespace) -> None:
-    """grant, revoke, grants, member …, oncall …, policy …"""
-    session = _Session()
-    actor = _actor()
+    """grant, revoke, grants, member …, oncall …, policy …: as Slack's `admin …`."""
+    from bot import console
+
+    language = _language()
+    zone = _timezone() if args.command == "oncall" else ZoneInfo("UTC")
     try:
-        if args.command in {"grant", "revoke"}:
-            user = commands.user_id(args.user_id)
-            role = commands.role(args.role)
-            image = _image_option(args.image)
-            scope = image or "all images"
-            admin = session.admin
-            if args.command == "grant":
-                changed = admin.grant(user, role, image, by=actor)
-                _tell_if_slack_does_not_know(user)
-                print(
-                    f"{user} is now {role.value} for {scope}"
-                    if changed
-                    else f"{user} already was {role.value} for {scope}"
-                )
-            else:
-                changed = admin.revoke(user, role, image, by=actor, last_admin_ok=True)
-                print(
-                    f"{user} is no longer {role.value} for {scope}"
-                    if changed
-                    else f"{user} was not {role.value} for {scope}"
-                    + _held_elsewhere(admin, user, role, image)
-                )
-                last = role is Role.ADMIN and not image
-                if changed and last and not admin.grants.holders(Role.ADMIN):
-                    print(
-                        "warning: nobody is an admin for all images now; nobody can administer"
-                        " the bot from Slack until `python -m bot grant <SLACK_USER_ID> admin`",
-                        file=sys.stderr,
-                    )
-        elif args.command == "grants":
-            rows = session.admin.grants.all()
-            if not rows:
-                print("no grants yet")
-            for g in rows:
-                print(
-                    f"{g.user_id}\t{g.role.value}\t{g.scope}\tby {g.granted_by} at {g.granted_at}"
-                )
-        elif args.command == "member":
-            if args.action == "add":
-                member = commands.member_id(args.member_id)
-                name = _member_name(args.name)
-                before = session.admin.add_member(member, name, by=actor)
-                if before is None:
-                    print(f"{args.member_id} is known as {name}")
-                elif before.member_id == member:
-                    print(f"{member} is now known as {name} (it was {before.name})")
-                else:
-                    print(
-                        f"{member} is the known member {before.member_id} (ids alike but for"
-                        f" case are one member): now known as {name} (it was {before.name})"
-                    )
-            elif args.action == "remove":
-                member = commands.member_id(args.member_id)
-                removed = session.admin.remove_member(member, by=actor)
-                print(f"removed {args.member_id}" if removed else f"{args.member_id} was not known")
-            else:
-                known = session.admin.members.all()
-                if not known:
-                    print("no known members yet")
-                for m in known:
-                    print(f"{m.member_id}\t{m.name}")
-        elif args.command == "policy":
-            _policy(session.admin, args, actor)
-        elif args.command == "oncall":
-            zone = _timezone()
-            if args.action == "add":
-                user = commands.user_id(args.user_id)
-                starts = commands.moment(args.starts, zone)
-                ends = commands.moment(args.ends, zone)
-                # Refused before the database is opened (and again against its clock).
-                commands.shift_window(starts, ends, datetime.now(UTC))
-                shift = session.admin.add_shift(user, starts, ends, by=actor)
-                _tell_if_slack_does_not_know(user)
-                print(f"#{shift} {user} on call {when(starts, zone)} → {when(ends, zone)}")
-            elif args.action == "remove":
-                _remove_shifts(session.admin, args, zone, actor)
-            elif args.action == "schedule":
-                _set_schedule(session, args, actor)
-            else:
-                _print_shifts(session, args.list_all or _past_too(args.which), zone)
-                _print_rotas(session.rota, session.admin, zone)
+        command = _typed(args, zone)
     except CommandError as error:
-        _fail(error)
+        sys.exit(cli_problem(language, error))  # before any database is opened
+    accounts = _SlackAccounts()
+    database = _open_database()
+    try:
+        admin = _administration(database, accounts)
+        outcome = asyncio.run(
+            admin.dispatch(command, by=_actor(), now=database.now(), operator=True)
+        )
+    except CommandError as error:
+        sys.exit(cli_problem(language, error))
     except StorageError as error:
         sys.exit(str(error))
     finally:
-        session.close()
+        database.close()
+    said = console.answer(language, outcome, zone, why=accounts.why)
+    if said.failed is not None:
+        sys.exit(said.failed)
+    for line in said.out:
+        print(line)
+    for line in said.err:
+        print(line, file=sys.stderr)
 
 
 # -- the parser ------------------------------------------------------------------------------

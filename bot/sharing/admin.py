@@ -52,7 +52,8 @@ class Outcome:
     """What an admin command did, for whoever tells the admin.
 
     `changed`: the grant was new, the revoked role was held, the member was known.
-    `count`: shifts removed. A list command carries its rows and the time it was read.
+    `count`: shifts removed; `added`: the id of the shift `oncall add` added. A list
+    command carries its rows and the time it was read.
     """
 
     command: Admin
@@ -71,6 +72,15 @@ class Outcome:
     pagerduty: bool = True
     # `member add`: the member as it was known before (an id alike but for case), if it was.
     known: KnownMember | None = None
+    # `revoke` of a role not held for that scope: the scopes it is held for ("": all images).
+    held: list[str] = field(default_factory=list)
+    # `revoke` that took away the last admin for all images (only the operator may).
+    no_admin_left: bool = False
+    added: int = 0
+    # `grant`, `oncall add` by the operator: what Slack said of the user (None: not asked).
+    account: Account | None = None
+    # `policy list`: the images whose shares need more than one approval, and how many.
+    approvals: dict[str, int] = field(default_factory=dict)
 
 
 class Administration:
@@ -109,14 +119,20 @@ class Administration:
         if problem:
             raise CommandError(problem, user=user_id)
 
-    async def dispatch(self, command: Admin, *, by: str, now: datetime) -> Outcome:
-        """Carry out an admin command from Slack for `by`; `NotAdmin` unless an admin.
+    async def dispatch(
+        self, command: Admin, *, by: str, now: datetime, operator: bool = False
+    ) -> Outcome:
+        """Carry out an admin command for `by`, from Slack or (`operator`) the command line.
 
-        Async: a grant or a shift asks Slack whether the user is an active person first.
-
+        From Slack: `NotAdmin` unless `by` is an admin; a grant or a shift asks Slack
+        whether the user is an active person first and is refused (CommandError) if not;
         `LastAdmin` when it would revoke the last admin for all images.
+
+        The operator runs the bot's host and may repair it: no admin role needed, the last
+        admin may go, and what Slack says of a user comes back in `Outcome.account` for a
+        warning, the change made all the same.
         """
-        if not self.is_admin(by):
+        if not operator and not self.is_admin(by):
             raise NotAdmin(by, command.what)
         what = command.what
         if what == "grants":
@@ -139,14 +155,21 @@ class Administration:
                 before=before,
                 pagerduty=self.pagerduty,
             )
+        if what == "policy list":
+            return Outcome(command, approvals=self.policies.all() if self.policies else {})
         if what in {"grant", "revoke"}:
             assert command.role is not None
             if what == "grant":
-                await self.check_person(command.user_id)
+                account = await self._account(command.user_id, operator)
                 changed = self.grant(command.user_id, command.role, command.image_id, by=by)
-            else:
-                changed = self.revoke(command.user_id, command.role, command.image_id, by=by)
-            return Outcome(command, changed=changed)
+                return Outcome(command, changed=changed, account=account)
+            changed = self.revoke(
+                command.user_id, command.role, command.image_id, by=by, last_admin_ok=operator
+            )
+            held = [] if changed else self.held(command.user_id, command.role, command.image_id)
+            everyone = command.role is Role.ADMIN and not command.image_id
+            left = changed and everyone and not self.grants.holders(Role.ADMIN)
+            return Outcome(command, changed=changed, held=held, no_admin_left=left)
         if what == "member add":
             known = self.add_member(command.member_id, command.name, by=by)
             return Outcome(command, known=known)
@@ -155,9 +178,9 @@ class Administration:
         if what == "oncall add":
             assert command.starts is not None and command.ends is not None
             shift_window(command.starts, command.ends, now)  # before asking Slack anything
-            await self.check_person(command.user_id)
-            self.add_shift(command.user_id, command.starts, command.ends, by=by)
-            return Outcome(command)
+            account = await self._account(command.user_id, operator)
+            number = self.add_shift(command.user_id, command.starts, command.ends, by=by)
+            return Outcome(command, added=number, account=account)
         if what == "policy":
             return Outcome(
                 command, changed=self.set_approvals(command.image_id, command.approvals, by=by)
@@ -167,6 +190,18 @@ class Administration:
             removed = self.remove_shift(command.shift_id, by=by)
             return Outcome(command, changed=removed is not None, shift=removed)
         return Outcome(command, count=self.remove_shifts(command.user_id, by=by))
+
+    async def _account(self, user_id: str, operator: bool) -> Account | None:
+        """Slack's word on `user_id`: a refusal from Slack, a warning for the operator."""
+        if not operator:
+            await self.check_person(user_id)
+            return None
+        return await self.accounts(user_id)
+
+    def held(self, user_id: str, role: Role, image_id: str) -> list[str]:
+        """The scopes other than `image_id` that `user_id` holds `role` for ("": all images)."""
+        scopes = [g.image_id for g in self.grants.all() if g.user_id == user_id and g.role is role]
+        return [scope for scope in scopes if scope != image_id]
 
     def is_admin(self, user_id: str) -> bool:
         """Whether `user_id` is an admin for all images."""

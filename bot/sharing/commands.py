@@ -12,7 +12,11 @@
     /share-image admin oncall add <@user> <from> <to> | remove <shift id> | remove <@user> --all
     /share-image admin oncall list [all]
     /share-image admin oncall schedule <image_id> <PagerDuty schedule id | none>
-    /share-image admin policy <image_id> approvals 1|2
+    /share-image admin policy <image_id> approvals 1|2 | list
+
+The command line's admin commands (`python -m bot grant …`) build the same `Admin`
+commands through the same functions (`role_change`, `member_add`, …), so a rule or a
+refusal is written once for both.
 
 Nothing that fails these rules gets any further: ids reach the cloud API and its
 URLs only once they match the API's own patterns, ASCII only.
@@ -22,8 +26,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
 
 from bot.sharing.durations import Duration, parse_duration
 from bot.sharing.errors import CommandError
@@ -97,11 +103,29 @@ class Form:
     """Nothing typed: open the share form."""
 
 
+class AdminAction(StrEnum):
+    """What an admin command does; the words are Slack's (`admin member add`) and the
+    audit log's."""
+
+    GRANT = "grant"
+    REVOKE = "revoke"
+    GRANTS = "grants"
+    MEMBER_ADD = "member add"
+    MEMBER_REMOVE = "member remove"
+    MEMBER_LIST = "member list"
+    ONCALL_ADD = "oncall add"
+    ONCALL_REMOVE = "oncall remove"
+    ONCALL_LIST = "oncall list"
+    ONCALL_SCHEDULE = "oncall schedule"
+    POLICY = "policy"
+    POLICY_LIST = "policy list"
+
+
 @dataclass(frozen=True)
 class Admin:
-    """An admin command: `what` is e.g. `grant`, `member add`, `oncall list`."""
+    """An admin command: `what` it does, and the values it does it with."""
 
-    what: str
+    what: AdminAction
     user_id: str = ""
     role: Role | None = None
     image_id: str = ""
@@ -372,58 +396,132 @@ def _admin(words: Words, zone: tzinfo) -> Admin:
     if not words:
         raise CommandError("admin_usage")
     verb = words[0].lower()
+    sub = words[1].lower() if len(words) > 1 else ""
     if verb == "grants":
-        return Admin("grants")
+        return Admin(AdminAction.GRANTS)
     if verb in {"grant", "revoke"}:
         _need(words, 3, f"admin {verb} <@user> <role> [image_id]")
-        scope = image_id(words[3]) if len(words) > 3 else ""
-        return Admin(verb, user_id=slack_user(words[1]), role=role(words[2]), image_id=scope)
+        scope = words[3] if len(words) > 3 else None
+        return role_change(verb, words[1], words[2], scope, person=slack_user)
     if verb == "member":
-        sub = words[1].lower() if len(words) > 1 else ""
         if sub == "list":
-            return Admin("member list")
+            return Admin(AdminAction.MEMBER_LIST)
         if sub == "add":
             _need(words, 4, "admin member add <member_id> <name>")
-            return Admin("member add", member_id=member_id(words[2]), name=name(words.rest(3)))
+            return member_add(words[2], words.rest(3))
         if sub == "remove":
             _need(words, 3, "admin member remove <member_id>")
-            return Admin("member remove", member_id=member_id(words[2]))
+            return member_remove(words[2])
         raise CommandError("admin_usage")
     if verb == "oncall":
-        sub = words[1].lower() if len(words) > 1 else ""
         if sub == "list":
-            extra = [w.lower() for w in words[2:]]
-            if extra and extra != ["all"] and extra != ["--all"]:
-                raise CommandError("extra_arguments", extra=shown(" ".join(words[2:])))
-            return Admin("oncall list", past=bool(extra))
+            return shift_listing(words[2:])
         if sub == "add":
             _need(words, 5, "admin oncall add <@user> <from> <to>")
-            starts, ends = moment(words[3], zone), moment(words[4], zone)
-            shift_window(starts, ends)
-            return Admin("oncall add", user_id=slack_user(words[2]), starts=starts, ends=ends)
+            return shift_add(words[2], words[3], words[4], zone=zone, person=slack_user)
         if sub == "schedule":
             _need(words, 4, "admin oncall schedule <image_id> <PagerDuty schedule id | none>")
             if len(words) > 4:
                 raise CommandError("extra_arguments", extra=shown(" ".join(words[4:])))
-            return Admin(
-                "oncall schedule", image_id=image_id(words[2]), schedule_id=schedule_id(words[3])
-            )
+            return schedule_change(words[2], words[3])
         if sub == "remove":
             _need(words, 3, "admin oncall remove <shift id> | <@user> --all")
-            number = shift_id(words[2])
-            if number is not None:
-                if len(words) > 3:
-                    raise CommandError("extra_arguments", extra=shown(" ".join(words[3:])))
-                return Admin("oncall remove", shift_id=number)
-            user = slack_user(words[2])
-            if [w.lower() for w in words[3:]] not in (["--all"], ["all"]):
-                raise CommandError("oncall_remove_which", user=user)
-            return Admin("oncall remove", user_id=user)
+            return shift_removal(words[2], words[3:], person=slack_user)
         raise CommandError("admin_usage")
     if verb == "policy":
-        image, approvals = policy(words[1:])
-        return Admin("policy", image_id=image, approvals=approvals)
+        return approvals_change(words[1:])
     raise CommandError("admin_usage")
+
+
+# -- the admin commands, built from their values -------------------------------------------
+# Slack's `admin …` words and the command line's arguments become the same `Admin` through
+# these: the same rules and the same refusals, wherever a command is typed. `person` reads
+# a user as that surface names one: a Slack mention (`slack_user`) or an id (`user_id`).
+
+
+def role_change(
+    verb: str, user: str, role_name: str, scope: str | None, *, person: Callable[[str], str]
+) -> Admin:
+    """`grant` or `revoke` a role, for all images (`scope` None) or one."""
+    action = AdminAction(verb)
+    assert action in {AdminAction.GRANT, AdminAction.REVOKE}, verb
+    who = person(user)
+    given = role(role_name)
+    if scope is not None and not scope.strip():
+        raise CommandError("image_scope_empty")
+    image = image_id(scope) if scope is not None else ""
+    return Admin(action, user_id=who, role=given, image_id=image)
+
+
+def member_add(member: str, text: str) -> Admin:
+    """`member add`: a known member and its name (`typed`: trimmed, runs of spaces one)."""
+    checked = member_id(member)
+    given = typed(text)
+    if not given:
+        raise CommandError("name_missing")
+    return Admin(AdminAction.MEMBER_ADD, member_id=checked, name=name(given))
+
+
+def member_remove(member: str) -> Admin:
+    """`member remove`: forget a known member."""
+    return Admin(AdminAction.MEMBER_REMOVE, member_id=member_id(member))
+
+
+def shift_listing(extra: Sequence[str]) -> Admin:
+    """`oncall list`, and `all` (or `--all`) for past shifts too."""
+    said = [word.lower() for word in extra]
+    if said and said != ["all"] and said != ["--all"]:
+        raise CommandError("oncall_list_extra", extra=shown(" ".join(extra)))
+    return Admin(AdminAction.ONCALL_LIST, past=bool(said))
+
+
+def shift_add(
+    user: str,
+    starts: str,
+    ends: str,
+    *,
+    zone: tzinfo,
+    person: Callable[[str], str],
+    now: datetime | None = None,
+) -> Admin:
+    """`oncall add`: a shift, by `shift_window`'s rules (`now` given: not over already)."""
+    who = person(user)
+    begins, finishes = moment(starts, zone), moment(ends, zone)
+    shift_window(begins, finishes, now)
+    return Admin(AdminAction.ONCALL_ADD, user_id=who, starts=begins, ends=finishes)
+
+
+def shift_removal(target: str, rest: Sequence[str], *, person: Callable[[str], str]) -> Admin:
+    """`oncall remove <shift id>`, or `oncall remove <user> --all` (`rest`: what follows)."""
+    said = [word.lower() for word in rest]
+    number = shift_id(target)
+    if number is not None:
+        if said in (["--all"], ["all"]):
+            raise CommandError("oncall_all_with_id", id=str(number))
+        if rest:
+            raise CommandError("extra_arguments", extra=shown(" ".join(rest)))
+        return Admin(AdminAction.ONCALL_REMOVE, shift_id=number)
+    user = person(target)
+    if said not in (["--all"], ["all"]):
+        raise CommandError("oncall_remove_which", user=user)
+    return Admin(AdminAction.ONCALL_REMOVE, user_id=user)
+
+
+def schedule_change(image: str, schedule: str) -> Admin:
+    """`oncall schedule <image_id> <schedule id | none>`."""
+    return Admin(
+        AdminAction.ONCALL_SCHEDULE, image_id=image_id(image), schedule_id=schedule_id(schedule)
+    )
+
+
+def approvals_change(words: Sequence[str]) -> Admin:
+    """`policy <image_id> approvals 1|2`, or `policy list`."""
+    if words and words[0].lower() == "list":
+        if len(words) > 1:
+            raise CommandError("policy_list_extra", extra=shown(" ".join(words[1:])))
+        return Admin(AdminAction.POLICY_LIST)
+    image, approvals = policy(list(words))
+    return Admin(AdminAction.POLICY, image_id=image, approvals=approvals)
 
 
 def policy(words: list[str]) -> tuple[str, int]:

@@ -9,9 +9,10 @@ no reason or id can mention, link or format.
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -26,13 +27,16 @@ FALLBACK = "en"
 
 @dataclass(frozen=True)
 class Catalog:
-    """One language's texts: `texts` by key, a request state's words, a failure's words."""
+    """One language's texts: `texts` by key, a request state's words, a failure's words,
+    and `cli`: what the command line says where it says it otherwise (plain text, its own
+    command syntax)."""
 
     language: str
     name: str
     texts: dict[str, str]
     states: dict[str, str]
     failures: dict[str, str]
+    cli: dict[str, str] = field(default_factory=dict)
 
     def placeholders(self) -> dict[str, set[str]]:
         """Each key's `{placeholder}` names, for the parity check."""
@@ -41,6 +45,7 @@ class Catalog:
             ("", self.texts),
             ("states.", self.states),
             ("failures.", self.failures),
+            ("cli.", self.cli),
         ):
             for key, text in entries.items():
                 found[section + key] = {f for _, f, _, _ in string.Formatter().parse(text) if f}
@@ -59,6 +64,7 @@ def catalogs() -> dict[str, Catalog]:
             texts=data["texts"],
             states=data.get("states", {}),
             failures=data.get("failures", {}),
+            cli=data.get("cli", {}),
         )
     return found
 
@@ -99,6 +105,31 @@ def say(language: str, key: str, **values: object) -> str:
     texts = catalog(language).texts
     template = texts.get(key) or catalog(FALLBACK).texts[key]
     return template.format(**values)
+
+
+# Slack's markup in a template, for the command line: a mention of a placeholder and code.
+_MENTION = re.compile(r"<@(\{\w+\})>")
+
+
+def plain(template: str) -> str:
+    """A Slack template as plain text: `<@{user}>` is `{user}`, code loses its backticks."""
+    return _MENTION.sub(r"\1", template).replace("`", "")
+
+
+def cli_say(language: str, key: str, **values: object) -> str:
+    """What the command line says: the catalog's `[cli]` entry for `key`, else the Slack
+    text made `plain`; values as they are (a terminal shows no markup)."""
+    for chosen in (catalog(language), catalog(FALLBACK)):
+        if key in chosen.cli:
+            return chosen.cli[key].format(**values)
+    texts = catalog(language).texts
+    return plain(texts.get(key) or catalog(FALLBACK).texts[key]).format(**values)
+
+
+def cli_problem(language: str, error: CommandError) -> str:
+    """A refused command line, in one line; the offending text quoted."""
+    values = {k: f"'{v}'" if k in {"token", "extra"} else v for k, v in error.values.items()}
+    return cli_say(language, error.problem, **values)
 
 
 def local_time(moment: datetime, zone: ZoneInfo) -> str:

@@ -988,6 +988,18 @@ def known_members_listing(
     )
 
 
+def approvals_listing(language: str, approvals: Mapping[str, int]) -> tuple[str, list[BlockDict]]:
+    """`/share-image admin policy list`: the images whose shares need two approvals."""
+    if not approvals:
+        text = say(language, "policies_empty")
+        return text, _message([_section(text)])
+    lines = [
+        say(language, "policies_item", image=code(image), count=count)
+        for image, count in approvals.items()
+    ]
+    return listing(say(language, "policies_header"), lines)
+
+
 def rota_lines(
     language: str,
     rotas: Sequence[RotaNow],
@@ -1112,6 +1124,8 @@ def admin_answer(
         return grants_listing(language, outcome.grants)
     if what == "member list":
         return known_members_listing(language, outcome.members)
+    if what == "policy list":
+        return approvals_listing(language, outcome.approvals)
     if what == "oncall list":
         assert outcome.now is not None
         return oncall_listing(
@@ -1137,7 +1151,8 @@ def admin_change(language: str, outcome: Outcome, zone: ZoneInfo = UTC_ZONE) -> 
             key = "granted" if outcome.changed else "grant_existed"
         else:
             key = "revoked" if outcome.changed else "revoke_missing"
-        return say(language, key, user=command.user_id, role=command.role.value, scope=scope)
+        said = say(language, key, user=command.user_id, role=command.role.value, scope=scope)
+        return " ".join([said, *_held_elsewhere(language, outcome)])
     if what == "member add":
         if outcome.known is not None:
             return say(
@@ -1186,6 +1201,27 @@ def admin_change(language: str, outcome: Outcome, zone: ZoneInfo = UTC_ZONE) -> 
             ends=stored_when(shift.ends_at, zone),
         )
     return say(language, "oncall_removed", user=command.user_id, count=outcome.count)
+
+
+def _held_elsewhere(language: str, outcome: Outcome) -> list[str]:
+    """After "wasn't ROLE for SCOPE": where the role is held, and the command that takes it
+    back (nothing when it is held nowhere else)."""
+    command = outcome.command
+    if not outcome.held or command.role is None:
+        return []
+    role = command.role.value
+    if "" in outcome.held:
+        return [say(language, "revoke_held_all", user=command.user_id, role=role)]
+    return [
+        say(
+            language,
+            "revoke_held_images",
+            user=command.user_id,
+            role=role,
+            images=", ".join(code(image) for image in outcome.held),
+            image=outcome.held[0],
+        )
+    ]
 
 
 def schedule_change(language: str, outcome: Outcome) -> str:
