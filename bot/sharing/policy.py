@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from bot.sharing.oncall import Asked, MayApprove, WhoIsOnCall, approvers_of, who_may_approve
+from bot.sharing.oncall import Asked, MayApprove, WhoIsOnCall, approvers_of
 from bot.sharing.request import RequestState, ShareRequest
 from storage import Grants, Role
 from storage.grants import ALL_IMAGES
@@ -265,12 +265,6 @@ class Policy:
         """Who is asked to decide `request` now: the card mentions them, a reminder to
         whoever is on call too, and every refusal of an approve or a deny names them."""
         return self.who.for_image(request.image_id, now, besides=cannot_decide(request))
-
-    def may_approve(self, request: ShareRequest) -> list[str]:
-        """Everyone who may decide `request` by their roles, in the order they are named:
-        the approvers of its image, then of all images, then the admins."""
-        skip = cannot_decide(request)
-        return [p for p in who_may_approve(self.grants, request.image_id) if p not in skip]
 
     def approvers(self, request: ShareRequest) -> list[str]:
         """The approvers of the request's image, then those of all images (no admins)."""
