@@ -27,6 +27,7 @@ from bot.sharing.oncall import (
     TypedShifts,
     WhoIsOnCall,
 )
+from bot.sharing.policy import Policy
 from bot.sharing.reconcile import Reconciler
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
@@ -154,6 +155,8 @@ class Services:
     rota: Rota
     schedules: OnCallSchedules
     rota_keeper: RotaKeeper
+    # Who may do what, and who is asked to approve a request (and named when refused).
+    policy: Policy
     # Called after a request is recorded: the worker in the same loop (`Worker.wake`) is
     # woken at once; a worker in another process polls the database every 50 ms.
     wake: Callable[[], None] = field(default=lambda: None)
@@ -255,6 +258,14 @@ def build_services(
     )
     policies = ImagePolicies(database)
     seen = CloudMembers(database)
+    rota = Rota(database)
+    schedules = OnCallSchedules(database)
+    who = WhoIsOnCall(
+        approver_sources(settings, oncall=oncall, grants=grants, rota=rota, schedules=schedules),
+        clock=database.now,
+    )
+    # Who may do what, and who is asked: one answer for the service, the card and refusals.
+    policy = Policy(grants, who=who, clock=database.now)
     share = ShareService(
         requests=requests,
         grants=grants,
@@ -274,14 +285,9 @@ def build_services(
             ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS),
         ),
         seen=seen,
+        policy=policy,
     )
     messages = SlackMessages(database)
-    rota = Rota(database)
-    schedules = OnCallSchedules(database)
-    who = WhoIsOnCall(
-        approver_sources(settings, oncall=oncall, grants=grants, rota=rota, schedules=schedules),
-        clock=database.now,
-    )
     rota_keeper = RotaKeeper(
         readers=make_rota_readers(settings),
         rota=rota,
@@ -305,6 +311,7 @@ def build_services(
         approval_ttl_hours=settings.SHARE_APPROVAL_TTL_HOURS,
         follow_days=settings.SHARE_FOLLOW_DAYS,
         zone=settings.timezone,
+        policy=policy,
     )
     return Services(
         settings=settings,
@@ -349,6 +356,7 @@ def build_services(
         rota=rota,
         schedules=schedules,
         rota_keeper=rota_keeper,
+        policy=policy,
         slack_connections=connections,
     )
 

@@ -16,12 +16,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.services import Services
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
-from bot.sharing.oncall import who_may_approve
+from bot.sharing.policy import Refusal
 from bot.sharing.request import RequestState, ShareRequest
-from bot.sharing.rules import Refusal
 from bot.sharing.service import Decision, Nudge, NudgeRefusal
-from bot.slack.texts import mentions, problem, say, state_word
-from bot.slack.views import APPROVE, DENY, REMIND, DenyModal, MalformedSubmission, slack_time
+from bot.slack.texts import problem, say, state_word
+from bot.slack.views import (
+    APPROVE,
+    DENY,
+    PEOPLE_SHOWN,
+    REMIND,
+    DenyModal,
+    MalformedSubmission,
+    people_within,
+    slack_time,
+)
 from handlers.clicks import clicked_request
 
 log = logging.getLogger(__name__)
@@ -176,10 +184,10 @@ def _refusal_text(services: Services, decision: Decision, language: str) -> str:
     request = decision.request
     refusal = decision.refusal
     if refusal is Refusal.NOT_APPROVER:
-        people = who_may_approve(services.grants, request.image_id) if request else []
-        return say(
-            language, "click_not_approver", people=mentions(people) or say(language, "no_admins")
-        )
+        # Whom the card asks, as the card names them (the first few, then how many more).
+        people = services.policy.asked(request).people if request else []
+        named = people_within(language, people, PEOPLE_SHOWN) if people else ""
+        return say(language, "click_not_approver", people=named or say(language, "nobody_to_ask"))
     if refusal is Refusal.OWN_REQUEST:
         return say(language, "click_own_request")
     if refusal is Refusal.APPROVED_ALREADY:

@@ -99,7 +99,8 @@ def test_each_reminder_comes_at_the_minute_it_is_due_to_its_people(
     second = slack.wait_for(
         lambda: card_thread(slack, card)[1:], what="the second reminder, to approvers"
     )[0]
-    assert second.startswith(":bell: <@UAPP1>, <@UAPP2>, <@UIMG>: request #1 is still waiting")
+    # In the card's order: the approvers of this image, then those of all images.
+    assert second.startswith(":bell: <@UIMG>, <@UAPP1>, <@UAPP2>: request #1 is still waiting")
     assert "UADMIN" not in second and "UREQ" not in second
 
     at(waiting, request, hours=3, seconds=-1)
@@ -333,7 +334,7 @@ def test_the_asker_on_call_alone_is_not_the_one_asked(
 
     at(waiting, request, seconds=61)
     [first] = slack.wait_for(lambda: card_thread(slack, card), what="the first reminder")
-    assert first.startswith(":bell: <@UAPP2>, <@UIMG>: request #1 has waited 1m")
+    assert first.startswith(":bell: <@UIMG>, <@UAPP2>: request #1 has waited 1m")
     assert "UAPP1" not in first and "nobody" not in first
 
 
@@ -353,5 +354,5 @@ def test_the_first_approver_on_call_alone_is_not_reminded_for_the_second(
 
     at(waiting, request, seconds=61)
     [first] = slack.wait_for(lambda: card_thread(slack, card), what="the first reminder")
-    assert first.startswith(":bell: <@UAPP2>, <@UIMG>: request #1 has waited 1m")
+    assert first.startswith(":bell: <@UIMG>, <@UAPP2>: request #1 has waited 1m")
     assert "UAPP1" not in first and "nobody" not in first

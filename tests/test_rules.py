@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.sharing import rules
+from bot.sharing import policy as rules
+from bot.sharing.policy import Refusal, UnknownMembers, WhyApproval
 from bot.sharing.request import RequestState, ShareRequest
-from bot.sharing.rules import Refusal, UnknownMembers, WhyApproval
 from storage import RequestRow, Role
 from storage.database import stamp
 from storage.requests import COLUMNS

@@ -10,6 +10,7 @@ from enum import StrEnum
 from bot.sharing.commands import Admin, shift_window
 from bot.sharing.errors import CommandError, LastAdmin, NotAdmin
 from bot.sharing.oncall import RotaNow, WhoIsOnCall, now_and_next
+from bot.sharing.policy import keeps_last_admin, may_administer
 from storage import (
     AuditLog,
     Grant,
@@ -205,7 +206,7 @@ class Administration:
 
     def is_admin(self, user_id: str) -> bool:
         """Whether `user_id` is an admin for all images."""
-        return Role.ADMIN in self.grants.roles(user_id, "")
+        return may_administer(self.grants.roles(user_id, ""))
 
     def grant(self, user_id: str, role: Role, image_id: str, *, by: str) -> bool:
         """Give a role; False if already held."""
@@ -219,7 +220,12 @@ class Administration:
     ) -> bool:
         """Take a role away; False if not held. `LastAdmin` for the last admin for all
         images, unless `last_admin_ok` (the command line, whose operator can grant again)."""
-        removed = self.grants.revoke(user_id, role, image_id, keep_last_admin=not last_admin_ok)
+        removed = self.grants.revoke(
+            user_id,
+            role,
+            image_id,
+            keep_last_admin=keeps_last_admin(role, image_id, operator=last_admin_ok),
+        )
         if removed is None:
             raise LastAdmin(user_id)
         if removed:

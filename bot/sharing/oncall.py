@@ -158,21 +158,27 @@ class StoredRota:
         ]
         if not current:
             return []
-        deciders = set(self.grants.holders(Role.APPROVER, Role.ADMIN, image_id=image_id))
+        deciders = set(who_may_approve(self.grants, image_id))
         return list(dict.fromkeys(e.user_id for e in current if e.user_id in deciders))
+
+
+def approvers_of(grants: Grants, image_id: str) -> list[str]:
+    """The approvers of `image_id`: those of that image, then those of all images."""
+    everywhere = grants.holders(Role.APPROVER)
+    of_image = [u for u in grants.holders(Role.APPROVER, image_id=image_id) if u not in everywhere]
+    return [*of_image, *everywhere]
 
 
 def who_may_approve(grants: Grants, image_id: str) -> list[str]:
     """Everyone who may approve a request for `image_id`, in the order they are named:
     the approvers of that image, then the approvers of all images, then the admins.
 
-    The one answer to "who may approve": the approval card names these people when
-    nobody is on call, and every refusal that tells someone whom to ask names them too.
+    The one answer to "who may approve" (`bot.sharing.policy` asks it): the approval
+    card names these people when nobody is on call, and every refusal that tells
+    someone whom to ask names them too.
     """
-    everywhere = grants.holders(Role.APPROVER)
-    of_image = [u for u in grants.holders(Role.APPROVER, image_id=image_id) if u not in everywhere]
     admins = grants.holders(Role.ADMIN, image_id=image_id)
-    return list(dict.fromkeys([*of_image, *everywhere, *admins]))
+    return list(dict.fromkeys([*approvers_of(grants, image_id), *admins]))
 
 
 class MayApprove:

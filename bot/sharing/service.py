@@ -12,16 +12,22 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.scp import ImageMember, MemberStatus, ScpClient, Visibility, accept_language, errors
-from bot.sharing import rules
 from bot.sharing.approvals import NUDGE_EVERY, ApprovalReminders, next_nudge, waiting
 from bot.sharing.commands import Share
 from bot.sharing.durations import ShareDurations, parse_duration, reminder_at
 from bot.sharing.errors import MemberStillListed, NotAllowed
 from bot.sharing.images import ImageCatalog, Verdict
+from bot.sharing.policy import (
+    MakeShared,
+    Policy,
+    Refusal,
+    UnknownMembers,
+    may_ask,
+    why_approval,
+)
 from bot.sharing.request import Requests, RequestState, ShareRequest
-from bot.sharing.rules import MakeShared, Refusal, UnknownMembers
 from bot.sharing.states import check_move
-from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest, Role
+from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +149,12 @@ class ShareService:
         policies: ImagePolicies | None = None,
         reminders: ApprovalReminders | None = None,
         seen: CloudMembers | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.requests = requests
         self.grants = grants
+        # Who may do what: every check below asks it.
+        self.policy = policy or Policy(grants, clock=requests.now)
         self.members = members
         self.cloud = cloud
         self.images = images
@@ -176,13 +185,13 @@ class ShareService:
         A share gets the duration asked, within SHARE_MAX_DURATION (longer: CommandError
         naming the limit), or the default, or the maximum when there is no default.
         """
-        roles = self.grants.roles(user_id, command.image_id)
-        if not rules.may_ask(roles):
+        roles = self.policy.roles(user_id, command.image_id)
+        if not may_ask(roles):
             raise NotAllowed(user_id, f"{command.action} {command.image_id}")
         granted = None if command.unshare else self.durations.grant(command.duration)
         name = self.members.name(command.member_id)
         needed = self.approvals_needed(command.image_id) if not command.unshare else 1
-        why = rules.why_approval(
+        why = why_approval(
             roles,
             member_known=name is not None,
             unknown_members=self.unknown_members,
@@ -223,8 +232,7 @@ class ShareService:
     ) -> Refusal | None:
         """Why `user_id` may not approve (or deny) `request` now (None: they may); checked
         at every click."""
-        roles = self.grants.roles(user_id, request.image_id) if request is not None else set()
-        return rules.refusal(request, user_id, roles, self.requests_now(), approving=approving)
+        return self.policy.refusal(request, user_id, self.requests_now(), approving=approving)
 
     def decide(self, request_id: int, user_id: str, *, approve: bool, reason: str = "") -> Decision:
         """Approve or deny, checked on the server each time; exactly one click wins each
@@ -267,7 +275,7 @@ class ShareService:
         request = self.requests.get(request_id)
         if request is None:
             return Nudge(None, NudgeRefusal.UNKNOWN)
-        if request.user_id != user_id:
+        if not self.policy.may_remind(request, user_id):
             return Nudge(request, NudgeRefusal.NOT_ASKER)
         now = self.requests_now()
         if not waiting(request, now):
@@ -283,7 +291,7 @@ class ShareService:
     def home(self, user_id: str, *, mine: int, waiting: int) -> HomeFacts:
         """The newest `mine` of the user's requests and, if they decide on any image, the
         newest `waiting` of the requests they may decide (never their own)."""
-        images = self.grants.images_decided_by(user_id)
+        images = self.policy.images_decided_by(user_id)
         waiting_now: list[ShareRequest] | None = None
         waiting_total = 0
         if images is None or images:
@@ -301,7 +309,7 @@ class ShareService:
         self, user_id: str, image_id: str, *, language: str
     ) -> list[ImageMember]:
         """The image's members, from the cloud API; anyone with a role may look."""
-        if not rules.may_ask(self.grants.roles(user_id, image_id)):
+        if not self.policy.may_ask(user_id, image_id):
             raise NotAllowed(user_id, f"list {image_id}")
         cloud_language = accept_language(language)
         try:
@@ -866,9 +874,7 @@ class ShareService:
 
     def may_end(self, request: ShareRequest, user_id: str) -> bool:
         """The person who asked, or an admin, may always end (or extend) their share."""
-        return request.user_id == user_id or Role.ADMIN in self.grants.roles(
-            user_id, request.image_id
-        )
+        return self.policy.may_end(request, user_id)
 
     def remove_now(self, request_id: int, user_id: str) -> Ending:
         """End a running share early: recorded at once, carried out by the worker.

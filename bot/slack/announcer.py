@@ -41,24 +41,20 @@ from bot.sharing.oncall import (
     TypedShifts,
     WhoIsOnCall,
 )
+from bot.sharing.policy import Policy, cannot_decide
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING
 from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, escape, mentions, outcome_error, say
 from bot.slack.views import UTC_ZONE, slack_time
-from storage import Grants, ImageRow, KnownMembers, OnCall, Role, SlackData, SlackMessages
+from storage import Grants, ImageRow, KnownMembers, OnCall, SlackData, SlackMessages
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 # Sources whose people are on call (the card says "On call"), not approvers by role.
 TYPED_OR_ROTA = frozenset({Source.TYPED, *ROTA_SOURCES})
-
-
-def cannot_decide(request: ShareRequest) -> set[str]:
-    """Who may not approve the request: its asker, and whoever gave its first approval."""
-    return {p for p in (request.user_id, request.first_approved_by) if p}
 
 
 MAX_DELIVERY_FAILURES = 8
@@ -113,6 +109,7 @@ class Announcer:
         follow_days: float = 7,
         webhook: Callable[[str], AsyncWebhookClient] | None = None,
         zone: ZoneInfo = UTC_ZONE,
+        policy: Policy | None = None,
     ) -> None:
         self.client = client
         self.requests = requests
@@ -125,6 +122,8 @@ class Announcer:
             [TypedShifts(oncall), MayApprove(grants)],
             clock=requests.now,
         )
+        # Who is asked, who is named, who can help: the policy's answers, rendered here.
+        self.policy = policy or Policy(grants, who=self.who)
         self.images = images
         self.approval_channel = approval_channel
         self.notify_channel = notify_channel
@@ -427,7 +426,7 @@ class Announcer:
 
     def admins(self, language: str) -> str:
         """Who can help: the admins, mentioned, or how to make one."""
-        people = self.grants.holders(Role.ADMIN)
+        people = self.policy.admins()
         return mentions(people) if people else say(language, "no_admins")
 
     def outcome_text(self, request: ShareRequest, language: str, name: str | None) -> str:
@@ -865,7 +864,7 @@ class Announcer:
     ) -> tuple[str, list[dict[str, Any]], list[str]]:
         """The approval card as it stands, and whom it mentions."""
         card_language = self.default_language
-        asked = self.who.for_image(request.image_id, besides=cannot_decide(request))
+        asked = self.policy.asked(request)
         # The card mentions the first few (views.PEOPLE_SHOWN, within asked.mentioned's 20)
         # and counts the rest.
         assert views.PEOPLE_SHOWN <= MAX_ASKED
@@ -890,7 +889,7 @@ class Announcer:
         """Whoever is on call for the request's image now (the rota may have moved since
         its card was posted): typed shifts, then PagerDuty and the calendar; [] when
         nobody is, so that the caller falls back to the approvers."""
-        asked = self.who.for_image(request.image_id, besides=cannot_decide(request))
+        asked = self.policy.asked(request)
         return asked.mentioned if asked.source in TYPED_OR_ROTA else []
 
     # -- while a request waits for approval ----------------------------------------------------
@@ -920,13 +919,8 @@ class Announcer:
         to = stage.audience if stage is not None else Audience.ON_CALL
         # Those who cannot decide are left out before falling back, so that an asker or a
         # first approver alone on call never leaves the reminder with nobody to mention.
-        skip = cannot_decide(request)
-        admins = [p for p in self.grants.holders(Role.ADMIN) if p not in skip]
-        approvers = [
-            p
-            for p in self.grants.holders(Role.APPROVER, image_id=request.image_id)
-            if p not in skip
-        ]
+        admins = self.policy.admins(besides=cannot_decide(request))
+        approvers = self.policy.approvers(request)
         if to is Audience.ON_CALL:
             return self.on_call_now(request) or approvers or admins
         if to is Audience.APPROVERS:
