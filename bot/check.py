@@ -36,13 +36,23 @@ from storage.errors import StorageError
 PROBE_IMAGE = "00000000-0000-4000-8000-000000000000"
 # A replica this far behind the local database's last change gets a warning.
 REPLICA_LAG_WARN = 30.0
+# Settings accepted so that an old .env still starts, which do nothing now: shown only when
+# set, with a warning saying so.
+IGNORED_SETTINGS = {
+    "BOT_WORKER_RECYCLE_MB": "does nothing now (the worker runs in the bot's one process and"
+    " is never replaced): remove it from the settings",
+}
 
 
 def _settings_lines(settings: Settings) -> list[str]:
     lines = []
     for name in Settings.model_fields:
         value = getattr(settings, name)
-        if name in SECRET_SETTINGS:
+        if name in IGNORED_SETTINGS:
+            if value is None:
+                continue
+            shown = f"{value} (ignored)"
+        elif name in SECRET_SETTINGS:
             shown = "set" if value is not None else "not set (optional)"
         else:
             shown = str(value) if value not in (None, "") else "(empty)"
@@ -553,6 +563,9 @@ async def _run_check(
     for line in _settings_lines(settings):
         echo(line)
     report.ok("settings", "all required settings present and valid")
+    for name, why in IGNORED_SETTINGS.items():
+        if getattr(settings, name) is not None:
+            report.warn(name, why)
 
     if not _check_replica(settings, report):
         _check_database(settings.DATABASE_PATH, report)
