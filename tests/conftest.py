@@ -41,7 +41,6 @@ SETTING_PREFIXES = (
     "DATABASE_",
     "PORT",
     "METRICS_PORT",
-    "PROMETHEUS_MULTIPROC_DIR",
     "AWS_",
     "ONCALL_",
     "APPROVAL_",
