@@ -20,7 +20,7 @@ from bot import replica
 from bot.rota.errors import RotaError, RotaRefused
 from bot.scp import ScpClient
 from bot.scp.client import VersionLevel
-from bot.scp.errors import CloudAuthError, CloudError, ImageNotFound
+from bot.scp.errors import CloudAuthError, CloudError, CloudUnavailable, ImageNotFound
 from bot.services import make_cloud_client, make_rota_readers
 from bot.settings import SECRET_SETTINGS, Settings, replica_config
 from bot.sharing.errors import DirectoryUnavailable
@@ -194,9 +194,9 @@ def _check_replica(settings: Settings, report: _Report, now: datetime | None = N
     try:
         if unreachable:
             raise replica.ReplicaError(f"{config.shown} cannot be reached: {unreachable}")
-        with replica.Litestream(config) as litestream:
-            position = litestream.position()
-            local = None if missing else litestream.local_txid()
+        litestream = replica.Litestream(config)
+        position = litestream.position()
+        local = None if missing else litestream.local_txid()
     except replica.ReplicaError as error:
         report.fail(
             "database replica",
@@ -374,11 +374,24 @@ async def _check_channel(
     )
 
 
-async def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) -> None:
+def _cloud_advice(settings: Settings, error: CloudError) -> tuple[str, ...]:
+    """What to check when the cloud gave no answer at all (the error names only its kind)."""
+    if not isinstance(error, CloudUnavailable):
+        return ()
+    return (
+        f"    tried:  {settings.SCP_ENDPOINT}",
+        "    do:     check SCP_ENDPOINT, the network and any proxy (HTTPS_PROXY) between here"
+        " and the cloud",
+    )
+
+
+async def _check_cloud(
+    settings: Settings, cloud: ScpClient, report: _Report, today: date | None
+) -> None:
     try:
         version = await cloud.version_report(today)
     except CloudError as error:
-        report.fail("cloud API version list", str(error))
+        report.fail("cloud API version list", str(error), *_cloud_advice(settings, error))
     else:
         served = ", ".join(version.served) or "none"
         if version.level is VersionLevel.OK:
@@ -402,7 +415,7 @@ async def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) ->
     except CloudAuthError as error:
         report.fail("cloud API signed read", f"refused: {error}")
     except CloudError as error:
-        report.fail("cloud API signed read", str(error))
+        report.fail("cloud API signed read", str(error), *_cloud_advice(settings, error))
 
 
 # How `check` names each rota source on its line.
@@ -586,7 +599,7 @@ async def _run_check(
 
     cloud = cloud or make_cloud_client(settings)
     try:
-        await _check_cloud(cloud, report, today)
+        await _check_cloud(settings, cloud, report, today)
     finally:
         await cloud.aclose()
     await _check_rotas(settings, slack, report, now)
