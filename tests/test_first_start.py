@@ -179,6 +179,15 @@ def test_check_with_slack_and_the_cloud_out_of_reach_prints_only_its_report(
     report = [line for line in done.stdout.splitlines() if not line.startswith("  ")]
     assert report[-1] == "3 check(s) failed."
     assert all(line.startswith(("[", "Settings")) for line in report[:-1]), report
+    # Each cloud failure says what was tried and what to check, not only the error's kind.
+    lines = done.stdout.splitlines()
+    for what in ("[FAIL] cloud API version list:", "[FAIL] cloud API signed read:"):
+        [at] = [i for i, line in enumerate(lines) if line.startswith(what)]
+        assert lines[at + 1 : at + 3] == [
+            f"    tried:  {nowhere}/",
+            "    do:     check SCP_ENDPOINT, the network and any proxy (HTTPS_PROXY) between"
+            " here and the cloud",
+        ], lines
     assert not (tmp_path / "bot.db").exists()
 
 
