@@ -190,7 +190,7 @@ def _check_replica(settings: Settings, report: _Report, now: datetime | None = N
     if config is None:  # no replica: nothing to say
         return False
     missing = not config.database.exists()
-    unreachable = replica.probe(config.endpoint)
+    unreachable = replica.unreachable(config)
     try:
         if unreachable:
             raise replica.ReplicaError(f"{config.shown} cannot be reached: {unreachable}")
@@ -201,8 +201,7 @@ def _check_replica(settings: Settings, report: _Report, now: datetime | None = N
         report.fail(
             "database replica",
             str(error),
-            "    do:     check DATABASE_REPLICA_URL, DATABASE_REPLICA_ENDPOINT, AWS_ACCESS_KEY_ID,"
-            " AWS_SECRET_ACCESS_KEY and the network; the bot refuses to start on a missing"
+            f"    do:     {replica.reach_advice(config)}; the bot refuses to start on a missing"
             " database until the replica answers",
         )
         return missing

@@ -451,21 +451,14 @@ def _locked_and_restored(
 def _reach(config: ReplicaConfig, reach_seconds: float) -> Position | None:
     """Where the replica stands, asked within `reach_seconds`, or the refusal to start."""
     start = time.monotonic()
-    folder = config.folder
-    if folder is not None and not folder.is_dir():
-        raise _refusal(
-            config,
-            f"the folder {folder} does not exist (an unmounted volume looks just like this)",
-            "create it (mkdir -p) for a new replica, or mount it",
-        )
-    unreachable = probe(config.endpoint, timeout=min(5.0, reach_seconds))
-    if unreachable:
-        raise _refusal(config, unreachable, _reach_advice(config))
+    why = unreachable(config, timeout=min(5.0, reach_seconds))
+    if why:
+        raise _refusal(config, why)
     remaining = max(1.0, reach_seconds - (time.monotonic() - start))
     try:
         return Litestream(config).position(timeout=remaining)
     except ReplicaError as error:
-        raise _refusal(config, str(error), _reach_advice(config)) from None
+        raise _refusal(config, str(error)) from None
 
 
 def _restore(config: ReplicaConfig, position: Position | None) -> Prepared:
@@ -495,6 +488,15 @@ def _restore(config: ReplicaConfig, position: Position | None) -> Prepared:
         },
     )
     return Prepared("restored", position)
+
+
+def unreachable(config: ReplicaConfig, *, timeout: float = 5.0) -> str | None:
+    """Why the replica cannot be reached, when that shows at once, or None (then only
+    Litestream can tell): the start and `check` judge it alike."""
+    folder = config.folder
+    if folder is not None and not folder.is_dir():
+        return f"the folder {folder} does not exist (an unmounted volume looks just like this)"
+    return probe(config.endpoint, timeout=timeout)
 
 
 def probe(endpoint: str, *, timeout: float = 5.0) -> str | None:
@@ -527,19 +529,21 @@ def _make_folder(folder: Path) -> list[Path]:
     return missing
 
 
-def _reach_advice(config: ReplicaConfig) -> str:
+def reach_advice(config: ReplicaConfig) -> str:
+    """What to check when the replica cannot be reached."""
     if config.folder is not None:
-        return "check that the folder is mounted and readable"
+        return "create the folder (mkdir -p) for a new replica, or mount it; it must be readable"
     return (
         "check DATABASE_REPLICA_URL, DATABASE_REPLICA_ENDPOINT, the keys (AWS_ACCESS_KEY_ID,"
         " AWS_SECRET_ACCESS_KEY) and the network to the object store"
     )
 
 
-def _refusal(config: ReplicaConfig, why: str, advice: str) -> ReplicaError:
+def _refusal(config: ReplicaConfig, why: str) -> ReplicaError:
     return ReplicaError(
         f"the database {config.database} does not exist and its replica {config.shown} cannot"
-        f" be reached: {why}. Not starting with an empty database over a lost one; {advice}"
+        f" be reached: {why}. Not starting with an empty database over a lost one;"
+        f" {reach_advice(config)}"
         " (to start without the replica after all, unset DATABASE_REPLICA_URL)"
     )
 

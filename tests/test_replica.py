@@ -807,6 +807,37 @@ def test_check_fails_when_the_replica_cannot_be_reached(tmp_path: Path) -> None:
     assert not (tmp_path / "bot.db").exists()
 
 
+def test_check_judges_a_missing_replica_folder_as_the_start_does(tmp_path: Path) -> None:
+    """An unmounted volume: the start refuses, so check fails (it said "reachable")."""
+    from bot.check import _check_replica, _Report
+    from bot.settings import load_settings
+
+    gone = tmp_path / "unmounted"
+    settings = load_settings(
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="signing-secret",
+        SCP_ENDPOINT="http://127.0.0.1:9",
+        SCP_ACCESS_KEY=ACCESS_KEY,
+        SCP_SECRET_KEY=SECRET_KEY,
+        DATABASE_PATH=str(tmp_path / "bot.db"),
+        DATABASE_REPLICA_URL=f"file://{gone}",
+    )
+    lines: list[str] = []
+
+    assert _check_replica(settings, _Report(lines.append))
+
+    assert lines == [
+        f"[FAIL] database replica: file://{gone} cannot be reached: the folder {gone} does not"
+        " exist (an unmounted volume looks just like this)",
+        "    do:     create the folder (mkdir -p) for a new replica, or mount it; it must be"
+        " readable; the bot refuses to start on a missing database until the replica answers",
+    ]
+    with pytest.raises(ReplicaError) as refused:
+        restore_if_missing(ReplicaConfig(f"file://{gone}", "", tmp_path / "bot.db"))
+    assert f"the folder {gone} does not exist" in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- who runs whom ------------------------------------------------------------------------
 
 
