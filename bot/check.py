@@ -36,8 +36,8 @@ from storage.errors import StorageError
 PROBE_IMAGE = "00000000-0000-4000-8000-000000000000"
 # A replica this far behind the local database's last change gets a warning.
 REPLICA_LAG_WARN = 30.0
-# Settings accepted so that an old .env still starts, which do nothing now: shown only when
-# set, with a warning saying so.
+# Settings accepted so that an old .env still starts, which do nothing now: when set, shown
+# as ignored, with a warning saying so.
 IGNORED_SETTINGS = {
     "BOT_WORKER_RECYCLE_MB": "does nothing now (the worker runs in the bot's one process and"
     " is never replaced): remove it from the settings",
@@ -48,9 +48,7 @@ def _settings_lines(settings: Settings) -> list[str]:
     lines = []
     for name in Settings.model_fields:
         value = getattr(settings, name)
-        if name in IGNORED_SETTINGS:
-            if value is None:
-                continue
+        if name in IGNORED_SETTINGS and value is not None:
             shown = f"{value} (ignored)"
         elif name in SECRET_SETTINGS:
             shown = "set" if value is not None else "not set (optional)"

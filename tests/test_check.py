@@ -227,12 +227,19 @@ def test_a_recycle_setting_left_in_the_env_is_one_warning_saying_it_does_nothing
     values = settings_for(slack, sandbox.url, tmp_path, SHARE_APPROVAL_CHANNEL="")
     lines: list[str] = []
     run_check(values, slack=make_web_client(values), echo=lines.append)
-    assert not [line for line in lines if "RECYCLE" in line]  # unset: not even listed
+    assert [line.split() for line in lines if "RECYCLE" in line] == [
+        ["BOT_WORKER_RECYCLE_MB", "(empty)"]
+    ]
 
-    status, lines = checked(slack, sandbox, tmp_path, date(2026, 12, 1), BOT_WORKER_RECYCLE_MB=8)
+    values = settings_for(
+        slack, sandbox.url, tmp_path, SHARE_APPROVAL_CHANNEL="", BOT_WORKER_RECYCLE_MB=8
+    )
+    lines = []
+    status = run_check(values, slack=make_web_client(values), echo=lines.append)
 
     assert status == 0
     assert [line for line in lines if "RECYCLE" in line] == [
+        "  BOT_WORKER_RECYCLE_MB        8 (ignored)",
         "[WARN] BOT_WORKER_RECYCLE_MB: does nothing now (the worker runs in the bot's one"
-        " process and is never replaced): remove it from the settings"
+        " process and is never replaced): remove it from the settings",
     ]
