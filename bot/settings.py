@@ -141,8 +141,9 @@ class Settings(BaseSettings):
     DATABASE_REPLICA_ENDPOINT: str = ""
     AWS_ACCESS_KEY_ID: SecretStr | None = None
     AWS_SECRET_ACCESS_KEY: SecretStr | None = None
-    # SQLite connections per process, shared by all its threads (each read or write
-    # borrows one for its milliseconds); each holds a page cache and three open files.
+    # SQLite connections kept open, shared by the event loop and the threads it hands slow
+    # database work to (each read or write borrows one for its milliseconds); each holds a
+    # page cache and three open files.
     DATABASE_CONNECTIONS: int = Field(default=4, ge=1, le=64)
     PORT: int = Field(default=3000, ge=1, le=65535)
     # Socket Mode's `GET /metrics` (HTTP mode serves it on PORT); empty: off, 0: any free port.

@@ -219,3 +219,27 @@ def test_check_is_content_with_every_scope_the_manifest_asks_for(
     _, lines = checked(slack, sandbox, tmp_path, date(2026, 12, 1))
 
     assert "[ok] Slack scopes: all 11 the bot uses" in lines
+
+
+def test_a_recycle_setting_left_in_the_env_is_one_warning_saying_it_does_nothing(
+    slack: FakeSlack, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    values = settings_for(slack, sandbox.url, tmp_path, SHARE_APPROVAL_CHANNEL="")
+    lines: list[str] = []
+    run_check(values, slack=make_web_client(values), echo=lines.append)
+    assert [line.split() for line in lines if "RECYCLE" in line] == [
+        ["BOT_WORKER_RECYCLE_MB", "(empty)"]
+    ]
+
+    values = settings_for(
+        slack, sandbox.url, tmp_path, SHARE_APPROVAL_CHANNEL="", BOT_WORKER_RECYCLE_MB=8
+    )
+    lines = []
+    status = run_check(values, slack=make_web_client(values), echo=lines.append)
+
+    assert status == 0
+    assert [line for line in lines if "RECYCLE" in line] == [
+        "  BOT_WORKER_RECYCLE_MB        8 (ignored)",
+        "[WARN] BOT_WORKER_RECYCLE_MB: does nothing now (the worker runs in the bot's one"
+        " process and is never replaced): remove it from the settings",
+    ]

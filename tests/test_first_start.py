@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -177,6 +179,15 @@ def test_check_with_slack_and_the_cloud_out_of_reach_prints_only_its_report(
     report = [line for line in done.stdout.splitlines() if not line.startswith("  ")]
     assert report[-1] == "3 check(s) failed."
     assert all(line.startswith(("[", "Settings")) for line in report[:-1]), report
+    # Each cloud failure says what was tried and what to check, not only the error's kind.
+    lines = done.stdout.splitlines()
+    for what in ("[FAIL] cloud API version list:", "[FAIL] cloud API signed read:"):
+        [at] = [i for i, line in enumerate(lines) if line.startswith(what)]
+        assert lines[at + 1 : at + 3] == [
+            f"    tried:  {nowhere}/",
+            "    do:     check SCP_ENDPOINT, the network and any proxy (HTTPS_PROXY) between"
+            " here and the cloud",
+        ], lines
     assert not (tmp_path / "bot.db").exists()
 
 
@@ -194,6 +205,40 @@ def test_check_says_when_the_database_cannot_be_made(
         f"[FAIL] database: {tmp_path / 'afile' / 'bot.db'} does not exist, and"
         f" {tmp_path / 'afile'} is a file, not a folder"
     ) in done.stdout.splitlines()
+
+
+# -- what a run leaves in the folder ---------------------------------------------------------
+
+
+def test_every_file_a_run_leaves_in_a_checkout_is_ignored_by_git(
+    start_bot: Callable[..., BotProcess],  # noqa: F811
+    slack: FakeSlack,
+    tmp_path: Path,
+) -> None:
+    # The way a new user runs it: in the checkout, with the default database name.
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    shutil.copy(ROOT / ".gitignore", tmp_path / ".gitignore")
+    bot = start_bot(DATABASE_PATH="share-image-bot.db")
+    wait_healthy(bot)
+    with SlackSender(f"{bot.url}/slack/events", SIGNING_SECRET, fake=slack) as sender:
+        assert sender.command(f"{IMAGE} {MEMBER}", user_id=SHARER).status_code == 200
+    slack.wait_for(lambda: slack.messages("C1"), timeout=30, what="the share answered")
+    left = {p.name for p in tmp_path.iterdir()}
+    bot.process.send_signal(signal.SIGTERM)
+    assert bot.process.wait(15) == 0
+
+    assert {"share-image-bot.db", "share-image-bot.db.lock"} <= left, left
+    assert "share-image-bot.db.worker.lock" in left, left
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    # Only the test's own files show (the bot's output captured, the .gitignore copied).
+    shown = [line[3:] for line in status if not line[3:].startswith("bot-")]
+    assert shown == [".gitignore"], status
 
 
 # -- after a crash, on with it ----------------------------------------------------------------

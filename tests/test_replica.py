@@ -276,16 +276,16 @@ def hosts(
 
 
 @pytest.fixture
-def run_bot() -> Iterator[Callable[[Host], BotProcess]]:
+def run_bot() -> Iterator[Callable[..., BotProcess]]:
     """Start `python -m bot` on a host; every process (Litestream too) gone after the test."""
     started: list[BotProcess] = []
 
-    def start(host: Host) -> BotProcess:
+    def start(host: Host, *args: str) -> BotProcess:
         name = f"bot-{len(started) + 1}"
         stdout, stderr = host.folder.parent / f"{name}.out", host.folder.parent / f"{name}.err"
         with stdout.open("wb") as out, stderr.open("wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "bot"],
+                [sys.executable, "-m", "bot", *args],
                 cwd=host.folder,
                 env=host.env,
                 stdin=subprocess.DEVNULL,
@@ -658,6 +658,8 @@ def test_litestream_gets_only_what_it_needs() -> None:
         "SLACK_BOT_TOKEN": "xoxb-secret",
         "SCP_SECRET_KEY": "cloud-secret",
         "AWS_ACCESS_KEY_ID": "from-the-environment",
+        "AWS_REGION": "kr-west1",  # every AWS_* variable Litestream's S3 client reads
+        "ONCALL_ICAL_URL": "https://calendar.example.com/private-key/basic.ics",
     }
 
     given = litestream_environment(config, environment)
@@ -668,6 +670,7 @@ def test_litestream_gets_only_what_it_needs() -> None:
         "SSL_CERT_FILE": "/etc/ssl/private-ca.pem",
         "AWS_ACCESS_KEY_ID": "AK",
         "AWS_SECRET_ACCESS_KEY": "SK",
+        "AWS_REGION": "kr-west1",
     }
     replica = config.litestream_config()["dbs"][0]["replica"]
     assert (replica["endpoint"], replica["force-path-style"]) == ("https://s3.example.com", True)
@@ -677,10 +680,10 @@ def test_litestream_gets_only_what_it_needs() -> None:
 
 def test_the_binary_is_the_one_next_to_the_interpreter() -> None:
     assert litestream_binary() == Path(sys.executable).parent / "litestream"
-    with Litestream(ReplicaConfig("file:///nowhere", "", Path("x.db"))) as litestream:
-        version = subprocess.run(
-            [str(litestream.binary), "version"], capture_output=True, text=True, check=True
-        )
+    litestream = Litestream(ReplicaConfig("file:///nowhere", "", Path("x.db")))
+    version = subprocess.run(
+        [str(litestream.binary), "version"], capture_output=True, text=True, check=True
+    )
     assert version.stdout.strip().startswith(("0.5", "v0.5"))
 
 
@@ -754,7 +757,7 @@ def test_check_shows_the_replica_reachable_its_last_sync_and_lag(
     assert not path.exists()
 
     Database(path).close()
-    Litestream(store.config(path)).replicate_once()
+    Litestream(store.config(path)).run("replicate", "-once", timeout=20)  # one sync
     restores, [line] = check()
     assert not restores
     assert line.startswith(f"[ok] database replica: {shown} reachable, last sync 20")
@@ -802,6 +805,37 @@ def test_check_fails_when_the_replica_cannot_be_reached(tmp_path: Path) -> None:
         f" to 127.0.0.1:{closed.rsplit(':', 1)[1]} (Connection refused)"
     )
     assert not (tmp_path / "bot.db").exists()
+
+
+def test_check_judges_a_missing_replica_folder_as_the_start_does(tmp_path: Path) -> None:
+    """An unmounted volume: the start refuses, so check fails (it said "reachable")."""
+    from bot.check import _check_replica, _Report
+    from bot.settings import load_settings
+
+    gone = tmp_path / "unmounted"
+    settings = load_settings(
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="signing-secret",
+        SCP_ENDPOINT="http://127.0.0.1:9",
+        SCP_ACCESS_KEY=ACCESS_KEY,
+        SCP_SECRET_KEY=SECRET_KEY,
+        DATABASE_PATH=str(tmp_path / "bot.db"),
+        DATABASE_REPLICA_URL=f"file://{gone}",
+    )
+    lines: list[str] = []
+
+    assert _check_replica(settings, _Report(lines.append))
+
+    assert lines == [
+        f"[FAIL] database replica: file://{gone} cannot be reached: the folder {gone} does not"
+        " exist (an unmounted volume looks just like this)",
+        "    do:     create the folder (mkdir -p) for a new replica, or mount it; it must be"
+        " readable; the bot refuses to start on a missing database until the replica answers",
+    ]
+    with pytest.raises(ReplicaError) as refused:
+        restore_if_missing(ReplicaConfig(f"file://{gone}", "", tmp_path / "bot.db"))
+    assert f"the folder {gone} does not exist" in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- who runs whom ------------------------------------------------------------------------
@@ -885,6 +919,31 @@ def test_a_second_bot_on_the_database_is_refused_before_a_second_litestream(
     healthy(bot)
     # The command line, which never replicates, still works beside it.
     assert host.cli("grants").returncode == 0
+
+
+def test_a_worker_beside_a_replicating_serve_only_opens_the_database(
+    hosts: Callable[[str], Host], run_bot: Callable[..., BotProcess], store: Store
+) -> None:
+    host = hosts("host-a")
+    serve = run_bot(host, "serve")
+    healthy(serve)
+    before = tree(serve.pid)
+
+    worker = run_bot(host, "worker")
+    worker_lock = Path(f"{host.database}.worker.lock")
+    worker.wait_until(
+        lambda: worker_lock.exists() and worker_lock.read_text().strip() == str(worker.pid),
+        "the worker's lock taken by the worker itself",
+        30,
+    )
+
+    # It runs as itself, no Litestream of its own; the serve's Litestream replicates alone.
+    assert worker.process.poll() is None, worker.output()
+    assert is_python(worker.pid) and tree(worker.pid) == [worker.pid]
+    assert sorted(tree(serve.pid)) == sorted(before)
+    assert not [e for e in worker.log_lines() if "replicat" in str(e.get("message"))]
+    assert worker.terminate_and_wait() == 0, worker.output()
+    assert serve.terminate_and_wait() == 0, serve.output()
 
 
 def test_when_litestream_dies_the_bot_stops_with_it(

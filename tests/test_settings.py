@@ -321,3 +321,24 @@ def test_oncall_settings_accept_small_refresh_times_and_a_rota_per_source() -> N
 )
 def test_bad_oncall_settings_are_refused_and_named(changes: dict[str, str], message: str) -> None:
     assert problems(**changes) == [message]
+
+
+def test_no_setting_leaks_into_the_tests_from_the_machine() -> None:
+    from bot.settings import Settings
+    from tests.conftest import SETTING_PREFIXES
+
+    assert [name for name in Settings.model_fields if not name.startswith(SETTING_PREFIXES)] == []
+
+
+def test_every_setting_is_in_the_readme_and_an_ignored_one_is_not_suggested() -> None:
+    from bot.settings import Settings
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    example = (root / ".env.example").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    for name in Settings.model_fields:
+        assert [row for row in rows if f"`{name}`" in row.split(" | ")[0]], name
+    # Accepted so that an old .env starts, documented as doing nothing, never suggested.
+    assert "| `BOT_WORKER_RECYCLE_MB` | empty | does nothing now" in readme
+    assert "BOT_WORKER_RECYCLE_MB" not in example
