@@ -281,7 +281,14 @@ class Worker:
         """Give `tasks` `finish_within` seconds to end, then cancel what is left."""
         if not tasks:
             return
-        _, late = await asyncio.wait(tasks, timeout=self.finish_within)
+        try:
+            _, late = await asyncio.wait(tasks, timeout=self.finish_within)
+        except asyncio.CancelledError:
+            # The worker itself is cancelled (its runner's backstop): its work goes with it,
+            # rather than running on against clients that are about to close.
+            for task in tasks:
+                task.cancel()
+            raise
         if late:
             log.warning(
                 "stopping: cancelling work that did not end in time; it is read back at the"
