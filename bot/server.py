@@ -7,6 +7,7 @@ A public endpoint meets strangers, so what one connection can cost is bounded he
   `header_timeout` seconds after it connected, or after its previous answer, is cut;
 - a body larger than `MAX_BODY` is refused with 413, from its Content-Length before a
   byte of it is read; a body that takes longer than `body_timeout` seconds gets 408;
+  after either the connection is closed at once (nothing more of the body is read);
 - beyond `max_connections` open connections, a new one is closed at once, so a crowd of
   slow clients costs a bounded amount and is cut by the timeouts above.
 
@@ -407,6 +408,9 @@ class Listening:
                 access_log=None,
                 # An idle connection is cut by the head timer; this is only a backstop.
                 keepalive_timeout=max(75.0, self._limits.header_timeout),
+                # A body left unread (the 408 of one that trickles, the 413 of one too big)
+                # is not read on and dropped for a while: the connection closes at once.
+                lingering_time=0.0,
             )
 
         self._listener = await loop.create_server(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import sqlite_utils
@@ -46,7 +46,25 @@ def stamp(moment: datetime) -> str:
 
 def unstamp(text: str) -> datetime:
     """The datetime of a stored timestamp."""
+    if len(text) == 27 and text[10] == "T" and text[19] == "." and text[26] == "Z":
+        # The form `stamp` writes, read without strptime (a worker step reads dozens).
+        try:
+            return datetime.fromisoformat(text[:26]).replace(tzinfo=UTC)
+        except ValueError:
+            pass  # judged below, with strptime's own error
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def first_row(
+    db: sqlite_utils.Database, sql: str, params: list[Any] | tuple[Any, ...] = ()
+) -> dict[str, Any] | None:
+    """The first row `sql` selects, by column name, or None: one statement (sqlite-utils'
+    `query` wraps each in a savepoint, `rows_where` first lists the tables)."""
+    cursor = db.conn.execute(sql, params)
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c[0] for c in cursor.description], row, strict=True))
 
 
 class Database:

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.database import Database, stamp
+from storage.database import Database, first_row, stamp
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,10 @@ class CloudMembers:
     def get(self, image_id: str, member_id: str) -> CloudMember | None:
         """The image's member with this id (any case), as last listed; None if never."""
         row = self._database.read(
-            lambda db: next(
-                iter(
-                    db.table("cloud_members").rows_where(
-                        "image_id = ? AND member_key = ?", [image_id, member_id.lower()]
-                    )
-                ),
-                None,
+            lambda db: first_row(
+                db,
+                "SELECT * FROM cloud_members WHERE image_id = ? AND member_key = ?",
+                [image_id, member_id.lower()],
             )
         )
         return _member(row) if row is not None else None

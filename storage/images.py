@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.database import Database, stamp, unstamp
+from storage.database import Database, first_row, stamp, unstamp
 
 PUBLIC = "public"
 
@@ -109,12 +109,10 @@ class Images:
     def get(self, image_id: str) -> ImageRow | None:
         """The stored image with this id (ids alike but for case count as one), or None."""
         row = self._database.read(
-            lambda db: next(
-                db.query(
-                    "SELECT * FROM images WHERE lower(id) = lower(?) ORDER BY id = ? DESC LIMIT 1",
-                    [image_id, image_id],
-                ),
-                None,
+            lambda db: first_row(
+                db,
+                "SELECT * FROM images WHERE lower(id) = lower(?) ORDER BY id = ? DESC LIMIT 1",
+                [image_id, image_id],
             )
         )
         return None if row is None else _row(row)

@@ -405,16 +405,22 @@ class ShareRequests:
     def claim(self, request_id: int, lease: timedelta) -> RequestRow | None:
         """Take a due request for `lease`; None when another worker holds it or it is not due."""
         now = self.now()
-        won = self._database.write(
-            lambda db: (
-                db.execute(
-                    "UPDATE share_requests SET lease_until = ? WHERE id = ? AND due_at <= ?"
-                    " AND (lease_until IS NULL OR lease_until < ?)",
-                    [stamp(now + lease), request_id, stamp(now), stamp(now)],
-                ).rowcount
+
+        def work(db: sqlite_utils.Database) -> RequestRow | None:
+            # The row as the lease left it, in the same transaction (no second read).
+            cursor = db.execute(
+                "UPDATE share_requests SET lease_until = ? WHERE id = ? AND due_at <= ?"
+                " AND (lease_until IS NULL OR lease_until < ?) RETURNING *",
+                [stamp(now + lease), request_id, stamp(now), stamp(now)],
             )
-        )
-        return self.get(request_id) if won == 1 else None
+            row = cursor.fetchone()
+            names = [c[0] for c in cursor.description]
+            cursor.fetchall()  # the statement runs to its end before the commit
+            if row is None:
+                return None
+            return _row(dict(zip(names, row, strict=True)))
+
+        return self._database.write(work)
 
     def release(
         self,

@@ -249,3 +249,53 @@ def test_beyond_the_connection_limit_new_connections_are_closed_at_once(served: 
             conn.close()
     time.sleep(0.3)  # the held ones are gone: room again
     assert httpx.get(f"{served.url}/healthz", timeout=5).status_code == 200
+
+
+def _answered_then_closed(conn: socket.socket, *, trickle: bool) -> tuple[bytes, float | None]:
+    """Keep trickling a byte of body every 0.1 s (as a slow client does) until the server
+    answers; then how long after its answer it closed the connection (None: not in 4 s)."""
+    conn.settimeout(0.1)
+    received = b""
+    answered_at: float | None = None
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        try:
+            if trickle:
+                conn.sendall(b"x")
+        except OSError:  # closed by the server
+            break
+        try:
+            chunk = conn.recv(4096)
+        except TimeoutError:
+            if answered_at is not None and time.monotonic() - answered_at > 4:
+                return received, None
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        received += chunk
+        if answered_at is None:
+            answered_at = time.monotonic()
+    assert answered_at is not None, received
+    return received, time.monotonic() - answered_at
+
+
+def test_a_slow_body_is_answered_408_and_its_connection_closed_at_once(served: Served) -> None:
+    """No lingering read of the rest of a body the server refused."""
+    with _slow_body(served.port) as conn:
+        received, closed_after = _answered_then_closed(conn, trickle=True)
+    assert received.startswith(b"HTTP/1.1 408"), received
+    assert closed_after is not None and closed_after < 0.5
+
+
+def test_a_body_over_the_cap_is_answered_413_and_its_connection_closed_at_once(
+    served: Served,
+) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as conn:
+        conn.sendall(
+            b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n" + b"a" * 10
+        )
+        received, closed_after = _answered_then_closed(conn, trickle=True)
+    assert received.startswith(b"HTTP/1.1 413"), received
+    assert closed_after is not None and closed_after < 0.5

@@ -191,9 +191,13 @@ class ScpClient:
                 "User-Agent": "share-image-bot",
             },
         )
+        self._closed = False
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool. A call still under way then fails at once, as
+        `CloudUnavailable`, without a retry (it may have been carried out: the caller
+        reads it back, as after any lost answer)."""
+        self._closed = True
         await self._http.aclose()
 
     async def __aenter__(self) -> ScpClient:
@@ -564,6 +568,12 @@ class ScpClient:
                     method, path, json=json, params=query, headers=headers
                 )
             except httpx.TransportError as exc:
+                if self._ending():
+                    # Cancelled, or the client closed under the call (a stop): no retry,
+                    # and nothing said of one.
+                    raise errors.CloudUnavailable(
+                        f"{method} {path} stopped: the client is closing ({type(exc).__name__})"
+                    ) from None
                 if attempt >= most:
                     raise errors.CloudUnavailable(
                         f"{method} {path} failed after {attempt} attempts: {type(exc).__name__}"
@@ -583,11 +593,21 @@ class ScpClient:
                 ).request_id
                 failure = f"HTTP {status} (request id {request_id})"
                 may_have_landed = status in GATEWAY_STATUSES
+            if self._ending():
+                raise errors.CloudUnavailable(f"{method} {path} stopped: the client is closing")
             delay = self.retry.delay(attempt, retry_after)
             log.warning("cloud API %s %s: %s, retry in %.2fs", method, path, failure, delay)
             await self.retry.sleep(delay)
             if before_retry is not None and may_have_landed:
                 await before_retry()
+
+    def _ending(self) -> bool:
+        """Whether this call is to end rather than try again: the client was closed, or
+        the task making the call is being cancelled."""
+        if self._closed or self._http.is_closed:
+            return True
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
 
     def _parse(self, response: httpx.Response, model: type[Model], *, member_path: bool) -> Model:
         if not response.is_success:

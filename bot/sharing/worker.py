@@ -93,7 +93,10 @@ class Announcer(Protocol):
         """Whether people were told of the request's current state."""
 
     async def announce(self, request: ShareRequest) -> ShareRequest:
-        """Bring what people were told up to date; `DeliveryError` when they could not be."""
+        """Bring what people were told up to date; `DeliveryError` when they could not be.
+
+        Nothing is said (and `request` comes back at once) when they were told already; a
+        request in another state comes back only when it moved while being announced."""
 
     def delivery_failed(self, request: ShareRequest, error: DeliveryError) -> datetime | None:
         """Note a failed delivery: when to try again, or None to go on without it."""
@@ -281,7 +284,14 @@ class Worker:
         """Give `tasks` `finish_within` seconds to end, then cancel what is left."""
         if not tasks:
             return
-        _, late = await asyncio.wait(tasks, timeout=self.finish_within)
+        try:
+            _, late = await asyncio.wait(tasks, timeout=self.finish_within)
+        except asyncio.CancelledError:
+            # The worker itself is cancelled (its runner's backstop): its work goes with it,
+            # rather than running on against clients that are about to close.
+            for task in tasks:
+                task.cancel()
+            raise
         if late:
             log.warning(
                 "stopping: cancelling work that did not end in time; it is read back at the"
@@ -551,11 +561,18 @@ class Worker:
         return request
 
     async def _announce(self, request: ShareRequest) -> ShareRequest:
-        """Announce until Slack is up to date, even if the state moved while announcing."""
+        """Announce until Slack is up to date, even if the state moved while announcing.
+
+        `announce` looks itself whether there is anything to say (and returns at once when
+        not), and hands back the request in another state only when it moved meanwhile:
+        one in the same state is told. (No look of the worker's own before and after each
+        announcement: that was two reads of the Slack record more per announcement.)
+        """
         for _ in range(len(RequestState)):
-            if self.announcer.up_to_date(request):
-                break
-            request = await self.announcer.announce(request)
+            announced = await self.announcer.announce(request)
+            if announced.state == request.state:
+                return announced
+            request = announced
         return request
 
     @staticmethod
