@@ -47,6 +47,7 @@ from bot.scp.models import MemberStatus
 from bot.scp.sandbox import Fault, Sandbox
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 from tests.harness import ACCESS_KEY, IMAGE, SECRET_KEY, SECRETS, SIGNING_SECRET
+from tests.test_run_modes import BotProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30.0
@@ -114,56 +115,6 @@ def process_group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-@dataclass
-class BotProcess:
-    """`python -m bot` started in its own process group, output going to files."""
-
-    process: subprocess.Popen[bytes]
-    stdout: Path
-    stderr: Path
-    url: str = ""
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """The JSON log lines on stderr, the bot's and Litestream's (anything else skipped)."""
-        lines = []
-        for line in self.stderr.read_text(errors="replace").splitlines():
-            try:
-                parsed = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(parsed, dict):
-                lines.append(parsed)
-        return lines
-
-    def wait_until(self, predicate: Callable[[], Any], what: str, timeout: float) -> Any:
-        """Poll `predicate` (a process starting has no event to wait on); fail with the logs."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"the bot exited ({self.process.returncode}) while waiting for {what}:\n"
-                    + self.output()
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}:\n{self.output()}")
-            time.sleep(0.05)
-
-    def terminate_and_wait(self, timeout: float = 30.0) -> int:
-        """SIGTERM the main process (Litestream), as a service manager does; its status."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
 
 
 # -- the replica, two ways ----------------------------------------------------------------
