@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.replica import ReplicaConfig, ReplicaError, url_problem
 from bot.sharing.durations import Duration, ShareDurations, parse_duration, parse_list
 from bot.sharing.errors import CommandError
-from bot.sharing.rules import MakeShared, UnknownMembers
+from bot.sharing.policy import MakeShared, UnknownMembers
 from bot.slack.texts import languages
 
 SLACK_API_URL_DEFAULT = "https://slack.com/api/"
