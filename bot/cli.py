@@ -149,7 +149,13 @@ def run(settings: Settings, *, slack: bool = True, worker: bool = True) -> None:
     # -exec` (this returns only in the bot Litestream runs, or without a replica). A
     # `worker` beside a `serve` that replicates only restores: one Litestream per database.
     if slack:
-        replica.run_under_litestream(replica_config(settings))
+        config = replica_config(settings)
+        if config is not None and not os.environ.get(replica.UNDER_LITESTREAM):
+            # Slack is asked before Litestream starts: a bot that cannot reach it says so
+            # in one line and leaves no database behind (the bot Litestream runs asks
+            # again, as every start does).
+            asyncio.run(runtime.preflight(settings))
+        replica.run_under_litestream(config)
     else:
         _restore_first(settings)
     # One bot per database, refused before anything starts: the Slack side's lock and

@@ -998,3 +998,20 @@ def test_ctrl_c_in_a_terminal_stops_the_bot_then_litestream_with_a_final_sync(
     restored = tmp_path / "elsewhere" / "bot.db"
     assert restore_if_missing(store.config(restored)).outcome == "restored"
     assert [row[1] for row in table(restored, "grants")] == [ADMIN, "U0LASTONE1"]
+
+
+def test_a_start_that_cannot_reach_slack_says_so_before_litestream_and_leaves_nothing(
+    hosts: Callable[[str], Host], run_bot: Callable[[Host], BotProcess]
+) -> None:
+    host = hosts("host-a")
+    host.env["SLACK_API_URL"] = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens
+
+    bot = run_bot(host)
+    code = bot.process.wait(30)
+
+    assert code != 0
+    said = bot.output()
+    assert "share-image-bot cannot start" in said and "Connection refused" in said, said
+    # Neither Litestream's own error line nor a database created for it to replicate.
+    assert "exit status" not in said, said
+    assert list(host.folder.rglob("*")) == [], list(host.folder.rglob("*"))
