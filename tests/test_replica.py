@@ -47,7 +47,7 @@ from bot.scp.models import MemberStatus
 from bot.scp.sandbox import Fault, Sandbox
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 from tests.harness import ACCESS_KEY, IMAGE, SECRET_KEY, SECRETS, SIGNING_SECRET
-from tests.test_run_modes import BotProcess
+from tests.test_run_modes import BotProcess, children_of
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 30.0
@@ -62,23 +62,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def children_of(pid: int) -> list[int]:
-    """Live child processes of `pid`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ')'.
-        state, ppid = stat.rpartition(")")[2].split()[:2]
-        if int(ppid) == pid and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def tree(pid: int) -> list[int]:
