@@ -115,6 +115,11 @@ def _http_url(value: str) -> str | None:
     return None
 
 
+def _cut(value: str, most: int = 40) -> str:
+    """A refused value as a message shows it: its first `most` characters."""
+    return value if len(value) <= most else value[:most] + "…"
+
+
 class Settings(BaseSettings):
     """Everything the bot reads from its environment. Secrets are `SecretStr`."""
 
@@ -323,9 +328,8 @@ class Settings(BaseSettings):
     def _schedules(cls, value: str) -> str:
         for schedule in (part.strip() for part in value.split(",")):
             if schedule and not SCHEDULE_ID.match(schedule):
-                shown = schedule if len(schedule) <= 40 else schedule[:40] + "…"
                 raise Refusal(
-                    f"has {shown!r}, which is not a PagerDuty schedule id: give ids like"
+                    f"has {_cut(schedule)!r}, which is not a PagerDuty schedule id: give ids like"
                     " P1ABCDE, comma-separated (a schedule's id ends its address in PagerDuty)"
                 )
         return value
@@ -366,9 +370,8 @@ class Settings(BaseSettings):
     @classmethod
     def _channel_id(cls, value: str) -> str:
         if value and not CHANNEL_ID.match(value):
-            shown = value if len(value) <= 40 else value[:40] + "…"
             raise Refusal(
-                f"must be a channel id like C0123ABCD, not {shown!r}: in Slack, open the"
+                f"must be a channel id like C0123ABCD, not {_cut(value)!r}: in Slack, open the"
                 " channel's details; its id is at the bottom"
             )
         return value
