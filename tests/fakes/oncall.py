@@ -65,8 +65,42 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
+class _Served:
+    """A fake served on 127.0.0.1 (a free port) from a thread of its own, until `stop()`
+    or the end of its `with` block."""
+
+    _server: _Server | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = _Server(("127.0.0.1", 0), handler)
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    @property
+    def _address(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
-class FakePagerDuty:
+class FakePagerDuty(_Served):
     """PagerDuty's `/oncalls` and `/schedules/{id}`, for one REST API key."""
 
     token: str = "pd-test-read-only-key-0123456789"
@@ -80,8 +114,6 @@ class FakePagerDuty:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- scripting --------------------------------------------------------------------
 
@@ -139,31 +171,13 @@ class FakePagerDuty:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serve(Handler)
         return self
 
     @property
     def url(self) -> str:
         """The base URL (ONCALL_PAGERDUTY_URL)."""
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self._address
 
     def _answer(self, request: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], Any]:
         parts = urlsplit(request.path)
@@ -272,15 +286,12 @@ class FakePagerDuty:
 
 
 @dataclass
-class FakeCalendarFeed:
+class FakeCalendarFeed(_Served):
     """Serves one iCalendar feed at `/rota.ics` (as `text/calendar`), or a status."""
 
     feed: bytes = b""
     status: int = 200
     requests: int = 0
-
-    def __post_init__(self) -> None:
-        self._server: _Server | None = None
 
     def start(self) -> Self:
         """Serve on 127.0.0.1, a free port."""
@@ -301,27 +312,10 @@ class FakeCalendarFeed:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._serve(Handler)
         return self
 
     @property
     def url(self) -> str:
         """The feed's address (ONCALL_ICAL_URL), with a private key as real feeds have."""
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/rota.ics?key=private-feed-key"
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return f"{self._address}/rota.ics?key=private-feed-key"
