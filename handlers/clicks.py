@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.services import Services
 from bot.sharing.request import ShareRequest
-from storage import SlackData
+from bot.sharing.values import SlackData
 
 log = logging.getLogger(__name__)
 

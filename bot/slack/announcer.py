@@ -45,10 +45,11 @@ from bot.sharing.policy import Policy, cannot_decide
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING
 from bot.sharing.states import OPEN
+from bot.sharing.values import SlackData, StoredImage
 from bot.slack import views
 from bot.slack.texts import code, escape, mentions, outcome_error, say
 from bot.slack.views import UTC_ZONE, slack_time
-from storage import Grants, ImageRow, KnownMembers, OnCall, SlackData, SlackMessages
+from storage import Grants, KnownMembers, OnCall, SlackMessages
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -416,7 +417,7 @@ class Announcer:
 
     # -- the words ---------------------------------------------------------------------------
 
-    def image(self, image_id: str) -> ImageRow | None:
+    def image(self, image_id: str) -> StoredImage | None:
         """What the bot knows of the image (a recent read, the stored list); never the cloud."""
         return self.images.known(image_id) if self.images is not None else None
 
