@@ -12,11 +12,14 @@ Timestamps stored as text keep the one sortable form `stamp` writes; `unstamp` a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 # The image id of a grant for every image.
 ALL_IMAGES = ""
+# A user's language, as Slack last said it, is taken for this long before Slack is asked.
+LANGUAGE_FRESH_FOR = timedelta(days=1)
 
 
 def stamp(moment: datetime) -> str:
@@ -131,6 +134,23 @@ class StoredImage:
     owner_account_name: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+
+
+class ListedMember(Protocol):
+    """One member of one image as the cloud's member list shows it (`bot.scp.ImageMember`
+    is one): what `/share-image list` renders. Times are the cloud's own text."""
+
+    @property
+    def member_id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def created_at(self) -> str: ...
+
+    @property
+    def updated_at(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.scp.models import ImageMember
 from bot.sharing.admin import Outcome
 from bot.sharing.commands import MAX_REASON
 from bot.sharing.durations import time_left
@@ -49,6 +48,7 @@ from bot.sharing.service import RUNNING
 from bot.sharing.values import (
     Grant,
     KnownMember,
+    ListedMember,
     OnCallShift,
     RotaEntry,
     StoredImage,
@@ -891,7 +891,7 @@ def status_listing(
 def member_listing(
     language: str,
     image_id: str,
-    members: Sequence[ImageMember],
+    members: Sequence[ListedMember],
     names: Mapping[str, str],
     removals: Mapping[str, datetime] | None = None,
     known: StoredImage | None = None,
