@@ -19,9 +19,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from bot.scp import Image, ImageStatus, ScpClient, Visibility, errors
 from bot.sharing.values import StoredImage, stamp
@@ -78,22 +79,17 @@ class _Flight:
     error: errors.CloudError | None = None
 
 
+# The stored image's times, which the cloud's image holds as datetimes.
+STORED_TIMES = ("created_at", "updated_at")
+
+
 def image_row(image: Image) -> StoredImage:
-    """The cloud API's image as the bot stores and shows it."""
-    return StoredImage(
-        id=image.id,
-        name=image.name,
-        os_distro=image.os_distro,
-        scp_os_version=image.scp_os_version,
-        status=image.status,
-        visibility=image.visibility,
-        size=image.size,
-        min_disk=image.min_disk,
-        owner=image.owner,
-        owner_account_name=image.owner_account_name,
-        created_at=stamp(image.created_at) if image.created_at else None,
-        updated_at=stamp(image.updated_at) if image.updated_at else None,
-    )
+    """The cloud API's image as the bot stores and shows it: the same fields (the cloud
+    client may not import the domain, so the two types stay apart), times stamped."""
+    values: dict[str, Any] = {f.name: getattr(image, f.name) for f in fields(StoredImage)}
+    for name in STORED_TIMES:
+        values[name] = stamp(values[name]) if values[name] else None
+    return StoredImage(**values)
 
 
 def verdict_of(image: StoredImage) -> Verdict:
