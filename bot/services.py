@@ -151,7 +151,8 @@ def approver_sources(
 
 @dataclass
 class Services:
-    """Everything handlers, the worker and the CLI work with."""
+    """Everything the worker, the CLI and the app factory work with. Handlers never see
+    it: the app factory hands each handler module only the services it calls."""
 
     settings: Settings
     database: Database
