@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+# `lint-imports`, run by this interpreter (whatever its scripts' folder is).
+LINT_IMPORTS = [
+    sys.executable,
+    "-c",
+    "import sys; from importlinter.cli import lint_imports_command;"
+    " sys.exit(lint_imports_command())",
+]
 
 
 def contracts() -> dict[str, dict[str, object]]:
@@ -51,7 +57,7 @@ def lint_copy(tmp_path: Path, planted: dict[str, str]) -> subprocess.CompletedPr
         with (tmp_path / name).open("a") as module:
             module.write(f"\n{line}  # planted\n")
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache"],
+        [*LINT_IMPORTS, "--no-cache"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
