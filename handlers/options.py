@@ -23,4 +23,4 @@ class Options:
     # SHARE_DURATIONS, SHARE_MAX_DURATION, SHARE_DEFAULT_DURATION: the form's choices.
     durations: ShareDurations = field(default_factory=ShareDurations)
     # IMAGE_LIST_REFRESH_SECONDS: how often the stored image list is refreshed.
-    image_list_every: timedelta = timedelta(minutes=10)
+    image_list_every: timedelta = timedelta(seconds=300)
