@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -13,8 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
 from bot import metrics
-from bot.services import Services
-from bot.slack.web import make_web_client
+from bot.services import Services, make_web_client
+from handlers.options import Options
 
 log = logging.getLogger(__name__)
 
@@ -76,5 +77,31 @@ async def create_app(
         request_verification_enabled=True,
         logger=bolt_logger(),
     )
-    handlers.register(app, services)
+    handlers.register(
+        app,
+        services.share,
+        services.records,
+        services.admin,
+        languages=services.languages,
+        announcer=services.announcer,
+        options=Options(
+            default_language=settings.BOT_DEFAULT_LANGUAGE,
+            zone=settings.timezone,
+            approval_channel=settings.SHARE_APPROVAL_CHANNEL,
+            durations=settings.share_durations,
+            image_list_every=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
+        ),
+        ours=lambda: services.team_id,
+        # `services.wake` is the worker's once `make_worker` made one: looked up each time.
+        wake=lambda: services.wake(),
+        after_ack=services.after_ack,
+        count_command=count_command,
+        count_slack_call=metrics.slack_call,
+    )
     return app
+
+
+def count_command(word: str, outcome: str) -> None:
+    """Count a `/share-image` command by its kind (its first word, else a share)."""
+    kind = word if word in metrics.COMMAND_KINDS else "share"
+    metrics.COMMANDS.labels(kind=kind, outcome=outcome).inc()

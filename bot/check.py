@@ -21,15 +21,14 @@ from bot.rota.errors import RotaError, RotaRefused
 from bot.scp import ScpClient
 from bot.scp.client import VersionLevel
 from bot.scp.errors import CloudAuthError, CloudError, CloudUnavailable, ImageNotFound
-from bot.services import make_cloud_client, make_rota_readers
+from bot.services import make_cloud_client, make_rota_readers, make_web_client
 from bot.settings import SECRET_SETTINGS, Settings, replica_config
 from bot.sharing.errors import DirectoryUnavailable
 from bot.sharing.oncall import ROTA_WINDOW, STALE_AFTER, RotaReader
+from bot.sharing.values import Role, unstamp
 from bot.slack.accounts import SlackDirectory
 from bot.slack.trouble import SLACK_TIMEOUT, SlackTrouble, slack_trouble
-from bot.slack.web import make_web_client
-from storage import Database, Grants, OnCallSchedules, ReconcileRuns, Role, Rota
-from storage.database import unstamp
+from storage import Database, Grants, OnCallSchedules, ReconcileRuns, Rota
 from storage.errors import StorageError
 
 # A well-formed image id nobody owns: a signed read of it answers 404 when keys are good.

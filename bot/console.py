@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 from bot.sharing.admin import REFUSED_ACCOUNTS, Outcome
 from bot.sharing.oncall import RotaNow
+from bot.sharing.values import parse_stamp
 from bot.slack.texts import cli_say, stored_when, when
-from storage.requests import parse_stamp
 
 # `say(key, **values)` in the operator's language.
 _Say = Callable[..., str]

@@ -29,6 +29,7 @@ from bot.sharing.oncall import (
 )
 from bot.sharing.policy import Policy
 from bot.sharing.reconcile import Reconciler
+from bot.sharing.records import Records
 from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
 from bot.sharing.worker import Worker
@@ -36,7 +37,7 @@ from bot.slack.accounts import SlackDirectory, slack_account
 from bot.slack.announcer import Announcer
 from bot.slack.client import CountedWebClient, SlackConnections
 from bot.slack.languages import Languages
-from bot.slack.web import make_web_client as make_web_client
+from bot.slack.web import web_client
 from storage import (
     AuditLog,
     CloudMembers,
@@ -64,6 +65,25 @@ AFTER_ACK_AT_ONCE = 4
 AFTER_ACK_THREADS = AFTER_ACK_AT_ONCE
 # How long `aclose` gives follow-ups under way to end before cancelling them.
 AFTER_ACK_FINISH_SECONDS = 5.0
+
+
+def make_web_client(
+    settings: Settings,
+    *,
+    timeout: int = 10,
+    connection_retries: int = 2,
+    connections: SlackConnections | None = None,
+) -> CountedWebClient:
+    """The Slack Web API client for these settings (`bot.slack.web.web_client`), every
+    call counted in `share_image_slack_calls_total`."""
+    return web_client(
+        settings.SLACK_BOT_TOKEN.get_secret_value(),
+        settings.SLACK_API_URL,
+        timeout=timeout,
+        connection_retries=connection_retries,
+        connections=connections,
+        count=metrics.slack_call,
+    )
 
 
 def make_cloud_client(settings: Settings, **options: object) -> ScpClient:
@@ -131,7 +151,8 @@ def approver_sources(
 
 @dataclass
 class Services:
-    """Everything handlers, the worker and the CLI work with."""
+    """Everything the worker, the CLI and the app factory work with. Handlers never see
+    it: the app factory hands each handler module only the services it calls."""
 
     settings: Settings
     database: Database
@@ -157,6 +178,8 @@ class Services:
     rota_keeper: RotaKeeper
     # Who may do what, and who is asked to approve a request (and named when refused).
     policy: Policy
+    # What handlers read and render: requests, their Slack side, images, members.
+    records: Records
     # Called after a request is recorded: the worker in the same loop (`Worker.wake`) is
     # woken at once; a worker in another process polls the database every 50 ms.
     wake: Callable[[], None] = field(default=lambda: None)
@@ -242,6 +265,7 @@ def build_services(
         timeout=1,
         retry_handlers=[],
         connections=connections,
+        count=metrics.slack_call,
     )
     cloud = cloud or make_cloud_client(settings)
     requests = Requests(
@@ -300,9 +324,7 @@ def build_services(
         slack,
         requests=requests,
         messages=messages,
-        grants=grants,
         members=members,
-        oncall=oncall,
         who=who,
         images=images,
         approval_channel=settings.SHARE_APPROVAL_CHANNEL,
@@ -312,6 +334,9 @@ def build_services(
         follow_days=settings.SHARE_FOLLOW_DAYS,
         zone=settings.timezone,
         policy=policy,
+        failed=metrics.DELIVERY_FAILURES.inc,
+        dropped=metrics.MESSAGES_DROPPED.inc,
+        reminded=lambda audience: metrics.APPROVAL_REMINDERS.labels(audience=audience).inc(),
     )
     return Services(
         settings=settings,
@@ -357,6 +382,16 @@ def build_services(
         schedules=schedules,
         rota_keeper=rota_keeper,
         policy=policy,
+        records=Records(
+            requests=requests,
+            messages=messages,
+            images=images,
+            stored=images.stored,
+            members=members,
+            seen=seen,
+            policy=policy,
+            clock=database.now,
+        ),
         slack_connections=connections,
     )
 

@@ -7,18 +7,20 @@ so double and simultaneous clicks give one decision. The worker does the rest.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services import Services
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
 from bot.sharing.policy import Refusal
+from bot.sharing.records import Records
 from bot.sharing.request import RequestState, ShareRequest
-from bot.sharing.service import Decision, Nudge, NudgeRefusal
+from bot.sharing.service import Decision, Nudge, NudgeRefusal, ShareService
+from bot.slack.languages import Languages
 from bot.slack.texts import problem, say, state_word
 from bot.slack.views import (
     APPROVE,
@@ -31,24 +33,52 @@ from bot.slack.views import (
     slack_time,
 )
 from handlers.clicks import clicked_request
+from handlers.options import Options
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    """Attach the button and modal listeners."""
+def register(
+    app: AsyncApp,
+    share: ShareService,
+    records: Records,
+    *,
+    languages: Languages,
+    options: Options,
+    wake: Callable[[], None],
+) -> None:
+    """Attach the button and modal listeners (`wake`: the worker, once something changed)."""
+
+    async def after(decision: Decision, clicker: str, respond: AsyncRespond) -> None:
+        if decision.refusal is None:
+            wake()
+            return
+        language = await languages.of(clicker)
+        log.info(
+            "click refused",
+            extra={
+                "user": clicker,
+                "refusal": decision.refusal,
+                "request": decision.request.id if decision.request else None,
+            },
+        )
+        await respond(
+            text=_refusal_text(records, decision, language),
+            response_type="ephemeral",
+            replace_original=False,
+        )
 
     @app.action(APPROVE)
     async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         clicker = body["user"]["id"]
-        request = _clicked_request(services, body)
+        request = _clicked_request(records, body)
         decision = (
-            services.share.decide(request.id, clicker, approve=True)
+            share.decide(request.id, clicker, approve=True)
             if request is not None
             else Decision(None, Refusal.UNKNOWN)
         )
-        await _after(services, decision, clicker, respond)
+        await after(decision, clicker, respond)
 
     @app.action(DENY)
     async def deny(
@@ -56,17 +86,17 @@ def register(app: AsyncApp, services: Services) -> None:
     ) -> None:
         await ack()
         clicker = body["user"]["id"]
-        request = _clicked_request(services, body)
-        refusal = services.share.refusal(request, clicker, approving=False)
+        request = _clicked_request(records, body)
+        refusal = share.refusal(request, clicker, approving=False)
         if refusal is not None or request is None:
-            await _after(services, Decision(request, refusal or Refusal.UNKNOWN), clicker, respond)
+            await after(Decision(request, refusal or Refusal.UNKNOWN), clicker, respond)
             return
-        card = services.messages.get(request.id)
+        card = records.told(request.id)
         await client.views_open(
             trigger_id=body["trigger_id"],
             view=DenyModal.build(
                 request.id,
-                services.languages.known(clicker) or services.settings.BOT_DEFAULT_LANGUAGE,
+                languages.known(clicker) or options.default_language,
                 card.card_channel or "",
                 card.card_ts or "",
             ),
@@ -75,7 +105,7 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.view(DenyModal.callback_id)
     async def deny_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         clicker = body["user"]["id"]
-        language = services.languages.known(clicker) or services.settings.BOT_DEFAULT_LANGUAGE
+        language = languages.known(clicker) or options.default_language
         try:
             submitted = DenyModal.parse(view)
         except MalformedSubmission as error:
@@ -96,30 +126,28 @@ def register(app: AsyncApp, services: Services) -> None:
                 response_action="errors", errors={DenyModal.reason_block: problem(language, error)}
             )
             return
-        decision = services.share.decide(
-            submitted.request_id, clicker, approve=False, reason=reason
-        )
+        decision = share.decide(submitted.request_id, clicker, approve=False, reason=reason)
         if decision.refusal:
             await ack(
                 response_action="errors",
-                errors={DenyModal.reason_block: _refusal_text(services, decision, language)},
+                errors={DenyModal.reason_block: _refusal_text(records, decision, language)},
             )
             return
         await ack()
-        services.wake()
+        wake()
 
     @app.action(REMIND)
     async def remind(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         clicker = body["user"]["id"]
-        request = clicked_request(services, body, lambda told: told.waiting_ts, "waiting message")
+        request = clicked_request(records, body, lambda told: told.waiting_ts, "waiting message")
         nudge = (
-            services.share.nudge(request.id, clicker)
+            share.nudge(request.id, clicker)
             if request is not None
             else Nudge(None, NudgeRefusal.UNKNOWN)
         )
         if nudge.refusal is None:
-            services.wake()
+            wake()
         else:
             log.info(
                 "remind refused",
@@ -130,9 +158,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 },
             )
         await respond(
-            text=_nudge_text(
-                await services.languages.of(clicker), nudge, services.settings.timezone
-            ),
+            text=_nudge_text(await languages.of(clicker), nudge, options.zone),
             response_type="ephemeral",
             replace_original=False,
         )
@@ -153,39 +179,17 @@ def _nudge_text(language: str, nudge: Nudge, zone: ZoneInfo) -> str:
     )
 
 
-def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest | None:
+def _clicked_request(records: Records, body: dict[str, Any]) -> ShareRequest | None:
     """The request a click is about, only if the click came from its card."""
-    return clicked_request(services, body, lambda told: told.card_ts, "card")
+    return clicked_request(records, body, lambda told: told.card_ts, "card")
 
 
-async def _after(
-    services: Services, decision: Decision, clicker: str, respond: AsyncRespond
-) -> None:
-    if decision.refusal is None:
-        services.wake()
-        return
-    language = await services.languages.of(clicker)
-    log.info(
-        "click refused",
-        extra={
-            "user": clicker,
-            "refusal": decision.refusal,
-            "request": decision.request.id if decision.request else None,
-        },
-    )
-    await respond(
-        text=_refusal_text(services, decision, language),
-        response_type="ephemeral",
-        replace_original=False,
-    )
-
-
-def _refusal_text(services: Services, decision: Decision, language: str) -> str:
+def _refusal_text(records: Records, decision: Decision, language: str) -> str:
     request = decision.request
     refusal = decision.refusal
     if refusal is Refusal.NOT_APPROVER:
         # Whom the card asks, as the card names them (the first few, then how many more).
-        people = services.policy.asked(request).people if request else []
+        people = records.asked(request).people if request else []
         named = people_within(language, people, PEOPLE_SHOWN) if people else ""
         return say(language, "click_not_approver", people=named or say(language, "nobody_to_ask"))
     if refusal is Refusal.OWN_REQUEST:

@@ -6,15 +6,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bot.services import Services
+from bot.sharing.records import Records
 from bot.sharing.request import ShareRequest
-from storage import SlackData
+from bot.sharing.values import SlackData
 
 log = logging.getLogger(__name__)
 
 
 def clicked_request(
-    services: Services, body: dict[str, Any], message: Callable[[SlackData], str | None], what: str
+    records: Records, body: dict[str, Any], message: Callable[[SlackData], str | None], what: str
 ) -> ShareRequest | None:
     """The request a click names, only if the click came from its own message (`message`
     picks that message's ts from what Slack was told: the card, the reminder). A click
@@ -23,13 +23,13 @@ def clicked_request(
         request_id = int(body["actions"][0]["value"])
     except (KeyError, IndexError, TypeError, ValueError):
         return None
-    request = services.requests.get(request_id)
+    request = records.request(request_id)
     if request is None:
         return None
     clicked_ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get(
         "message_ts"
     )
-    expected = message(services.messages.get(request_id))
+    expected = message(records.told(request_id))
     if expected is None or clicked_ts != expected:
         log.warning(f"click does not match the request's {what}", extra={"request": request_id})
         return None

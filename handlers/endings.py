@@ -8,15 +8,18 @@ one extension per share), so a double click does nothing more. The worker does t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.services import Services
 from bot.sharing.errors import CommandError, NotAllowed
+from bot.sharing.records import Records
 from bot.sharing.request import ShareRequest
-from bot.sharing.service import Ending, EndRefusal
+from bot.sharing.service import Ending, EndRefusal, ShareService
 from bot.slack import texts as messages
+from bot.slack.announcer import Announcer
+from bot.slack.languages import Languages
 from bot.slack.texts import code, say, state_word
 from bot.slack.views import EXTEND, REMOVE_NOW, member_label
 from handlers.clicks import clicked_request
@@ -24,22 +27,28 @@ from handlers.clicks import clicked_request
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    """Attach the reminder's button listeners."""
+def register(
+    app: AsyncApp,
+    share: ShareService,
+    records: Records,
+    *,
+    languages: Languages,
+    announcer: Announcer,
+    wake: Callable[[], None],
+) -> None:
+    """Attach the reminder's button listeners (`wake`: the worker, once something changed)."""
 
     @app.action(EXTEND)
     async def extend(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         clicker = body["user"]["id"]
-        language = await services.languages.of(clicker)
-        request = _clicked_request(services, body)
+        language = await languages.of(clicker)
+        request = _clicked_request(records, body)
         if request is None:
-            await _refused(services, Ending(None, EndRefusal.UNKNOWN), clicker, language, respond)
+            await _refused(Ending(None, EndRefusal.UNKNOWN), clicker, language, respond)
             return
         try:
-            ending = services.share.extend(
-                request.id, clicker, language=services.languages.known(clicker) or ""
-            )
+            ending = share.extend(request.id, clicker, language=languages.known(clicker) or "")
         except CommandError as error:  # the maximum was lowered since the share was asked
             await respond(
                 text=messages.command_problem(language, error),
@@ -48,7 +57,7 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         except NotAllowed:
-            admins = services.announcer.admins(language)
+            admins = announcer.admins(language)
             await respond(
                 text=say(language, "not_allowed", admins=admins),
                 response_type="ephemeral",
@@ -56,11 +65,11 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             return
         if ending.refusal is not None or ending.extension is None:
-            await _refused(services, ending, clicker, language, respond)
+            await _refused(ending, clicker, language, respond)
             return
-        services.wake()
+        wake()
         extension = ending.extension.request
-        await services.announcer.reminder_answered(
+        await announcer.reminder_answered(
             request,
             _channel(body),
             say(language, "reminder_extended", by=clicker, extension=extension.id),
@@ -80,21 +89,21 @@ def register(app: AsyncApp, services: Services) -> None:
     async def remove_now(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         clicker = body["user"]["id"]
-        language = await services.languages.of(clicker)
-        request = _clicked_request(services, body)
+        language = await languages.of(clicker)
+        request = _clicked_request(records, body)
         ending = (
-            services.share.remove_now(request.id, clicker)
+            share.remove_now(request.id, clicker)
             if request is not None
             else Ending(None, EndRefusal.UNKNOWN)
         )
         if ending.refusal is not None or request is None:
-            await _refused(services, ending, clicker, language, respond)
+            await _refused(ending, clicker, language, respond)
             return
-        services.wake()
-        await services.announcer.reminder_answered(
+        wake()
+        await announcer.reminder_answered(
             request, _channel(body), say(language, "reminder_removing", by=clicker)
         )
-        name = services.members.name(request.member_id)
+        name = records.member_name(request.member_id)
         await respond(
             text=say(
                 language,
@@ -111,14 +120,12 @@ def _channel(body: dict[str, Any]) -> str:
     return str((body.get("channel") or {}).get("id") or "")
 
 
-def _clicked_request(services: Services, body: dict[str, Any]) -> ShareRequest | None:
+def _clicked_request(records: Records, body: dict[str, Any]) -> ShareRequest | None:
     """The request a click is about, only if the click came from its reminder."""
-    return clicked_request(services, body, lambda told: told.reminder_ts, "reminder")
+    return clicked_request(records, body, lambda told: told.reminder_ts, "reminder")
 
 
-async def _refused(
-    services: Services, ending: Ending, clicker: str, language: str, respond: AsyncRespond
-) -> None:
+async def _refused(ending: Ending, clicker: str, language: str, respond: AsyncRespond) -> None:
     request = ending.request
     log.info(
         "reminder click refused",

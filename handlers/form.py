@@ -10,17 +10,18 @@ to its field and nothing is recorded.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services import Services
 from bot.sharing.durations import choice_value
-from bot.sharing.errors import CommandError, FieldsInvalid, NotAllowed
+from bot.sharing.errors import CommandError, FieldsInvalid, NotAllowed, StorageError
 from bot.sharing.fields import choices, read_share
+from bot.sharing.records import Records
+from bot.sharing.service import ShareService
 from bot.slack import texts as messages
 from bot.slack.form import (
     OPTIONS_MAX,
@@ -32,27 +33,34 @@ from bot.slack.form import (
     member_options,
     problem_text,
 )
+from bot.slack.languages import Languages
 from bot.slack.texts import say
 from bot.slack.views import joined_duration
-from storage import Images
-from storage.errors import StorageError
+from handlers.options import Options
 
 log = logging.getLogger(__name__)
 
 SHORTCUT = "share_image"
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    """Attach the shortcut, the menus' options and the submission listeners."""
-    # The image list as SQLite holds it: the menu never waits on the cloud.
-    stored = Images(services.database)
+def register(
+    app: AsyncApp,
+    share: ShareService,
+    records: Records,
+    *,
+    languages: Languages,
+    options: Options,
+    wake: Callable[[], None],
+) -> None:
+    """Attach the shortcut, the menus' options and the submission listeners. The menus
+    read the image list as SQLite holds it: they never wait on the cloud."""
 
     @app.shortcut(SHORTCUT)
     async def shortcut(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         user = body["user"]["id"]
         try:
-            await open_form(services, stored, client, body["trigger_id"], user)
+            await open_form(records, languages, options, client, body["trigger_id"], user)
         except SlackApiError as error:
             # A global shortcut has no response_url: the log is the only place left.
             log.warning(
@@ -66,13 +74,12 @@ def register(app: AsyncApp, services: Services) -> None:
         if len(typed) > SEARCH_MAX:
             await ack(options=[])
             return
-        found = stored.search(typed, limit=OPTIONS_MAX)
+        found = records.find_images(typed, limit=OPTIONS_MAX)
         known = any(image.id == typed.lower() for image in found) or (
-            len(typed) == 36 and stored.get(typed) is not None
+            len(typed) == 36 and records.stored_image(typed) is not None
         )
-        await ack(
-            options=image_options(_language(services, body), found, typed, typed_stored=known)
-        )
+        language = _language(languages, options, body)
+        await ack(options=image_options(language, found, typed, typed_stored=known))
 
     @app.options(ShareForm.member_input)
     async def member_suggestions(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -80,26 +87,25 @@ def register(app: AsyncApp, services: Services) -> None:
         if len(typed.strip()) > SEARCH_MAX:
             await ack(options=[])
             return
-        language = _language(services, body)
+        language = _language(languages, options, body)
         await ack(
-            options=member_options(
-                language, services.members.search(typed, limit=OPTIONS_MAX), typed
-            )
+            options=member_options(language, records.find_members(typed, limit=OPTIONS_MAX), typed)
         )
 
     @app.view(ShareForm.callback_id)
     async def submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        await submit(services, ack, body, view)
+        await submit(share, languages, options, wake, ack, body, view)
 
 
-def _language(services: Services, body: dict[str, Any]) -> str:
+def _language(languages: Languages, options: Options, body: dict[str, Any]) -> str:
     user = str((body.get("user") or {}).get("id") or "")
-    return services.languages.known(user) or services.settings.BOT_DEFAULT_LANGUAGE
+    return languages.known(user) or options.default_language
 
 
 async def open_form(
-    services: Services,
-    stored: Images,
+    records: Records,
+    languages: Languages,
+    options: Options,
     client: AsyncWebClient,
     trigger_id: str,
     user: str,
@@ -109,18 +115,18 @@ async def open_form(
 
     Raises SlackApiError when Slack will not open it (an expired trigger, say).
     """
-    settings = services.settings
-    language = services.languages.known(user) or settings.BOT_DEFAULT_LANGUAGE
-    durations = settings.share_durations
+    language = languages.known(user) or options.default_language
+    durations = options.durations
     values = [choice_value(choice) for choice in choices(durations)]
     default = choice_value(durations.default) if durations.default else values[0]
+    count, refreshed_at = records.image_list()
     note = image_list_note(
         language,
-        count=stored.count(),
-        refreshed_at=stored.refreshed_at(),
-        now=services.database.now(),
-        every=timedelta(seconds=settings.IMAGE_LIST_REFRESH_SECONDS),
-        zone=settings.timezone,
+        count=count,
+        refreshed_at=refreshed_at,
+        now=records.now(),
+        every=options.image_list_every,
+        zone=options.zone,
     )
     view = ShareForm.build(
         language, durations=values, default_duration=default, channel=channel, note=note
@@ -130,14 +136,20 @@ async def open_form(
 
 
 async def open_from_command(
-    services: Services, client: AsyncWebClient, command: dict[str, Any], respond: AsyncRespond
+    records: Records,
+    languages: Languages,
+    options: Options,
+    client: AsyncWebClient,
+    command: dict[str, Any],
+    respond: AsyncRespond,
 ) -> None:
     """After the command's ack: open the form, or say through response_url why not."""
     user = command["user_id"]
     try:
         await open_form(
-            services,
-            Images(services.database),
+            records,
+            languages,
+            options,
             client,
             command.get("trigger_id") or "",
             user,
@@ -146,29 +158,35 @@ async def open_from_command(
     except SlackApiError as error:
         code = str(error.response.get("error") or "error")
         log.warning("could not open the share form", extra={"user": user, "error": code})
-        language = services.languages.known(user) or services.settings.BOT_DEFAULT_LANGUAGE
+        language = languages.known(user) or options.default_language
         await respond(text=say(language, "form_open_failed", error=code), response_type="ephemeral")
 
 
 async def submit(
-    services: Services, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+    share: ShareService,
+    languages: Languages,
+    options: Options,
+    wake: Callable[[], None],
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
 ) -> None:
     """Read the submission with the command's rules and ask as the command does."""
     user = body["user"]["id"]
-    language = _language(services, body)
+    language = _language(languages, options, body)
     form = ShareForm.parse(view, body.get("response_urls") or ())
     try:
-        asked = read_share(form.fields, services.settings.share_durations)
+        asked = read_share(form.fields, options.durations)
     except FieldsInvalid as error:
         log.info("form refused", extra={"user": user, "problem": str(error)})
         await ack(response_action="errors", errors=field_errors(language, error.problems))
         return
     team = (body.get("team") or {}).get("id") or body["user"].get("team_id") or ""
     try:
-        recorded = services.share.ask(
+        recorded = share.ask(
             user,
             asked.share,
-            language=services.languages.known(user) or "",
+            language=languages.known(user) or "",
             team_id=str(team),
             # No channel: the thread goes to the user's direct messages with the bot.
             channel_id=form.channel or user,
@@ -221,4 +239,4 @@ async def submit(
         extra={**request.log_fields(), "via": "form", "duration": str(asked.duration or "")},
     )
     await ack()
-    services.wake()
+    wake()

@@ -7,11 +7,16 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services import Services
+from bot.sharing.records import Records
+from bot.sharing.service import ShareService
+from bot.slack.languages import Languages
 from bot.slack.views import HOME_MINE_SHOWN, HOME_WAITING_SHOWN, home, permalink
+from handlers.options import Options
 
 
-def register(app: AsyncApp, services: Services) -> None:
+def register(
+    app: AsyncApp, share: ShareService, records: Records, *, languages: Languages, options: Options
+) -> None:
     """Attach the Home tab listener."""
 
     @app.event("app_home_opened")
@@ -19,15 +24,13 @@ def register(app: AsyncApp, services: Services) -> None:
         if event.get("tab", "home") != "home":
             return
         user = event["user"]
-        language = await services.languages.of(user)
-        facts = services.share.home(user, mine=HOME_MINE_SHOWN, waiting=HOME_WAITING_SHOWN)
+        language = await languages.of(user)
+        facts = share.home(user, mine=HOME_MINE_SHOWN, waiting=HOME_WAITING_SHOWN)
         cards = {}
         for request in facts.waiting or []:  # links only for the requests the tab shows
-            told = services.messages.get(request.id)
+            told = records.told(request.id)
             cards[request.id] = permalink(told.card_channel, told.card_ts)
-        named = services.images.known_many(
-            r.image_id for r in [*facts.mine, *(facts.waiting or [])]
-        )
+        named = records.images(r.image_id for r in [*facts.mine, *(facts.waiting or [])])
         await client.views_publish(
             user_id=user,
             view=home(
@@ -35,11 +38,11 @@ def register(app: AsyncApp, services: Services) -> None:
                 facts.mine,
                 facts.waiting,
                 cards,
-                approval_channel=services.settings.SHARE_APPROVAL_CHANNEL,
+                approval_channel=options.approval_channel,
                 mine_total=facts.mine_total,
                 waiting_total=facts.waiting_total,
-                now=services.database.now(),
+                now=records.now(),
                 images=named,
-                zone=services.settings.timezone,
+                zone=options.zone,
             ),
         )

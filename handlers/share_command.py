@@ -7,57 +7,99 @@ itself is carried out by the worker, which posts the channel message and its thr
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import metrics
-from bot.scp.errors import CloudError
-from bot.services import Services
 from bot.sharing import commands
-from bot.sharing.errors import CommandError, LastAdmin, NotAdmin, NotAllowed
+from bot.sharing.admin import Administration
+from bot.sharing.errors import (
+    CloudError,
+    CommandError,
+    LastAdmin,
+    NotAdmin,
+    NotAllowed,
+    StorageError,
+)
+from bot.sharing.records import Records
+from bot.sharing.service import ShareService
 from bot.slack import texts as messages
 from bot.slack import views
+from bot.slack.announcer import Announcer
+from bot.slack.languages import Languages
 from bot.slack.texts import code, say
 from bot.slack.views import member_label, permalink
 from handlers import form
-from storage.errors import StorageError
+from handlers.options import Options
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, services: Services) -> None:
+@dataclass(frozen=True)
+class SlashCommand:
+    """What `/share-image` works with: the share service, the records it answers from,
+    administration, and the Slack side; `counted(word, outcome)` counts each command by
+    its first word (the wiring's metrics), `after_ack` runs a slow follow-up after the ack."""
+
+    share: ShareService
+    records: Records
+    admin: Administration
+    languages: Languages
+    announcer: Announcer
+    options: Options
+    wake: Callable[[], None]
+    after_ack: Callable[[Callable[[], Awaitable[None]]], None]
+    counted: Callable[[str, str], None]
+
+
+def register(
+    app: AsyncApp,
+    share: ShareService,
+    records: Records,
+    admin: Administration,
+    *,
+    languages: Languages,
+    announcer: Announcer,
+    options: Options,
+    wake: Callable[[], None],
+    after_ack: Callable[[Callable[[], Awaitable[None]]], None],
+    counted: Callable[[str, str], None],
+) -> None:
     """Attach the slash command listener."""
+    slash = SlashCommand(
+        share, records, admin, languages, announcer, options, wake, after_ack, counted
+    )
 
     @app.command("/share-image")
     async def share_image(
         ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
-        await handle(services, ack, command, respond, client)
+        await handle(slash, ack, command, respond, client)
 
 
 async def handle(
-    services: Services,
+    slash: SlashCommand,
     ack: AsyncAck,
     command: dict[str, Any],
     respond: AsyncRespond,
     client: AsyncWebClient | None = None,
 ) -> None:
-    """Answer one `/share-image` command, and count it once by kind and outcome."""
+    """Answer one `/share-image` command, and count it once by its first word and outcome."""
     text = command.get("text") or ""
     words = text.split(maxsplit=1)
-    kind = words[0].lower() if words and words[0].lower() in metrics.COMMAND_KINDS else "share"
     outcome = "error"
     try:
-        outcome = await _answer(services, ack, command, respond, text, client)
+        outcome = await _answer(slash, ack, command, respond, text, client)
     finally:
-        metrics.COMMANDS.labels(kind=kind, outcome=outcome).inc()
+        slash.counted(words[0].lower() if words else "", outcome)
 
 
 async def _answer(
-    services: Services,
+    slash: SlashCommand,
     ack: AsyncAck,
     command: dict[str, Any],
     respond: AsyncRespond,
@@ -67,10 +109,10 @@ async def _answer(
     user = command["user_id"]
     # No network before the ack: a user the bot does not know yet gets the default
     # language here, and the worker looks theirs up for everything that follows.
-    known = services.languages.known(user)
-    language = known or services.settings.BOT_DEFAULT_LANGUAGE
+    known = slash.languages.known(user)
+    language = known or slash.options.default_language
     try:
-        parsed = commands.parse(text, zone=services.settings.timezone)
+        parsed = commands.parse(text, zone=slash.options.zone)
     except CommandError as error:
         log.info("bad command", extra={"user": user, "problem": error.problem})
         await ack(response_type="ephemeral", text=messages.command_problem(language, error))
@@ -78,10 +120,12 @@ async def _answer(
     if isinstance(parsed, commands.Form) and client is not None:
         # The ack first (Slack's 3 seconds), then the form within the trigger's 3 seconds.
         await ack(response_type="ephemeral", text=say(language, "form_opening"))
-        await form.open_from_command(services, client, command, respond)
+        await form.open_from_command(
+            slash.records, slash.languages, slash.options, client, command, respond
+        )
         return "form"
     try:
-        return await _dispatch(services, ack, respond, command, parsed, language, known)
+        return await _dispatch(slash, ack, respond, command, parsed, language, known)
     except CommandError as error:  # a rule of the settings, or a user Slack does not know
         log.info("command refused", extra={"user": user, "problem": error.problem})
         await ack(response_type="ephemeral", text=messages.problem(language, error))
@@ -94,14 +138,14 @@ async def _answer(
         log.info("refused an admin command", extra={"user": user, "what": error.what})
         await ack(
             response_type="ephemeral",
-            text=say(language, "admin_only", admins=services.announcer.admins(language)),
+            text=say(language, "admin_only", admins=slash.announcer.admins(language)),
         )
         return "refused"
     except NotAllowed as error:
         log.info("refused", extra={"user": user, "what": error.what})
         await ack(
             response_type="ephemeral",
-            text=say(language, "not_allowed", admins=services.announcer.admins(language)),
+            text=say(language, "not_allowed", admins=slash.announcer.admins(language)),
         )
         return "refused"
     except StorageError as error:
@@ -111,7 +155,7 @@ async def _answer(
 
 
 async def _dispatch(
-    services: Services,
+    slash: SlashCommand,
     ack: AsyncAck,
     respond: AsyncRespond,
     command: dict[str, Any],
@@ -124,34 +168,34 @@ async def _dispatch(
     if isinstance(parsed, commands.Help | commands.Form):
         await ack(response_type="ephemeral", text=messages.usage(language))
     elif isinstance(parsed, commands.Share):
-        text, outcome = _ask(services, command, parsed, language, known)
+        text, outcome = _ask(slash, command, parsed, language, known)
         await ack(response_type="ephemeral", text=text)
         return outcome
     elif isinstance(parsed, commands.Status):
-        mine = services.requests.for_user(user)
-        images = services.images.known_many(r.image_id for r in mine)
+        mine = slash.records.requests_of(user)
+        images = slash.records.images(r.image_id for r in mine)
         text, blocks = views.status_listing(
-            language, mine, services.database.now(), images, services.settings.timezone
+            language, mine, slash.records.now(), images, slash.options.zone
         )
         await ack(response_type="ephemeral", text=text, blocks=blocks)
     elif isinstance(parsed, commands.ListMembers):
-        await _list(services, ack, respond, user, parsed.image_id, language)
+        await _list(slash, ack, respond, user, parsed.image_id, language)
     else:
-        result = await services.admin.dispatch(parsed, by=user, now=services.database.now())
-        answer, listed = views.admin_answer(language, result, services.settings.timezone)
+        result = await slash.admin.dispatch(parsed, by=user, now=slash.records.now())
+        answer, listed = views.admin_answer(language, result, slash.options.zone)
         await ack(response_type="ephemeral", text=answer, blocks=listed)
     return "answered"
 
 
 def _ask(
-    services: Services,
+    slash: SlashCommand,
     command: dict[str, Any],
     parsed: commands.Share,
     language: str,
     known: str | None,
 ) -> tuple[str, str]:
     """The ack's text, and the outcome: queued, approval or duplicate."""
-    asked = services.share.ask(
+    asked = slash.share.ask(
         command["user_id"],
         parsed,
         language=known or "",
@@ -166,9 +210,9 @@ def _ask(
         extra=request.log_fields(),
     )
     # Named as the thread names it: the stored list, never a cloud call on the ack path.
-    image = views.image_label(request.image_id, services.images.known(request.image_id))
+    image = views.image_label(request.image_id, slash.records.image(request.image_id))
     if not asked.created:
-        told = services.messages.get(request.id)
+        told = slash.records.told(request.id)
         link = permalink(told.parent_channel, told.parent_ts) or permalink(
             told.card_channel, told.card_ts
         )
@@ -183,13 +227,13 @@ def _ask(
         )
         differs = views.joined_duration(request, asked.duration, language)
         return text + (" " + differs if differs else ""), "duplicate"
-    services.wake()
+    slash.wake()
     lasts = ""
     if request.duration:
         key = "ack_capped" if asked.capped else "ack_duration"
         lasts = " " + say(language, key, duration=code(request.duration))
     running = (
-        services.requests.running_share(request.image_id, request.member_id, before=request.id)
+        slash.records.running_share(request.image_id, request.member_id, before=request.id)
         if not request.unshare and request.extends is None
         else None
     )
@@ -201,7 +245,7 @@ def _ask(
             member=member_label(request.member_id, name),
             id=running.id,
         )
-    elif not request.unshare and _listed_outside(services, request.image_id, request.member_id):
+    elif not request.unshare and slash.records.listed_outside(request.image_id, request.member_id):
         lasts += " " + say(
             language, "ack_was_present", member=member_label(request.member_id, name)
         )
@@ -231,14 +275,8 @@ def _ask(
     return text, "queued"
 
 
-def _listed_outside(services: Services, image_id: str, member_id: str) -> bool:
-    """Whether the cloud's last member list showed the member, not through the bot."""
-    listed = services.seen.get(image_id, member_id)
-    return listed is not None and listed.outside and listed.gone_at is None
-
-
 async def _list(
-    services: Services,
+    slash: SlashCommand,
     ack: AsyncAck,
     respond: AsyncRespond,
     user: str,
@@ -247,16 +285,16 @@ async def _list(
 ) -> None:
     # Ack first: the cloud API may take seconds. The answer follows via response_url.
     await ack()
-    services.after_ack(lambda: _list_reply(services, respond, user, image_id, language))
+    slash.after_ack(lambda: _list_reply(slash, respond, user, image_id, language))
 
 
 async def _list_reply(
-    services: Services, respond: AsyncRespond, user: str, image_id: str, language: str
+    slash: SlashCommand, respond: AsyncRespond, user: str, image_id: str, language: str
 ) -> None:
     try:
-        found = await services.share.list_members(user, image_id, language=language)
+        found = await slash.share.list_members(user, image_id, language=language)
     except NotAllowed:
-        await respond(text=say(language, "not_allowed", admins=services.announcer.admins(language)))
+        await respond(text=say(language, "not_allowed", admins=slash.announcer.admins(language)))
         return
     except CloudError as error:
         log.warning("list failed", extra={"user": user, "image": image_id, "error": str(error)})
@@ -266,7 +304,7 @@ async def _list_reply(
                 error.kind,
                 image=code(image_id),
                 member="-",
-                admins=services.announcer.admins(language),
+                admins=slash.announcer.admins(language),
                 request_id=error.request_id,
                 detail=error.detail,
             )
@@ -275,16 +313,16 @@ async def _list_reply(
     # One answer within Slack's limits (a response_url takes only five): the newest
     # changes first, and when there are too many to read, how many by status.
     # Keyed in lower case: ids alike but for case are one member, however the cloud spells it.
-    names = {m.member_id.lower(): m.name for m in services.members.all()} if found else {}
+    names = {m.member_id.lower(): m.name for m in slash.records.members()} if found else {}
     removals: dict[str, datetime] = {}
-    for timed in services.requests.timed(image_id) if found else []:
+    for timed in slash.records.timed(image_id) if found else []:
         ends = timed.ends_at
         if ends is not None:
             removals.setdefault(timed.member_id.lower(), ends)
     # Each member marked: added through the bot (the newest share of it wins) or not.
-    shares = {r.member_id.lower(): r for r in services.requests.through_bot(image_id)}
-    known = services.images.known(image_id)
+    shares = {r.member_id.lower(): r for r in slash.records.through_bot(image_id)}
+    known = slash.records.image(image_id)
     text, blocks = views.member_listing(
-        language, image_id, found, names, removals, known, services.settings.timezone, shares=shares
+        language, image_id, found, names, removals, known, slash.options.zone, shares=shares
     )
     await respond(text=text, blocks=blocks)

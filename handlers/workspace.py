@@ -14,7 +14,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
-from bot.services import Services
 from bot.slack.texts import say
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,9 @@ def team_of(body: dict[str, Any]) -> str:
     return str(body.get("team_id") or "")
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    """Attach the workspace check in front of every listener."""
+def register(app: AsyncApp, *, ours: Callable[[], str], default_language: str) -> None:
+    """Attach the workspace check in front of every listener: `ours` is the bot's own
+    workspace ("" until `auth.test` named it at start: nothing is refused until then)."""
 
     @app.middleware
     async def only_our_workspace(
@@ -42,17 +42,21 @@ def register(app: AsyncApp, services: Services) -> None:
         resp: BoltResponse,
         next: Callable[[], Awaitable[None]],
     ) -> BoltResponse:
-        ours = services.team_id
+        ours_now = ours()
         theirs = team_of(body)
-        if not ours or theirs == ours:
+        if not ours_now or theirs == ours_now:
             await next()
             return resp
         log.warning(
             "refused a request from another workspace",
-            extra={"team": theirs, "ours": ours, "kind": body.get("type") or body.get("command")},
+            extra={
+                "team": theirs,
+                "ours": ours_now,
+                "kind": body.get("type") or body.get("command"),
+            },
         )
         # A middleware that does not call next() answers Slack with what it returns.
-        text = say(services.settings.BOT_DEFAULT_LANGUAGE, "other_workspace")
+        text = say(default_language, "other_workspace")
         if body.get("command"):
             return await ack(response_type="ephemeral", text=text)
         if body.get("type") == "view_submission":

@@ -1,10 +1,14 @@
-"""SQLite storage through sqlite-utils: one small class per concern."""
+"""SQLite storage through sqlite-utils: one small class per concern.
+
+The values its classes return are the domain's (`bot.sharing.values`); the names here
+re-export them for tests, and nothing above storage imports them from here.
+"""
 
 from storage.audit import AuditLog
 from storage.database import Database
 from storage.drift import CloudMember, CloudMembers, ReconcileRun, ReconcileRuns
 from storage.grants import Grant, Grants, Role
-from storage.images import ImageRow, Images
+from storage.images import ImageRow, Images, StoredImage
 from storage.members import KnownMember, KnownMembers
 from storage.oncall import OnCall, OnCallShift
 from storage.people import People
@@ -41,4 +45,5 @@ __all__ = [
     "SlackEmails",
     "SlackMessages",
     "SourceState",
+    "StoredImage",
 ]

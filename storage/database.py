@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import sqlite_utils
 
+from bot.sharing.values import stamp as stamp
+from bot.sharing.values import unstamp as unstamp
 from storage.errors import StorageError
 from storage.schema import migrations
 
@@ -37,22 +39,6 @@ log = logging.getLogger(__name__)
 def utcnow() -> datetime:
     """Now, in UTC."""
     return datetime.now(UTC)
-
-
-def stamp(moment: datetime) -> str:
-    """A sortable UTC text timestamp, the form every table stores."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def unstamp(text: str) -> datetime:
-    """The datetime of a stored timestamp."""
-    if len(text) == 27 and text[10] == "T" and text[19] == "." and text[26] == "Z":
-        # The form `stamp` writes, read without strptime (a worker step reads dozens).
-        try:
-            return datetime.fromisoformat(text[:26]).replace(tzinfo=UTC)
-        except ValueError:
-            pass  # judged below, with strptime's own error
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def first_row(

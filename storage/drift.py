@@ -9,28 +9,15 @@ is `outside`; `reported_at` says that it was reported, so a restart never says i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
+from bot.sharing.values import CloudMember, ReconcileRun
 from storage.database import Database, first_row, stamp
 
-
-@dataclass(frozen=True)
-class CloudMember:
-    """One member of one image as the cloud last listed it."""
-
-    image_id: str
-    member_key: str
-    member_id: str
-    status: str | None
-    outside: bool
-    first_seen_at: str | None
-    seen_at: str | None
-    gone_at: str | None
-    reported_at: str | None
+__all__ = ["CloudMember", "CloudMembers", "ReconcileRun", "ReconcileRuns"]
 
 
 def _member(row: dict[str, Any]) -> CloudMember:
@@ -174,21 +161,6 @@ class CloudMembers:
             )
             == 1
         )
-
-
-@dataclass(frozen=True)
-class ReconcileRun:
-    """One reconcile: when it started and ended (None: under way), and what it found."""
-
-    started_at: str | None = None
-    finished_at: str | None = None
-    cursor: str | None = None  # the last image listed by a run under way
-    images: int = 0  # images it set out to list
-    listed: int = 0  # lists the cloud answered
-    outside: int = 0  # members found with access not through the bot (reported)
-    gone: int = 0  # shares of the bot found removed outside it
-    statuses: int = 0  # statuses updated (accepted, rejected)
-    failures: int = 0  # lists that failed
 
 
 COUNTS = ("images", "listed", "outside", "gone", "statuses", "failures")

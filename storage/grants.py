@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-
 import sqlite_utils
 
+from bot.sharing.values import ALL_IMAGES, Grant, Role
 from storage.database import Database, stamp
 
-ALL_IMAGES = ""
-
-
-class Role(StrEnum):
-    """What a role lets its holder do."""
-
-    REQUESTER = "requester"  # may ask; an approver decides
-    SHARER = "sharer"  # shares directly (with known members, see SHARE_UNKNOWN_MEMBERS)
-    APPROVER = "approver"  # approves or denies others' requests
-    ADMIN = "admin"  # all of the above, and manages grants
-
-
-@dataclass(frozen=True)
-class Grant:
-    """One role held by one user, for one image or ("") all."""
-
-    user_id: str
-    role: Role
-    image_id: str
-    granted_by: str
-    granted_at: str
-    team_id: str = ""  # the Slack workspace; "" when not known (granted from the CLI)
-
-    @property
-    def scope(self) -> str:
-        """`all images` or the image id."""
-        return self.image_id or "all images"
+__all__ = ["ALL_IMAGES", "Grant", "Grants", "Role"]
 
 
 class Grants:

@@ -7,36 +7,24 @@ or the new one, never a mix.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
+from bot.sharing.values import StoredImage
 from storage.database import Database, first_row, stamp, unstamp
+
+# The name the stored image had when storage defined it.
+ImageRow = StoredImage
+
+__all__ = ["ImageRow", "Images", "StoredImage"]
 
 PUBLIC = "public"
 
 
-@dataclass(frozen=True)
-class ImageRow:
-    """One stored image. Timestamps are stored stamps (see `storage.database.stamp`)."""
-
-    id: str
-    name: str | None = None
-    os_distro: str | None = None
-    scp_os_version: str | None = None
-    status: str | None = None
-    visibility: str | None = None
-    size: int | None = None  # bytes
-    min_disk: int | None = None  # GB
-    owner: str | None = None
-    owner_account_name: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-
-
-COLUMNS = tuple(field.name for field in fields(ImageRow))
+COLUMNS = tuple(field.name for field in fields(StoredImage))
 INT_COLUMNS = {"size", "min_disk"}
 TIME_COLUMNS = {"created_at", "updated_at"}
 
@@ -50,9 +38,9 @@ def _as_datetime(text: str) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def _record(image: ImageRow | Mapping[str, Any]) -> dict[str, Any]:
+def _record(image: StoredImage | Mapping[str, Any]) -> dict[str, Any]:
     """A row for the table: known columns only, datetimes stamped, ints as ints."""
-    source = asdict(image) if isinstance(image, ImageRow) else dict(image)
+    source = asdict(image) if isinstance(image, StoredImage) else dict(image)
     record: dict[str, Any] = {}
     for column in COLUMNS:
         value = source.get(column)
@@ -70,8 +58,8 @@ def _record(image: ImageRow | Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _row(row: Mapping[str, Any]) -> ImageRow:
-    return ImageRow(**{column: row[column] for column in COLUMNS})
+def _row(row: Mapping[str, Any]) -> StoredImage:
+    return StoredImage(**{column: row[column] for column in COLUMNS})
 
 
 def _casefold(text: str | None) -> str | None:
@@ -89,7 +77,7 @@ class Images:
         self._database = database
 
     def replace(
-        self, images: Iterable[ImageRow | Mapping[str, Any]], refreshed_at: datetime
+        self, images: Iterable[StoredImage | Mapping[str, Any]], refreshed_at: datetime
     ) -> int:
         """Put `images` in place of the whole stored list, in one transaction; how many."""
         records = {}
@@ -106,7 +94,7 @@ class Images:
 
         return self._database.write(work)
 
-    def get(self, image_id: str) -> ImageRow | None:
+    def get(self, image_id: str) -> StoredImage | None:
         """The stored image with this id (ids alike but for case count as one), or None."""
         row = self._database.read(
             lambda db: first_row(
@@ -117,7 +105,7 @@ class Images:
         )
         return None if row is None else _row(row)
 
-    def search(self, text: str, limit: int = 100) -> list[ImageRow]:
+    def search(self, text: str, limit: int = 100) -> list[StoredImage]:
         """Images worth sharing that match `text`, newest first, at most `limit`.
 
         A match has `text` anywhere in its name, ignoring case, or its id starts with

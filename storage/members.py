@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlite_utils
 
+from bot.sharing.values import KnownMember
 from storage.database import Database, stamp
 
-
-@dataclass(frozen=True)
-class KnownMember:
-    """A registered member account."""
-
-    member_id: str
-    name: str
+__all__ = ["KnownMember", "KnownMembers"]
 
 
 class KnownMembers:

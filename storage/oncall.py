@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
 import sqlite_utils
 
+from bot.sharing.values import OnCallShift
 from storage.database import Database, stamp
 
-
-@dataclass(frozen=True)
-class OnCallShift:
-    """One person's on-call window."""
-
-    id: int
-    user_id: str
-    starts_at: str
-    ends_at: str
+__all__ = ["OnCall", "OnCallShift"]
 
 
 class OnCall:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+from bot.sharing.values import LANGUAGE_FRESH_FOR
 from storage.database import Database, stamp, unstamp
 
-FRESH_FOR = timedelta(days=1)
+FRESH_FOR = LANGUAGE_FRESH_FOR
 
 
 class People:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlite_utils
 
+from bot.sharing.values import RotaEntry, SourceState
 from storage.database import Database, stamp, unstamp
+
+__all__ = ["OnCallSchedules", "Rota", "RotaEntry", "SlackEmails", "SourceState"]
 
 # An email Slack matched is remembered this long; one it did not, less (a fixed profile
 # shows up within the hour).
@@ -20,36 +22,6 @@ UNKNOWN_EMAIL_FRESH_FOR = timedelta(hours=1)
 
 def _when(text: str) -> datetime | None:
     return unstamp(text) if text else None
-
-
-@dataclass(frozen=True)
-class RotaEntry:
-    """One person on call in a source's rota, from `starts` to `ends` (None: always)."""
-
-    source: str
-    email: str
-    user_id: str  # "" when Slack knows nobody by that email
-    starts: datetime | None
-    ends: datetime | None
-    schedule_id: str = ""
-    name: str = ""
-
-    def covers(self, moment: datetime) -> bool:
-        """Whether this entry is on call at `moment`."""
-        return (self.starts is None or self.starts <= moment) and (
-            self.ends is None or moment < self.ends
-        )
-
-
-@dataclass(frozen=True)
-class SourceState:
-    """When a source was last read, last tried, and what was wrong."""
-
-    source: str
-    read_at: datetime | None
-    tried_at: datetime | None
-    error: str = ""
-    problems: list[str] = field(default_factory=list)
 
 
 class Rota:

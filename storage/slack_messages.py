@@ -7,46 +7,15 @@ of its state's messages went out already, so a retry sends only what is missing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 import sqlite_utils
 
+from bot.sharing.values import SlackData
 from storage.database import Database
 
-
-@dataclass(frozen=True)
-class SlackData:
-    """One request's Slack side; every field empty until something was posted."""
-
-    request_id: int
-    parent_channel: str | None = None
-    parent_ts: str | None = None
-    card_channel: str | None = None
-    card_ts: str | None = None
-    # The bot could not post in the request's channel: it answers through response_url.
-    via_response_url: bool = False
-    # The last state whose announcement was complete.
-    announced_state: str | None = None
-    # The state being announced now, and how many of its messages went out.
-    announcing_state: str | None = None
-    announce_step: int = 0
-    # Passing failures of the announcement under way (rate limits, Slack down).
-    delivery_failures: int = 0
-    # The reminder before a share ends (with its Extend and Remove now buttons).
-    reminder_ts: str | None = None
-    # A worker died while announcing (or could not record what it posted): the next
-    # message may have gone out already, so it is looked for in Slack before posting.
-    check_before_posting: bool = False
-    # The asker's thread message saying who was asked (with the Remind button), how many
-    # approvals the card shows, and who was mentioned when (JSON: [[time, [user ids]], …]).
-    waiting_ts: str | None = None
-    card_approvals: int = 0
-    reached: str | None = None
-
-    def steps_done(self, state: str) -> int:
-        """How many messages of `state`'s announcement went out already."""
-        return self.announce_step if self.announcing_state == state else 0
+__all__ = ["SlackData", "SlackMessages"]
 
 
 COLUMNS = [f.name for f in fields(SlackData)]

@@ -11,18 +11,8 @@ from bot.sharing.commands import Admin, shift_window
 from bot.sharing.errors import CommandError, LastAdmin, NotAdmin
 from bot.sharing.oncall import RotaNow, WhoIsOnCall, now_and_next
 from bot.sharing.policy import keeps_last_admin, may_administer
-from storage import (
-    AuditLog,
-    Grant,
-    Grants,
-    ImagePolicies,
-    KnownMember,
-    KnownMembers,
-    OnCall,
-    OnCallSchedules,
-    OnCallShift,
-    Role,
-)
+from bot.sharing.values import Grant, KnownMember, OnCallShift, Role
+from storage import AuditLog, Grants, ImagePolicies, KnownMembers, OnCall, OnCallSchedules
 
 
 class Account(StrEnum):

@@ -34,7 +34,7 @@ from enum import StrEnum
 from bot.sharing.durations import Duration, parse_duration
 from bot.sharing.errors import CommandError
 from bot.sharing.shown import character_name, odd, shown
-from storage.grants import Role
+from bot.sharing.values import Role
 
 IMAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 MEMBER_ID = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)

@@ -16,11 +16,16 @@
 The cloud client (`bot.scp.errors`), the rota readers (`bot.rota.errors`) and storage
 (`storage.errors`) have trees of their own; `bot.slack.texts` turns all of them into what
 users read, and nothing else decides wording. None of them ever holds a secret.
+
+The layers above the domain see the cloud's and storage's errors through this module:
+`CloudError` and `StorageError` are re-exported here (the same classes, not wrappers), so
+handlers and `bot.slack` catch them without importing `bot.scp` or `storage`.
 """
 
 from __future__ import annotations
 
-from bot.scp.errors import CloudError
+from bot.scp.errors import CloudError as CloudError
+from storage.errors import StorageError as StorageError
 
 
 class SharingError(Exception):

@@ -19,13 +19,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from bot.scp import Image, ImageStatus, ScpClient, Visibility, errors
-from storage import ImageRow, Images
-from storage.database import stamp
+from bot.sharing.values import StoredImage, stamp
+from storage import Images
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class ImageCheck:
     """A check's verdict, with the image as read (when it was) and the read's failure."""
 
     verdict: Verdict
-    image: ImageRow | None = None
+    image: StoredImage | None = None
     error: errors.CloudError | None = None
 
     @property
@@ -74,29 +75,24 @@ class _Flight:
     """One read under way; others asking for the same image wait for its answer."""
 
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    row: ImageRow | None = None
+    row: StoredImage | None = None
     error: errors.CloudError | None = None
 
 
-def image_row(image: Image) -> ImageRow:
-    """The cloud API's image as the bot stores and shows it."""
-    return ImageRow(
-        id=image.id,
-        name=image.name,
-        os_distro=image.os_distro,
-        scp_os_version=image.scp_os_version,
-        status=image.status,
-        visibility=image.visibility,
-        size=image.size,
-        min_disk=image.min_disk,
-        owner=image.owner,
-        owner_account_name=image.owner_account_name,
-        created_at=stamp(image.created_at) if image.created_at else None,
-        updated_at=stamp(image.updated_at) if image.updated_at else None,
-    )
+# The stored image's times, which the cloud's image holds as datetimes.
+STORED_TIMES = ("created_at", "updated_at")
 
 
-def verdict_of(image: ImageRow) -> Verdict:
+def image_row(image: Image) -> StoredImage:
+    """The cloud API's image as the bot stores and shows it: the same fields (the cloud
+    client may not import the domain, so the two types stay apart), times stamped."""
+    values: dict[str, Any] = {f.name: getattr(image, f.name) for f in fields(StoredImage)}
+    for name in STORED_TIMES:
+        values[name] = stamp(values[name]) if values[name] else None
+    return StoredImage(**values)
+
+
+def verdict_of(image: StoredImage) -> Verdict:
     """Whether an image as read can be shared now."""
     if (image.visibility or "").lower() == Visibility.PUBLIC:
         return Verdict.PUBLIC
@@ -128,7 +124,7 @@ class ImageCatalog:
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
         self._clock = clock
-        self._cache: OrderedDict[str, tuple[float, ImageRow]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, StoredImage]] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
 
@@ -139,7 +135,7 @@ class ImageCatalog:
         language: str | None = None,
         fresh: bool = False,
         trust_list: bool = False,
-    ) -> ImageRow:
+    ) -> StoredImage:
         """The image from the cloud API, or a read of the last `cache_seconds` (`fresh`:
         never a cached one, as after a refusal that a change since may explain);
         `trust_list`: the fresh stored list's row when it shows the image shareable.
@@ -182,7 +178,7 @@ class ImageCatalog:
 
     async def set_visibility(
         self, image_id: str, visibility: Visibility, *, language: str | None = None
-    ) -> ImageRow:
+    ) -> StoredImage:
         """Set the image `private` or `shared` in the cloud; the image as it is then, kept
         as the latest read and in the stored list (until the next refresh)."""
         row = image_row(await self.cloud.set_visibility(image_id, visibility, language=language))
@@ -191,23 +187,23 @@ class ImageCatalog:
         log.info("image visibility set", extra={"image": image_id, "visibility": visibility.value})
         return row
 
-    def known(self, image_id: str) -> ImageRow | None:
+    def known(self, image_id: str) -> StoredImage | None:
         """What the bot knows of the image without asking the cloud; None when nothing."""
         cached = self._cached(image_id)
         if cached is not None:
             return cached
         return self.stored.get(image_id)
 
-    def known_many(self, image_ids: Iterable[str]) -> dict[str, ImageRow]:
+    def known_many(self, image_ids: Iterable[str]) -> dict[str, StoredImage]:
         """`known` for each of `image_ids` (each looked up once), leaving out the unknown."""
-        found: dict[str, ImageRow] = {}
+        found: dict[str, StoredImage] = {}
         for image_id in dict.fromkeys(image_ids):
             image = self.known(image_id)
             if image is not None:
                 found[image_id] = image
         return found
 
-    def listed(self, image_id: str) -> ImageRow | None:
+    def listed(self, image_id: str) -> StoredImage | None:
         """The stored list's row of the image while the list is fresh (refreshed within
         `list_fresh`); None when the list is older, or does not know the image."""
         if self.list_fresh is None:
@@ -251,11 +247,11 @@ class ImageCatalog:
         with self._lock:
             self._cache.clear()
 
-    def _cached(self, image_id: str) -> ImageRow | None:
+    def _cached(self, image_id: str) -> StoredImage | None:
         with self._lock:
             return self._fresh(image_id)
 
-    def _fresh(self, image_id: str) -> ImageRow | None:
+    def _fresh(self, image_id: str) -> StoredImage | None:
         """A read of the last `cache_seconds`; the caller holds the lock."""
         entry = self._cache.get(image_id)
         if entry is None:
@@ -267,7 +263,7 @@ class ImageCatalog:
         self._cache.move_to_end(image_id)
         return row
 
-    def _remember(self, image_id: str, row: ImageRow) -> None:
+    def _remember(self, image_id: str, row: StoredImage) -> None:
         with self._lock:
             self._cache[image_id] = (self._clock(), row)
             self._cache.move_to_end(image_id)

@@ -28,7 +28,8 @@ from typing import Protocol
 from bot.rota.errors import RotaError, RotaRateLimited
 from bot.rota.models import RotaRead
 from bot.sharing.errors import DirectoryUnavailable
-from storage import Grants, OnCall, OnCallSchedules, Role, Rota, RotaEntry, SourceState
+from bot.sharing.values import Role, RotaEntry, SourceState
+from storage import Grants, OnCall, OnCallSchedules, Rota
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from enum import StrEnum
 
 from bot.sharing.oncall import Asked, MayApprove, WhoIsOnCall, approvers_of
 from bot.sharing.request import RequestState, ShareRequest
-from storage import Grants, Role
-from storage.grants import ALL_IMAGES
+from bot.sharing.values import ALL_IMAGES, Role
+from storage import Grants
 
 
 class Action(StrEnum):

@@ -33,8 +33,8 @@ from bot.sharing.errors import DeliveryError
 from bot.sharing.pauses import pause
 from bot.sharing.request import Action, Requests, RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
-from storage import CloudMembers, ReconcileRun, ReconcileRuns
-from storage.database import stamp, unstamp
+from bot.sharing.values import ReconcileRun, stamp, unstamp
+from storage import CloudMembers, ReconcileRuns
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sharing.admin import Account
 from bot.sharing.errors import DirectoryUnavailable
-from storage import SlackEmails
+from bot.sharing.records import EmailRecords
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class SlackDirectory:
     """Who an email is in Slack (`users.lookupByEmail`), each answer remembered for a day
     (an email Slack does not know, for an hour): the rota's people, matched to mentions."""
 
-    def __init__(self, client: AsyncWebClient, emails: SlackEmails | None) -> None:
+    def __init__(self, client: AsyncWebClient, emails: EmailRecords | None) -> None:
         self.client = client
         # None: ask Slack every time, remember nothing (`check`, which writes nothing).
         self.emails = emails

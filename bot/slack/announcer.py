@@ -28,28 +28,20 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import metrics
 from bot.sharing.approvals import MOST_MENTIONED, Audience, Stage
 from bot.sharing.durations import time_left
-from bot.sharing.errors import ApproversUnreachable, DeliveryError
+from bot.sharing.errors import ApproversUnreachable, DeliveryError, StorageError
 from bot.sharing.images import ImageCatalog
-from bot.sharing.oncall import (
-    MAX_ASKED,
-    ROTA_SOURCES,
-    MayApprove,
-    Source,
-    TypedShifts,
-    WhoIsOnCall,
-)
+from bot.sharing.oncall import MAX_ASKED, ROTA_SOURCES, Source, WhoIsOnCall
 from bot.sharing.policy import Policy, cannot_decide
-from bot.sharing.request import Requests, RequestState, ShareRequest
+from bot.sharing.records import MemberNames, RequestRecords, SlackRecords
+from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.service import RUNNING
 from bot.sharing.states import OPEN
+from bot.sharing.values import SlackData, StoredImage
 from bot.slack import views
 from bot.slack.texts import code, escape, mentions, outcome_error, say
 from bot.slack.views import UTC_ZONE, slack_time
-from storage import Grants, ImageRow, KnownMembers, OnCall, SlackData, SlackMessages
-from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +87,11 @@ class Announcer:
         self,
         client: AsyncWebClient,
         *,
-        requests: Requests,
-        messages: SlackMessages,
-        grants: Grants,
-        members: KnownMembers,
-        oncall: OnCall,
-        who: WhoIsOnCall | None = None,
+        requests: RequestRecords,
+        messages: SlackRecords,
+        members: MemberNames,
+        who: WhoIsOnCall,
+        policy: Policy,
         images: ImageCatalog | None = None,
         approval_channel: str = "",
         notify_channel: str = "",
@@ -109,21 +100,23 @@ class Announcer:
         follow_days: float = 7,
         webhook: Callable[[str], AsyncWebhookClient] | None = None,
         zone: ZoneInfo = UTC_ZONE,
-        policy: Policy | None = None,
+        failed: Callable[[], None] = lambda: None,
+        dropped: Callable[[], None] = lambda: None,
+        reminded: Callable[[str], None] = lambda audience: None,
     ) -> None:
         self.client = client
         self.requests = requests
         self.messages = messages
-        self.grants = grants
         self.members = members
-        self.oncall = oncall
-        # Who a card mentions: without rotas, typed shifts, else everyone who may approve.
-        self.who = who or WhoIsOnCall(
-            [TypedShifts(oncall), MayApprove(grants)],
-            clock=requests.now,
-        )
+        # Who a card mentions (typed shifts, the rotas, else everyone who may approve).
+        self.who = who
         # Who is asked, who is named, who can help: the policy's answers, rendered here.
-        self.policy = policy or Policy(grants, who=self.who)
+        self.policy = policy
+        # Counting is the wiring's: a message Slack refused (`failed`), one given up on
+        # (`dropped`), approvers reminded (`reminded`, by the audience reminded).
+        self._failed = failed
+        self._dropped = dropped
+        self._reminded = reminded
         self.images = images
         self.approval_channel = approval_channel
         self.notify_channel = notify_channel
@@ -178,8 +171,8 @@ class Announcer:
                 except DeliveryError as error:
                     if error.transient:
                         raise
-                    metrics.DELIVERY_FAILURES.inc()
-                    metrics.MESSAGES_DROPPED.inc()
+                    self._failed()
+                    self._dropped()
                     log.error(
                         "Slack refused a message for good; going on without it",
                         extra={
@@ -229,11 +222,11 @@ class Announcer:
 
     def delivery_failed(self, request: ShareRequest, error: DeliveryError) -> datetime | None:
         """Slack did not take a message: when to try again, or None after too many tries."""
-        metrics.DELIVERY_FAILURES.inc()
+        self._failed()
         slack = self.messages.get(request.id)
         failures = slack.delivery_failures + 1
         if failures >= MAX_DELIVERY_FAILURES:
-            metrics.MESSAGES_DROPPED.inc()
+            self._dropped()
             log.error(
                 "giving up telling Slack",
                 extra={**request.log_fields(), "error": str(error)},
@@ -416,7 +409,7 @@ class Announcer:
 
     # -- the words ---------------------------------------------------------------------------
 
-    def image(self, image_id: str) -> ImageRow | None:
+    def image(self, image_id: str) -> StoredImage | None:
         """What the bot knows of the image (a recent read, the stored list); never the cloud."""
         return self.images.known(image_id) if self.images is not None else None
 
@@ -963,9 +956,7 @@ class Announcer:
             unfurl_media=False,
             metadata=self.metadata(request, step),
         )
-        metrics.APPROVAL_REMINDERS.labels(
-            audience=stage.audience.value if stage is not None else "asker"
-        ).inc()
+        self._reminded(stage.audience.value if stage is not None else "asker")
         log.info(
             "approvers reminded",
             extra={"request": request.id, "step": step, "mentioned": len(people)},

@@ -12,14 +12,13 @@ running event loop at the first call and closed by `aclose()`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
-
-from bot import metrics
 
 # Connections to Slack kept open at once, at most (calls beyond wait for one).
 CONNECTIONS = 32
@@ -52,13 +51,25 @@ class SlackConnections:
             await session.close()
 
 
-class CountedWebClient(AsyncWebClient):
-    """An `AsyncWebClient` whose every call is counted in `share_image_slack_calls_total`,
-    over the shared `connections` when given (else a session per call, slack-sdk's way)."""
+def not_counted(method: str, outcome: str) -> None:
+    """Counts nothing: a client the wiring gave no counter."""
 
-    def __init__(self, *args: Any, connections: SlackConnections | None = None, **kwargs: Any):
+
+class CountedWebClient(AsyncWebClient):
+    """An `AsyncWebClient` whose every call is counted by `count(method, outcome)` (the
+    wiring passes the metrics' `share_image_slack_calls_total`), over the shared
+    `connections` when given (else a session per call, slack-sdk's way)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        connections: SlackConnections | None = None,
+        count: Callable[[str, str], None] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.connections = connections
+        self.count = count or not_counted
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         """Call `api_method` as `AsyncWebClient` does, and count the outcome."""
@@ -66,20 +77,21 @@ class CountedWebClient(AsyncWebClient):
         connections = getattr(self, "connections", None)
         if connections is not None:
             self.session = connections.session()
+        count: Callable[[str, str], None] = getattr(self, "count", None) or not_counted
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as error:
             code = error.response.get("error") if isinstance(error.response.data, dict) else None
             shown = code if isinstance(code, str) else f"http_{error.response.status_code}"
-            metrics.slack_call(api_method, shown)
+            count(api_method, shown)
             raise
         except TimeoutError:
-            metrics.slack_call(api_method, "timeout")
+            count(api_method, "timeout")
             raise
         except Exception:
-            metrics.slack_call(api_method, "unreachable")
+            count(api_method, "unreachable")
             raise
-        metrics.slack_call(api_method, "ok")
+        count(api_method, "ok")
         assert isinstance(response, AsyncSlackResponse)
         return response
 

@@ -43,9 +43,9 @@ from slack_sdk.models.views import View
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
 from bot.sharing.fields import ShareFields
+from bot.sharing.values import KnownMember, StoredImage
 from bot.slack.texts import say
 from bot.slack.views import UTC_ZONE, slack_time
-from storage import ImageRow, KnownMember
 
 # Slack's limits on what a menu shows (https://docs.slack.dev/reference/block-kit).
 OPTIONS_MAX = 100
@@ -102,7 +102,7 @@ def _answer(options: Sequence[Option]) -> list[dict[str, Any]]:
 # -- what the menus offer ----------------------------------------------------------------
 
 
-def image_label(image: ImageRow) -> str:
+def image_label(image: StoredImage) -> str:
     """`rocky9-golden · rocky 9.4 · 70a599e0…` in at most an option's 75 characters."""
     short = image.id[:8] + "…"
     system = _clip(" ".join(p for p in (image.os_distro, image.scp_os_version) if p), 30)
@@ -112,7 +112,7 @@ def image_label(image: ImageRow) -> str:
 
 
 def image_options(
-    language: str, found: Sequence[ImageRow], typed: str, *, typed_stored: bool = False
+    language: str, found: Sequence[StoredImage], typed: str, *, typed_stored: bool = False
 ) -> list[dict[str, Any]]:
     """Options for the image menu: the stored images that match, as `storage` found them.
 

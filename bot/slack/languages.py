@@ -10,10 +10,10 @@ from collections import OrderedDict
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.sharing.errors import StorageError
+from bot.sharing.records import LanguageRecords
+from bot.sharing.values import LANGUAGE_FRESH_FOR
 from bot.slack.texts import language_of
-from storage import People
-from storage.errors import StorageError
-from storage.people import FRESH_FOR
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Languages:
 
     def __init__(
         self,
-        people: People,
+        people: LanguageRecords,
         client: AsyncWebClient,
         default: str = "en",
         *,
@@ -104,7 +104,7 @@ class Languages:
 
     def _remember(self, user_id: str, language: str) -> None:
         with self._lock:
-            self._known[user_id] = (language, time.monotonic() + FRESH_FOR.total_seconds())
+            self._known[user_id] = (language, time.monotonic() + LANGUAGE_FRESH_FOR.total_seconds())
             self._known.move_to_end(user_id)
             while len(self._known) > self.remembered:
                 self._known.popitem(last=False)

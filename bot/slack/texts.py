@@ -19,7 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.sharing.errors import CommandError
-from storage.database import unstamp
+from bot.sharing.values import unstamp
 
 CATALOGS = Path(__file__).with_name("catalogs")
 FALLBACK = "en"

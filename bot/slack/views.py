@@ -39,13 +39,21 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.scp.models import ImageMember
 from bot.sharing.admin import Outcome
 from bot.sharing.commands import MAX_REASON
 from bot.sharing.durations import time_left
 from bot.sharing.oncall import RotaNow, Stale
 from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.service import RUNNING
+from bot.sharing.values import (
+    Grant,
+    KnownMember,
+    ListedMember,
+    OnCallShift,
+    RotaEntry,
+    StoredImage,
+    parse_stamp,
+)
 from bot.slack.texts import (
     code,
     escape,
@@ -58,8 +66,6 @@ from bot.slack.texts import (
     stored_when,
     when,
 )
-from storage import Grant, ImageRow, KnownMember, OnCallShift, RotaEntry
-from storage.requests import parse_stamp
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -283,14 +289,14 @@ def short_id(image_id: str) -> str:
     return image_id if len(image_id) <= 9 else image_id[:8] + "…"
 
 
-def os_words(image: ImageRow) -> str:
+def os_words(image: StoredImage) -> str:
     """`Rocky 9.4`, from the image's `os_distro` and `scp_os_version`; empty when neither."""
     distro = " ".join((image.os_distro or "").split())
     version = " ".join((image.scp_os_version or "").split())
     return " ".join(p for p in (OS_NAMES.get(distro.lower(), distro), version) if p)
 
 
-def image_label(image_id: str, image: ImageRow | None) -> str:
+def image_label(image_id: str, image: StoredImage | None) -> str:
     """`rocky9-golden` · Rocky 9.4 · `70a599e0…`; the bare id when the name is not known."""
     if image is None or not (image.name or "").strip():
         return code(image_id)
@@ -307,7 +313,7 @@ def size_gb(size: int) -> str:
     return "0.1" if size > 0 and shown == "0" else shown
 
 
-def image_facts(image: ImageRow | None, language: str) -> str:
+def image_facts(image: StoredImage | None, language: str) -> str:
     """The approval card's line on the image: size, visibility, owner; empty when unknown."""
     if image is None:
         return ""
@@ -373,7 +379,7 @@ def parent(
     request: ShareRequest,
     language: str,
     member_name: str | None,
-    image: ImageRow | None = None,
+    image: StoredImage | None = None,
     zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
     """The channel message a request's thread hangs off; times in `zone`."""
@@ -401,7 +407,7 @@ def parent(
 
 
 def _card_heading(
-    request: ShareRequest, language: str, member_name: str | None, image: ImageRow | None
+    request: ShareRequest, language: str, member_name: str | None, image: StoredImage | None
 ) -> tuple[str, str]:
     """A card's title and its first line: who asks what."""
     title = say(language, "card_title", id=request.id)
@@ -426,7 +432,7 @@ def approval_card(
     approvers: list[str],
     asked: str,
     expires: str,
-    image: ImageRow | None = None,
+    image: StoredImage | None = None,
     stale: Sequence[Stale] = (),
     waited: str = "",
 ) -> tuple[str, list[BlockDict]]:
@@ -538,7 +544,7 @@ def stale_line(language: str, stale: Stale) -> str:
     )
 
 
-def will_make_shared(request: ShareRequest, image: ImageRow | None) -> bool:
+def will_make_shared(request: ShareRequest, image: StoredImage | None) -> bool:
     """Whether carrying out the request will set the image Shared (it reads private now)."""
     return (
         not request.unshare and image is not None and (image.visibility or "").lower() == "private"
@@ -549,7 +555,7 @@ def decided_card(
     request: ShareRequest,
     language: str,
     member_name: str | None,
-    image: ImageRow | None = None,
+    image: StoredImage | None = None,
 ) -> tuple[str, list[BlockDict]]:
     """The card once decided or expired: the same facts, the decision, no buttons."""
     title, intro = _card_heading(request, language, member_name, image)
@@ -631,7 +637,7 @@ def reminder(
     request: ShareRequest,
     language: str,
     member_name: str | None,
-    image: ImageRow | None = None,
+    image: StoredImage | None = None,
     zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
     """The thread's reminder before the share ends, with Extend and Remove now; the image
@@ -700,7 +706,7 @@ def reminder_answered(
     language: str,
     member_name: str | None,
     outcome: str,
-    image: ImageRow | None = None,
+    image: StoredImage | None = None,
     zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
     """The reminder once a button was used: the same words, what was done, no buttons."""
@@ -814,7 +820,7 @@ def request_line(
     request: ShareRequest,
     language: str,
     now: datetime | None = None,
-    image: ImageRow | None = None,
+    image: StoredImage | None = None,
     zone: ZoneInfo = UTC_ZONE,
 ) -> str:
     """One request in a list (status command, Home tab), with the time a timed share has
@@ -869,7 +875,7 @@ def status_listing(
     language: str,
     requests: Sequence[ShareRequest],
     now: datetime | None = None,
-    images: Mapping[str, ImageRow] | None = None,
+    images: Mapping[str, StoredImage] | None = None,
     zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[str, list[BlockDict]]:
     """`/share-image status`: the caller's recent requests; `images` names them by id;
@@ -885,10 +891,10 @@ def status_listing(
 def member_listing(
     language: str,
     image_id: str,
-    members: Sequence[ImageMember],
+    members: Sequence[ListedMember],
     names: Mapping[str, str],
     removals: Mapping[str, datetime] | None = None,
-    known: ImageRow | None = None,
+    known: StoredImage | None = None,
     zone: ZoneInfo = UTC_ZONE,
     shares: Mapping[str, ShareRequest] | None = None,
 ) -> tuple[str, list[BlockDict]]:
@@ -1256,7 +1262,7 @@ def home(
     mine_total: int | None = None,
     waiting_total: int | None = None,
     now: datetime | None = None,
-    images: Mapping[str, ImageRow] | None = None,
+    images: Mapping[str, StoredImage] | None = None,
     zone: ZoneInfo = UTC_ZONE,
 ) -> dict[str, Any]:
     """The Home tab: the user's requests and, for approvers, what waits for them.
