@@ -29,8 +29,12 @@ class People:
     def remember(self, user_id: str, language: str) -> None:
         """Cache a user's language."""
         now = stamp(self._database.now())
+        # One statement (sqlite-utils' upsert first lists the tables and tries a scratch one).
         self._database.write(
-            lambda db: db.table("people").upsert(
-                {"user_id": user_id, "language": language, "fetched_at": now}, pk="user_id"
+            lambda db: db.execute(
+                "INSERT INTO people (user_id, language, fetched_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET language = excluded.language,"
+                " fetched_at = excluded.fetched_at",
+                [user_id, language, now],
             )
         )

@@ -458,9 +458,12 @@ class Worker:
             if request.state == RequestState.FAILED:
                 return await self._announce(request)
         if request.state == RequestState.QUEUED:
-            if self.requests.start_sending(request.id):
-                request = await self.service.send(self._reload(request))
-            request = await self._announce(self._reload(request))
+            sending = self.requests.start_sending(request.id)
+            # `send` hands back the request as its last write left it: not read again.
+            request = (
+                await self.service.send(sending) if sending is not None else self._reload(request)
+            )
+            request = await self._announce(request)
         elif request.state == RequestState.SENDING:
             # Left in `sending` by a worker that died (this one holds the worker lock, so
             # that one is gone): read back at once, then recorded, or sent once more.

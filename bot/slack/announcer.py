@@ -103,7 +103,7 @@ class _Step:
     task: asyncio.Task[Any]
     told: dict[int, SlackData] = field(default_factory=dict)
     names: dict[str, str | None] = field(default_factory=dict)
-    images: dict[str, ImageRow | None] = field(default_factory=dict)
+    images: dict[str, ImageRow | None] = field(default_factory=dict)  # found ones only
 
 
 # The step of the task running now: set by `announce`, so it lives as long as that task (a
@@ -223,7 +223,11 @@ class Announcer:
         missing = (
             request.id not in step.told
             or request.member_id not in step.names
-            or request.image_id not in step.images
+            or (
+                self.images is not None
+                and step.images.get(request.image_id) is None
+                and self.images.recent(request.image_id) is None
+            )
         )
         if missing:
             self.messages.reading(
@@ -549,9 +553,15 @@ class Announcer:
         step = self._step()
         if step is None:
             return self.images.known(image_id)
-        if image_id not in step.images:
-            step.images[image_id] = self.images.known(image_id)
-        return step.images[image_id]
+        # A read of the cloud (this step's, or a change the bot made) wins, as in `known`;
+        # the stored row is looked up once per step, and again while there is none.
+        recent = self.images.recent(image_id)
+        if recent is not None:
+            return recent
+        stored = step.images.get(image_id)
+        if stored is None:
+            stored = step.images[image_id] = self.images.known(image_id)
+        return stored
 
     def image_label(self, image_id: str) -> str:
         """The image named for people, or its bare id when unknown."""

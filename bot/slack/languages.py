@@ -55,11 +55,9 @@ class Languages:
 
     def known(self, user_id: str) -> str | None:
         """The user's language if the bot already knows it, without asking Slack."""
-        with self._lock:
-            remembered = self._known.get(user_id)
-            if remembered is not None and time.monotonic() < remembered[1]:
-                self._known.move_to_end(user_id)
-                return remembered[0]
+        remembered = self._remembered(user_id)
+        if remembered is not None:
+            return remembered
         try:
             cached = self.people.language(user_id)
         except StorageError as error:
@@ -78,7 +76,9 @@ class Languages:
         waiting[0] += 1
         try:
             async with asking:  # one question to Slack per user, however many wait for it
-                language = self.known(user_id)
+                # What an earlier waiter's question brought (kept in memory): the table was
+                # read just above.
+                language = self._remembered(user_id)
                 if not language and not self._unanswered_lately(user_id):
                     language = await self._ask_slack(user_id)
         finally:
@@ -101,6 +101,15 @@ class Languages:
     def asking_now(self) -> int:
         """How many people are being asked about right now."""
         return len(self._asking)
+
+    def _remembered(self, user_id: str) -> str | None:
+        """The language this process knows for the user, while fresh."""
+        with self._lock:
+            remembered = self._known.get(user_id)
+            if remembered is not None and time.monotonic() < remembered[1]:
+                self._known.move_to_end(user_id)
+                return remembered[0]
+        return None
 
     def _remember(self, user_id: str, language: str) -> None:
         with self._lock:
