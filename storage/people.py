@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+
+import sqlite_utils
 
 from storage.database import Database, stamp, unstamp
 
@@ -26,15 +29,22 @@ class People:
             return None
         return str(row[0])
 
-    def remember(self, user_id: str, language: str) -> None:
-        """Cache a user's language."""
+    def remember(
+        self, user_id: str, language: str, *, also: Callable[[], object] | None = None
+    ) -> None:
+        """Cache a user's language; `also` (a write that goes with it) in the same
+        transaction."""
         now = stamp(self._database.now())
-        # One statement (sqlite-utils' upsert first lists the tables and tries a scratch one).
-        self._database.write(
-            lambda db: db.execute(
+
+        def work(db: sqlite_utils.Database) -> None:
+            # One statement (sqlite-utils' upsert first lists the tables, tries a scratch one).
+            db.execute(
                 "INSERT INTO people (user_id, language, fetched_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (user_id) DO UPDATE SET language = excluded.language,"
                 " fetched_at = excluded.fetched_at",
                 [user_id, language, now],
             )
-        )
+            if also is not None:
+                also()
+
+        self._database.write(work)
