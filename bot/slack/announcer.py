@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -100,7 +101,7 @@ class _Step:
     """
 
     owner: Announcer
-    task: asyncio.Task[Any]
+    task: weakref.ref[asyncio.Task[Any]]  # (weak: the task's context holds this memo)
     told: dict[int, SlackData] = field(default_factory=dict)
     names: dict[str, str | None] = field(default_factory=dict)
     images: dict[str, ImageRow | None] = field(default_factory=dict)  # found ones only
@@ -175,11 +176,11 @@ class Announcer:
         """The memo of this task's step (a new one when `start` and there is none)."""
         task = _current_task()
         step = _STEP.get()
-        if step is not None and step.owner is self and step.task is task:
+        if step is not None and step.owner is self and task is not None and step.task() is task:
             return step
         if not start or task is None:
             return None
-        step = _Step(self, task)
+        step = _Step(self, weakref.ref(task))
         _STEP.set(step)
         return step
 
