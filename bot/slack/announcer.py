@@ -107,8 +107,9 @@ class _Step:
     images: dict[str, ImageRow | None] = field(default_factory=dict)  # found ones only
 
 
-# The step of the task running now: set by `announce`, so it lives as long as that task (a
-# worker's step); a task it starts, or a long-lived one that never announces, has none.
+# The step of the task running now: set by `announce` (or `up_to_date`, which the worker's
+# step asks), so it lives as long as that task (a worker's step); a task it starts, or a
+# long-lived one that never announces, has none.
 _STEP: ContextVar[_Step | None] = ContextVar("announcer_step", default=None)
 
 
@@ -243,7 +244,9 @@ class Announcer:
     # -- the entry point ------------------------------------------------------------------
 
     def up_to_date(self, request: ShareRequest) -> bool:
-        """Whether everyone concerned was told of the request's current state."""
+        """Whether everyone concerned was told of the request's current state (the
+        worker's step asks: its memo starts here, as in `announce`)."""
+        self._step(start=True)
         return self._told(request.id).announced_state == request.state
 
     async def announce(self, request: ShareRequest) -> ShareRequest:
