@@ -59,6 +59,11 @@ class Database:
     Storage classes call `read(fn)` and `write(fn)`: each borrows a connection for the
     call (a call inside another on the same thread uses the same one), so a hundred
     threads share a few connections, their page caches and their open files.
+
+    A `write` inside another `write` (or a `read` inside either, or inside `reads`) joins
+    its transaction: callers put together what belongs together (a step's record and the
+    read that follows it) as one transaction. `fn` is synchronous: a transaction never
+    spans an `await`, so the tasks of one event loop never share one.
     """
 
     def __init__(
@@ -223,6 +228,12 @@ class Database:
         back at once (a checkpoint, a recovering WAL) is tried again, and no attempt
         starts after `busy_timeout` has passed.
         """
+        if getattr(self._local, "writing", False):
+            # Inside another `write` of this thread: one transaction with it (its lock, its
+            # connection, its commit), so writes that belong together land together.
+            return work(self.db)
+        if getattr(self._local, "reading", False):
+            raise RuntimeError("a write inside `reads`: use `write` for work that writes")
         self.check()
         deadline = time.monotonic() + self.busy_timeout
         # Writers of this process queue on a lock that wakes the next one at once;
@@ -236,7 +247,11 @@ class Database:
 
     def _write(self, work: Callable[[sqlite_utils.Database], T], deadline: float) -> T:
         with self._borrowed() as db:
-            return self._attempts(db, work, deadline)
+            self._local.writing = True
+            try:
+                return self._attempts(db, work, deadline)
+            finally:
+                self._local.writing = False
 
     def _attempts(
         self, db: sqlite_utils.Database, work: Callable[[sqlite_utils.Database], T], deadline: float
@@ -266,13 +281,48 @@ class Database:
                 raise StorageError(f"database write failed: {error}") from error
 
     def read(self, work: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run a read, turning SQLite failures into `StorageError`."""
+        """Run a read, turning SQLite failures into `StorageError`.
+
+        Inside a `write` or `reads` of this thread it joins their transaction; alone, each
+        of its statements is a transaction of its own (SQLite's autocommit).
+        """
+        if self._in_transaction():
+            return work(self.db)
         self.check()
         try:
             with self._borrowed() as db:
                 return work(db)
         except sqlite3.Error as error:
             raise StorageError(f"database read failed: {error}") from error
+
+    def reads(self, work: Callable[[], T]) -> T:
+        """Run `work`, which reads through any of the storage classes, as ONE transaction:
+        one snapshot of the file, one round of locking instead of one per statement.
+
+        `work` must not write (a write inside would have to upgrade a read transaction,
+        which another writer can make fail at once): `write` is for work that writes,
+        and reads inside it join it the same way. Inside either, `work` simply joins.
+        """
+        if self._in_transaction():
+            return work()
+        self.check()
+        try:
+            with self._borrowed() as db:
+                db.conn.execute("BEGIN")
+                self._local.reading = True
+                try:
+                    return work()
+                finally:
+                    self._local.reading = False
+                    if db.conn.in_transaction:
+                        db.conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise StorageError(f"database read failed: {error}") from error
+
+    def _in_transaction(self) -> bool:
+        """Whether this thread is inside a `write` or `reads` (whose connection it holds)."""
+        local = self._local
+        return bool(getattr(local, "writing", False) or getattr(local, "reading", False))
 
     def close(self) -> None:
         """Close every connection (a later call opens new ones)."""

@@ -138,6 +138,10 @@ class Images:
         )
         return None if row is None or row[0] is None else unstamp(row[0])
 
+    def listed(self, image_id: str) -> tuple[datetime | None, ImageRow | None]:
+        """When the list was last replaced and the image's row in it: one transaction."""
+        return self._database.reads(lambda: (self.refreshed_at(), self.get(image_id)))
+
     def now(self) -> datetime:
         """The database's clock."""
         return self._database.now()

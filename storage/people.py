@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import sqlite_utils
+
 from bot.sharing.values import LANGUAGE_FRESH_FOR
 from storage.database import Database, stamp, unstamp
 
@@ -25,11 +29,22 @@ class People:
             return None
         return str(row[0])
 
-    def remember(self, user_id: str, language: str) -> None:
-        """Cache a user's language."""
+    def remember(
+        self, user_id: str, language: str, *, also: Callable[[], object] | None = None
+    ) -> None:
+        """Cache a user's language; `also` (a write that goes with it) in the same
+        transaction."""
         now = stamp(self._database.now())
-        self._database.write(
-            lambda db: db.table("people").upsert(
-                {"user_id": user_id, "language": language, "fetched_at": now}, pk="user_id"
+
+        def work(db: sqlite_utils.Database) -> None:
+            # One statement (sqlite-utils' upsert first lists the tables, tries a scratch one).
+            db.execute(
+                "INSERT INTO people (user_id, language, fetched_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET language = excluded.language,"
+                " fetched_at = excluded.fetched_at",
+                [user_id, language, now],
             )
-        )
+            if also is not None:
+                also()
+
+        self._database.write(work)

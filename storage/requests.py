@@ -10,13 +10,16 @@ few states it must (open requests, the compare-and-set of a decision, the order 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import sqlite_utils
 
 from storage.database import Database, stamp, unstamp
+
+T = TypeVar("T")
 
 # An earlier request for the same image and member (ids alike but for case count as the
 # same member) that the cloud has not answered yet; `me` is the request that would go next.
@@ -475,26 +478,28 @@ class ShareRequests:
             )
         )
 
-    def start_sending(self, request_id: int) -> bool:
-        """queued → sending, stored before the cloud API is called; False if not queued, or
-        while an earlier request for the same image and member is still being carried out
-        (requests for one pair go to the cloud one at a time, in the order they were asked).
+    def start_sending(self, request_id: int) -> RequestRow | None:
+        """queued → sending, stored before the cloud API is called; the row as it is then,
+        or None if not queued, or while an earlier request for the same image and member is
+        still being carried out (requests for one pair go to the cloud one at a time, in
+        the order they were asked).
         """
         now = stamp(self.now())
-        return (
-            self._database.write(
-                lambda db: (
-                    db.execute(
-                        "UPDATE share_requests SET state = 'sending', sent_at = ?, updated_at = ?"
-                        " WHERE id = ? AND state = 'queued' AND NOT EXISTS ("
-                        + EARLIER_IN_FLIGHT.format(me="share_requests")
-                        + ")",
-                        [now, now, request_id],
-                    ).rowcount
-                )
+
+        def work(db: sqlite_utils.Database) -> RequestRow | None:
+            cursor = db.execute(
+                "UPDATE share_requests SET state = 'sending', sent_at = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'queued' AND NOT EXISTS ("
+                + EARLIER_IN_FLIGHT.format(me="share_requests")
+                + ") RETURNING *",
+                [now, now, request_id],
             )
-            == 1
-        )
+            row = cursor.fetchone()
+            names = [c[0] for c in cursor.description]
+            cursor.fetchall()  # the statement runs to its end before the commit
+            return None if row is None else _row(dict(zip(names, row, strict=True)))
+
+        return self._database.write(work)
 
     def start_removing(self, request_id: int, *, by: str | None = None) -> bool:
         """pending | accepted | rejected → removing, stored before the remove call (a member
@@ -755,14 +760,22 @@ class ShareRequests:
         assignments = ", ".join(f"{column} = ?" for column in values)
         condition = "id = ?" + (" AND state = ?" if only_in else "")
         parameters = [*values.values(), request_id, *([only_in] if only_in else [])]
-        self._database.write(
-            lambda db: db.execute(
-                f"UPDATE share_requests SET {assignments} WHERE {condition}", parameters
-            )
-        )
-        found = self.get(request_id)
+
+        def work(db: sqlite_utils.Database) -> RequestRow | None:
+            db.execute(f"UPDATE share_requests SET {assignments} WHERE {condition}", parameters)
+            return self.get(request_id)  # in the same transaction
+
+        found = self._database.write(work)
         assert found is not None
         return found
+
+    def together(self, work: Callable[[], T]) -> T:
+        """Run `work` (writes and reads of any table of this database) as ONE transaction."""
+        return self._database.write(lambda _db: work())
+
+    def reading(self, work: Callable[[], T]) -> T:
+        """Run `work` (reads of any table of this database, no writes) as ONE transaction."""
+        return self._database.reads(work)
 
     def tally(self) -> Tally:
         """For metrics: counts by state, the most overdue request, approvals waiting.

@@ -7,8 +7,9 @@ of its state's messages went out already, so a retry sends only what is missing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -17,8 +18,17 @@ from storage.database import Database
 
 __all__ = ["SlackData", "SlackMessages"]
 
+T = TypeVar("T")
+
 
 COLUMNS = [f.name for f in fields(SlackData)]
+
+
+def _record(names: list[str], row: tuple[Any, ...]) -> SlackData:
+    values = dict(zip(names, row, strict=True))
+    values["via_response_url"] = bool(values["via_response_url"])
+    values["check_before_posting"] = bool(values["check_before_posting"])
+    return SlackData(**values)
 
 
 class SlackMessages:
@@ -35,15 +45,13 @@ class SlackMessages:
             row = cursor.fetchone()
             if row is None:
                 return SlackData(request_id)
-            values = dict(zip([c[0] for c in cursor.description], row, strict=True))
-            values["via_response_url"] = bool(values["via_response_url"])
-            values["check_before_posting"] = bool(values["check_before_posting"])
-            return SlackData(**values)
+            return _record([c[0] for c in cursor.description], row)
 
         return self._database.read(work)
 
     def update(self, request_id: int, **values: Any) -> SlackData:
-        """Set fields of the request's Slack side; the record as it is afterwards."""
+        """Set fields of the request's Slack side; the record as it is afterwards (read in
+        the same transaction)."""
         unknown = set(values) - set(COLUMNS) | ({"request_id"} & set(values))
         if unknown:
             raise ValueError(f"unknown columns: {sorted(unknown)}")
@@ -51,11 +59,24 @@ class SlackMessages:
         names = ", ".join(["request_id", *values])
         marks = ", ".join("?" for _ in range(len(values) + 1))
         assignments = ", ".join(f"{name} = excluded.{name}" for name in values)
-        self._database.write(
-            lambda db: db.execute(
+
+        def work(db: sqlite_utils.Database) -> SlackData:
+            cursor = db.execute(
                 f"INSERT INTO slack_messages ({names}) VALUES ({marks})"
-                f" ON CONFLICT (request_id) DO UPDATE SET {assignments}",
+                f" ON CONFLICT (request_id) DO UPDATE SET {assignments} RETURNING *",
                 [request_id, *values.values()],
             )
-        )
-        return self.get(request_id)
+            row = cursor.fetchone()
+            cursor.fetchall()  # the statement runs to its end before the commit
+            return _record([c[0] for c in cursor.description], row)
+
+        return self._database.write(work)
+
+    def together(self, work: Callable[[], T]) -> T:
+        """Run `work` (writes and reads of any table of this database) as ONE transaction:
+        a step's record and what is read right after it land and are read together."""
+        return self._database.write(lambda _db: work())
+
+    def reading(self, work: Callable[[], T]) -> T:
+        """Run `work` (reads of any table of this database, no writes) as ONE transaction."""
+        return self._database.reads(work)

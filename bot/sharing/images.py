@@ -208,10 +208,10 @@ class ImageCatalog:
         `list_fresh`); None when the list is older, or does not know the image."""
         if self.list_fresh is None:
             return None
-        refreshed = self.stored.refreshed_at()
+        refreshed, row = self.stored.listed(image_id)
         if refreshed is None or self.stored.now() - refreshed > self.list_fresh + LIST_FRESH_GRACE:
             return None
-        return self.stored.get(image_id)
+        return row
 
     async def check(
         self, image_id: str, *, language: str | None = None, trust_list: bool = False
@@ -250,6 +250,11 @@ class ImageCatalog:
     def _cached(self, image_id: str) -> StoredImage | None:
         with self._lock:
             return self._fresh(image_id)
+
+    def recent(self, image_id: str) -> StoredImage | None:
+        """A cloud read of the last `cache_seconds` (or a change the bot made), from memory
+        only; None when there is none."""
+        return self._cached(image_id)
 
     def _fresh(self, image_id: str) -> StoredImage | None:
         """A read of the last `cache_seconds`; the caller holds the lock."""

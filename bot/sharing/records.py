@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import Asked
@@ -21,6 +21,8 @@ from bot.sharing.policy import Policy
 from bot.sharing.request import ShareRequest
 from bot.sharing.values import KnownMember, SlackData, StoredImage
 from storage import CloudMembers, Images, KnownMembers
+
+T = TypeVar("T")
 
 
 class RequestRecords(Protocol):
@@ -62,6 +64,14 @@ class SlackRecords(Protocol):
         """Set fields of the request's Slack side; the record as it is afterwards."""
         ...
 
+    def together(self, work: Callable[[], T]) -> T:
+        """Run `work` (writes and reads of any table) as one transaction."""
+        ...
+
+    def reading(self, work: Callable[[], T]) -> T:
+        """Run `work` (reads only) as one transaction."""
+        ...
+
 
 class MemberNames(Protocol):
     """The friendly names of registered members (`storage.KnownMembers`)."""
@@ -78,8 +88,11 @@ class LanguageRecords(Protocol):
         """The remembered language, or None when unknown or older than a day."""
         ...
 
-    def remember(self, user_id: str, language: str) -> None:
-        """Remember a user's language."""
+    def remember(
+        self, user_id: str, language: str, *, also: Callable[[], object] | None = None
+    ) -> None:
+        """Remember a user's language (`also`: a write that goes with it, in the same
+        transaction)."""
         ...
 
 

@@ -8,14 +8,17 @@ The states and the moves between them are in `bot.sharing.states`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from storage import ShareRequests
 from storage.database import stamp
 from storage.requests import Due, NewRequest, RequestRow, Tally, parse_stamp
+
+T = TypeVar("T")
 
 
 class RequestState(StrEnum):
@@ -245,9 +248,19 @@ class Requests:
         """Requests some worker holds now (at start-up: those a stopped worker left half-way)."""
         return [ShareRequest.of(row) for row in self.table.held()]
 
-    def start_sending(self, request_id: int) -> bool:
-        """queued → sending, unless an earlier request for the pair is still in flight."""
-        return self.table.start_sending(request_id)
+    def start_sending(self, request_id: int) -> ShareRequest | None:
+        """queued → sending, unless an earlier request for the pair is still in flight; the
+        request as it is then (None when it did not move)."""
+        return _value(self.table.start_sending(request_id))
+
+    def together(self, work: Callable[[], T]) -> T:
+        """Run `work` (writes and reads of any table) as ONE transaction: what belongs
+        together lands together. `work` is synchronous: never across an `await`."""
+        return self.table.together(work)
+
+    def reading(self, work: Callable[[], T]) -> T:
+        """Run `work` (reads of any table, no writes) as ONE transaction."""
+        return self.table.reading(work)
 
     def in_flight(self, image_id: str, *, besides: int) -> bool:
         """Whether another request for the image is about to reach the cloud or is with it."""

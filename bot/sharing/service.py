@@ -16,7 +16,7 @@ from bot.sharing.approvals import NUDGE_EVERY, ApprovalReminders, next_nudge, wa
 from bot.sharing.commands import Share
 from bot.sharing.durations import ShareDurations, parse_duration, reminder_at
 from bot.sharing.errors import MemberStillListed, NotAllowed
-from bot.sharing.images import ImageCatalog, Verdict
+from bot.sharing.images import ImageCatalog, Verdict, verdict_of
 from bot.sharing.policy import (
     MakeShared,
     Policy,
@@ -27,7 +27,15 @@ from bot.sharing.policy import (
 )
 from bot.sharing.request import Requests, RequestState, ShareRequest
 from bot.sharing.states import check_move
-from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest
+from storage import (
+    CloudMember,
+    CloudMembers,
+    Grants,
+    ImagePolicies,
+    ImageRow,
+    KnownMembers,
+    NewRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +382,7 @@ class ShareService:
         The id goes to the cloud as the cloud spells it, once known.
         """
         language = accept_language(request.language or "en")
-        request = self._cloud_spelling(request)
+        request, running, outside, listed = self._cloud_spelling(request)
         try:
             if request.unshare:
                 await self.cloud.remove_member(
@@ -384,11 +392,11 @@ class ShareService:
             else:
                 member = await self._extended_member(request, language)
                 if member is None and request.extends is None:
-                    taken = await self._take_over(request, language)
+                    taken = await self._take_over(request, language, known=(running, outside))
                     if taken is not None:
                         return taken
                 if member is None:
-                    request = await self._shareable(request, language)
+                    request = await self._shareable(request, language, listed=listed)
                     if request.state is not RequestState.SENDING:
                         return request
                     try:
@@ -421,25 +429,39 @@ class ShareService:
 
     # -- one share per image and member ------------------------------------------------------
 
-    def _cloud_spelling(self, request: ShareRequest) -> ShareRequest:
+    def _cloud_spelling(
+        self, request: ShareRequest
+    ) -> tuple[ShareRequest, ShareRequest | None, bool, ImageRow | None]:
         """The request with the member id as the cloud spells it, once a member list, an
-        answer or a running share showed it (ids alike but for case are one member)."""
-        spelled = None
-        running = self.requests.running_share(
-            request.image_id, request.member_id, before=request.id
+        answer or a running share showed it (ids alike but for case are one member); and
+        what a share reads before its call, in one transaction: the pair's running share,
+        whether the last member list showed the member not through the bot, and the fresh
+        image list's row of the image (None when the list is not fresh)."""
+        seen, images = self.seen, self.images
+
+        def read() -> tuple[ShareRequest | None, CloudMember | None, ImageRow | None]:
+            running = self.requests.running_share(
+                request.image_id, request.member_id, before=request.id
+            )
+            listed = seen.get(request.image_id, request.member_id) if seen is not None else None
+            image = None
+            if images is not None and not request.unshare:
+                image = images.listed(request.image_id)
+            return running, listed, image
+
+        running, listed, image = self.requests.reading(read)
+        outside = (
+            running is None and listed is not None and listed.outside and listed.gone_at is None
         )
-        if running is not None:
-            spelled = running.member_id
-        elif self.seen is not None:
-            spelled = self.seen.spelling(request.image_id, request.member_id)
+        spelled = running.member_id if running is not None else listed and listed.member_id
         typed = request.member_id
         if spelled and spelled != typed and spelled.lower() == typed.lower():
             log.info(
                 "sending the member id as the cloud spells it",
                 extra={"request": request.id, "typed": request.member_id, "cloud": spelled},
             )
-            return self.requests.update(request.id, member_id=spelled)
-        return request
+            request = self.requests.update(request.id, member_id=spelled)
+        return request, running, outside, image
 
     async def _present(self, request: ShareRequest, language: str) -> ImageMember | None:
         """The member as the cloud has it now; None when it is not a member."""
@@ -450,14 +472,25 @@ class ShareService:
         except errors.MemberNotFound:
             return None
 
-    async def _take_over(self, request: ShareRequest, language: str) -> ShareRequest | None:
+    async def _take_over(
+        self,
+        request: ShareRequest,
+        language: str,
+        *,
+        known: tuple[ShareRequest | None, bool] | None = None,
+    ) -> ShareRequest | None:
         """A share of a member that has access already, without an add: the bot's own
         running share gets this request's end, an outside member this request's timer.
-        None when the member is not known to be there (or is gone): it is added."""
-        running = self.requests.running_share(
-            request.image_id, request.member_id, before=request.id
-        )
-        outside = running is None and self._listed_outside(request)
+        None when the member is not known to be there (or is gone): it is added.
+        `known`: the running share and whether the member is listed outside the bot, as
+        the caller just read them (read here otherwise)."""
+        if known is not None:
+            running, outside = known
+        else:
+            running = self.requests.running_share(
+                request.image_id, request.member_id, before=request.id
+            )
+            outside = running is None and self._listed_outside(request)
         if running is None and not outside:
             return None
         member = await self._present(request, language)
@@ -589,7 +622,9 @@ class ShareService:
         self.log_outcome(changed)
         return changed
 
-    async def _shareable(self, request: ShareRequest, language: str) -> ShareRequest:
+    async def _shareable(
+        self, request: ShareRequest, language: str, *, listed: ImageRow | None
+    ) -> ShareRequest:
         """Make sure the image can have members before the add: a `shared` image goes on
         (so do `public` and `community` ones, which the add decides, as ever); a `private`
         one is set to Shared first (SHARE_MAKE_SHARED=auto, recorded on the request and the
@@ -597,8 +632,12 @@ class ShareService:
         add decide; a refusal of the change fails the request, as the add's would."""
         if self.images is None:
             return request
+        # `listed`: the fresh list's row, read with the rest before the call; one that shows
+        # the image shareable is taken at its word (else the list has nothing more to say).
+        if listed is not None and verdict_of(listed) is Verdict.SHAREABLE:
+            return request
         try:
-            image = await self.images.read(request.image_id, language=language, trust_list=True)
+            image = await self.images.read(request.image_id, language=language)
         except errors.CloudError as error:
             log.warning(
                 "cannot read the image before adding; the add decides",
@@ -1082,16 +1121,22 @@ class ShareService:
         state = MEMBER_STATES.get(member.status, RequestState.PENDING)
         now = self.requests_now()
         following = state == RequestState.PENDING
-        answered = self._move(
-            request,
-            state,
-            **self._clock(request, state, now),
-            **self._answer_values(member, api_status=api_status, now=now, following=following),
-        )
-        self._note_member(request.image_id, member)
-        if request.extends is not None and answered.ends_at is not None:
-            # The extension takes over: the share it extends no longer ends by itself.
-            self.requests.update(request.extends, ends_at=None, remind_at=None)
+
+        def record() -> ShareRequest:
+            answered = self._move(
+                request,
+                state,
+                **self._clock(request, state, now),
+                **self._answer_values(member, api_status=api_status, now=now, following=following),
+            )
+            self._note_member(request.image_id, member)
+            if request.extends is not None and answered.ends_at is not None:
+                # The extension takes over: the share it extends no longer ends by itself.
+                self.requests.update(request.extends, ends_at=None, remind_at=None)
+            return answered
+
+        # The answer, the member's spelling and the extended share: one transaction.
+        answered = self.requests.together(record)
         self.log_outcome(answered)
         return answered
 

@@ -124,8 +124,9 @@ class Announcer(Protocol):
 class Languages(Protocol):
     """Each person's language, asked of wherever people live (Slack's locale)."""
 
-    async def of(self, user_id: str) -> str:
-        """`en` or `ko` for this person."""
+    async def of(self, user_id: str, *, record: Callable[[str], object] | None = None) -> str:
+        """`en` or `ko` for this person; `record(language)` run once with it (in the
+        transaction that caches Slack's answer, when Slack was asked)."""
 
 
 class Worker:
@@ -435,9 +436,16 @@ class Worker:
     async def _step(self, request: ShareRequest) -> ShareRequest:
         now = self.requests.now()
         if not request.language and self.languages is not None:
-            # Recorded before the bot knew the user's language: ask Slack now, off the ack.
-            language = await self.languages.of(request.user_id)
-            request = self.requests.update(request.id, language=language)
+            # Recorded before the bot knew the user's language: ask Slack now, off the ack;
+            # stored on the request with the cache of Slack's answer (one transaction).
+            stored: list[ShareRequest] = []
+            await self.languages.of(
+                request.user_id,
+                record=lambda language: stored.append(
+                    self.requests.update(request.id, language=language)
+                ),
+            )
+            request = stored[-1] if stored else request
         if request.state == RequestState.AWAITING_APPROVAL:
             expires = request.expires_at
             if expires is not None and expires <= now and self.requests.expire(request.id):
@@ -458,9 +466,12 @@ class Worker:
             if request.state == RequestState.FAILED:
                 return await self._announce(request)
         if request.state == RequestState.QUEUED:
-            if self.requests.start_sending(request.id):
-                request = await self.service.send(self._reload(request))
-            request = await self._announce(self._reload(request))
+            sending = self.requests.start_sending(request.id)
+            # `send` hands back the request as its last write left it: not read again.
+            request = (
+                await self.service.send(sending) if sending is not None else self._reload(request)
+            )
+            request = await self._announce(request)
         elif request.state == RequestState.SENDING:
             # Left in `sending` by a worker that died (this one holds the worker lock, so
             # that one is gone): read back at once, then recorded, or sent once more.

@@ -16,10 +16,13 @@ the thread, and adopts it instead of saying it twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -80,6 +83,35 @@ def api_time(text: str | None, zone: ZoneInfo = UTC_ZONE) -> str:
     return views.api_time(text, zone)
 
 
+@dataclass
+class _Step:
+    """What one task that announces (a worker's step on a request it holds) read once.
+
+    While the worker holds a request, its Slack record changes only through this
+    announcer (handlers only read it): it is read once, then kept as written. Member names
+    and images are read once per step as well (a name added meanwhile shows next step).
+    """
+
+    owner: Announcer
+    task: weakref.ref[asyncio.Task[Any]]  # (weak: the task's context holds this memo)
+    told: dict[int, SlackData] = field(default_factory=dict)
+    names: dict[str, str | None] = field(default_factory=dict)
+    images: dict[str, StoredImage | None] = field(default_factory=dict)  # found ones only
+
+
+# The step of the task running now: set by `announce` (or `up_to_date`, which the worker's
+# step asks), so it lives as long as that task (a worker's step); a task it starts, or a
+# long-lived one that never announces, has none.
+_STEP: ContextVar[_Step | None] = ContextVar("announcer_step", default=None)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop running (a command-line tool)
+        return None
+
+
 class Announcer:
     """Posts and updates everything a request's people and channels should see."""
 
@@ -132,11 +164,83 @@ class Announcer:
         # Requests whose posts Slack took but the database could not record (this process).
         self._unsure: set[int] = set()
 
+    # -- what a step reads once ---------------------------------------------------------------
+
+    def _step(self, *, start: bool = False) -> _Step | None:
+        """The memo of this task's step (a new one when `start` and there is none)."""
+        task = _current_task()
+        step = _STEP.get()
+        if step is not None and step.owner is self and task is not None and step.task() is task:
+            return step
+        if not start or task is None:
+            return None
+        step = _Step(self, weakref.ref(task))
+        _STEP.set(step)
+        return step
+
+    def _told(self, request_id: int) -> SlackData:
+        """The request's Slack record: read once per step, then as this step wrote it."""
+        step = self._step()
+        if step is None:
+            return self.messages.get(request_id)
+        told = step.told.get(request_id)
+        if told is None:
+            told = step.told[request_id] = self.messages.get(request_id)
+        return told
+
+    def _note(self, request_id: int, **values: Any) -> SlackData:
+        """Record fields of the request's Slack side; the record as it is now."""
+        told = self.messages.update(request_id, **values)
+        self._kept(told)
+        return told
+
+    def _kept(self, told: SlackData) -> None:
+        """Keep a record just written (committed) as this step's."""
+        step = self._step()
+        if step is not None:
+            step.told[told.request_id] = told
+
+    def _name(self, member_id: str) -> str | None:
+        """The member's known name, read once per step."""
+        step = self._step()
+        if step is None:
+            return self.members.name(member_id)
+        if member_id not in step.names:
+            step.names[member_id] = self.members.name(member_id)
+        return step.names[member_id]
+
+    def _read_once(self, request: ShareRequest) -> SlackData:
+        """Start this task's step: the request's Slack record, its member's name and its
+        image, whichever the step has not read yet, read in ONE transaction."""
+        step = self._step(start=True)
+        if step is None:
+            return self._told(request.id)
+        missing = (
+            request.id not in step.told
+            or request.member_id not in step.names
+            or (
+                self.images is not None
+                and step.images.get(request.image_id) is None
+                and self.images.recent(request.image_id) is None
+            )
+        )
+        if missing:
+            self.messages.reading(
+                lambda: (
+                    self._told(request.id),
+                    self._name(request.member_id),
+                    self.image(request.image_id),
+                )
+            )
+        return self._told(request.id)
+
     # -- the entry point ------------------------------------------------------------------
 
     def up_to_date(self, request: ShareRequest) -> bool:
-        """Whether everyone concerned was told of the request's current state."""
-        return self.messages.get(request.id).announced_state == request.state
+        """Whether everyone concerned was told of the request's current state (the
+        worker's step asks: its memo starts here, as in `announce`)."""
+        self._step(start=True)
+        return self._told(request.id).announced_state == request.state
 
     async def announce(self, request: ShareRequest) -> ShareRequest:
         """Say what the request's state means to everyone concerned; the request as it is now.
@@ -147,20 +251,34 @@ class Announcer:
         passing failure raises `DeliveryError` for the worker to try again later. If the
         state moves on meanwhile (an approver clicked), the new state is announced next.
         """
-        slack = self.messages.get(request.id)
+        slack = self._read_once(request)
         if slack.announced_state == request.state:
             return request
         announcing = request.state
         language = request.language or self.default_language
-        name = self.members.name(request.member_id)  # once per announcement
+        name = self._name(request.member_id)  # once per announcement
+        done_values = {
+            "announced_state": announcing,
+            "announcing_state": None,
+            "announce_step": 0,
+            "delivery_failures": 0,
+            "check_before_posting": False,
+        }
         posted = False  # whether Slack took something this call has not recorded yet
+        # What Slack took and is not recorded yet: written with the next record, before
+        # anything else is sent (the parent message, when nothing follows it).
+        unrecorded: dict[str, Any] = {}
         try:
             if slack.parent_ts is None and not slack.via_response_url:
                 posted = True
-                slack = await self._post_parent(request, slack, language, name)
-                posted = False
+                unrecorded = await self._post_parent(request, slack, language, name)
+                slack = replace(slack, **unrecorded)
             done = slack.steps_done(announcing)
-            for number, step in enumerate(self._steps(request, slack, language, name), start=1):
+            steps = self._steps(request, slack, language, name)
+            if unrecorded and len(steps) > done:
+                slack, unrecorded = self._note(request.id, **unrecorded), {}
+                posted = False
+            for number, step in enumerate(steps, start=1):
                 if number <= done:
                     continue
                 posted = True
@@ -181,32 +299,49 @@ class Announcer:
                             "error": error.error,
                         },
                     )
-                slack = self.messages.update(
-                    request.id,
+                last = number == len(steps)
+                slack, current = self._record_step(
+                    request,
+                    done_values if last else {},
                     announcing_state=announcing,
                     announce_step=number,
                     check_before_posting=False,
                 )
                 posted = False
                 self._unsure.discard(request.id)
-                current = self.requests.get(request.id) or request
                 if current.state != announcing:
                     return current
+                if last:
+                    return request
         except StorageError:
             if posted:
                 # Slack may hold a message the database does not know of: look first next time.
                 self._unsure.add(request.id)
             raise
-        self.messages.update(
-            request.id,
-            announced_state=announcing,
-            announcing_state=None,
-            announce_step=0,
-            delivery_failures=0,
-            check_before_posting=False,
-        )
+        try:
+            self._note(request.id, **{**unrecorded, **done_values})
+        except StorageError:
+            if unrecorded:
+                self._unsure.add(request.id)
+            raise
         self._unsure.discard(request.id)
         return request
+
+    def _record_step(
+        self, request: ShareRequest, if_same: dict[str, Any], **values: Any
+    ) -> tuple[SlackData, ShareRequest]:
+        """Record a step that went out and read the request's state, in ONE transaction;
+        when the state is still the one announced, `if_same` is written over `values` (the
+        last step: the whole announcement done). The record as written, and the request."""
+
+        def work() -> tuple[SlackData, ShareRequest]:
+            current = self.requests.get(request.id) or request
+            written = {**values, **if_same} if current.state == request.state else values
+            return self.messages.update(request.id, **written), current
+
+        told, current = self.messages.together(work)
+        self._kept(told)
+        return told, current
 
     def interrupted(self, request: ShareRequest) -> None:
         """A worker died holding `request`: if it was announcing, look before posting again.
@@ -216,14 +351,14 @@ class Announcer:
         """
         if request.state == RequestState.SENDING:
             return
-        if self.messages.get(request.id).announced_state == request.state:
+        if self._told(request.id).announced_state == request.state:
             return
-        self.messages.update(request.id, check_before_posting=True)
+        self._note(request.id, check_before_posting=True)
 
     def delivery_failed(self, request: ShareRequest, error: DeliveryError) -> datetime | None:
         """Slack did not take a message: when to try again, or None after too many tries."""
         self._failed()
-        slack = self.messages.get(request.id)
+        slack = self._told(request.id)
         failures = slack.delivery_failures + 1
         if failures >= MAX_DELIVERY_FAILURES:
             self._dropped()
@@ -231,7 +366,7 @@ class Announcer:
                 "giving up telling Slack",
                 extra={**request.log_fields(), "error": str(error)},
             )
-            self.messages.update(
+            self._note(
                 request.id,
                 announced_state=request.state,
                 announcing_state=None,
@@ -243,7 +378,7 @@ class Announcer:
             "Slack did not take a message, will retry",
             extra={"request": request.id, "error": str(error), "failures": failures},
         )
-        self.messages.update(request.id, delivery_failures=failures)
+        self._note(request.id, delivery_failures=failures)
         return self.requests.now() + timedelta(seconds=min(300, 2**failures))
 
     def _steps(
@@ -301,16 +436,16 @@ class Announcer:
         )
         if in_thread and answer is not None:
             # Its button is checked against this message, as the reminder's is.
-            self.messages.update(request.id, reminder_ts=answer.get("ts"))
+            self._note(request.id, reminder_ts=answer.get("ts"))
 
     async def remind(self, request: ShareRequest) -> None:
         """The one reminder before a timed share ends, in its thread (or to the asker)."""
         language = request.language or self.default_language
-        slack = self.messages.get(request.id)
+        slack = self._told(request.id)
         text, blocks = views.reminder(
             request,
             language,
-            self.members.name(request.member_id),
+            self._name(request.member_id),
             self.image(request.image_id),
             self.zone,
         )
@@ -328,12 +463,12 @@ class Announcer:
             unfurl_media=False,
             **({"thread_ts": thread} if thread else {}),
         )
-        self.messages.update(request.id, reminder_ts=answer.get("ts"))
+        self._note(request.id, reminder_ts=answer.get("ts"))
 
     async def removal_refused(self, request: ShareRequest) -> None:
         """Tell the thread, once, that the cloud refused the remove; it is tried again."""
         language = request.language or self.default_language
-        member = views.member_label(request.member_id, self.members.name(request.member_id))
+        member = views.member_label(request.member_id, self._name(request.member_id))
         if request.error_kind == "image_private_now":
             text = say(
                 language,
@@ -362,16 +497,16 @@ class Announcer:
                 admins=self.admins(language),
             )
         await self._reply(
-            request, self.messages.get(request.id), language, text, step="removal_refused:reply"
+            request, self._told(request.id), language, text, step="removal_refused:reply"
         )
 
     async def reminder_answered(self, request: ShareRequest, channel: str, outcome: str) -> None:
         """Take the buttons off a reminder once one was used, saying what was done."""
-        slack = self.messages.get(request.id)
+        slack = self._told(request.id)
         if not slack.reminder_ts or not channel:
             return
         language = request.language or self.default_language
-        name = self.members.name(request.member_id)
+        name = self._name(request.member_id)
         if request.duration:
             text, blocks = views.reminder_answered(
                 request, language, name, outcome, self.image(request.image_id), self.zone
@@ -403,15 +538,27 @@ class Announcer:
             days=f"{self.follow_days:g}",
             image_plain=request.image_id,
         )
-        await self._reply(
-            request, self.messages.get(request.id), language, text, step="follow_stopped"
-        )
+        await self._reply(request, self._told(request.id), language, text, step="follow_stopped")
 
     # -- the words ---------------------------------------------------------------------------
 
     def image(self, image_id: str) -> StoredImage | None:
-        """What the bot knows of the image (a recent read, the stored list); never the cloud."""
-        return self.images.known(image_id) if self.images is not None else None
+        """What the bot knows of the image (a recent read, the stored list); never the cloud.
+        Read once per step."""
+        if self.images is None:
+            return None
+        step = self._step()
+        if step is None:
+            return self.images.known(image_id)
+        # A read of the cloud (this step's, or a change the bot made) wins, as in `known`;
+        # the stored row is looked up once per step, and again while there is none.
+        recent = self.images.recent(image_id)
+        if recent is not None:
+            return recent
+        stored = step.images.get(image_id)
+        if stored is None:
+            stored = step.images[image_id] = self.images.known(image_id)
+        return stored
 
     def image_label(self, image_id: str) -> str:
         """The image named for people, or its bare id when unknown."""
@@ -525,7 +672,7 @@ class Announcer:
         text = say(
             language,
             "drift_outside",
-            member=views.member_label(member_id, self.members.name(member_id)),
+            member=views.member_label(member_id, self._name(member_id)),
             image=self.image_label(image_id),
             status=escape(status or "?"),
             image_plain=image_id,
@@ -688,7 +835,9 @@ class Announcer:
 
     async def _post_parent(
         self, request: ShareRequest, slack: SlackData, language: str, name: str | None
-    ) -> SlackData:
+    ) -> dict[str, Any]:
+        """Post the request's parent message; the fields that record it (not written here:
+        the caller writes them with its next record, before anything else is sent)."""
         text, blocks = views.parent(
             request, language, name, self.image(request.image_id), self.zone
         )
@@ -711,13 +860,12 @@ class Announcer:
                 "cannot post in the channel, answering through response_url",
                 extra={"request": request.id, "channel": request.channel_id, "error": error.error},
             )
-            return self.messages.update(request.id, via_response_url=True)
-        return self.messages.update(
-            request.id,
-            parent_channel=answer.get("channel"),
-            parent_ts=answer.get("ts"),
-            check_before_posting=False,
-        )
+            return {"via_response_url": True}
+        return {
+            "parent_channel": answer.get("channel"),
+            "parent_ts": answer.get("ts"),
+            "check_before_posting": False,
+        }
 
     async def _reply(
         self, request: ShareRequest, slack: SlackData, language: str, text: str, *, step: str
@@ -756,7 +904,7 @@ class Announcer:
         headline, _ = views.parent(
             request,
             language,
-            self.members.name(request.member_id),
+            self._name(request.member_id),
             self.image(request.image_id),
             self.zone,
         )
@@ -836,7 +984,7 @@ class Announcer:
         answer = await self._in_thread(
             request, slack, language, shown, step="awaiting_approval:reply", blocks=blocks
         )
-        return self.messages.update(request.id, waiting_ts=answer and answer.get("ts"))
+        return self._note(request.id, waiting_ts=answer and answer.get("ts"))
 
     async def _post_card(
         self, request: ShareRequest, slack: SlackData, channel: str, name: str | None
@@ -845,7 +993,7 @@ class Announcer:
         answer = await self._post(
             request, slack, "card", channel=channel, text=text, blocks=blocks, unfurl_links=False
         )
-        return self.messages.update(
+        return self._note(
             request.id,
             card_channel=answer.get("channel"),
             card_ts=answer.get("ts"),
@@ -889,7 +1037,7 @@ class Announcer:
 
     def reached(self, request_id: int) -> list[tuple[datetime, list[str]]]:
         """Who was mentioned about a waiting request, and when: the card, then each reminder."""
-        raw = self.messages.get(request_id).reached
+        raw = self._told(request_id).reached
         try:
             entries = json.loads(raw) if raw else []
             return [
@@ -924,7 +1072,7 @@ class Announcer:
         """A reminder in the card's thread mentioning its audience (at most MOST_MENTIONED),
         the card saying how long the request has waited, the asker's message who was
         reminded when. `DeliveryError` when Slack did not take the reminder itself."""
-        slack = self.messages.get(request.id)
+        slack = self._told(request.id)
         if not slack.card_ts or not slack.card_channel:
             return
         language = self.default_language
@@ -961,22 +1109,20 @@ class Announcer:
             "approvers reminded",
             extra={"request": request.id, "step": step, "mentioned": len(people)},
         )
-        self.messages.update(
-            request.id, reached=self._reached_text(request.id, people[:MOST_MENTIONED])
-        )
+        self._note(request.id, reached=self._reached_text(request.id, people[:MOST_MENTIONED]))
         await self._quietly(request, self._refresh_card(request, waited=waited))
         await self._quietly(request, self._refresh_waiting(request))
 
     async def approval_progress(self, request: ShareRequest) -> None:
         """The first of two approvals: on the card ("1 of 2 approvals: <@A>") and in the
         asker's thread, once."""
-        slack = self.messages.get(request.id)
+        slack = self._told(request.id)
         if slack.card_approvals >= request.approvals or not request.first_approved_by:
             return
         language = request.language or self.default_language
         # Claimed before it is posted (as a reminder is): a write that fails after the
         # post never makes the next look say it again.
-        self.messages.update(request.id, card_approvals=request.approvals)
+        self._note(request.id, card_approvals=request.approvals)
         try:
             await self._refresh_card(request, waited="")
             await self._reply(
@@ -988,24 +1134,24 @@ class Announcer:
             )
         except DeliveryError as error:
             if error.transient:  # Slack did not take it for now: given back, said later
-                self.messages.update(request.id, card_approvals=slack.card_approvals)
+                self._note(request.id, card_approvals=slack.card_approvals)
             raise
 
     async def _refresh_card(self, request: ShareRequest, *, waited: str) -> None:
-        slack = self.messages.get(request.id)
+        slack = self._told(request.id)
         if not slack.card_ts:
             return
-        text, blocks, _ = self._card(request, self.members.name(request.member_id), waited=waited)
+        text, blocks, _ = self._card(request, self._name(request.member_id), waited=waited)
         await self._update(
             request, "card", channel=slack.card_channel, ts=slack.card_ts, text=text, blocks=blocks
         )
 
     async def _refresh_waiting(self, request: ShareRequest) -> None:
-        slack = self.messages.get(request.id)
+        slack = self._told(request.id)
         if not slack.waiting_ts:
             return
         language = request.language or self.default_language
-        name = self.members.name(request.member_id)
+        name = self._name(request.member_id)
         link = views.permalink(slack.card_channel, slack.card_ts)
         text = say(
             language,
