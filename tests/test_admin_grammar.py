@@ -224,6 +224,49 @@ def test_slack_says_all_goes_with_a_person(bot: BotHarness, slack: FakeSlack) ->
     assert bot.services.oncall.all() == [shift]
 
 
+@pytest.mark.parametrize(
+    ("window", "said"),
+    [
+        pytest.param(
+            "2020-01-01T09:00Z 2020-01-01T17:00Z",
+            "That shift is over already (it ends before now), so it was not added."
+            " Check the dates and the year.",
+            id="wholly in the past",
+        ),
+        pytest.param(
+            "2099-01-01T09:00Z 2199-01-01T09:00Z",
+            "A shift can last at most 31 days, and this one is longer, so it was not added."
+            " Add it as shorter shifts (a long rota is better read from PagerDuty or a"
+            " calendar).",
+            id="a hundred years",
+        ),
+    ],
+)
+def test_slack_refuses_a_past_or_endless_shift_as_the_command_line_does(
+    bot: BotHarness, slack: FakeSlack, window: str, said: str
+) -> None:
+    slack.add_user("UJANE")
+
+    answer = bot.ack_text(f"admin oncall add <@UJANE> {window}", user="UADMIN")
+
+    # The same words; Slack may add its usage under them.
+    assert answer.split("\n")[0] == said
+    assert bot.services.oncall.all() == []
+    # Refused before Slack is asked who UJANE is.
+    assert slack.calls("users.info") == []
+
+
+def test_a_lone_surrogate_is_not_text() -> None:
+    # What a command line's byte that is not UTF-8 becomes, or JSON's `\udcff`: no
+    # name or reason can be stored or sent with one.
+    with pytest.raises(CommandError) as caught:
+        commands.member_add("m-1", "QA\udcff")
+    assert caught.value.problem == "name_invisible"
+    with pytest.raises(CommandError) as caught:
+        commands.reason("because\ud800")
+    assert caught.value.problem == "reason_invisible"
+
+
 # -- the command line in BOT_DEFAULT_LANGUAGE ----------------------------------------------------
 
 

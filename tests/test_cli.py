@@ -7,6 +7,7 @@ operator sees: the exit status, stdout and stderr.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import subprocess
@@ -20,10 +21,12 @@ from typing import Any
 
 import pytest
 
+from bot.cli import _SlackAccounts
 from bot.cli import parser as cli_parser
 from bot.scp.models import ApiVersion
 from bot.scp.sandbox import Sandbox
 from bot.settings import Settings
+from bot.sharing.admin import Account
 from storage import AuditLog, Database, Rota, RotaEntry
 from tests.fakes.slack import FakeSlack
 from tests.harness import ACCESS_KEY, IMAGE, SECRET_KEY, SIGNING_SECRET
@@ -305,6 +308,41 @@ def test_a_refused_id_names_its_odd_character(
 
     assert one_line_failure(run) == message
     assert "\ufffd" not in run.err
+
+
+# A byte that is not UTF-8 (a terminal in Latin-1, a paste from a binary file) reaches
+# Python as a lone surrogate (`surrogateescape`); it is named as the byte it was.
+NOT_UTF8 = os.fsdecode(b"\xff")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("member", "add", f"a8f1{NOT_UTF8}0467", "--name", "QA"),
+            "'a8f1[0xFF]0467' has characters that only look like a member id (non-ASCII or"
+            " invisible), the first a byte 0xFF (not UTF-8). Type or paste the plain id.",
+        ),
+        (
+            ("grant", f"U12{NOT_UTF8}", "sharer"),
+            "'U12[byte 0xFF (not UTF-8)]' is not a Slack user id (U… or W…, in their"
+            " profile: ⋮ → Copy member ID).",
+        ),
+        (
+            ("member", "add", "ops-1", "--name", f"QA{NOT_UTF8}"),
+            "The name has invisible or control characters; please retype it.",
+        ),
+    ],
+)
+def test_a_byte_that_is_not_utf8_is_named_as_that_byte_and_nothing_is_stored(
+    cli: Any, args: tuple[str, ...], message: str
+) -> None:
+    run = cli(*args)
+
+    assert one_line_failure(run) == message
+    assert "\ufffd" not in run.err and "DCFF" not in run.err
+    assert ok(cli("member", "list")) == "no known members yet\n"
+    assert ok(cli("grants")) == "no grants yet\n"
 
 
 def test_a_name_with_control_characters_is_refused_as_a_name(cli: Any) -> None:
@@ -682,6 +720,47 @@ def test_an_unreachable_slack_is_explained_once_and_the_command_still_done(cli: 
         " (HTTPS_PROXY) between here and Slack; done anyway, as asked\n"
     )
     assert "xoxb-1-2-abc" not in run.printed
+
+
+def test_an_unreachable_slack_costs_an_admin_command_no_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Refused at once: the command line asks once and goes on, without slack-sdk's
+    # retries and their back-off (which made each command wait over a second).
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1-2-abc")
+    monkeypatch.setenv("SLACK_API_URL", url)
+    accounts = _SlackAccounts()
+
+    started = time.monotonic()
+    account = asyncio.run(accounts("U123"))
+    waited = time.monotonic() - started
+
+    assert account is Account.UNCHECKED
+    assert waited < 1.0, waited
+    assert accounts.why == (
+        f"no answer (Connection refused) from {url}users.info; check SLACK_API_URL, the"
+        " network and any proxy (HTTPS_PROXY) between here and Slack"
+    )
+
+
+def test_a_slack_host_that_does_not_resolve_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_such_host(*args: object, **kwargs: object) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1-2-abc")
+    monkeypatch.setenv("SLACK_API_URL", "https://slack.example.invalid/api/")
+    accounts = _SlackAccounts()
+
+    assert asyncio.run(accounts("U123")) is Account.UNCHECKED
+    # The resolver's words, not "Unknown error -2" (its code read as the system's).
+    assert accounts.why.startswith(
+        "no answer (slack.example.invalid not found: Name or service not known) from"
+        " https://slack.example.invalid/api/users.info; "
+    )
 
 
 def test_a_slack_error_is_named_and_not_retried(cli: Any, slack: FakeSlack) -> None:

@@ -60,8 +60,10 @@ ZWJ = "\u200d"
 # presentation selector and the skin tones (👩🏽‍💻, ❤️‍🔥).
 EMOJI_MODIFIERS = "\ufe0f" + "".join(chr(c) for c in range(0x1F3FB, 0x1F400))
 # Text that is not one line of visible characters: controls (TAB included), format
-# characters (zero-width, bidi) and the line and paragraph separators.
-INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# characters (zero-width, bidi), the line and paragraph separators, and lone surrogates
+# (a byte that was not UTF-8 on a command line, or a `\udcff` escape in JSON), which no
+# text can be stored or sent as.
+INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,16 @@ CONTROL_NAMES = {
 }
 
 
+# Where Python puts a byte of a command line that is not UTF-8 (`surrogateescape`):
+# U+DC80 to U+DCFF stand for the bytes 0x80 to 0xFF.
+ESCAPED_BYTES = range(0xDC80, 0xDD00)
+
+
 def character_name(ch: str) -> str:
-    """A character as Unicode names it: `U+00A0 NO-BREAK SPACE`."""
+    """A character as Unicode names it: `U+00A0 NO-BREAK SPACE`; a byte that was not
+    UTF-8 as that byte: `byte 0xFF (not UTF-8)`."""
+    if ord(ch) in ESCAPED_BYTES:
+        return f"byte 0x{ord(ch) - 0xDC00:02X} (not UTF-8)"
     name = unicodedata.name(ch, "") or CONTROL_NAMES.get(ch, "CONTROL CHARACTER")
     return f"U+{ord(ch):04X} {name}"
 
@@ -44,6 +52,8 @@ def shown(token: str, *, short: bool = False) -> str:
     def one(ch: str) -> str:
         if not odd(ch):
             return ch
+        if ord(ch) in ESCAPED_BYTES:
+            return f"[0x{ord(ch) - 0xDC00:02X}]" if short else f"[{character_name(ch)}]"
         return f"[U+{ord(ch):04X}]" if short else f"[{character_name(ch)}]"
 
     quoted = "".join(one(ch) for ch in token[:LONGEST])

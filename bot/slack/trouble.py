@@ -120,7 +120,11 @@ def slack_trouble(
         # The async client's failed connection: refused, no such host, TLS…
         # (asyncio's own wording names the address: the system's words say what happened)
         failure = error.os_error
-        why = os.strerror(failure.errno) if failure.errno else str(failure)
+        if isinstance(failure, socket.gaierror):
+            # A name that does not resolve: its errno is the resolver's, not the system's.
+            why = f"{error.host} not found: {failure.strerror or failure}"
+        else:
+            why = os.strerror(failure.errno) if failure.errno else str(failure)
     else:
         why = f"{type(error).__name__}: {error}"
     return SlackTrouble(

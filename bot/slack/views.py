@@ -851,13 +851,15 @@ def listing(
     shown: int = LIST_SHOWN,
     more: Callable[[int], str] | None = None,
     notes: Sequence[str] = (),
+    aim: int = TEXT_AIM,
 ) -> tuple[str, list[BlockDict]]:
     """A list as one message within Slack's limits: `(text, blocks)`.
 
     The blocks show the header, the first `shown` lines (fewer if they do not fit
     the message's blocks) in sections of whole lines, and then `more(count shown)`
     when some were left out, and the `notes`. The text fallback says the same as far
-    as `TEXT_AIM` allows, so a short list reads exactly as the blocks.
+    as `aim` (`TEXT_AIM`, less what a caller puts before it) allows, so a short list
+    reads exactly as the blocks.
     """
     budget = MESSAGE_BLOCKS_MAX - 2  # the header, the footer
     texts = pack(lines[:shown], max_blocks=budget)
@@ -867,7 +869,7 @@ def listing(
     blocks: list[Block] = [_section(header), *(_section(t) for t in texts)]
     if footer:
         blocks.append(_context(*footer))
-    text = _lines_within(header, lines[:count], footer, TEXT_AIM)
+    text = _lines_within(header, lines[:count], footer, aim)
     return text, _message(blocks)
 
 
@@ -1003,7 +1005,11 @@ def approvals_listing(language: str, approvals: Mapping[str, int]) -> tuple[str,
         say(language, "policies_item", image=code(image), count=count)
         for image, count in approvals.items()
     ]
-    return listing(say(language, "policies_header"), lines)
+    return listing(
+        say(language, "policies_header"),
+        lines,
+        more=lambda count: say(language, "policies_more", total=len(approvals), shown=count),
+    )
 
 
 def rota_lines(
@@ -1081,10 +1087,12 @@ def oncall_listing(
     Past shifts only with `past`; otherwise the footer says how many were left out.
     """
     from_rotas = rota_lines(language, rotas, image_schedules or {}, now=now, zone=zone)
-    text, blocks = _shift_listing(language, shifts, now=now, past=past, zone=zone)
+    # The rotas' lines come first in the text too: the shifts' text keeps to what is left.
+    rota_text = clip("\n".join(from_rotas), TEXT_AIM // 2)
+    aim = TEXT_AIM - len(rota_text) - 1 if from_rotas else TEXT_AIM
+    text, blocks = _shift_listing(language, shifts, now=now, past=past, zone=zone, aim=aim)
     if not from_rotas:
         return text, blocks
-    rota_text = "\n".join(from_rotas)
     return f"{rota_text}\n{text}", [*_message([_section(rota_text)]), *blocks]
 
 
@@ -1095,6 +1103,7 @@ def _shift_listing(
     now: datetime,
     past: bool,
     zone: ZoneInfo,
+    aim: int = TEXT_AIM,
 ) -> tuple[str, list[BlockDict]]:
     if not shifts:
         text = say(language, "oncall_empty")
@@ -1115,6 +1124,7 @@ def _shift_listing(
         lines,
         more=lambda count: say(language, "oncall_more", total=len(listed), shown=count),
         notes=[note],
+        aim=aim,
     )
 
 
