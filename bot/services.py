@@ -29,7 +29,6 @@ from bot.sharing.oncall import (
 )
 from bot.sharing.policy import Policy
 from bot.sharing.reconcile import Reconciler
-from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
 from bot.sharing.worker import Worker
 from bot.slack.accounts import SlackDirectory, slack_account
@@ -135,7 +134,7 @@ class Services:
 
     settings: Settings
     database: Database
-    requests: Requests
+    requests: ShareRequests
     messages: SlackMessages
     grants: Grants
     members: KnownMembers
@@ -244,8 +243,8 @@ def build_services(
         connections=connections,
     )
     cloud = cloud or make_cloud_client(settings)
-    requests = Requests(
-        ShareRequests(database, approval_ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS))
+    requests = ShareRequests(
+        database, approval_ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS)
     )
     grants = Grants(database)
     members = KnownMembers(database)

@@ -10,12 +10,15 @@ few states it must (open requests, the compare-and-set of a decision, the order 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, NamedTuple, cast
 
 import sqlite_utils
 
+from bot.sharing.request import Action, RequestState, ShareRequest
 from storage.database import Database, stamp, unstamp
 
 # An earlier request for the same image and member (ids alike but for case count as the
@@ -33,76 +36,10 @@ OPEN_STATES = ("awaiting_approval", "queued", "sending")
 _FOLLOW_UP = "(state IN ('pending', 'failed') AND (ends_at IS NULL OR ends_at > :now))"
 
 
-@dataclass(frozen=True)
-class RequestRow:
-    """One row of share_requests, as stored: text, numbers and ISO timestamps.
-
-    The domain reads it as a value with enums and datetimes (`bot.sharing.request`).
-    """
-
-    id: int
-    action: str
-    user_id: str
-    team_id: str | None
-    channel_id: str | None
-    response_url: str | None
-    image_id: str
-    member_id: str
-    reason: str | None
-    language: str | None
-    state: str
-    created_at: str
-    updated_at: str | None
-    needs_approval: int
-    approval_reason: str | None
-    expires_at: str | None
-    decided_by: str | None
-    decided_at: str | None
-    deny_reason: str | None
-    sent_at: str | None
-    finished_at: str | None
-    api_status: int | None
-    api_request_id: str | None
-    error_kind: str | None
-    error_detail: str | None
-    member_status: str | None
-    member_created_at: str | None
-    member_updated_at: str | None
-    follow_until: str | None
-    next_poll_at: str | None
-    due_at: str | None
-    lease_until: str | None
-    # a share that ends by itself (None: until removed)
-    duration: str | None = None
-    ends_at: str | None = None
-    remind_at: str | None = None
-    reminded_at: str | None = None
-    removing_at: str | None = None
-    removed_by: str | None = None
-    removal_result: str | None = None
-    extends: int | None = None
-    extended_by: int | None = None
-    # approval: how many approvals it needs and has (a compare-and-set), who gave the first
-    approvals_needed: int = 1
-    approvals: int = 0
-    first_approved_by: str | None = None
-    first_approved_at: str | None = None
-    # the last reminder stage posted to approvers (0: none yet)
-    approval_reminders: int = 0
-    # the asker's Remind button: when last pressed, and which press was posted
-    nudge_asked_at: str | None = None
-    nudge_sent_at: str | None = None
-    # one share per image and member: the running share whose end this request moved, and
-    # whether the member already had access, not through the bot, when it was carried out
-    takes_over: int | None = None
-    was_present: int = 0
-
-    # the bot set the image Shared for this request / set it back to private after it
-    made_shared_at: str | None = None
-    made_private_at: str | None = None
-
-
-COLUMNS = [f.name for f in fields(RequestRow)]
+# The table's columns: one per field of the domain's value.
+COLUMNS = [f.name for f in fields(ShareRequest)]
+# The fields the row stores as ISO text and the value holds as datetimes.
+TIMES = frozenset(f.name for f in fields(ShareRequest) if str(f.type).startswith("datetime"))
 
 
 @dataclass(frozen=True)
@@ -141,12 +78,39 @@ class Tally:
     awaiting_decision: int
 
 
-def _row(row: dict[str, Any] | None) -> RequestRow | None:
-    if row is None:
-        return None
+def request_of(row: Mapping[str, Any]) -> ShareRequest:
+    """The value a stored row holds: enums for states and actions, datetimes for times.
+
+    A column the row leaves out reads as NULL (or as its default in the table)."""
     values: dict[str, Any] = {name: row.get(name) for name in COLUMNS}
-    values["was_present"] = values["was_present"] or 0
-    return RequestRow(**values)
+    for name in TIMES:
+        values[name] = parse_stamp(values[name])
+    assert values["created_at"] is not None, "every stored request has a creation time"
+    values.update(
+        action=Action(values["action"]),
+        state=RequestState(values["state"]),
+        needs_approval=bool(values["needs_approval"]),
+        approvals_needed=values["approvals_needed"] or 1,
+        approvals=values["approvals"] or 0,
+        approval_reminders=values["approval_reminders"] or 0,
+        was_present=bool(values["was_present"]),
+    )
+    return ShareRequest(**values)
+
+
+def _row(row: Mapping[str, Any] | None) -> ShareRequest | None:
+    return None if row is None else request_of(row)
+
+
+def column(value: object) -> object:
+    """A value as the table stores it: enums by name, datetimes as ISO text, bools as 0/1."""
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, datetime):
+        return stamp(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
 
 
 class ShareRequests:
@@ -164,7 +128,7 @@ class ShareRequests:
 
     # -- asking --------------------------------------------------------------------
 
-    def record(self, new: NewRequest) -> tuple[RequestRow, bool]:
+    def record(self, new: NewRequest) -> tuple[ShareRequest, bool]:
         """Store a new request, unless one for the same image and member is still open.
 
         Returns the request and True when it is new, or the open one and False.
@@ -172,7 +136,7 @@ class ShareRequests:
         """
         now = self.now()
 
-        def work(db: sqlite_utils.Database) -> tuple[RequestRow, bool]:
+        def work(db: sqlite_utils.Database) -> tuple[ShareRequest, bool]:
             cursor = db.execute(
                 # Member ids alike but for case are one member here (the cloud's own rule
                 # is unknown), though each request sends the id exactly as typed.
@@ -225,10 +189,10 @@ class ShareRequests:
 
     # -- reading -------------------------------------------------------------------
 
-    def get(self, request_id: int) -> RequestRow | None:
+    def get(self, request_id: int) -> ShareRequest | None:
         """One request by id."""
 
-        def work(db: sqlite_utils.Database) -> RequestRow | None:
+        def work(db: sqlite_utils.Database) -> ShareRequest | None:
             cursor = db.execute("SELECT * FROM share_requests WHERE id = ?", [request_id])
             row = cursor.fetchone()
             if row is None:
@@ -237,7 +201,7 @@ class ShareRequests:
 
         return self._database.read(work)
 
-    def for_user(self, user_id: str, limit: int = 10) -> list[RequestRow]:
+    def for_user(self, user_id: str, limit: int = 10) -> list[ShareRequest]:
         """A user's newest requests."""
         rows = self._database.read(
             lambda db: list(
@@ -248,7 +212,7 @@ class ShareRequests:
         )
         return [r for r in map(_row, rows) if r is not None]
 
-    def awaiting_decision(self, limit: int = 20) -> list[RequestRow]:
+    def awaiting_decision(self, limit: int = 20) -> list[ShareRequest]:
         """Requests still waiting for an approver, oldest first."""
         now = stamp(self.now())
         rows = self._database.read(
@@ -275,7 +239,7 @@ class ShareRequests:
 
     def waiting_for(
         self, images: set[str] | None, *, not_asked_by: str, limit: int
-    ) -> tuple[list[RequestRow], int]:
+    ) -> tuple[list[ShareRequest], int]:
         """Requests still waiting for a decision on `images` (None: every image) that
         `not_asked_by` did not ask: the newest `limit` of them, and how many there are."""
         where = "state = 'awaiting_approval' AND expires_at > ? AND user_id != ?"
@@ -286,7 +250,7 @@ class ShareRequests:
             where += f" AND image_id IN ({', '.join('?' for _ in images)})"
             parameters.extend(sorted(images))
 
-        def work(db: sqlite_utils.Database) -> tuple[list[RequestRow], int]:
+        def work(db: sqlite_utils.Database) -> tuple[list[ShareRequest], int]:
             total = int(
                 db.execute(
                     f"SELECT count(*) FROM share_requests WHERE {where}", parameters
@@ -299,13 +263,13 @@ class ShareRequests:
 
         return self._database.read(work)
 
-    def in_states(self, *states: str) -> list[RequestRow]:
+    def in_states(self, *states: RequestState) -> list[ShareRequest]:
         """Every request in one of `states` (for reports and tests)."""
         marks = ", ".join("?" for _ in states)
         rows = self._database.read(
             lambda db: list(
                 db.table("share_requests").rows_where(
-                    f"state IN ({marks})", list(states), order_by="id"
+                    f"state IN ({marks})", [s.value for s in states], order_by="id"
                 )
             )
         )
@@ -315,7 +279,7 @@ class ShareRequests:
 
     def decide(
         self, request_id: int, *, approve: bool, by: str, reason: str = "", seen: int = 0
-    ) -> RequestRow | None:
+    ) -> ShareRequest | None:
         """Approve or deny, once per person: a compare-and-set that only one click can win.
 
         A deny ends the request. An approve counts one approval (compare-and-set on the
@@ -402,11 +366,11 @@ class ShareRequests:
 
         return self._database.read(work)
 
-    def claim(self, request_id: int, lease: timedelta) -> RequestRow | None:
+    def claim(self, request_id: int, lease: timedelta) -> ShareRequest | None:
         """Take a due request for `lease`; None when another worker holds it or it is not due."""
         now = self.now()
 
-        def work(db: sqlite_utils.Database) -> RequestRow | None:
+        def work(db: sqlite_utils.Database) -> ShareRequest | None:
             # The row as the lease left it, in the same transaction (no second read).
             cursor = db.execute(
                 "UPDATE share_requests SET lease_until = ? WHERE id = ? AND due_at <= ?"
@@ -427,28 +391,28 @@ class ShareRequests:
         request_id: int,
         due_at: datetime | None,
         *,
-        seen_state: str,
-        seen_approvals: int | None = None,
-        seen_nudge: str | None = None,
+        seen: ShareRequest,
+        waiting: Collection[RequestState] = (),
     ) -> None:
         """Give a claimed request back, to be looked at again at `due_at` (None: never).
 
-        If its state changed meanwhile (an approver clicked), or, when given, its approval
-        count or its asker's last Remind, it is due at once instead.
+        If its state changed meanwhile from `seen`'s (an approver clicked), or, while it is
+        in one of `waiting` (waiting for approval), its approval count or its asker's last
+        Remind, it is due at once instead.
         """
         now = stamp(self.now())
         due = stamp(due_at) if due_at else None
         same = "state = :state"
-        if seen_approvals is not None:
+        if seen.state in waiting:
             same += " AND approvals = :approvals AND coalesce(nudge_asked_at, '') = :nudge"
         self._database.write(
             lambda db: db.execute(
                 "UPDATE share_requests SET lease_until = NULL,"
                 f" due_at = CASE WHEN {same} THEN :due ELSE :now END WHERE id = :id",
                 {
-                    "state": seen_state,
-                    "approvals": seen_approvals,
-                    "nudge": seen_nudge or "",
+                    "state": seen.state.value,
+                    "approvals": seen.approvals,
+                    "nudge": stamp(seen.nudge_asked_at) if seen.nudge_asked_at else "",
                     "due": due,
                     "now": now,
                     "id": request_id,
@@ -456,7 +420,7 @@ class ShareRequests:
             )
         )
 
-    def held(self) -> list[RequestRow]:
+    def held(self) -> list[ShareRequest]:
         """Requests some worker holds now (at start-up: those a stopped worker left half-way)."""
         rows = self._database.read(
             lambda db: list(
@@ -589,10 +553,11 @@ class ShareRequests:
             == 1
         )
 
-    def take_nudge(self, request_id: int, asked_at: str) -> bool:
+    def take_nudge(self, request_id: int, asked_at: datetime) -> bool:
         """Claim the Remind pressed at `asked_at` for posting (at most once); False when it
         was taken already or the request was decided meanwhile."""
         now = stamp(self.now())
+        asked = stamp(asked_at)
         return (
             self._database.write(
                 lambda db: (
@@ -601,7 +566,7 @@ class ShareRequests:
                         " WHERE id = ? AND state = 'awaiting_approval' AND expires_at > ?"
                         " AND nudge_asked_at = ?"
                         " AND (nudge_sent_at IS NULL OR nudge_sent_at != ?)",
-                        [asked_at, request_id, now, asked_at, asked_at],
+                        [asked, request_id, now, asked, asked],
                     ).rowcount
                 )
             )
@@ -637,7 +602,7 @@ class ShareRequests:
             )
         )
 
-    def timed(self, image_id: str) -> list[RequestRow]:
+    def timed(self, image_id: str) -> list[ShareRequest]:
         """The image's shares the bot will remove by itself, soonest first."""
         rows = self._database.read(
             lambda db: list(
@@ -651,12 +616,12 @@ class ShareRequests:
         )
         return [r for r in map(_row, rows) if r is not None]
 
-    def running_share(self, image_id: str, member_id: str, *, before: int) -> RequestRow | None:
+    def running_share(self, image_id: str, member_id: str, *, before: int) -> ShareRequest | None:
         """The newest share of the image with the member (ids alike but for case) that the
         cloud answered and that still gives access (pending, accepted, or rejected: a member
         that declined to list the image keeps access until removed), asked before `before`."""
 
-        def work(db: sqlite_utils.Database) -> RequestRow | None:
+        def work(db: sqlite_utils.Database) -> ShareRequest | None:
             cursor = db.execute(
                 "SELECT * FROM share_requests WHERE image_id = ? AND lower(member_id) = lower(?)"
                 " AND action = 'share' AND state IN ('pending', 'accepted', 'rejected')"
@@ -671,7 +636,7 @@ class ShareRequests:
 
         return self._database.read(work)
 
-    def through_bot(self, image_id: str) -> list[RequestRow]:
+    def through_bot(self, image_id: str) -> list[ShareRequest]:
         """The image's shares whose member has access through the bot (added and not yet
         removed: pending, accepted, rejected, or being removed), oldest first."""
         rows = self._database.read(
@@ -701,7 +666,7 @@ class ShareRequests:
         )
         return [str(row[0]) for row in rows]
 
-    def for_reconcile(self, image_id: str, changed_since: datetime) -> list[RequestRow]:
+    def for_reconcile(self, image_id: str, changed_since: datetime) -> list[ShareRequest]:
         """The image's requests that say who has access through the bot, or may be changing
         it now: under way, running, unshares carried out, or changed since `changed_since`;
         oldest first."""
@@ -742,8 +707,10 @@ class ShareRequests:
         )
         return row is not None
 
-    def update(self, request_id: int, *, only_in: str | None = None, **values: Any) -> RequestRow:
-        """Set columns of one request (and `updated_at`); the row as it is afterwards.
+    def update(
+        self, request_id: int, *, only_in: RequestState | None = None, **values: object
+    ) -> ShareRequest:
+        """Set fields of one request (and `updated_at`); the request as it is afterwards.
 
         With `only_in`, the row changes only if it is still in that state (a
         compare-and-set).
@@ -751,10 +718,11 @@ class ShareRequests:
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown columns: {sorted(unknown)}")
-        values.setdefault("updated_at", stamp(self.now()))
-        assignments = ", ".join(f"{column} = ?" for column in values)
+        columns = {name: column(value) for name, value in values.items()}
+        columns.setdefault("updated_at", stamp(self.now()))
+        assignments = ", ".join(f"{name} = ?" for name in columns)
         condition = "id = ?" + (" AND state = ?" if only_in else "")
-        parameters = [*values.values(), request_id, *([only_in] if only_in else [])]
+        parameters = [*columns.values(), request_id, *([only_in.value] if only_in else [])]
         self._database.write(
             lambda db: db.execute(
                 f"UPDATE share_requests SET {assignments} WHERE {condition}", parameters

@@ -482,13 +482,12 @@ def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
     """Thousands of images never burst the API: one list per image per run, in sequence,
     no faster than the pace (here 40 a second over 24 images, 2 requests each)."""
     from bot.sharing.reconcile import Reconciler
-    from bot.sharing.request import Requests
     from bot.sharing.service import ShareService
     from storage import CloudMembers, Database, Grants, KnownMembers, ReconcileRuns, ShareRequests
     from storage.requests import NewRequest
 
     database = Database(tmp_path / "pace.db")
-    requests = Requests(ShareRequests(database))
+    requests = ShareRequests(database)
     images = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(24)]
     for image in images:
         sandbox.add_image(image, visibility="shared")

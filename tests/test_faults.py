@@ -806,7 +806,7 @@ def test_a_lock_held_past_the_busy_timeout_is_a_storage_error_and_nothing_is_hal
     assert time.monotonic() - started < 5.0
     blocker.execute("COMMIT")
     blocker.close()
-    assert requests.in_states(*(state.value for state in RequestState)) == []
+    assert requests.in_states(*RequestState) == []
     request, created = requests.record(NewRequest("share", "U1", IMAGE, MEMBER, "", "en"))
     assert created and request.state == "queued"
     database.close()

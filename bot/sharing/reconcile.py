@@ -31,9 +31,9 @@ from bot.scp import ImageMember, ScpClient
 from bot.scp.errors import CloudError, ImageNotShareable
 from bot.sharing.errors import DeliveryError
 from bot.sharing.pauses import pause
-from bot.sharing.request import Action, Requests, RequestState, ShareRequest
+from bot.sharing.request import Action, RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
-from storage import CloudMembers, ReconcileRun, ReconcileRuns
+from storage import CloudMembers, ReconcileRun, ReconcileRuns, ShareRequests
 from storage.database import stamp, unstamp
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        requests: Requests,
+        requests: ShareRequests,
         service: ShareService,
         cloud: ScpClient,
         members: CloudMembers,

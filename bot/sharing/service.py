@@ -25,9 +25,9 @@ from bot.sharing.policy import (
     may_ask,
     why_approval,
 )
-from bot.sharing.request import Requests, RequestState, ShareRequest
+from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.states import check_move
-from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest
+from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest, ShareRequests
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class ShareService:
     def __init__(
         self,
         *,
-        requests: Requests,
+        requests: ShareRequests,
         grants: Grants,
         members: KnownMembers,
         cloud: ScpClient,

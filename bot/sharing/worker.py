@@ -27,8 +27,9 @@ from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import RotaKeeper
 from bot.sharing.pauses import pause
 from bot.sharing.reconcile import Reconciler
-from bot.sharing.request import Requests, RequestState, ShareRequest
+from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.service import RUNNING, ShareService
+from storage import ShareRequests
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class Worker:
     def __init__(
         self,
         *,
-        requests: Requests,
+        requests: ShareRequests,
         service: ShareService,
         announcer: Announcer,
         languages: Languages | None = None,
@@ -427,7 +428,9 @@ class Worker:
             if failed:
                 # After a failure the row may have moved on inside the step: take it as it is.
                 seen = self.requests.get(request_id) or seen
-            self.requests.release(request_id, next_due, seen=seen)
+            self.requests.release(
+                request_id, next_due, seen=seen, waiting={RequestState.AWAITING_APPROVAL}
+            )
         except StorageError as error:
             # The lease runs out by itself; the request is picked up again then.
             log.error("cannot release request", extra={"request": request_id, "error": str(error)})

@@ -42,13 +42,13 @@ from bot.sharing.oncall import (
     WhoIsOnCall,
 )
 from bot.sharing.policy import Policy, cannot_decide
-from bot.sharing.request import Requests, RequestState, ShareRequest
+from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.service import RUNNING
 from bot.sharing.states import OPEN
 from bot.slack import views
 from bot.slack.texts import code, escape, mentions, outcome_error, say
 from bot.slack.views import UTC_ZONE, slack_time
-from storage import Grants, ImageRow, KnownMembers, OnCall, SlackData, SlackMessages
+from storage import Grants, ImageRow, KnownMembers, OnCall, ShareRequests, SlackData, SlackMessages
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Announcer:
         self,
         client: AsyncWebClient,
         *,
-        requests: Requests,
+        requests: ShareRequests,
         messages: SlackMessages,
         grants: Grants,
         members: KnownMembers,
