@@ -30,6 +30,7 @@ from bot.sharing.oncall import (
 from bot.sharing.policy import Policy
 from bot.sharing.reconcile import Reconciler
 from bot.sharing.service import Following, ShareService
+from bot.sharing.states import LIFECYCLE
 from bot.sharing.worker import Worker
 from bot.slack.accounts import SlackDirectory, slack_account
 from bot.slack.announcer import Announcer
@@ -244,7 +245,9 @@ def build_services(
     )
     cloud = cloud or make_cloud_client(settings)
     requests = ShareRequests(
-        database, approval_ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS)
+        database,
+        lifecycle=LIFECYCLE,
+        approval_ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS),
     )
     grants = Grants(database)
     members = KnownMembers(database)

@@ -19,7 +19,7 @@ from tests.harness import IMAGE, BotHarness, adds
 # of today's are the announcer's reads of the request and its Slack record, again and again).
 GOAL = 12
 # What a direct share costs today: no step may add to it unnoticed.
-MOST_TRANSACTIONS = 44
+MOST_TRANSACTIONS = 43
 
 
 class Transactions:

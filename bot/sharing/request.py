@@ -30,6 +30,10 @@ class RequestState(StrEnum):
     EXPIRED = "expired"
 
 
+class IllegalMove(Exception):
+    """A move the request's life does not allow: a bug, never a user's doing."""
+
+
 class Action(StrEnum):
     """What a request asks of the cloud: add the member, or remove it."""
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.scp import ImageMember, MemberStatus, ScpClient, Visibility, accept_language, errors
+from bot.sharing import states
 from bot.sharing.approvals import NUDGE_EVERY, ApprovalReminders, next_nudge, waiting
 from bot.sharing.commands import Share
 from bot.sharing.durations import ShareDurations, parse_duration, reminder_at
@@ -26,7 +27,7 @@ from bot.sharing.policy import (
     why_approval,
 )
 from bot.sharing.request import RequestState, ShareRequest
-from bot.sharing.states import check_move
+from bot.sharing.states import RUNNING
 from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest, ShareRequests
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,6 @@ class Ending:
     request: ShareRequest | None
     refusal: EndRefusal | None = None
     extension: Asked | None = None
-
-
-# Shares whose member has access: rejected too (it only keeps the image out of the
-# member's own list), so a rejected share still ends on time.
-RUNNING = frozenset({RequestState.PENDING, RequestState.ACCEPTED, RequestState.REJECTED})
 
 
 class NudgeRefusal(StrEnum):
@@ -247,8 +243,15 @@ class ShareService:
             refused = self.refusal(request, user_id, approving=approve)
             if refused is not None or request is None:
                 return Decision(request, refused or Refusal.UNKNOWN)
+            move = states.APPROVE if approve else states.DENY
             won = self.requests.decide(
-                request_id, approve=approve, by=user_id, reason=reason, seen=request.approvals
+                request_id,
+                approve=approve,
+                by=user_id,
+                reason=reason,
+                seen=request.approvals,
+                from_=move.from_,
+                to=move.to,
             )
             if won is not None:
                 log.info(
@@ -690,7 +693,7 @@ class ShareService:
     async def end(self, request: ShareRequest) -> ShareRequest:
         """Remove the member of a share whose time is up: recorded as `removing` before
         the call, `removed` after it. Not started while an extension is being sent."""
-        if not self.requests.start_removing(request.id):
+        if not self.requests.start_removing(request.id, from_=states.END.from_, to=states.END.to):
             return self.requests.get(request.id) or request
         log.info("share ended, removing the member", extra=request.log_fields())
         return await self.remove(self.requests.get(request.id) or request)
@@ -886,7 +889,9 @@ class ShareService:
             return Ending(None, EndRefusal.UNKNOWN)
         if not self.may_end(request, user_id):
             return Ending(request, EndRefusal.NOT_OWNER)
-        if not self.requests.start_removing(request_id, by=user_id):
+        if not self.requests.start_removing(
+            request_id, from_=states.END.from_, to=states.END.to, by=user_id
+        ):
             return Ending(self.requests.get(request_id), EndRefusal.OVER)
         log.info("share ended early", extra={**request.log_fields(), "by": user_id})
         return Ending(self.requests.get(request_id))
@@ -1073,8 +1078,9 @@ class ShareService:
     def _move(self, request: ShareRequest, to: RequestState, **values: object) -> ShareRequest:
         """Move `request` to `to` with `values`: only a move its life allows, and only from
         the state it was read in (a compare-and-set); the row as it is afterwards."""
-        check_move(request.state, to)
-        return self.requests.update(request.id, state=to, only_in=request.state, **values)
+        states.check_move(request.state, to)
+        moved = self.requests.move(request.id, from_={request.state}, to=to, **values)
+        return moved or self.requests.get(request.id) or request
 
     def _member_answer(
         self, request: ShareRequest, member: ImageMember, *, api_status: int

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.scp.errors import CloudError, CloudUnavailable
+from bot.sharing import states
 from bot.sharing.approvals import Stage, nudge_due
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
@@ -28,7 +29,8 @@ from bot.sharing.oncall import RotaKeeper
 from bot.sharing.pauses import pause
 from bot.sharing.reconcile import Reconciler
 from bot.sharing.request import RequestState, ShareRequest
-from bot.sharing.service import RUNNING, ShareService
+from bot.sharing.service import ShareService
+from bot.sharing.states import RUNNING
 from storage import ShareRequests
 from storage.errors import StorageError
 
@@ -428,9 +430,7 @@ class Worker:
             if failed:
                 # After a failure the row may have moved on inside the step: take it as it is.
                 seen = self.requests.get(request_id) or seen
-            self.requests.release(
-                request_id, next_due, seen=seen, waiting={RequestState.AWAITING_APPROVAL}
-            )
+            self.requests.release(request_id, next_due, seen=seen)
         except StorageError as error:
             # The lease runs out by itself; the request is picked up again then.
             log.error("cannot release request", extra={"request": request_id, "error": str(error)})
@@ -443,7 +443,11 @@ class Worker:
             request = self.requests.update(request.id, language=language)
         if request.state == RequestState.AWAITING_APPROVAL:
             expires = request.expires_at
-            if expires is not None and expires <= now and self.requests.expire(request.id):
+            if (
+                expires is not None
+                and expires <= now
+                and self.requests.expire(request.id, from_=states.EXPIRE.from_, to=states.EXPIRE.to)
+            ):
                 request = self._reload(request)
                 self.service.log_outcome(request)
         if request.state == RequestState.AWAITING_APPROVAL and not self.announcer.up_to_date(
@@ -461,7 +465,7 @@ class Worker:
             if request.state == RequestState.FAILED:
                 return await self._announce(request)
         if request.state == RequestState.QUEUED:
-            if self.requests.start_sending(request.id):
+            if self.requests.start_sending(request.id, from_=states.SEND.from_, to=states.SEND.to):
                 request = await self.service.send(self._reload(request))
             request = await self._announce(self._reload(request))
         elif request.state == RequestState.SENDING:
@@ -594,10 +598,7 @@ class Worker:
             return now + TURN_WAIT  # an earlier request for this image and member goes first
         if request.state == RequestState.SENDING and request.next_poll_at:
             return request.next_poll_at  # an interrupted change, read again then
-        if not self.announcer.up_to_date(request) or request.state in {
-            RequestState.QUEUED,
-            RequestState.SENDING,
-        }:
+        if not self.announcer.up_to_date(request) or request.state in states.IN_FLIGHT:
             return now
         if request.state == RequestState.AWAITING_APPROVAL:
             times = [request.expires_at, self.service.reminders.next_at(request)]
