@@ -38,10 +38,12 @@ machine gives to the state it gives (`ShareRequests.move`), and refuses a pair t
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 
-from bot.sharing.request import IllegalMove, RequestState
+from bot.sharing.request import IllegalMove, RequestState, ShareRequest
 from storage.requests import Lifecycle
 
 __all__ = [
@@ -60,14 +62,21 @@ __all__ = [
     "OPEN",
     "RUNNING",
     "SEND",
+    "STEP",
     "THROUGH_BOT",
     "TURN",
+    "TURN_WAIT",
     "UNDER_WAY",
     "WAITING",
+    "Facts",
     "IllegalMove",
     "Move",
+    "Work",
+    "applies",
     "check_move",
     "first_state",
+    "next_due",
+    "tells_after",
 ]
 
 S = RequestState
@@ -178,3 +187,135 @@ DENY = Move.of(S.AWAITING_APPROVAL, S.DENIED)
 EXPIRE = Move.of(S.AWAITING_APPROVAL, S.EXPIRED)
 SEND = Move.of(S.QUEUED, S.SENDING)  # stored before the cloud API is called
 END = Move.of(RUNNING, S.REMOVING)  # stored before the remove call
+
+
+# -- what the worker does next, and when ---------------------------------------------------
+
+# How often a request waiting for an earlier one for the same image and member looks again.
+TURN_WAIT = timedelta(milliseconds=200)
+
+
+class Work(StrEnum):
+    """One thing the worker may do to a request: the machine says which, the worker does it."""
+
+    EXPIRE = "expire"  # waiting past its time to be decided: expired
+    CHECK_BEFORE_ASKING = "check_before_asking"  # read the image before approvers are asked
+    TELL = "tell"  # bring what people were told up to date
+    KEEP_ASKING = "keep_asking"  # approval progress, approver reminders, the asker's Remind
+    CHECK_BEFORE_SENDING = "check_before_sending"  # read the image before a direct share
+    SEND = "send"  # queued: stored as sending, then the add (or remove) call
+    READ_BACK = "read_back"  # left sending by a worker that died: read back, then recorded
+    REMOVE = "remove"  # removing: read first, remove only if still there
+    END = "end"  # a running share whose time is up: removing, then the remove call
+    POLL = "poll"  # the status read of a pending share
+    RECHECK = "recheck"  # the read back of a change that failed without an answer
+    REMIND = "remind"  # the one reminder before a timed share ends
+
+
+# One step of the worker, in order: in each group, the first work that applies to the
+# request as it stands then is done (or none). Nothing else moves a request on.
+STEP: tuple[tuple[Work, ...], ...] = (
+    (Work.EXPIRE,),
+    # Before any approver is asked: an image that cannot be shared bothers nobody.
+    (Work.CHECK_BEFORE_ASKING,),
+    (Work.TELL,),
+    (Work.KEEP_ASKING,),
+    # A direct share: the image is read before anything is sent.
+    (Work.CHECK_BEFORE_SENDING,),
+    (Work.SEND, Work.READ_BACK, Work.REMOVE, Work.END, Work.POLL, Work.RECHECK),
+    (Work.REMIND,),
+)
+# After these, what people were told is brought up to date at once.
+TELLS_AFTER = frozenset({Work.SEND, Work.READ_BACK, Work.REMOVE, Work.END, Work.POLL, Work.RECHECK})
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the machine may ask about a request beside its fields (each asked only when a
+    rule needs it: some cost a read)."""
+
+    now: datetime
+    told: Callable[[ShareRequest], bool]  # were people told of its current state?
+    time_up: Callable[[ShareRequest], bool]  # has a running share's end come?
+
+
+def applies(work: Work, request: ShareRequest, facts: Facts) -> bool:
+    """Whether `work` is due for `request` as it stands now."""
+    state, now, poll = request.state, facts.now, request.next_poll_at
+    match work:
+        case Work.EXPIRE:
+            expires = request.expires_at
+            return state in WAITING and expires is not None and expires <= now
+        case Work.CHECK_BEFORE_ASKING:
+            return state in WAITING and not facts.told(request)
+        case Work.TELL:
+            return True
+        case Work.KEEP_ASKING:
+            return state in WAITING and facts.told(request)
+        case Work.CHECK_BEFORE_SENDING:
+            return state is S.QUEUED and not request.decided_by
+        case Work.SEND:
+            return state is S.QUEUED
+        case Work.READ_BACK:
+            # Read back at once after a restart, then again when it said to (`next_poll_at`).
+            return state is S.SENDING and (poll is None or poll <= now)
+        case Work.REMOVE:
+            return state is S.REMOVING
+        case Work.END:
+            # On time, whatever the status polling's pace.
+            return facts.time_up(request)
+        case Work.POLL:
+            return state is S.PENDING and poll is not None and poll <= now
+        case Work.RECHECK:
+            return state is S.FAILED and poll is not None and poll <= now
+        case Work.REMIND:
+            remind_at, ends_at = request.remind_at, request.ends_at
+            return (
+                state in RUNNING
+                and request.reminded_at is None
+                and remind_at is not None
+                and ends_at is not None
+                and remind_at <= now < ends_at
+                and facts.told(request)
+            )
+    raise AssertionError(work)  # pragma: no cover - every work is matched above
+
+
+def tells_after(work: Work, before: ShareRequest, after: ShareRequest) -> bool:
+    """Whether people are told right after `work` took `before` to `after` (a check that
+    ended the request says so at once: nothing else of the step applies to it)."""
+    return work in TELLS_AFTER or (
+        work is Work.CHECK_BEFORE_SENDING and after.state is not before.state
+    )
+
+
+def next_due(
+    request: ShareRequest,
+    facts: Facts,
+    *,
+    waiting_turn: Callable[[ShareRequest], bool],
+    next_reminder: Callable[[ShareRequest], datetime | None],
+) -> datetime | None:
+    """When the worker should look at `request` again after a step (None: only when
+    something else wakes it: a click, a command)."""
+    state, now = request.state, facts.now
+    if state is S.QUEUED and waiting_turn(request):
+        return now + TURN_WAIT  # an earlier request for this image and member goes first
+    if state is S.SENDING and request.next_poll_at:
+        return request.next_poll_at  # an interrupted change, read again then
+    if not facts.told(request) or state in IN_FLIGHT:
+        return now
+    if state in WAITING:
+        times = [request.expires_at, next_reminder(request)]
+        return min((t for t in times if t is not None), default=None)
+    if state is S.REMOVING:
+        return now
+    if state in RUNNING or state is S.FAILED:
+        times = [request.next_poll_at]
+        if state in RUNNING:
+            times.append(request.ends_at)
+            if request.reminded_at is None:
+                times.append(request.remind_at)
+        due = [t for t in times if t is not None]
+        return min(due) if due else None
+    return None
