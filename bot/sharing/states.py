@@ -1,6 +1,6 @@
 """A request's life: every state it can be in and every move between them, in one place.
 
-    awaiting_approval ──approve──▶ queued ──▶ sending ──▶ pending ──▶ accepted | rejected
+    awaiting approval ──approve──▶ queued ──▶ sending ──▶ pending ──▶ accepted | rejected
         │  │ deny / expire                       │           │ (any of the three: removed
         │  │                                     │           │  outside the bot)
         │  ▼                                     │           ▼
@@ -16,7 +16,7 @@ remove call, so a crash in between is reconciled with a read. After a remove the
 list is read back: a member still listed keeps the request in removing (an unshare goes
 sending ▶ removing), and the removal is tried again.
 
-Before an approver is asked (awaiting_approval) or a direct share is sent (queued), the
+Before an approver is asked (awaiting approval) or a direct share is sent (queued), the
 image is read: one that does not exist, is public or is not active yet goes straight to
 failed, with nothing sent.
 
@@ -34,6 +34,11 @@ migrations): the moves, the named sets everyone else uses (`OPEN`, `RUNNING`,
 state of its own: it makes one kind of move, a compare-and-set from the states the
 machine gives to the state it gives (`ShareRequests.move`), and refuses a pair that
 `MOVES` does not hold; two writers can never both move one request.
+
+What the worker does to a request next is decided here too: `STEP` lists the work of
+one step in order, `applies` says which work is due for a request as it stands,
+`tells_after` when people are told at once, and `next_due` when to look again. The
+worker carries the work out; it decides nothing of its own.
 """
 
 from __future__ import annotations
