@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.sharing.states import LIFECYCLE
 from storage import CloudMembers, Database, Grants, Role, ShareRequests
 from storage.database import stamp
 from storage.requests import NewRequest
@@ -167,7 +168,9 @@ def run_micro(
 
         rng = random.Random(11)
         table = Grants(database)
-        share_requests = ShareRequests(database, approval_ttl=timedelta(hours=24))
+        share_requests = ShareRequests(
+            database, lifecycle=LIFECYCLE, approval_ttl=timedelta(hours=24)
+        )
         lookups = [
             (f"U{rng.randrange(users):07d}", _image(rng.randrange(IMAGE_POOL)))
             for _ in range(calls)

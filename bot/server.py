@@ -38,6 +38,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics
 from bot.metrics_page import MetricsPage
+from bot.sharing.states import LIFECYCLE
 from storage import Database, Rota, ShareRequests
 from storage.errors import StorageError
 
@@ -288,7 +289,7 @@ def make_web_app(
     limits = Limits.of(settings)
     web_app = web.Application(client_max_size=MAX_BODY, middlewares=[_head_read])
     web_app[LIMITS] = limits
-    page = page or MetricsPage(ShareRequests(database), rota=Rota(database))
+    page = page or MetricsPage(ShareRequests(database, lifecycle=LIFECYCLE), rota=Rota(database))
     web_app.router.add_get(METRICS_PATH, metrics_route(page))
     web_app.router.add_get(HEALTH_PATH, Health(database).handle)
     if app is not None:

@@ -30,8 +30,8 @@ from bot.sharing.oncall import (
 from bot.sharing.policy import Policy
 from bot.sharing.reconcile import Reconciler
 from bot.sharing.records import Records
-from bot.sharing.request import Requests
 from bot.sharing.service import Following, ShareService
+from bot.sharing.states import LIFECYCLE
 from bot.sharing.worker import Worker
 from bot.slack.accounts import SlackDirectory, slack_account
 from bot.slack.announcer import Announcer
@@ -156,7 +156,7 @@ class Services:
 
     settings: Settings
     database: Database
-    requests: Requests
+    requests: ShareRequests
     messages: SlackMessages
     grants: Grants
     members: KnownMembers
@@ -268,8 +268,10 @@ def build_services(
         count=metrics.slack_call,
     )
     cloud = cloud or make_cloud_client(settings)
-    requests = Requests(
-        ShareRequests(database, approval_ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS))
+    requests = ShareRequests(
+        database,
+        lifecycle=LIFECYCLE,
+        approval_ttl=timedelta(hours=settings.SHARE_APPROVAL_TTL_HOURS),
     )
     grants = Grants(database)
     members = KnownMembers(database)

@@ -13,7 +13,7 @@ from storage.members import KnownMember, KnownMembers
 from storage.oncall import OnCall, OnCallShift
 from storage.people import People
 from storage.policies import ImagePolicies
-from storage.requests import NewRequest, RequestRow, ShareRequests
+from storage.requests import NewRequest, ShareRequests
 from storage.rota import OnCallSchedules, Rota, RotaEntry, SlackEmails, SourceState
 from storage.slack_messages import SlackData, SlackMessages
 
@@ -36,7 +36,6 @@ __all__ = [
     "People",
     "ReconcileRun",
     "ReconcileRuns",
-    "RequestRow",
     "Role",
     "Rota",
     "RotaEntry",

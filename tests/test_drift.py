@@ -482,13 +482,13 @@ def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
     """Thousands of images never burst the API: one list per image per run, in sequence,
     no faster than the pace (here 40 a second over 24 images, 2 requests each)."""
     from bot.sharing.reconcile import Reconciler
-    from bot.sharing.request import Requests
     from bot.sharing.service import ShareService
+    from bot.sharing.states import LIFECYCLE, SEND
     from storage import CloudMembers, Database, Grants, KnownMembers, ReconcileRuns, ShareRequests
     from storage.requests import NewRequest
 
     database = Database(tmp_path / "pace.db")
-    requests = Requests(ShareRequests(database))
+    requests = ShareRequests(database, lifecycle=LIFECYCLE)
     images = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(24)]
     for image in images:
         sandbox.add_image(image, visibility="shared")
@@ -503,7 +503,13 @@ def test_a_run_lists_each_image_once_one_at_a_time_at_its_pace(
                     language="en",
                 )
             )
-            requests.update(asked.id, state="pending", finished_at=requests.now())
+            requests.move(asked.id, from_=SEND.from_, to=SEND.to)
+            requests.move(
+                asked.id,
+                from_={RequestState.SENDING},
+                to=RequestState.PENDING,
+                finished_at=requests.now(),
+            )
     cloud = ScpClient(sandbox.url, ScpAuth(ACCESS_KEY, SECRET_KEY))
     said: list[str] = []
 

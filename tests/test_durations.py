@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 
 from bot.scp.sandbox import Fault, Record, Sandbox
+from bot.sharing.states import END
 from storage import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, BotHarness, adds, member_calls
@@ -135,7 +136,7 @@ def test_a_crash_mid_removal_is_reconciled_with_a_read_and_removes_once(
     team.stop_worker()
     team.clock.advance(seconds=61)
     # The worker recorded `removing` and then died, before or after its remove call.
-    assert team.services.requests.start_removing(1)
+    assert team.services.requests.start_removing(1, from_=END.from_, to=END.to)
     if landed:
         team.call(team.services.cloud.remove_member(IMAGE, MEMBER))
 

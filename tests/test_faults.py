@@ -29,6 +29,7 @@ import pytest
 from bot.scp import RetryPolicy
 from bot.scp.sandbox import Fault, Record, Sandbox
 from bot.sharing.request import RequestState, ShareRequest
+from bot.sharing.states import LIFECYCLE, SEND
 from bot.sharing.worker import RESTART_GRACE
 from storage import Database, Grants, Role, ShareRequests
 from storage.errors import StorageError
@@ -697,12 +698,13 @@ OTHER_PROCESS = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
+    from bot.sharing.states import LIFECYCLE
     from storage import Database, Grants, Role, ShareRequests
     from storage.requests import NewRequest
 
     path, go, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     database = Database(path)
-    requests, grants = ShareRequests(database), Grants(database)
+    requests, grants = ShareRequests(database, lifecycle=LIFECYCLE), Grants(database)
     Path(str(go) + ".ready").touch()
     while not go.exists():
         time.sleep(0.005)
@@ -718,7 +720,7 @@ OTHER_PROCESS = textwrap.dedent(
 def test_many_writers_in_threads_and_another_process_lose_no_row(tmp_path: Path) -> None:
     path, go = tmp_path / "bot.db", tmp_path / "go"
     database = Database(path)
-    requests, grants = ShareRequests(database), Grants(database)
+    requests, grants = ShareRequests(database, lifecycle=LIFECYCLE), Grants(database)
     threads, each, in_process = 12, 25, 150
     other = subprocess.Popen(
         [sys.executable, "-c", OTHER_PROCESS, str(path), str(go), str(in_process), IMAGE],
@@ -795,7 +797,7 @@ def test_a_lock_held_past_the_busy_timeout_is_a_storage_error_and_nothing_is_hal
     tmp_path: Path,
 ) -> None:
     database = Database(tmp_path / "bot.db", busy_timeout=0.3)
-    requests = ShareRequests(database)
+    requests = ShareRequests(database, lifecycle=LIFECYCLE)
     blocker = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     started = time.monotonic()
@@ -806,7 +808,7 @@ def test_a_lock_held_past_the_busy_timeout_is_a_storage_error_and_nothing_is_hal
     assert time.monotonic() - started < 5.0
     blocker.execute("COMMIT")
     blocker.close()
-    assert requests.in_states(*(state.value for state in RequestState)) == []
+    assert requests.in_states(*RequestState) == []
     request, created = requests.record(NewRequest("share", "U1", IMAGE, MEMBER, "", "en"))
     assert created and request.state == "queued"
     database.close()
@@ -871,7 +873,8 @@ def test_an_interrupted_add_that_cannot_be_read_back_for_good_is_answered(
     bot = make(SCP_SECRET_KEY="rotated-secret-key-0123456789")
     bot.stop_worker()
     bot.ack_text(f"{IMAGE} {MEMBER}")
-    assert bot.services.requests.start_sending(1)  # as if the worker died mid-call
+    # As if the worker died mid-call.
+    assert bot.services.requests.start_sending(1, from_=SEND.from_, to=SEND.to)
 
     bot.start_worker()
 

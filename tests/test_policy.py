@@ -21,9 +21,9 @@ from bot.sharing.errors import LastAdmin
 from bot.sharing.oncall import MayApprove, TypedShifts, WhoIsOnCall
 from bot.sharing.policy import Action, Policy, allows, keeps_last_admin
 from bot.sharing.request import RequestState, ShareRequest
-from storage import AuditLog, Database, Grants, KnownMembers, OnCall, RequestRow, Role
+from storage import AuditLog, Database, Grants, KnownMembers, OnCall, Role
 from storage.database import stamp
-from storage.requests import COLUMNS
+from storage.requests import COLUMNS, request_of
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness
 
@@ -82,7 +82,7 @@ def request_by(user: str, image: str = IMAGE, **changes: object) -> ShareRequest
         duration="7d",
     )
     values.update(changes)
-    return ShareRequest.of(RequestRow(**values))  # type: ignore[arg-type]
+    return request_of(values)
 
 
 @pytest.mark.parametrize("scope", ["image", "all", "other image"])

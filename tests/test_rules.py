@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from bot.sharing import policy as rules
 from bot.sharing.policy import Refusal, UnknownMembers, WhyApproval
 from bot.sharing.request import RequestState, ShareRequest
-from storage import RequestRow, Role
+from storage import Role
 from storage.database import stamp
-from storage.requests import COLUMNS
+from storage.requests import COLUMNS, request_of
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 roles = st.sets(st.sampled_from(list(Role)))
@@ -34,7 +34,7 @@ def waiting(**changes: object) -> ShareRequest:
         expires_at=stamp(NOW + timedelta(hours=1)),
     )
     values.update(changes)
-    return ShareRequest.of(RequestRow(**values))  # type: ignore[arg-type]
+    return request_of(values)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from bot.sharing.states import LIFECYCLE
 from storage import Database, NewRequest, ShareRequests, SlackMessages
 from storage.schema import SLACK_COLUMNS, migrations
 
@@ -55,7 +56,7 @@ def test_the_split_keeps_every_request_and_what_slack_was_told(tmp_path: Path) -
     _old_database(path)
 
     database = Database(path)
-    requests, messages = ShareRequests(database), SlackMessages(database)
+    requests, messages = ShareRequests(database, lifecycle=LIFECYCLE), SlackMessages(database)
 
     columns = set(database.db.table("share_requests").columns_dict)
     assert columns.isdisjoint(SLACK_COLUMNS)
@@ -114,7 +115,7 @@ def test_slack_side_updates_are_kept_field_by_field(tmp_path: Path) -> None:
 
 def test_waiting_requests_are_counted_and_filtered_in_the_database(tmp_path: Path) -> None:
     database = Database(tmp_path / "bot.db")
-    requests = ShareRequests(database)
+    requests = ShareRequests(database, lifecycle=LIFECYCLE)
     for i in range(30):
         image = "img-a" if i % 3 else "img-b"
         asker = "UAPP" if i == 7 else "UREQ"

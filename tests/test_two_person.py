@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,10 @@ import pytest
 from bot.scp.sandbox import Sandbox
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
-from bot.sharing.request import ShareRequest
 from bot.slack import views
 from bot.slack.texts import say
-from storage import AuditLog, Database, RequestRow, Role
+from storage import AuditLog, Database, Role
+from storage.requests import request_of
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds
 
@@ -405,23 +404,20 @@ def test_a_bad_policy_command_names_the_usage(typed: str) -> None:
 
 def test_the_card_and_the_thread_speak_korean() -> None:
     created = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
-    request = ShareRequest.of(
-        RequestRow(
-            **{f.name: None for f in fields(RequestRow)}
-            | {
-                "id": 7,
-                "action": "share",
-                "user_id": "UREQ",
-                "image_id": IMAGE,
-                "member_id": MEMBER,
-                "state": "awaiting_approval",
-                "created_at": "2026-12-01T00:00:00.000000Z",
-                "needs_approval": 1,
-                "approvals_needed": 2,
-                "approvals": 1,
-                "first_approved_by": "UAPP1",
-            }
-        )
+    request = request_of(
+        {
+            "id": 7,
+            "action": "share",
+            "user_id": "UREQ",
+            "image_id": IMAGE,
+            "member_id": MEMBER,
+            "state": "awaiting_approval",
+            "created_at": "2026-12-01T00:00:00.000000Z",
+            "needs_approval": 1,
+            "approvals_needed": 2,
+            "approvals": 1,
+            "first_approved_by": "UAPP1",
+        }
     )
     _, card_blocks = views.approval_card(
         request,

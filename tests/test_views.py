@@ -4,7 +4,6 @@ within Slack's limits and still says how much there is."""
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,8 +18,9 @@ from bot.sharing.oncall import Source, Stale
 from bot.sharing.request import ShareRequest
 from bot.slack import views
 from bot.slack.views import DenyModal, MalformedSubmission
-from storage import Grant, ImageRow, KnownMember, OnCallShift, RequestRow, Role
+from storage import Grant, ImageRow, KnownMember, OnCallShift, Role
 from storage.database import stamp
+from storage.requests import request_of
 from tests.fakes import blockkit
 
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
@@ -136,7 +136,7 @@ def all_text(blocks: list[dict[str, Any]] | dict[str, Any]) -> str:
 
 def make_request(**values: Any) -> ShareRequest:
     """A request with every field filled in as the store would."""
-    defaults: dict[str, Any] = {f.name: None for f in fields(RequestRow)}
+    defaults: dict[str, Any] = {}
     defaults.update(
         id=1,
         action="share",
@@ -148,7 +148,7 @@ def make_request(**values: Any) -> ShareRequest:
         needs_approval=1,
     )
     defaults.update(values)
-    return ShareRequest.of(RequestRow(**defaults))
+    return request_of(defaults)
 
 
 def card(**options: Any) -> tuple[str, list[dict[str, Any]]]:

@@ -31,10 +31,11 @@ from bot.scp import ImageMember, ScpClient
 from bot.scp.errors import CloudError, ImageNotShareable
 from bot.sharing.errors import DeliveryError
 from bot.sharing.pauses import pause
-from bot.sharing.request import Action, Requests, RequestState, ShareRequest
-from bot.sharing.service import RUNNING, ShareService
+from bot.sharing.request import Action, RequestState, ShareRequest
+from bot.sharing.service import ShareService
+from bot.sharing.states import RUNNING, TURN
 from bot.sharing.values import ReconcileRun, stamp, unstamp
-from storage import CloudMembers, ReconcileRuns
+from storage import CloudMembers, ReconcileRuns, ShareRequests
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ log = logging.getLogger(__name__)
 LISTS_PER_SECOND = 5.0
 # How often the reconcile thread looks whether a run is due (the database's clock decides).
 LOOK_SECONDS = 1.0
-
-# A request in one of these may be changing the member right now: its pair waits a run.
-UNDER_WAY = frozenset({RequestState.QUEUED, RequestState.SENDING, RequestState.REMOVING})
-# The bot added the member and has not removed it: it has access through the bot.
-THROUGH_BOT = frozenset({RequestState.PENDING, RequestState.ACCEPTED, RequestState.REJECTED})
 
 
 class Teller(Protocol):
@@ -74,7 +70,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        requests: Requests,
+        requests: ShareRequests,
         service: ShareService,
         cloud: ScpClient,
         members: CloudMembers,
@@ -192,7 +188,7 @@ class Reconciler:
         mine: dict[str, list[ShareRequest]] = {}
         for request in records:
             key = request.member_id.lower()
-            if request.action is not Action.SHARE or request.state not in THROUGH_BOT:
+            if request.action is not Action.SHARE or request.state not in RUNNING:
                 continue
             if request.id < unshared.get(key, 0):
                 if key not in busy and request.state in RUNNING:
@@ -269,4 +265,4 @@ class Reconciler:
 def _changing(request: ShareRequest, listed_at: datetime) -> bool:
     """Whether the request may be changing its member now, or changed it after the list."""
     updated = request.updated_at
-    return request.state in UNDER_WAY or (updated is not None and updated >= listed_at)
+    return request.state in TURN or (updated is not None and updated >= listed_at)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.scp import ImageMember, MemberStatus, ScpClient, Visibility, accept_language, errors
+from bot.sharing import states
 from bot.sharing.approvals import NUDGE_EVERY, ApprovalReminders, next_nudge, waiting
 from bot.sharing.commands import Share
 from bot.sharing.durations import ShareDurations, parse_duration, reminder_at
@@ -25,17 +26,10 @@ from bot.sharing.policy import (
     may_ask,
     why_approval,
 )
-from bot.sharing.request import Requests, RequestState, ShareRequest
-from bot.sharing.states import check_move
-from storage import (
-    CloudMember,
-    CloudMembers,
-    Grants,
-    ImagePolicies,
-    ImageRow,
-    KnownMembers,
-    NewRequest,
-)
+from bot.sharing.request import RequestState, ShareRequest
+from bot.sharing.states import RUNNING
+from bot.sharing.values import CloudMember, StoredImage
+from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest, ShareRequests
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +87,6 @@ class Ending:
     extension: Asked | None = None
 
 
-# Shares whose member has access: rejected too (it only keeps the image out of the
-# member's own list), so a rejected share still ends on time.
-RUNNING = frozenset({RequestState.PENDING, RequestState.ACCEPTED, RequestState.REJECTED})
-
-
 class NudgeRefusal(StrEnum):
     """Why a Remind click changed nothing."""
 
@@ -145,7 +134,7 @@ class ShareService:
     def __init__(
         self,
         *,
-        requests: Requests,
+        requests: ShareRequests,
         grants: Grants,
         members: KnownMembers,
         cloud: ScpClient,
@@ -255,8 +244,15 @@ class ShareService:
             refused = self.refusal(request, user_id, approving=approve)
             if refused is not None or request is None:
                 return Decision(request, refused or Refusal.UNKNOWN)
+            move = states.APPROVE if approve else states.DENY
             won = self.requests.decide(
-                request_id, approve=approve, by=user_id, reason=reason, seen=request.approvals
+                request_id,
+                approve=approve,
+                by=user_id,
+                reason=reason,
+                seen=request.approvals,
+                from_=move.from_,
+                to=move.to,
             )
             if won is not None:
                 log.info(
@@ -431,7 +427,7 @@ class ShareService:
 
     def _cloud_spelling(
         self, request: ShareRequest
-    ) -> tuple[ShareRequest, ShareRequest | None, bool, ImageRow | None]:
+    ) -> tuple[ShareRequest, ShareRequest | None, bool, StoredImage | None]:
         """The request with the member id as the cloud spells it, once a member list, an
         answer or a running share showed it (ids alike but for case are one member); and
         what a share reads before its call, in one transaction: the pair's running share,
@@ -439,7 +435,7 @@ class ShareService:
         image list's row of the image (None when the list is not fresh)."""
         seen, images = self.seen, self.images
 
-        def read() -> tuple[ShareRequest | None, CloudMember | None, ImageRow | None]:
+        def read() -> tuple[ShareRequest | None, CloudMember | None, StoredImage | None]:
             running = self.requests.running_share(
                 request.image_id, request.member_id, before=request.id
             )
@@ -623,7 +619,7 @@ class ShareService:
         return changed
 
     async def _shareable(
-        self, request: ShareRequest, language: str, *, listed: ImageRow | None
+        self, request: ShareRequest, language: str, *, listed: StoredImage | None
     ) -> ShareRequest:
         """Make sure the image can have members before the add: a `shared` image goes on
         (so do `public` and `community` ones, which the add decides, as ever); a `private`
@@ -729,7 +725,7 @@ class ShareService:
     async def end(self, request: ShareRequest) -> ShareRequest:
         """Remove the member of a share whose time is up: recorded as `removing` before
         the call, `removed` after it. Not started while an extension is being sent."""
-        if not self.requests.start_removing(request.id):
+        if not self.requests.start_removing(request.id, from_=states.END.from_, to=states.END.to):
             return self.requests.get(request.id) or request
         log.info("share ended, removing the member", extra=request.log_fields())
         return await self.remove(self.requests.get(request.id) or request)
@@ -925,7 +921,9 @@ class ShareService:
             return Ending(None, EndRefusal.UNKNOWN)
         if not self.may_end(request, user_id):
             return Ending(request, EndRefusal.NOT_OWNER)
-        if not self.requests.start_removing(request_id, by=user_id):
+        if not self.requests.start_removing(
+            request_id, from_=states.END.from_, to=states.END.to, by=user_id
+        ):
             return Ending(self.requests.get(request_id), EndRefusal.OVER)
         log.info("share ended early", extra={**request.log_fields(), "by": user_id})
         return Ending(self.requests.get(request_id))
@@ -1112,8 +1110,9 @@ class ShareService:
     def _move(self, request: ShareRequest, to: RequestState, **values: object) -> ShareRequest:
         """Move `request` to `to` with `values`: only a move its life allows, and only from
         the state it was read in (a compare-and-set); the row as it is afterwards."""
-        check_move(request.state, to)
-        return self.requests.update(request.id, state=to, only_in=request.state, **values)
+        states.check_move(request.state, to)
+        moved = self.requests.move(request.id, from_={request.state}, to=to, **values)
+        return moved or self.requests.get(request.id) or request
 
     def _member_answer(
         self, request: ShareRequest, member: ImageMember, *, api_status: int

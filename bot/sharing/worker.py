@@ -21,21 +21,21 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.scp.errors import CloudError, CloudUnavailable
+from bot.sharing import states
 from bot.sharing.approvals import Stage, nudge_due
 from bot.sharing.errors import ApproversUnreachable, DeliveryError
 from bot.sharing.images import ImageCatalog
 from bot.sharing.oncall import RotaKeeper
 from bot.sharing.pauses import pause
 from bot.sharing.reconcile import Reconciler
-from bot.sharing.request import Requests, RequestState, ShareRequest
-from bot.sharing.service import RUNNING, ShareService
+from bot.sharing.request import RequestState, ShareRequest
+from bot.sharing.service import ShareService
+from storage import ShareRequests
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 
-# How often a request waiting for an earlier one for the same image and member looks again.
-TURN_WAIT = timedelta(milliseconds=200)
 # How often a remove the cloud refused (not a passing failure) is tried again.
 REMOVAL_RETRY = timedelta(minutes=5)
 # After a crash, a change the dead worker sent this recently may still be being carried
@@ -135,7 +135,7 @@ class Worker:
     def __init__(
         self,
         *,
-        requests: Requests,
+        requests: ShareRequests,
         service: ShareService,
         announcer: Announcer,
         languages: Languages | None = None,
@@ -433,8 +433,15 @@ class Worker:
             # The lease runs out by itself; the request is picked up again then.
             log.error("cannot release request", extra={"request": request_id, "error": str(error)})
 
+    def _facts(self) -> states.Facts:
+        """What the machine may ask about a request, as things stand now."""
+        return states.Facts(
+            now=self.requests.now(), told=self.announcer.up_to_date, time_up=self.service.time_up
+        )
+
     async def _step(self, request: ShareRequest) -> ShareRequest:
-        now = self.requests.now()
+        """One step of the request's life: the machine says what applies (`states.STEP`),
+        this carries it out."""
         if not request.language and self.languages is not None:
             # Recorded before the bot knew the user's language: ask Slack now, off the ack;
             # stored on the request with the cache of Slack's answer (one transaction).
@@ -446,57 +453,64 @@ class Worker:
                 ),
             )
             request = stored[-1] if stored else request
-        if request.state == RequestState.AWAITING_APPROVAL:
-            expires = request.expires_at
-            if expires is not None and expires <= now and self.requests.expire(request.id):
-                request = self._reload(request)
-                self.service.log_outcome(request)
-        if request.state == RequestState.AWAITING_APPROVAL and not self.announcer.up_to_date(
-            request
-        ):
-            # Before any approver is asked: an image that cannot be shared bothers nobody.
-            request = await self.service.check_image(request)
-        request = await self._announce(request)
-        if request.state == RequestState.AWAITING_APPROVAL and self.announcer.up_to_date(request):
-            request = await self._keep_approvers_asking(request)
-        if request.state == RequestState.QUEUED and not request.decided_by:
-            # A direct share: the image is read before anything is sent (a read of the
-            # last minute is reused while the request waits its turn).
-            request = await self.service.check_image(request)
-            if request.state == RequestState.FAILED:
+        for choices in states.STEP:
+            facts = self._facts()
+            for work in choices:
+                if states.applies(work, request, facts):
+                    before, request = request, await self._carry_out(work, request)
+                    if states.tells_after(work, before, request):
+                        request = await self._announce(request)
+                    break
+        return request
+
+    async def _carry_out(self, work: states.Work, request: ShareRequest) -> ShareRequest:
+        """Do `work` to `request`; the request as it is afterwards."""
+        W = states.Work
+        match work:
+            case W.EXPIRE:
+                if self.requests.expire(request.id, from_=states.EXPIRE.from_, to=states.EXPIRE.to):
+                    request = self._reload(request)
+                    self.service.log_outcome(request)
+                return request
+            case W.CHECK_BEFORE_ASKING | W.CHECK_BEFORE_SENDING:
+                # Before sending, a read of the last minute is reused while it waits its turn.
+                return await self.service.check_image(request)
+            case W.TELL:
                 return await self._announce(request)
-        if request.state == RequestState.QUEUED:
-            sending = self.requests.start_sending(request.id)
-            # `send` hands back the request as its last write left it: not read again.
-            request = (
-                await self.service.send(sending) if sending is not None else self._reload(request)
-            )
-            request = await self._announce(request)
-        elif request.state == RequestState.SENDING:
-            # Left in `sending` by a worker that died (this one holds the worker lock, so
-            # that one is gone): read back at once, then recorded, or sent once more.
-            again_at = request.next_poll_at
-            if again_at is None or again_at <= now:
-                request = await self._announce(
-                    await self.service.reconcile(
-                        request, under_way_until=self._landing_until(request)
-                    )
+            case W.KEEP_ASKING:
+                return await self._keep_approvers_asking(request)
+            case W.SEND:
+                sending = self.requests.start_sending(
+                    request.id, from_=states.SEND.from_, to=states.SEND.to
                 )
-        elif request.state == RequestState.REMOVING:
-            # Ended early, or a removal interrupted: read first, remove only if still there.
-            request = await self._announce(await self.service.reconcile_removal(request))
-        elif self.service.time_up(request):
-            # On time, whatever the status polling's pace.
-            request = await self._announce(await self.service.end(request))
-        elif request.next_poll_at and request.next_poll_at <= now:
-            if request.state == RequestState.PENDING:
+                # `send` hands back the request as its last write left it: not read again.
+                if sending is None:
+                    return self._reload(request)
+                return await self.service.send(sending)
+            case W.READ_BACK:
+                # Left in `sending` by a worker that died (this one holds the worker lock, so
+                # that one is gone): read back at once, then recorded, or sent once more.
+                return await self.service.reconcile(
+                    request, under_way_until=self._landing_until(request)
+                )
+            case W.REMOVE:
+                # Ended early, or a removal interrupted: read first, remove only if still there.
+                return await self.service.reconcile_removal(request)
+            case W.END:
+                return await self.service.end(request)
+            case W.POLL:
                 request = await self.service.poll(request)
-                if request.state == RequestState.PENDING and request.next_poll_at is None:
+                if request.state is RequestState.PENDING and request.next_poll_at is None:
                     await self.announcer.follow_stopped(request)
-            elif request.state == RequestState.FAILED:
-                request = await self.service.recheck(request)
-            request = await self._announce(request)
-        return await self._remind(request)
+                return request
+            case W.RECHECK:
+                return await self.service.recheck(request)
+            case W.REMIND:
+                # The one reminder before a timed share ends, once its thread is up to date.
+                await self.announcer.remind(request)
+                self.requests.mark_reminded(request.id)
+                return self._reload(request)
+        raise AssertionError(work)  # pragma: no cover - every work is matched above
 
     async def _removal_refused(self, before: ShareRequest, error: CloudError) -> Outcome:
         """What a failed call was; a remove the cloud refused (credentials, permissions)
@@ -554,23 +568,6 @@ class Worker:
             request = self._reload(request)
         return request
 
-    async def _remind(self, request: ShareRequest) -> ShareRequest:
-        """The one reminder before a timed share ends, once its thread is up to date."""
-        now = self.requests.now()
-        remind_at, ends_at = request.remind_at, request.ends_at
-        if (
-            request.state in RUNNING
-            and request.reminded_at is None
-            and remind_at is not None
-            and ends_at is not None
-            and remind_at <= now < ends_at
-            and self.announcer.up_to_date(request)
-        ):
-            await self.announcer.remind(request)
-            self.requests.mark_reminded(request.id)
-            request = self._reload(request)
-        return request
-
     async def _announce(self, request: ShareRequest) -> ShareRequest:
         """Announce until Slack is up to date, even if the state moved while announcing.
 
@@ -597,27 +594,10 @@ class Worker:
         return self.requests.get(request.id) or request
 
     def _next_due(self, request: ShareRequest) -> datetime | None:
-        now = self.requests.now()
-        if request.state == RequestState.QUEUED and self.requests.waiting_turn(request.id):
-            return now + TURN_WAIT  # an earlier request for this image and member goes first
-        if request.state == RequestState.SENDING and request.next_poll_at:
-            return request.next_poll_at  # an interrupted change, read again then
-        if not self.announcer.up_to_date(request) or request.state in {
-            RequestState.QUEUED,
-            RequestState.SENDING,
-        }:
-            return now
-        if request.state == RequestState.AWAITING_APPROVAL:
-            times = [request.expires_at, self.service.reminders.next_at(request)]
-            return min((t for t in times if t is not None), default=None)
-        if request.state == RequestState.REMOVING:
-            return now
-        if request.state in RUNNING or request.state is RequestState.FAILED:
-            times = [request.next_poll_at]
-            if request.state in RUNNING:
-                times.append(request.ends_at)
-                if request.reminded_at is None:
-                    times.append(request.remind_at)
-            due = [t for t in times if t is not None]
-            return min(due) if due else None
-        return None
+        """When to look at `request` again: the machine says (`states.next_due`)."""
+        return states.next_due(
+            request,
+            self._facts(),
+            waiting_turn=lambda r: self.requests.waiting_turn(r.id),
+            next_reminder=self.service.reminders.next_at,
+        )

@@ -39,8 +39,7 @@ from bot.sharing.oncall import MAX_ASKED, ROTA_SOURCES, Source, WhoIsOnCall
 from bot.sharing.policy import Policy, cannot_decide
 from bot.sharing.records import MemberNames, RequestRecords, SlackRecords
 from bot.sharing.request import RequestState, ShareRequest
-from bot.sharing.service import RUNNING
-from bot.sharing.states import OPEN
+from bot.sharing.states import NEVER_CARRIED_OUT, OPEN, RUNNING
 from bot.sharing.values import SlackData, StoredImage
 from bot.slack import views
 from bot.slack.texts import code, escape, mentions, outcome_error, say
@@ -67,14 +66,16 @@ LOOKUP_SKEW = timedelta(minutes=5)
 TRANSIENT = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# The step of the thread's reply to a request waiting for approval.
+WAITING_REPLY = f"{RequestState.AWAITING_APPROVAL}:reply"
 ICONS = {
-    "pending": ":white_check_mark:",
-    "accepted": ":tada:",
-    "rejected": ":leftwards_arrow_with_hook:",
-    "removed": ":wastebasket:",
-    "failed": ":x:",
-    "denied": ":no_entry:",
-    "expired": ":hourglass:",
+    RequestState.PENDING: ":white_check_mark:",
+    RequestState.ACCEPTED: ":tada:",
+    RequestState.REJECTED: ":leftwards_arrow_with_hook:",
+    RequestState.REMOVED: ":wastebasket:",
+    RequestState.FAILED: ":x:",
+    RequestState.DENIED: ":no_entry:",
+    RequestState.EXPIRED: ":hourglass:",
 }
 
 
@@ -402,7 +403,7 @@ class Announcer:
         if state in OPEN or state is RequestState.REMOVING:
             return []  # nothing to tell until it is decided or answered
         steps: list[Callable[[SlackData], Awaitable[SlackData | None]]] = []
-        if state in {RequestState.DENIED, RequestState.EXPIRED}:
+        if state in NEVER_CARRIED_OUT:
             steps.append(lambda told: self._update_card(request, told, name))
         outcome = self.outcome_text(request, language, name)
         if slack.announced_state == RequestState.FAILED:
@@ -431,7 +432,7 @@ class Announcer:
             slack,
             language,
             text,
-            step="rejected:reply",
+            step=f"{RequestState.REJECTED}:reply",
             blocks=blocks if in_thread else None,
         )
         if in_thread and answer is not None:
@@ -975,14 +976,19 @@ class Announcer:
         link = views.permalink(slack.card_channel, slack.card_ts)
         text = say(language, "thread_awaiting", why=why, channel=slack.card_channel, link=link)
         if slack.via_response_url:
-            await self._reply(request, slack, language, text, step="awaiting_approval:reply")
+            await self._reply(request, slack, language, text, step=WAITING_REPLY)
             return slack
         # In the thread: who was asked and when, with the asker's Remind button.
         shown, blocks = views.waiting_message(
             request, language, text, self.reached(request.id), most=MOST_MENTIONED, zone=self.zone
         )
         answer = await self._in_thread(
-            request, slack, language, shown, step="awaiting_approval:reply", blocks=blocks
+            request,
+            slack,
+            language,
+            shown,
+            step=WAITING_REPLY,
+            blocks=blocks,
         )
         return self._note(request.id, waiting_ts=answer and answer.get("ts"))
 
@@ -1165,7 +1171,7 @@ class Announcer:
         )
         await self._update(
             request,
-            "awaiting_approval:reply",
+            WAITING_REPLY,
             channel=slack.parent_channel,
             ts=slack.waiting_ts,
             text=shown,

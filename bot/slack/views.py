@@ -44,7 +44,7 @@ from bot.sharing.commands import MAX_REASON
 from bot.sharing.durations import time_left
 from bot.sharing.oncall import RotaNow, Stale
 from bot.sharing.request import RequestState, ShareRequest
-from bot.sharing.service import RUNNING
+from bot.sharing.states import RUNNING
 from bot.sharing.values import (
     Grant,
     KnownMember,
@@ -342,7 +342,7 @@ def state_line(request: ShareRequest, language: str) -> str:
         if request.removed_by:
             return say(language, "state_removed_early", by=request.removed_by)
         return say(language, "state_removed_ended", duration=duration_words(request, language))
-    if request.state in {RequestState.PENDING, RequestState.ACCEPTED, RequestState.REJECTED}:
+    if request.state in RUNNING:
         if request.takes_over is not None:
             return say(language, "state_takes_over", id=request.takes_over)
         if request.was_present:
