@@ -244,3 +244,14 @@ def test_many_callers_for_one_new_user_ask_slack_once(tmp_path: Path) -> None:
     assert asyncio.run(twenty_at_once()) == ["ko"] * 20
     assert slack.asked == ["UNEW"]
     assert languages.asking_now == 0
+
+
+def test_the_cloud_client_goes_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    transport = AiohttpTransport(limit=4, keepalive=5.0)
+    assert transport.proxy_for("https", "scp.example") == "http://proxy.example:3128"
+    assert transport.proxy_for("https", "api.internal.example") is None
+    assert transport.proxy_for("http", "scp.example") is None

@@ -14,12 +14,15 @@ be made (or no free connection in time) is `ConnectError`/`ConnectTimeout`, whic
 have been carried out; a connection lost after the request could have left is
 `ReadError`/`RemoteProtocolError`, a slow answer `ReadTimeout`. The body is passed on as
 the server sent it (httpx decodes it, as with its own pool), and the URL exactly as signed.
+A proxy named by the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) is used as
+httpx's own pool used it (httpx reads them only for its own pool).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.request
 
 import aiohttp
 import certifi
@@ -45,6 +48,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._proxies: dict[tuple[str, str], str | None] = {}
+
+    def proxy_for(self, scheme: str, host: str) -> str | None:
+        """The proxy the environment names for this scheme and host (HTTPS_PROXY,
+        HTTP_PROXY, ALL_PROXY, less NO_PROXY), as httpx's own pool took it; read once per
+        host."""
+        key = (scheme, host)
+        if key not in self._proxies:
+            proxies = urllib.request.getproxies()
+            proxy = proxies.get(scheme) or proxies.get("all")
+            if proxy and urllib.request.proxy_bypass(host):
+                proxy = None
+            self._proxies[key] = proxy or None
+        return self._proxies[key]
 
     def _session_now(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -93,6 +110,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=timeout,
                 allow_redirects=False,
                 ssl=self._ssl,
+                proxy=self.proxy_for(request.url.scheme, request.url.host),
             ) as answer:
                 content = await answer.read()
                 return httpx.Response(
