@@ -114,7 +114,11 @@ class LocalFakes:
 
     def __init__(self, delay: float, images: int = 0) -> None:
         self.pid = os.getpid()
-        self.slack = FakeSlack(bot_token=BOT_TOKEN, socket_ping_interval=None).start()
+        # Connections kept between calls, as Slack keeps them: a new connection for each
+        # call would charge the bot a connect and a close that it does not pay against Slack.
+        self.slack = FakeSlack(
+            bot_token=BOT_TOKEN, socket_ping_interval=None, keep_alive=True
+        ).start()
         try:
             # Shared images, as an account that shares every day has them: the bench measures
             # the share itself, not the one-time change of a private image to Shared.

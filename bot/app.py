@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -14,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
 from bot import metrics
+from bot.prompt_ack import PromptListenerRunner
 from bot.services import Services, make_web_client
 from handlers.options import Options
 
@@ -45,6 +47,11 @@ def bolt_logger() -> logging.Logger:
 class TimedApp(AsyncApp):
     """Bolt's `AsyncApp`, timing each request from Slack until its ack: Bolt returns from
     `async_dispatch` once a listener acked, over HTTP and in Socket Mode alike."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Answered the moment a listener acks, not at Bolt's next 10 ms look.
+        self._async_listener_runner = PromptListenerRunner(self._async_listener_runner)
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         started = time.perf_counter()

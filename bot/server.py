@@ -29,7 +29,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -113,10 +113,10 @@ def check_shape(content_type: str, text: str) -> None:
         if not isinstance(event, dict):
             raise Refused(400, "JSON body is not an object")
         return
-    form = parse_qs(text, keep_blank_values=True)
+    form = first_values(text)
     if "payload" in form:
         try:
-            payload = json.loads(form["payload"][0])
+            payload = json.loads(unquote_plus(form["payload"]))
         except ValueError:
             raise Refused(400, "payload is not JSON") from None
         if not isinstance(payload, dict):
@@ -126,11 +126,28 @@ def check_shape(content_type: str, text: str) -> None:
                 raise Refused(400, f"{payload.get('type')} without {'.'.join(path)}")
         return
     if "command" in form:
-        missing = [name for name in COMMAND_FIELDS if not form.get(name, [""])[0]]
+        # (A value is empty exactly when it is empty still encoded.)
+        missing = [name for name in COMMAND_FIELDS if not form.get(name)]
         if missing:
             raise Refused(400, f"command without {', '.join(missing)}")
         return
     raise Refused(400, "neither a command, a payload nor an event")
+
+
+def first_values(text: str) -> dict[str, str]:
+    """Each name of a form body with its first value, still encoded: what
+    `parse_qs(text, keep_blank_values=True)` finds, without decoding every value (a
+    command's twenty fields, its long response URL among them) when the check needs three.
+    """
+    form: dict[str, str] = {}
+    for field in text.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        form.setdefault(name, value)
+    return form
 
 
 def _present(payload: dict[str, Any], path: tuple[str, ...]) -> bool:

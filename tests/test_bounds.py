@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.scp.client import KEEPALIVE_CONNECTIONS, KEEPALIVE_SECONDS, ScpClient
+from bot.scp.client import KEEPALIVE_SECONDS, ScpClient
+from bot.scp.transport import AiohttpTransport
 from bot.services import AFTER_ACK_THREADS, make_cloud_client
 from bot.settings import SettingsError
 from bot.slack.languages import ASK_AGAIN_SECONDS, REMEMBERED, Languages
@@ -138,9 +139,10 @@ def test_the_connections_setting_reaches_the_database(
 # -- the cloud client's connections ----------------------------------------------------------
 
 
-def _pool_limits(client: ScpClient) -> tuple[int, int, float]:
-    pool = client._http._transport._pool  # type: ignore[attr-defined]
-    return pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry
+def _pool_limits(client: ScpClient) -> tuple[int, float]:
+    transport = client._http._transport
+    assert isinstance(transport, AiohttpTransport)
+    return transport.limit, transport.keepalive
 
 
 def test_the_cloud_client_opens_a_connection_per_calling_thread_at_most(
@@ -155,17 +157,14 @@ def test_the_cloud_client_opens_a_connection_per_calling_thread_at_most(
             max_keepalive_connections=12 + AFTER_ACK_THREADS,
             keepalive_expiry=KEEPALIVE_SECONDS,
         )
-        assert _pool_limits(client) == (16, 16, KEEPALIVE_SECONDS)
+        assert _pool_limits(client) == (16, KEEPALIVE_SECONDS)
     finally:
         asyncio.run(client.aclose())
     default = make_cloud_client(settings_for(slack, "http://127.0.0.1:9", tmp_path))
     try:
-        assert _pool_limits(default) == (
-            100 + AFTER_ACK_THREADS,
-            KEEPALIVE_CONNECTIONS,
-            KEEPALIVE_SECONDS,
-        )
-        assert (KEEPALIVE_CONNECTIONS, KEEPALIVE_SECONDS) == (20, 5.0)
+        # Every connection a burst opened is kept for the next one, for 5 s.
+        assert _pool_limits(default) == (100 + AFTER_ACK_THREADS, KEEPALIVE_SECONDS)
+        assert KEEPALIVE_SECONDS == 5.0
     finally:
         asyncio.run(default.aclose())
 
@@ -245,3 +244,14 @@ def test_many_callers_for_one_new_user_ask_slack_once(tmp_path: Path) -> None:
     assert asyncio.run(twenty_at_once()) == ["ko"] * 20
     assert slack.asked == ["UNEW"]
     assert languages.asking_now == 0
+
+
+def test_the_cloud_client_goes_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    transport = AiohttpTransport(limit=4, keepalive=5.0)
+    assert transport.proxy_for("https", "scp.example") == "http://proxy.example:3128"
+    assert transport.proxy_for("https", "api.internal.example") is None
+    assert transport.proxy_for("http", "scp.example") is None

@@ -15,13 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote_plus
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.server import MAX_BODY, Listening, make_web_app
+from bot.server import MAX_BODY, Listening, first_values, make_web_app
 from bot.settings import Settings, load_settings
 from storage import Database
 
@@ -299,3 +300,22 @@ def test_a_body_over_the_cap_is_answered_413_and_its_connection_closed_at_once(
         received, closed_after = _answered_then_closed(conn, trickle=True)
     assert received.startswith(b"HTTP/1.1 413"), received
     assert closed_after is not None and closed_after < 0.5
+
+
+# -- the shape check reads a form body as parse_qs does ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "command=%2Fshare-image&text=a+b%20c&user_id=U1&channel_id=C1&team_id=T1",
+        "a=1&a=2&b=",
+        "a&&=x&c=%ZZ&d=e=f",
+        "a%20b=1&a+b=2&payload=%7B%22type%22%3A+%22x%22%7D",
+        "",
+        "&",
+    ],
+)
+def test_a_form_body_is_read_as_parse_qs_reads_it(body: str) -> None:
+    expected = {name: values[0] for name, values in parse_qs(body, keep_blank_values=True).items()}
+    assert {name: unquote_plus(v) for name, v in first_values(body).items()} == expected

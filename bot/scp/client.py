@@ -36,6 +36,7 @@ from bot.scp.models import (
     Visibility,
     read_error_body,
 )
+from bot.scp.transport import AiohttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,10 @@ MAX_IMAGES = 10_000
 # The service writes its error texts in these two languages only.
 ACCEPT_LANGUAGES = {"ko": "ko-KR", "en": "en-US"}
 # Connections to the cloud API: at most MAX_CONNECTIONS at once (a caller past them waits
-# for one, within the pool timeout), of which KEEPALIVE_CONNECTIONS stay open between
-# calls for KEEPALIVE_SECONDS. The bot sizes the maximum to the calls it lets run at once.
+# for one, within the pool timeout); each stays open KEEPALIVE_SECONDS after its last
+# call, for the next (`bot.scp.transport`). The bot sizes the maximum to the calls it lets
+# run at once, so a burst's connections serve the next burst rather than being made anew.
 MAX_CONNECTIONS = 100
-KEEPALIVE_CONNECTIONS = 20
 KEEPALIVE_SECONDS = 5.0
 
 
@@ -175,7 +176,7 @@ class ScpClient:
         self.retry = retry or RetryPolicy()
         self.limits = httpx.Limits(
             max_connections=max_connections,
-            max_keepalive_connections=min(KEEPALIVE_CONNECTIONS, max_connections),
+            max_keepalive_connections=max_connections,
             keepalive_expiry=KEEPALIVE_SECONDS,
         )
         self._http = httpx.AsyncClient(
@@ -183,7 +184,9 @@ class ScpClient:
             auth=auth,
             timeout=timeout or httpx.Timeout(10.0, connect=5.0),
             limits=self.limits,
-            transport=transport,
+            # httpx's own pool only when a test hands in a transport of its own.
+            transport=transport
+            or AiohttpTransport(limit=max_connections, keepalive=KEEPALIVE_SECONDS),
             event_hooks=event_hooks,
             headers={
                 "Accept": "application/json",

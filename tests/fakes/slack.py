@@ -201,8 +201,12 @@ class FakeSlack:
         app_id: str = "A1",
         socket_ping_interval: float | None = 1.0,
         clock: Callable[[], float] = time.time,
+        keep_alive: bool = False,
     ) -> None:
         self.bot_token = bot_token
+        # Whether a connection stays open after an answer, as Slack's do (the benchmark);
+        # by default each answer closes its connection.
+        self.keep_alive = keep_alive
         self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -1170,10 +1174,12 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in answer_headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
+        keep = self.server.fake.keep_alive
+        if not keep:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
-        self.close_connection = True
+        self.close_connection = not keep
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
