@@ -103,27 +103,32 @@ OUTSIDE_TESTS = {
 }
 
 
+def weight(item: pytest.Item) -> int:
+    """0: the test starts processes (`python -m bot`, servers of its own); 1: it uses a
+    served fake or bot in-process; 2: a unit test (see above)."""
+    module = item.module.__name__ if isinstance(item, pytest.Function) else ""
+    if module in OUTSIDE_MODULES or item.name.startswith(OUTSIDE_TESTS.get(module, ("\0",))):
+        return 0
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if "start_bot" in fixtures:
+        return 0
+    return 1 if fixtures & OUTSIDE_FIXTURES else 2
+
+
 def is_unit(item: pytest.Item) -> bool:
     """Whether `item` is a unit test (see above)."""
-    if set(getattr(item, "fixturenames", ())) & OUTSIDE_FIXTURES:
-        return False
-    module = item.module.__name__ if isinstance(item, pytest.Function) else ""
-    if module in OUTSIDE_MODULES:
-        return False
-    return not item.name.startswith(OUTSIDE_TESTS.get(module, ("\0",)))
+    return weight(item) == 2
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the unit tests, and put them last: the long end-to-end tests start first and
-    the short ones fill the workers' ends (the suite's wall time is its longest worker's)."""
-    outside, unit = [], []
+    """Mark the unit tests; start the tests that start processes first and leave the unit
+    tests for last: the long tests start at once and the short ones fill the workers' ends
+    (the suite's wall time is its busiest worker's)."""
+    weights = {item.nodeid: weight(item) for item in items}
     for item in items:
-        if is_unit(item):
+        if weights[item.nodeid] == 2:
             item.add_marker(pytest.mark.unit)
-            unit.append(item)
-        else:
-            outside.append(item)
-    items[:] = outside + unit
+    items.sort(key=lambda item: weights[item.nodeid])  # stable: file order within a weight
 
 
 class OutsideWorld(AssertionError):
