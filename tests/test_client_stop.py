@@ -19,16 +19,20 @@ MEMBER = "a8f10467abfc4b87b64614ab36eb9ae4"
 
 
 class SlowCloud:
-    """A server that takes every request and answers none within the test."""
+    """A server that takes every request and answers none within the test: a request
+    waits until the test is over (the server's stop does not wait 30 s for it)."""
 
     def __init__(self) -> None:
         self.received: list[str] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
+        self.arrived = asyncio.Event()
+        self.over = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.received.append(f"{request.method} {request.path}")
-        await asyncio.sleep(30)
+        self.arrived.set()
+        await self.over.wait()
         return web.json_response({})
 
     async def __aenter__(self) -> SlowCloud:
@@ -44,6 +48,7 @@ class SlowCloud:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.runner is not None
+        self.over.set()
         await self.runner.cleanup()
 
 
@@ -58,7 +63,7 @@ def test_a_call_under_way_when_the_client_closes_ends_at_once_without_a_retry(
         async with SlowCloud() as cloud:
             client = ScpClient(cloud.url, ScpAuth("AK-stop-test", "SK-stop-test-secret"))
             call = asyncio.create_task(client.add_member(IMAGE, MEMBER))
-            await asyncio.sleep(0.3)
+            await asyncio.wait_for(cloud.arrived.wait(), 10)  # the call is under way
             loop = asyncio.get_running_loop()
             began = loop.time()
             await client.aclose()
@@ -84,7 +89,7 @@ def test_a_cancelled_call_is_not_retried_nor_said_to_be(
         async with SlowCloud() as cloud:
             client = ScpClient(cloud.url, ScpAuth("AK-stop-test", "SK-stop-test-secret"))
             call = asyncio.create_task(client.add_member(IMAGE, MEMBER))
-            await asyncio.sleep(0.3)
+            await asyncio.wait_for(cloud.arrived.wait(), 10)  # the call is under way
             call.cancel()
             await asyncio.wait({call}, timeout=2)
             await client.aclose()
