@@ -82,6 +82,7 @@ OUTSIDE_MODULES = frozenset(
     {
         "tests.test_bench",
         "tests.test_cli",
+        "tests.test_layers",
         "tests.test_client_stop",
         "tests.test_oncall_times",
         "tests.test_replica",
