@@ -412,3 +412,17 @@ def test_one_structured_log_line_per_outcome_and_no_secrets(
     everything = " ".join(r.getMessage() + json.dumps(vars(r), default=str) for r in caplog.records)
     for secret in SECRETS:
         assert secret not in everything
+
+
+def test_a_command_whose_text_has_the_word_payload_is_answered(
+    bot: BotHarness, sandbox: Sandbox
+) -> None:
+    # Bolt reads a form holding the word "payload" anywhere as an interaction's payload
+    # field: without the server's reading of the form, this command got no answer at all.
+    ack = bot.ack_text(f"{IMAGE} {MEMBER} payload test for the QA build")
+
+    assert ack.startswith("On it: sharing image")
+    request = bot.wait_state("pending")
+    assert request.reason == "payload test for the QA build"
+    [add] = adds(sandbox)
+    assert add.member_id == MEMBER
