@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.sharing.states import LIFECYCLE
-from storage import CloudMembers, Database, Grants, Role, ShareRequests
+from bot.sharing.values import Role
+from storage import CloudMembers, Database, Grants, ShareRequests
 from storage.database import stamp
 from storage.requests import NewRequest
 

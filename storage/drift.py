@@ -17,7 +17,7 @@ import sqlite_utils
 from bot.sharing.values import CloudMember, ReconcileRun
 from storage.database import Database, first_row, stamp
 
-__all__ = ["CloudMember", "CloudMembers", "ReconcileRun", "ReconcileRuns"]
+__all__ = ["CloudMembers", "ReconcileRuns"]
 
 
 def _member(row: dict[str, Any]) -> CloudMember:

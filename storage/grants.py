@@ -7,7 +7,7 @@ import sqlite_utils
 from bot.sharing.values import ALL_IMAGES, Grant, Role
 from storage.database import Database, stamp
 
-__all__ = ["ALL_IMAGES", "Grant", "Grants", "Role"]
+__all__ = ["ALL_IMAGES", "Grants"]
 
 
 class Grants:

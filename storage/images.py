@@ -17,9 +17,7 @@ from bot.sharing.values import StoredImage
 from storage.database import Database, first_row, stamp, unstamp
 
 # The name the stored image had when storage defined it.
-ImageRow = StoredImage
-
-__all__ = ["ImageRow", "Images", "StoredImage"]
+__all__ = ["Images"]
 
 PUBLIC = "public"
 
@@ -138,7 +136,7 @@ class Images:
         )
         return None if row is None or row[0] is None else unstamp(row[0])
 
-    def listed(self, image_id: str) -> tuple[datetime | None, ImageRow | None]:
+    def listed(self, image_id: str) -> tuple[datetime | None, StoredImage | None]:
         """When the list was last replaced and the image's row in it: one transaction."""
         return self._database.reads(lambda: (self.refreshed_at(), self.get(image_id)))
 

@@ -7,7 +7,7 @@ import sqlite_utils
 from bot.sharing.values import KnownMember
 from storage.database import Database, stamp
 
-__all__ = ["KnownMember", "KnownMembers"]
+__all__ = ["KnownMembers"]
 
 
 class KnownMembers:

@@ -10,7 +10,7 @@ import sqlite_utils
 from bot.sharing.values import OnCallShift
 from storage.database import Database, stamp
 
-__all__ = ["OnCall", "OnCallShift"]
+__all__ = ["OnCall"]
 
 
 class OnCall:

@@ -12,7 +12,7 @@ import sqlite_utils
 from bot.sharing.values import RotaEntry, SourceState
 from storage.database import Database, stamp, unstamp
 
-__all__ = ["OnCallSchedules", "Rota", "RotaEntry", "SlackEmails", "SourceState"]
+__all__ = ["OnCallSchedules", "Rota", "SlackEmails"]
 
 # An email Slack matched is remembered this long; one it did not, less (a fixed profile
 # shows up within the hour).

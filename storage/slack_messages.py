@@ -16,7 +16,7 @@ import sqlite_utils
 from bot.sharing.values import SlackData
 from storage.database import Database
 
-__all__ = ["SlackData", "SlackMessages"]
+__all__ = ["SlackMessages"]
 
 T = TypeVar("T")
 

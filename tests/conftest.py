@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.scp.sandbox import Sandbox
-from storage import Role
+from bot.sharing.values import Role
 from tests.fakes.slack import FakeSlack
 from tests.harness import (
     ACCESS_KEY,

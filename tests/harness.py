@@ -26,7 +26,8 @@ from bot.server import Listening, make_web_app
 from bot.services import Services, build_services, make_cloud_client, make_worker
 from bot.settings import Settings, load_settings
 from bot.sharing.request import RequestState, ShareRequest
-from storage import Database, Role, SlackData
+from bot.sharing.values import Role, SlackData
+from storage import Database
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 
 ACCESS_KEY = "AKTEST0123456789"

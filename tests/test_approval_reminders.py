@@ -12,7 +12,7 @@ import pytest
 from bot.scp.sandbox import Sandbox
 from bot.sharing.approvals import ApprovalReminders, Audience
 from bot.sharing.request import Action, RequestState, ShareRequest
-from storage import Role
+from bot.sharing.values import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, BotHarness, adds
 

@@ -13,7 +13,7 @@ import pytest
 
 from bot.scp.sandbox import Sandbox
 from bot.sharing.request import ShareRequest
-from storage import Role, SlackData
+from bot.sharing.values import Role, SlackData
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds
 

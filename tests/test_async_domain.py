@@ -16,8 +16,9 @@ from bot.scp.sandbox import Record, Sandbox
 from bot.services import Services, build_services, make_cloud_client, make_worker
 from bot.sharing.commands import Share
 from bot.sharing.request import RequestState, ShareRequest
+from bot.sharing.values import Role
 from bot.sharing.worker import AGAIN_AFTER, Outcome, Worker
-from storage import Database, Role
+from storage import Database
 from tests.fakes.slack import FakeSlack
 from tests.harness import FAST_RETRY, IMAGE, MEMBER, settings_for
 

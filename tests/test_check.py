@@ -15,7 +15,8 @@ from bot.check import SCOPES, run_check, slack_trouble
 from bot.scp.models import ApiVersion
 from bot.scp.sandbox import Sandbox
 from bot.services import make_web_client
-from storage import Database, Grants, Role
+from bot.sharing.values import Role
+from storage import Database, Grants
 from tests.fakes.slack import FakeSlack
 from tests.harness import settings_for
 

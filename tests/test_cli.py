@@ -27,7 +27,8 @@ from bot.scp.models import ApiVersion
 from bot.scp.sandbox import Sandbox
 from bot.settings import Settings
 from bot.sharing.admin import Account
-from storage import AuditLog, Database, Rota, RotaEntry
+from bot.sharing.values import RotaEntry
+from storage import AuditLog, Database, Rota
 from tests.fakes.slack import FakeSlack
 from tests.harness import ACCESS_KEY, IMAGE, SECRET_KEY, SIGNING_SECRET
 

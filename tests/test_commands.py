@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bot.sharing import commands
 from bot.sharing.commands import Admin, Form, Help, ListMembers, Share, Status
 from bot.sharing.errors import CommandError
-from storage import Role
+from bot.sharing.values import Role
 
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
 MEMBER = "a8f10467abfc4b87b64614ab36eb9ae4"

@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from bot.scp.sandbox import Fault, Sandbox
+from bot.sharing.values import Role
 from bot.sharing.worker import RESTART_GRACE
 from bot.slack.announcer import EVENT_TYPE
-from storage import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import FAST_RETRY, IMAGE, MEMBER, BotHarness, settings_for
 from tests.test_faults import (  # noqa: F401 - spawn_worker is a fixture

@@ -23,7 +23,7 @@ import pytest
 from bot.scp import ScpAuth, ScpClient
 from bot.scp.sandbox import Record, Sandbox
 from bot.sharing.request import RequestState
-from storage import ReconcileRun, Role
+from bot.sharing.values import ReconcileRun, Role
 from tests.fakes.slack import FakeSlack
 from tests.harness import ACCESS_KEY, IMAGE, MEMBER, SECRET_KEY, BotHarness, adds
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.scp.sandbox import Fault, Record, Sandbox
 from bot.sharing.states import END
-from storage import Role
+from bot.sharing.values import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, BotHarness, adds, member_calls
 

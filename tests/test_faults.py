@@ -30,8 +30,9 @@ from bot.scp import RetryPolicy
 from bot.scp.sandbox import Fault, Record, Sandbox
 from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.states import LIFECYCLE, SEND
+from bot.sharing.values import Role
 from bot.sharing.worker import RESTART_GRACE
-from storage import Database, Grants, Role, ShareRequests
+from storage import Database, Grants, ShareRequests
 from storage.errors import StorageError
 from storage.requests import NewRequest
 from tests.fakes.slack import Call, FakeSlack
@@ -699,7 +700,8 @@ OTHER_PROCESS = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     from bot.sharing.states import LIFECYCLE
-    from storage import Database, Grants, Role, ShareRequests
+    from bot.sharing.values import Role
+    from storage import Database, Grants, ShareRequests
     from storage.requests import NewRequest
 
     path, go, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])

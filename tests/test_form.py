@@ -13,7 +13,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from bot.scp.sandbox import Sandbox
-from storage import ImageRow, Images, Role
+from bot.sharing.values import Role, StoredImage
+from storage import Images
 from tests.fakes.blockkit import validate_submission_answer
 from tests.fakes.slack import FakeSlack, view_submission_payload
 from tests.harness import IMAGE, MEMBER, MEMBER_NAME, OTHER_IMAGE, BotHarness, adds
@@ -22,14 +23,14 @@ PUBLIC_IMAGE = "11111111-2222-4333-8444-555555555555"
 UNKNOWN_MEMBER = "ffffffffffffffffffffffffffffffff"
 
 
-def store_images(bot: BotHarness, *images: ImageRow, ago: timedelta = timedelta()) -> None:
+def store_images(bot: BotHarness, *images: StoredImage, ago: timedelta = timedelta()) -> None:
     """Put the account's image list in storage, as the worker's refresh does."""
     Images(bot.database).replace(images, refreshed_at=bot.clock() - ago)
 
 
-def golden() -> list[ImageRow]:
+def golden() -> list[StoredImage]:
     return [
-        ImageRow(
+        StoredImage(
             id=IMAGE,
             name="rocky9-golden",
             os_distro="rocky",
@@ -38,7 +39,7 @@ def golden() -> list[ImageRow]:
             visibility="private",
             created_at="2026-11-01T00:00:00Z",
         ),
-        ImageRow(
+        StoredImage(
             id=OTHER_IMAGE,
             name="Ubuntu-22-GPU",
             os_distro="ubuntu",
@@ -47,7 +48,7 @@ def golden() -> list[ImageRow]:
             visibility="shared",
             created_at="2026-11-02T00:00:00Z",
         ),
-        ImageRow(
+        StoredImage(
             id=PUBLIC_IMAGE,
             name="rocky9-public",
             os_distro="rocky",
@@ -225,7 +226,7 @@ def test_at_most_a_hundred_images_are_offered_each_within_slacks_limits(
     bot: BotHarness,
 ) -> None:
     many = [
-        ImageRow(
+        StoredImage(
             id=f"00000000-0000-4000-8000-{n:012d}",
             name=f"build-{n}-" + "x" * 120,
             os_distro="rocky-linux-enterprise",
@@ -247,7 +248,7 @@ def test_a_search_text_longer_than_slack_sends_gets_no_options(
     bot: BotHarness, sandbox: Sandbox, menu: str
 ) -> None:
     long_name = "rocky9-" + "g" * 143  # 150 characters: still searched
-    store_images(bot, *golden(), ImageRow(id=OTHER_IMAGE, name=long_name, visibility="private"))
+    store_images(bot, *golden(), StoredImage(id=OTHER_IMAGE, name=long_name, visibility="private"))
     bot.services.members.add(MEMBER, "m" * 150, by="test")
     view = open_form(bot)
     records = len(sandbox.records)

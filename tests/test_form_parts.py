@@ -12,8 +12,8 @@ from bot.sharing import commands
 from bot.sharing.durations import ShareDurations, parse_duration
 from bot.sharing.errors import CommandError, FieldsInvalid
 from bot.sharing.fields import ShareFields, read_share
+from bot.sharing.values import StoredImage
 from bot.slack.form import ShareForm, duration_label, image_label, image_list_note
-from storage import ImageRow
 from tests.harness import IMAGE, MEMBER
 
 NO_LIMITS = ShareDurations(offered=(parse_duration("1d"),))
@@ -93,9 +93,9 @@ def test_korean_duration_labels() -> None:
 
 
 def test_an_image_label_fits_an_option_whatever_its_name() -> None:
-    long = ImageRow(id=IMAGE, name="n" * 300, os_distro="d" * 80, scp_os_version="9")
+    long = StoredImage(id=IMAGE, name="n" * 300, os_distro="d" * 80, scp_os_version="9")
     assert len(image_label(long)) <= 75
-    assert image_label(ImageRow(id=IMAGE)) == "70a599e0…"
+    assert image_label(StoredImage(id=IMAGE)) == "70a599e0…"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ import pytest
 
 from bot.scp.sandbox import Sandbox
 from bot.server import MAX_BODY
-from storage import Database, Role
+from bot.sharing.values import Role
+from storage import Database
 from storage.errors import StorageError
 from tests.harness import IMAGE, MEMBER, SIGNING_SECRET, BotHarness, member_calls
 

@@ -23,7 +23,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.logs import configure_logging
 from bot.scp.sandbox import Fault, Sandbox
-from storage import Role
+from bot.sharing.values import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import (
     ACCESS_KEY,

@@ -17,8 +17,9 @@ from bot.scp import errors
 from bot.scp.sandbox import Fault, Sandbox
 from bot.sharing.commands import MAX_REASON
 from bot.sharing.images import CACHE_SECONDS, ImageCatalog, Verdict, verdict_of
+from bot.sharing.values import StoredImage
 from bot.slack import views
-from storage import Database, ImageRow, Images
+from storage import Database, Images
 from tests.fakes.slack import FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds, image_reads
 
@@ -398,9 +399,9 @@ def test_a_fresh_list_is_trusted_right_before_an_add_only_when_it_shows_the_imag
     cloud = Cloud()
     stored = Images(Database(tmp_path / "bot.db"))
     catalog = ImageCatalog(stored, cloud, list_fresh=timedelta(minutes=5))  # type: ignore[arg-type]
-    private = ImageRow(id=OTHER_IMAGE, status="active", visibility="private")
+    private = StoredImage(id=OTHER_IMAGE, status="active", visibility="private")
     stored.replace(
-        [ImageRow(id=IMAGE, status="active", visibility="shared"), private], stored.now()
+        [StoredImage(id=IMAGE, status="active", visibility="shared"), private], stored.now()
     )
 
     assert asyncio.run(catalog.check(IMAGE, trust_list=True)).verdict is Verdict.SHAREABLE
@@ -413,7 +414,7 @@ def test_a_fresh_list_is_trusted_right_before_an_add_only_when_it_shows_the_imag
 
     catalog.forget()
     stored.replace(
-        [ImageRow(id=IMAGE, status="active", visibility="shared")],
+        [StoredImage(id=IMAGE, status="active", visibility="shared")],
         stored.now() - timedelta(minutes=10),
     )
     asyncio.run(catalog.check(IMAGE, trust_list=True))  # a stale list is not trusted
@@ -459,8 +460,8 @@ def test_checks_of_one_image_at_once_share_one_read(
     assert asyncio.run(ten_at_once()) == [verdict] * 10
 
 
-def row(**values: Any) -> ImageRow:
-    return ImageRow(**({"id": IMAGE} | values))
+def row(**values: Any) -> StoredImage:
+    return StoredImage(**({"id": IMAGE} | values))
 
 
 @pytest.mark.parametrize(
@@ -502,7 +503,7 @@ def test_what_a_read_image_allows(
         ),
     ],
 )
-def test_an_image_label(image: ImageRow | None, label: str) -> None:
+def test_an_image_label(image: StoredImage | None, label: str) -> None:
     assert views.image_label(IMAGE, image) == label
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from storage import Database, ImageRow, Images
+from bot.sharing.values import StoredImage
+from storage import Database, Images
 
 WHEN = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -67,7 +68,7 @@ def test_replace_stores_the_whole_list_and_when(images: Images) -> None:
     assert images.count() == 4
     assert images.refreshed_at() == WHEN
     row = images.get("70A599E0-31E7-49B7-B260-868F441E862B")
-    assert row == ImageRow(
+    assert row == StoredImage(
         id="70a599e0-31e7-49b7-b260-868f441e862b",
         name="rocky9-golden",
         os_distro="rocky",

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from storage import AuditLog, Database, Grants, Role
+from bot.sharing.values import Role
+from storage import AuditLog, Database, Grants
 from tests.harness import BotHarness
 
 ROOT = Path(__file__).parent.parent

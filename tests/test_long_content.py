@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from bot.scp.sandbox import Sandbox
-from storage import Role
+from bot.sharing.values import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, BotHarness
 from tests.test_views import all_text, message_problems, view_problems

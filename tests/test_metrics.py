@@ -24,7 +24,7 @@ from bot.metrics_page import MetricsPage
 from bot.scp.sandbox import Fault, Sandbox
 from bot.server import Listening, make_web_app
 from bot.sharing.request import RequestState
-from storage import Role
+from bot.sharing.values import Role
 from storage.errors import StorageError
 from tests import test_run_modes
 from tests.fakes.slack import FakeSlack, SlackSender

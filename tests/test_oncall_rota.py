@@ -15,7 +15,7 @@ from bot.check import run_check
 from bot.metrics_page import MetricsPage
 from bot.scp.sandbox import Sandbox
 from bot.services import make_web_client
-from storage import Role
+from bot.sharing.values import Role
 from tests.fakes.oncall import FakeCalendarFeed, FakePagerDuty, PdUser
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, MEMBER_NAME, BotHarness

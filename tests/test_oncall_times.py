@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import SettingsError
-from storage import Role
+from bot.sharing.values import Role
 from tests.fakes.slack import FakeSlack
 from tests.harness import BotHarness
 

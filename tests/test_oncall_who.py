@@ -17,7 +17,8 @@ from bot.sharing.oncall import (
     TypedShifts,
     WhoIsOnCall,
 )
-from storage import Database, Grants, OnCall, OnCallSchedules, Role, Rota, RotaEntry
+from bot.sharing.values import Role, RotaEntry
+from storage import Database, Grants, OnCall, OnCallSchedules, Rota
 
 NOW = datetime(2026, 12, 7, 9, 1, tzinfo=UTC)
 NINE = NOW.replace(minute=0)

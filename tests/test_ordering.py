@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.scp.sandbox import Record, Sandbox
-from storage import Role
+from bot.sharing.values import Role
 from tests.fakes.slack import FakeSlack
 from tests.harness import IMAGE, MEMBER, MEMBER_NAME, OTHER_IMAGE, BotHarness, member_calls
 

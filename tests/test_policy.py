@@ -21,7 +21,8 @@ from bot.sharing.errors import LastAdmin
 from bot.sharing.oncall import MayApprove, TypedShifts, WhoIsOnCall
 from bot.sharing.policy import Action, Policy, allows, keeps_last_admin
 from bot.sharing.request import RequestState, ShareRequest
-from storage import AuditLog, Database, Grants, KnownMembers, OnCall, Role
+from bot.sharing.values import Role
+from storage import AuditLog, Database, Grants, KnownMembers, OnCall
 from storage.database import stamp
 from storage.requests import COLUMNS, request_of
 from tests.fakes.slack import Call, FakeSlack

@@ -31,12 +31,19 @@ from bot.sharing.commands import MAX_NAME, MAX_REASON, Admin, AdminAction
 from bot.sharing.errors import CommandError
 from bot.sharing.oncall import RotaNow, Source, Stale
 from bot.sharing.request import Action, RequestState, ShareRequest
+from bot.sharing.values import (
+    Grant,
+    KnownMember,
+    OnCallShift,
+    Role,
+    RotaEntry,
+    SourceState,
+    StoredImage,
+)
 from bot.slack import form, views
 from bot.slack.form import ShareForm
 from bot.slack.texts import languages
 from bot.slack.views import DenyModal
-from storage import Grant, ImageRow, KnownMember, OnCallShift, Role, RotaEntry
-from storage.rota import SourceState
 from tests.fakes import blockkit
 
 LANGUAGES = languages()
@@ -47,7 +54,7 @@ SEOUL = ZoneInfo("Asia/Seoul")
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ASKED = NOW - timedelta(hours=3)
 GB = 1024**3
-ROCKY = ImageRow(
+ROCKY = StoredImage(
     id=IMAGE,
     name="rocky9-golden",
     os_distro="rocky",

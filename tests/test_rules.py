@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bot.sharing import policy as rules
 from bot.sharing.policy import Refusal, UnknownMembers, WhyApproval
 from bot.sharing.request import RequestState, ShareRequest
-from storage import Role
+from bot.sharing.values import Role
 from storage.database import stamp
 from storage.requests import COLUMNS, request_of
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.scp.sandbox import Fault, Sandbox
-from storage import Role
+from bot.sharing.values import Role
 from tests.fakes.slack import FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds, member_calls
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.scp.sandbox import Sandbox
-from storage import Role
+from bot.sharing.values import Role
 from storage.database import Database
 from tests.harness import IMAGE, BotHarness, adds
 

@@ -19,9 +19,10 @@ import pytest
 from bot.scp.sandbox import Sandbox
 from bot.sharing import commands
 from bot.sharing.errors import CommandError
+from bot.sharing.values import Role
 from bot.slack import views
 from bot.slack.texts import say
-from storage import AuditLog, Database, Role
+from storage import AuditLog, Database
 from storage.requests import request_of
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds

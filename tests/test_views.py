@@ -16,9 +16,9 @@ from bot.scp.models import ImageMember
 from bot.sharing import commands
 from bot.sharing.oncall import Source, Stale
 from bot.sharing.request import ShareRequest
+from bot.sharing.values import Grant, KnownMember, OnCallShift, Role, StoredImage
 from bot.slack import views
 from bot.slack.views import DenyModal, MalformedSubmission
-from storage import Grant, ImageRow, KnownMember, OnCallShift, Role
 from storage.database import stamp
 from storage.requests import request_of
 from tests.fakes import blockkit
@@ -671,7 +671,7 @@ def test_the_card_says_when_a_rota_was_too_old_to_trust(language: str, said: str
 def test_the_card_says_before_the_click_when_approving_makes_the_image_shared(
     visibility: str, action: str, language: str, said: str | None
 ) -> None:
-    image = ImageRow(id=IMAGE, name="rocky9-golden", visibility=visibility)
+    image = StoredImage(id=IMAGE, name="rocky9-golden", visibility=visibility)
     text, blocks = card(request=make_request(action=action), image=image, language=language)
     shown = json.dumps(blocks, ensure_ascii=False)
     if said is None:

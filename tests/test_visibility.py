@@ -23,8 +23,8 @@ import pytest
 
 from bot.scp import RetryPolicy, ScpAuth, ScpClient, errors
 from bot.scp.sandbox import DEFAULT_IMAGES, Fault, Record, Sandbox
+from bot.sharing.values import Role
 from bot.sharing.worker import RESTART_GRACE
-from storage import Role
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import ACCESS_KEY, MEMBER, SECRET_KEY, BotHarness, adds
 

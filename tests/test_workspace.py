@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.scp.sandbox import Sandbox
-from storage import Database, Grants, Role
+from bot.sharing.values import Role
+from storage import Database, Grants
 from tests.fakes.slack import FakeSlack
 from tests.harness import IMAGE, MEMBER, BotHarness, adds
 
