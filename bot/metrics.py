@@ -49,16 +49,6 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 # -- the Slack side ---------------------------------------------------------------------------
 
 COMMAND_KINDS = ("share", "unshare", "list", "status", "help", "admin")
-COMMAND_OUTCOMES = (
-    "queued",
-    "approval",
-    "duplicate",
-    "answered",
-    "form",
-    "invalid",
-    "refused",
-    "error",
-)
 COMMANDS = Counter(
     "share_image_commands_total",
     "/share-image commands, each counted once: kind (share, unshare, list, status, help,"

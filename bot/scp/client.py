@@ -305,21 +305,6 @@ class ScpClient:
             return  # an earlier attempt removed it
         raise error
 
-    def longest_call(self) -> timedelta:
-        """How long an add or remove can last, every attempt and pause included.
-
-        Until then after a call began, one of its attempts may still reach the service;
-        after it, the call has surely ended (answered, timed out or given up). httpx's
-        read timeout runs between bytes: the service's small JSON answers come in one.
-        """
-        timeout = self._http.timeout
-        # No limit on a phase: a minute is assumed (the default client sets them all).
-        phases = (timeout.pool, timeout.connect, timeout.write, timeout.read)
-        attempt = sum(60.0 if phase is None else phase for phase in phases)
-        pause = max(self.retry.max_delay, self.retry.max_retry_after)
-        attempts = max(1, self.retry.attempts)
-        return timedelta(seconds=attempts * attempt + (attempts - 1) * pause)
-
     # -- the image operations ----------------------------------------------------
 
     async def show_image(
