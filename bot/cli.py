@@ -316,7 +316,8 @@ class _SlackAccounts:
     from its host or the token is wrong. `why`: why Slack could not be asked, one line.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, language: str = "en") -> None:
+        self._language = language
         saved = dotenv_values(".env")
         self._token = os.environ.get("SLACK_BOT_TOKEN") or saved.get("SLACK_BOT_TOKEN") or ""
         url = os.environ.get("SLACK_API_URL") or saved.get("SLACK_API_URL") or ""
@@ -346,6 +347,7 @@ class _SlackAccounts:
                 f"{self._base.rstrip('/')}/users.info",
                 setting="SLACK_BOT_TOKEN",
                 timeout=CLI_SLACK_TIMEOUT,
+                language=self._language,
             ).one_line()
         return account
 
@@ -430,7 +432,7 @@ def admin_command(args: argparse.Namespace) -> None:
         command = _typed(args, zone)
     except CommandError as error:
         sys.exit(cli_problem(language, error))  # before any database is opened
-    accounts = _SlackAccounts()
+    accounts = _SlackAccounts(language)
     database = _open_database()
     try:
         admin = _administration(database, accounts)
