@@ -87,7 +87,6 @@ CONTEXT_ELEMENTS_MAX = 10
 CONTEXT_TEXT_MAX = 3000
 MESSAGE_BLOCKS_MAX = 50
 VIEW_BLOCKS_MAX = 100
-TEXT_MAX = 40_000
 TEXT_AIM = 4_000  # what a message's top-level text is kept under
 HEADER_TEXT_MAX = 150
 BUTTON_TEXT_MAX = 75
@@ -133,6 +132,11 @@ def _context(*texts: str) -> ContextBlock:
 
 def _header(text: str) -> HeaderBlock:
     return HeaderBlock(text=PlainTextObject(text=clip(text, HEADER_TEXT_MAX)))
+
+
+def _button(action_id: str, label: str, value: str, style: str | None = None) -> ButtonElement:
+    text = PlainTextObject(text=clip(label, BUTTON_TEXT_MAX))
+    return ButtonElement(action_id=action_id, text=text, value=value, style=style)
 
 
 def _plain_context(text: str) -> ContextBlock:
@@ -496,18 +500,8 @@ def approval_card(
         ActionsBlock(
             block_id=f"decision-{request.id}",
             elements=[
-                ButtonElement(
-                    action_id=APPROVE,
-                    style="primary",
-                    text=PlainTextObject(text=clip(say(language, "approve"), BUTTON_TEXT_MAX)),
-                    value=value,
-                ),
-                ButtonElement(
-                    action_id=DENY,
-                    style="danger",
-                    text=PlainTextObject(text=clip(say(language, "deny"), BUTTON_TEXT_MAX)),
-                    value=value,
-                ),
+                _button(APPROVE, say(language, "approve"), value, "primary"),
+                _button(DENY, say(language, "deny"), value, "danger"),
             ],
         ),
     ]
@@ -616,15 +610,7 @@ def waiting_message(
         blocks.append(
             ActionsBlock(
                 block_id=f"waiting-{request.id}",
-                elements=[
-                    ButtonElement(
-                        action_id=REMIND,
-                        text=PlainTextObject(
-                            text=clip(say(language, "remind_button"), BUTTON_TEXT_MAX)
-                        ),
-                        value=str(request.id),
-                    )
-                ],
+                elements=[_button(REMIND, say(language, "remind_button"), str(request.id))],
             )
         )
     return _fallback(" ".join([text, *shown])), _message(blocks)
@@ -657,23 +643,13 @@ def reminder(
         ActionsBlock(
             block_id=f"ending-{request.id}",
             elements=[
-                ButtonElement(
-                    action_id=EXTEND,
-                    style="primary",
-                    text=PlainTextObject(
-                        text=clip(
-                            say(language, "extend", duration=request.duration or ""),
-                            BUTTON_TEXT_MAX,
-                        )
-                    ),
-                    value=value,
+                _button(
+                    EXTEND,
+                    say(language, "extend", duration=request.duration or ""),
+                    value,
+                    "primary",
                 ),
-                ButtonElement(
-                    action_id=REMOVE_NOW,
-                    style="danger",
-                    text=PlainTextObject(text=clip(say(language, "remove_now"), BUTTON_TEXT_MAX)),
-                    value=value,
-                ),
+                _button(REMOVE_NOW, say(language, "remove_now"), value, "danger"),
             ],
         ),
     ]
@@ -689,12 +665,7 @@ def rejected_open(request: ShareRequest, text: str, language: str) -> tuple[str,
         ActionsBlock(
             block_id=f"ending-{request.id}",
             elements=[
-                ButtonElement(
-                    action_id=REMOVE_NOW,
-                    style="danger",
-                    text=PlainTextObject(text=clip(say(language, "remove_now"), BUTTON_TEXT_MAX)),
-                    value=str(request.id),
-                ),
+                _button(REMOVE_NOW, say(language, "remove_now"), str(request.id), "danger"),
             ],
         ),
     ]
@@ -806,11 +777,6 @@ class DenyModal:
         for key in ("values", cls.reason_block, cls.reason_input, "value"):
             found = found.get(key) if isinstance(found, Mapping) else None
         return found.strip() if isinstance(found, str) else ""
-
-
-def deny_modal(request_id: int, language: str, card_channel: str, card_ts: str) -> dict[str, Any]:
-    """The modal asking an approver why they deny."""
-    return DenyModal.build(request_id, language, card_channel, card_ts)
 
 
 # -- lists -----------------------------------------------------------------------------------
