@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from dotenv import dotenv_values
-
 from bot import replica
 from bot.lock import take_lock
 from bot.logs import configure_logging
 from bot.settings import (
+    SLACK_API_URL_DEFAULT,
     Settings,
     SettingsError,
     load_settings,
@@ -85,7 +84,7 @@ def _settings() -> Settings:
 
 def _database_path() -> Path:
     """DATABASE_PATH for the admin commands, which need no Slack or cloud settings."""
-    value = os.environ.get("DATABASE_PATH") or dotenv_values(".env").get("DATABASE_PATH")
+    value = raw_settings("DATABASE_PATH")["DATABASE_PATH"].value
     return Path(value) if value else Path(str(Settings.model_fields["DATABASE_PATH"].default))
 
 
@@ -278,7 +277,6 @@ def sandbox_command(args: argparse.Namespace) -> None:
         DEFAULT_VERSIONS,
         run_sandbox,
     )
-    from bot.settings import raw_settings
 
     raw = raw_settings(*SANDBOX_SETTINGS)
 
@@ -318,10 +316,9 @@ class _SlackAccounts:
 
     def __init__(self, language: str = "en") -> None:
         self._language = language
-        saved = dotenv_values(".env")
-        self._token = os.environ.get("SLACK_BOT_TOKEN") or saved.get("SLACK_BOT_TOKEN") or ""
-        url = os.environ.get("SLACK_API_URL") or saved.get("SLACK_API_URL") or ""
-        self._base = url or "https://slack.com/api/"
+        raw = raw_settings("SLACK_BOT_TOKEN", "SLACK_API_URL")
+        self._token = raw["SLACK_BOT_TOKEN"].value or ""
+        self._base = raw["SLACK_API_URL"].value or SLACK_API_URL_DEFAULT
         self.why = ""
 
     async def __call__(self, user: str) -> Account:
