@@ -930,52 +930,44 @@ def _through(language: str, key: str, shares: Mapping[str, ShareRequest] | None)
     return mark
 
 
+def _admin_listing(language: str, kind: str, lines: list[str]) -> tuple[str, list[BlockDict]]:
+    """An admin list: `<kind>_header` over `lines`, `<kind>_empty` when there are none and
+    `<kind>_more` when not all fit."""
+    if not lines:
+        text = say(language, f"{kind}_empty")
+        return text, _message([_section(text)])
+    return listing(
+        say(language, f"{kind}_header"),
+        lines,
+        more=lambda count: say(language, f"{kind}_more", total=len(lines), shown=count),
+    )
+
+
 def grants_listing(language: str, grants: Sequence[Grant]) -> tuple[str, list[BlockDict]]:
     """`/share-image admin grants`, by user then role."""
-    if not grants:
-        text = say(language, "grants_empty")
-        return text, _message([_section(text)])
     everything = say(language, "all_images")
     lines = [
         f"• <@{g.user_id}>: {g.role.value} ({code(g.image_id) if g.image_id else everything})"
         for g in grants
     ]
-    return listing(
-        say(language, "grants_header"),
-        lines,
-        more=lambda count: say(language, "grants_more", total=len(grants), shown=count),
-    )
+    return _admin_listing(language, "grants", lines)
 
 
 def known_members_listing(
     language: str, members: Sequence[KnownMember]
 ) -> tuple[str, list[BlockDict]]:
     """`/share-image admin member list`."""
-    if not members:
-        text = say(language, "members_empty")
-        return text, _message([_section(text)])
     lines = [f"• {member_label(m.member_id, m.name)}" for m in members]
-    return listing(
-        say(language, "members_header"),
-        lines,
-        more=lambda count: say(language, "members_more", total=len(members), shown=count),
-    )
+    return _admin_listing(language, "members", lines)
 
 
 def approvals_listing(language: str, approvals: Mapping[str, int]) -> tuple[str, list[BlockDict]]:
     """`/share-image admin policy list`: the images whose shares need two approvals."""
-    if not approvals:
-        text = say(language, "policies_empty")
-        return text, _message([_section(text)])
     lines = [
         say(language, "policies_item", image=code(image), count=count)
         for image, count in approvals.items()
     ]
-    return listing(
-        say(language, "policies_header"),
-        lines,
-        more=lambda count: say(language, "policies_more", total=len(approvals), shown=count),
-    )
+    return _admin_listing(language, "policies", lines)
 
 
 def rota_lines(
