@@ -765,9 +765,7 @@ class Sandbox:
             payload = read
 
         with self._lock:
-            image = self._images.get(image_id)
-            if image is None and self.open_images:
-                image = self._open_image(image_id)
+            image = self._images.get(image_id) or self._open_image(image_id)
             if image is None:
                 return _framework_error(404, "Not Found", path, request_id)
             if not image.shareable or image.details.visibility == Visibility.PUBLIC:
@@ -783,8 +781,11 @@ class Sandbox:
                 return _service_error(403, "Forbidden", detail, request_id)
             return self._operate(method, image_id, image, member_id, payload, request_id)
 
-    def _open_image(self, image_id: str) -> _Image:
-        """An image made up on first use (open sandboxes); the caller holds the lock."""
+    def _open_image(self, image_id: str) -> _Image | None:
+        """An image made up on first use (open sandboxes; None otherwise); the caller holds
+        the lock."""
+        if not self.open_images:
+            return None
         now = datetime.fromtimestamp(self._clock(), UTC)
         details = Image(
             id=image_id,
@@ -828,9 +829,7 @@ class Sandbox:
                 return read
             payload = read
         with self._lock:
-            image = self._images.get(image_id)
-            if image is None and self.open_images:
-                image = self._open_image(image_id)
+            image = self._images.get(image_id) or self._open_image(image_id)
             if image is None:
                 detail = f"image {image_id} not found"
                 return _service_error(404, "NotFound", detail, request_id)
