@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from dotenv import dotenv_values
-
 from bot import replica
 from bot.lock import take_lock
 from bot.logs import configure_logging
 from bot.settings import (
+    SLACK_API_URL_DEFAULT,
     Settings,
     SettingsError,
     load_settings,
@@ -85,7 +84,7 @@ def _settings() -> Settings:
 
 def _database_path() -> Path:
     """DATABASE_PATH for the admin commands, which need no Slack or cloud settings."""
-    value = os.environ.get("DATABASE_PATH") or dotenv_values(".env").get("DATABASE_PATH")
+    value = raw_settings("DATABASE_PATH")["DATABASE_PATH"].value
     return Path(value) if value else Path(str(Settings.model_fields["DATABASE_PATH"].default))
 
 
@@ -278,7 +277,6 @@ def sandbox_command(args: argparse.Namespace) -> None:
         DEFAULT_VERSIONS,
         run_sandbox,
     )
-    from bot.settings import raw_settings
 
     raw = raw_settings(*SANDBOX_SETTINGS)
 
@@ -316,11 +314,11 @@ class _SlackAccounts:
     from its host or the token is wrong. `why`: why Slack could not be asked, one line.
     """
 
-    def __init__(self) -> None:
-        saved = dotenv_values(".env")
-        self._token = os.environ.get("SLACK_BOT_TOKEN") or saved.get("SLACK_BOT_TOKEN") or ""
-        url = os.environ.get("SLACK_API_URL") or saved.get("SLACK_API_URL") or ""
-        self._base = url or "https://slack.com/api/"
+    def __init__(self, language: str = "en") -> None:
+        self._language = language
+        raw = raw_settings("SLACK_BOT_TOKEN", "SLACK_API_URL")
+        self._token = raw["SLACK_BOT_TOKEN"].value or ""
+        self._base = raw["SLACK_API_URL"].value or SLACK_API_URL_DEFAULT
         self.why = ""
 
     async def __call__(self, user: str) -> Account:
@@ -346,6 +344,7 @@ class _SlackAccounts:
                 f"{self._base.rstrip('/')}/users.info",
                 setting="SLACK_BOT_TOKEN",
                 timeout=CLI_SLACK_TIMEOUT,
+                language=self._language,
             ).one_line()
         return account
 
@@ -430,7 +429,7 @@ def admin_command(args: argparse.Namespace) -> None:
         command = _typed(args, zone)
     except CommandError as error:
         sys.exit(cli_problem(language, error))  # before any database is opened
-    accounts = _SlackAccounts()
+    accounts = _SlackAccounts(language)
     database = _open_database()
     try:
         admin = _administration(database, accounts)

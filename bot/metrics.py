@@ -8,25 +8,7 @@ after any restart, and whichever process changed them (`serve` and `worker` apar
 Label values are bounded: no user, image, member or request ids; Slack methods, cloud
 operations and error codes come from fixed sets or a checked shape.
 
-    share_image_commands_total{kind,outcome}       each /share-image command, once
-    share_image_ack_seconds                        histogram: Slack's request until its ack
-    share_image_requests{state}                    requests in the database, by state
-    share_image_oldest_due_seconds                 how long the most overdue request has waited
-    share_image_approvals_waiting                  requests waiting for an approver
-    share_image_cloud_requests_total{operation,status}
-    share_image_cloud_request_seconds{operation}   histogram: one HTTP exchange with the cloud
-    share_image_cloud_retries_total                cloud calls tried again
-    share_image_slack_calls_total{method,error}    Slack Web API calls, error "ok" when fine
-    share_image_delivery_failures_total            messages Slack did not take (each time)
-    share_image_messages_dropped_total             messages that will never reach Slack
-    share_image_worker_restarts_total              always 0 now: kept for alert rules naming it
-    share_image_worker_handovers_total             always 0 now: kept for alert rules naming it
-    share_image_worker_last_loop_timestamp_seconds when the worker last looked for work
-    share_image_drift_found_total{kind}            the cloud's member lists against the records
-    share_image_events_refused_total{status}       requests at /slack/events refused unread
-    share_image_database_up                        1 when the scrape could read the database
-    share_image_oncall_rota_age_seconds{source}    how old each stored on-call rota is
-    share_image_build_info{version,python}         always 1
+Each metric's meaning is its help text below; README's metrics table lists them all.
 """
 
 from __future__ import annotations
@@ -49,16 +31,6 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 # -- the Slack side ---------------------------------------------------------------------------
 
 COMMAND_KINDS = ("share", "unshare", "list", "status", "help", "admin")
-COMMAND_OUTCOMES = (
-    "queued",
-    "approval",
-    "duplicate",
-    "answered",
-    "form",
-    "invalid",
-    "refused",
-    "error",
-)
 COMMANDS = Counter(
     "share_image_commands_total",
     "/share-image commands, each counted once: kind (share, unshare, list, status, help,"

@@ -136,11 +136,6 @@ class MetricsPage:
         self._lock = threading.Lock()
         self._last: tuple[float, bytes] | None = None
 
-    def collect(self) -> Iterable[Metric]:
-        """Every metric, as a prometheus-client collector."""
-        yield from REGISTRY.collect()
-        yield from self._database.collect()
-
     def render(self) -> bytes:
         """The Prometheus text exposition: the process's figures as they are now, the
         database's fresh or at most `max_age` seconds old."""

@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -90,6 +92,18 @@ def is_placeholder(value: str) -> bool:
 
 
 PLACEHOLDER = "is still the placeholder from .env.example: put in"
+_CLOUD_KEY = "the key from the SCP console (or the sandbox's: `python -m bot sandbox` prints them)"
+# What to put in instead of a placeholder, for the settings that are checked for no more.
+PUT_IN = {
+    "SCP_ACCESS_KEY": _CLOUD_KEY,
+    "SCP_SECRET_KEY": _CLOUD_KEY,
+    "SCP_ACCOUNT_ID": "the account id, or leave it empty",
+    "ONCALL_PAGERDUTY_TOKEN": (
+        "a PagerDuty REST API key (Integrations → API Access Keys; a read-only key is"
+        " enough), or leave it empty"
+    ),
+}
+T = TypeVar("T")
 
 
 def _token_kind(value: str) -> str:
@@ -270,24 +284,15 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("SCP_ACCESS_KEY", "SCP_SECRET_KEY")
+    @field_validator(*PUT_IN)
     @classmethod
-    def _cloud_key(cls, value: SecretStr) -> SecretStr:
-        if is_placeholder(value.get_secret_value()):
-            raise Refusal(
-                f"{PLACEHOLDER} the key from the SCP console (or the sandbox's: `python -m bot"
-                " sandbox` prints them)"
-            )
+    def _not_placeholder(cls, value: T, info: ValidationInfo) -> T:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and is_placeholder(text):
+            raise Refusal(f"{PLACEHOLDER} {PUT_IN[str(info.field_name)]}")
         return value
 
     # -- plain values --------------------------------------------------------------------
-
-    @field_validator("SCP_ACCOUNT_ID")
-    @classmethod
-    def _account_id(cls, value: str) -> str:
-        if is_placeholder(value):
-            raise Refusal(f"{PLACEHOLDER} the account id, or leave it empty")
-        return value
 
     @field_validator("SLACK_API_URL")
     @classmethod
@@ -311,16 +316,6 @@ class Settings(BaseSettings):
             problem = _http_url(value)
             if problem:
                 raise Refusal(f"{problem}, like {example}")
-        return value
-
-    @field_validator("ONCALL_PAGERDUTY_TOKEN")
-    @classmethod
-    def _pagerduty_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and is_placeholder(value.get_secret_value()):
-            raise Refusal(
-                f"{PLACEHOLDER} a PagerDuty REST API key (Integrations → API Access Keys; a"
-                " read-only key is enough), or leave it empty"
-            )
         return value
 
     @field_validator("ONCALL_PAGERDUTY_SCHEDULES")

@@ -32,7 +32,7 @@ from bot.slack.views import (
     people_within,
     slack_time,
 )
-from handlers.clicks import clicked_request
+from handlers.clicks import clicked_request, whisper
 from handlers.options import Options
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,7 @@ def register(
                 "request": decision.request.id if decision.request else None,
             },
         )
-        await respond(
-            text=_refusal_text(records, decision, language),
-            response_type="ephemeral",
-            replace_original=False,
-        )
+        await whisper(respond, _refusal_text(records, decision, language))
 
     @app.action(APPROVE)
     async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -157,11 +153,7 @@ def register(
                     "request": request and request.id,
                 },
             )
-        await respond(
-            text=_nudge_text(await languages.of(clicker), nudge, options.zone),
-            response_type="ephemeral",
-            replace_original=False,
-        )
+        await whisper(respond, _nudge_text(await languages.of(clicker), nudge, options.zone))
 
 
 def _nudge_text(language: str, nudge: Nudge, zone: ZoneInfo) -> str:

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from slack_bolt.async_app import AsyncRespond
+
 from bot.sharing.records import Records
 from bot.sharing.request import ShareRequest
 from bot.sharing.values import SlackData
@@ -34,3 +36,8 @@ def clicked_request(
         log.warning(f"click does not match the request's {what}", extra={"request": request_id})
         return None
     return request
+
+
+async def whisper(respond: AsyncRespond, text: str) -> None:
+    """Answer whoever clicked, only them, and leave the clicked message as it is."""
+    await respond(text=text, response_type="ephemeral", replace_original=False)

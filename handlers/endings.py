@@ -22,7 +22,7 @@ from bot.slack.announcer import Announcer
 from bot.slack.languages import Languages
 from bot.slack.texts import code, say, state_word
 from bot.slack.views import EXTEND, REMOVE_NOW, member_label
-from handlers.clicks import clicked_request
+from handlers.clicks import clicked_request, whisper
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,11 @@ def register(
         try:
             ending = share.extend(request.id, clicker, language=languages.known(clicker) or "")
         except CommandError as error:  # the maximum was lowered since the share was asked
-            await respond(
-                text=messages.command_problem(language, error),
-                response_type="ephemeral",
-                replace_original=False,
-            )
+            await whisper(respond, messages.command_problem(language, error))
             return
         except NotAllowed:
             admins = announcer.admins(language)
-            await respond(
-                text=say(language, "not_allowed", admins=admins),
-                response_type="ephemeral",
-                replace_original=False,
-            )
+            await whisper(respond, say(language, "not_allowed", admins=admins))
             return
         if ending.refusal is not None or ending.extension is None:
             await _refused(ending, clicker, language, respond)
@@ -74,15 +66,14 @@ def register(
             _channel(body),
             say(language, "reminder_extended", by=clicker, extension=extension.id),
         )
-        await respond(
-            text=say(
+        await whisper(
+            respond,
+            say(
                 language,
                 "click_extending",
                 duration=code(extension.duration or ""),
                 extension=extension.id,
             ),
-            response_type="ephemeral",
-            replace_original=False,
         )
 
     @app.action(REMOVE_NOW)
@@ -104,15 +95,14 @@ def register(
             request, _channel(body), say(language, "reminder_removing", by=clicker)
         )
         name = records.member_name(request.member_id)
-        await respond(
-            text=say(
+        await whisper(
+            respond,
+            say(
                 language,
                 "click_removing",
                 member=member_label(request.member_id, name),
                 image=code(request.image_id),
             ),
-            response_type="ephemeral",
-            replace_original=False,
         )
 
 
@@ -148,4 +138,4 @@ async def _refused(ending: Ending, clicker: str, language: str, respond: AsyncRe
         text = say(
             language, "click_share_over", id=request.id, state=state_word(language, request.state)
         )
-    await respond(text=text, response_type="ephemeral", replace_original=False)
+    await whisper(respond, text)

@@ -62,16 +62,6 @@ class CloudMembers:
         )
         return _member(row) if row is not None else None
 
-    def spelling(self, image_id: str, member_id: str) -> str | None:
-        """The member id as the cloud spells it, when a list or an answer showed it."""
-        row = self._database.read(
-            lambda db: db.execute(
-                "SELECT member_id FROM cloud_members WHERE image_id = ? AND member_key = ?",
-                [image_id, member_id.lower()],
-            ).fetchone()
-        )
-        return str(row[0]) if row else None
-
     def seen(
         self,
         image_id: str,

@@ -76,10 +76,6 @@ class OnCall:
         """The database's clock."""
         return self._database.now()
 
-    def now_on_call(self) -> list[str]:
-        """User ids whose window covers now."""
-        return self.on_call_at(self._database.now())
-
     def on_call_at(self, moment: datetime) -> list[str]:
         """User ids whose window covers `moment`."""
         now = stamp(moment)

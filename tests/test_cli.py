@@ -723,6 +723,22 @@ def test_an_unreachable_slack_is_explained_once_and_the_command_still_done(cli: 
     assert "xoxb-1-2-abc" not in run.printed
 
 
+def test_a_korean_command_line_says_why_slack_was_not_reached_in_korean(cli: Any) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+    env = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_API_URL": url, "BOT_DEFAULT_LANGUAGE": "ko"}
+
+    run = cli("grant", "U123", "sharer", env=env)
+
+    assert run.code == 0 and run.out == "U123 님이 이제 모든 이미지의 sharer입니다\n", run
+    assert run.err.removeprefix(run.database_line) == (
+        f"경고: Slack에 U123이(가) 있는지 물어보지 못했습니다: {url}users.info: 응답 없음"
+        "(Connection refused). SLACK_API_URL, 네트워크, 그리고 이곳과 Slack 사이의 프록시"
+        "(HTTPS_PROXY)를 확인하세요. 그래도 요청대로 처리했습니다\n"
+    )
+
+
 def test_an_unreachable_slack_costs_an_admin_command_no_retries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

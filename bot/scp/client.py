@@ -305,21 +305,6 @@ class ScpClient:
             return  # an earlier attempt removed it
         raise error
 
-    def longest_call(self) -> timedelta:
-        """How long an add or remove can last, every attempt and pause included.
-
-        Until then after a call began, one of its attempts may still reach the service;
-        after it, the call has surely ended (answered, timed out or given up). httpx's
-        read timeout runs between bytes: the service's small JSON answers come in one.
-        """
-        timeout = self._http.timeout
-        # No limit on a phase: a minute is assumed (the default client sets them all).
-        phases = (timeout.pool, timeout.connect, timeout.write, timeout.read)
-        attempt = sum(60.0 if phase is None else phase for phase in phases)
-        pause = max(self.retry.max_delay, self.retry.max_retry_after)
-        attempts = max(1, self.retry.attempts)
-        return timedelta(seconds=attempts * attempt + (attempts - 1) * pause)
-
     # -- the image operations ----------------------------------------------------
 
     async def show_image(
@@ -358,37 +343,14 @@ class ScpClient:
             # Carried out, its answer lost on the way: read the image back.
             return await self.show_image(image_id, language=language)
 
-    async def list_images(
-        self,
-        *,
-        name: str | None = None,
-        os_distro: str | None = None,
-        status: str | None = None,
-        visibility: str | None = None,
-        sort: str | None = None,
-        page_size: int = MAX_PAGE,
-        max_images: int = MAX_IMAGES,
-        language: str | None = None,
-    ) -> list[Image]:
-        """The account's images, page after page by `marker`, at most `max_images`.
+    async def list_images(self, **query: Any) -> list[Image]:
+        """The account's images, page after page by `marker`, at most `max_images`; the
+        filters and limits are `image_pages`'s.
 
         Pages are read until one comes back empty (as the service documents its paging)
         or `max_images` are in hand; the last page asks only for what is still missing.
         """
-        return [
-            image
-            async for page in self.image_pages(
-                name=name,
-                os_distro=os_distro,
-                status=status,
-                visibility=visibility,
-                sort=sort,
-                page_size=page_size,
-                max_images=max_images,
-                language=language,
-            )
-            for image in page
-        ]
+        return [image async for page in self.image_pages(**query) for image in page]
 
     async def image_pages(
         self,

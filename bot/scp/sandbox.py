@@ -31,10 +31,10 @@ from enum import StrEnum
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bot.scp.auth import CLIENT_TYPE, sign
 from bot.scp.models import (
@@ -329,6 +329,23 @@ def _fault_reply(fault: Fault, request_id: str) -> _Reply:
 
 def _validation_details(error: ValidationError) -> list[str]:
     return [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()]
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def _json_body(
+    headers: Message, body: bytes, model: type[_Body], request_id: str
+) -> _Body | _Reply:
+    """A JSON request body read as `model`, or the service's 400 for it."""
+    content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        detail = "Content-Type must be application/json"
+        return _service_error(400, "ValidationError", detail, request_id)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        return _service_error(400, "ValidationError", _validation_details(error), request_id)
 
 
 class Sandbox:
@@ -738,21 +755,17 @@ class Sandbox:
 
         payload: ImageMemberCreateRequest | ImageMemberStatusRequest | None = None
         if method in ("POST", "PUT"):
-            content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if content_type != "application/json":
-                detail = "Content-Type must be application/json"
-                return _service_error(400, "ValidationError", detail, request_id)
-            model = ImageMemberCreateRequest if method == "POST" else ImageMemberStatusRequest
-            try:
-                payload = model.model_validate_json(body)
-            except ValidationError as error:
-                details = _validation_details(error)
-                return _service_error(400, "ValidationError", details, request_id)
+            read = (
+                _json_body(headers, body, ImageMemberCreateRequest, request_id)
+                if method == "POST"
+                else _json_body(headers, body, ImageMemberStatusRequest, request_id)
+            )
+            if isinstance(read, _Reply):
+                return read
+            payload = read
 
         with self._lock:
-            image = self._images.get(image_id)
-            if image is None and self.open_images:
-                image = self._open_image(image_id)
+            image = self._images.get(image_id) or self._open_image(image_id)
             if image is None:
                 return _framework_error(404, "Not Found", path, request_id)
             if not image.shareable or image.details.visibility == Visibility.PUBLIC:
@@ -768,8 +781,11 @@ class Sandbox:
                 return _service_error(403, "Forbidden", detail, request_id)
             return self._operate(method, image_id, image, member_id, payload, request_id)
 
-    def _open_image(self, image_id: str) -> _Image:
-        """An image made up on first use (open sandboxes); the caller holds the lock."""
+    def _open_image(self, image_id: str) -> _Image | None:
+        """An image made up on first use (open sandboxes; None otherwise); the caller holds
+        the lock."""
+        if not self.open_images:
+            return None
         now = datetime.fromtimestamp(self._clock(), UTC)
         details = Image(
             id=image_id,
@@ -808,19 +824,12 @@ class Sandbox:
             return _service_error(400, "ValidationError", "image_id must be a UUID", request_id)
         payload: ImageSetRequest | None = None
         if method == "PUT":
-            content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if content_type != "application/json":
-                detail = "Content-Type must be application/json"
-                return _service_error(400, "ValidationError", detail, request_id)
-            try:
-                payload = ImageSetRequest.model_validate_json(body)
-            except ValidationError as error:
-                details = _validation_details(error)
-                return _service_error(400, "ValidationError", details, request_id)
+            read = _json_body(headers, body, ImageSetRequest, request_id)
+            if isinstance(read, _Reply):
+                return read
+            payload = read
         with self._lock:
-            image = self._images.get(image_id)
-            if image is None and self.open_images:
-                image = self._open_image(image_id)
+            image = self._images.get(image_id) or self._open_image(image_id)
             if image is None:
                 detail = f"image {image_id} not found"
                 return _service_error(404, "NotFound", detail, request_id)

@@ -142,13 +142,6 @@ class StoredRota:
         own = self.schedules.of(image_id)
         return {own} if own else set(self.default_schedules)
 
-    def entries_for(self, image_id: str) -> list[RotaEntry]:
-        """The stored rota entries that concern `image_id`."""
-        wanted = self.schedules_for(image_id)
-        return [
-            e for e in self.rota.entries(self.name) if wanted is None or e.schedule_id in wanted
-        ]
-
     def on_call(self, image_id: str, now: datetime) -> list[str]:
         """Slack users on this rota now who may decide for the image."""
         wanted = self.schedules_for(image_id)

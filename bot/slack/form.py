@@ -45,7 +45,7 @@ from bot.sharing.errors import CommandError
 from bot.sharing.fields import ShareFields
 from bot.sharing.values import KnownMember, StoredImage
 from bot.slack.texts import say
-from bot.slack.views import UTC_ZONE, slack_time
+from bot.slack.views import MODAL_TEXT_MAX, UTC_ZONE, clip, slack_time
 
 # Slack's limits on what a menu shows (https://docs.slack.dev/reference/block-kit).
 OPTIONS_MAX = 100
@@ -54,8 +54,6 @@ OPTIONS_MAX = 100
 # and would cost the database a pattern it refuses (SQLite stops at 50,000 characters).
 SEARCH_MAX = 150
 OPTION_TEXT_MAX = 75
-OPTION_VALUE_MAX = 150
-MODAL_TEXT_MAX = 24
 PLACEHOLDER_MAX = 150
 
 # A list older than this many refreshes is said to be out of date.
@@ -66,11 +64,7 @@ _DURATION = re.compile(r"([0-9]+)([mhdw])", re.ASCII | re.IGNORECASE)
 
 def _plain(text: str, limit: int) -> PlainTextObject:
     # emoji=False: names are shown as they are, no :shortcode: becomes a picture.
-    return PlainTextObject(text=_clip(text, limit), emoji=False)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return PlainTextObject(text=clip(text, limit), emoji=False)
 
 
 def _searched(language: str, block_id: str, action_id: str, texts: str) -> InputBlock:
@@ -105,9 +99,9 @@ def _answer(options: Sequence[Option]) -> list[dict[str, Any]]:
 def image_label(image: StoredImage) -> str:
     """`rocky9-golden · rocky 9.4 · 70a599e0…` in at most an option's 75 characters."""
     short = image.id[:8] + "…"
-    system = _clip(" ".join(p for p in (image.os_distro, image.scp_os_version) if p), 30)
+    system = clip(" ".join(p for p in (image.os_distro, image.scp_os_version) if p), 30)
     tail = " · ".join(part for part in (system, short) if part)
-    name = _clip(image.name or "", OPTION_TEXT_MAX - len(tail) - 3)
+    name = clip(image.name or "", OPTION_TEXT_MAX - len(tail) - 3)
     return f"{name} · {tail}" if name else tail
 
 
@@ -140,7 +134,7 @@ def member_options(language: str, found: Sequence[KnownMember], typed: str) -> l
         short = member.member_id if len(member.member_id) <= 12 else member.member_id[:8] + "…"
         room = OPTION_TEXT_MAX - len(short) - 3
         options.append(
-            _option(f"{_clip(member.name, room)} · {short}", member.member_id, member.member_id)
+            _option(f"{clip(member.name, room)} · {short}", member.member_id, member.member_id)
         )
     typed_id = _valid(commands.member_id, typed.strip())
     if typed_id and not any(m.member_id.lower() == typed_id.lower() for m in found):

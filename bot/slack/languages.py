@@ -8,6 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -17,6 +18,7 @@ from bot.sharing.values import LANGUAGE_FRESH_FOR
 from bot.slack.texts import language_of
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
 
 # People whose language one process remembers in memory; past this, the one unused for
 # longest is forgotten (the database still knows it: one quick read brings it back).
@@ -28,6 +30,41 @@ ASK_AGAIN_SECONDS = 60.0
 # After the table was read and did not know a person (the ack path looks, then the worker
 # asks Slack moments later), it is not read again for them this long: Slack is asked.
 NOT_STORED_SECONDS = 10.0
+
+
+class _Expiring(Generic[V]):
+    """At most `most` entries, each until its time is up; past `most`, the one used
+    longest ago is forgotten."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self._entries: OrderedDict[str, tuple[V, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> V | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if time.monotonic() >= entry[1]:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: str, value: V, seconds: float) -> None:
+        with self._lock:
+            self._entries[key] = (value, time.monotonic() + seconds)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.most:
+                self._entries.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
 
 class Languages:
@@ -50,19 +87,17 @@ class Languages:
         self.client = client
         self.default = default
         self.remembered = remembered
-        self._known: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        # People Slack could not tell about, and when to ask again (at most `remembered`).
-        self._unanswered: OrderedDict[str, float] = OrderedDict()
-        # People the table did not know a moment ago, and until when that holds.
-        self._not_stored: OrderedDict[str, float] = OrderedDict()
+        self._known: _Expiring[str] = _Expiring(remembered)
+        # People Slack could not tell about lately, and the table did not know lately.
+        self._unanswered: _Expiring[bool] = _Expiring(remembered)
+        self._not_stored: _Expiring[bool] = _Expiring(remembered)
         # A lock per user being asked about, and how many callers wait on it.
         self._asking: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-        self._lock = threading.Lock()
 
     def known(self, user_id: str) -> str | None:
         """The user's language if the bot already knows it, without asking Slack."""
-        remembered = self._remembered(user_id)
-        if remembered is not None or self._not_stored_lately(user_id):
+        remembered = self._known.get(user_id)
+        if remembered is not None or self._not_stored.get(user_id):
             return remembered
         try:
             cached = self.people.language(user_id)
@@ -72,11 +107,7 @@ class Languages:
         if cached:
             self._remember(user_id, cached)
         else:
-            with self._lock:
-                self._not_stored[user_id] = time.monotonic() + NOT_STORED_SECONDS
-                self._not_stored.move_to_end(user_id)
-                while len(self._not_stored) > self.remembered:
-                    self._not_stored.popitem(last=False)
+            self._not_stored.put(user_id, True, NOT_STORED_SECONDS)
         return cached
 
     async def of(self, user_id: str, *, record: Callable[[str], object] | None = None) -> str:
@@ -98,8 +129,8 @@ class Languages:
             async with asking:  # one question to Slack per user, however many wait for it
                 # What an earlier waiter's question brought (kept in memory): the table was
                 # read just above.
-                language = self._remembered(user_id)
-                if not language and not self._unanswered_lately(user_id):
+                language = self._known.get(user_id)
+                if not language and not self._unanswered.get(user_id):
                     language, recorded = await self._ask_slack(user_id, record)
         finally:
             waiting[0] -= 1
@@ -125,42 +156,9 @@ class Languages:
         """How many people are being asked about right now."""
         return len(self._asking)
 
-    def _remembered(self, user_id: str) -> str | None:
-        """The language this process knows for the user, while fresh."""
-        with self._lock:
-            remembered = self._known.get(user_id)
-            if remembered is not None and time.monotonic() < remembered[1]:
-                self._known.move_to_end(user_id)
-                return remembered[0]
-        return None
-
-    def _not_stored_lately(self, user_id: str) -> bool:
-        with self._lock:
-            until = self._not_stored.get(user_id)
-            if until is None:
-                return False
-            if time.monotonic() < until:
-                return True
-            del self._not_stored[user_id]
-            return False
-
     def _remember(self, user_id: str, language: str) -> None:
-        with self._lock:
-            self._not_stored.pop(user_id, None)
-            self._known[user_id] = (language, time.monotonic() + LANGUAGE_FRESH_FOR.total_seconds())
-            self._known.move_to_end(user_id)
-            while len(self._known) > self.remembered:
-                self._known.popitem(last=False)
-
-    def _unanswered_lately(self, user_id: str) -> bool:
-        with self._lock:
-            again_at = self._unanswered.get(user_id)
-            if again_at is None:
-                return False
-            if time.monotonic() < again_at:
-                return True
-            del self._unanswered[user_id]
-            return False
+        self._not_stored.forget(user_id)
+        self._known.put(user_id, language, LANGUAGE_FRESH_FOR.total_seconds())
 
     async def _ask_slack(
         self, user_id: str, record: Callable[[str], object] | None = None
@@ -172,11 +170,7 @@ class Languages:
             locale = (answer.get("user") or {}).get("locale")
         except Exception as error:  # Slack down or slow: the default language will do
             log.warning("users.info failed", extra={"user": user_id, "error": type(error).__name__})
-            with self._lock:
-                self._unanswered[user_id] = time.monotonic() + ASK_AGAIN_SECONDS
-                self._unanswered.move_to_end(user_id)
-                while len(self._unanswered) > self.remembered:
-                    self._unanswered.popitem(last=False)
+            self._unanswered.put(user_id, True, ASK_AGAIN_SECONDS)
             return None, False
         language = language_of(locale, self.default)
         self._remember(user_id, language)

@@ -1,5 +1,6 @@
 """Why a Slack Web API call failed, in an operator's words: what was tried, what came
-back, what to do (for `check`, a start-up that stops, and the admin commands)."""
+back, what to do (for `check`, a start-up that stops, and the admin commands); the words
+are the catalogs' (`[cli]`, `slack_*`)."""
 
 from __future__ import annotations
 
@@ -12,42 +13,26 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
+from bot.slack.texts import cli_say
+
 # How long `check` waits for Slack's answer.
 SLACK_TIMEOUT = 10
 
-# What to do about each error code Slack answers with; {setting} is the token's setting.
-SLACK_ADVICE = {
-    "invalid_auth": (
-        "{setting} is not a valid token (mistyped, revoked, or of another workspace or app):"
-        " copy it again from api.slack.com/apps → your app"
-    ),
-    "not_authed": (
-        "no token reached Slack: {setting} is empty, or a proxy dropped the Authorization header"
-    ),
-    "account_inactive": (
-        "the app was uninstalled or its bot deactivated: reinstall the app to the workspace"
-        " and copy the new token into {setting}"
-    ),
-    "token_revoked": (
-        "the token was revoked: reinstall the app and copy the new token into {setting}"
-    ),
-    "token_expired": (
-        "the token expired (token rotation is on): turn rotation off for the app, reinstall it"
-        " and copy the new token into {setting}"
-    ),
-    "not_allowed_token_type": (
-        "{setting} holds the wrong kind of token: SLACK_BOT_TOKEN takes the Bot User OAuth"
-        " Token (xoxb-…), SLACK_APP_TOKEN an app-level token (xapp-…) with connections:write"
-    ),
-    "missing_scope": (
-        "the token lacks a scope{needed}: add it under OAuth & Permissions (or in"
-        " manifest.yml) and reinstall the app"
-    ),
-    "ratelimited": "Slack is rate-limiting this app: wait a minute and run check again",
-    "team_access_not_granted": (
-        "the app is not installed in this workspace: install it, then copy its token into {setting}"
-    ),
-}
+# Slack's error codes the catalogs advise on (`[cli]`'s `slack_advice_<code>`); any other
+# code points to the method's documented errors.
+ADVISED = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+        "missing_scope",
+        "ratelimited",
+        "team_access_not_granted",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +43,7 @@ class SlackTrouble:
     tried: str  # the URL
     answer: str  # the HTTP status and Slack's error, or why there was no answer
     advice: str  # what to do
+    language: str = "en"  # the catalog the words come from
 
     @property
     def refused(self) -> bool:
@@ -66,9 +52,8 @@ class SlackTrouble:
 
     def summary(self, setting: str) -> str:
         """`Slack refused SLACK_BOT_TOKEN (invalid_auth)`, or that Slack was not reached."""
-        if self.refused:
-            return f"Slack refused {setting} ({self.code})"
-        return f"Slack was not reached ({self.code})"
+        key = "slack_refused" if self.refused else "slack_not_reached"
+        return cli_say(self.language, key, setting=setting, code=self.code)
 
     def lines(self) -> list[str]:
         """The three lines `check` prints under a failure."""
@@ -80,49 +65,63 @@ class SlackTrouble:
 
     def one_line(self) -> str:
         """Everything on one line, for a start-up that stops."""
-        return f"{self.answer} from {self.tried}; {self.advice}"
+        return cli_say(
+            self.language,
+            "slack_trouble_line",
+            answer=self.answer,
+            tried=self.tried,
+            advice=self.advice,
+        )
 
 
 def slack_trouble(
-    error: Exception, url: str, *, setting: str, timeout: float = SLACK_TIMEOUT
+    error: Exception,
+    url: str,
+    *,
+    setting: str,
+    timeout: float = SLACK_TIMEOUT,
+    language: str = "en",
 ) -> SlackTrouble:
     """Explain a failed Slack Web API call to `url`, made with the token in `setting`
-    (and a client that waits `timeout` seconds for an answer)."""
+    (and a client that waits `timeout` seconds for an answer), in `language`."""
+
+    def say(key: str, **values: object) -> str:
+        return cli_say(language, key, **values)
+
     if isinstance(error, SlackApiError):
         response: Any = error.response
         status = getattr(response, "status_code", None)
         data = getattr(response, "data", None)
         code = str(data.get("error", "")) if isinstance(data, dict) else ""
         if status is not None and status >= 400 and (not code or "non-JSON" in code):
-            if status >= 500:
-                advice = "Slack is having trouble: see https://slack-status.com, then try again"
-            else:
-                advice = (
-                    "this is not Slack's Web API: check SLACK_API_URL"
-                    " (leave it unset for https://slack.com/api/) and any proxy"
-                )
-            return SlackTrouble(f"HTTP {status}", url, f"HTTP {status}, not a Slack answer", advice)
+            advice = say("slack_advice_outage" if status >= 500 else "slack_advice_not_slack")
+            answer = say("slack_answer_not_slack", status=status)
+            return SlackTrouble(f"HTTP {status}", url, answer, advice, language)
         needed = data.get("needed") if isinstance(data, dict) else None
-        template = SLACK_ADVICE.get(
-            code, f"see https://api.slack.com/methods/{url.rsplit('/', 1)[-1]}#errors for {code}"
+        advice = say(
+            f"slack_advice_{code}" if code in ADVISED else "slack_advice_other",
+            setting=setting,
+            needed=f" ({needed})" if needed else "",
+            method=url.rsplit("/", 1)[-1],
+            code=code,
         )
-        advice = template.format(setting=setting, needed=f" ({needed})" if needed else "")
         shown = f"HTTP {status}, " if status is not None else ""
-        return SlackTrouble(code or "error", url, f"{shown}Slack error {code or 'unknown'}", advice)
+        answer = say("slack_answer_error", shown=shown, code=code or say("slack_error_unknown"))
+        return SlackTrouble(code or "error", url, answer, advice, language)
     if isinstance(error, urllib.error.URLError):
         reason = error.reason
         why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
         if isinstance(reason, TimeoutError | socket.timeout):
-            why = f"no answer within {timeout:g} s"
+            why = say("slack_no_answer_within", seconds=f"{timeout:g}")
     elif isinstance(error, TimeoutError | socket.timeout):
-        why = f"no answer within {timeout:g} s"
+        why = say("slack_no_answer_within", seconds=f"{timeout:g}")
     elif isinstance(error, aiohttp.ClientConnectorError):
         # The async client's failed connection: refused, no such host, TLS…
         # (asyncio's own wording names the address: the system's words say what happened)
         failure = error.os_error
         if isinstance(failure, socket.gaierror):
             # A name that does not resolve: its errno is the resolver's, not the system's.
-            why = f"{error.host} not found: {failure.strerror or failure}"
+            why = say("slack_host_not_found", host=error.host, why=failure.strerror or failure)
         else:
             why = os.strerror(failure.errno) if failure.errno else str(failure)
     else:
@@ -130,6 +129,7 @@ def slack_trouble(
     return SlackTrouble(
         "unreachable",
         url,
-        f"no answer ({why})",
-        "check SLACK_API_URL, the network and any proxy (HTTPS_PROXY) between here and Slack",
+        say("slack_no_answer", why=why),
+        say("slack_advice_unreachable"),
+        language,
     )

@@ -87,7 +87,6 @@ CONTEXT_ELEMENTS_MAX = 10
 CONTEXT_TEXT_MAX = 3000
 MESSAGE_BLOCKS_MAX = 50
 VIEW_BLOCKS_MAX = 100
-TEXT_MAX = 40_000
 TEXT_AIM = 4_000  # what a message's top-level text is kept under
 HEADER_TEXT_MAX = 150
 BUTTON_TEXT_MAX = 75
@@ -133,6 +132,11 @@ def _context(*texts: str) -> ContextBlock:
 
 def _header(text: str) -> HeaderBlock:
     return HeaderBlock(text=PlainTextObject(text=clip(text, HEADER_TEXT_MAX)))
+
+
+def _button(action_id: str, label: str, value: str, style: str | None = None) -> ButtonElement:
+    text = PlainTextObject(text=clip(label, BUTTON_TEXT_MAX))
+    return ButtonElement(action_id=action_id, text=text, value=value, style=style)
 
 
 def _plain_context(text: str) -> ContextBlock:
@@ -496,18 +500,8 @@ def approval_card(
         ActionsBlock(
             block_id=f"decision-{request.id}",
             elements=[
-                ButtonElement(
-                    action_id=APPROVE,
-                    style="primary",
-                    text=PlainTextObject(text=clip(say(language, "approve"), BUTTON_TEXT_MAX)),
-                    value=value,
-                ),
-                ButtonElement(
-                    action_id=DENY,
-                    style="danger",
-                    text=PlainTextObject(text=clip(say(language, "deny"), BUTTON_TEXT_MAX)),
-                    value=value,
-                ),
+                _button(APPROVE, say(language, "approve"), value, "primary"),
+                _button(DENY, say(language, "deny"), value, "danger"),
             ],
         ),
     ]
@@ -616,15 +610,7 @@ def waiting_message(
         blocks.append(
             ActionsBlock(
                 block_id=f"waiting-{request.id}",
-                elements=[
-                    ButtonElement(
-                        action_id=REMIND,
-                        text=PlainTextObject(
-                            text=clip(say(language, "remind_button"), BUTTON_TEXT_MAX)
-                        ),
-                        value=str(request.id),
-                    )
-                ],
+                elements=[_button(REMIND, say(language, "remind_button"), str(request.id))],
             )
         )
     return _fallback(" ".join([text, *shown])), _message(blocks)
@@ -657,23 +643,13 @@ def reminder(
         ActionsBlock(
             block_id=f"ending-{request.id}",
             elements=[
-                ButtonElement(
-                    action_id=EXTEND,
-                    style="primary",
-                    text=PlainTextObject(
-                        text=clip(
-                            say(language, "extend", duration=request.duration or ""),
-                            BUTTON_TEXT_MAX,
-                        )
-                    ),
-                    value=value,
+                _button(
+                    EXTEND,
+                    say(language, "extend", duration=request.duration or ""),
+                    value,
+                    "primary",
                 ),
-                ButtonElement(
-                    action_id=REMOVE_NOW,
-                    style="danger",
-                    text=PlainTextObject(text=clip(say(language, "remove_now"), BUTTON_TEXT_MAX)),
-                    value=value,
-                ),
+                _button(REMOVE_NOW, say(language, "remove_now"), value, "danger"),
             ],
         ),
     ]
@@ -689,12 +665,7 @@ def rejected_open(request: ShareRequest, text: str, language: str) -> tuple[str,
         ActionsBlock(
             block_id=f"ending-{request.id}",
             elements=[
-                ButtonElement(
-                    action_id=REMOVE_NOW,
-                    style="danger",
-                    text=PlainTextObject(text=clip(say(language, "remove_now"), BUTTON_TEXT_MAX)),
-                    value=str(request.id),
-                ),
+                _button(REMOVE_NOW, say(language, "remove_now"), str(request.id), "danger"),
             ],
         ),
     ]
@@ -806,11 +777,6 @@ class DenyModal:
         for key in ("values", cls.reason_block, cls.reason_input, "value"):
             found = found.get(key) if isinstance(found, Mapping) else None
         return found.strip() if isinstance(found, str) else ""
-
-
-def deny_modal(request_id: int, language: str, card_channel: str, card_ts: str) -> dict[str, Any]:
-    """The modal asking an approver why they deny."""
-    return DenyModal.build(request_id, language, card_channel, card_ts)
 
 
 # -- lists -----------------------------------------------------------------------------------
@@ -964,52 +930,44 @@ def _through(language: str, key: str, shares: Mapping[str, ShareRequest] | None)
     return mark
 
 
+def _admin_listing(language: str, kind: str, lines: list[str]) -> tuple[str, list[BlockDict]]:
+    """An admin list: `<kind>_header` over `lines`, `<kind>_empty` when there are none and
+    `<kind>_more` when not all fit."""
+    if not lines:
+        text = say(language, f"{kind}_empty")
+        return text, _message([_section(text)])
+    return listing(
+        say(language, f"{kind}_header"),
+        lines,
+        more=lambda count: say(language, f"{kind}_more", total=len(lines), shown=count),
+    )
+
+
 def grants_listing(language: str, grants: Sequence[Grant]) -> tuple[str, list[BlockDict]]:
     """`/share-image admin grants`, by user then role."""
-    if not grants:
-        text = say(language, "grants_empty")
-        return text, _message([_section(text)])
     everything = say(language, "all_images")
     lines = [
         f"• <@{g.user_id}>: {g.role.value} ({code(g.image_id) if g.image_id else everything})"
         for g in grants
     ]
-    return listing(
-        say(language, "grants_header"),
-        lines,
-        more=lambda count: say(language, "grants_more", total=len(grants), shown=count),
-    )
+    return _admin_listing(language, "grants", lines)
 
 
 def known_members_listing(
     language: str, members: Sequence[KnownMember]
 ) -> tuple[str, list[BlockDict]]:
     """`/share-image admin member list`."""
-    if not members:
-        text = say(language, "members_empty")
-        return text, _message([_section(text)])
     lines = [f"• {member_label(m.member_id, m.name)}" for m in members]
-    return listing(
-        say(language, "members_header"),
-        lines,
-        more=lambda count: say(language, "members_more", total=len(members), shown=count),
-    )
+    return _admin_listing(language, "members", lines)
 
 
 def approvals_listing(language: str, approvals: Mapping[str, int]) -> tuple[str, list[BlockDict]]:
     """`/share-image admin policy list`: the images whose shares need two approvals."""
-    if not approvals:
-        text = say(language, "policies_empty")
-        return text, _message([_section(text)])
     lines = [
         say(language, "policies_item", image=code(image), count=count)
         for image, count in approvals.items()
     ]
-    return listing(
-        say(language, "policies_header"),
-        lines,
-        more=lambda count: say(language, "policies_more", total=len(approvals), shown=count),
-    )
+    return _admin_listing(language, "policies", lines)
 
 
 def rota_lines(
