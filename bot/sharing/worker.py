@@ -64,6 +64,12 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _seen(task: asyncio.Task[ShareRequest]) -> None:
+    """Mark a task's failure as seen (asyncio logs one nobody looked at)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class Outcome(StrEnum):
     """How one step of a request ended, when nothing in the request says when to go on."""
 
@@ -482,6 +488,9 @@ class Worker:
         request caught in `sending` is read back at the next start.
         """
         doing = asyncio.create_task(self._carry_out(work, request))
+        # A work left behind by a step that ended (below) is not awaited: its failure is
+        # noted as seen, and read back with the request at the next start.
+        doing.add_done_callback(_seen)
         try:
             await asyncio.sleep(0)  # the work's first stretch: up to its call leaving
             await self._announce(request)
