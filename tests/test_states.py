@@ -271,8 +271,10 @@ LATER, EARLIER = "2026-12-08T09:30:00.000000Z", "2026-12-08T08:30:00.000000Z"
          [W.TELL, W.KEEP_ASKING]),
         ({"state": "awaiting_approval", "expires_at": EARLIER}, True, False,
          [W.EXPIRE, W.TELL, W.KEEP_ASKING]),
-        # A direct share: read the image, then send; an approved one is sent at once.
-        ({}, True, False, [W.TELL, W.CHECK_BEFORE_SENDING, W.SEND]),
+        # A direct share: read the image, then send (told while it is sent); an approved
+        # one is sent at once.
+        ({}, True, False, [W.CHECK_BEFORE_SENDING, W.SEND]),
+        ({}, False, False, [W.CHECK_BEFORE_SENDING, W.SEND]),
         ({"decided_by": "UAPP1"}, True, False, [W.TELL, W.SEND]),
         # Sending: read back now, or when it said.
         ({"state": "sending"}, True, False, [W.TELL, W.READ_BACK]),
@@ -321,3 +323,22 @@ def test_the_machine_says_when_the_worker_looks_again(
         )
         == expected
     )
+
+
+@pytest.mark.parametrize(
+    ("changes", "work", "during"),
+    [
+        ({}, W.SEND, True),  # a direct share: its parent goes out while it is sent
+        ({"unshare": 1}, W.SEND, True),
+        ({"decided_by": "UAPP1"}, W.SEND, False),  # approved: told before, as ever
+        ({}, W.CHECK_BEFORE_SENDING, False),
+        ({"state": "sending"}, W.READ_BACK, False),  # after a restart: told before the read
+    ],
+)
+def test_a_direct_share_is_told_while_it_is_sent_not_before(
+    changes: dict[str, object], work: states.Work, during: bool
+) -> None:
+    request = value(**changes)
+    assert states.tells_during(work, request) is during
+    facts = states.Facts(now=START, told=lambda _: False, time_up=lambda _: False)
+    assert states.applies(W.TELL, request, facts) is not (during or work is W.CHECK_BEFORE_SENDING)

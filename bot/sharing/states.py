@@ -37,8 +37,10 @@ machine gives to the state it gives (`ShareRequests.move`), and refuses a pair t
 
 What the worker does to a request next is decided here too: `STEP` lists the work of
 one step in order, `applies` says which work is due for a request as it stands,
-`tells_after` when people are told at once, and `next_due` when to look again. The
-worker carries the work out; it decides nothing of its own.
+`tells_during` when people are told while the work is under way (a direct share's
+parent message goes out while its call is with the cloud, not before it), `tells_after`
+when people are told at once afterwards, and `next_due` when to look again. The worker
+carries the work out; it decides nothing of its own.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ __all__ = [
     "RUNNING",
     "SEND",
     "STEP",
+    "TELLS_DURING",
     "THROUGH_BOT",
     "TURN",
     "TURN_WAIT",
@@ -82,6 +85,8 @@ __all__ = [
     "first_state",
     "next_due",
     "tells_after",
+    "tells_during",
+    "told_while_sent",
 ]
 
 S = RequestState
@@ -223,6 +228,7 @@ STEP: tuple[tuple[Work, ...], ...] = (
     (Work.EXPIRE,),
     # Before any approver is asked: an image that cannot be shared bothers nobody.
     (Work.CHECK_BEFORE_ASKING,),
+    # (A direct share not sent yet is told while it is sent: `tells_during`.)
     (Work.TELL,),
     (Work.KEEP_ASKING,),
     # A direct share: the image is read before anything is sent.
@@ -232,6 +238,18 @@ STEP: tuple[tuple[Work, ...], ...] = (
 )
 # After these, what people were told is brought up to date at once.
 TELLS_AFTER = frozenset({Work.SEND, Work.READ_BACK, Work.REMOVE, Work.END, Work.POLL, Work.RECHECK})
+# While these are under way, people are told of the request as it stood when they began
+# (`told_while_sent`): the call leaves first, the telling goes on meanwhile, and what
+# is told after the work (the thread's reply) waits for it.
+TELLS_DURING = frozenset({Work.SEND})
+
+
+def told_while_sent(request: ShareRequest) -> bool:
+    """A direct share (or unshare) not sent yet: its parent message is posted while its
+    call is with the cloud, not before it, so a burst's calls are not held up behind its
+    parent messages. (An approved one was told when approval was asked, and its approval
+    is said before it is sent.)"""
+    return request.state is S.QUEUED and not request.decided_by
 
 
 @dataclass(frozen=True)
@@ -254,7 +272,8 @@ def applies(work: Work, request: ShareRequest, facts: Facts) -> bool:
         case Work.CHECK_BEFORE_ASKING:
             return state in WAITING and not facts.told(request)
         case Work.TELL:
-            return True
+            # Not before a direct share's call: while it (`tells_during`).
+            return not told_while_sent(request)
         case Work.KEEP_ASKING:
             return state in WAITING and facts.told(request)
         case Work.CHECK_BEFORE_SENDING:
@@ -292,6 +311,11 @@ def tells_after(work: Work, before: ShareRequest, after: ShareRequest) -> bool:
     return work in TELLS_AFTER or (
         work is Work.CHECK_BEFORE_SENDING and after.state is not before.state
     )
+
+
+def tells_during(work: Work, request: ShareRequest) -> bool:
+    """Whether people are told of `request` (as it stands) while `work` is under way."""
+    return work in TELLS_DURING and told_while_sent(request)
 
 
 def next_due(

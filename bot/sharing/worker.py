@@ -64,6 +64,12 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _seen(task: asyncio.Task[ShareRequest]) -> None:
+    """Mark a task's failure as seen (asyncio logs one nobody looked at)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class Outcome(StrEnum):
     """How one step of a request ended, when nothing in the request says when to go on."""
 
@@ -457,11 +463,51 @@ class Worker:
             facts = self._facts()
             for work in choices:
                 if states.applies(work, request, facts):
-                    before, request = request, await self._carry_out(work, request)
+                    before = request
+                    if states.tells_during(work, request):
+                        request = await self._telling_while(work, request)
+                    else:
+                        request = await self._carry_out(work, request)
                     if states.tells_after(work, before, request):
                         request = await self._announce(request)
                     break
         return request
+
+    async def _telling_while(self, work: states.Work, request: ShareRequest) -> ShareRequest:
+        """Carry out `work` while people are told of `request` as it stands (a direct
+        share's parent message is posted while its add is with the cloud); the request as
+        the work left it.
+
+        The work goes first: it runs as a task of its own, which this one lets start (the
+        request stored as `sending`, the call on its way) before it tells. The telling
+        stays in this task (the announcer's memo of the step lives here), so what is said
+        after the work (the thread's reply) is said after the telling, under its parent.
+        Whatever the telling meets, the work is awaited: a message Slack did not take never
+        loses the cloud's answer, which the work records and the next try says. Only when
+        the step itself ends (cancelled, the process going) does the work end with it: a
+        request caught in `sending` is read back at the next start.
+        """
+        doing = asyncio.create_task(self._carry_out(work, request))
+        # A work left behind by a step that ended (below) is not awaited: its failure is
+        # noted as seen, and read back with the request at the next start.
+        doing.add_done_callback(_seen)
+        try:
+            await asyncio.sleep(0)  # the work's first stretch: up to its call leaving
+            await self._announce(request)
+        except Exception:
+            try:
+                await doing
+            except Exception:
+                # Both failed: the work's failure is logged here, the telling's goes up
+                # (tried again soon; a request left in `sending` is read back then).
+                log.warning(
+                    "could not tell while sending", extra={"request": request.id}, exc_info=True
+                )
+            raise
+        except BaseException:
+            doing.cancel()
+            raise
+        return await doing
 
     async def _carry_out(self, work: states.Work, request: ShareRequest) -> ShareRequest:
         """Do `work` to `request`; the request as it is afterwards."""

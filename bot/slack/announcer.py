@@ -347,12 +347,15 @@ class Announcer:
     def interrupted(self, request: ShareRequest) -> None:
         """A worker died holding `request`: if it was announcing, look before posting again.
 
-        A request in `sending` was with the cloud API, not with Slack; one whose state
-        was announced in full has nothing left to post.
+        A request in `sending` was with the cloud API, and with Slack only if its parent
+        message is not recorded (a direct share's parent is posted while its add is under
+        way); one whose state was announced in full has nothing left to post.
         """
+        told = self._told(request.id)
         if request.state == RequestState.SENDING:
-            return
-        if self._told(request.id).announced_state == request.state:
+            if told.parent_ts or told.via_response_url:
+                return
+        elif told.announced_state == request.state:
             return
         self._note(request.id, check_before_posting=True)
 
