@@ -85,6 +85,12 @@ def test_a_share_is_recorded_and_answered_in_one_sqlite_transaction(
     assert traced.transactions() == 1, "\n".join(traced.statements)
     assert len(traced.statements) <= MOST_STATEMENTS, "\n".join(traced.statements)
     assert [r.member_id for r in bot.all_requests()] == [MEMBER]
+    # Each of them finds its rows through an index: none reads a whole table (the account's
+    # image list, the registered members, the requests), however large it grows.
+    for statement in traced.statements:
+        if statement.startswith("SELECT"):
+            plan = bot.database.db.execute(f"EXPLAIN QUERY PLAN {statement}").fetchall()
+            assert not [row for row in plan if str(row[-1]).startswith("SCAN")], (statement, plan)
 
 
 def test_a_duplicate_is_answered_in_one_sqlite_transaction_and_records_nothing(
