@@ -168,7 +168,13 @@ async def _dispatch(
     if isinstance(parsed, commands.Help | commands.Form):
         await ack(response_type="ephemeral", text=messages.usage(language))
     elif isinstance(parsed, commands.Share):
-        text, outcome = _ask(slash, command, parsed, language, known)
+        # The checks, the record and the reads the answer needs: one transaction (a
+        # failure anywhere in it records nothing). The worker is woken once it is committed.
+        text, outcome = slash.records.together(
+            lambda: _ask(slash, command, parsed, language, known)
+        )
+        if outcome != "duplicate":
+            slash.wake()
         await ack(response_type="ephemeral", text=text)
         return outcome
     elif isinstance(parsed, commands.Status):
@@ -227,7 +233,6 @@ def _ask(
         )
         differs = views.joined_duration(request, asked.duration, language)
         return text + (" " + differs if differs else ""), "duplicate"
-    slash.wake()
     lasts = ""
     if request.duration:
         key = "ack_capped" if asked.capped else "ack_duration"

@@ -11,7 +11,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.slack.texts import say
@@ -30,19 +32,24 @@ def team_of(body: dict[str, Any]) -> str:
     return str(body.get("team_id") or "")
 
 
-def register(app: AsyncApp, *, ours: Callable[[], str], default_language: str) -> None:
-    """Attach the workspace check in front of every listener: `ours` is the bot's own
-    workspace ("" until `auth.test` named it at start: nothing is refused until then)."""
+class OnlyOurWorkspace(AsyncMiddleware):
+    """The workspace check in front of every listener. A middleware class: Bolt hands it
+    the request as it is, without building the arguments of a middleware function for
+    every request."""
 
-    @app.middleware
-    async def only_our_workspace(
-        body: dict[str, Any],
-        context: AsyncBoltContext,
-        ack: AsyncAck,
+    def __init__(self, ours: Callable[[], str], default_language: str) -> None:
+        self.ours = ours
+        self.default_language = default_language
+
+    async def async_process(
+        self,
+        *,
+        req: AsyncBoltRequest,
         resp: BoltResponse,
-        next: Callable[[], Awaitable[None]],
+        next: Callable[[], Awaitable[BoltResponse]],  # (Bolt calls it by this name)
     ) -> BoltResponse:
-        ours_now = ours()
+        ours_now = self.ours()
+        body = req.body
         theirs = team_of(body)
         if not ours_now or theirs == ours_now:
             await next()
@@ -56,7 +63,10 @@ def register(app: AsyncApp, *, ours: Callable[[], str], default_language: str) -
             },
         )
         # A middleware that does not call next() answers Slack with what it returns.
-        text = say(default_language, "other_workspace")
+        context = req.context
+        ack = context.ack
+        assert ack is not None
+        text = say(self.default_language, "other_workspace")
         if body.get("command"):
             return await ack(response_type="ephemeral", text=text)
         if body.get("type") == "view_submission":
@@ -68,6 +78,12 @@ def register(app: AsyncApp, *, ours: Callable[[], str], default_language: str) -
             await context.respond(text=text, response_type="ephemeral", replace_original=False)
         # An event (the Home tab) is only acknowledged: the bot shows nothing elsewhere.
         return await ack()
+
+
+def register(app: AsyncApp, *, ours: Callable[[], str], default_language: str) -> None:
+    """Attach the workspace check in front of every listener: `ours` is the bot's own
+    workspace ("" until `auth.test` named it at start: nothing is refused until then)."""
+    app.use(OnlyOurWorkspace(ours, default_language))
 
 
 def next_input(blocks: list[Any]) -> str:

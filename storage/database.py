@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -77,6 +78,7 @@ class Database:
         if connections < 1:
             raise ValueError("a database needs at least one connection")
         self.path = Path(path)
+        self._where = str(self.path)
         self.busy_timeout = busy_timeout
         self.clock = clock
         self.connections = connections
@@ -121,9 +123,12 @@ class Database:
             log.info("created a new, empty database", extra={"path": str(self.path.absolute())})
 
     def check(self) -> None:
-        """`StorageError` unless the file at `path` is still the one this process opened."""
+        """`StorageError` unless the file at `path` is still the one this process opened.
+
+        Every outermost read and write asks it: one `stat` of the path as a string (no
+        `pathlib` on the way), the cost of a statement or less."""
         try:
-            stat = self.path.stat()
+            stat = os.stat(self._where)
         except FileNotFoundError:
             raise StorageError(
                 f"the database file {self.path} is gone (deleted or moved) while the bot was"
@@ -161,16 +166,24 @@ class Database:
         if held is not None:
             yield held
             return
-        db = self._take()
-        self._local.held = db
+        db = self._lend()
         try:
             yield db
         finally:
-            self._local.held = None
-            with self._returned:
-                if db.conn in self._connections:  # not closed meanwhile
-                    self._idle.append(db)
-                self._returned.notify()
+            self._give_back(db)
+
+    def _lend(self) -> sqlite_utils.Database:
+        """A connection this thread holds until `_give_back` (it holds none now)."""
+        db = self._take()
+        self._local.held = db
+        return db
+
+    def _give_back(self, db: sqlite_utils.Database) -> None:
+        self._local.held = None
+        with self._returned:
+            if db.conn in self._connections:  # not closed meanwhile
+                self._idle.append(db)
+            self._returned.notify()
 
     def _take(self) -> sqlite_utils.Database:
         deadline = time.monotonic() + self.busy_timeout
@@ -286,14 +299,23 @@ class Database:
         Inside a `write` or `reads` of this thread it joins their transaction; alone, each
         of its statements is a transaction of its own (SQLite's autocommit).
         """
-        if self._in_transaction():
-            return work(self.db)
+        local = self._local
+        held: sqlite_utils.Database | None = getattr(local, "held", None)
+        if held is not None and (
+            getattr(local, "writing", False) or getattr(local, "reading", False)
+        ):
+            return work(held)  # inside this thread's transaction: it joins
         self.check()
+        # (Written out rather than `with self._borrowed()`: the ack path makes several
+        # reads, and a generator's context manager costs more than the read's statement.)
+        db = held if held is not None else self._lend()
         try:
-            with self._borrowed() as db:
-                return work(db)
+            return work(db)
         except sqlite3.Error as error:
             raise StorageError(f"database read failed: {error}") from error
+        finally:
+            if held is None:
+                self._give_back(db)
 
     def reads(self, work: Callable[[], T]) -> T:
         """Run `work`, which reads through any of the storage classes, as ONE transaction:

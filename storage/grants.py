@@ -83,6 +83,30 @@ class Grants:
         )
         return {Role(row[0]) for row in rows}
 
+    def asking(
+        self, user_id: str, image_id: str, member_id: str
+    ) -> tuple[set[Role], str | None, int]:
+        """What an ask is judged by, read in ONE statement (the ack path's): the roles
+        `user_id` holds for `image_id` (as `roles`), the registered name of `member_id`
+        (as `KnownMembers.name`: None when nobody registered it) and the approvals a share
+        of `image_id` needs (as `ImagePolicies.approvals`: 1 unless set)."""
+        roles, name, approvals = self._database.read(
+            lambda db: db.execute(
+                "SELECT"
+                " (SELECT group_concat(role, ' ') FROM grants"
+                "  WHERE user_id = :user AND image_id IN ('', :image)),"
+                " (SELECT name FROM known_members WHERE lower(member_id) = lower(:member)"
+                "  ORDER BY member_id = :member DESC LIMIT 1),"
+                " (SELECT approvals FROM image_policies WHERE image_id = :image)",
+                {"user": user_id, "image": image_id, "member": member_id},
+            ).fetchone()
+        )
+        return (
+            {Role(role) for role in (roles or "").split()},
+            None if name is None else str(name),
+            int(approvals) if approvals is not None else 1,
+        )
+
     def all(self) -> list[Grant]:
         """Every grant, by user then role."""
         rows = self._database.read(

@@ -13,11 +13,13 @@ pair the lifecycle does not allow.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar, cast
 
 import sqlite_utils
@@ -68,10 +70,16 @@ class Sql:
     expression: str
 
 
-def _in(name: str, states: Collection[RequestState]) -> tuple[str, dict[str, str]]:
-    """`states` as named parameters `:name0, :name1 ...` for an `IN (...)`, and their values."""
+def _in(name: str, states: Collection[RequestState]) -> tuple[str, Mapping[str, str]]:
+    """`states` as named parameters `:name0, :name1 ...` for an `IN (...)`, and their values
+    (the same few sets every time: made once each; the values are only read)."""
+    return _in_made(name, frozenset(states))
+
+
+@functools.lru_cache(maxsize=256)
+def _in_made(name: str, states: frozenset[RequestState]) -> tuple[str, Mapping[str, str]]:
     values = {f"{name}{n}": state.value for n, state in enumerate(sorted(states))}
-    return ", ".join(f":{key}" for key in values), values
+    return ", ".join(f":{key}" for key in values), MappingProxyType(values)
 
 
 # The table's columns: one per field of the domain's value.
@@ -180,6 +188,7 @@ class ShareRequests:
         Check and insert share one transaction, so two identical asks make one row.
         """
         now = self.now()
+        written = stamp(now)
         open_, states = _in("open", self.life.open)
 
         def work(db: sqlite_utils.Database) -> tuple[ShareRequest, bool]:
@@ -209,8 +218,8 @@ class ShareRequests:
                 "reason": new.reason,
                 "language": new.language,
                 "state": state,
-                "created_at": stamp(now),
-                "updated_at": stamp(now),
+                "created_at": written,
+                "updated_at": written,
                 "needs_approval": int(new.needs_approval),
                 "approval_reason": new.approval_reason or None,
                 "duration": new.duration or None,
@@ -219,7 +228,7 @@ class ShareRequests:
                 "approvals": 0,
                 "approval_reminders": 0,
                 "expires_at": stamp(now + self.approval_ttl) if new.needs_approval else None,
-                "due_at": stamp(now),
+                "due_at": written,
             }
             # Plain SQL on the hot path: sqlite-utils' insert reads the schema first.
             cursor = db.execute(
@@ -274,9 +283,9 @@ class ShareRequests:
     ) -> tuple[list[ShareRequest], int]:
         """Requests still waiting for a decision on `images` (None: every image) that
         `not_asked_by` did not ask: the newest `limit` of them, and how many there are."""
-        waiting, parameters = _in("waiting", self.life.waiting)
+        waiting, states = _in("waiting", self.life.waiting)
         where = f"state IN ({waiting}) AND expires_at > :now AND user_id != :asker"
-        parameters.update(now=stamp(self.now()), asker=not_asked_by)
+        parameters = {**states, "now": stamp(self.now()), "asker": not_asked_by}
         if images is not None:
             if not images:
                 return [], 0

@@ -376,3 +376,14 @@ def record_made_shared(db: sqlite_utils.Database) -> None:
     db.table("images_made_shared").create(
         {"image_id": str, "request_id": int, "made_at": str}, pk="image_id"
     )
+
+
+@migrations()
+def index_ids_ignoring_case(db: sqlite_utils.Database) -> None:
+    """The ack of a share looks up its image and its member by id ignoring case
+    (`lower(id) = lower(?)`): an index on each expression, not a scan of the whole table
+    (and of the account's whole image list) for every command."""
+    db.execute("CREATE INDEX IF NOT EXISTS images_id_nocase ON images (lower(id))")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS known_members_id_nocase ON known_members (lower(member_id))"
+    )

@@ -137,6 +137,12 @@ class Records:
         """The database's clock."""
         return self._clock()
 
+    def together(self, work: Callable[[], T]) -> T:
+        """Run `work` (reads of any of these records, and writes through the domain's
+        services) as ONE transaction: an ask and the reads its answer needs take one
+        lock, one check of the file and one commit instead of one each."""
+        return self._messages.together(work)
+
     # -- requests --------------------------------------------------------------------------
 
     def request(self, request_id: int) -> ShareRequest | None:

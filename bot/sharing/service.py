@@ -28,7 +28,7 @@ from bot.sharing.policy import (
 )
 from bot.sharing.request import RequestState, ShareRequest
 from bot.sharing.states import RUNNING
-from bot.sharing.values import CloudMember, StoredImage
+from bot.sharing.values import CloudMember, Role, StoredImage
 from storage import CloudMembers, Grants, ImagePolicies, KnownMembers, NewRequest, ShareRequests
 
 log = logging.getLogger(__name__)
@@ -182,12 +182,10 @@ class ShareService:
         A share gets the duration asked, within SHARE_MAX_DURATION (longer: CommandError
         naming the limit), or the default, or the maximum when there is no default.
         """
-        roles = self.policy.roles(user_id, command.image_id)
+        roles, name, needed = self._judged_by(user_id, command)
         if not may_ask(roles):
             raise NotAllowed(user_id, f"{command.action} {command.image_id}")
         granted = None if command.unshare else self.durations.grant(command.duration)
-        name = self.members.name(command.member_id)
-        needed = self.approvals_needed(command.image_id) if not command.unshare else 1
         why = why_approval(
             roles,
             member_known=name is not None,
@@ -219,6 +217,18 @@ class ShareService:
             capped=bool(granted and granted.capped),
             duration=granted.duration.text if granted and granted.duration else "",
         )
+
+    def _judged_by(self, user_id: str, command: Share) -> tuple[set[Role], str | None, int]:
+        """The asker's roles for the image, the member's registered name, and the
+        approvals the ask needs if it needs any (an unshare: one): one read of storage
+        when the roles are the grants' (the policy's own) and the rules are stored."""
+        if self.policies is not None and type(self.policy) is Policy:
+            roles, name, needed = self.grants.asking(user_id, command.image_id, command.member_id)
+        else:
+            roles = self.policy.roles(user_id, command.image_id)
+            name = self.members.name(command.member_id)
+            needed = self.approvals_needed(command.image_id)
+        return roles, name, 1 if command.unshare else needed
 
     def approvals_needed(self, image_id: str) -> int:
         """How many approvals a share of `image_id` needs when it needs any (its policy)."""
