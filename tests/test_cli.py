@@ -1,7 +1,10 @@
 """`python -m bot` as an operator runs it: admin commands, missing settings, `check`.
 
-Every test runs the real entry point in a subprocess and looks only at what the
-operator sees: the exit status, stdout and stderr.
+Every test runs the real entry point and looks only at what the operator sees: the exit
+status, stdout and stderr. The admin commands are called in this process, as
+`python -m bot` calls them (tests/command_line.py: the same environment, folder, output
+and exit status), except in the tests marked `subprocess`, which start the process for
+each command and outcome: grant, revoke and grants, member, a refusal, a new database.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bot.settings import Settings
 from bot.sharing.admin import Account
 from bot.sharing.values import RotaEntry
 from storage import AuditLog, Database, Rota
+from tests import command_line
 from tests.fakes.slack import FakeSlack
 from tests.harness import ACCESS_KEY, IMAGE, SECRET_KEY, SIGNING_SECRET
 
@@ -70,8 +74,12 @@ class Run:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Any:
-    """Run `python -m bot *args` in tmp_path with its own database and only `env` settings."""
+def cli(tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    """Run `python -m bot *args` in tmp_path with its own database and only `env` settings.
+
+    An admin command is called in this process (tests/command_line.py), the rest start
+    the process; a test marked `subprocess` starts it for every command."""
+    real = request.node.get_closest_marker("subprocess") is not None
 
     def run(*args: str, env: dict[str, str] | None = None) -> Run:
         environment = {
@@ -83,14 +91,7 @@ def cli(tmp_path: Path) -> Any:
         }
         database = tmp_path / environment["DATABASE_PATH"]
         existed = database.exists()
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", *args],
-            cwd=tmp_path,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = command_line.run(args, environment, tmp_path, timeout=60, subprocess=real)
         return Run(done.returncode, done.stdout, done.stderr, database, existed)
 
     return run
@@ -115,6 +116,7 @@ def one_line_failure(run: Run) -> str:
 # -- grants ---------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_grant_list_and_revoke(cli: Any) -> None:
     assert ok(cli("grant", "U123", "sharer")) == "U123 is now sharer for all images\n"
     assert ok(cli("grant", "U123", "approver", "--image", IMAGE)) == (
@@ -212,6 +214,7 @@ BAD_GRANTS = [
         ["revoke", "U123", "owner"],
         "'owner' is not a role. Roles: requester, sharer, approver, admin.",
         id="revoke, bad role",
+        marks=pytest.mark.subprocess,
     ),
 ]
 
@@ -227,6 +230,7 @@ def test_bad_grants_fail_with_one_clear_line_and_change_nothing(
     assert ok(cli("grants")) == before
 
 
+@pytest.mark.subprocess
 def test_a_missing_argument_is_argparse_usage(cli: Any) -> None:
     run = cli("grant", "U123")
 
@@ -237,6 +241,7 @@ def test_a_missing_argument_is_argparse_usage(cli: Any) -> None:
 # -- known members --------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_member_add_list_and_remove(cli: Any) -> None:
     assert ok(cli("member", "add", "a8f10467abfc4b87b64614ab36eb9ae4", "--name", "QA account")) == (
         "a8f10467abfc4b87b64614ab36eb9ae4 is known as QA account\n"
@@ -368,6 +373,7 @@ def test_a_long_name_is_refused_with_the_names_limit(cli: Any) -> None:
 # -- the database an admin command used ----------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_every_admin_command_names_its_database_and_a_new_one_is_called_new(
     cli: Any, tmp_path: Path
 ) -> None:

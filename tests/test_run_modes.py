@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.metrics import cloud_operation
 from bot.scp.models import ApiVersion
 from bot.scp.sandbox import Sandbox
+from tests.command_line import run as run_command
 from tests.fakes.slack import Call, FakeSlack, SlackSender
 from tests.harness import (
     ACCESS_KEY,
@@ -168,7 +169,9 @@ def start_bot(bot_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[...,
         environment = bot_env | env
         if not started:
             for user, role in ((SHARER, "sharer"), (ASKER, "requester"), (APPROVER, "approver")):
-                granted = run_once(environment, tmp_path, "grant", user, role)
+                # Set-up, in this process (tests/command_line.py): test_cli starts
+                # `python -m bot grant` itself.
+                granted = run_command(["grant", user, role], environment, tmp_path)
                 assert granted.returncode == 0, granted
         name = f"bot-{len(started) + 1}"
         stdout, stderr = tmp_path / f"{name}.out", tmp_path / f"{name}.err"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from bot.slack import views
 from bot.slack.texts import say
 from storage import AuditLog, Database
 from storage.requests import request_of
+from tests.command_line import run as run_command
 from tests.fakes.slack import Call, FakeSlack
 from tests.harness import IMAGE, MEMBER, OTHER_IMAGE, BotHarness, adds
 
@@ -302,20 +302,19 @@ def test_unsharing_such_an_image_needs_one_approval(sensitive: BotHarness, sandb
 # -- the command line ---------------------------------------------------------------------------
 
 
-def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m bot *args` on tmp_path's database, as an operator runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=tmp_path,
-        env={
+def run_cli(tmp_path: Path, *args: str, process: bool = True) -> subprocess.CompletedProcess[str]:
+    """`python -m bot *args` on tmp_path's database, as an operator runs it: started as a
+    process, or with `process=False` called in this process (tests/command_line.py)."""
+    return run_command(
+        args,
+        {
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "DATABASE_PATH": str(tmp_path / "bot.db"),
             "USER": "ops",
         },
-        capture_output=True,
-        text=True,
-        timeout=60,
+        tmp_path,
+        subprocess=process,
     )
 
 
@@ -365,10 +364,11 @@ def test_the_command_line_sets_lists_and_unsets_a_policy(tmp_path: Path) -> None
 def test_the_command_line_refuses_a_bad_policy(
     tmp_path: Path, args: tuple[str, ...], expected: str
 ) -> None:
-    done = run_cli(tmp_path, "policy", *args)
+    done = run_cli(tmp_path, "policy", *args, process=False)
     assert done.returncode != 0 and done.stdout == ""
     assert expected in done.stderr and "Traceback" not in done.stderr
-    assert run_cli(tmp_path, "policy", "list").stdout == "no image needs more than one approval\n"
+    listed = run_cli(tmp_path, "policy", "list", process=False)
+    assert listed.stdout == "no image needs more than one approval\n"
 
 
 # -- the parser and the Korean texts, without Slack ----------------------------------------------
