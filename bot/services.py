@@ -191,7 +191,7 @@ class Services:
     # woken at once; a worker in another process polls the database every 50 ms.
     wake: Callable[[], None] = field(default=lambda: None)
     # The one aiohttp session (kept connections) of the bot's Slack clients.
-    slack_connections: SlackConnections = field(default_factory=lambda: slack_connections())
+    slack_connections: SlackConnections = field(default_factory=slack_connections)
     # Slow follow-ups of a listener (a cloud read for `list`) run as tasks, at most
     # AFTER_ACK_AT_ONCE at a time, so a flood of them never crowds out the worker.
     follow_up_slots: asyncio.Semaphore = field(
