@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.scp import RetryPolicy, ScpAuth, ScpClient
+from bot.scp.transport import RecentFirstConnector
 from bot.settings import Settings
 from bot.sharing.admin import Administration
 from bot.sharing.approvals import ApprovalReminders
@@ -84,6 +85,12 @@ def make_web_client(
         connections=connections,
         count=metrics.slack_call,
     )
+
+
+def slack_connections() -> SlackConnections:
+    """The one pool of connections to Slack: an idle one expires after its keep-alive
+    time even under a steady load (`RecentFirstConnector`)."""
+    return SlackConnections(connector=RecentFirstConnector)
 
 
 def make_cloud_client(settings: Settings, **options: object) -> ScpClient:
@@ -184,7 +191,7 @@ class Services:
     # woken at once; a worker in another process polls the database every 50 ms.
     wake: Callable[[], None] = field(default=lambda: None)
     # The one aiohttp session (kept connections) of the bot's Slack clients.
-    slack_connections: SlackConnections = field(default_factory=SlackConnections)
+    slack_connections: SlackConnections = field(default_factory=slack_connections)
     # Slow follow-ups of a listener (a cloud read for `list`) run as tasks, at most
     # AFTER_ACK_AT_ONCE at a time, so a flood of them never crowds out the worker.
     follow_up_slots: asyncio.Semaphore = field(
@@ -256,7 +263,7 @@ def build_services(
     database = database or Database(
         settings.DATABASE_PATH, connections=settings.DATABASE_CONNECTIONS
     )
-    connections = getattr(slack, "connections", None) or SlackConnections()
+    connections = getattr(slack, "connections", None) or slack_connections()
     slack = slack or make_web_client(settings, connections=connections)
     # Locale and account look-ups happen near the ack: one second at most, no retries.
     quick_slack = CountedWebClient(

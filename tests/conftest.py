@@ -85,6 +85,7 @@ OUTSIDE_MODULES = frozenset(
         "tests.test_layers",
         "tests.test_client_stop",
         "tests.test_oncall_times",
+        "tests.test_pools",
         "tests.test_replica",
         "tests.test_run_modes",
         "tests.test_sandbox",

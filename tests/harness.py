@@ -45,6 +45,10 @@ MEMBER_NAME = "QA account"
 # Fast retries: the client's real backoff is tested in the client's own tests.
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=2.0)
 
+# How long a closing harness lets the work still under way on its loop (a listener's Slack
+# calls after its ack) end before cancelling it.
+LEFTOVER_GRACE = 0.5
+
 
 class Clock:
     """Real time plus an offset the test can move forward."""
@@ -154,11 +158,41 @@ class BotHarness:
             self.stop_worker()
             self.call(self._listening.stop(1.0))
             self.sender.close()
+            self.call(self._end_tasks(grace=LEFTOVER_GRACE))
             self.call(self.services.aclose())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._loop_thread.join(5)
-            self.loop.close()
+            try:
+                self.call(self._wind_down())
+            finally:
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self._loop_thread.join(5)
+                self.loop.close()
+
+    async def _end_tasks(self, grace: float) -> None:
+        """Let the tasks still running on the loop (a listener's work after its ack, which
+        a test need not wait for) end within `grace` seconds, then cancel the rest and
+        wait for them. A task left pending on a loop that stops is closed later by the
+        garbage collector, after the loop: a Slack call it had under way then closes its
+        connection on a closed loop, and the socket stays open (a ResourceWarning in
+        whichever test runs next)."""
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=5.0)
+
+    async def _wind_down(self) -> None:
+        """What `asyncio.run` does before it closes its loop: the tasks still there
+        cancelled, the closed connections' last callbacks run, async generators and the
+        default executor shut down."""
+        await self._end_tasks(grace=0.0)
+        await asyncio.sleep(0)  # connections closed just now release their sockets
+        await self.loop.shutdown_asyncgens()
+        await self.loop.shutdown_default_executor()
 
     # -- acting as Slack ----------------------------------------------------------------
 

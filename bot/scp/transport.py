@@ -23,11 +23,33 @@ from __future__ import annotations
 import asyncio
 import ssl
 import urllib.request
+from collections import deque
+from typing import Any
 
 import aiohttp
 import certifi
 import httpx
 from yarl import URL
+
+
+class RecentFirstConnector(aiohttp.TCPConnector):
+    """aiohttp's `TCPConnector`, handing out the idle connection used last first.
+
+    aiohttp's own pool hands out the idle connection that has waited longest: under a
+    steady load every connection it ever opened is used again within its keep-alive
+    time, so none expires and the pool stays as large as the most calls ever under way
+    at once, growing with each new record. Taking the most recent one first leaves the
+    connections a rare peak opened idle at the back, where the keep-alive timer closes
+    them: the pool follows the calls under way in the last keep-alive time.
+    """
+
+    def _release(self, key: Any, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        super()._release(key, protocol, *args, **kwargs)
+        idle = self._conns.get(key)
+        # Kept for reuse (not closed): appended at the back; moved to the front, where
+        # the next request takes it.
+        if isinstance(idle, deque) and idle and idle[-1][0] is protocol:
+            idle.rotate(1)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -67,7 +89,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
+                connector=RecentFirstConnector(
                     limit=self.limit, keepalive_timeout=self.keepalive, ssl=self._ssl
                 ),
                 # httpx decodes the body by its Content-Encoding, as with its own pool.

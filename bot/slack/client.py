@@ -22,14 +22,23 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 # Connections to Slack kept open at once, at most (calls beyond wait for one).
 CONNECTIONS = 32
+# Seconds an idle connection to Slack is kept for the next call.
+KEEPALIVE = 30.0
 
 
 class SlackConnections:
     """One aiohttp session, its pool of connections to Slack, for all of a process's
     Slack clients; made lazily inside the running loop."""
 
-    def __init__(self, limit: int = CONNECTIONS) -> None:
+    def __init__(
+        self,
+        limit: int = CONNECTIONS,
+        *,
+        connector: type[aiohttp.TCPConnector] = aiohttp.TCPConnector,
+    ) -> None:
         self.limit = limit
+        # The pool's class: the wiring passes one that lets idle connections expire.
+        self.connector = connector
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -39,7 +48,7 @@ class SlackConnections:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.limit, keepalive_timeout=30)
+                connector=self.connector(limit=self.limit, keepalive_timeout=KEEPALIVE)
             )
             self._loop = loop
         return self._session

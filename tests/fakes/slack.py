@@ -654,10 +654,13 @@ class FakeSlack:
             "connection_info": {"app_id": self.app_id},
         }
         try:
+            # Counted before the hello: the client may say it is connected (and a test
+            # look at the count) as soon as the hello arrives.
+            with self._cond:
+                self._socket_connections += 1
             connection.send(json.dumps(hello))
             with self._cond:
                 self._sockets.append(connection)
-                self._socket_connections += 1
                 self._changed()
             for raw in connection:
                 try:
