@@ -418,10 +418,9 @@ class Announcer:
             steps.append(
                 lambda told: self._reply(request, told, language, outcome, step=reply_step)
             )
-        steps += [
-            lambda told: self._update_parent(request, told, language, name),
-            lambda told: self._notify(request, told, name),
-        ]
+        steps.append(lambda told: self._update_parent(request, told, language, name))
+        if self.notify_channel:  # no channel, no step: nothing to send, nothing to record
+            steps.append(lambda told: self._notify(request, told, name))
         return steps
 
     async def _reply_remove_now(
@@ -1214,8 +1213,6 @@ class Announcer:
         await self._quietly(request, self._refresh_waiting(request))
 
     async def _notify(self, request: ShareRequest, slack: SlackData, name: str | None) -> None:
-        if not self.notify_channel:
-            return
         language = self.default_language
         if request.state is RequestState.FAILED:
             state = say(language, "state_failed", what=views.failure_words(request, language))
