@@ -195,7 +195,9 @@ def test_an_add_that_lands_after_the_bot_gave_up_is_found_and_reported(
     make: Callable[..., BotHarness], sandbox: Sandbox
 ) -> None:
     bot = make(timeout=httpx.Timeout(0.2, connect=1.0))
-    sandbox.inject(*[Fault.stall(0.5, method="POST") for _ in range(FAST_RETRY.attempts)])
+    # Each add is held longer than all three attempts take (3 x 0.2 s and the backoffs),
+    # with room for a busy machine: none lands before the bot gives up.
+    sandbox.inject(*[Fault.stall(2.0, method="POST") for _ in range(FAST_RETRY.attempts)])
     bot.ack_text(f"{IMAGE} {MEMBER}")
     reply, request = outcome(bot, "failed")
     assert "I'll check for the next hour and say so here" in reply
