@@ -45,6 +45,7 @@ from bot.slack.form import ShareForm
 from bot.slack.texts import languages
 from bot.slack.views import DenyModal
 from tests.fakes import blockkit
+from tests.test_views import all_text
 
 LANGUAGES = languages()
 IMAGE = "70a599e0-31e7-49b7-b260-868f441e862b"
@@ -331,24 +332,6 @@ def buttons(blocks: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
     }
 
 
-def words(blocks: list[dict[str, Any]] | dict[str, Any]) -> str:
-    """Every text a reader sees in the blocks, in order, one per line."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(blocks)
-    return "\n".join(found)
-
-
 # What a template left unfilled, or a catalog key shown instead of its text, would look like
 # (an emoji's :short_code: is neither).
 UNFILLED = re.compile(r"\{[a-z_]+\}|(?<![:\w])[a-z]+(?:_[a-z]+){2,}(?![:\w])")
@@ -376,7 +359,7 @@ def taken_view(view: dict[str, Any], *, kind: str) -> dict[str, Any]:
     assert View(**view).to_dict() == view
     ids = action_ids(view["blocks"])
     assert len(ids) == len(set(ids)), ids
-    assert not UNFILLED.search(words(view)), words(view)
+    assert not UNFILLED.search(all_text(view)), all_text(view)
     return view
 
 
@@ -444,7 +427,7 @@ def test_the_approval_card(language: str, who: dict[str, list[str]], mentioned: 
 
     assert blocks[0]["type"] == "header"
     assert blocks[0]["text"]["text"] == {"en": "Share request #7", "ko": "공유 요청 #7"}[language]
-    assert re.findall(r"<@(U\w+)>", words(blocks)) == [
+    assert re.findall(r"<@(U\w+)>", all_text(blocks)) == [
         "UREQ",
         *mentioned,
     ]
@@ -480,7 +463,7 @@ def test_a_card_with_every_line_at_once(language: str) -> None:
         )
     )
 
-    seen = words(blocks)
+    seen = all_text(blocks)
     assert "<@UFIRST>" in seen and "<@UON>" in seen and "<@UAPP>" not in seen
     assert "PagerDuty" in seen and "`7d`" in seen and "10 GB" in seen
     assert buttons(blocks).keys() == {"approve", "deny"}
@@ -519,7 +502,7 @@ def test_the_decided_card_has_no_buttons(
     text, blocks = taken_message(views.decided_card(decided, language, "QA account", ROCKY))
 
     assert action_ids(blocks) == []
-    assert re.findall(r"<@(U\w+)>", words(blocks[3:])) == by
+    assert re.findall(r"<@(U\w+)>", all_text(blocks[3:])) == by
     if decided.deny_reason:
         # As typed, in plain text: `<!here>` pings nobody.
         assert blocks[-1]["elements"][0] == {
@@ -651,7 +634,7 @@ def test_an_images_member_list(language: str, count: int) -> None:
         )
     )
 
-    seen = words(blocks)
+    seen = all_text(blocks)
     assert "`rocky9-golden`" in seen and text.startswith(blocks[0]["text"]["text"])
     in_language(language, seen)
     assert "<!channel>" not in seen
@@ -675,7 +658,7 @@ def test_the_status_list(language: str, count: int) -> None:
     ]
     text, blocks = taken_message(views.status_listing(language, mine, NOW, {IMAGE: ROCKY}, SEOUL))
 
-    assert words(blocks).count("#") == min(count, views.HOME_MINE_SHOWN)
+    assert all_text(blocks).count("#") == min(count, views.HOME_MINE_SHOWN)
     in_language(language, text)
 
 
@@ -692,7 +675,7 @@ def test_every_admin_answer(language: str, shown: Outcome) -> None:
         AdminAction.POLICY_LIST,
     }
     assert bool(blocks) == listed
-    assert "<!channel>" not in text + words(blocks)
+    assert "<!channel>" not in text + all_text(blocks)
     in_language(language, text)
 
 
@@ -732,7 +715,7 @@ def test_the_home_tab_of_a_requester(language: str) -> None:
 
     assert view["blocks"][0]["type"] == "header"
     assert "divider" not in [b["type"] for b in view["blocks"]]
-    in_language(language, words(view))
+    in_language(language, all_text(view))
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -757,7 +740,7 @@ def test_the_home_tab_of_an_approver(language: str, mine: int, waiting: int) -> 
         kind="home",
     )
 
-    seen = words(view)
+    seen = all_text(view)
     assert [b["type"] for b in view["blocks"]].count("divider") == 1
     assert seen.count("https://slack.com/archives/C1/p") == min(waiting, views.HOME_WAITING_SHOWN)
     if waiting > views.HOME_WAITING_SHOWN:
